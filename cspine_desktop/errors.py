@@ -1,0 +1,129 @@
+"""Errors a user can cause, told in words a radiologist understands.
+
+Every error that follows from what the user gave us (a path, an upload, a password, a model
+bundle) is a subclass of :class:`CspineInputError`. Front ends catch exactly this base class:
+the CLI exits with code 2, the HTTP API answers with ``http_status``, the GUI shows a dialog.
+Anything else that escapes is a bug and is reported as an internal error.
+"""
+
+from __future__ import annotations
+
+
+class CspineInputError(Exception):
+    """Base of every user-caused error. ``str(err)`` is the plain message shown to the user."""
+
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- reading studies -------------------------------------------------------------------------
+class StudyNotFoundError(CspineInputError):
+    """The path does not exist, is empty, or holds no image series at all."""
+
+    http_status = 422
+
+
+class UnsupportedFormatError(CspineInputError):
+    """The file is not DICOM, NIfTI, PNG or JPEG (or a zip of them)."""
+
+    http_status = 415
+
+
+class UnsupportedModalityError(CspineInputError):
+    """A readable series that is not CT (e.g. MR, a dose report, a secondary capture)."""
+
+    http_status = 422
+
+
+class UnsupportedEncodingError(CspineInputError):
+    """Pixel data in a transfer syntax no installed decoder can read."""
+
+    http_status = 415
+
+
+class CorruptFileError(CspineInputError):
+    """A file is truncated or unreadable (or too many of them are)."""
+
+    http_status = 422
+
+
+class InconsistentSeriesError(CspineInputError):
+    """Geometry that cannot be stacked safely: gaps, duplicates, mixed sizes, tilt refused."""
+
+    http_status = 422
+
+
+class UnsafeArchiveError(CspineInputError):
+    """A zip with path traversal, links, device files or an absurd uncompressed size."""
+
+    http_status = 400
+
+
+# --- model bundles ---------------------------------------------------------------------------
+class ModelBundleError(CspineInputError):
+    """A model bundle without a card, or whose file does not match the card's sha256."""
+
+    http_status = 422
+
+
+# --- accounts and access ---------------------------------------------------------------------
+class AuthenticationError(CspineInputError):
+    """Wrong user name or password (one message for both), expired or revoked token."""
+
+    http_status = 401
+
+
+class AccountLockedError(AuthenticationError):
+    """Too many failed logins; ``retry_after_s`` tells when to try again."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermissionDeniedError(CspineInputError):
+    """The user is signed in but may not do this (not an admin, not the owner)."""
+
+    http_status = 403
+
+
+class PasswordPolicyError(CspineInputError):
+    """A new password breaks the policy (too short, too long for bcrypt, too simple)."""
+
+    http_status = 422
+
+
+class NotFoundError(CspineInputError):
+    """A study, job, user or result that does not exist (or is not visible to the caller)."""
+
+    http_status = 404
+
+
+class QueueFullError(CspineInputError):
+    """The analysis queue is at its bound; try again later."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class AnalysisCancelled(CspineInputError):  # noqa: N818 - it is an outcome, not a failure
+    """The user cancelled a running load or analysis."""
+
+    http_status = 409
+
+
+class SettingsError(CspineInputError):
+    """A setting value that cannot be used (bad port, missing TLS file, unknown backend)."""
+
+    http_status = 422

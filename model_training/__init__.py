@@ -1,0 +1,1 @@
+"""Training, evaluation and export of the cspine model (Keras 3 / TensorFlow)."""

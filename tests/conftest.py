@@ -1,0 +1,22 @@
+"""Suite-wide settings: Qt offscreen, no network, an isolated data dir per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own CSPINE_DATA_DIR so no test touches the user's real data."""
+    data_dir = tmp_path_factory.mktemp("cspine-data")
+    monkeypatch.setenv("CSPINE_DATA_DIR", str(data_dir))
+    return data_dir
