@@ -1,0 +1,1 @@
+"""Exports of an analysis: DICOM SEG/SR, PDF report, key images, CSV, NIfTI."""
