@@ -1,0 +1,379 @@
+"""The one preprocessing shared by training and inference.
+
+A :class:`Volume` (any orientation, any scanner FOV and spacing) is resampled onto the *model
+grid*: a fixed physical field of view around the neck centre, ``pixel_spacing_mm`` in-plane and
+``slice_step_mm`` between planes, in canonical orientation —
+
+* grid x (columns) → patient left (+L), grid y (rows) → posterior (+P),
+* grid z increases toward the feet, so C1 has the smallest z index.
+
+Thin source slices are averaged into ``slice_step_mm`` slabs (triangle kernel), thick ones are
+linearly interpolated; in-plane resampling is bilinear. Outside the body is set to air (table
+removal). The model sees ``model_input``: per grid plane, the channels of ``cfg.channels`` —
+(window, z offset in mm) pairs, windowed to [0, 1].
+
+Assumption: the slice stack is orthogonal (the loader resamples gantry-tilted stacks), so
+in-plane and through-plane resampling are separable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .artifacts import AIR_HU, remove_table
+from .volume import Volume
+from .windows import Window, apply_window
+
+_DEFAULT_WINDOWS = {"bone": (400.0, 1800.0), "soft_tissue": (40.0, 400.0)}
+_DEFAULT_CHANNELS = (("bone", -2.0), ("bone", 0.0), ("bone", 2.0), ("soft_tissue", 0.0))
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Parameters of the model grid and input channels; stored in the model card."""
+
+    input_size: int = 256
+    pixel_spacing_mm: float = 0.625
+    slice_step_mm: float = 2.0
+    channels: tuple[tuple[str, float], ...] = _DEFAULT_CHANNELS
+    windows: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(_DEFAULT_WINDOWS))
+    remove_table: bool = True
+
+    def __post_init__(self) -> None:
+        if self.input_size < 16 or self.pixel_spacing_mm <= 0 or self.slice_step_mm <= 0:
+            raise ValueError("input_size ≥ 16 and positive spacings are required")
+        for name, _ in self.channels:
+            if name not in self.windows:
+                raise ValueError(f"channel window '{name}' is not defined in windows")
+
+    @property
+    def fov_mm(self) -> float:
+        return self.input_size * self.pixel_spacing_mm
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    def window(self, name: str) -> Window:
+        center, width = self.windows[name]
+        return Window(float(center), float(width), name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channels"] = [[n, float(o)] for n, o in self.channels]
+        d["windows"] = {k: [float(c), float(w)] for k, (c, w) in self.windows.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
+        return cls(
+            input_size=int(d["input_size"]),
+            pixel_spacing_mm=float(d["pixel_spacing_mm"]),
+            slice_step_mm=float(d["slice_step_mm"]),
+            channels=tuple((str(n), float(o)) for n, o in d["channels"]),
+            windows={k: (float(v[0]), float(v[1])) for k, v in d["windows"].items()},
+            remove_table=bool(d.get("remove_table", True)),
+        )
+
+    def fingerprint(self) -> str:
+        """Short stable hash of the parameters (cache keys)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha1(blob, usedforsecurity=False).hexdigest()[:12]
+
+
+@dataclass
+class PreparedVolume:
+    """A volume on the model grid.
+
+    hu            : float32 [Zg, S, S] resampled HU (table removed).
+    affine        : 4×4 grid index (x, y, z, 1) → patient LPS mm.
+    grid_to_voxel : 4×4 grid index (x, y, z, 1) → source voxel index (x, y, z, 1).
+    source_shape  : (z, y, x) of the source Volume.
+    source_z      : float64 [n_source_slices] grid z position of every source slice.
+    """
+
+    hu: np.ndarray
+    affine: np.ndarray
+    grid_to_voxel: np.ndarray
+    source_shape: tuple[int, int, int]
+    source_z: np.ndarray
+    cfg: PreprocessConfig
+    _axes: tuple[int, int, int] = (0, 1, 2)  # source array axes that play z, y, x here
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.hu.shape[0])
+
+    def source_slice_of(self, k: int) -> int:
+        """Index (in the source Volume's z order) of the source slice nearest grid plane ``k``."""
+        return int(np.argmin(np.abs(self.source_z - k)))
+
+    def grid_slice_of(self, source_slice: int) -> int:
+        """Grid plane nearest to source slice ``source_slice``."""
+        return int(np.clip(round(float(self.source_z[source_slice])), 0, self.n_slices - 1))
+
+
+# --------------------------------------------------------------------------- geometry
+def _reorient(volume: Volume) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """A view of ``volume.hu`` whose slice axis is the one closest to head–feet.
+
+    Returns (hu view [z, y, x], affine of the view, array axes of the source used as z, y, x).
+    """
+    a = np.asarray(volume.affine, dtype=np.float64)
+    dirs = a[:3, :3] / np.maximum(np.linalg.norm(a[:3, :3], axis=0), 1e-9)
+    slice_axis_vox = int(np.argmax(np.abs(dirs[2])))  # voxel axis (0=x,1=y,2=z) nearest S
+    if slice_axis_vox == 2 or volume.hu.shape[0] == 1:
+        return volume.hu, a, (0, 1, 2)
+    rest = [v for v in (0, 1) if v != slice_axis_vox] + [2]
+    # in-plane: the remaining two voxel axes; keep the one closer to L as x
+    if abs(dirs[0, rest[0]]) < abs(dirs[0, rest[1]]):
+        rest = [rest[1], rest[0]]
+    vox_order = (rest[0], rest[1], slice_axis_vox)  # new x, y, z as old voxel axes
+    perm = np.eye(4)
+    perm[:3, :3] = 0
+    for new, old in enumerate(vox_order):
+        perm[old, new] = 1.0
+    arr_axes = tuple(2 - v for v in (vox_order[2], vox_order[1], vox_order[0]))
+    return np.transpose(volume.hu, arr_axes), a @ perm, arr_axes  # type: ignore[return-value]
+
+
+def _neck_centre_lps(hu: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
+    """Median (over slices) LPS x, y of the body's centroid in each axial slice."""
+    nz = hu.shape[0]
+    idx = np.unique(np.linspace(0, nz - 1, min(nz, 24)).round().astype(int))
+    pts = []
+    for z in idx:
+        fg = (np.asarray(hu[z]) > -500).astype(np.uint8)
+        n, _, stats, cents = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        if n <= 1:
+            continue
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        cx, cy = cents[k]
+        pts.append((affine @ np.array([cx, cy, z, 1.0]))[:2])
+    if not pts:  # no body found: centre of the image
+        ny, nx = hu.shape[1:]
+        return tuple((affine @ np.array([(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2, 1.0]))[:2])
+    return tuple(np.median(np.array(pts), axis=0))  # type: ignore[return-value]
+
+
+def _slab_weights(
+    source_z: np.ndarray, n_grid: int, hw: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per grid plane: (source indices, normalised triangle weights) with half-width ``hw``
+    (grid units)."""
+    out = []
+    for k in range(n_grid):
+        d = np.abs(source_z - k)
+        idx = np.nonzero(d < hw)[0]
+        if idx.size == 0:
+            idx = np.array([int(np.argmin(d))])
+            w = np.ones(1)
+        else:
+            w = 1.0 - d[idx] / hw
+            w = w / w.sum()
+        out.append((idx, w))
+    return out
+
+
+# --------------------------------------------------------------------------- main entry
+def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> PreparedVolume:
+    """Resample ``volume`` onto the model grid (see module docstring). Never modifies it."""
+    cfg = cfg or PreprocessConfig()
+    hu, a, axes = _reorient(volume)
+    nz, ny, nx = hu.shape
+    s = cfg.input_size
+    cx, cy = _neck_centre_lps(hu, a)
+
+    # head–feet position (LPS z, mm) of every source slice, through the in-plane centre
+    centre_vox = np.array([(nx - 1) / 2, (ny - 1) / 2])
+    zs_mm = np.array([(a @ np.array([*centre_vox, z, 1.0]))[2] for z in range(nz)])
+    top, bottom = float(zs_mm.max()), float(zs_mm.min())
+    n_grid = max(1, int(np.floor((top - bottom) / cfg.slice_step_mm + 1e-6)) + 1)
+
+    half = cfg.pixel_spacing_mm * (s - 1) / 2.0
+    grid_affine = np.array(
+        [
+            [cfg.pixel_spacing_mm, 0, 0, cx - half],
+            [0, cfg.pixel_spacing_mm, 0, cy - half],
+            [0, 0, -cfg.slice_step_mm, top],
+            [0, 0, 0, 1.0],
+        ]
+    )
+    g2v = np.linalg.inv(a) @ grid_affine  # grid (i, j, k) → view voxel (x, y, z)
+    source_z = (top - zs_mm) / cfg.slice_step_mm  # grid z of each source slice
+
+    # in-plane map grid (i, j) → voxel (x, y), taken at the grid's central plane
+    kc = (n_grid - 1) / 2.0
+    m2 = np.array(
+        [
+            [g2v[0, 0], g2v[0, 1], g2v[0, 2] * kc + g2v[0, 3]],
+            [g2v[1, 0], g2v[1, 1], g2v[1, 2] * kc + g2v[1, 3]],
+        ]
+    )
+    src_step = float(np.median(np.abs(np.diff(zs_mm)))) if nz > 1 else cfg.slice_step_mm
+    hw = max(src_step, cfg.slice_step_mm / 2.0) / cfg.slice_step_mm
+    weights = _slab_weights(source_z, n_grid, hw)
+
+    out = np.empty((n_grid, s, s), dtype=np.float32)
+    cache: dict[int, np.ndarray] = {}
+    for k, (idx, w) in enumerate(weights):
+        acc = out[k]
+        acc.fill(0.0)
+        for i, wi in zip(idx.tolist(), w.tolist(), strict=True):
+            sl = cache.get(i)
+            if sl is None:
+                src = np.ascontiguousarray(hu[i], dtype=np.float32)
+                sl = cv2.warpAffine(
+                    src,
+                    m2,
+                    (s, s),
+                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=AIR_HU,
+                )
+                cache[i] = sl
+            acc += np.float32(wi) * sl
+        lo = int(idx.min())
+        for i in [i for i in cache if i < lo - 1 or i > int(idx.max()) + 64]:
+            del cache[i]
+        if cfg.remove_table:
+            out[k] = remove_table(acc, cfg.pixel_spacing_mm)
+
+    # grid → *source array* voxel index: undo the axis permutation of _reorient
+    vox_perm = np.eye(4)
+    if axes != (0, 1, 2):
+        vox_perm[:3, :3] = 0
+        view_vox_axes = (2 - axes[2], 2 - axes[1], 2 - axes[0])  # view x,y,z → source vox axis
+        for new, old in enumerate(view_vox_axes):
+            vox_perm[old, new] = 1.0
+    return PreparedVolume(
+        hu=out,
+        affine=grid_affine,
+        grid_to_voxel=vox_perm @ g2v,
+        source_shape=tuple(volume.hu.shape),  # type: ignore[arg-type]
+        source_z=source_z,
+        cfg=cfg,
+        _axes=axes,
+    )
+
+
+def model_input(prepared: PreparedVolume, z_indices=None) -> np.ndarray:
+    """Model input float32 [N, S, S, C] in [0, 1] for grid planes ``z_indices`` (default all).
+
+    Channel c is plane ``k + offset_c / slice_step`` (linear between planes, clamped at the
+    ends) in window ``window_c``.
+    """
+    cfg = prepared.cfg
+    ks = np.arange(prepared.n_slices) if z_indices is None else np.asarray(z_indices, dtype=int)
+    out = np.empty((len(ks), *prepared.hu.shape[1:], cfg.n_channels), dtype=np.float32)
+    last = prepared.n_slices - 1
+    for c, (name, offset) in enumerate(cfg.channels):
+        win = cfg.window(name)
+        shift = offset / cfg.slice_step_mm
+        for n, k in enumerate(ks):
+            pos = float(np.clip(k + shift, 0, last))
+            k0 = int(np.floor(pos))
+            f = pos - k0
+            plane = (
+                prepared.hu[k0]
+                if f < 1e-6
+                else ((1 - f) * prepared.hu[k0] + f * prepared.hu[min(k0 + 1, last)])
+            )
+            apply_window(plane, win, out=out[n, :, :, c])
+    return out
+
+
+# --------------------------------------------------------------------------- label transport
+def _view(array_zyx: np.ndarray, prepared: PreparedVolume) -> np.ndarray:
+    return np.transpose(array_zyx, prepared._axes) if prepared._axes != (0, 1, 2) else array_zyx
+
+
+def _inplane(prepared: PreparedVolume) -> np.ndarray:
+    """2×3 map grid (i, j) → view voxel (x, y), as used by prepare_volume."""
+    vox_perm_inv = np.eye(4)
+    if prepared._axes != (0, 1, 2):
+        axes = prepared._axes
+        view_vox_axes = (2 - axes[2], 2 - axes[1], 2 - axes[0])
+        p = np.zeros((4, 4))
+        p[3, 3] = 1
+        for new, old in enumerate(view_vox_axes):
+            p[old, new] = 1.0
+        vox_perm_inv = np.linalg.inv(p)
+    g2v = vox_perm_inv @ prepared.grid_to_voxel
+    kc = (prepared.n_slices - 1) / 2.0
+    return np.array(
+        [
+            [g2v[0, 0], g2v[0, 1], g2v[0, 2] * kc + g2v[0, 3]],
+            [g2v[1, 0], g2v[1, 1], g2v[1, 2] * kc + g2v[1, 3]],
+        ]
+    )
+
+
+def to_grid(array_zyx: np.ndarray, prepared: PreparedVolume) -> np.ndarray:
+    """A source-grid label/mask array [z, y, x] on the model grid [Zg, S, S] (nearest)."""
+    view = _view(np.asarray(array_zyx), prepared)
+    s = prepared.cfg.input_size
+    m2 = _inplane(prepared)
+    out = np.zeros((prepared.n_slices, s, s), dtype=view.dtype)
+    work = view.astype(np.uint8) if view.dtype == bool else view
+    for k in range(prepared.n_slices):
+        src = np.ascontiguousarray(work[prepared.source_slice_of(k)])
+        warped = cv2.warpAffine(
+            src,
+            m2,
+            (s, s),
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        out[k] = warped.astype(out.dtype, copy=False)
+    return out
+
+
+def from_grid(
+    array_grid: np.ndarray, prepared: PreparedVolume, order: str = "nearest"
+) -> np.ndarray:
+    """A model-grid array [Zg, S, S] back on the source grid [z, y, x].
+
+    ``order="nearest"`` for labels (nearest plane, nearest pixel); ``"linear"`` for heat-maps
+    (linear between planes and pixels).
+    """
+    if order not in ("nearest", "linear"):
+        raise ValueError(order)
+    grid = np.asarray(array_grid)
+    nz_v, ny_v, nx_v = _view(np.empty(prepared.source_shape, dtype=np.uint8), prepared).shape
+    m2 = cv2.invertAffineTransform(_inplane(prepared))  # view voxel (x, y) → grid (i, j)
+    flags = (cv2.INTER_NEAREST if order == "nearest" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    out = np.zeros((nz_v, ny_v, nx_v), dtype=grid.dtype)
+    last = prepared.n_slices - 1
+    for z in range(nz_v):
+        pos = float(prepared.source_z[z])
+        if pos < -0.5 or pos > last + 0.5:
+            continue
+        pos = float(np.clip(pos, 0, last))
+        if order == "nearest":
+            plane = grid[round(pos)]
+        else:
+            k0 = int(np.floor(pos))
+            f = pos - k0
+            plane = (1 - f) * grid[k0] + f * grid[min(k0 + 1, last)]
+        src = np.ascontiguousarray(plane)
+        if src.dtype == bool:
+            src = src.astype(np.uint8)
+        out[z] = cv2.warpAffine(
+            src.astype(np.float32) if src.dtype == np.float64 else src,
+            m2,
+            (nx_v, ny_v),
+            flags=flags,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        ).astype(out.dtype, copy=False)
+    if prepared._axes != (0, 1, 2):
+        out = np.transpose(out, np.argsort(prepared._axes))
+    return out
