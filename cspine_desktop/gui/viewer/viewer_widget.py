@@ -1,0 +1,67 @@
+"""Three linked planes: sagittal (large, where spine readers live), axial and coronal.
+
+Keys (OHIF): ↑/↓ previous/next slice in the active view, Home/End first/last slice,
+1–4 window presets (bone, soft tissue, brain, lung), i invert, Space reset.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QHBoxLayout, QSplitter, QWidget
+
+from ..models import Orientation, ViewerModel
+from .slice_view import SliceView
+
+PRESET_KEYS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4}
+
+
+class ViewerWidget(QWidget):
+    """Hosts the three :class:`SliceView` s and handles the keyboard for the active one.
+    ``probed`` re-emits whatever the view under the mouse reports (a Probe or None)."""
+
+    probed = Signal(object)
+
+    def __init__(self, model: ViewerModel, parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.views = {o: SliceView(model, o) for o in Orientation}
+        for view in self.views.values():
+            view.probed.connect(self.probed)
+            view.activated.connect(lambda *_: self.setFocus())
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.views[Orientation.AXIAL])
+        right.addWidget(self.views[Orientation.CORONAL])
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.views[Orientation.SAGITTAL])
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if not self.model.has_volume:
+            super().keyPressEvent(event)
+            return
+        key, o = event.key(), self.model.active
+        if key == Qt.Key.Key_Up:
+            self.model.step_slice(o, -1)
+        elif key == Qt.Key.Key_Down:
+            self.model.step_slice(o, 1)
+        elif key == Qt.Key.Key_Home:
+            self.model.first_slice(o)
+        elif key == Qt.Key.Key_End:
+            self.model.last_slice(o)
+        elif key in PRESET_KEYS:
+            self.model.apply_preset(PRESET_KEYS[key])
+        elif key == Qt.Key.Key_I:
+            self.model.toggle_invert()
+        elif key == Qt.Key.Key_Space:
+            self.model.reset()
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
