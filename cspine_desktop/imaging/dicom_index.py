@@ -1,0 +1,410 @@
+"""Header scan: what every DICOM file holds, read without its pixel data.
+
+One :class:`ImageHeader` per image frame (a classic CT file has one frame; an enhanced CT file
+holds the whole series as frames with per-frame functional groups). DICOM files without pixel
+data (structured reports such as dose reports, RT objects, presentation states) are kept as
+:class:`OtherObject` so the series chooser can name them; DICOMDIR index files are skipped.
+Files that cannot be parsed are returned with a reason in words, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from ._control import Control
+
+NATIVE_SYNTAXES = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian)
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+PIXEL_DATA_TAG = 0x7FE00010
+MAX_MATRIX = 8192  # rows or columns above this are treated as damaged headers
+
+META_KEYS = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyDescription",
+    "SeriesDescription",
+    "SeriesNumber",
+    "AccessionNumber",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "InstitutionName",
+    "BodyPartExamined",
+    "KVP",
+    "ConvolutionKernel",
+    "SliceThickness",
+    "FrameOfReferenceUID",
+)
+
+
+@dataclass(slots=True)
+class ImageHeader:
+    """One image frame as described by its file header (no pixels read yet).
+
+    orientation : ImageOrientationPatient (row direction x, y, z; column direction x, y, z).
+    position    : ImagePositionPatient of the first voxel, LPS mm.
+    pixel_spacing : (between rows, between columns) mm, i.e. (y, x).
+    pixel_offset  : byte offset of this frame's pixel values in the file when they are stored
+                    uncompressed (read directly), else None (decoded through pydicom).
+    """
+
+    file: Path
+    frame: int | None
+    n_frames: int
+    series_uid: str
+    sop_uid: str
+    modality: str
+    sop_class: str
+    image_type: tuple[str, ...]
+    rows: int
+    cols: int
+    orientation: tuple[float, ...] | None
+    position: tuple[float, float, float] | None
+    pixel_spacing: tuple[float, float] | None
+    thickness: float | None
+    slope: float
+    intercept: float
+    bits_allocated: int
+    bits_stored: int
+    pixel_rep: int
+    samples: int
+    transfer_syntax: str
+    pixel_offset: int | None
+    big_endian: bool
+    instance_number: int | None
+    acquisition_number: int | None
+    description: str
+
+
+@dataclass(slots=True)
+class OtherObject:
+    """A DICOM object without pixel data (dose report, RT object, presentation state…)."""
+
+    file: Path
+    series_uid: str
+    modality: str
+    sop_class: str
+    description: str
+
+
+@dataclass
+class ScanResult:
+    headers: list[ImageHeader] = field(default_factory=list)
+    others: list[OtherObject] = field(default_factory=list)
+    unreadable: dict[Path, str] = field(default_factory=dict)  # file → reason in words
+    series_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_dicomdir: int = 0
+
+
+class _Unreadable(Exception):
+    pass
+
+
+class _Skip(Exception):
+    pass
+
+
+def scan_headers(files: list[Path], control: Control) -> ScanResult:
+    """Read the header of every file (sequentially: parsing is pure Python and GIL-bound)."""
+    result = ScanResult()
+    total = len(files)
+    for n, path in enumerate(files):
+        if n % 16 == 0:
+            control.check()
+            control.report(n, total, "reading headers")
+        try:
+            ds, items = read_file_headers(path)
+        except _Skip:
+            result.n_dicomdir += 1
+            continue
+        except _Unreadable as exc:
+            result.unreadable[path] = str(exc)
+            continue
+        if isinstance(items, OtherObject):
+            result.others.append(items)
+            continue
+        result.headers.extend(items)
+        uid = items[0].series_uid
+        if uid not in result.series_meta:
+            result.series_meta[uid] = series_meta(ds)
+    control.report(total, total, "reading headers")
+    return result
+
+
+def read_file_headers(path: Path) -> tuple[Dataset, list[ImageHeader] | OtherObject]:
+    """Parse one file. Raises _Unreadable (with a reason) or _Skip (DICOMDIR)."""
+    try:
+        with open(path, "rb") as f:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
+            pixel_pos = f.tell()
+            peek = f.read(12)
+            size = os.fstat(f.fileno()).st_size
+    except Exception as exc:  # pydicom raises many kinds on damaged input
+        raise _Unreadable(f"not a readable DICOM file ({_short(exc)})") from exc
+    try:
+        return ds, _headers_from_dataset(path, ds, pixel_pos, peek, size)
+    except (_Unreadable, _Skip):
+        raise
+    except Exception as exc:
+        raise _Unreadable(f"damaged DICOM header ({_short(exc)})") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def transfer_syntax_of(ds: Dataset) -> str:
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts:
+        return str(ts)
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _headers_from_dataset(
+    path: Path, ds: Dataset, pixel_pos: int, peek: bytes, size: int
+) -> list[ImageHeader] | OtherObject:
+    sop_class = str(
+        ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", "")
+    )
+    if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise _Skip()
+    series_uid = str(ds.get("SeriesInstanceUID", "") or "")
+    modality = str(ds.get("Modality", "") or "").upper()
+    description = str(ds.get("SeriesDescription", "") or "")
+    rows = _int(ds, "Rows")
+    cols = _int(ds, "Columns")
+    if not rows or not cols:
+        if not series_uid and not sop_class:
+            raise _Unreadable("no DICOM image or object found in the file")
+        return OtherObject(path, series_uid or "(no series UID)", modality, sop_class, description)
+    if not series_uid:
+        raise _Unreadable("the image has no SeriesInstanceUID")
+    if rows > MAX_MATRIX or cols > MAX_MATRIX:
+        raise _Unreadable(f"implausible image size {rows}×{cols}")
+    ts = transfer_syntax_of(ds)
+    bits_allocated = _int(ds, "BitsAllocated") or 16
+    bits_stored = _int(ds, "BitsStored") or bits_allocated
+    if bits_allocated not in (1, 8, 16, 32, 64) or not 1 <= bits_stored <= bits_allocated:
+        raise _Unreadable(f"invalid BitsAllocated/BitsStored {bits_allocated}/{bits_stored}")
+    samples = _int(ds, "SamplesPerPixel") or 1
+    n_frames = max(_int(ds, "NumberOfFrames") or 1, 1)
+    frame_bytes = rows * cols * samples * max(bits_allocated // 8, 1)
+    pixel_offset, big_endian = _native_pixel_offset(ts, pixel_pos, peek)
+    if pixel_offset is not None:
+        if pixel_offset + frame_bytes * n_frames > size:
+            raise _Unreadable("truncated: the pixel data end before the image does")
+        if bits_allocated not in (8, 16) or samples != 1:
+            pixel_offset = None  # unusual layouts go through pydicom
+    elif ts in NATIVE_SYNTAXES and peek[:4] != _tag_bytes(big_endian=ts == ExplicitVRBigEndian):
+        raise _Unreadable("the file holds no pixel data (truncated?)")
+    common = dict(
+        file=path,
+        n_frames=n_frames,
+        series_uid=series_uid,
+        modality=modality,
+        sop_class=sop_class,
+        image_type=tuple(str(v).upper() for v in _multi(ds.get("ImageType", ()))),
+        rows=rows,
+        cols=cols,
+        bits_allocated=bits_allocated,
+        bits_stored=bits_stored,
+        pixel_rep=_int(ds, "PixelRepresentation") or 0,
+        samples=samples,
+        transfer_syntax=ts,
+        big_endian=big_endian,
+        instance_number=_int(ds, "InstanceNumber"),
+        acquisition_number=_int(ds, "AcquisitionNumber"),
+        description=description,
+    )
+    sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+    if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        return [
+            ImageHeader(
+                frame=None,
+                sop_uid=sop_uid,
+                orientation=_floats(ds, "ImageOrientationPatient", 6),
+                position=_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
+                pixel_spacing=_floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
+                thickness=_float(ds, "SliceThickness"),
+                slope=_float(ds, "RescaleSlope") or 1.0,
+                intercept=_float(ds, "RescaleIntercept") or 0.0,
+                pixel_offset=pixel_offset,
+                **common,
+            )
+        ]
+    return _frame_headers(ds, sop_uid, pixel_offset, frame_bytes, common)
+
+
+def _frame_headers(
+    ds: Dataset, sop_uid: str, pixel_offset: int | None, frame_bytes: int, common: dict
+) -> list[ImageHeader]:
+    """One header per frame of a multi-frame (enhanced) image, from its functional groups."""
+    shared = _first(ds.get("SharedFunctionalGroupsSequence"))
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    n_frames = common["n_frames"]
+    out = []
+    for f in range(n_frames):
+        item = per_frame[f] if f < len(per_frame) else None
+
+        def fg(seq: str, name: str, n: int | None = None, item: Dataset | None = item) -> Any:
+            for src in (item, shared):
+                sub = _first(src.get(seq)) if src is not None else None
+                if sub is not None and name in sub:
+                    return _floats(sub, name, n) if n else _float(sub, name)
+            return _floats(ds, name, n) if n else _float(ds, name)
+
+        slope = fg("PixelValueTransformationSequence", "RescaleSlope")
+        intercept = fg("PixelValueTransformationSequence", "RescaleIntercept")
+        out.append(
+            ImageHeader(
+                frame=f,
+                sop_uid=sop_uid,
+                orientation=fg("PlaneOrientationSequence", "ImageOrientationPatient", 6),
+                position=fg("PlanePositionSequence", "ImagePositionPatient", 3),
+                pixel_spacing=fg("PixelMeasuresSequence", "PixelSpacing", 2),
+                thickness=fg("PixelMeasuresSequence", "SliceThickness"),
+                slope=1.0 if slope is None else slope,
+                intercept=0.0 if intercept is None else intercept,
+                pixel_offset=None if pixel_offset is None else pixel_offset + f * frame_bytes,
+                **common,
+            )
+        )
+    return out
+
+
+def _tag_bytes(big_endian: bool) -> bytes:
+    return struct.pack(">HH" if big_endian else "<HH", 0x7FE0, 0x0010)
+
+
+def _native_pixel_offset(ts: str, pos: int, peek: bytes) -> tuple[int | None, bool]:
+    """Offset of the pixel values for uncompressed syntaxes, read from the element header."""
+    big = ts == ExplicitVRBigEndian
+    if ts not in NATIVE_SYNTAXES or len(peek) < 8 or peek[:4] != _tag_bytes(big):
+        return None, big
+    if ts == ImplicitVRLittleEndian:
+        length = struct.unpack("<I", peek[4:8])[0]
+        header = 8
+    else:
+        if len(peek) < 12 or peek[4:6] not in (b"OB", b"OW"):
+            return None, big
+        length = struct.unpack(">I" if big else "<I", peek[8:12])[0]
+        header = 12
+    if length == 0xFFFFFFFF:
+        return None, big
+    return pos + header, big
+
+
+def series_meta(ds: Dataset) -> dict[str, Any]:
+    """Study/series/patient attributes for :attr:`Volume.meta` (plain Python values)."""
+    meta: dict[str, Any] = {}
+    for key in META_KEYS:
+        try:
+            value = ds.get(key, None)
+        except Exception:
+            value = None
+        meta[key] = _plain(value)
+    if meta.get("SliceThickness") is not None:
+        meta["SliceThickness"] = _float(ds, "SliceThickness")
+    meta["WindowCenter"] = _first_float(ds, "WindowCenter")
+    meta["WindowWidth"] = _first_float(ds, "WindowWidth")
+    return meta
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _multi(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, bytes)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _first(seq: Any) -> Dataset | None:
+    try:
+        return seq[0] if seq else None
+    except Exception:
+        return None
+
+
+def _int(ds: Dataset, name: str) -> int | None:
+    try:
+        value = ds.get(name, None)
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            value = value[0] if len(value) else None
+        return None if value is None or value == "" else int(value)
+    except Exception:
+        return None
+
+
+def _float(ds: Dataset, name: str) -> float | None:
+    try:
+        value = ds.get(name, None)
+        if value is None or value == "":
+            return None
+        v = float(value)
+        return v if math.isfinite(v) else None
+    except Exception:
+        return None
+
+
+def _first_float(ds: Dataset, name: str) -> float | None:
+    try:
+        values = _multi(ds.get(name, None))
+        v = float(values[0]) if values else None
+        return v if v is not None and math.isfinite(v) else None
+    except Exception:
+        return None
+
+
+def _floats(ds: Dataset, name: str, n: int) -> tuple[float, ...] | None:
+    try:
+        values = [float(v) for v in _multi(ds.get(name, None))]
+    except Exception:
+        return None
+    if len(values) != n or not all(math.isfinite(v) for v in values):
+        return None
+    return tuple(values)
+
+
+__all__ = ["ImageHeader", "OtherObject", "ScanResult", "scan_headers", "series_meta"]

@@ -1,0 +1,252 @@
+"""``load_study`` and ``list_series``: any CT study in, a trustworthy :class:`Volume` out.
+
+A DICOM load runs in stages, each in its own module: find files (:mod:`.sources`, zips via
+:mod:`.archive`) → read headers (:mod:`.dicom_index`) → group, clean and choose a series
+(:mod:`.series`) → order and measure the stack (:mod:`.geometry`) → decode into one volume
+(:mod:`.dicom_volume`). NIfTI files go through :mod:`.nifti`, PNG/JPEG through :mod:`.raster`.
+
+Provenance in ``Volume.meta`` for DICOM (lists in final slice order, one entry per slice):
+``sop_instance_uids``, ``source_files``, ``source_frames`` (frame index in a multi-frame file,
+else None). ``source_files`` are absolute paths; when the study came in a zip they are member
+names inside ``source_archive`` (the zip's path), because the unpacked copy is deleted after
+loading. :func:`source_datasets` re-reads the headers from either.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from ..errors import CorruptFileError
+from ._control import CancelToken, Control, ProgressCallback
+from .dicom_index import ImageHeader, scan_headers
+from .dicom_volume import DecodeResult, decode_into_volume
+from .geometry import stack_geometry
+from .series import SeriesGroup, choose_series, group_series
+from .sources import KIND_DICOM, KIND_NIFTI, Source, open_source
+from .volume import SeriesInfo, Volume
+
+MAX_BAD_FRACTION = 0.10  # refuse when more than this share of a series' files is unreadable
+IMPLAUSIBLE_REFUSE_FRACTION = 0.5
+_NAMES_SHOWN = 5
+
+
+def load_study(
+    path: str | os.PathLike[str],
+    series_uid: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken = None,
+) -> Volume:
+    """Read the CT study at ``path`` (folder, zip, DICOM file, NIfTI, PNG/JPEG) into a Volume.
+
+    ``series_uid`` picks a series explicitly (default: the axial CT series with most slices).
+    ``progress(done, total, stage)`` is called from the loading thread(s) as work advances;
+    ``cancel`` (a threading.Event or a callable returning True) stops the load with
+    :class:`~cspine_desktop.errors.AnalysisCancelled`. Every problem the input can cause raises
+    a :class:`~cspine_desktop.errors.CspineInputError` subclass with a plain message; oddities
+    that were handled are listed in ``Volume.warnings``.
+    """
+    control = Control(progress, cancel)
+    with open_source(path, control) as source:
+        if source.kind == KIND_DICOM:
+            return _load_dicom(source, series_uid, control)
+        if source.kind == KIND_NIFTI:
+            from .nifti import load_nifti
+
+            return load_nifti(source.files[0], source_path=source.path, archive=source.archive)
+        from .raster import load_raster
+
+        return load_raster(source.files[0], source_path=source.path, archive=source.archive)
+
+
+def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
+    """Every series found at ``path``, usable ones first (for the series chooser).
+
+    NIfTI and PNG/JPEG inputs give one entry describing the file.
+    """
+    control = Control(None, None)
+    with open_source(path, control) as source:
+        if source.kind != KIND_DICOM:
+            return [
+                SeriesInfo(
+                    series_uid="",
+                    description=source.display_name(source.files[0]),
+                    modality="CT" if source.kind == KIND_NIFTI else "OT",
+                    n_slices=0,
+                    image_type=(source.kind.upper(),),
+                    slice_thickness_mm=None,
+                    usable=True,
+                    reason="",
+                )
+            ]
+        scan = scan_headers(source.files, control)
+        return [g.info() for g in group_series(scan)]
+
+
+def source_datasets(volume: Volume, stop_before_pixels: bool = True) -> list[Dataset]:
+    """The DICOM headers behind ``volume``, one per distinct source file, in slice order."""
+    files = list(dict.fromkeys(volume.meta.get("source_files") or []))
+    archive = volume.meta.get("source_archive")
+    if archive:
+        with zipfile.ZipFile(archive) as zf:
+            return [_read_member(zf, name, stop_before_pixels) for name in files]
+    return [pydicom.dcmread(f, stop_before_pixels=stop_before_pixels, force=True) for f in files]
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, stop_before_pixels: bool) -> Dataset:
+    with zf.open(name) as f:
+        return pydicom.dcmread(f, stop_before_pixels=stop_before_pixels, force=True)
+
+
+def _where(source: Source) -> str:
+    if source.archive is not None:
+        return f"The zip {source.archive.name}"
+    return f"The folder {source.path}" if source.path.is_dir() else f"The file {source.path.name}"
+
+
+def _names(source: Source, files: list[Path]) -> str:
+    shown = ", ".join(source.display_name(f) for f in files[:_NAMES_SHOWN])
+    more = f" and {len(files) - _NAMES_SHOWN} more" if len(files) > _NAMES_SHOWN else ""
+    return shown + more
+
+
+def _load_dicom(source: Source, series_uid: str | None, control: Control) -> Volume:
+    scan = scan_headers(source.files, control)
+    bad_files = list(scan.unreadable)
+    n_bad = len(bad_files) + len(source.damaged)
+    if not scan.headers and not scan.others and n_bad:
+        example = next(iter(scan.unreadable.values()), "damaged in the zip")
+        raise CorruptFileError(
+            f"None of the {n_bad} DICOM file(s) could be read ({example}): "
+            f"{_names(source, bad_files) or ', '.join(source.damaged[:_NAMES_SHOWN])}."
+        )
+    group = choose_series(group_series(scan), series_uid, _where(source))
+    warnings = list(group.warnings)
+    if n_bad:
+        _check_bad_share(source, scan.unreadable, source.damaged, len(group.headers), warnings)
+    control.check()
+    h0 = group.headers[0]
+    positions = np.array([h.position for h in group.headers], dtype=np.float64)
+    spacing = h0.pixel_spacing
+    if spacing is None or min(spacing) <= 0:
+        warnings.append("PixelSpacing is missing or invalid; 1 mm × 1 mm was assumed.")
+        spacing = (1.0, 1.0)
+    geom = stack_geometry(h0.orientation, positions, spacing, group.thickness)  # type: ignore[arg-type]
+    warnings.extend(geom.warnings)
+    ordered = [group.headers[i] for i in geom.order]
+    decoded = decode_into_volume(ordered, geom.shifts, control)
+    hu, affine, ordered = _drop_failed(source, decoded, ordered, geom.affine, warnings)
+    _check_plausible(hu, decoded, ordered, warnings)
+    meta = _dicom_meta(source, group, ordered)
+    return Volume(hu=hu, affine=affine, spacing=geom.spacing, meta=meta, warnings=warnings)
+
+
+def _check_bad_share(
+    source: Source,
+    unreadable: dict[Path, str],
+    damaged: list[str],
+    n_good: int,
+    warnings: list[str],
+) -> None:
+    files = list(unreadable)
+    n_bad = len(files) + len(damaged)
+    names = ", ".join(
+        [source.display_name(f) for f in files[:_NAMES_SHOWN]] + damaged[:_NAMES_SHOWN]
+    )
+    first_reason = next(iter(unreadable.values()), "damaged in the zip")
+    if n_bad > MAX_BAD_FRACTION * (n_good + n_bad):
+        raise CorruptFileError(
+            f"{n_bad} of {n_good + n_bad} DICOM files are truncated or unreadable "
+            f"(more than {MAX_BAD_FRACTION:.0%}); e.g. {names} ({first_reason})."
+        )
+    warnings.append(
+        f"{n_bad} unreadable or truncated file(s) were skipped: {names} ({first_reason})."
+    )
+
+
+def _drop_failed(
+    source: Source,
+    decoded: DecodeResult,
+    ordered: list[ImageHeader],
+    affine: np.ndarray,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray, list[ImageHeader]]:
+    """Trim slices that failed to decode at either end; refuse holes inside the stack."""
+    hu, failed = decoded.hu, decoded.failed
+    if not failed:
+        return hu, affine, ordered
+    n = len(ordered)
+    files = list(dict.fromkeys(ordered[z].file for z in sorted(failed)))
+    reason = failed[min(failed)]
+    ok = [z for z in range(n) if z not in failed]
+    if not ok or len(failed) > MAX_BAD_FRACTION * n:
+        raise CorruptFileError(
+            f"{len(failed)} of {n} slices could not be decoded ({reason}): {_names(source, files)}."
+        )
+    first, last = ok[0], ok[-1]
+    if last - first + 1 != len(ok):
+        raise CorruptFileError(
+            f"Slice(s) inside the stack could not be decoded ({reason}): "
+            f"{_names(source, files)}; the series would have a hole."
+        )
+    warnings.append(
+        f"{len(failed)} slice(s) at the end of the stack could not be decoded and were left "
+        f"out: {_names(source, files)} ({reason})."
+    )
+    affine = affine.copy()
+    affine[:3, 3] = affine[:3, 3] + first * affine[:3, 2]
+    return hu[first : last + 1], affine, ordered[first : last + 1]
+
+
+def _check_plausible(
+    hu: np.ndarray, decoded: DecodeResult, ordered: list[ImageHeader], warnings: list[str]
+) -> None:
+    n = len(ordered)
+    bad = sorted(decoded.implausible)
+    if len(bad) > IMPLAUSIBLE_REFUSE_FRACTION * n:
+        raise CorruptFileError(
+            f"{len(bad)} of {n} slices hold values far outside the Hounsfield range of CT "
+            "(below -3100 or above 4000 HU); the pixel data are probably decoded wrongly "
+            "or damaged."
+        )
+    if bad:
+        shown = ", ".join(str(z + 1) for z in bad[:10])
+        warnings.append(
+            f"{len(bad)} slice(s) hold many values outside the plausible CT range "
+            f"(slices {shown}{'…' if len(bad) > 10 else ''}); check them before relying on them."
+        )
+    if decoded.clipped:
+        warnings.append(
+            f"{decoded.clipped} slice(s) held values beyond ±32767 HU; they were clipped."
+        )
+    if hu.size and float(hu.min()) > -500:
+        warnings.append(
+            "No voxel is below -500 HU (there is no air in the images): the values may not be "
+            "calibrated Hounsfield units."
+        )
+
+
+def _dicom_meta(source: Source, group: SeriesGroup, ordered: list[ImageHeader]) -> dict[str, Any]:
+    meta = dict(group.meta)
+    meta.setdefault("SeriesInstanceUID", group.uid)
+    if not meta.get("Modality"):
+        meta["Modality"] = group.modality or "CT"
+    meta["source_kind"] = "dicom"
+    meta["source_path"] = str(source.path)
+    meta["source_archive"] = str(source.archive) if source.archive else None
+    if source.archive is not None:
+        meta["source_files"] = [source.members.get(h.file, h.file.name) for h in ordered]
+    else:
+        meta["source_files"] = [str(h.file) for h in ordered]
+    meta["sop_instance_uids"] = [h.sop_uid for h in ordered]
+    meta["source_frames"] = [h.frame for h in ordered]
+    meta["transfer_syntaxes"] = sorted({h.transfer_syntax for h in ordered})
+    if meta.get("SliceThickness") is None:
+        meta["SliceThickness"] = group.thickness
+    return meta

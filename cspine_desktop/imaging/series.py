@@ -1,0 +1,200 @@
+"""Series grouping and choice: which images of a study form the CT volume to analyse.
+
+Images are grouped by SeriesInstanceUID. Inside a series, images that do not belong to the
+stack are left out with a warning: exact duplicate copies, localizer (scout) images, and
+images whose orientation, matrix size or pixel spacing differ from the majority. A series is
+usable when it holds CT images (not secondary captures, dose reports or localizers) with the
+geometry needed to stack them. The default choice is the axial CT series with the most slices,
+the thinnest slices breaking ties; non-axial CT is taken only when no axial series exists.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import StudyNotFoundError, UnsupportedModalityError
+from .dicom_index import ImageHeader, OtherObject, ScanResult
+from .geometry import is_axial
+from .volume import SeriesInfo
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+DOSE_SR_CLASSES = {"1.2.840.10008.5.1.4.1.1.88.67", "1.2.840.10008.5.1.4.1.1.88.68"}
+LOCALIZER_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM")
+
+
+@dataclass
+class SeriesGroup:
+    """The images (after clean-up) and other objects of one series, with the verdict."""
+
+    uid: str
+    headers: list[ImageHeader]
+    others: list[OtherObject] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    usable: bool = False
+    reason: str = ""
+    axial: bool = False
+    modality: str = ""
+    description: str = ""
+
+    @property
+    def thickness(self) -> float | None:
+        values = [h.thickness for h in self.headers if h.thickness]
+        return float(sorted(values)[len(values) // 2]) if values else None
+
+    def info(self) -> SeriesInfo:
+        image_type = self.headers[0].image_type if self.headers else ()
+        n = len(self.headers) if self.headers else len(self.others)
+        return SeriesInfo(
+            series_uid=self.uid,
+            description=self.description,
+            modality=self.modality,
+            n_slices=n,
+            image_type=image_type,
+            slice_thickness_mm=self.thickness,
+            usable=self.usable,
+            reason=self.reason,
+        )
+
+
+def group_series(scan: ScanResult) -> list[SeriesGroup]:
+    """Group, clean and judge every series found by the header scan."""
+    by_uid: dict[str, list[ImageHeader]] = {}
+    for h in scan.headers:
+        by_uid.setdefault(h.series_uid, []).append(h)
+    others: dict[str, list[OtherObject]] = {}
+    for o in scan.others:
+        others.setdefault(o.series_uid, []).append(o)
+    groups = []
+    for uid in list(by_uid) + [u for u in others if u not in by_uid]:
+        headers = by_uid.get(uid, [])
+        group = SeriesGroup(uid, headers, others.get(uid, []), scan.series_meta.get(uid, {}))
+        first: ImageHeader | OtherObject = headers[0] if headers else group.others[0]
+        group.modality = first.modality
+        group.description = first.description
+        _clean(group)
+        _judge(group)
+        groups.append(group)
+    groups.sort(key=lambda g: (not g.usable, not g.axial, -len(g.headers)))
+    return groups
+
+
+def choose_series(groups: list[SeriesGroup], series_uid: str | None, where: str) -> SeriesGroup:
+    """The series to load; raises a typed error saying why none can be."""
+    if series_uid is not None:
+        for g in groups:
+            if g.uid == series_uid:
+                if not g.usable:
+                    raise UnsupportedModalityError(f"Series {series_uid}: {g.reason}.")
+                return g
+        available = ", ".join(g.uid for g in groups[:5]) or "none"
+        raise StudyNotFoundError(
+            f"{where} holds no series with UID {series_uid} (series found: {available})."
+        )
+    usable = [g for g in groups if g.usable]
+    if not usable:
+        if not groups:
+            raise StudyNotFoundError(f"{where} holds no DICOM image series.")
+        imaged = [g for g in groups if g.headers] or groups
+        biggest = max(imaged, key=lambda g: len(g.headers))
+        others = sorted({g.reason for g in groups if g is not biggest})
+        extra = f" Also found: {'; '.join(others)}." if others else ""
+        raise UnsupportedModalityError(
+            f"{where} holds no CT series to analyse. {biggest.reason[:1].upper()}"
+            f"{biggest.reason[1:]}.{extra}"
+        )
+    axial = [g for g in usable if g.axial]
+    pool = axial or usable
+    best = max(pool, key=lambda g: (len(g.headers), -(g.thickness or 0.0)))
+    if not axial:
+        best.warnings.append(
+            "No axial CT series in the study; loaded the non-axial series "
+            f"'{best.description or best.uid}' instead."
+        )
+    return best
+
+
+def _majority(values: list[Any]) -> Any:
+    return Counter(values).most_common(1)[0][0]
+
+
+def _round(values: tuple[float, ...] | None, digits: int) -> tuple[float, ...] | None:
+    return None if values is None else tuple(round(v, digits) + 0.0 for v in values)
+
+
+def _clean(group: SeriesGroup) -> None:
+    """Leave out images that cannot belong to the stack, with a warning for each kind."""
+    h = group.headers
+    if not h:
+        return
+    seen: set[tuple[str, int | None]] = set()
+    unique = []
+    for x in h:
+        key = (x.sop_uid, x.frame)
+        if x.sop_uid and key in seen:
+            continue
+        seen.add(key)
+        unique.append(x)
+    _note(group, len(h) - len(unique), "duplicate copies of the same image were ignored")
+    h = unique
+    kept = [x for x in h if not _is_localizer_image(x)]
+    if kept:
+        _note(group, len(h) - len(kept), "localizer (scout) images were left out")
+        h = kept
+    for what, key in (
+        ("a different orientation", lambda x: _round(x.orientation, 3)),
+        ("a different matrix size", lambda x: (x.rows, x.cols)),
+        ("a different pixel spacing", lambda x: _round(x.pixel_spacing, 3)),
+    ):
+        ref = _majority([key(x) for x in h])
+        kept = [x for x in h if key(x) == ref]
+        _note(group, len(h) - len(kept), f"images with {what} than the rest were left out")
+        h = kept
+    group.headers = h
+
+
+def _note(group: SeriesGroup, n: int, text: str) -> None:
+    if n > 0:
+        group.warnings.append(f"{n} {text}.")
+
+
+def _is_localizer_image(h: ImageHeader) -> bool:
+    return "LOCALIZER" in h.image_type
+
+
+def _judge(group: SeriesGroup) -> None:
+    desc = group.description.upper()
+    h = group.headers
+    modality = group.modality or (
+        "CT" if h and h[0].sop_class.startswith("1.2.840.10008.5.1.4.1.1.2") else ""
+    )
+    if not h:
+        is_dose = any(o.sop_class in DOSE_SR_CLASSES for o in group.others) or "DOSE" in desc
+        group.reason = (
+            "dose report, not images"
+            if is_dose
+            else (f"{modality or 'DICOM'} object without images")
+        )
+        return
+    first = h[0]
+    sop = first.sop_class
+    if sop == SECONDARY_CAPTURE or sop.startswith(SECONDARY_CAPTURE + "."):
+        kind = "dose report" if "DOSE" in desc else "secondary capture (screenshots)"
+        group.reason = f"{kind}, not CT slices"
+    elif modality != "CT":
+        group.reason = f"{modality or 'Unknown modality'} series: cspine reads CT"
+    elif "DOSE" in first.image_type or ("DOSE" in desc and "REPORT" in desc):
+        group.reason = "dose report, not CT slices"
+    elif all(_is_localizer_image(x) for x in h) or (
+        any(w in desc for w in LOCALIZER_WORDS) and len(h) <= 3
+    ):
+        group.reason = "localizer (scout) images, not a CT series"
+    elif first.samples != 1:
+        group.reason = "colour images, not CT slices"
+    elif first.orientation is None or first.position is None:
+        group.reason = "images lack ImagePositionPatient/ImageOrientationPatient to be stacked"
+    else:
+        group.usable = True
+        group.axial = is_axial(first.orientation)

@@ -1,0 +1,1 @@
+"""Reusable test-data factories (synthetic DICOM series and friends)."""
