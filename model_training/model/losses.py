@@ -1,0 +1,144 @@
+"""Training losses: CCE + soft Dice for the vertebrae, class-weighted BCE for fractures.
+
+Targets follow the dataset contract: ``vertebrae`` int labels [B, S, S] (0 bg, 1–7), sparse;
+``fracture_map`` float [B, S, S, 1] in {0, 1}; ``fracture_cls`` float [B, 7] in {0, 1}.
+Predictions are the model's float32 probabilities. All losses return one value per sample
+(Keras applies the reduction), so they work unchanged under ``tf.distribute``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+EPS = 1e-6
+
+
+@keras.saving.register_keras_serializable(package="cspine")
+class VertebraeLoss(keras.losses.Loss):
+    """Sparse categorical cross-entropy + ``dice_weight`` × (1 − mean soft Dice over C1..C7).
+
+    The Dice term is computed per sample over the foreground classes; a class absent from both
+    the target and the prediction of a sample counts as Dice 1 (smooth), so slices without a
+    given vertebra are not penalised for it.
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 8,
+        dice_weight: float = 1.0,
+        name: str = "vertebrae_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.n_classes = n_classes
+        self.dice_weight = dice_weight
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true = ops.cast(y_true, "int32")
+        if len(y_true.shape) == 4:  # [B, S, S, 1] → [B, S, S]
+            y_true = ops.squeeze(y_true, -1)
+        y_pred = ops.clip(ops.cast(y_pred, "float32"), EPS, 1.0 - EPS)
+        onehot = ops.one_hot(y_true, self.n_classes, dtype="float32")
+        ce = -ops.mean(ops.sum(onehot * ops.log(y_pred), axis=-1), axis=(1, 2))
+        inter = ops.sum(onehot * y_pred, axis=(1, 2))[:, 1:]
+        denom = ops.sum(onehot + y_pred, axis=(1, 2))[:, 1:]
+        dice = (2.0 * inter + 1.0) / (denom + 1.0)
+        return ce + self.dice_weight * (1.0 - ops.mean(dice, axis=-1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "n_classes": self.n_classes,
+            "dice_weight": self.dice_weight,
+        }
+
+
+@keras.saving.register_keras_serializable(package="cspine")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy with the positive term multiplied by ``pos_weight`` (class weight).
+
+    Mean over all but the batch axis: −[w·y·log p + (1 − y)·log(1 − p)].
+    """
+
+    def __init__(self, pos_weight: float = 1.0, name: str = "weighted_bce", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.pos_weight = pos_weight
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.clip(ops.cast(y_pred, "float32"), EPS, 1.0 - EPS)
+        y_true = ops.reshape(y_true, ops.shape(y_pred))
+        loss = -(
+            self.pos_weight * y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred)
+        )
+        axes = tuple(range(1, len(y_pred.shape)))
+        return ops.mean(loss, axis=axes)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pos_weight": self.pos_weight}
+
+
+@keras.saving.register_keras_serializable(package="cspine")
+class SparseDice(keras.metrics.Metric):
+    """Mean Dice over C1..C7 accumulated over an epoch (sums of intersections and sizes of the
+    argmax prediction vs the sparse target; a class never seen counts as 1)."""
+
+    def __init__(self, n_classes: int = 8, name: str = "dice", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.n_classes = n_classes
+        self.inter = self.add_variable(shape=(n_classes,), initializer="zeros", name="inter")
+        self.total = self.add_variable(shape=(n_classes,), initializer="zeros", name="total")
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y_true = ops.cast(y_true, "int32")
+        if len(y_true.shape) == 4:
+            y_true = ops.squeeze(y_true, -1)
+        t = ops.reshape(ops.one_hot(y_true, self.n_classes, dtype="float32"), (-1, self.n_classes))
+        p = ops.reshape(
+            ops.one_hot(ops.argmax(y_pred, axis=-1), self.n_classes, dtype="float32"),
+            (-1, self.n_classes),
+        )
+        self.inter.assign_add(ops.sum(t * p, axis=0))
+        self.total.assign_add(ops.sum(t + p, axis=0))
+
+    def result(self) -> Any:
+        dice = ops.where(self.total > 0, 2.0 * self.inter / ops.maximum(self.total, 1.0), 1.0)
+        return ops.mean(dice[1:])
+
+    def reset_state(self) -> None:
+        self.inter.assign(ops.zeros_like(self.inter))
+        self.total.assign(ops.zeros_like(self.total))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n_classes": self.n_classes}
+
+
+def make_losses(loss_cfg: Any, n_classes: int = 8) -> tuple[dict[str, Any], dict[str, float]]:
+    """Losses and loss weights keyed by output name, from a :class:`LossConfig`."""
+    losses = {
+        "vertebrae": VertebraeLoss(n_classes=n_classes, dice_weight=loss_cfg.dice_weight),
+        "fracture_map": WeightedBinaryCrossentropy(
+            loss_cfg.fracture_map_pos_weight, name="fracture_map_bce"
+        ),
+        "fracture_cls": WeightedBinaryCrossentropy(
+            loss_cfg.fracture_cls_pos_weight, name="fracture_cls_bce"
+        ),
+    }
+    weights = {
+        "vertebrae": loss_cfg.vertebrae_weight,
+        "fracture_map": loss_cfg.fracture_map_weight,
+        "fracture_cls": loss_cfg.fracture_cls_weight,
+    }
+    return losses, weights
+
+
+def make_metrics(n_classes: int = 8) -> dict[str, list[Any]]:
+    """Per-output training metrics (Dice for vertebrae, AUC for the fracture outputs)."""
+    return {
+        "vertebrae": [SparseDice(n_classes=n_classes)],
+        "fracture_map": [],
+        "fracture_cls": [keras.metrics.AUC(name="auc", multi_label=False)],
+    }
