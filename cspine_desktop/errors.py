@@ -127,3 +127,22 @@ class SettingsError(CspineInputError):
     """A setting value that cannot be used (bad port, missing TLS file, unknown backend)."""
 
     http_status = 422
+
+
+# --- store -----------------------------------------------------------------------------------
+class ConflictError(CspineInputError):
+    """The request clashes with what exists (a user name taken, a job already finished)."""
+
+    http_status = 409
+
+
+class StoreVersionError(CspineInputError):
+    """The database was written by a newer cspine than this one."""
+
+    http_status = 409
+
+
+class BackupError(CspineInputError):
+    """A backup destination that cannot be used, or a restore source that is not a backup."""
+
+    http_status = 422

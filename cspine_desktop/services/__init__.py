@@ -1,0 +1,129 @@
+"""Application services shared by the GUI, the HTTP endpoint and the command line.
+
+Open everything at once with :meth:`Services.open`::
+
+    services = Services.open(settings)          # store + users + audit + studies + jobs
+    user = services.users.authenticate("ana", password, address=None)
+    study = services.studies.import_paths(folder, user=user)
+    job_id = services.jobs.enqueue(study.id, user=user)
+    ...
+    services.close()
+
+``Services.open(settings, runner=...)`` takes the analysis runner for the job queue; without
+one it uses ``cspine_desktop.services.analysis.make_runner(settings)``. Front ends never touch
+SQLite or the data folder directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..settings import Settings
+from ..store import Store, StudyRecord, UserRecord
+from .audit import AuditLog
+from .autolock import AutoLock
+from .jobs import JobContext, JobEvent, JobQueue, Runner
+from .studies import StudyImport, StudyService
+from .users import IssuedToken, PasswordPolicy, UserService
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AuditLog",
+    "AutoLock",
+    "IssuedToken",
+    "JobContext",
+    "JobEvent",
+    "JobQueue",
+    "PasswordPolicy",
+    "Runner",
+    "Services",
+    "StudyImport",
+    "StudyService",
+    "UserService",
+]
+
+
+def default_runner(settings: Settings) -> Runner:
+    """The real analysis runner from ``services.analysis`` (imported lazily)."""
+    from . import analysis
+
+    return analysis.make_runner(settings)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    audit: AuditLog
+    users: UserService
+    studies: StudyService
+    jobs: JobQueue
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        runner: Runner | None = None,
+        start_jobs: bool = True,
+        clock: Callable[[], float] = time.time,
+        bcrypt_rounds: int | None = None,
+    ) -> Services:
+        """Open the store in ``settings.data_dir`` (creating/migrating it), recover from an
+        interrupted run, and (``start_jobs``) start the queue's workers.
+
+        ``bcrypt_rounds`` is for tests only (Settings refuses a cost below 12).
+        """
+        store = Store.open(settings.data_dir, clock=clock)
+        try:
+            audit = AuditLog(store)
+            users = UserService(store, audit, settings, clock=clock, rounds=bcrypt_rounds)
+            studies = StudyService(store, audit, settings)
+            jobs = JobQueue(
+                store,
+                runner if runner is not None else default_runner(settings),
+                workers=settings.workers,
+                max_pending=settings.queue_max,
+                audit=audit,
+            )
+            services = cls(settings, store, audit, users, studies, jobs)
+            if start_jobs:
+                jobs.start()
+        except BaseException:
+            store.close()
+            raise
+        return services
+
+    def delete_study(
+        self,
+        study_id: str,
+        *,
+        user: str | UserRecord | None,
+        address: str | None = None,
+        timeout: float = 30.0,
+    ) -> StudyRecord:
+        """Cancel the study's pending/running analyses, wait for them to stop, then delete the
+        study's rows and files."""
+        for job in self.jobs.list(study_id=study_id, states=("pending", "running")):
+            self.jobs.cancel(job.id, user=user, address=address)
+        deadline = time.monotonic() + timeout
+        while self.jobs.list(study_id=study_id, states=("running",)):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return self.studies.delete(study_id, user=user, address=address)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the workers (running jobs are cancelled) and close the database."""
+        self.jobs.stop(timeout=timeout, cancel_running=True)
+        self.store.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

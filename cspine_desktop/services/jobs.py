@@ -1,0 +1,460 @@
+"""ONE analysis queue for the GUI, the HTTP endpoint and the command line.
+
+The queue knows nothing about inference: it runs an injected ``runner(ctx: JobContext) -> dict``
+(the real one comes from :mod:`cspine_desktop.services.analysis`) on worker threads and stores
+the returned dict as the analysis's result JSON. States: pending → running → succeeded | failed |
+cancelled (pending → cancelled directly). Jobs live in the database, so after a crash or restart
+unfinished jobs are queued again (a job is never left "running"); a job interrupted
+``max_attempts`` times is marked failed instead of crashing the app forever.
+
+Runner contract:
+- report progress with ``ctx.progress(pct 0–100, stage words)``;
+- check ``ctx.cancelled()`` (or ``ctx.cancel_event``, a ``threading.Event``) between steps and
+  return early or raise :class:`~cspine_desktop.errors.AnalysisCancelled`;
+- write derived files with ``ctx.artifact_path(name, kind)`` / ``ctx.write_artifact(...)``;
+- return a JSON-serialisable dict; ``result["model"]["sha256"]``, ``result["backend"]`` and
+  ``result["timings"]`` are copied to their own columns;
+- raise a :class:`~cspine_desktop.errors.CspineInputError` for a problem with the study (its
+  message is stored as the job's error); any other exception is stored as an internal error.
+
+Events: ``subscribe(callback)`` calls ``callback(JobEvent)`` on the WORKER thread for "queued",
+"started", "progress", "finished" and "requeued"; a GUI must hand them to its own thread (e.g.
+through a Qt queued signal). A callback that raises is logged and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import AnalysisCancelled, ConflictError, CspineInputError, QueueFullError
+from ..store import AnalysisRecord, ArtifactRecord, Store, StudyRecord, UserRecord
+from .audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    kind: str  # "queued" | "started" | "progress" | "finished" | "requeued"
+    job_id: str
+    study_id: str
+    state: str
+    progress: int
+    stage: str = ""
+    error: str | None = None
+
+
+class JobContext:
+    """What a runner gets: the study, progress reporting, cancellation and artifact writing."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        job: AnalysisRecord,
+        study: StudyRecord,
+        cancel_event: threading.Event,
+    ) -> None:
+        self._queue = queue
+        self.job_id = job.id
+        self.job = job
+        self.study = study
+        self.user = job.requested_by
+        self.attempt = job.attempts
+        self.cancel_event = cancel_event
+        self._last_pct = -1
+        self._last_stage = ""
+        self._last_t = 0.0
+
+    @property
+    def study_dir(self) -> Path:
+        return self.study.path
+
+    @property
+    def files_dir(self) -> Path:
+        return self.study.files_dir
+
+    @property
+    def files(self) -> list[Path]:
+        return self.study.files()
+
+    def progress(self, pct: float, stage: str = "") -> None:
+        """Report progress 0–100 with a few words on the current stage (throttled writes)."""
+        pct_i = max(0, min(100, int(pct)))
+        now = time.monotonic()
+        if pct_i == self._last_pct and stage == self._last_stage and now - self._last_t < 0.5:
+            return
+        self._last_pct, self._last_stage, self._last_t = pct_i, stage, now
+        self._queue._progress(self, pct_i, stage)
+
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`AnalysisCancelled` if the user cancelled this job."""
+        if self.cancel_event.is_set():
+            raise AnalysisCancelled("The analysis was cancelled.")
+
+    @contextmanager
+    def artifact_path(self, name: str, kind: str) -> Iterator[Path]:
+        """Temporary path for a derived file of this analysis, published atomically on exit."""
+        with self._queue.store.studies.artifact_path(self.study.id, name, kind, self.job_id) as p:
+            yield p
+
+    def write_artifact(self, name: str, kind: str, data: bytes | BinaryIO) -> ArtifactRecord:
+        return self._queue.store.studies.write_artifact(
+            self.study.id, name, kind, data, self.job_id
+        )
+
+
+Runner = Callable[[JobContext], dict]
+
+
+class JobQueue:
+    """Persistent bounded queue with ``workers`` threads. Call :meth:`start` once, :meth:`stop`
+    at shutdown. ``max_pending`` bounds the number of WAITING jobs (QueueFullError beyond)."""
+
+    def __init__(
+        self,
+        store: Store,
+        runner: Runner,
+        *,
+        workers: int = 1,
+        max_pending: int = 32,
+        audit: AuditLog | None = None,
+        max_attempts: int = 3,
+        heartbeat_s: float = 10.0,
+        stale_after_s: float = 120.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.workers = max(1, int(workers))
+        self.max_pending = max(1, int(max_pending))
+        self.audit = audit
+        self.max_attempts = max_attempts
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
+        self.poll_s = poll_s
+        self._cond = threading.Condition()
+        self._enqueue_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running: dict[str, threading.Event] = {}
+        self._subscribers: list[Callable[[JobEvent], None]] = []
+        self._sub_lock = threading.Lock()
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> list[str]:
+        """Re-queue jobs a previous run left behind, then start the workers; returns the ids
+        of re-queued jobs."""
+        if self._started:
+            return []
+        self._started = True
+        stale = None if self.store.alone_at_open else self.store.clock() - self.stale_after_s
+        requeued = self.store.analyses.requeue_running(stale, self.max_attempts)
+        for job_id in requeued:
+            log.warning("analysis %s was interrupted; queued again", job_id)
+            self._emit_for(job_id, "requeued")
+        self._stopping.clear()
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"cspine-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._monitor, name="cspine-job-monitor", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return requeued
+
+    def stop(self, timeout: float | None = 30.0, cancel_running: bool = False) -> None:
+        """Stop taking jobs; wait for running ones (cancelling them if asked). A job still
+        running when the timeout passes is re-queued at the next start."""
+        self._stopping.set()
+        if cancel_running:
+            for ev in list(self._running.values()):
+                ev.set()
+        with self._cond:
+            self._cond.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._started = bool(self._threads)
+
+    # ------------------------------------------------------------------ API
+    def enqueue(
+        self, study_id: str, user: str | UserRecord | None = None, address: str | None = None
+    ) -> str:
+        """Queue an analysis of a study; returns the job id. If the study already has a
+        pending or running job, that job's id is returned instead of a duplicate.
+        Raises QueueFullError when ``max_pending`` jobs are waiting, NotFoundError for an
+        unknown study."""
+        user_name = user.name if isinstance(user, UserRecord) else user
+        with self._enqueue_lock:
+            existing = self.store.analyses.active_for_study(study_id)
+            if existing is not None:
+                return existing.id
+            job_id = self.store.analyses.create(study_id, user_name, self.max_pending)
+        if job_id is None:
+            if self.audit:
+                self.audit.record(
+                    "analysis_queued",
+                    outcome="failure",
+                    user=user_name,
+                    address=address,
+                    detail={"study_id": study_id, "reason": "queue full"},
+                )
+            raise QueueFullError(
+                f"The analysis queue is full ({self.max_pending} studies waiting); "
+                "please try again later."
+            )
+        if self.audit:
+            study = self.store.studies.get(study_id)
+            self.audit.record(
+                "analysis_queued",
+                user=user_name,
+                address=address,
+                study=study,
+                detail={"study_id": study_id, "job_id": job_id},
+            )
+        self._emit_for(job_id, "queued")
+        with self._cond:
+            self._cond.notify()
+        return job_id
+
+    def cancel(
+        self, job_id: str, user: str | UserRecord | None = None, address: str | None = None
+    ) -> AnalysisRecord:
+        """Cancel a pending job at once, or ask a running one to stop (cooperatively).
+        ConflictError if the job already finished."""
+        job = self.store.analyses.get(job_id)
+        user_name = user.name if isinstance(user, UserRecord) else user
+        if job.finished:
+            raise ConflictError(f"The analysis already finished ({job.state}).")
+        if self.store.analyses.cancel_pending(job_id):
+            self._emit_for(job_id, "finished")
+        else:
+            self.store.analyses.request_cancel(job_id)
+            ev = self._running.get(job_id)
+            if ev is not None:
+                ev.set()
+        if self.audit:
+            self.audit.record(
+                "analysis_cancelled",
+                user=user_name,
+                address=address,
+                detail={"job_id": job_id, "study_id": job.study_id},
+            )
+        return self.store.analyses.get(job_id)
+
+    def get(self, job_id: str) -> AnalysisRecord:
+        return self.store.analyses.get(job_id)
+
+    def list(
+        self, study_id: str | None = None, states: Sequence[str] | None = None, limit: int = 500
+    ) -> list[AnalysisRecord]:
+        """Jobs newest first, optionally for one study and/or in some states."""
+        return self.store.analyses.find(study_id=study_id, states=states, limit=limit)
+
+    def pending_count(self) -> int:
+        return self.store.analyses.count("pending")
+
+    def wait(self, job_id: str, timeout: float | None = None) -> AnalysisRecord:
+        """Block until the job finishes (for the CLI and tests; never on a GUI thread)."""
+        done = threading.Event()
+
+        def on_event(ev: JobEvent) -> None:
+            if ev.job_id == job_id and ev.kind == "finished":
+                done.set()
+
+        unsubscribe = self.subscribe(on_event)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                job = self.store.analyses.get(job_id)
+                if job.finished:
+                    return job
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"analysis {job_id} still {job.state}")
+                done.wait(0.5 if left is None else min(0.5, left))
+        finally:
+            unsubscribe()
+
+    def subscribe(self, callback: Callable[[JobEvent], None]) -> Callable[[], None]:
+        """Register ``callback(JobEvent)``; returns a function that unsubscribes it."""
+        with self._sub_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._sub_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    # ------------------------------------------------------------------ workers
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self.store.analyses.claim_next()
+            except Exception:
+                log.exception("could not read the job queue")
+                job = None
+            if job is None:
+                with self._cond:
+                    self._cond.wait(self.poll_s)
+                continue
+            self._run(job)
+
+    def _run(self, job: AnalysisRecord) -> None:
+        cancel = threading.Event()
+        self._running[job.id] = cancel
+        started = time.monotonic()
+        try:
+            try:
+                study = self.store.studies.get(job.study_id)
+            except CspineInputError as err:
+                self._finish(job, "failed", error=str(err))
+                return
+            self._emit(JobEvent("started", job.id, job.study_id, "running", 0))
+            ctx = JobContext(self, job, study, cancel)
+            try:
+                result = self.runner(ctx)
+                if cancel.is_set():
+                    raise AnalysisCancelled("The analysis was cancelled.")
+                if not isinstance(result, dict):
+                    raise TypeError(f"runner returned {type(result).__name__}, not dict")
+                json.dumps(result, allow_nan=False)
+            except AnalysisCancelled:
+                if self._stopping.is_set() and not self.store.analyses.get(job.id).cancel_requested:
+                    self._release(job)  # shut down mid-run: run again at the next start
+                else:
+                    self._finish(job, "cancelled", study=study)
+            except CspineInputError as err:
+                self._finish(job, "failed", error=str(err), study=study)
+            except Exception as exc:
+                log.exception("analysis %s failed", job.id)
+                self._finish(
+                    job,
+                    "failed",
+                    study=study,
+                    error=f"Internal error during analysis ({type(exc).__name__}); "
+                    "details are in the log.",
+                )
+            else:
+                self._finish(
+                    job, "succeeded", result=result, study=study, seconds=time.monotonic() - started
+                )
+        finally:
+            self._running.pop(job.id, None)
+
+    def _finish(
+        self,
+        job: AnalysisRecord,
+        state: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        study: StudyRecord | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        if state != "succeeded":
+            try:
+                self.store.studies.delete_artifacts(job.id)
+            except Exception:
+                log.exception("could not remove artifacts of analysis %s", job.id)
+        try:
+            stored = self.store.analyses.finish(job.id, state, result=result, error=error)
+        except Exception:
+            log.exception("could not store the outcome of analysis %s", job.id)
+            stored = False
+        if not stored:  # deleted with its study meanwhile, or the DB refused
+            log.warning("analysis %s finished as %s but is no longer running", job.id, state)
+        if self.audit:
+            detail: dict[str, Any] = {"job_id": job.id, "study_id": job.study_id, "state": state}
+            if seconds is not None:
+                detail["seconds"] = round(seconds, 3)
+            if error:
+                detail["error"] = error
+            self.audit.record(
+                "analysis_run",
+                outcome="success" if state == "succeeded" else "failure",
+                user=job.requested_by,
+                study=study,
+                detail=detail,
+            )
+        self._emit(
+            JobEvent(
+                "finished",
+                job.id,
+                job.study_id,
+                state,
+                100 if state == "succeeded" else 0,
+                "",
+                error,
+            )
+        )
+
+    def _release(self, job: AnalysisRecord) -> None:
+        try:
+            self.store.studies.delete_artifacts(job.id)
+            self.store.analyses.release(job.id)
+        except Exception:
+            log.exception("could not re-queue analysis %s", job.id)
+        self._emit_for(job.id, "requeued")
+
+    def _progress(self, ctx: JobContext, pct: int, stage: str) -> None:
+        try:
+            self.store.analyses.set_progress(ctx.job_id, pct, stage)
+        except Exception:
+            log.exception("could not store progress of analysis %s", ctx.job_id)
+        self._emit(JobEvent("progress", ctx.job_id, ctx.study.id, "running", pct, stage))
+
+    def _monitor(self) -> None:
+        """Heartbeats for running jobs; picks up cancel requests made by another process;
+        re-queues jobs whose process died (stale heartbeat)."""
+        while not self._stopping.wait(self.heartbeat_s):
+            try:
+                ids = list(self._running)
+                if ids:
+                    self.store.analyses.heartbeat(ids)
+                    for job_id in ids:
+                        if self.store.analyses.get(job_id).cancel_requested:
+                            ev = self._running.get(job_id)
+                            if ev is not None:
+                                ev.set()
+                stale = self.store.clock() - self.stale_after_s
+                for job_id in self.store.analyses.requeue_running(stale, self.max_attempts):
+                    self._emit_for(job_id, "requeued")
+                    with self._cond:
+                        self._cond.notify()
+            except Exception:
+                log.exception("job monitor error")
+
+    # ------------------------------------------------------------------ events
+    def _emit_for(self, job_id: str, kind: str) -> None:
+        try:
+            job = self.store.analyses.get(job_id)
+        except CspineInputError:
+            return
+        self._emit(
+            JobEvent(kind, job.id, job.study_id, job.state, job.progress, job.stage, job.error)
+        )
+
+    def _emit(self, event: JobEvent) -> None:
+        with self._sub_lock:
+            subscribers = list(self._subscribers)
+        for cb in subscribers:
+            try:
+                cb(event)
+            except Exception:
+                log.exception("job event subscriber failed")

@@ -1,0 +1,128 @@
+"""The :class:`Store`: one SQLite database plus the study folders beside it.
+
+Layout inside the data dir::
+
+    cspine.sqlite3 (+ -wal, -shm)   users, tokens, studies, analyses, artifacts, audit trail
+    studies/<study id>/files/...    input files exactly as received
+    studies/<study id>/results/<analysis id>/...   masks, heat-maps, reports
+    studies/.tmp-*                  scratch (imports in progress, deletions), removed at start
+    .cspine.lock                    advisory lock: tells a starting process whether it is alone
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .accounts import AccountTables
+from .analyses import AnalysisTables
+from .audit import AuditTable
+from .db import Database
+from .schema import SCHEMA_VERSION, migrate, schema_version
+from .studies import StudyTables
+
+try:  # POSIX advisory locks; elsewhere the store assumes it may not be alone
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "cspine.sqlite3"
+STUDIES_DIR = "studies"
+LOCK_NAME = ".cspine.lock"
+# when other processes have the store open, scratch younger than this may still be in use
+SHARED_GRACE_S = 3600.0
+
+
+class Store:
+    """Open with :meth:`open`; close with :meth:`close` (or use as a context manager).
+
+    Attributes: ``accounts`` (users, tokens, login throttle), ``studies`` (studies, staging,
+    artifacts), ``analyses`` (jobs and results), ``audit`` (append-only events), ``db``.
+    ``alone_at_open`` is True when no other process had the store open when this one opened it
+    (then every "running" job is known to be interrupted).
+    """
+
+    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self.data_dir = Path(data_dir)
+        self.clock = clock
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
+        self.alone_at_open = self._take_lock()
+        self.db = Database(self.data_dir / DB_NAME)
+        with self.db.read() as conn:
+            migrate(conn)
+        self.accounts = AccountTables(self.db, clock)
+        self.studies = StudyTables(self.db, self.data_dir / STUDIES_DIR, clock)
+        self.analyses = AnalysisTables(self.db, clock)
+        self.audit = AuditTable(self.db, clock)
+
+    @classmethod
+    def open(
+        cls, data_dir: Path | str, clock: Callable[[], float] = time.time, recover: bool = True
+    ) -> Store:
+        """Open (creating and migrating as needed) and, by default, clean up after a crash."""
+        store = cls(Path(data_dir), clock)
+        if recover:
+            store.recover()
+        return store
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    @property
+    def studies_dir(self) -> Path:
+        return self.data_dir / STUDIES_DIR
+
+    @property
+    def schema_version(self) -> int:
+        with self.db.read() as conn:
+            return schema_version(conn)
+
+    def recover(self) -> list[Path]:
+        """Remove scratch and orphaned files left by an interrupted import or deletion.
+
+        Interrupted jobs are re-queued by the job queue, not here.
+        """
+        grace = 0.0 if self.alone_at_open else SHARED_GRACE_S
+        removed = self.studies.recover(grace_s=grace)
+        if removed:
+            log.warning("cleaned up %d incomplete item(s) after an interruption", len(removed))
+        return removed
+
+    def integrity_check(self) -> str:
+        return self.db.integrity_check()
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ process lock
+    def _take_lock(self) -> bool:
+        if fcntl is None:  # pragma: no cover
+            return False
+        fd = os.open(str(self.data_dir / LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_fd = fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except OSError:
+            alone = False
+        fcntl.flock(fd, fcntl.LOCK_SH)  # held until close: others see we are here
+        return alone
+
+
+__all__ = ["SCHEMA_VERSION", "Store"]
