@@ -131,9 +131,26 @@ class ViewerModel:
             self.cursor = new  # type: ignore[assignment]
             self.changed.emit("cursor")
 
-    def jump_to_slice(self, z: int) -> None:
-        """Centre the axial view on source slice ``z`` (e.g. a vertebra's peak slice)."""
-        self.set_slice(Orientation.AXIAL, z)
+    def jump_to_vertebra(self, label: int, z: int | None) -> None:
+        """Show vertebra ``label`` (1–7): axial slice ``z`` (its most suspicious source slice;
+        None → the middle of its labelled slices) with the crosshair on the vertebra's centre
+        there, so sagittal and coronal cut through it too."""
+        labels = self.overlays.labels
+        if self.volume is None:
+            return
+        if z is None or z < 0:
+            if labels is None:
+                return
+            zs = np.nonzero((labels == label).any(axis=(1, 2)))[0]
+            if zs.size == 0:
+                return
+            z = int(zs[zs.size // 2])
+        y, x = self.cursor[1], self.cursor[2]
+        if labels is not None and 0 <= z < labels.shape[0]:
+            ys, xs = np.nonzero(labels[z] == label)
+            if ys.size:
+                y, x = int(np.median(ys)), int(np.median(xs))
+        self.set_cursor((z, y, x))
 
     # ---------------------------------------------------------------- window / level
     def set_window(self, window: Window) -> None:
