@@ -48,10 +48,18 @@ __all__ = [
 
 
 def default_runner(settings: Settings) -> Runner:
-    """The real analysis runner from ``services.analysis`` (imported lazily)."""
-    from . import analysis
+    """The real analysis runner, ``services.analysis.make_runner(settings)``, imported at the
+    first job (so opening the services for user administration loads no inference code)."""
+    real: list[Runner] = []
 
-    return analysis.make_runner(settings)
+    def run(ctx: JobContext) -> dict:
+        if not real:
+            from . import analysis
+
+            real.append(analysis.make_runner(settings))
+        return real[0](ctx)
+
+    return run
 
 
 @dataclass

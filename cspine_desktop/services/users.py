@@ -95,6 +95,12 @@ class UserService:
             clock=clock,
         )
         self._dummy_hash: str | None = None
+        # who the audit trail names for admin operations with actor=None (the command line
+        # sets its operating-system account, e.g. "os:alice")
+        self.local_actor: str | None = None
+
+    def _actor_name(self, actor: UserRecord | None) -> str | None:
+        return actor.name if actor is not None else self.local_actor
 
     # ------------------------------------------------------------------ first run
     def first_run(self) -> bool:
@@ -152,7 +158,7 @@ class UserService:
             raise
         self.audit.record(
             "user_created",
-            user=actor.name if actor else None,
+            user=self._actor_name(actor),
             address=address,
             detail={"target": user.name, "role": role, "status": status},
         )
@@ -228,7 +234,7 @@ class UserService:
         changed = self.store.accounts.update_user(user.id, **fields)
         self.audit.record(
             "user_changed",
-            user=actor.name if actor else None,
+            user=self._actor_name(actor),
             detail={
                 "target": user.name,
                 "change": what,
@@ -421,7 +427,7 @@ class UserService:
         self.store.accounts.revoke_tokens(token_id=token_id)
         self.audit.record(
             "token_revoked",
-            user=actor.name if actor else None,
+            user=self._actor_name(actor),
             address=address,
             detail={"token_id": token_id, "owner": rec.user_name},
         )
