@@ -146,3 +146,11 @@ class BackupError(CspineInputError):
     """A backup destination that cannot be used, or a restore source that is not a backup."""
 
     http_status = 422
+
+
+# --- exports ---------------------------------------------------------------------------------
+class ExportNotAvailableError(CspineInputError):
+    """An export this study cannot have: DICOM SEG/SR of a NIfTI/PNG input (no instances to
+    reference), original DICOM files gone, nothing segmented, or an unknown format name."""
+
+    http_status = 422

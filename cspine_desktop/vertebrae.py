@@ -33,6 +33,9 @@ NAMES: tuple[str, ...] = tuple(v.name for v in VERTEBRAE)
 N_CLASSES = len(VERTEBRAE) + 1  # background + C1..C7
 SNOMED_CATEGORY = ("123037004", "Anatomical structure")
 FRACTURE_RGB = (255, 255, 0)  # heat-map colour at full probability
+# The finding the model reports (SNOMED CT), for DICOM SEG/SR exports.
+FRACTURE_CODE = ("72704001", "Fracture")
+FRACTURE_CATEGORY = ("49755003", "Morphologically abnormal structure")
 
 
 def by_name(name: str) -> Vertebra:

@@ -1,0 +1,107 @@
+"""What every export shares: the outcome it reads, atomic file writing, DICOM-source checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..analysis.result import AnalysisResult
+from ..errors import ExportNotAvailableError
+from ..imaging.volume import Volume
+
+
+class OutcomeLike(Protocol):
+    """The attributes of ``cspine_desktop.analysis.pipeline.AnalysisOutcome`` exports read.
+
+    result  : the verdicts (``AnalysisResult``).
+    volume  : the analysed series; ``volume.meta["source_files"]`` and
+              ``volume.meta["sop_instance_uids"]`` list the DICOM files/instances in slice
+              order (absent or empty for NIfTI/PNG input).
+    labels  : uint8 [z, y, x] on the source grid, 0 background, 1–7 = C1–C7.
+    heatmap : float32 [z, y, x] on the source grid, fracture likelihood in [0, 1] (or None).
+    """
+
+    result: AnalysisResult
+    volume: Volume
+    labels: np.ndarray
+    heatmap: np.ndarray | None
+
+
+def result_of(obj: OutcomeLike | AnalysisResult) -> AnalysisResult:
+    """The ``AnalysisResult`` of an outcome, or ``obj`` itself if it is one."""
+    return obj if isinstance(obj, AnalysisResult) else obj.result
+
+
+def check_outcome(outcome: OutcomeLike) -> None:
+    """Raise ValueError (a programming error, not a user one) when arrays do not fit the volume."""
+    shape = tuple(outcome.volume.hu.shape)
+    if tuple(outcome.labels.shape) != shape:
+        raise ValueError(f"labels shape {outcome.labels.shape} != volume shape {shape}")
+    if outcome.heatmap is not None and tuple(outcome.heatmap.shape) != shape:
+        raise ValueError(f"heatmap shape {outcome.heatmap.shape} != volume shape {shape}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
+
+    If the body raises, the temporary file is removed and ``path`` is untouched, so a failed
+    export never leaves a half-written file. The temporary name keeps the final suffixes
+    (``.nii.gz``, ``.png``) for writers that choose the format from the name. Files are
+    created readable by the owner only: exports hold patient data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".part-", suffix="-" + path.name, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def dicom_source_files(volume: Volume) -> list[str]:
+    """The DICOM files the volume was read from (slice order), or [] for NIfTI/PNG input."""
+    meta: dict[str, Any] = volume.meta or {}
+    files = list(meta.get("source_files") or [])
+    uids = list(meta.get("sop_instance_uids") or [])
+    return files if files and uids else []
+
+
+_KIND_WORDS = {
+    "nifti": "a NIfTI volume",
+    "png": "a PNG image",
+    "jpeg": "a JPEG image",
+    "jpg": "a JPEG image",
+    "image": "a PNG/JPEG image",
+}
+
+
+def require_dicom_source(volume: Volume, what: str) -> list[str]:
+    """The source DICOM files, or ExportNotAvailableError saying why ``what`` cannot be made."""
+    files = dicom_source_files(volume)
+    if not files:
+        kind = str((volume.meta or {}).get("source_kind") or "").lower()
+        kind = _KIND_WORDS.get(kind, "a non-DICOM file")
+        raise ExportNotAvailableError(
+            f"{what} is only available for studies opened from DICOM files; this study was "
+            f"read from {kind}, so there are no DICOM images for it to refer to. "
+            "Export the PDF report, key images, NIfTI labels or JSON instead."
+        )
+    return files

@@ -1,0 +1,85 @@
+"""Plain-text exports of the verdicts: ``cspine.analysis/1`` JSON, RSNA 2022 CSV, a text table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..analysis.result import AnalysisResult
+from ._common import OutcomeLike, result_of, write_bytes_atomic
+
+RSNA_HEADER = ("row_id", "fractured")
+
+
+def write_result_json(outcome: OutcomeLike | AnalysisResult, path: str | os.PathLike[str]) -> Path:
+    """Write the ``cspine.analysis/1`` JSON of the analysis to ``path`` (UTF-8, atomic)."""
+    text = result_of(outcome).to_json() + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def rsna_csv_text(
+    results: OutcomeLike | AnalysisResult | Iterable[OutcomeLike | AnalysisResult],
+) -> str:
+    """RSNA 2022 submission CSV: header ``row_id,fractured``, then per study the rows
+    ``<StudyUID>_C1`` … ``<StudyUID>_C7``, ``<StudyUID>_patient_overall`` with the fracture
+    probability (absent vertebrae count as 0)."""
+    if isinstance(results, AnalysisResult) or hasattr(results, "result"):
+        results = [results]  # type: ignore[list-item]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(RSNA_HEADER)
+    for item in results:  # type: ignore[union-attr]
+        for row_id, probability in result_of(item).rsna_rows():
+            writer.writerow((row_id, f"{probability:.6f}"))
+    return buf.getvalue()
+
+
+def write_rsna_csv(
+    results: OutcomeLike | AnalysisResult | Iterable[OutcomeLike | AnalysisResult],
+    path: str | os.PathLike[str],
+) -> Path:
+    """Write :func:`rsna_csv_text` of one or several analyses to ``path`` (atomic)."""
+    return write_bytes_atomic(path, rsna_csv_text(results).encode("utf-8"))
+
+
+def _verdict_word(present: bool, fractured: bool) -> str:
+    if not present:
+        return "not found"
+    return "FRACTURE" if fractured else "no fracture"
+
+
+def render_verdicts_table(outcome: OutcomeLike | AnalysisResult) -> str:
+    """The per-vertebra verdicts as a fixed-width text table for a terminal (ASCII only).
+
+    Columns: vertebra, present, probability, threshold, verdict; a patient row; the model line,
+    the warnings, and the disclaimer last.
+    """
+    r = result_of(outcome)
+    lines = [
+        f"Study {r.study_instance_uid}" + (f"  patient {r.patient_id}" if r.patient_id else ""),
+        f"{'Vertebra':<9}{'Present':<9}{'Probability':>12}{'Threshold':>11}  Verdict",
+    ]
+    for v in r.vertebrae:
+        p = f"{v.probability:.3f}" if v.present and v.probability is not None else "-"
+        t = r.thresholds.get(v.name)
+        lines.append(
+            f"{v.name:<9}{'yes' if v.present else 'no':<9}{p:>12}"
+            f"{(f'{t:.2f}' if t is not None else '-'):>11}  {_verdict_word(v.present, v.fractured)}"
+        )
+    t = r.thresholds.get("patient_overall")
+    lines.append(
+        f"{'Patient':<9}{'':<9}{r.patient_overall.probability:>12.3f}"
+        f"{(f'{t:.2f}' if t is not None else '-'):>11}  "
+        f"{_verdict_word(True, r.patient_overall.fractured)}"
+    )
+    total = r.timings_s.get("total")
+    lines.append(
+        f"Model {r.model.name} {r.model.version} (sha256 {r.model.sha256[:12]}) on {r.backend}"
+        + (f", {total:.1f} s" if total is not None else "")
+    )
+    lines.extend(f"Warning: {w}" for w in r.warnings)
+    lines.append(r.disclaimer)
+    return "\n".join(lines) + "\n"
