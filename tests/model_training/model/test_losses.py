@@ -1,0 +1,88 @@
+"""Loss values against hand-computed numbers, and the training Dice metric."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from model_training.model.config import LossConfig
+from model_training.model.losses import (
+    SparseDice,
+    VertebraeLoss,
+    WeightedBinaryCrossentropy,
+    make_losses,
+)
+
+
+def test_weighted_bce_matches_hand_computation():
+    y = np.array([[1.0, 0.0]], np.float32)
+    p = np.array([[0.8, 0.3]], np.float32)
+    # −[3·log 0.8 + log 0.7] / 2
+    expected = -(3 * math.log(0.8) + math.log(0.7)) / 2
+    loss = WeightedBinaryCrossentropy(pos_weight=3.0)(y, p)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    plain = WeightedBinaryCrossentropy(pos_weight=1.0)(y, p)
+    assert float(plain) == pytest.approx(-(math.log(0.8) + math.log(0.7)) / 2, rel=1e-5)
+
+
+def test_weighted_bce_accepts_map_targets_without_channel_axis():
+    y = np.zeros((2, 4, 4), np.float32)
+    y[0, 1, 1] = 1
+    p = np.full((2, 4, 4, 1), 0.1, np.float32)
+    v = float(WeightedBinaryCrossentropy(2.0)(y, p))
+    expected = (2 * -math.log(0.1) + 31 * -math.log(0.9)) / 32
+    assert v == pytest.approx(expected, rel=1e-5)
+
+
+def _onehot(labels: np.ndarray, n: int = 8, p: float = 1.0) -> np.ndarray:
+    out = np.full((*labels.shape, n), (1 - p) / (n - 1), np.float32)
+    np.put_along_axis(out, labels[..., None].astype(int), p, axis=-1)
+    return out
+
+
+def test_vertebrae_loss_is_near_zero_for_a_perfect_prediction_and_grows_with_error():
+    lab = np.zeros((1, 8, 8), np.int32)
+    lab[0, 2:5, 2:5] = 3
+    lab[0, 5:7, 1:3] = 4
+    perfect = float(VertebraeLoss()(lab, _onehot(lab)))
+    assert perfect < 1e-3
+    wrong = lab.copy()
+    wrong[0, 2:5, 2:5] = 5
+    bad = float(VertebraeLoss()(lab, _onehot(wrong)))
+    # C3 Dice 0, C5 Dice 0 (predicted only), C4 perfect → Dice term 1 − 5/7, plus large CE
+    assert bad > 2.0 / 7.0 + 1.0
+
+
+def test_vertebrae_dice_term_alone_matches_hand_value():
+    lab = np.zeros((1, 4, 4), np.int32)
+    lab[0, :2, :2] = 1  # 4 px of C1
+    pred = np.zeros((1, 4, 4), np.int32)
+    pred[0, :2, :1] = 1  # 2 px predicted, both right → Dice 2·2/(4+2) = 2/3
+    probs = _onehot(pred)
+    ce_only = float(VertebraeLoss(dice_weight=0.0)(lab, probs))
+    both = float(VertebraeLoss(dice_weight=1.0)(lab, probs))
+    # six classes absent from both count as Dice 1 (smoothed), C1: (2·2 + 1)/(6 + 1) = 5/7
+    assert both - ce_only == pytest.approx(1 - (6 + 5 / 7) / 7, abs=1e-4)
+
+
+def test_sparse_dice_metric_accumulates_over_batches():
+    m = SparseDice()
+    lab = np.zeros((1, 4, 4), np.int32)
+    lab[0, :2, :2] = 2
+    pred = lab.copy()
+    pred[0, 0, 0] = 0
+    m.update_state(lab, _onehot(pred))
+    m.update_state(lab, _onehot(lab))
+    # C2: inter 3 + 4, sizes (4+3) + (4+4) → 14/15; the six other classes are unseen → 1
+    assert float(m.result()) == pytest.approx((6 + 14 / 15) / 7, rel=1e-5)
+    m.reset_state()
+    assert float(m.result()) == pytest.approx(1.0)
+
+
+def test_make_losses_uses_the_configured_weights():
+    losses, weights = make_losses(LossConfig(fracture_cls_weight=2.5, fracture_map_pos_weight=7))
+    assert set(losses) == set(weights) == {"vertebrae", "fracture_map", "fracture_cls"}
+    assert weights["fracture_cls"] == 2.5
+    assert losses["fracture_map"].pos_weight == 7
