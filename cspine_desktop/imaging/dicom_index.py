@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -54,6 +57,46 @@ META_KEYS = (
     "SliceThickness",
     "FrameOfReferenceUID",
 )
+
+
+SCAN_TAGS = [
+    *META_KEYS,
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "ImageType",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "NumberOfFrames",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "PixelSpacing",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "InstanceNumber",
+    "AcquisitionNumber",
+    "WindowCenter",
+    "WindowWidth",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+    "DirectoryRecordSequence",
+    "SpecificCharacterSet",
+]
+
+
+_SCAN_TAG_LIST: list[BaseTag] = []
+
+
+def _scan_tags() -> list[BaseTag]:
+    """SCAN_TAGS as tags, computed once (pydicom would look keywords up on every read)."""
+    if not _SCAN_TAG_LIST:
+        _SCAN_TAG_LIST.extend(BaseTag(_tag(k)) for k in SCAN_TAGS)
+    return _SCAN_TAG_LIST
 
 
 @dataclass(slots=True)
@@ -154,7 +197,7 @@ def read_file_headers(path: Path) -> tuple[Dataset, list[ImageHeader] | OtherObj
     """Parse one file. Raises _Unreadable (with a reason) or _Skip (DICOMDIR)."""
     try:
         with open(path, "rb") as f:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
+            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True, specific_tags=_scan_tags())
             pixel_pos = f.tell()
             peek = f.read(12)
             size = os.fstat(f.fileno()).st_size
@@ -191,9 +234,9 @@ def _headers_from_dataset(
     )
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise _Skip()
-    series_uid = str(ds.get("SeriesInstanceUID", "") or "")
-    modality = str(ds.get("Modality", "") or "").upper()
-    description = str(ds.get("SeriesDescription", "") or "")
+    series_uid = _str(ds, "SeriesInstanceUID")
+    modality = _str(ds, "Modality").upper()
+    description = _str(ds, "SeriesDescription")
     rows = _int(ds, "Rows")
     cols = _int(ds, "Columns")
     if not rows or not cols:
@@ -226,7 +269,7 @@ def _headers_from_dataset(
         series_uid=series_uid,
         modality=modality,
         sop_class=sop_class,
-        image_type=tuple(str(v).upper() for v in _multi(ds.get("ImageType", ()))),
+        image_type=tuple(str(v).upper() for v in (_values(ds, "ImageType") or ())),
         rows=rows,
         cols=cols,
         bits_allocated=bits_allocated,
@@ -239,7 +282,7 @@ def _headers_from_dataset(
         acquisition_number=_int(ds, "AcquisitionNumber"),
         description=description,
     )
-    sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+    sop_uid = _str(ds, "SOPInstanceUID")
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [
             ImageHeader(
@@ -367,39 +410,80 @@ def _first(seq: Any) -> Dataset | None:
         return None
 
 
+_US_KEYWORDS = frozenset(
+    {"Rows", "Columns", "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel"}
+)
+_TAGS: dict[str, int] = {}
+
+
+def _tag(name: str) -> int:
+    tag = _TAGS.get(name)
+    if tag is None:
+        tag = _TAGS[name] = int(tag_for_keyword(name))  # type: ignore[arg-type]
+    return tag
+
+
+def _values(ds: Dataset, name: str) -> list[Any] | None:
+    """Values of element ``name`` as a list (str for text VRs, int for US), or None.
+
+    Raw elements are decoded here directly — several times faster than pydicom's value
+    conversion, which dominates a header scan.
+    """
+    elem = ds.get_item(_tag(name))
+    if elem is None:
+        return None
+    if isinstance(elem, RawDataElement):
+        raw = elem.value
+        if raw is None or len(raw) == 0:
+            return None
+        if name in _US_KEYWORDS:
+            n = len(raw) // 2
+            return list(
+                struct.unpack(("<" if elem.is_little_endian else ">") + "H" * n, raw[: 2 * n])
+            )
+        text = raw.decode("latin-1").strip("\x00 ")
+        return [t.strip("\x00 ") for t in text.split("\\")] if text else None
+    values = _multi(elem.value)
+    return values or None
+
+
+def _str(ds: Dataset, name: str) -> str:
+    """First value of a text element ('' when absent or unreadable)."""
+    try:
+        values = _values(ds, name)
+        return str(values[0]) if values else ""
+    except Exception:
+        return ""
+
+
 def _int(ds: Dataset, name: str) -> int | None:
     try:
-        value = ds.get(name, None)
-        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            value = value[0] if len(value) else None
-        return None if value is None or value == "" else int(value)
+        values = _values(ds, name)
+        if not values or values[0] == "":
+            return None
+        v = values[0]
+        return v if isinstance(v, int) else int(float(v))
     except Exception:
         return None
 
 
 def _float(ds: Dataset, name: str) -> float | None:
     try:
-        value = ds.get(name, None)
-        if value is None or value == "":
+        values = _values(ds, name)
+        if not values or values[0] == "":
             return None
-        v = float(value)
+        v = float(values[0])
         return v if math.isfinite(v) else None
     except Exception:
         return None
 
 
-def _first_float(ds: Dataset, name: str) -> float | None:
-    try:
-        values = _multi(ds.get(name, None))
-        v = float(values[0]) if values else None
-        return v if v is not None and math.isfinite(v) else None
-    except Exception:
-        return None
+_first_float = _float
 
 
 def _floats(ds: Dataset, name: str, n: int) -> tuple[float, ...] | None:
     try:
-        values = [float(v) for v in _multi(ds.get(name, None))]
+        values = [float(v) for v in (_values(ds, name) or [])]
     except Exception:
         return None
     if len(values) != n or not all(math.isfinite(v) for v in values):

@@ -32,6 +32,7 @@ AIR_HU = -1024
 PLAUSIBLE_HU = (-3100.0, 4000.0)  # padding values down to -3072 occur; dense metal beyond
 IMPLAUSIBLE_FRACTION = 0.05  # of a slice's voxels outside PLAUSIBLE_HU
 MAX_WORKERS = 8
+FLOAT_SLOPE_BELOW = 0.5
 
 
 @dataclass
@@ -68,10 +69,10 @@ def check_decodable(headers: list[ImageHeader]) -> None:
 
 
 def output_dtype(headers: list[ImageHeader]) -> np.dtype:
-    """int16 when every slice's rescale is integral (the usual CT case), else float32."""
-    for h in headers:
-        if h.slope != round(h.slope) or h.intercept != round(h.intercept) or h.slope == 0:
-            return np.dtype(np.float32)
+    """int16 HU (rounded to the nearest unit when the rescale is not integral, an error of at
+    most 0.5 HU — far below CT noise); float32 only for fine rescale steps (slope < 0.5)."""
+    if any(abs(h.slope) < FLOAT_SLOPE_BELOW for h in headers):
+        return np.dtype(np.float32)
     return np.dtype(np.int16)
 
 
@@ -82,7 +83,12 @@ class _Scratch(threading.local):
             self.key = key
             self.raw = np.empty(shape, dtype)
             self.work = np.empty(shape, np.int32)
+            self.real = np.empty(shape, np.float32)
         return self.raw, self.work
+
+    def real_buffer(self, shape: tuple[int, int]) -> np.ndarray:
+        self.buffers(shape, np.dtype(np.uint16))
+        return self.real
 
 
 def decode_into_volume(
@@ -107,8 +113,16 @@ def decode_into_volume(
         if stop.is_set():
             return
         try:
-            for z, arr in _read_slices(file, [headers[z] for z in zs], zs, scratch):
-                _store(result, z, arr, headers[z], shifts, scratch, lock)
+            hs = [headers[z] for z in zs]
+            if hu.dtype == np.int16 and all(
+                h.pixel_offset is not None and h.bits_allocated == 16 for h in hs
+            ):
+                with open(file, "rb", buffering=0) as f:
+                    for z, h in zip(zs, hs):
+                        _read_native_in_place(f, result, z, h, shifts, scratch, lock)
+                return
+            for z, arr in _read_slices(file, hs, zs, scratch):
+                _store(result, z, arr, h=headers[z], shifts=shifts, scratch=scratch, lock=lock)
         except Exception as exc:  # damaged data: name the file, never crash
             with lock:
                 for z in zs:
@@ -199,32 +213,104 @@ def _store(
     out = result.hu[z]
     if arr.shape != out.shape:
         raise ValueError(f"decoded image is {arr.shape}, expected {out.shape}")
-    if arr.dtype.kind not in "iu":
-        np.multiply(arr, h.slope, out=out, casting="unsafe")
-        out += h.intercept
-    else:
+    values = arr
+    if arr.dtype.kind in "iu":
         _, work = scratch.buffers(out.shape, np.dtype(arr.dtype))
         values = _mask_bits(arr, h, work)
-        if out.dtype == np.int16:
+        if out.dtype == np.int16 and h.slope == int(h.slope) and h.intercept == int(h.intercept):
             if h.slope != 1:
                 values *= int(h.slope)
             values += int(h.intercept)
-            lo, hi = int(values.min()), int(values.max())
-            if lo < -32768 or hi > 32767:
-                np.clip(values, -32768, 32767, out=values)
-                with lock:
-                    result.clipped += 1
-            np.copyto(out, values, casting="unsafe")
+            _clip_into(out, values, result, lock)
+            values = None
+    if values is not None:
+        real = scratch.real_buffer(out.shape)
+        np.multiply(values, np.float32(h.slope), out=real, casting="unsafe")
+        real += np.float32(h.intercept)
+        if out.dtype == np.int16:
+            np.rint(real, out=real)
+            _clip_into(out, real, result, lock)
         else:
-            np.multiply(values, h.slope, out=out, casting="unsafe")
-            out += np.float32(h.intercept)
+            np.copyto(out, real)
+    _finish_slice(result, z, shifts, lock)
+
+
+def _read_native_in_place(
+    f,
+    result: DecodeResult,
+    z: int,
+    h: ImageHeader,
+    shifts: np.ndarray | None,
+    scratch: _Scratch,
+    lock: threading.Lock,
+) -> None:
+    """Fast path for uncompressed 16-bit slices: read the stored values straight into the
+    int16 volume slice and rescale them there (no copy) whenever the result provably fits
+    int16; otherwise hand a copy of the stored values to :func:`_store`."""
+    out = result.hu[z]
+    f.seek(h.pixel_offset)
+    if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+        raise ValueError("truncated: the pixel data end before the image does")
+    if h.big_endian:
+        out.byteswap(inplace=True)
+    u = out.view(np.uint16)
+    bits = h.bits_stored
+    if bits < 16:
+        np.bitwise_and(u, (1 << bits) - 1, out=u)  # values now 0 .. 2**bits - 1 (< 32768)
+        if h.pixel_rep == 1:
+            sign = 1 << (bits - 1)
+            np.bitwise_xor(u, sign, out=u)
+            np.subtract(out, np.int16(sign), out=out)
+    elif h.pixel_rep == 0 and int(u.max()) > 32767:
+        raw, _ = scratch.buffers(out.shape, np.dtype(np.uint16))
+        np.copyto(raw, u)
+        _store(result, z, raw, h, shifts, scratch, lock)
+        return
+    lo, hi = int(out.min()), int(out.max())
+    slope, intercept = h.slope, h.intercept
+    if slope == int(slope) and intercept == int(intercept):
+        a, b = sorted((slope * lo + intercept, slope * hi + intercept))
+        if a >= -32768 and b <= 32767:
+            if slope != 1:
+                np.multiply(out, np.int16(slope), out=out)
+            if intercept:
+                np.add(out, np.int16(intercept), out=out)
+            _finish_slice(result, z, shifts, lock, (a, b))
+            return
+    raw, _ = scratch.buffers(out.shape, np.dtype(np.int16))
+    np.copyto(raw, out)
+    _store(result, z, raw, h, shifts, scratch, lock)
+
+
+def _finish_slice(
+    result: DecodeResult,
+    z: int,
+    shifts: np.ndarray | None,
+    lock: threading.Lock,
+    known_range: tuple[float, float] | None = None,
+) -> None:
+    """Tilt correction (if any) and the plausibility check of one finished slice."""
+    out = result.hu[z]
     if shifts is not None:
-        _shift_slice(out, shifts[z])
+        _shift_slice(out, shifts[z])  # keeps values within [min, max] ∪ {AIR_HU}
     lo_ok, hi_ok = PLAUSIBLE_HU
+    lo, hi = known_range if known_range is not None else (float(out.min()), float(out.max()))
+    if lo >= lo_ok and hi <= hi_ok:
+        return
     bad = np.count_nonzero((out < lo_ok) | (out > hi_ok))
     if bad > IMPLAUSIBLE_FRACTION * out.size:
         with lock:
             result.implausible.append(z)
+
+
+def _clip_into(out: np.ndarray, values: np.ndarray, result: DecodeResult, lock) -> None:
+    """Copy ``values`` into the int16 slice ``out``, clipping (and counting) overflow."""
+    lo, hi = values.min(), values.max()
+    if lo < -32768 or hi > 32767:
+        np.clip(values, -32768, 32767, out=values)
+        with lock:
+            result.clipped += 1
+    np.copyto(out, values, casting="unsafe")
 
 
 def _shift_slice(out: np.ndarray, shift: np.ndarray) -> None:

@@ -73,7 +73,7 @@ def group_series(scan: ScanResult) -> list[SeriesGroup]:
         group = SeriesGroup(uid, headers, others.get(uid, []), scan.series_meta.get(uid, {}))
         first: ImageHeader | OtherObject = headers[0] if headers else group.others[0]
         group.modality = first.modality
-        group.description = first.description
+        group.description = str(group.meta.get("SeriesDescription") or first.description)
         _clean(group)
         _judge(group)
         groups.append(group)
