@@ -29,6 +29,7 @@ from cspine_desktop.imaging.preprocess import PreparedVolume, model_input
 
 from .augment import AugmentConfig, augment_slice
 from .cache import CachedStudy
+from .report import NOTE, SkipReport
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +105,40 @@ class _SliceSource:
         return x, lab.astype(np.int32), frac, flags[z]
 
 
-def _usable(cached: Iterable[CachedStudy]) -> list[CachedStudy]:
+def _why_unusable(s: CachedStudy) -> str | None:
+    """Why a cached study cannot give training samples, or None when it can."""
+    if not s.has_labels:
+        return "no vertebra labels (used for study-level evaluation only)"
+    if not s.has_location:
+        return "fracture location unknown (used for study-level evaluation only)"
+    try:
+        hu, labels, fracture, flags = s.hu(), s.labels(), s.fracture(), s.flags()
+    except (OSError, ValueError, EOFError) as exc:
+        return f"cache files cannot be read ({exc}); rebuild the cache"
+    if (
+        hu is None
+        or labels is None
+        or fracture is None
+        or hu.ndim != 3
+        or hu.shape[0] != s.n_slices
+        or labels.shape != hu.shape
+        or fracture.shape != hu.shape
+        or flags.shape != (s.n_slices, 7)
+    ):
+        return "cache files are incomplete or disagree in shape; rebuild the cache"
+    return None
+
+
+def _usable(cached: Iterable[CachedStudy], report: SkipReport | None = None) -> list[CachedStudy]:
     out = []
     for s in cached:
-        if s.has_labels and s.has_location:
+        why = _why_unusable(s)
+        if why is None:
             out.append(s)
-        else:
-            log.info(
-                "study %s not used for training: %s",
-                s.study_uid,
-                "no vertebra labels" if not s.has_labels else "fracture location unknown",
-            )
+            continue
+        log.info("study %s not used for training: %s", s.study_uid, why)
+        if report is not None:
+            report.add(s.study_uid, "training", why, s.path, action=NOTE)
     return out
 
 
@@ -128,6 +152,7 @@ def make_dataset(
     *,
     parallel_calls: int | None = None,
     drop_remainder: bool = False,
+    report: SkipReport | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of one epoch of training batches (see module docstring).
 
@@ -135,11 +160,13 @@ def make_dataset(
     no fracture at all) are used; the others are logged and left out (they still serve
     study-level evaluation through :func:`iter_eval_studies`). ``augment``: True → default
     :class:`AugmentConfig`, False/None → none. ``oversample``: see :func:`epoch_samples`.
-    ``parallel_calls``: parallel loaders (default: tf.data AUTOTUNE).
+    ``parallel_calls``: parallel loaders (default: tf.data AUTOTUNE). Studies left out are
+    added to ``report`` when given. A sample that fails to load later (a cache file removed
+    during training) is dropped with a logged warning instead of ending the epoch.
     """
     import tensorflow as tf
 
-    studies = _usable(cached)
+    studies = _usable(cached, report)
     if not studies:
         raise ValueError("no cached study has vertebra labels and a known fracture location")
     cfgs = {json.dumps(s.meta()["preprocessing"], sort_keys=True) for s in studies}
@@ -177,6 +204,7 @@ def make_dataset(
         return x, {"vertebrae": lab, "fracture_map": frac, "fracture_cls": flags}
 
     ds = ds.map(load, num_parallel_calls=parallel_calls or tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -100,10 +100,14 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise CorruptFileError(f"{path.name} cannot be read: {exc}") from exc
 
 
-def _flag(value: str) -> bool:
-    v = float(value)
+def _flag(row: dict[str, str], column: str) -> bool:
+    value = (row.get(column) or "").strip()
+    try:
+        v = float(value)
+    except ValueError:
+        v = -1.0
     if v not in (0.0, 1.0):
-        raise ValueError(f"expected 0 or 1, got {value!r}")
+        raise ValueError(f"{column} is {value!r}, expected 0 or 1")
     return v == 1.0
 
 
@@ -121,8 +125,8 @@ def _read_truths(root: Path, report: SkipReport) -> dict[str, tuple[tuple[bool, 
         try:
             if not uid:
                 raise ValueError("no StudyInstanceUID")
-            fractured = tuple(_flag(row[c]) for c in VERTEBRAE)
-            overall = _flag(row["patient_overall"])
+            fractured = tuple(_flag(row, c) for c in VERTEBRAE)
+            overall = _flag(row, "patient_overall")
         except (ValueError, TypeError, KeyError) as exc:
             report.add(uid, "csv", f"train.csv line {n} is not usable: {exc}", path)
             continue
