@@ -1,0 +1,167 @@
+"""One study through the model: Volume → model grid → engine → cleanup → verdicts.
+
+``analyze`` is the single implementation behind ``cspine analyze``, the GUI and the HTTP jobs.
+It takes an engine (anything with ``predict``/``input_shape``/``label``/``sha256``, see
+``cspine_desktop.inference.Engine``) and the model card (a mapping, as in ``model_card.json``);
+it never imports a framework.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..imaging.preprocess import (
+    PreparedVolume,
+    PreprocessConfig,
+    from_grid,
+    model_input,
+    prepare_volume,
+)
+from ..imaging.volume import Volume
+from ..vertebrae import NAMES
+from .aggregate import PATIENT_KEY, AggregationConfig, aggregate_study, verdicts
+from .explain import class_activation_grid, fracture_heatmap
+from .postprocess import clean_labels, edge_notes
+from .result import AnalysisResult, ModelInfo, PatientVerdict, VertebraVerdict
+from .runner import Cancel, Progress, check_cancel, run_model
+
+# share of the progress bar per stage
+_P_PREP, _P_MODEL = 0.1, 0.85
+
+
+@dataclass
+class AnalysisOutcome:
+    """Everything exports and the viewer need from one analysis.
+
+    result  : the verdicts (serialises to ``cspine.analysis/1``).
+    volume  : the analysed series (unchanged).
+    labels  : uint8 [z, y, x] on the source grid, 0 background, 1–7 = C1–C7.
+    heatmap : float32 [z, y, x] on the source grid, fracture likelihood in [0, 1].
+    gradcam : float32 [z, y, x] class activation for the vertebrae judged fractured, in [0, 1],
+              or None (nothing fractured, or the backend cannot explain its classifier).
+    """
+
+    result: AnalysisResult
+    volume: Volume
+    labels: np.ndarray
+    heatmap: np.ndarray
+    gradcam: np.ndarray | None = None
+
+
+def analyze(
+    volume: Volume,
+    engine: Any,
+    card: Mapping[str, Any],
+    progress: Progress | None = None,
+    cancel: Cancel = None,
+    *,
+    explain: bool = True,
+) -> AnalysisOutcome:
+    """Analyse ``volume`` with ``engine`` using the card's preprocessing, aggregation and
+    thresholds. ``progress(fraction, message)`` is called from this thread; ``cancel`` (an
+    Event or a callable) is checked between batches → AnalysisCancelled."""
+    t_start = time.perf_counter()
+    report = progress or (lambda f, m: None)
+    cfg = PreprocessConfig.from_dict(dict(card["preprocessing"]))
+    if tuple(engine.input_shape) != (cfg.input_size, cfg.input_size, cfg.n_channels):
+        raise ValueError(f"engine input {engine.input_shape} does not match the card")
+    timings: dict[str, float] = {}
+
+    report(0.0, "resampling to the model grid")
+    t0 = time.perf_counter()
+    prepared = prepare_volume(volume, cfg)
+    timings["preprocess"] = time.perf_counter() - t0
+    check_cancel(cancel)
+
+    t0 = time.perf_counter()
+    grid = run_model(
+        engine,
+        prepared,
+        progress=lambda f, m: report(_P_PREP + (_P_MODEL - _P_PREP) * f, m),
+        cancel=cancel,
+    )
+    timings["inference"] = time.perf_counter() - t0
+
+    report(_P_MODEL, "checking the segmentation")
+    t0 = time.perf_counter()
+    aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    clean = clean_labels(grid.labels, min_voxels=aggregation.min_voxels)
+    scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
+    thresholds = {k: float(v) for k, v in card["thresholds"].items()}
+    verdict = verdicts(scores, thresholds)
+    heat_grid = fracture_heatmap(grid.fracture_map, clean.labels, cfg.pixel_spacing_mm)
+    cam_grid = None
+    activation = getattr(engine, "class_activation", None)
+    if explain and activation is not None and getattr(engine, "supports_cam", False):
+        report(0.9, "explaining the findings")
+        cam_grid = class_activation_grid(
+            activation, lambda planes: model_input(prepared, planes), clean.labels, verdict
+        )
+    check_cancel(cancel)
+    labels = from_grid(clean.labels, prepared, order="nearest")
+    heatmap = from_grid(heat_grid, prepared, order="linear").astype(np.float32, copy=False)
+    gradcam = None if cam_grid is None else from_grid(cam_grid, prepared, order="linear")
+    timings["postprocess"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+
+    result = AnalysisResult(
+        study_instance_uid=str(volume.meta.get("StudyInstanceUID", "")),
+        series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
+        model=ModelInfo(str(card["name"]), str(card["version"]), str(engine.sha256)),
+        backend=str(engine.label),
+        patient_overall=PatientVerdict(
+            round(float(scores.patient_probability), 6), verdict[PATIENT_KEY]
+        ),
+        vertebrae=_vertebra_verdicts(scores, verdict, prepared, clean.labels),
+        thresholds=thresholds,
+        warnings=tuple(
+            dict.fromkeys([*volume.warnings, *getattr(engine, "warnings", ()), *clean.warnings])
+        ),
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        patient_id=str(volume.meta.get("PatientID", "")),
+    )
+    report(1.0, "done")
+    return AnalysisOutcome(result, volume, labels, heatmap, gradcam)
+
+
+def _vertebra_verdicts(
+    scores: Any, verdict: dict[str, bool], prepared: PreparedVolume, labels: np.ndarray
+) -> tuple[VertebraVerdict, ...]:
+    edges = edge_notes(labels)
+    out = []
+    for i, name in enumerate(NAMES):
+        present = bool(scores.present[i])
+        notes = []
+        if not present:
+            notes.append("Not found in the images (outside the field of view or not segmented).")
+        elif name in edges:
+            notes.append(edges[name])
+        rng = scores.slice_range[i]
+        peak = scores.peak_slice[i]
+        out.append(
+            VertebraVerdict(
+                name=name,
+                present=present,
+                probability=round(float(scores.probability[i]), 6) if present else None,
+                fractured=bool(verdict[name]),
+                slice_range=source_range(prepared, rng) if rng is not None else None,
+                peak_slice=prepared.source_slice_of(peak) if peak is not None else None,
+                notes=tuple(notes),
+            )
+        )
+    return tuple(out)
+
+
+def source_range(prepared: PreparedVolume, grid_range: tuple[int, int]) -> tuple[int, int]:
+    """Grid planes (first, last) → (first, last) source slice index covering them."""
+    g0, g1 = grid_range
+    inside = np.nonzero((prepared.source_z >= g0 - 0.5) & (prepared.source_z <= g1 + 0.5))[0]
+    if inside.size == 0:  # source slices thicker than the grid step
+        a, b = prepared.source_slice_of(g0), prepared.source_slice_of(g1)
+        return (min(a, b), max(a, b))
+    return (int(inside.min()), int(inside.max()))

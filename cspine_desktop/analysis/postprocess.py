@@ -1,0 +1,129 @@
+"""Clean the predicted vertebra labels on the model grid and check they make anatomical sense.
+
+Per vertebra, only the largest 3-D connected part is kept (stray islands of a label elsewhere
+in the neck are set to background); the vertebrae are then checked to lie in order, C1 nearest
+the head (smallest grid z) down to C7. Pure numpy/OpenCV; arrays are [Zg, S, S] on the model
+grid (grid z increases toward the feet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import cv2
+import numpy as np
+
+from ..vertebrae import NAMES
+
+
+@dataclass(frozen=True)
+class CleanLabels:
+    """labels: uint8 [Zg, S, S] after cleanup; warnings: plain sentences; removed_voxels per
+    vertebra (C1..C7) tells how much was dropped as stray islands."""
+
+    labels: np.ndarray
+    warnings: tuple[str, ...]
+    removed_voxels: tuple[int, ...]
+
+
+def largest_component_3d(mask: np.ndarray) -> np.ndarray:
+    """The largest connected component of a boolean [Z, Y, X] mask.
+
+    Connectivity: 8 within a plane; across planes, two in-plane components belong together
+    when they share a pixel position (6-connectivity through planes).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    comp = np.zeros(mask.shape, dtype=np.int32)
+    sizes: list[int] = [0]
+    offset = 0
+    for z in np.nonzero(mask.reshape(mask.shape[0], -1).any(axis=1))[0]:
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(
+            mask[z].astype(np.uint8), connectivity=8, ltype=cv2.CV_32S
+        )
+        lab[lab > 0] += offset
+        comp[z] = lab
+        sizes.extend(stats[1:, cv2.CC_STAT_AREA].tolist())
+        offset += n - 1
+    parent = np.arange(offset + 1)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for z in range(mask.shape[0] - 1):
+        a, b = comp[z], comp[z + 1]
+        both = (a > 0) & (b > 0)
+        if not both.any():
+            continue
+        pairs = np.unique(np.stack([a[both], b[both]], axis=1), axis=0)
+        for i, j in pairs.tolist():
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(offset + 1)])
+    total = np.bincount(roots, weights=np.asarray(sizes, dtype=np.float64), minlength=offset + 1)
+    total[0] = 0
+    best = int(np.argmax(total))
+    return roots[comp] == best
+
+
+def clean_labels(labels: np.ndarray, min_voxels: int = 10) -> CleanLabels:
+    """Keep each vertebra's largest connected part; warn when the order C1→C7 is broken.
+
+    ``min_voxels``: a vertebra with fewer voxels than this in total is treated as absent (its
+    voxels become background) — it is noise, not a vertebra in the field of view.
+    """
+    src = np.asarray(labels, dtype=np.uint8)
+    out = np.zeros_like(src)
+    removed = []
+    for v in range(1, len(NAMES) + 1):
+        mask = src == v
+        n = int(mask.sum())
+        if n < min_voxels:
+            removed.append(n)
+            continue
+        keep = largest_component_3d(mask)
+        out[keep] = v
+        removed.append(n - int(keep.sum()))
+    return CleanLabels(out, order_warnings(out), tuple(removed))
+
+
+def centroids_z(labels: np.ndarray) -> dict[str, float]:
+    """Mean grid z of every vertebra present in ``labels``."""
+    flat = labels.reshape(labels.shape[0], -1)
+    zs = np.arange(labels.shape[0], dtype=np.float64)
+    out = {}
+    for v, name in enumerate(NAMES, start=1):
+        counts = (flat == v).sum(axis=1)
+        if counts.sum():
+            out[name] = float((counts * zs).sum() / counts.sum())
+    return out
+
+
+def order_warnings(labels: np.ndarray) -> tuple[str, ...]:
+    """A warning per neighbouring pair (in C1..C7 order) found upside down (lower one above)."""
+    cz = centroids_z(labels)
+    present = [n for n in NAMES if n in cz]
+    out = []
+    for upper, lower in pairwise(present):
+        if cz[lower] <= cz[upper]:
+            out.append(
+                f"The vertebra order looks wrong: {lower} was found at or above {upper}. "
+                "Check the labels before trusting the per-vertebra verdicts."
+            )
+    return tuple(out)
+
+
+def edge_notes(labels: np.ndarray) -> dict[str, str]:
+    """Vertebrae touching the first or last grid plane: possibly cut by the scan's edge."""
+    notes = {}
+    first, last = labels[0], labels[-1]
+    for v, name in enumerate(NAMES, start=1):
+        if (first == v).any() or (last == v).any():
+            notes[name] = "Reaches the edge of the scan; part of it may be outside the images."
+    return notes

@@ -1,0 +1,177 @@
+"""Run an engine over the model grid in bounded batches, with progress and cancellation.
+
+Only the planes that hold the neck are run (planes without bone are air or padding). While the
+engine works on one batch, a helper thread windows the next one, so at most two input batches
+exist at a time; of the outputs only compact forms are kept (labels uint8, fracture map and
+class scores float32). Arrays are [Zg, S, S] on the model grid.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import AnalysisCancelled
+from ..imaging.preprocess import PreparedVolume, model_input
+from ..vertebrae import NAMES
+
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool] | threading.Event | None
+
+BONE_HU = 250.0  # a plane with fewer bone pixels than MIN_BONE_MM2 holds no neck
+MIN_BONE_MM2 = 20.0
+MAX_BATCH = 8
+FLOATS_PER_PIXEL = 128  # rough peak activations per input pixel of the U-Net (float32)
+
+
+class Predictor(Protocol):
+    input_shape: tuple[int, int, int]
+
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class GridOutputs:
+    """Model outputs on the full grid; planes that were not run hold zeros/background.
+
+    labels       : uint8 [Zg, S, S] argmax of ``vertebrae`` (0 bg, 1–7 C1–C7).
+    fracture_map : float32 [Zg, S, S] in [0, 1].
+    fracture_cls : float32 [Zg, 7] in [0, 1].
+    planes       : int [n] the grid planes that were run (sorted).
+    seconds      : time spent in ``engine.predict``.
+    """
+
+    labels: np.ndarray
+    fracture_map: np.ndarray
+    fracture_cls: np.ndarray
+    planes: np.ndarray
+    seconds: float
+
+
+def is_cancelled(cancel: Cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def check_cancel(cancel: Cancel) -> None:
+    if is_cancelled(cancel):
+        raise AnalysisCancelled("The analysis was cancelled.")
+
+
+def neck_planes(prepared: PreparedVolume, margin: int = 1) -> np.ndarray:
+    """Grid planes from the first to the last one holding bone (± ``margin`` planes).
+
+    Planes of pure air or soft tissue above the skull or below the FOV are skipped; every plane
+    in between is run, so the vertebrae are never cut. All planes when no bone is found.
+    """
+    px_mm2 = prepared.cfg.pixel_spacing_mm**2
+    counts = (prepared.hu > BONE_HU).reshape(prepared.n_slices, -1).sum(axis=1) * px_mm2
+    bone = np.nonzero(counts >= MIN_BONE_MM2)[0]
+    if bone.size == 0:
+        return np.arange(prepared.n_slices)
+    lo = max(0, int(bone[0]) - margin)
+    hi = min(prepared.n_slices - 1, int(bone[-1]) + margin)
+    return np.arange(lo, hi + 1)
+
+
+def choose_batch_size(input_shape: tuple[int, int, int], available_bytes: int | None = None) -> int:
+    """Slices per batch: a quarter of the free memory over a rough per-slice footprint, 1–8."""
+    if available_bytes is None:
+        available_bytes = _available_memory()
+    s1, s2, c = input_shape
+    per_slice = 4 * s1 * s2 * (c + 9 + FLOATS_PER_PIXEL)
+    return int(np.clip(available_bytes // 4 // max(per_slice, 1), 1, MAX_BATCH))
+
+
+def _available_memory() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # psutil is optional at run time: assume a modest 2 GB free
+        return 2 << 30
+
+
+def run_model(
+    engine: Predictor,
+    prepared: PreparedVolume,
+    planes: np.ndarray | None = None,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel = None,
+) -> GridOutputs:
+    """Run ``engine`` on ``planes`` (default :func:`neck_planes`) of ``prepared``."""
+    planes = neck_planes(prepared) if planes is None else np.asarray(planes, dtype=int)
+    batch_size = batch_size or choose_batch_size(tuple(engine.input_shape))
+    zg, s = prepared.n_slices, prepared.cfg.input_size
+    out = GridOutputs(
+        labels=np.zeros((zg, s, s), np.uint8),
+        fracture_map=np.zeros((zg, s, s), np.float32),
+        fracture_cls=np.zeros((zg, len(NAMES)), np.float32),
+        planes=planes,
+        seconds=0.0,
+    )
+    chunks = [planes[i : i + batch_size] for i in range(0, len(planes), batch_size)]
+    done = 0
+    for idx, x in _prefetch(prepared, chunks, cancel):
+        t0 = time.perf_counter()
+        y = engine.predict(x)
+        out.seconds += time.perf_counter() - t0
+        out.labels[idx] = np.argmax(y["vertebrae"], axis=-1).astype(np.uint8)
+        out.fracture_map[idx] = np.clip(y["fracture_map"][..., 0], 0.0, 1.0)
+        out.fracture_cls[idx] = y["fracture_cls"]
+        done += len(idx)
+        if progress is not None:
+            progress(done / max(len(planes), 1), f"analysing slice {done} of {len(planes)}")
+        check_cancel(cancel)
+    return out
+
+
+def _prefetch(prepared: PreparedVolume, chunks: list[np.ndarray], cancel: Cancel):
+    """Yield (plane indices, model input) with the next batch prepared on a helper thread."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for idx in chunks:
+                item = (idx, model_input(prepared, idx))
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    worker = threading.Thread(target=produce, name="cspine-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            check_cancel(cancel)
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)

@@ -1,0 +1,1 @@
+"""Inference backends. Each module imports its framework only inside its functions."""
