@@ -372,26 +372,28 @@ class JobQueue:
                 self.store.studies.delete_artifacts(job.id)
             except Exception:
                 log.exception("could not remove artifacts of analysis %s", job.id)
+        detail: dict[str, Any] = {"job_id": job.id, "study_id": job.study_id, "state": state}
+        if seconds is not None:
+            detail["seconds"] = round(seconds, 3)
+        if error:
+            detail["error"] = error
         try:
-            stored = self.store.analyses.finish(job.id, state, result=result, error=error)
+            # outcome and its audit entry in one transaction: whoever sees the outcome finds it
+            with self.store.db.write():
+                stored = self.store.analyses.finish(job.id, state, result=result, error=error)
+                if self.audit:
+                    self.audit.record(
+                        "analysis_run",
+                        outcome="success" if state == "succeeded" else "failure",
+                        user=job.requested_by,
+                        study=study,
+                        detail=detail,
+                    )
         except Exception:
             log.exception("could not store the outcome of analysis %s", job.id)
             stored = False
         if not stored:  # deleted with its study meanwhile, or the DB refused
             log.warning("analysis %s finished as %s but is no longer running", job.id, state)
-        if self.audit:
-            detail: dict[str, Any] = {"job_id": job.id, "study_id": job.study_id, "state": state}
-            if seconds is not None:
-                detail["seconds"] = round(seconds, 3)
-            if error:
-                detail["error"] = error
-            self.audit.record(
-                "analysis_run",
-                outcome="success" if state == "succeeded" else "failure",
-                user=job.requested_by,
-                study=study,
-                detail=detail,
-            )
         self._emit(
             JobEvent(
                 "finished",
