@@ -155,6 +155,19 @@ def _draw_images(page: _Page, images: list[np.ndarray], bottom: float) -> None:
     page.y = top - max(im.shape[0] * scale for im in images)
 
 
+def _warning_lines(warnings: list[str]) -> list[str]:
+    """Warnings wrapped to the page: at most MAX_WARNINGS, two lines each, then a count."""
+    lines: list[str] = []
+    for w in warnings[:MAX_WARNINGS]:
+        wrapped = simpleSplit(_latin1(f"- {w.strip()}"), "Helvetica", 8, WIDTH)
+        if len(wrapped) > 2:
+            wrapped = [wrapped[0], wrapped[1][:-4].rstrip() + " ..."]
+        lines += wrapped
+    if len(warnings) > MAX_WARNINGS:
+        lines.append(f"... and {len(warnings) - MAX_WARNINGS} more (see the JSON export)")
+    return lines
+
+
 def _identifiers(outcome: OutcomeLike) -> list[tuple[str, str]]:
     r, meta = outcome.result, outcome.volume.meta or {}
     return [
@@ -212,16 +225,9 @@ def build_report_pdf(
     _, th = table.wrapOn(canvas, WIDTH, page.y)
     page.y -= th
     table.drawOn(canvas, MARGIN, page.y)
-    warnings = list(r.warnings)
-    shown = warnings[:MAX_WARNINGS]
-    if len(warnings) > len(shown):
-        shown.append(f"... and {len(warnings) - len(shown)} more (see the JSON export)")
+    warn_lines = _warning_lines(list(r.warnings))
     footer_h = 40.0
-    warn_h = (
-        14 + 11 * sum(len(simpleSplit(_latin1(w), "Helvetica", 8, WIDTH)) for w in shown)
-        if shown
-        else 0
-    )
+    warn_h = 15 + 11 * len(warn_lines) if warn_lines else 0
     axials = [im for k, im in key_images.items() if k != "sagittal"]
     chosen = axials[: MAX_KEY_IMAGES - ("sagittal" in key_images)]
     chosen += [key_images["sagittal"]] if "sagittal" in key_images else []
@@ -231,11 +237,13 @@ def build_report_pdf(
             "Key images (bone window; labels and fracture heat-map overlaid)", size=9, bold=True
         )
         _draw_images(page, chosen, MARGIN + footer_h + warn_h)
-    if shown:
+    if warn_lines:
         page.y -= 4
         page.text("Warnings", size=9, bold=True)
-        for w in shown:
-            page.text(f"- {w}", size=8, gap=3)
+        canvas.setFont("Helvetica", 8)
+        for line in warn_lines:
+            page.y -= 11
+            canvas.drawString(MARGIN, page.y, line)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     canvas.setFont("Helvetica-Bold", 8)
     canvas.setFillColor(_RED)
