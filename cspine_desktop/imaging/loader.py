@@ -23,7 +23,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, InconsistentSeriesError
 from ._control import CancelToken, Control, ProgressCallback
 from .dicom_index import ImageHeader, scan_headers
 from .dicom_volume import DecodeResult, decode_into_volume
@@ -137,7 +137,15 @@ def _load_dicom(source: Source, series_uid: str | None, control: Control) -> Vol
     if spacing is None or min(spacing) <= 0:
         warnings.append("PixelSpacing is missing or invalid; 1 mm × 1 mm was assumed.")
         spacing = (1.0, 1.0)
-    geom = stack_geometry(h0.orientation, positions, spacing, group.thickness)  # type: ignore[arg-type]
+    try:
+        geom = stack_geometry(h0.orientation, positions, spacing, group.thickness)  # type: ignore[arg-type]
+    except InconsistentSeriesError as exc:
+        if not n_bad:
+            raise
+        raise InconsistentSeriesError(
+            f"{exc} {n_bad} unreadable file(s) may hold the missing slices: "
+            f"{_names(source, bad_files) or ', '.join(source.damaged[:_NAMES_SHOWN])}."
+        ) from exc
     warnings.extend(geom.warnings)
     ordered = [group.headers[i] for i in geom.order]
     decoded = decode_into_volume(ordered, geom.shifts, control)

@@ -246,6 +246,7 @@ def write_localizer(
     folder: Path, study_uid: str, series_uid: str | None = None, name: str = "scout"
 ) -> Path:
     """A lateral localizer image (ImageType LOCALIZER, sagittal orientation)."""
+    folder.mkdir(parents=True, exist_ok=True)
     ds = base_dataset(study_uid, series_uid or generate_uid(), description="Topogram 0.6 T20s")
     ds.SOPInstanceUID = generate_uid()
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
@@ -261,6 +262,7 @@ def write_localizer(
 
 def write_dose_report(folder: Path, study_uid: str, name: str = "dose.sr") -> Path:
     """An X-ray radiation dose SR (no pixel data)."""
+    folder.mkdir(parents=True, exist_ok=True)
     ds = base_dataset(study_uid, generate_uid(), XRAY_DOSE_SR, "SR", description="Dose Report")
     ds.SOPInstanceUID = generate_uid()
     ds.ValueType = "CONTAINER"
@@ -270,6 +272,7 @@ def write_dose_report(folder: Path, study_uid: str, name: str = "dose.sr") -> Pa
 
 
 def write_secondary_capture(folder: Path, study_uid: str, name: str = "sc.dcm") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     ds = base_dataset(
         study_uid,
         generate_uid(),
@@ -296,6 +299,24 @@ def write_mr_series(folder: Path, n_slices: int = 4, study_uid: str | None = Non
         intercept=0.0,
         phantom=lambda p: np.clip(neck_phantom(p) + 1000, 0, None),
     )
+
+
+def write_dicomdir(folder: Path, name: str = "DICOMDIR") -> Path:
+    """A media directory index (no images; loaders must skip it whatever its name)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.FileSetID = "CSPINE"
+    record = Dataset()
+    record.DirectoryRecordType = "PATIENT"
+    record.PatientID = "PHANTOM-001"
+    ds.DirectoryRecordSequence = DicomSequence([record])
+    path = folder / name
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def write_junk(folder: Path) -> list[Path]:
