@@ -125,6 +125,27 @@ class Services:
             time.sleep(0.05)
         return self.studies.delete(study_id, user=user, address=address)
 
+    def record_settings_change(
+        self,
+        old: Settings,
+        new: Settings,
+        *,
+        user: str | UserRecord | None,
+        address: str | None = None,
+    ) -> dict[str, tuple[object, object]]:
+        """Audit what changed between two Settings (call after ``new.save()``); returns
+        ``{field: (old, new)}``. Settings hold no secrets (TLS key files are paths)."""
+        before, after = old.describe(), new.describe()
+        changed = {k: (before[k], after[k]) for k in after if before.get(k) != after[k]}
+        if changed:
+            self.audit.record(
+                "settings_changed",
+                user=user.name if isinstance(user, UserRecord) else user,
+                address=address,
+                detail={k: {"from": a, "to": b} for k, (a, b) in changed.items()},
+            )
+        return changed
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop the workers (running jobs are cancelled) and close the database."""
         self.jobs.stop(timeout=timeout, cancel_running=True)

@@ -83,13 +83,13 @@ def hash_password(password: str, rounds: int) -> str:
 def verify_password(password: str, password_hash: str) -> bool:
     """Constant-time bcrypt check; False (never an exception) for any mismatch or bad input."""
     raw = password.encode("utf-8") if isinstance(password, str) else b""
-    if not raw or len(raw) > BCRYPT_MAX_BYTES:
-        # still spend the time of one check so the answer time does not tell anything
-        bcrypt.checkpw(b"x", password_hash.encode("ascii"))
-        return False
     try:
+        if not raw or len(raw) > BCRYPT_MAX_BYTES:
+            # still spend the time of one check so the answer time does not tell anything
+            bcrypt.checkpw(b"x", password_hash.encode("ascii"))
+            return False
         return bcrypt.checkpw(raw, password_hash.encode("ascii"))
-    except ValueError:
+    except (ValueError, UnicodeEncodeError):
         return False
 
 

@@ -50,10 +50,13 @@ class Store:
     def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self.data_dir = Path(data_dir)
         self.clock = clock
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # patient data: only the owner may read the folder and the database (POSIX modes)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         self.alone_at_open = self._take_lock()
         self.db = Database(self.data_dir / DB_NAME)
+        if os.name == "posix":
+            os.chmod(self.data_dir / DB_NAME, 0o600)
         with self.db.read() as conn:
             migrate(conn)
         self.accounts = AccountTables(self.db, clock)

@@ -67,3 +67,14 @@ def test_csv_export_defuses_formulas_and_keeps_unicode(make_services):
     assert rows[0]["user_name"].startswith("'=")
     assert rows[1]["user_name"] == "Müller" and rows[1]["patient_id"] == "患者,1"
     assert rows[1]["study_uid"] == '1."2"'
+
+
+def test_settings_changes_are_audited_with_old_and_new_values(make_services, settings):
+    sv = make_services(start_jobs=False)
+    new = settings.replace(server_port=9000, workers=2)
+    changed = sv.record_settings_change(settings, new, user="ana", address=None)
+    assert changed == {"server_port": (8765, 9000), "workers": (1, 2)}
+    (ev,) = sv.audit.query(action="settings_changed")
+    assert ev.detail == {"server_port": {"from": 8765, "to": 9000}, "workers": {"from": 1, "to": 2}}
+    assert sv.record_settings_change(new, new, user="ana") == {}
+    assert len(sv.audit.query(action="settings_changed")) == 1

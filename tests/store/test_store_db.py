@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 
 import pytest
@@ -77,3 +79,13 @@ def test_audit_trail_refuses_update_and_delete(store):
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         store.db.execute("DELETE FROM audit_events")
     assert [e.user_name for e in store.audit.query()] == ["a"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_data_folder_and_database_are_private(tmp_path):
+    s = Store.open(tmp_path / "new")
+    try:
+        assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+        assert stat.S_IMODE(s.db_path.stat().st_mode) == 0o600
+    finally:
+        s.close()
