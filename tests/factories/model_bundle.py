@@ -26,10 +26,15 @@ def threshold_onnx(
     label: int = 3,
     cls_prob: tuple[float, ...] = (0.1,) * 7,
     bone_level: float = 0.45,
+    dense_label: int | None = 4,
+    dense_level: float = 0.75,
     with_cam: bool = True,
 ) -> bytes:
     """Serialised ONNX model: input ``image`` [N, S, S, C] → vertebrae/fracture_map/
-    fracture_cls (+ ``fracture_cam`` [N, S/8, S/8, 7] when ``with_cam``)."""
+    fracture_cls (+ ``fracture_cam`` [N, S/8, S/8, 7] when ``with_cam``).
+
+    Bone (channel value > ``bone_level``) is ``label``; denser bone (> ``dense_level``, e.g.
+    the 1000 HU ball of the synthetic series) is ``dense_label`` when given."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -37,6 +42,9 @@ def threshold_onnx(
     b_seg = np.full(N_CLASSES, -100.0, np.float32)
     w_seg[BONE_CHANNEL, 0], b_seg[0] = -40.0, 40.0 * bone_level
     w_seg[BONE_CHANNEL, label], b_seg[label] = 40.0, -40.0 * bone_level
+    if dense_label is not None:
+        w_seg[BONE_CHANNEL, dense_label] = 120.0
+        b_seg[dense_label] = -40.0 * bone_level - 80.0 * dense_level
     w_map = np.zeros((channels, 1), np.float32)
     w_map[BONE_CHANNEL, 0] = 8.0
     b_map = np.array([-6.0], np.float32)

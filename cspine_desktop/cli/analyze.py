@@ -1,0 +1,126 @@
+"""``cspine analyze PATH``: verdicts for one study, and every export, from the command line.
+
+Writes into ``--out`` (default ``./cspine-results``): ``result.json`` (``cspine.analysis/1``),
+``verdicts.csv`` (RSNA 2022 style), then the label NIfTI, DICOM SEG + TID1500 SR (DICOM input
+only), key images (PNG) and the one-page PDF report. Prints the C1–C7 verdict table with the
+disclaimer (``--json``: the result JSON instead); a progress bar on a terminal.
+Exit codes: 0 done, 2 a problem with the input or the model, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .. import DISCLAIMER
+from ..settings import BACKENDS, Settings
+
+DEFAULT_OUT = "cspine-results"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="analyse a CT study (folder, zip, DICOM, NIfTI, PNG/JPEG) and write the results",
+        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+    )
+    p.add_argument("path", help="DICOM folder, zip, DICOM file, NIfTI volume or PNG/JPEG slice")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default ./{DEFAULT_OUT})")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="inference backend")
+    p.add_argument("--series", default=None, metavar="UID", help="SeriesInstanceUID to analyse")
+    p.add_argument("--model", default=None, metavar="DIR", help="model bundle folder")
+    p.add_argument("--json", action="store_true", help="print the result JSON, not the table")
+    p.add_argument(
+        "--no-exports", action="store_true", help="write only result.json and verdicts.csv"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..services.analysis import AnalysisService
+
+    settings = _with_overrides(settings, args)
+    service = AnalysisService(settings)
+    bar = ProgressBar() if sys.stderr.isatty() and not args.json else None
+    try:
+        outcome = service.analyze_path(args.path, args.series, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    written = write_outputs(outcome, Path(args.out), exports=not args.no_exports)
+    if args.json:
+        sys.stdout.write(outcome.result.to_json() + "\n")
+    else:
+        show_table(outcome)
+        sys.stdout.write(f"Results written to {Path(args.out).resolve()} ({len(written)} files)\n")
+    return 0
+
+
+def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    changes = {}
+    if getattr(args, "backend", None):
+        changes["backend"] = args.backend
+    if getattr(args, "model", None):
+        changes["model_dir"] = args.model
+    return settings.replace(**changes) if changes else settings
+
+
+def write_outputs(outcome, out_dir: Path, exports: bool = True) -> list[Path]:
+    """result.json and verdicts.csv first (the essentials), then every available export."""
+    from ..reports import export_all, write_result_json, write_rsna_csv
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [
+        write_result_json(outcome, out_dir / "result.json"),
+        write_rsna_csv(outcome, out_dir / "verdicts.csv"),
+    ]
+    if exports:
+        from ..reports.export import FORMATS, available_formats
+
+        avail = available_formats(outcome)
+        formats = [f for f in FORMATS if f not in ("json", "csv") and avail[f] is None]
+        written += list(export_all(outcome, out_dir, formats, stem=_stem(outcome)).values())
+    return written
+
+
+def _stem(outcome) -> str:
+    uid = outcome.result.study_instance_uid
+    return f"study-{uid[-12:]}" if uid else "study"
+
+
+def show_table(outcome) -> None:
+    from ..reports import render_verdicts_table
+
+    text = render_verdicts_table(outcome)
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    if DISCLAIMER not in text:
+        sys.stdout.write(DISCLAIMER + "\n")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: ``[#####.....]  45%  analysing slice 30 of 90``."""
+
+    WIDTH = 30
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1 and fraction < 1.0:
+            return
+        self._last = now
+        filled = int(self.WIDTH * max(0.0, min(1.0, fraction)))
+        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%}  {message}"
+        self.stream.write("\r" + line[:100].ljust(100))
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()

@@ -1,0 +1,127 @@
+"""Volume → verdicts with a model whose answer is known (the threshold test model)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from factories.dicom_series import write_ct_series
+from factories.model_bundle import threshold_onnx, write_bundle
+
+from cspine_desktop import DISCLAIMER
+from cspine_desktop.analysis.pipeline import analyze
+from cspine_desktop.errors import AnalysisCancelled
+from cspine_desktop.imaging import load_study
+from cspine_desktop.inference import load_bundle, open_engine
+
+# threshold model: bone ring → C3 (fracture 0.9), dense ball → C4 (0.1)
+CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)
+BALL_LPS = (15.0, -10.0, 12.0)  # the dense ball of the synthetic series (→ "C4")
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ct")
+    write_ct_series(folder, n_slices=30, rows=32, cols=32)
+    return load_study(folder)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bundle")
+    return load_bundle(write_bundle(folder, {"model.onnx": threshold_onnx(cls_prob=CLS)}))
+
+
+@pytest.fixture(scope="module")
+def engine(bundle):
+    return open_engine(bundle, "onnx", None)
+
+
+@pytest.fixture(scope="module")
+def outcome(volume, engine, bundle):
+    return analyze(volume, engine, bundle.card)
+
+
+def _voxel(volume, lps):
+    x, y, z, _ = np.linalg.inv(volume.affine) @ np.array([*lps, 1.0])
+    return round(z), round(y), round(x)
+
+
+def test_present_and_absent_vertebrae(outcome):
+    r = outcome.result
+    present = {v.name for v in r.vertebrae if v.present}
+    assert present == {"C3", "C4"}
+    for v in r.vertebrae:
+        if not v.present:
+            assert v.probability is None and not v.fractured and v.slice_range is None
+            assert v.notes and "Not found" in v.notes[0]
+
+
+def test_verdicts_follow_the_card_thresholds(outcome):
+    r = outcome.result
+    assert r.vertebra("C3").probability == pytest.approx(CLS[2], abs=1e-4)
+    assert r.vertebra("C3").fractured and not r.vertebra("C4").fractured
+    expected_patient = 1 - (1 - CLS[2]) * (1 - CLS[3])
+    assert r.patient_overall.probability == pytest.approx(expected_patient, abs=1e-4)
+    assert r.patient_overall.fractured
+    assert r.thresholds["C3"] == 0.5 and r.disclaimer == DISCLAIMER
+
+
+def test_labels_and_heatmap_are_on_the_source_grid(outcome, volume):
+    assert outcome.labels.shape == volume.shape and outcome.labels.dtype == np.uint8
+    assert outcome.heatmap.shape == volume.shape and outcome.heatmap.dtype == np.float32
+    assert set(np.unique(outcome.labels).tolist()) <= {0, 3, 4}
+    assert outcome.labels[_voxel(volume, BALL_LPS)] == 4
+    assert outcome.heatmap.min() >= 0.0 and outcome.heatmap.max() <= 1.0
+    assert outcome.heatmap[:, 0, 0].max() == 0.0  # air in the corner: no heat
+
+
+def test_slice_ranges_are_source_slice_indices(outcome, volume):
+    z_ball = _voxel(volume, BALL_LPS)[0]
+    first, last = outcome.result.vertebra("C4").slice_range
+    assert first <= z_ball <= last and last - first < 16  # the ball is 12 mm across, 1 mm slices
+    c3 = outcome.result.vertebra("C3")
+    assert c3.slice_range == (0, volume.shape[0] - 1)  # the ring runs through the whole scan
+    assert 0 <= c3.peak_slice < volume.shape[0]
+    assert c3.notes and "edge of the scan" in c3.notes[0]
+
+
+def test_the_fractured_vertebra_gets_a_class_activation_map(outcome, volume):
+    assert outcome.gradcam is not None and outcome.gradcam.shape == volume.shape
+    assert outcome.gradcam.max() > 0
+    assert np.all(outcome.gradcam[outcome.labels == 0][::97] <= 1.0)
+
+
+def test_model_and_backend_are_recorded(outcome, engine, bundle):
+    r = outcome.result
+    assert r.model.sha256 == bundle.find("onnx").sha256
+    assert r.backend == "onnx-cpu-fp32"
+    assert {"preprocess", "inference", "postprocess", "total"} <= set(r.timings_s)
+
+
+def test_progress_is_monotonic_and_ends_at_one(volume, engine, bundle):
+    seen = []
+    analyze(volume, engine, bundle.card, progress=lambda f, m: seen.append(f))
+    assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] == 1.0
+
+
+def test_cancel_raises_analysis_cancelled(volume, engine, bundle):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(AnalysisCancelled):
+        analyze(volume, engine, bundle.card, cancel=cancel)
+
+
+def test_engine_warnings_reach_the_result(volume, engine, bundle, monkeypatch):
+    monkeypatch.setattr(engine, "warnings", ("Running on the CPU: test.",))
+    out = analyze(volume, engine, bundle.card, explain=False)
+    assert "Running on the CPU: test." in out.result.warnings
+    assert out.gradcam is None
+
+
+def test_an_engine_that_does_not_fit_the_card_is_refused(volume, engine, bundle):
+    card = dict(bundle.card)
+    card["preprocessing"] = {**card["preprocessing"], "input_size": 96}
+    with pytest.raises(ValueError, match="does not match"):
+        analyze(volume, engine, card)
