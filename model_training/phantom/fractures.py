@@ -1,0 +1,211 @@
+"""Fractures: which vertebrae break, how, and what that does to the bone.
+
+A fracture is applied to a vertebra's :class:`~.render.Structure` in its local frame (u left,
+v posterior, w superior, mm) as lucent lines (:class:`Cut`, 50–300 HU), fragment step-offs
+(:class:`Shift`), height loss (:class:`Compression`), impaction density and the region the
+``fracture_mask`` marks. Minor = hairline, non-displaced; severe = displaced or collapsed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import FractureSpec, PhantomConfig
+from .render import Compression, Cut, Dense, MaskRegion, Shift, Structure
+from .vertebrae import ATLAS_RING, VertebraGeometry
+
+# kind → weight, per vertebra
+KIND_WEIGHTS: dict[int, dict[str, float]] = {
+    1: {"ring": 1.0},
+    2: {"dens_type2": 0.45, "cortical_line": 0.25, "posterior_line": 0.2, "spinous": 0.1},
+    **{
+        k: {
+            "cortical_line": 0.3,
+            "compression": 0.2,
+            "burst": 0.1,
+            "posterior_line": 0.25,
+            "spinous": 0.15,
+        }
+        for k in (3, 4, 5, 6)
+    },
+    7: {
+        "cortical_line": 0.25,
+        "compression": 0.15,
+        "burst": 0.05,
+        "posterior_line": 0.2,
+        "spinous": 0.35,
+    },
+}
+
+
+def sample_fractures(rng: np.random.Generator, cfg: PhantomConfig) -> list[FractureSpec]:
+    """Fractures of one study: none with probability 1 − prevalence, else ≥ 1 vertebra drawn
+    with the per-vertebra frequencies (RSNA: C2 and C7 most often), 1–2 fractures each."""
+    if rng.random() >= cfg.fracture_prevalence:
+        return []
+    freq = np.asarray(cfg.vertebra_fracture_frequency, dtype=float)
+    hit = rng.random(7) < freq
+    if not hit.any():
+        hit[rng.choice(7, p=freq / freq.sum())] = True
+    out: list[FractureSpec] = []
+    for k in np.flatnonzero(hit) + 1:
+        kinds = KIND_WEIGHTS[int(k)]
+        names, w = list(kinds), np.array(list(kinds.values()))
+        n = 2 if rng.random() < 0.2 else 1
+        for kind in (
+            rng.choice(names, size=n, replace=False, p=w / w.sum()) if n <= len(names) else names
+        ):
+            severity = "severe" if rng.random() < cfg.severe_fraction else "minor"
+            if kind == "burst":
+                severity = "severe"
+            out.append(FractureSpec(vertebra=int(k), kind=str(kind), severity=severity))
+    return out
+
+
+def _unit(x: np.ndarray | tuple) -> tuple[float, float, float]:
+    v = np.asarray(x, dtype=float)
+    return tuple(float(c) for c in v / np.linalg.norm(v))  # type: ignore[return-value]
+
+
+def _tilt(n: tuple, rng: np.random.Generator, deg: float) -> tuple[float, float, float]:
+    return _unit(np.asarray(n) + rng.normal(0.0, np.tan(np.deg2rad(deg)), 3))
+
+
+def _gap(rng: np.random.Generator, severe: bool) -> float:
+    return float(rng.uniform(1.0, 2.2) if severe else rng.uniform(0.35, 0.8))
+
+
+def _perp(n: tuple, rng: np.random.Generator) -> np.ndarray:
+    d = rng.normal(size=3)
+    d -= np.dot(d, n) * np.asarray(n)
+    return d / np.linalg.norm(d)
+
+
+def apply_fracture(
+    st: Structure, g: VertebraGeometry, spec: FractureSpec, index: int, rng: np.random.Generator
+) -> None:
+    """Add fracture ``spec`` (index ``index`` in the study list) to vertebra ``st``."""
+    severe = spec.severity == "severe"
+    hu = float(rng.uniform(60.0, 260.0))
+    disp = float(rng.uniform(1.5, 4.5)) if severe else 0.0
+    kind = spec.kind
+
+    def cut(p0, n, radius, gap=None) -> None:
+        st.cuts.append(
+            Cut(
+                tuple(map(float, p0)),
+                n,
+                _gap(rng, severe) if gap is None else gap,
+                radius,
+                hu,
+                float(rng.uniform(0.2, 0.6)),
+                index,
+            )
+        )
+
+    def shift(p0, n, vec, radius, parts) -> None:
+        st.shifts.append(
+            Shift(
+                tuple(map(float, p0)), tuple(map(float, n)), tuple(map(float, vec)), radius, parts
+            )
+        )
+
+    if kind == "cortical_line":
+        n = _tilt(((1, 0, 0), (0, 1, 0), (0, 0.6, 1), (0.7, 0.7, 0))[rng.integers(4)], rng, 20)
+        p0 = np.array(
+            [
+                rng.uniform(-0.4, 0.4) * g.a,
+                rng.uniform(-0.5, 0.2) * g.b,
+                rng.uniform(-0.3, 0.3) * g.h_top,
+            ]
+        )
+        if severe:
+            cut(p0, n, 30.0)
+            vec = _perp(n, rng) * disp * 0.8 + np.asarray(n) * disp * 0.3
+            shift(p0, n, vec, 12.0, ("body",))
+        else:
+            # a hairline reaching the cortex on one side: centre it near the surface
+            d = _perp(n, rng)
+            d[2] *= 0.3
+            d /= np.linalg.norm(d)
+            p0 = p0 + d * np.array([g.a, g.b, g.h_top]) * 0.6
+            cut(p0, n, float(rng.uniform(6.0, 10.0)))
+    elif kind == "posterior_line":
+        side = int(rng.choice((-1, 1)))
+        part = "lamina" if rng.random() < 0.6 or g.level == 2 else "pedicle"
+        a, b = g.lamina(side) if part == "lamina" else g.pedicle(side)
+        a, b = np.asarray(a), np.asarray(b)
+        p0 = a + rng.uniform(0.25, 0.7) * (b - a)
+        n = _tilt(tuple((b - a) / np.linalg.norm(b - a)), rng, 25)
+        cut(p0, n, 7.0)
+        if g.level == 2:  # hangman: both sides
+            a2, b2 = (np.asarray(x) for x in g.pedicle(-side))
+            cut(
+                a2 + 0.6 * (b2 - a2),
+                _tilt(tuple((b2 - a2) / np.linalg.norm(b2 - a2)), rng, 20),
+                7.0,
+            )
+        if severe:
+            vec = _perp(n, rng) * disp * 0.7 + np.asarray(n) * disp * 0.4
+            shift(p0, n, vec, 20.0, (f"{part}{side:+d}",))
+    elif kind == "spinous":
+        a, b = (np.asarray(x) for x in g.spinous_axis())
+        p0 = a + rng.uniform(0.35, 0.75) * (b - a)
+        n = _tilt(tuple((b - a) / np.linalg.norm(b - a)), rng, 20)
+        cut(p0, n, 8.0)
+        if severe:
+            shift(p0, n, np.array([0.0, 0.6, -1.0]) * disp, 25.0, ("spinous",))
+    elif kind in ("compression", "burst"):
+        loss = float(rng.uniform(0.25, 0.5) if severe else rng.uniform(0.15, 0.25))
+        anterior = float(rng.uniform(0.7, 1.0)) if kind == "compression" else 0.3
+        st.compressions.append(Compression(g.h_top, -g.h_bottom, g.b, g.a, loss, anterior))
+        top = g.h_top - loss * (g.h_top + g.h_bottom) * 0.75
+        spec.height_loss = loss
+        st.dense.append(
+            Dense((0.0, -0.2 * g.b, top - 2.0), (g.a, g.b, 2.5), float(rng.uniform(200.0, 450.0)))
+        )
+        cut((0.0, -0.5 * g.b, top - 1.5), _tilt((0, 0.35, 1), rng, 10), g.a + 2.0)
+        if kind == "compression":
+            st.mask_regions.append(
+                MaskRegion((0.0, -0.3 * g.b, top - 1.0), (g.a + 1.0, g.b + 1.0, 5.0), index)
+            )
+        else:
+            for _ in range(int(rng.integers(2, 4))):
+                p0 = rng.uniform(-0.3, 0.3, 3) * np.array([g.a, g.b, g.h_top])
+                cut(p0, _unit(rng.normal(size=3)), 30.0)
+            p0 = (0.0, g.b - 3.0, top - 3.0)
+            shift(p0, _unit((0, 0.7, 0.7)), (0.0, disp, 0.0), 10.0, ("body",))
+            st.mask_regions.append(
+                MaskRegion((0.0, 0.0, 0.0), (g.a + 1.0, g.b + 1.0, g.h_top + 1.0), index)
+            )
+    elif kind == "dens_type2":
+        p0 = (0.0, g.dens_v, g.h_top + 2.0)
+        n = _tilt((0, 0.2, 1), rng, 10)
+        cut(p0, n, 7.5)
+        if severe:
+            vec = (float(rng.normal(0, 0.5)), float(rng.choice((-1, 1)) * disp), 0.3)
+            shift(p0, n, vec, 60.0, ("dens",))
+    elif kind == "ring":
+        sc = g.canal_w / 30.0  # C1 size factor
+        cv, ra, rb = (x * sc for x in ATLAS_RING)
+        side = int(rng.choice((-1, 1)))
+        breaks = []
+        if severe or rng.random() < 0.6:
+            th = np.deg2rad(rng.uniform(12, 35))  # anterior arch, angle from the midline
+            breaks.append((np.array([side * ra * np.sin(th), cv - rb * np.cos(th), 0.0]), th, -1))
+        if severe or not breaks or rng.random() < 0.5:
+            th = np.deg2rad(rng.uniform(20, 50))  # posterior arch
+            breaks.append((np.array([side * ra * np.sin(th), cv + rb * np.cos(th), 0.0]), th, 1))
+        for p0, th, ap in breaks:
+            tangent = _unit((np.cos(th), ap * -np.sin(th) * side, 0.0))
+            cut(p0, _tilt(tangent, rng, 10), 7.0)
+        if severe:  # the lateral mass between the two breaks spreads outward
+            pa, pp = breaks[0][0], breaks[1][0]
+            d = pp - pa
+            n = np.array([d[1], -d[0], 0.0]) / np.hypot(d[0], d[1])
+            if n[0] * side < 0:
+                n = -n
+            shift(pa, n, (side * disp, 0.0, 0.0), 80.0, None)
+    else:  # pragma: no cover - guarded by KIND_WEIGHTS
+        raise ValueError(kind)
+    spec.displacement_mm = round(disp, 2)

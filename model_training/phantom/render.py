@@ -1,0 +1,308 @@
+"""Draw bony structures into a CT grid: local boxes, sub-slice sampling, cortex and marrow.
+
+A :class:`Structure` is a set of SDF primitives (see :mod:`.sdf`) in its own frame (u left,
+v posterior, w superior, mm) placed in patient LPS space by ``center`` and ``rot`` (columns =
+the u, v, w axes in LPS). :func:`render_structure` evaluates it only inside its bounding box,
+each primitive only inside its own box, at ``nsub`` sub-slices per slice (partial volume along
+z for thick slices), and composites HU, labels and fracture masks into the [z, y, x] arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Vec3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Voxel grid: ``shape`` (z, y, x); ``affine`` maps voxel (x, y, z, 1) → LPS mm."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    pixel_mm: float
+    slice_mm: float
+    thickness_mm: float
+
+    @property
+    def nsub(self) -> int:
+        """Sub-slices per slice so bone is sampled at least every 1.1 mm along z."""
+        return max(1, math.ceil(self.thickness_mm / 1.1 - 1e-6))
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Fracture displacement: the side ``n·(p − p0) > 0`` moves by ``vec`` mm, fading to zero
+    at ``radius`` mm from p0 (a fragment step-off at the line, no second break)."""
+
+    p0: Vec3
+    n: Vec3
+    vec: Vec3
+    radius: float
+    parts: tuple[str, ...] | None = None  # the parts that move (None: all)
+
+
+@dataclass(frozen=True)
+class Compression:
+    """Body height loss: end-plate at ``w_top`` sinks by ``loss`` × (its height above
+    ``w_bottom``), weighted ``anterior`` (1 = wedge, 0 = uniform) toward the front."""
+
+    w_top: float
+    w_bottom: float
+    half_depth: float
+    half_width: float
+    loss: float
+    anterior: float = 1.0
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A lucent line: bone within ``gap``/2 of the (wavy) plane through p0 with normal n,
+    inside radius mm of p0, becomes ``hu`` (clot/fragments 50–300 HU). ``fracture`` is the
+    index into the study's fracture list, or -1 for a mimic (vascular channel)."""
+
+    p0: Vec3
+    n: Vec3
+    gap: float
+    radius: float
+    hu: float = 150.0
+    wave: float = 0.4
+    fracture: int = -1
+
+
+@dataclass(frozen=True)
+class Lucency:
+    """A lucent tube (vascular channel, mimic) from a to b, radius r, filled with ``hu``."""
+
+    a: Vec3
+    b: Vec3
+    r: float
+    hu: float = 60.0
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Extra marrow density ``add_hu`` (sclerosis / impaction) inside an ellipsoid."""
+
+    c: Vec3
+    r: Vec3
+    add_hu: float
+
+
+@dataclass(frozen=True)
+class MaskRegion:
+    """Fractured bone of fracture ``fracture`` inside an ellipsoid (compression, burst)."""
+
+    c: Vec3
+    r: Vec3
+    fracture: int
+
+
+@dataclass
+class Structure:
+    name: str
+    label: int  # 0 = background bone (occiput, T1, ribs…), 1..7 = C1..C7
+    center: np.ndarray  # LPS mm
+    rot: np.ndarray  # 3×3, columns = local u, v, w in LPS
+    parts: dict[str, list] = field(default_factory=dict)  # part name → SDF primitives
+    cortex_hu: float = 1300.0
+    marrow_hu: float = 350.0
+    cortex_mm: float = 1.0
+    shifts: list[Shift] = field(default_factory=list)
+    compressions: list[Compression] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)
+    lucencies: list[Lucency] = field(default_factory=list)
+    dense: list[Dense] = field(default_factory=list)
+    mask_regions: list[MaskRegion] = field(default_factory=list)
+    mask_margin: float = 2.5
+
+    def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        los, his = zip(*(p.bounds() for ps in self.parts.values() for p in ps))
+        return np.min(los, axis=0), np.max(his, axis=0)
+
+    def to_lps(self, p: Vec3) -> np.ndarray:
+        return self.center + self.rot @ np.asarray(p, dtype=float)
+
+
+@dataclass
+class Canvas:
+    """The arrays a study is drawn into ([z, y, x])."""
+
+    hu: np.ndarray  # float32
+    labels: np.ndarray  # uint8
+    fracture: np.ndarray  # uint8
+    fracture_boxes: dict[int, list[tuple[tuple[slice, slice, slice], np.ndarray]]] = field(
+        default_factory=dict
+    )
+
+
+def _box_from_local(lo, hi, m_inv, m0, shape, margin_vox=1) -> tuple[slice, slice, slice] | None:
+    corners = np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    )
+    idx = (m_inv @ (corners - m0).T).T  # (8, 3) voxel x, y, z
+    mn = np.floor(idx.min(0)).astype(int) - margin_vox
+    mx = np.ceil(idx.max(0)).astype(int) + margin_vox + 1
+    nz, ny, nx = shape
+    x0, x1 = max(mn[0], 0), min(mx[0], nx)
+    y0, y1 = max(mn[1], 0), min(mx[1], ny)
+    z0, z1 = max(mn[2], 0), min(mx[2], nz)
+    if x0 >= x1 or y0 >= y1 or z0 >= z1:
+        return None
+    return slice(int(z0), int(z1)), slice(int(y0), int(y1)), slice(int(x0), int(x1))
+
+
+def _soft(x: np.ndarray, width: float) -> np.ndarray:
+    """Fraction inside for signed distance x (negative inside) with a linear ramp."""
+    return np.clip(0.5 - x / width, 0.0, 1.0)
+
+
+def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
+    """Draw one structure into ``canvas`` (in place)."""
+    aff = grid.affine
+    m = st.rot.T @ aff[:3, :3]  # voxel (x, y, z) → local (u, v, w), linear part
+    m0 = st.rot.T @ (aff[:3, 3] - st.center)
+    m_inv = np.linalg.inv(m)
+    lo, hi = st.local_bounds()
+    extra = 2.5 + max([float(np.linalg.norm(s.vec)) for s in st.shifts], default=0.0)
+    box = _box_from_local(lo - extra, hi + extra, m_inv, m0, grid.shape)
+    if box is None:
+        return
+    zs, ys, xs = box
+    nsub = grid.nsub
+    offs = ((np.arange(nsub) + 0.5) / nsub - 0.5) * (grid.thickness_mm / grid.slice_mm)
+    kf = (np.arange(zs.start, zs.stop)[:, None] + offs[None, :]).ravel()
+    ii = np.arange(xs.start, xs.stop, dtype=np.float32)
+    jj = np.arange(ys.start, ys.stop, dtype=np.float32)
+    shape = (kf.size, jj.size, ii.size)
+
+    def coord(r: int) -> np.ndarray:
+        out = np.empty(shape, np.float32)
+        out[...] = (m[r, 2] * kf + m0[r]).astype(np.float32)[:, None, None]
+        out += (m[r, 1] * jj)[None, :, None]
+        out += (m[r, 0] * ii)[None, None, :]
+        return out
+
+    u0, v0, w0 = coord(0), coord(1), coord(2)
+    u, v, w = u0, v0, w0
+    if st.compressions:
+        w = w0.copy()
+    for c in st.compressions:
+        inside = (np.abs(u) < c.half_width + 3) & (v < c.half_depth + 1) & (w > c.w_bottom - 1)
+        ramp = (1 - c.anterior) + c.anterior * np.clip(
+            (c.half_depth - v) / (2 * c.half_depth), 0, 1
+        )
+        f = 1.0 - c.loss * ramp
+        w[:] = np.where(inside, c.w_bottom + (w - c.w_bottom) / f, w)
+    moved: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for s in st.shifts:
+        d = (u0 - s.p0[0]) * s.n[0] + (v0 - s.p0[1]) * s.n[1] + (w0 - s.p0[2]) * s.n[2]
+        r = np.sqrt((u0 - s.p0[0]) ** 2 + (v0 - s.p0[1]) ** 2 + (w0 - s.p0[2]) ** 2)
+        wt = (d > 0) * np.clip(1.5 - r / s.radius, 0.0, 1.0)
+        for name in s.parts or tuple(st.parts):
+            mu, mv, mw = moved.get(name, (u, v, w))
+            moved[name] = (mu - s.vec[0] * wt, mv - s.vec[1] * wt, mw - s.vec[2] * wt)
+
+    # signed distance: union of primitives, each evaluated in its own box
+    sd = np.full(shape, 50.0, np.float32)
+    fine_k = kf
+    for name, prims in st.parts.items():
+        pu, pv, pw = moved.get(name, (u, v, w))
+        for p in prims:
+            plo, phi = p.bounds()
+            pb = _box_from_local(plo - extra, phi + extra, m_inv, m0, grid.shape)
+            if pb is None:
+                continue
+            pz, py, px = pb
+            k_lo = np.searchsorted(fine_k, pz.start - 1.0)
+            k_hi = np.searchsorted(fine_k, pz.stop, side="right")
+            if k_lo >= k_hi:
+                continue
+            sub = (
+                slice(k_lo, k_hi),
+                slice(max(py.start - ys.start, 0), max(py.stop - ys.start, 0)),
+                slice(max(px.start - xs.start, 0), max(px.stop - xs.start, 0)),
+            )
+            np.minimum(sd[sub], p(pu[sub], pv[sub], pw[sub]), out=sd[sub])
+
+    blur = max(0.45, 0.8 * grid.pixel_mm)
+    occ = _soft(sd, blur)
+    marrow = _soft(sd + st.cortex_mm, blur)
+    marrow_hu: np.ndarray | float = st.marrow_hu
+    if st.dense:
+        marrow_hu = np.full(shape, st.marrow_hu, np.float32)
+        for dn in st.dense:
+            q = ((u - dn.c[0]) / dn.r[0]) ** 2 + ((v - dn.c[1]) / dn.r[1]) ** 2
+            q += ((w - dn.c[2]) / dn.r[2]) ** 2
+            marrow_hu += dn.add_hu * np.clip(1.5 - q, 0.0, 1.0)
+    bone = (occ - marrow) * st.cortex_hu + marrow * marrow_hu
+
+    # lucent lines (fractures) and channels (mimics): bone replaced by soft-tissue HU
+    if st.cuts or st.lucencies:
+        gap = np.zeros(shape, np.float32)
+        fill = np.zeros(shape, np.float32)
+        for c in st.cuts:
+            g = _cut_field(c, u0, v0, w0, blur)
+            np.maximum(gap, g, out=gap)
+            fill = np.where(g >= gap, c.hu, fill)
+        for lc in st.lucencies:
+            from .sdf import Capsule  # local import keeps the module graph flat
+
+            g = _soft(Capsule(lc.a, lc.b, lc.r)(u0, v0, w0), blur)
+            np.maximum(gap, g, out=gap)
+            fill = np.where(g >= gap, lc.hu, fill)
+        bone = bone * (1 - gap) + gap * occ * fill
+
+    # fracture masks (per fracture, on the fine grid, then averaged)
+    masks: dict[int, np.ndarray] = {}
+    solid = occ >= 0.5
+    for c in st.cuts:
+        if c.fracture < 0:
+            continue
+        d = _plane_distance(c, u0, v0, w0)
+        r = np.sqrt((u0 - c.p0[0]) ** 2 + (v0 - c.p0[1]) ** 2 + (w0 - c.p0[2]) ** 2)
+        near = (np.abs(d) < st.mask_margin) & (r < c.radius + st.mask_margin) & solid
+        masks[c.fracture] = masks.get(c.fracture, False) | near
+    for mr in st.mask_regions:
+        q = ((u0 - mr.c[0]) / mr.r[0]) ** 2 + ((v0 - mr.c[1]) / mr.r[1]) ** 2
+        q += ((w0 - mr.c[2]) / mr.r[2]) ** 2
+        masks[mr.fracture] = masks.get(mr.fracture, False) | ((q < 1.0) & solid)
+
+    nz = zs.stop - zs.start
+    if nsub > 1:
+        occ_c = occ.reshape(nz, nsub, *shape[1:]).mean(1)
+        bone_c = bone.reshape(nz, nsub, *shape[1:]).mean(1)
+    else:
+        occ_c, bone_c = occ, bone
+    hu = canvas.hu[box]
+    hu *= 1.0 - occ_c
+    hu += bone_c
+    inside = occ_c >= 0.5
+    if st.label:
+        canvas.labels[box][inside] = st.label
+    for fid, mk in masks.items():
+        mk_c = mk.reshape(nz, nsub, *shape[1:]).mean(1) >= 0.5 if nsub > 1 else mk
+        mk_c = mk_c & inside
+        if mk_c.any():
+            canvas.fracture[box][mk_c] = 1
+            canvas.fracture_boxes.setdefault(fid, []).append((box, mk_c))
+
+
+def _plane_distance(c: Cut, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    d = (u - c.p0[0]) * c.n[0] + (v - c.p0[1]) * c.n[1] + (w - c.p0[2]) * c.n[2]
+    if c.wave:
+        d = d + c.wave * np.sin(0.9 * (u + 0.7 * v + 1.3 * w) + c.p0[0])
+    return d
+
+
+def _cut_field(c: Cut, u: np.ndarray, v: np.ndarray, w: np.ndarray, blur: float) -> np.ndarray:
+    d = np.abs(_plane_distance(c, u, v, w))
+    r = np.sqrt((u - c.p0[0]) ** 2 + (v - c.p0[1]) ** 2 + (w - c.p0[2]) ** 2)
+    inside = np.clip((c.radius - r) / 1.5, 0.0, 1.0)
+    # a gap narrower than the blur still lowers the HU in proportion (partial volume)
+    width = max(c.gap, 0.05)
+    g = np.clip((width / 2 + blur / 2 - d) / blur, 0.0, 1.0) * min(1.0, width / blur)
+    return (g * inside).astype(np.float32)
