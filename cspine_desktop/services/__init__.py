@@ -26,7 +26,7 @@ from ..store import Store, StudyRecord, UserRecord
 from .audit import AuditLog
 from .autolock import AutoLock
 from .jobs import JobContext, JobEvent, JobQueue, Runner
-from .studies import StudyImport, StudyService
+from .studies import StudyImport, StudyService, WorklistRow
 from .users import IssuedToken, PasswordPolicy, UserService
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ __all__ = [
     "StudyImport",
     "StudyService",
     "UserService",
+    "WorklistRow",
 ]
 
 

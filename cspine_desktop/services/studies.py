@@ -14,12 +14,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import StudyNotFoundError
 from ..settings import Settings
-from ..store import STUDY_FIELDS, ArtifactRecord, Store, StudyRecord, StudyStaging, UserRecord
+from ..store import (
+    STUDY_FIELDS,
+    AnalysisRecord,
+    ArtifactRecord,
+    Store,
+    StudyRecord,
+    StudyStaging,
+    UserRecord,
+)
 from .audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,12 @@ def read_dicom_meta(files: Sequence[Path]) -> dict[str, str]:
             meta["description"] = str(ds.get("SeriesDescription", "") or "")
         return meta
     return {}
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    study: StudyRecord
+    latest_job: AnalysisRecord | None  # newest analysis of the study, any state
 
 
 class StudyImport:
@@ -227,6 +242,20 @@ class StudyService:
             limit=limit,
             offset=offset,
         )
+
+    def worklist(
+        self,
+        text: str | None = None,
+        *,
+        source: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[WorklistRow]:
+        """Studies newest first, each with its newest analysis (or None): the GUI worklist
+        and the HTTP study list. Not audited (no images are shown)."""
+        studies = self.find(text, source=source, limit=limit, offset=offset)
+        jobs = self.store.studies.latest_jobs([s.id for s in studies])
+        return [WorklistRow(s, jobs.get(s.id)) for s in studies]
 
     def update(self, study_id: str, **meta: Any) -> StudyRecord:
         return self.store.studies.update(study_id, **meta)

@@ -12,6 +12,7 @@ deleted and committed first, then the folder is removed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -33,7 +34,14 @@ from .files import (
     sha256_file,
     write_durable,
 )
-from .records import ArtifactRecord, StudyRecord, row_artifact, row_study
+from .records import (
+    AnalysisRecord,
+    ArtifactRecord,
+    StudyRecord,
+    row_analysis,
+    row_artifact,
+    row_study,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,31 +157,35 @@ class StudyTables:
             raise ValueError(f"unknown study fields: {sorted(unknown)}")
         values = {k: str(meta.get(k) or "") for k in STUDY_FIELDS}
         final = self.root / staging.id
-        with self.db.write() as conn:
-            conn.execute(
-                "INSERT INTO studies (id, study_uid, series_uid, patient_id, patient_name, "
-                "study_date, description, modality, source, address, imported_by, received_at, "
-                "relpath, n_files, size_bytes) VALUES (:id, :study_uid, :series_uid, "
-                ":patient_id, :patient_name, :study_date, :description, :modality, :source, "
-                ":address, :imported_by, :received_at, :relpath, :n_files, :size_bytes)",
-                {
-                    **values,
-                    "id": staging.id,
-                    "source": source,
-                    "address": address,
-                    "imported_by": imported_by,
-                    "received_at": self.clock(),
-                    "relpath": staging.id,
-                    "n_files": staging.n_files,
-                    "size_bytes": staging.size_bytes,
-                },
-            )
-            os.replace(staging.dir, final)
-            try:
+        renamed = False
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    "INSERT INTO studies (id, study_uid, series_uid, patient_id, patient_name, "
+                    "study_date, description, modality, source, address, imported_by, "
+                    "received_at, relpath, n_files, size_bytes) VALUES (:id, :study_uid, "
+                    ":series_uid, :patient_id, :patient_name, :study_date, :description, "
+                    ":modality, :source, :address, :imported_by, :received_at, :relpath, "
+                    ":n_files, :size_bytes)",
+                    {
+                        **values,
+                        "id": staging.id,
+                        "source": source,
+                        "address": address,
+                        "imported_by": imported_by,
+                        "received_at": self.clock(),
+                        "relpath": staging.id,
+                        "n_files": staging.n_files,
+                        "size_bytes": staging.size_bytes,
+                    },
+                )
+                os.replace(staging.dir, final)  # published only if the COMMIT below succeeds
+                renamed = True
                 fsync_dir(self.root)
-            except BaseException:
+        except BaseException:
+            if renamed and final.exists():  # the transaction failed: un-publish the folder
                 os.replace(final, staging.dir)
-                raise
+            raise
         return self.get(staging.id)
 
     def delete(self, study_id: str) -> StudyRecord:
@@ -238,6 +250,18 @@ class StudyTables:
 
     def count(self) -> int:
         return int(self.db.query_one("SELECT COUNT(*) FROM studies")[0])
+
+    def latest_jobs(self, study_ids: list[str]) -> dict[str, AnalysisRecord]:
+        """The newest analysis of each given study (studies without one are left out)."""
+        if not study_ids:
+            return {}
+        rows = self.db.query(
+            "SELECT a.* FROM analyses a JOIN (SELECT value AS sid FROM json_each(?)) s "
+            "ON a.study_id = s.sid WHERE a.rowid = (SELECT b.rowid FROM analyses b "
+            "WHERE b.study_id = a.study_id ORDER BY b.created_at DESC, b.rowid DESC LIMIT 1)",
+            (json.dumps(study_ids),),
+        )
+        return {r["study_id"]: row_analysis(r) for r in rows}
 
     # ------------------------------------------------------------------ artifacts
     @contextmanager

@@ -104,3 +104,19 @@ def test_attach_and_record_export(make_services):
     sv.studies.record_export(st, user="ana", kind="report", detail={"format": "pdf"})
     (ev,) = sv.audit.query(action="report")
     assert ev.detail == {"format": "pdf", "study_id": st.id} and ev.event_code == "110106"
+
+
+def test_worklist_pairs_each_study_with_its_newest_analysis(make_services):
+    sv = make_services()
+    ids = []
+    for pid in ("A", "B", "C"):
+        with sv.studies.begin_import(user="ana") as imp:
+            imp.add("f.dcm", pid.encode())
+            ids.append(imp.commit(patient_id=pid).id)
+    first = sv.jobs.wait(sv.jobs.enqueue(ids[0]), timeout=10)
+    second = sv.jobs.wait(sv.jobs.enqueue(ids[0]), timeout=10)
+    assert first.id != second.id
+    rows = {r.study.patient_id: r.latest_job for r in sv.studies.worklist()}
+    assert rows["A"].id == second.id and rows["A"].state == "succeeded"
+    assert rows["B"] is None and rows["C"] is None
+    assert [r.study.patient_id for r in sv.studies.worklist("b")] == ["B"]

@@ -181,3 +181,27 @@ def test_recovery_spares_fresh_scratch_when_another_process_has_the_store(store)
         assert scratch.exists()
     finally:
         other.close()
+
+
+def test_failed_commit_after_the_rename_unpublishes_the_folder(store, monkeypatch):
+    st = store.studies.stage()
+    st.add("a.dcm", b"123")
+
+    from cspine_desktop.store import studies as studies_module
+
+    real = studies_module.fsync_dir
+    calls = []
+
+    def broken(path):
+        if path == store.studies_dir:  # the step right after the rename, before COMMIT
+            calls.append(path)
+            assert (store.studies_dir / st.id).is_dir()  # it was renamed into place
+            raise OSError("fsync failed")
+        real(path)
+
+    monkeypatch.setattr(studies_module, "fsync_dir", broken)
+    with pytest.raises(OSError, match="fsync failed"), st:
+        st.commit("t", "local", None)
+    assert calls == [store.studies_dir]
+    assert store.studies.count() == 0
+    assert list(store.studies_dir.iterdir()) == []
