@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from gui_support import PASSWORD, FakeClock
 
 from cspine_desktop.settings import Settings
-
-
-class FakeClock:
-    """Injectable clock: ``clock()`` returns the current fake time; ``advance(s)`` moves it."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -43,10 +31,46 @@ def users(settings, clock):
     store.close()
 
 
-PASSWORD = "Correct-horse-7"
-
-
 @pytest.fixture
 def alice(users):
     users.create_first_admin("admin", "Root-secret-77x")
     return users.add_user("alice", PASSWORD, "radiologist", full_name="Alice Example")
+
+
+ADMIN_PASSWORD = "Root-secret-77x"
+
+
+@pytest.fixture
+def make_workstation(qtbot, settings):
+    """Build a MainWindow over real services whose job queue runs ``runner``."""
+    from cspine_desktop.gui.main_window import MainWindow
+    from cspine_desktop.services import Services
+    from cspine_desktop.services.autolock import AutoLock
+
+    opened = []
+
+    def make(runner, **kw):
+        services = Services.open(settings, runner=runner, bcrypt_rounds=4)
+        user = services.users.create_first_admin("admin", ADMIN_PASSWORD)
+        window = MainWindow(
+            services,
+            user,
+            settings,
+            choose_series=kw.pop("choose_series", lambda series: series[0].series_uid),
+            autolock=kw.pop("autolock", AutoLock(0)),
+            **kw,
+        )
+        qtbot.addWidget(window)
+        window.resize(1400, 850)
+        window.show()
+        qtbot.waitExposed(window)
+        opened.append((window, services))
+        return window, services
+
+    yield make
+    from PySide6.QtCore import QThreadPool
+
+    for window, services in opened:
+        window.close()
+        QThreadPool.globalInstance().waitForDone(10000)
+        services.close(timeout=10)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD
+from gui_support import PASSWORD
 
 from cspine_desktop.gui.auth import FirstRunDialog, LockScreen, LoginDialog, SessionGuard
 from cspine_desktop.gui.auth.login import format_wait

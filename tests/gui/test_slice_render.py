@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from gui_volumes import neck_volume
+from gui_support import neck_volume
 
 from cspine_desktop.gui.models import Orientation, ViewerModel
 from cspine_desktop.gui.models.render import label_outline, render_slice

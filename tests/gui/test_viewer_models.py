@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_volumes import coded_volume
+from gui_support import coded_volume
 
 from cspine_desktop.gui.models import Orientation, SlicePlane, ViewerModel
 from cspine_desktop.imaging.windows import DISPLAY_PRESETS

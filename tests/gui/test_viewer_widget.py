@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_volumes import neck_volume
+from gui_support import neck_volume
 from PySide6.QtCore import Qt
 from qt_input import click, drag, hover, wheel
 

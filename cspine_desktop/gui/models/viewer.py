@@ -148,8 +148,9 @@ class ViewerModel:
         y, x = self.cursor[1], self.cursor[2]
         if labels is not None and 0 <= z < labels.shape[0]:
             ys, xs = np.nonzero(labels[z] == label)
-            if ys.size:
-                y, x = int(np.median(ys)), int(np.median(xs))
+            if ys.size:  # the labelled pixel nearest the centroid (rings have hollow centres)
+                i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+                y, x = int(ys[i]), int(xs[i])
         self.set_cursor((z, y, x))
 
     # ---------------------------------------------------------------- window / level

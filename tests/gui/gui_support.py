@@ -1,4 +1,4 @@
-"""Tiny synthetic volumes for the GUI tests (shapes of a few dozen voxels)."""
+"""Helpers for the GUI tests: tiny synthetic volumes, a fake clock, a test password."""
 
 from __future__ import annotations
 
@@ -61,3 +61,19 @@ def neck_volume(
         },
     )
     return vol, labels, heat
+
+
+PASSWORD = "Correct-horse-7"
+
+
+class FakeClock:
+    """Injectable clock: ``clock()`` returns the current fake time; ``advance(s)`` moves it."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

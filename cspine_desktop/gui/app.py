@@ -1,0 +1,43 @@
+"""Start the workstation: Qt application, services, sign-in, main window; sign-out returns to
+the sign-in dialog, closing the window ends the app."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from PySide6.QtCore import QThreadPool
+from PySide6.QtWidgets import QApplication
+
+from ..settings import Settings
+from .auth import sign_in
+from .main_window import MainWindow
+from .server_control import ServerControl
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_WAIT_MS = 30_000
+
+
+def run_app(
+    settings: Settings, services: Any, server: ServerControl | None = None, argv=None
+) -> int:
+    """Run the GUI event loop until the user quits; returns the exit code. ``services`` is an
+    open :class:`cspine_desktop.services.Services` (the caller closes it)."""
+    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("cspine")
+    app.setOrganizationName("cspine")
+    while True:
+        user = sign_in(services.users)
+        if user is None:
+            return 0
+        window = MainWindow(services, user, settings, server)
+        window.show()
+        app.exec()
+        QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)  # workers use the services
+        settings = window.settings  # the admin may have changed them
+        window.server.stop()
+        window.deleteLater()
+        if not window.user_signed_out:
+            return 0

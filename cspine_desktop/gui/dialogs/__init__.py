@@ -1,0 +1,1 @@
+"""Dialogs: series chooser, settings (admin), about."""

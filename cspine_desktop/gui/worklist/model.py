@@ -1,0 +1,66 @@
+"""Qt table model over :class:`WorklistRow` s."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+
+from .rows import WorklistRow
+
+COLUMNS = ("Patient", "Study", "Date", "Source", "Received", "State", "Verdict")
+STUDY_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class WorklistModel(QAbstractTableModel):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.rows: list[WorklistRow] = []
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt API
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                row.patient,
+                row.description,
+                row.date_text,
+                row.source_text,
+                row.received_text,
+                row.state_text,
+                row.verdict_text,
+            )[col]
+        if role == Qt.ItemDataRole.ToolTipRole and col == 5 and row.error:
+            return row.error
+        if role == Qt.ItemDataRole.ForegroundRole and col == 6 and row.fractured is not None:
+            return QBrush(QColor(200, 40, 40) if row.fractured else QColor(30, 130, 60))
+        if role == STUDY_ID_ROLE:
+            return row.study_id
+        return None
+
+    def set_rows(self, rows: list[WorklistRow]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def row_of(self, study_id: str) -> int:
+        return next((i for i, r in enumerate(self.rows) if r.study_id == study_id), -1)
+
+    def update_row(self, row: WorklistRow) -> None:
+        i = self.row_of(row.study_id)
+        if i < 0:
+            return
+        self.rows[i] = row
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))

@@ -1,0 +1,107 @@
+"""Plain worklist rows built from the studies and jobs services (no Qt)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+STATE_WORDS = {
+    None: "not analysed",
+    "pending": "queued",
+    "running": "analysing",
+    "succeeded": "done",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    study_id: str
+    patient_id: str
+    patient_name: str
+    description: str
+    study_date: str  # DICOM DA "YYYYMMDD" or ""
+    source: str  # "local" | "remote"
+    address: str | None
+    received_at: float  # epoch seconds
+    job_id: str | None = None
+    state: str | None = None  # job state of the latest analysis, None if never analysed
+    progress: int = 0
+    stage: str = ""
+    error: str | None = None
+    fractured: bool | None = None
+    probability: float | None = None
+
+    @property
+    def patient(self) -> str:
+        name = self.patient_name.replace("^", " ").strip()
+        return (
+            f"{name} ({self.patient_id})" if name and self.patient_id else name or self.patient_id
+        )
+
+    @property
+    def date_text(self) -> str:
+        d = self.study_date
+        return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+    @property
+    def received_text(self) -> str:
+        return datetime.fromtimestamp(self.received_at).strftime("%Y-%m-%d %H:%M")
+
+    @property
+    def source_text(self) -> str:
+        return (
+            f"remote ({self.address})" if self.source == "remote" and self.address else self.source
+        )
+
+    @property
+    def state_text(self) -> str:
+        words = STATE_WORDS.get(self.state, self.state or "")
+        if self.state == "running":
+            return f"{self.stage or words} {self.progress}%"
+        return words
+
+    @property
+    def verdict_text(self) -> str:
+        if self.state != "succeeded" or self.fractured is None:
+            return ""
+        p = f" ({self.probability:.2f})" if self.probability is not None else ""
+        return ("fracture suspected" if self.fractured else "no fracture") + p
+
+    def with_job(self, job: Any) -> WorklistRow:
+        """This row with the state of ``job`` (an AnalysisRecord, or a JobEvent, which carries
+        no result: the verdict is then unknown until the row is fetched again)."""
+        result = getattr(job, "result", None) or {}
+        overall = result.get("patient_overall") or {}
+        return replace(
+            self,
+            job_id=getattr(job, "job_id", None) or getattr(job, "id", None),
+            state=job.state,
+            progress=int(job.progress or 0),
+            stage=job.stage or "",
+            error=job.error,
+            fractured=overall.get("fractured"),
+            probability=overall.get("probability"),
+        )
+
+
+def fetch_rows(services: Any, text: str | None = None, limit: int = 500) -> list[WorklistRow]:
+    """Newest studies first (matching ``text`` in patient id/name, description or UID), each
+    with its latest analysis. Runs SQLite queries: call it off the GUI thread."""
+    rows = []
+    for study in services.studies.find(text or None, limit=limit):
+        row = WorklistRow(
+            study_id=study.id,
+            patient_id=study.patient_id,
+            patient_name=study.patient_name,
+            description=study.description,
+            study_date=study.study_date,
+            source=study.source,
+            address=study.address,
+            received_at=study.received_at,
+        )
+        jobs = services.jobs.list(study_id=study.id, limit=1)
+        rows.append(row.with_job(jobs[0]) if jobs else row)
+    return rows

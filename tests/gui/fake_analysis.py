@@ -1,0 +1,110 @@
+"""A stand-in for the analysis runner of the job queue: real loading, made-up verdicts.
+
+It labels bone (HU > 300) in seven bands from head to feet as C1–C7, puts fracture heat on C5's
+bone, reports per-slice progress ("analysing k/n"), honours cancellation, and saves labels and
+heat-map the way the GUI reads them back (``labels.npy`` / ``heatmap.npy`` artifacts).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import numpy as np
+
+from cspine_desktop.analysis.result import (
+    AnalysisResult,
+    ModelInfo,
+    PatientVerdict,
+    VertebraVerdict,
+)
+from cspine_desktop.imaging import load_study
+from cspine_desktop.vertebrae import NAMES
+
+FRACTURED = 5  # C5
+
+
+def fake_outcome_arrays(hu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = hu.shape[0]
+    band = (np.arange(n) * 7 // max(n, 1)) + 1  # index 0 → C1 … last → C7
+    labels = np.where(hu > 300, band[:, None, None], 0).astype(np.uint8)
+    heat = np.where(labels == FRACTURED, 0.9, 0.0).astype(np.float32)
+    return labels, heat
+
+
+def fake_result(volume, labels: np.ndarray) -> AnalysisResult:
+    verdicts = []
+    for k, name in enumerate(NAMES, start=1):
+        zs = np.nonzero((labels == k).any(axis=(1, 2)))[0]
+        present = zs.size > 0
+        p = 0.92 if k == FRACTURED else 0.04
+        verdicts.append(
+            VertebraVerdict(
+                name=name,
+                present=bool(present),
+                probability=p if present else None,
+                fractured=bool(present and p >= 0.5),
+                slice_range=(int(zs[0]), int(zs[-1])) if present else None,
+                peak_slice=int(zs[len(zs) // 2]) if present else None,
+            )
+        )
+    return AnalysisResult(
+        study_instance_uid=str(volume.meta.get("StudyInstanceUID", "")),
+        series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
+        model=ModelInfo("fake-model", "0.0-test", "0" * 64),
+        backend="fake",
+        patient_overall=PatientVerdict(0.92, True),
+        vertebrae=tuple(verdicts),
+        thresholds={name: 0.5 for name in (*NAMES, "patient_overall")},
+        timings_s={"load": 0.1, "inference": 0.2, "total": 0.3},
+        patient_id=str(volume.meta.get("PatientID", "")),
+    )
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+class FakeRunner:
+    """``runner(ctx) -> dict`` for :class:`JobQueue`. ``gate``: when set up with
+    ``block_at``, the runner waits (still checking cancellation) before that slice until
+    ``gate`` is set. ``work_s`` of numpy work per slice makes a CPU-bound analysis."""
+
+    def __init__(self, delay_s: float = 0.0, block_at: int | None = None, work_s: float = 0.0):
+        self.delay_s = delay_s
+        self.block_at = block_at
+        self.work_s = work_s
+        self.gate = threading.Event()
+        self.reached_block = threading.Event()
+        self.calls = 0
+
+    def __call__(self, ctx) -> dict:
+        self.calls += 1
+        volume = load_study(ctx.files_dir, series_uid=ctx.study.series_uid or None)
+        n = volume.hu.shape[0]
+        for i in range(n):
+            if self.block_at is not None and i == self.block_at:
+                self.reached_block.set()
+                while not self.gate.wait(0.01):
+                    ctx.check_cancelled()
+            ctx.check_cancelled()
+            if self.work_s:
+                _busy(self.work_s)
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            ctx.progress(100.0 * (i + 1) / n, f"analysing {i + 1}/{n}")
+        labels, heat = fake_outcome_arrays(volume.hu)
+        ctx.write_artifact("labels.npy", "labels", _npy(labels))
+        ctx.write_artifact("heatmap.npy", "heatmap", _npy(heat))
+        return fake_result(volume, labels).to_dict()
+
+
+def _busy(seconds: float) -> None:
+    """CPU work in numpy (releases the GIL inside BLAS, like a real engine)."""
+    end = time.perf_counter() + seconds
+    a = np.random.default_rng(0).standard_normal((192, 192)).astype(np.float32)
+    while time.perf_counter() < end:
+        a = np.tanh(a @ a.T * 1e-3)
