@@ -46,41 +46,79 @@ class AugmentConfig:
     flip_lr: bool = False
 
 
-def _sampling_maps(size: int, cfg: AugmentConfig, rng: np.random.Generator):
-    """Per output pixel, the source (x, y) to read: float32 maps [S, S] for cv2.remap."""
+_GRIDS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    g = _GRIDS.get(size)
+    if g is None:
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        g = _GRIDS[size] = (xx, yy)
+    return g
+
+
+def _draw_transform(size: int, cfg: AugmentConfig, rng: np.random.Generator):
+    """The random geometry: a 2×3 matrix mapping output pixel (x, y) → source pixel (x, y),
+    and per-pixel elastic offsets (dx, dy) added before it (None when elastic is off)."""
     c = (size - 1) / 2.0
     angle = np.deg2rad(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
     scale = rng.uniform(*cfg.scale)
-    shift = rng.uniform(-cfg.shift_frac, cfg.shift_frac, size=2) * size
-    flip = cfg.flip_lr and rng.random() < 0.5
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    sx, sy = rng.uniform(-cfg.shift_frac, cfg.shift_frac, size=2) * size
+    f = -1.0 if (cfg.flip_lr and rng.random() < 0.5) else 1.0
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    # output (X, Y): undo shift, rotation and scale about the centre, then mirror x if asked
+    m = np.array(
+        [
+            [f * cos, f * sin, c - f * (cos * (c + sx) + sin * (c + sy))],
+            [-sin, cos, c + sin * (c + sx) - cos * (c + sy)],
+        ]
+    )
+    elastic = None
     if cfg.elastic_alpha_px > 0:
         k = int(2 * round(3 * cfg.elastic_sigma_px) + 1)
-        for grid in (xx, yy):
+        fields = []
+        for _ in range(2):
             field = rng.uniform(-1, 1, size=(size, size)).astype(np.float32)
             field = cv2.GaussianBlur(field, (k, k), cfg.elastic_sigma_px)
             field *= cfg.elastic_alpha_px / max(float(np.abs(field).max()), 1e-6)
-            grid += field
-    # output (u, v) → source: undo shift, rotation and scale about the centre
-    u, v = xx - c - shift[0], yy - c - shift[1]
-    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-    src_x = cos * u + sin * v
-    src_y = -sin * u + cos * v
-    if flip:
-        src_x = -src_x
-    return (src_x + c).astype(np.float32), (src_y + c).astype(np.float32)
+            fields.append(field)
+        elastic = tuple(fields)
+    return m, elastic
 
 
-def _remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray, interp: int) -> np.ndarray:
-    """cv2.remap for any channel count (cv2 handles at most 4 at once)."""
-    if image.ndim == 2 or image.shape[2] <= 4:
-        out = cv2.remap(image, mx, my, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return out.reshape(image.shape)
-    parts = [
-        _remap(np.ascontiguousarray(image[..., i : i + 4]), mx, my, interp)
-        for i in range(0, image.shape[2], 4)
-    ]
-    return np.concatenate([p.reshape(*image.shape[:2], -1) for p in parts], axis=2)
+def _warp(image: np.ndarray, m: np.ndarray, maps, interp: int) -> np.ndarray:
+    """Resample ``image`` [S, S] or [S, S, C] (any C; cv2 takes at most 4 at once)."""
+    if image.ndim == 3 and image.shape[2] > 4:
+        parts = [
+            _warp(np.ascontiguousarray(image[..., i : i + 4]), m, maps, interp)
+            for i in range(0, image.shape[2], 4)
+        ]
+        return np.concatenate([p.reshape(*image.shape[:2], -1) for p in parts], axis=2)
+    size = image.shape[0]
+    if maps is None:
+        out = cv2.warpAffine(
+            image,
+            m,
+            (size, size),
+            flags=interp | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+    else:
+        out = cv2.remap(
+            image, maps[0], maps[1], interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+    return out.reshape(image.shape)
+
+
+def _maps(size: int, m: np.ndarray, elastic) -> tuple[np.ndarray, np.ndarray] | None:
+    if elastic is None:
+        return None
+    xx, yy = _pixel_grid(size)
+    x, y = xx + elastic[0], yy + elastic[1]
+    mx = (m[0, 0] * x + m[0, 1] * y + m[0, 2]).astype(np.float32)
+    my = (m[1, 0] * x + m[1, 1] * y + m[1, 2]).astype(np.float32)
+    return mx, my
 
 
 def augment_slice(
@@ -94,20 +132,25 @@ def augment_slice(
     ``fracture`` [S, S] (or [S, S, 1]) — all with the same geometric transform.
     Returns arrays of the same shapes and dtypes."""
     size = x.shape[0]
-    mx, my = _sampling_maps(size, cfg, rng)
-    x_out = _remap(np.ascontiguousarray(x, dtype=np.float32), mx, my, cv2.INTER_LINEAR)
-    lab_out = _remap(np.ascontiguousarray(labels, dtype=np.uint8), mx, my, cv2.INTER_NEAREST)
-    frac_out = _remap(np.ascontiguousarray(fracture, dtype=np.float32), mx, my, cv2.INTER_NEAREST)
+    m, elastic = _draw_transform(size, cfg, rng)
+    maps = _maps(size, m, elastic)
+    x_out = _warp(np.ascontiguousarray(x, dtype=np.float32), m, maps, cv2.INTER_LINEAR)
+    lab_out = _warp(np.ascontiguousarray(labels, dtype=np.uint8), m, maps, cv2.INTER_NEAREST)
+    frac_out = _warp(np.ascontiguousarray(fracture, dtype=np.float32), m, maps, cv2.INTER_NEAREST)
     if cfg.contrast or cfg.brightness:
         gain = np.float32(1.0 + rng.uniform(-cfg.contrast, cfg.contrast))
         bias = np.float32(rng.uniform(-cfg.brightness, cfg.brightness))
-        x_out = (x_out - np.float32(0.5)) * gain + np.float32(0.5) + bias
+        x_out *= gain
+        x_out += np.float32(0.5) * (1 - gain) + bias
     if cfg.noise_std > 0:
-        sigma = rng.uniform(0.0, cfg.noise_std)
-        x_out = x_out + rng.standard_normal(x_out.shape, dtype=np.float32) * np.float32(sigma)
+        # one noise field for all channels: they are windows/neighbours of the same CT
+        sigma = np.float32(rng.uniform(0.0, cfg.noise_std))
+        noise = rng.standard_normal((size, size), dtype=np.float32)
+        noise *= sigma
+        x_out += noise[..., None] if x_out.ndim == 3 else noise
     np.clip(x_out, 0.0, 1.0, out=x_out)
     return (
-        x_out.astype(np.float32, copy=False),
+        x_out,
         lab_out.astype(labels.dtype, copy=False),
         frac_out.astype(fracture.dtype, copy=False),
     )

@@ -78,9 +78,16 @@ def epoch_samples(
 class _SliceSource:
     """Reads one training sample from the memory-mapped cache (thread-safe, lazy)."""
 
-    def __init__(self, studies: Sequence[CachedStudy], augment: AugmentConfig | None):
+    def __init__(
+        self,
+        studies: Sequence[CachedStudy],
+        augment: AugmentConfig | None,
+        size: int,
+        channels: int,
+    ):
         self.studies = list(studies)
         self.augment = augment
+        self.size, self.channels = size, channels
         self._open: dict[int, tuple[PreparedVolume, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _handles(self, i: int):
@@ -92,17 +99,40 @@ class _SliceSource:
             self._open[i] = h
         return h
 
-    def __call__(self, i, z, seed):
-        prepared, labels, fracture, flags = self._handles(int(i))
-        z = int(z)
+    def sample(self, i: int, z: int, seed: int):
+        """One sample: x [S, S, C], labels [S, S], fracture [S, S, 1], flags [7]."""
+        prepared, labels, fracture, flags = self._handles(i)
         x = model_input(prepared, [z])[0]
         lab = np.asarray(labels[z], dtype=np.uint8)
         frac = np.asarray(fracture[z], dtype=np.float32)[..., None]
         if self.augment is not None:
-            x, lab, frac = augment_slice(
-                x, lab, frac, self.augment, np.random.default_rng(int(seed))
+            x, lab, frac = augment_slice(x, lab, frac, self.augment, np.random.default_rng(seed))
+        return x, lab, frac, flags[z]
+
+    def batch(self, idx: np.ndarray, zs: np.ndarray, seeds: np.ndarray):
+        """Stacked samples; one that cannot be read (a cache file lost during training) is
+        left out of its batch with a logged warning."""
+        xs, labs, fracs, flags = [], [], [], []
+        for i, z, seed in zip(idx.tolist(), zs.tolist(), seeds.tolist()):
+            try:
+                x, lab, frac, fl = self.sample(i, z, seed)
+            except (OSError, ValueError, IndexError, EOFError) as exc:
+                log.warning("sample %s slice %d left out: %s", self.studies[i].study_uid, z, exc)
+                self._open.pop(i, None)
+                continue
+            xs.append(x)
+            labs.append(lab)
+            fracs.append(frac)
+            flags.append(fl)
+        size = self.size
+        if not xs:
+            return (
+                np.zeros((0, size, size, self.channels), np.float32),
+                np.zeros((0, size, size), np.int32),
+                np.zeros((0, size, size, 1), np.float32),
+                np.zeros((0, 7), np.float32),
             )
-        return x, lab.astype(np.int32), frac, flags[z]
+        return (np.stack(xs), np.stack(labs).astype(np.int32), np.stack(fracs), np.stack(flags))
 
 
 def _why_unusable(s: CachedStudy) -> str | None:
@@ -152,6 +182,7 @@ def make_dataset(
     *,
     parallel_calls: int | None = None,
     drop_remainder: bool = False,
+    resample: bool = True,
     report: SkipReport | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of one epoch of training batches (see module docstring).
@@ -160,9 +191,11 @@ def make_dataset(
     no fracture at all) are used; the others are logged and left out (they still serve
     study-level evaluation through :func:`iter_eval_studies`). ``augment``: True → default
     :class:`AugmentConfig`, False/None → none. ``oversample``: see :func:`epoch_samples`.
-    ``parallel_calls``: parallel loaders (default: tf.data AUTOTUNE). Studies left out are
-    added to ``report`` when given. A sample that fails to load later (a cache file removed
-    during training) is dropped with a logged warning instead of ending the epoch.
+    ``parallel_calls``: batches loaded in parallel (default: tf.data AUTOTUNE).
+    ``resample=False`` draws the same slices every epoch (steady validation loss). Studies left
+    out are added to ``report`` when given. A sample that fails to load later (a cache file
+    removed during training) is left out of its batch with a logged warning instead of
+    ending the epoch.
     """
     import tensorflow as tf
 
@@ -175,12 +208,12 @@ def make_dataset(
     cfg = studies[0].prepared().cfg
     size, channels = cfg.input_size, cfg.n_channels
     aug = AugmentConfig() if augment is True else (augment or None)
-    source = _SliceSource(studies, aug)
+    source = _SliceSource(studies, aug, size, channels)
     positives = [_positive_slices(s) for s in studies]
     epochs = itertools.count()
 
     def one_epoch():
-        e = next(epochs)
+        e = next(epochs) if resample else 0
         rng = np.random.default_rng([seed, e])
         pairs = epoch_samples(studies, slices_per_study, oversample, rng, positives)
         seeds = rng.integers(0, 2**62, size=len(pairs), dtype=np.int64)
@@ -192,20 +225,23 @@ def make_dataset(
         tf.TensorSpec([None], tf.int64),
     )
     ds = tf.data.Dataset.from_generator(one_epoch, output_signature=spec).unbatch()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
     def load(i, z, s):
         x, lab, frac, flags = tf.numpy_function(
-            source, [i, z, s], [tf.float32, tf.int32, tf.float32, tf.float32], stateful=False
+            source.batch,
+            [i, z, s],
+            [tf.float32, tf.int32, tf.float32, tf.float32],
+            stateful=False,
         )
-        x.set_shape([size, size, channels])
-        lab.set_shape([size, size])
-        frac.set_shape([size, size, 1])
-        flags.set_shape([7])
+        x.set_shape([None, size, size, channels])
+        lab.set_shape([None, size, size])
+        frac.set_shape([None, size, size, 1])
+        flags.set_shape([None, 7])
         return x, {"vertebrae": lab, "fracture_map": frac, "fracture_cls": flags}
 
     ds = ds.map(load, num_parallel_calls=parallel_calls or tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.ignore_errors(log_warning=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.filter(lambda x, _y: tf.shape(x)[0] > 0)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -63,3 +63,17 @@ def test_eval_iterator_yields_whole_studies_with_truth(cached_four):
         assert s.flags.shape == (s.prepared.n_slices, 7)
         assert s.patient_overall and any(s.fractured)
         assert model_input(s.prepared).shape[0] == s.prepared.n_slices
+
+
+def test_resample_false_repeats_the_same_slices_every_epoch(cached_four):
+    ds = make_dataset(cached_four, 4, 3, augment=False, oversample=0.0, seed=2, resample=False)
+    first = [b[0].numpy() for b in ds]
+    second = [b[0].numpy() for b in ds]
+    assert all(np.array_equal(p, q) for p, q in zip(first, second))
+
+
+def test_oversampled_epoch_holds_fracture_slices_in_the_requested_share(cached_four):
+    ds = make_dataset(cached_four, 8, 20, augment=False, oversample=0.5, seed=4)
+    flags = np.concatenate([y["fracture_cls"].numpy() for _, y in ds])
+    assert len(flags) == 80
+    assert (flags.max(axis=1) > 0).mean() >= 0.5
