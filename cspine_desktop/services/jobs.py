@@ -86,8 +86,9 @@ class JobQueue:
         if self._started:
             return []
         self._started = True
-        stale = None if self.store.alone_at_open else self.store.clock() - self.stale_after_s
-        requeued = self.store.analyses.requeue_running(stale, self.max_attempts)
+        requeued, self.store.requeued_at_open = list(self.store.requeued_at_open), []
+        stale = self.store.clock() - self.stale_after_s  # jobs of processes that died
+        requeued += self.store.analyses.requeue_running(stale, self.max_attempts)
         for job_id in requeued:
             log.warning("analysis %s was interrupted; queued again", job_id)
             self._emit_for(job_id, "requeued")

@@ -36,6 +36,8 @@ STUDIES_DIR = "studies"
 LOCK_NAME = ".cspine.lock"
 # when other processes have the store open, scratch younger than this may still be in use
 SHARED_GRACE_S = 3600.0
+# a job interrupted this many times is marked failed instead of being run again
+MAX_JOB_ATTEMPTS = 3
 
 
 class Store:
@@ -43,8 +45,10 @@ class Store:
 
     Attributes: ``accounts`` (users, tokens, login throttle), ``studies`` (studies, staging,
     artifacts), ``analyses`` (jobs and results), ``audit`` (append-only events), ``db``.
-    ``alone_at_open`` is True when no other process had the store open when this one opened it
-    (then every "running" job is known to be interrupted).
+    ``alone_at_open`` is True when no other process had the store open when this one opened it.
+    Then, while still holding the lock exclusively, :meth:`open` cleans up after a crash and
+    sends every "running" job back to pending (``requeued_at_open`` lists them; the job queue
+    reports them when it starts); only then may other processes open the store.
     """
 
     def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
@@ -53,7 +57,9 @@ class Store:
         # patient data: only the owner may read the folder and the database (POSIX modes)
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_fd: int | None = None
+        self._exclusive = False
         self.alone_at_open = self._take_lock()
+        self.requeued_at_open: list[str] = []
         self.db = Database(self.data_dir / DB_NAME)
         if os.name == "posix":
             os.chmod(self.data_dir / DB_NAME, 0o600)
@@ -70,8 +76,14 @@ class Store:
     ) -> Store:
         """Open (creating and migrating as needed) and, by default, clean up after a crash."""
         store = cls(Path(data_dir), clock)
-        if recover:
-            store.recover()
+        try:
+            if recover:
+                store.recover()
+        except BaseException:
+            store.close()
+            raise
+        finally:
+            store._share_lock()
         return store
 
     @property
@@ -88,11 +100,13 @@ class Store:
             return schema_version(conn)
 
     def recover(self) -> list[Path]:
-        """Remove scratch and orphaned files left by an interrupted import or deletion.
-
-        Interrupted jobs are re-queued by the job queue, not here.
-        """
-        grace = 0.0 if self.alone_at_open else SHARED_GRACE_S
+        """Remove scratch and orphaned files left by an interrupted import or deletion and, when
+        no other process has the store open, re-queue every job left "running" (jobs of a
+        process that died while others run are re-queued by the job queue once their
+        heartbeat is stale)."""
+        if self._exclusive:
+            self.requeued_at_open += self.analyses.requeue_running(None, MAX_JOB_ATTEMPTS)
+        grace = 0.0 if self._exclusive else SHARED_GRACE_S
         removed = self.studies.recover(grace_s=grace)
         if removed:
             log.warning("cleaned up %d incomplete item(s) after an interruption", len(removed))
@@ -120,12 +134,16 @@ class Store:
         fd = os.open(str(self.data_dir / LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
         self._lock_fd = fd
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            alone = True
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # kept until recovery is done
+            self._exclusive = True
         except OSError:
-            alone = False
-        fcntl.flock(fd, fcntl.LOCK_SH)  # held until close: others see we are here
-        return alone
+            fcntl.flock(fd, fcntl.LOCK_SH)  # held until close: others see we are here
+        return self._exclusive
+
+    def _share_lock(self) -> None:
+        if self._exclusive and self._lock_fd is not None and fcntl is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        self._exclusive = False
 
 
 __all__ = ["SCHEMA_VERSION", "Store"]

@@ -123,7 +123,7 @@ def test_enqueue_twice_returns_the_same_job_and_unknown_study_is_refused(make_se
         sv.jobs.enqueue("no-such-study")
 
 
-def test_restart_requeues_running_jobs_and_gives_up_after_max_attempts(make_services, settings):
+def test_restart_requeues_running_jobs_and_gives_up_after_max_attempts(make_services):
     sv = make_services(start_jobs=False)
     st = _study(sv)
     job_id = sv.jobs.enqueue(st.id)
@@ -131,23 +131,42 @@ def test_restart_requeues_running_jobs_and_gives_up_after_max_attempts(make_serv
     sv.close()
 
     sv2 = make_services(start_jobs=False)
-    assert sv2.store.analyses.get(job_id).state == "running"
+    assert sv2.store.requeued_at_open == [job_id]
+    assert sv2.store.analyses.get(job_id).state == "pending"
     assert sv2.jobs.start() == [job_id]
     assert sv2.jobs.wait(job_id, timeout=10).state == "succeeded"
 
-    queue = JobQueue(sv2.store, fake_runner, max_attempts=2)
-    st2 = _study(sv2, 9)
-    other = sv2.jobs.enqueue(st2.id)
-    sv2.jobs.stop()
-    sv2.store.analyses.get(other)
-    for _ in range(2):  # claimed and "crashed" twice
-        sv2.store.analyses.claim_next()
-        sv2.store.analyses.requeue_running(None, 100)
-    sv2.store.analyses.claim_next()
-    assert queue.start() == []
-    queue.stop()
-    job = sv2.store.analyses.get(other)
-    assert job.state == "failed" and "Interrupted" in job.error
+    other = sv2.jobs.enqueue(_study(sv2, 9).id)
+    sv2.close()
+    for _ in range(3):  # claimed and "crashed" three times
+        sv = make_services(start_jobs=False)
+        assert sv.store.analyses.get(other).state == "pending"
+        sv.store.analyses.claim_next()
+        sv.close()
+    sv = make_services(start_jobs=False)
+    job = sv.store.analyses.get(other)
+    assert job.state == "failed" and "Interrupted 3 times" in job.error
+    assert sv.store.requeued_at_open == []
+
+
+def test_jobs_of_a_dead_process_are_requeued_once_their_heartbeat_is_stale(make_services):
+    from cspine_desktop.store import Store
+
+    sv = make_services(start_jobs=False)
+    job_id = sv.jobs.enqueue(_study(sv).id)
+    other_process = Store.open(sv.store.data_dir)  # not alone: must not touch running jobs
+    try:
+        sv.store.analyses.claim_next()
+        queue = JobQueue(other_process, fake_runner, stale_after_s=3600)
+        assert queue.start() == []  # fresh heartbeat: someone is working on it
+        queue.stop()
+        sv.store.db.execute("UPDATE analyses SET heartbeat_at = 0")  # that worker died
+        queue = JobQueue(other_process, fake_runner, stale_after_s=3600, poll_s=0.05)
+        assert queue.start() == [job_id]
+        assert queue.wait(job_id, timeout=10).state == "succeeded"
+        queue.stop()
+    finally:
+        other_process.close()
 
 
 def test_shutdown_mid_run_puts_the_job_back(make_services):

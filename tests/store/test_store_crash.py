@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -62,10 +63,20 @@ CHILD = textwrap.dedent(
 )
 
 
+def _running_jobs(data_dir) -> list[str]:
+    conn = sqlite3.connect(f"file:{data_dir / 'cspine.sqlite3'}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM analyses WHERE state = 'running'")]
+    finally:
+        conn.close()
+
+
 def _check_consistent(data_dir) -> tuple[int, list[str]]:
+    was_running = _running_jobs(data_dir)  # as the killed process left them
     store = Store.open(data_dir)
     try:
         assert store.alone_at_open
+        assert sorted(store.requeued_at_open) == sorted(was_running)
         assert store.integrity_check() == "ok"
         for study in store.studies.find(limit=10_000):
             files = study.files()
@@ -77,7 +88,7 @@ def _check_consistent(data_dir) -> tuple[int, list[str]]:
             assert path.stat().st_size == row["size_bytes"] == 8 * 4096
             assert sha256_file(path) == row["sha256"]
         assert not [p for p in store.studies_dir.iterdir() if p.name.startswith(TEMP_PREFIX)]
-        was_running = [j.id for j in store.analyses.find(states=("running",))]
+        assert store.analyses.find(states=("running",)) == []
         queue = JobQueue(store, lambda ctx: {"ok": True}, max_attempts=100, poll_s=0.05)
         requeued = queue.start()
         try:
