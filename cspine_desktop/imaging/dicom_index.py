@@ -254,10 +254,11 @@ def _headers_from_dataset(
         raise _Unreadable(f"invalid BitsAllocated/BitsStored {bits_allocated}/{bits_stored}")
     samples = _int(ds, "SamplesPerPixel") or 1
     n_frames = max(_int(ds, "NumberOfFrames") or 1, 1)
-    frame_bytes = rows * cols * samples * max(bits_allocated // 8, 1)
+    frame_bytes = rows * cols * samples * bits_allocated // 8
+    total_bytes = (rows * cols * samples * n_frames * bits_allocated + 7) // 8
     pixel_offset, big_endian = _native_pixel_offset(ts, pixel_pos, peek)
     if pixel_offset is not None:
-        if pixel_offset + frame_bytes * n_frames > size:
+        if pixel_offset + total_bytes > size:
             raise _Unreadable("truncated: the pixel data end before the image does")
         if bits_allocated not in (8, 16) or samples != 1:
             pixel_offset = None  # unusual layouts go through pydicom

@@ -123,7 +123,10 @@ def decode_into_volume(
                 return
             for z, arr in _read_slices(file, hs, zs, scratch):
                 _store(result, z, arr, h=headers[z], shifts=shifts, scratch=scratch, lock=lock)
-        except Exception as exc:  # damaged data: name the file, never crash
+        except BaseException as exc:  # damaged data: name the file, never crash
+            # Rust decoders (pylibjpeg-rle) panic with a BaseException on corrupt input
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
             with lock:
                 for z in zs:
                     result.failed.setdefault(z, _reason(exc))

@@ -81,19 +81,18 @@ def sniff(head: bytes, name: str = "") -> str | None:
 def _looks_like_bare_dicom(head: bytes) -> bool:
     """A DICOM data set without the 128-byte preamble (old or exported files).
 
-    Accepts a first element in group 0002 or 0008 written in little endian, implicit or
-    explicit VR — the only layouts seen in practice.
+    Accepts a first element in group 0002 or 0008 written in little endian (implicit or
+    explicit VR) or in explicit VR big endian — the only layouts seen in practice.
     """
     if len(head) < 8:
         return False
-    group, element = struct.unpack("<HH", head[:4])
-    if group not in (0x0002, 0x0008) or element > 0x0100:
-        return False
     vr = head[4:6]
-    if vr.isalpha() and vr.isupper():
-        return True
-    (length,) = struct.unpack("<I", head[4:8])
-    return length < 1024
+    explicit = vr.isalpha() and vr.isupper()
+    group, element = struct.unpack("<HH", head[:4])
+    if group in (0x0002, 0x0008) and element <= 0x0100:
+        return explicit or struct.unpack("<I", head[4:8])[0] < 1024
+    group, element = struct.unpack(">HH", head[:4])  # retired explicit VR big endian
+    return group == 0x0008 and element <= 0x0100 and explicit
 
 
 def read_head(path: Path) -> bytes:
