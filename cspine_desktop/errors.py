@@ -154,3 +154,15 @@ class ExportNotAvailableError(CspineInputError):
     reference), original DICOM files gone, nothing segmented, or an unknown format name."""
 
     http_status = 422
+
+
+class StorageFullError(CspineInputError):
+    """The disk holding the data folder is full."""
+
+    http_status = 507
+
+
+class StudyTooLargeError(CspineInputError):
+    """An import or upload with more files or bytes than the configured limits."""
+
+    http_status = 413

@@ -75,8 +75,14 @@ def atomic_write(final: Path, data: bytes | BinaryIO) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def write_durable(path: Path, data: bytes | BinaryIO) -> tuple[int, str]:
-    """Write a NEW file inside a scratch folder and fsync it (no rename needed there)."""
+def write_durable(
+    path: Path, data: bytes | BinaryIO, max_bytes: int | None = None
+) -> tuple[int, str]:
+    """Write a NEW file inside a scratch folder and fsync it (no rename needed there).
+
+    A stream is read in chunks; more than ``max_bytes`` raises :class:`SizeLimitExceeded`
+    as soon as the limit is crossed (the partial file stays in scratch for the caller to drop).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
@@ -87,12 +93,18 @@ def write_durable(path: Path, data: bytes | BinaryIO) -> tuple[int, str]:
             size = len(data)
         else:
             while chunk := data.read(CHUNK):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise SizeLimitExceeded(size)
                 out.write(chunk)
                 digest.update(chunk)
-                size += len(chunk)
         out.flush()
         os.fsync(out.fileno())
     return size, digest.hexdigest()
+
+
+class SizeLimitExceeded(Exception):
+    """Raised by :func:`write_durable` when a stream is longer than allowed."""
 
 
 def sha256_file(path: Path) -> str:

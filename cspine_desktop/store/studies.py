@@ -12,6 +12,7 @@ deleted and committed first, then the folder is removed.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -23,10 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import CspineInputError, NotFoundError
+from ..errors import CspineInputError, NotFoundError, StorageFullError, StudyTooLargeError
 from .db import Database
 from .files import (
     TEMP_PREFIX,
+    SizeLimitExceeded,
     atomic_path,
     fsync_dir,
     remove_tree,
@@ -90,19 +92,34 @@ class StudyStaging:
         return self.dir / "files" / candidate
 
     def _check_limits(self, more_bytes: int) -> None:
+        """Before adding one more file of ``more_bytes`` (0 when unknown, for streams)."""
         if self.max_files is not None and self.n_files + 1 > self.max_files:
-            raise CspineInputError(f"The study has more than {self.max_files} files.")
+            raise StudyTooLargeError(f"The study has more than {self.max_files} files.")
         if self.max_bytes is not None and self.size_bytes + more_bytes > self.max_bytes:
-            raise CspineInputError(f"The study is larger than {self.max_bytes} bytes.")
+            self._too_large()
+
+    def _too_large(self) -> None:
+        raise StudyTooLargeError(
+            f"The study is larger than the limit of {self.max_bytes / 2**20:.0f} MiB."
+        )
 
     def add(self, name: str, data: bytes | BinaryIO) -> Path:
         """Store one file under a sanitised version of ``name`` (a relative path)."""
         self._check_limits(len(data) if isinstance(data, bytes) else 0)
         target = self._target(name)
-        size, _ = write_durable(target, data)
+        room = None if self.max_bytes is None else self.max_bytes - self.size_bytes
+        try:
+            size, _ = write_durable(target, data, max_bytes=room)
+        except SizeLimitExceeded:
+            self._too_large()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(
+                    "There is not enough free disk space in the data folder to store the study."
+                ) from None
+            raise
         self.n_files += 1
         self.size_bytes += size
-        self._check_limits(0)
         return target
 
     def add_path(self, src: Path, name: str | None = None) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -50,6 +51,49 @@ def test_failed_commit_leaves_nothing(store, monkeypatch):
     with pytest.raises(OSError), st:
         st.commit("t", "local", None)
     assert store.studies.count() == 0
+    assert list(store.studies_dir.iterdir()) == []
+
+
+def test_limits_allow_exactly_the_maximum(store):
+    with store.studies.stage(max_files=2, max_bytes=4) as st:
+        st.add("a", b"12")
+        st.add("b", io.BytesIO(b"34"))
+        rec = st.commit("t", "local", None)
+    assert rec.n_files == 2 and rec.size_bytes == 4
+
+
+def test_a_stream_is_cut_off_as_soon_as_it_passes_the_limit(store):
+    class Endless(io.RawIOBase):
+        read_calls = 0
+
+        def read(self, n=-1):
+            Endless.read_calls += 1
+            return b"x" * 1024 * 1024
+
+    with (
+        pytest.raises(CspineInputError, match="limit of 3 MiB"),
+        store.studies.stage(max_bytes=3 * 2**20) as st,
+    ):
+        st.add("big", Endless())
+    assert Endless.read_calls == 4
+    assert list(store.studies_dir.iterdir()) == []
+
+
+def test_a_full_disk_is_a_plain_error(store, monkeypatch):
+    import errno
+
+    from cspine_desktop.errors import StorageFullError
+    from cspine_desktop.store import studies as studies_module
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(studies_module, "write_durable", full)
+    with (
+        pytest.raises(StorageFullError, match="not enough free disk space"),
+        store.studies.stage() as st,
+    ):
+        st.add("a", b"1")
     assert list(store.studies_dir.iterdir()) == []
 
 
