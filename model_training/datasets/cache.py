@@ -33,7 +33,7 @@ import numpy as np
 
 from cspine_desktop.imaging.preprocess import PreparedVolume, PreprocessConfig
 
-from .report import SKIPPED, Skipped, SkipReport
+from .report import Skipped, SkipReport
 from .rsna import RsnaIndex, RsnaStudy, dicom_files
 from .targets import TargetConfig
 
@@ -273,43 +273,34 @@ def build_cache(
         encoding="utf-8",
     )
 
-    results: dict[str, CachedStudy] = {}
-    done = 0
+    outcomes: dict[str, tuple[CachedStudy | None, list[Skipped]]] = {}
+
+    def record(study: RsnaStudy, outcome: tuple[CachedStudy | None, list[Skipped]]) -> None:
+        outcomes[study.study_uid] = outcome
+        if progress:
+            progress(len(outcomes), len(studies))
+
     if workers <= 1 or len(studies) <= 1:
         for s in studies:
-            rec, items = _build_one(s, cfg, targets, out_dir)
-            report.extend(items)
-            if rec is not None:
-                results[s.study_uid] = rec
-            done += 1
-            if progress:
-                progress(done, len(studies))
+            record(s, _build_one(s, cfg, targets, out_dir))
     else:
+        # spawn, not fork: the caller may already hold TensorFlow's threads
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(_build_one, s, cfg, targets, out_dir): s for s in studies}
             for fut in as_completed(futures):
                 s = futures[fut]
                 try:
-                    rec, items = fut.result()
+                    outcome = fut.result()
                 except Exception as exc:  # a worker that died (out of memory, killed)
-                    rec, items = (
-                        None,
-                        [
-                            Skipped(
-                                s.study_uid,
-                                "cache",
-                                f"worker failed ({type(exc).__name__}: {exc})",
-                                str(s.image_dir),
-                                SKIPPED,
-                            )
-                        ],
-                    )
-                report.extend(items)
-                if rec is not None:
-                    results[s.study_uid] = rec
-                done += 1
-                if progress:
-                    progress(done, len(studies))
+                    why = f"worker failed ({type(exc).__name__}: {exc})"
+                    outcome = (None, [Skipped(s.study_uid, "cache", why, str(s.image_dir))])
+                record(s, outcome)
+    results: dict[str, CachedStudy] = {}
+    for s in studies:  # report in index order, whatever order the workers finished in
+        rec, items = outcomes[s.study_uid]
+        report.extend(items)
+        if rec is not None:
+            results[s.study_uid] = rec
     report.write(root / "report.json")
     log.info(
         "cache %s: %d of %d studies ready; %s", root, len(results), len(studies), report.summary()

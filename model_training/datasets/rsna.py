@@ -34,9 +34,8 @@ VERTEBRAE = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")
 TRAIN_COLUMNS = ("StudyInstanceUID", "patient_overall", *VERTEBRAE)
 BOX_COLUMNS = ("StudyInstanceUID", "x", "y", "width", "height", "slice_number")
 
-# Studies of the RSNA 2022 training set that are commonly excluded: 1.2.826.0.1.3680043.20574
-# has unusable images and 1.2.826.0.1.3680043.29952 a segmentation that does not match its
-# images (RSNA 2022 competition discussion 344862).
+# Studies of the RSNA 2022 training set that participants commonly leave out because of data
+# problems reported in the competition's discussion forum (thread 344862). Extend per site.
 KNOWN_BAD_STUDIES: frozenset[str] = frozenset(
     {"1.2.826.0.1.3680043.20574", "1.2.826.0.1.3680043.29952"}
 )
