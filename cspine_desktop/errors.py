@@ -117,7 +117,7 @@ class QueueFullError(CspineInputError):
         self.retry_after_s = retry_after_s
 
 
-class AnalysisCancelled(CspineInputError):  # noqa: N818 - it is an outcome, not a failure
+class AnalysisCancelled(CspineInputError):
     """The user cancelled a running load or analysis."""
 
     http_status = 409
