@@ -10,7 +10,6 @@ the thinnest slices breaking ties; non-axial CT is taken only when no axial seri
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,12 +115,25 @@ def choose_series(groups: list[SeriesGroup], series_uid: str | None, where: str)
     return best
 
 
-def _majority(values: list[Any]) -> Any:
-    return Counter(values).most_common(1)[0][0]
+def _same(a: Any, b: Any, tol: float) -> bool:
+    """Equal within ``tol`` (absolute) for numeric tuples; exact otherwise (None, ints)."""
+    if a is None or b is None or not isinstance(a, tuple) or not a or isinstance(a[0], int):
+        return a == b
+    return len(a) == len(b) and max(abs(x - y) for x, y in zip(a, b)) <= tol
 
 
-def _round(values: tuple[float, ...] | None, digits: int) -> tuple[float, ...] | None:
-    return None if values is None else tuple(round(v, digits) + 0.0 for v in values)
+def _majority_group(items: list[ImageHeader], key: Any, tol: float) -> list[ImageHeader]:
+    """The largest cluster of items whose ``key`` agree within ``tol`` (first seen wins ties)."""
+    clusters: list[tuple[Any, list[ImageHeader]]] = []
+    for x in items:
+        k = key(x)
+        for ref, members in clusters:
+            if _same(k, ref, tol):
+                members.append(x)
+                break
+        else:
+            clusters.append((k, [x]))
+    return max(clusters, key=lambda c: len(c[1]))[1]
 
 
 def _clean(group: SeriesGroup) -> None:
@@ -143,13 +155,16 @@ def _clean(group: SeriesGroup) -> None:
     if kept:
         _note(group, len(h) - len(kept), "localizer (scout) images were left out")
         h = kept
-    for what, key in (
-        ("a different orientation", lambda x: _round(x.orientation, 3)),
-        ("a different matrix size", lambda x: (x.rows, x.cols)),
-        ("a different pixel spacing", lambda x: _round(x.pixel_spacing, 3)),
+    kept = [x for x in h if x.position is not None and x.orientation is not None]
+    if kept:
+        _note(group, len(h) - len(kept), "images without position or orientation were left out")
+        h = kept
+    for what, key, tol in (
+        ("a different orientation", lambda x: x.orientation, 1e-3),
+        ("a different matrix size", lambda x: (x.rows, x.cols), 0),
+        ("a different pixel spacing", lambda x: x.pixel_spacing, 1e-3),
     ):
-        ref = _majority([key(x) for x in h])
-        kept = [x for x in h if key(x) == ref]
+        kept = _majority_group(h, key, tol)
         _note(group, len(h) - len(kept), f"images with {what} than the rest were left out")
         h = kept
     group.headers = h

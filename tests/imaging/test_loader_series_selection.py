@@ -116,3 +116,23 @@ def test_non_axial_ct_is_loaded_only_when_no_axial_exists(ct_series, tmp_path):
     vol = load_study(s.folder)
     assert vol.shape == (5, 32, 32)
     assert any("No axial CT series" in w for w in vol.warnings)
+
+
+def test_orientation_noise_does_not_split_the_series(ct_series):
+    s = ct_series(n_slices=6)
+    ds = s.datasets[3]
+    ds.ImageOrientationPatient = [1.0, 0.00001, 0.0, -0.00001, 1.0, 0.0]
+    ds.save_as(s.files[3], enforce_file_format=True)
+    vol = load_study(s.folder)
+    np.testing.assert_array_equal(vol.hu, s.hu)
+    assert vol.warnings == []
+
+
+def test_image_without_position_is_left_out_with_a_warning(ct_series):
+    s = ct_series(n_slices=6)
+    ds = s.datasets[-1]
+    del ds.ImagePositionPatient
+    ds.save_as(s.files[-1], enforce_file_format=True)
+    vol = load_study(s.folder)
+    np.testing.assert_array_equal(vol.hu, s.hu[:-1])
+    assert any("without position" in w for w in vol.warnings)
