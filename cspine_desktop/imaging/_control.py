@@ -17,7 +17,8 @@ class Control:
 
     ``cancel`` is a :class:`threading.Event` (cancelled when set) or a callable returning
     ``True`` when the user asked to stop. :meth:`check` raises :class:`AnalysisCancelled`.
-    Stages reported: ``"scanning"`` (finding files), ``"reading headers"``, ``"decoding"``.
+    Stages reported, in order: ``"extracting"`` (zips only), ``"scanning"`` (finding files;
+    total 0 = not yet known), ``"reading headers"``, ``"decoding"`` (done/total = files).
     """
 
     def __init__(self, progress: ProgressCallback | None, cancel: CancelToken) -> None:

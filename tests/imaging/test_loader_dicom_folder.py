@@ -94,8 +94,10 @@ def test_folders_are_searched_recursively(ct_series, tmp_path):
         ExplicitVRBigEndian,
         DeflatedExplicitVRLittleEndian,
         "1.2.840.10008.1.2.5",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.90",
     ],
-    ids=["implicit", "big-endian", "deflated", "rle"],
+    ids=["implicit", "big-endian", "deflated", "rle", "jpeg-ls-lossless", "j2k-lossless"],
 )
 def test_encodings_decode_to_the_same_hu(ct_series, syntax):
     s = ct_series(n_slices=4, transfer_syntax=syntax)
