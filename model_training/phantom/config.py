@@ -42,7 +42,7 @@ class PhantomConfig:
     min_fov_mm: float = 105.0
     slice_spacing_mm: tuple[float, float] = (0.5, 3.0)
     margin_above_mm: tuple[float, float] = (8.0, 25.0)  # FOV above the C1 ring top
-    margin_below_mm: tuple[float, float] = (5.0, 20.0)  # FOV below the C7 body bottom
+    margin_below_mm: tuple[float, float] = (10.0, 25.0)  # FOV below the C7 body bottom
     position_jitter_mm: float = 12.0  # in-plane offset of the spine from the FOV centre
     rotation_deg: float = 8.0  # axial rotation of the neck, ±
     tilt_deg: float = 5.0  # lateral bend and flexion of the whole neck, ±

@@ -87,8 +87,10 @@ def apply_fracture(
     """Add fracture ``spec`` (index ``index`` in the study list) to vertebra ``st``."""
     severe = spec.severity == "severe"
     hu = float(rng.uniform(60.0, 260.0))
-    disp = float(rng.uniform(1.5, 4.5)) if severe else 0.0
     kind = spec.kind
+    n_shifts = len(st.shifts)
+    displaced = severe and kind not in ("compression",)
+    disp = float(rng.uniform(1.5, 4.5)) if displaced else 0.0
 
     def cut(p0, n, radius, gap=None) -> None:
         st.cuts.append(
@@ -208,4 +210,5 @@ def apply_fracture(
             shift(pa, n, (side * disp, 0.0, 0.0), 80.0, None)
     else:  # pragma: no cover - guarded by KIND_WEIGHTS
         raise ValueError(kind)
-    spec.displacement_mm = round(disp, 2)
+    moved = [float(np.linalg.norm(s.vec)) for s in st.shifts[n_shifts:]]
+    spec.displacement_mm = round(max(moved, default=0.0), 2)

@@ -134,9 +134,8 @@ class Canvas:
     hu: np.ndarray  # float32
     labels: np.ndarray  # uint8
     fracture: np.ndarray  # uint8
-    fracture_boxes: dict[int, list[tuple[tuple[slice, slice, slice], np.ndarray]]] = field(
-        default_factory=dict
-    )
+    # fracture index → flat indices (into [z, y, x]) of its fracture_mask voxels
+    fracture_boxes: dict[int, list[np.ndarray]] = field(default_factory=dict)
 
 
 def _box_from_local(lo, hi, m_inv, m0, shape, margin_vox=1) -> tuple[slice, slice, slice] | None:
@@ -160,8 +159,43 @@ def _soft(x: np.ndarray, width: float) -> np.ndarray:
     return np.clip(0.5 - x / width, 0.0, 1.0)
 
 
+BLOCK_Z = 1  # slices per block
+BLOCK_YX = 6  # pixels per block side
+
+
+def _deform(st: Structure, u0: np.ndarray, v0: np.ndarray, w0: np.ndarray):
+    """Apply compressions (all parts) and shifts (some parts) to local coordinates.
+
+    Returns the coordinates for unmoved parts and a dict part → coordinates for moved ones.
+    """
+    u, v, w = u0, v0, w0
+    if st.compressions:
+        w = w0.copy()
+    for c in st.compressions:
+        inside = (np.abs(u) < c.half_width + 3) & (v < c.half_depth + 1) & (w > c.w_bottom - 1)
+        ramp = (1 - c.anterior) + c.anterior * np.clip(
+            (c.half_depth - v) / (2 * c.half_depth), 0, 1
+        )
+        f = 1.0 - c.loss * ramp
+        w = np.where(inside, c.w_bottom + (w - c.w_bottom) / f, w).astype(np.float32)
+    moved: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for s in st.shifts:
+        d = (u0 - s.p0[0]) * s.n[0] + (v0 - s.p0[1]) * s.n[1] + (w0 - s.p0[2]) * s.n[2]
+        r = np.sqrt((u0 - s.p0[0]) ** 2 + (v0 - s.p0[1]) ** 2 + (w0 - s.p0[2]) ** 2)
+        wt = ((d > 0) * np.clip(1.5 - r / s.radius, 0.0, 1.0)).astype(np.float32)
+        for name in s.parts or tuple(st.parts):
+            mu, mv, mw = moved.get(name, (u, v, w))
+            moved[name] = (mu - s.vec[0] * wt, mv - s.vec[1] * wt, mw - s.vec[2] * wt)
+    return (u, v, w), moved
+
+
 def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
-    """Draw one structure into ``canvas`` (in place)."""
+    """Draw one structure into ``canvas`` (in place).
+
+    Coarse to fine: the signed distance of each primitive is first evaluated at the centres of
+    blocks of 2 slices × 8 × 8 pixels; only blocks that can hold bone of that primitive are
+    evaluated voxel by voxel (at ``grid.nsub`` sub-slices per slice).
+    """
     aff = grid.affine
     m = st.rot.T @ aff[:3, :3]  # voxel (x, y, z) → local (u, v, w), linear part
     m0 = st.rot.T @ (aff[:3, 3] - st.center)
@@ -172,63 +206,65 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
     if box is None:
         return
     zs, ys, xs = box
+    nzc, ny, nx = zs.stop - zs.start, ys.stop - ys.start, xs.stop - xs.start
     nsub = grid.nsub
+    bz, by, bx = BLOCK_Z * nsub, BLOCK_YX, BLOCK_YX
+    nbz, nby, nbx = -(-nzc // BLOCK_Z), -(-ny // by), -(-nx // bx)
     offs = ((np.arange(nsub) + 0.5) / nsub - 0.5) * (grid.thickness_mm / grid.slice_mm)
-    kf = (np.arange(zs.start, zs.stop)[:, None] + offs[None, :]).ravel()
-    ii = np.arange(xs.start, xs.stop, dtype=np.float32)
-    jj = np.arange(ys.start, ys.stop, dtype=np.float32)
-    shape = (kf.size, jj.size, ii.size)
+    kf = ((zs.start + np.arange(nbz * BLOCK_Z))[:, None] + offs[None, :]).reshape(nbz, bz)
+    jj = (ys.start + np.arange(nby * by, dtype=float)).reshape(nby, by)
+    ii = (xs.start + np.arange(nbx * bx, dtype=float)).reshape(nbx, bx)
 
-    def coord(r: int) -> np.ndarray:
-        out = np.empty(shape, np.float32)
-        out[...] = (m[r, 2] * kf + m0[r]).astype(np.float32)[:, None, None]
-        out += (m[r, 1] * jj)[None, :, None]
-        out += (m[r, 0] * ii)[None, None, :]
-        return out
-
-    u0, v0, w0 = coord(0), coord(1), coord(2)
-    u, v, w = u0, v0, w0
-    if st.compressions:
-        w = w0.copy()
-    for c in st.compressions:
-        inside = (np.abs(u) < c.half_width + 3) & (v < c.half_depth + 1) & (w > c.w_bottom - 1)
-        ramp = (1 - c.anterior) + c.anterior * np.clip(
-            (c.half_depth - v) / (2 * c.half_depth), 0, 1
+    def local(k: np.ndarray, j: np.ndarray, i: np.ndarray):
+        f32 = np.float32
+        return tuple(
+            (m[r, 2] * k + m0[r]).astype(f32)
+            + (m[r, 1] * j).astype(f32)
+            + (m[r, 0] * i).astype(f32)
+            for r in range(3)
         )
-        f = 1.0 - c.loss * ramp
-        w[:] = np.where(inside, c.w_bottom + (w - c.w_bottom) / f, w)
-    moved: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for s in st.shifts:
-        d = (u0 - s.p0[0]) * s.n[0] + (v0 - s.p0[1]) * s.n[1] + (w0 - s.p0[2]) * s.n[2]
-        r = np.sqrt((u0 - s.p0[0]) ** 2 + (v0 - s.p0[1]) ** 2 + (w0 - s.p0[2]) ** 2)
-        wt = (d > 0) * np.clip(1.5 - r / s.radius, 0.0, 1.0)
-        for name in s.parts or tuple(st.parts):
-            mu, mv, mw = moved.get(name, (u, v, w))
-            moved[name] = (mu - s.vec[0] * wt, mv - s.vec[1] * wt, mw - s.vec[2] * wt)
 
-    # signed distance: union of primitives, each evaluated in its own box
-    sd = np.full(shape, 50.0, np.float32)
-    fine_k = kf
-    for name, prims in st.parts.items():
-        pu, pv, pw = moved.get(name, (u, v, w))
-        for p in prims:
-            plo, phi = p.bounds()
-            pb = _box_from_local(plo - extra, phi + extra, m_inv, m0, grid.shape)
-            if pb is None:
-                continue
-            pz, py, px = pb
-            k_lo = np.searchsorted(fine_k, pz.start - 1.0)
-            k_hi = np.searchsorted(fine_k, pz.stop, side="right")
-            if k_lo >= k_hi:
-                continue
-            sub = (
-                slice(k_lo, k_hi),
-                slice(max(py.start - ys.start, 0), max(py.stop - ys.start, 0)),
-                slice(max(px.start - xs.start, 0), max(px.stop - xs.start, 0)),
-            )
-            np.minimum(sd[sub], p(pu[sub], pv[sub], pw[sub]), out=sd[sub])
-
+    # block centres
+    kc, jc, ic = kf.mean(1), jj.mean(1), ii.mean(1)
+    cu, cv, cw = local(kc[:, None, None], jc[None, :, None], ic[None, None, :])
+    (cu, cv, cw), cmoved = _deform(st, cu, cv, cw)
+    # a block is evaluated where its centre is closer to a surface than its half diagonal
+    # (× 1.25: the SDFs are approximate) plus the edge blur
+    ext = np.array(
+        [
+            (BLOCK_Z - 1) * grid.slice_mm + grid.thickness_mm * (1 - 1 / nsub),
+            (by - 1) * grid.pixel_mm,
+            (bx - 1) * grid.pixel_mm,
+        ]
+    )
     blur = max(0.45, 0.8 * grid.pixel_mm)
+    thr = 1.25 * 0.5 * float(np.linalg.norm(ext)) + blur
+    prim_active = []
+    for name, prims in st.parts.items():
+        pu, pv, pw = cmoved.get(name, (cu, cv, cw))
+        for p in prims:
+            prim_active.append((name, p, (p(pu, pv, pw) < thr).ravel()))
+    if not prim_active:
+        return
+    active = np.logical_or.reduce([a for _, _, a in prim_active])
+    idx = np.flatnonzero(active)
+    if idx.size == 0:
+        return
+    iz, iy, ix = np.unravel_index(idx, (nbz, nby, nbx))
+    u0, v0, w0 = local(kf[iz][:, :, None, None], jj[iy][:, None, :, None], ii[ix][:, None, None, :])
+    (u, v, w), moved = _deform(st, u0, v0, w0)
+    shape = u0.shape  # (n, bz, by, bx)
+
+    sd = np.full(shape, 50.0, np.float32)
+    for name, p, act in prim_active:
+        sel = act[idx]
+        pu, pv, pw = moved.get(name, (u, v, w))
+        if sel.all():
+            np.minimum(sd, p(pu, pv, pw), out=sd)
+        elif sel.any():
+            pos = np.flatnonzero(sel)
+            sd[pos] = np.minimum(sd[pos], p(pu[pos], pv[pos], pw[pos]))
+
     occ = _soft(sd, blur)
     marrow = _soft(sd + st.cortex_mm, blur)
     marrow_hu: np.ndarray | float = st.marrow_hu
@@ -242,21 +278,20 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
 
     # lucent lines (fractures) and channels (mimics): bone replaced by soft-tissue HU
     if st.cuts or st.lucencies:
+        from .sdf import Capsule  # local import keeps the module graph flat
+
         gap = np.zeros(shape, np.float32)
         fill = np.zeros(shape, np.float32)
-        for c in st.cuts:
-            g = _cut_field(c, u0, v0, w0, blur)
+        fields = [(_cut_field(c, u0, v0, w0, blur), c.hu) for c in st.cuts]
+        fields += [
+            (_soft(Capsule(lc.a, lc.b, lc.r)(u0, v0, w0), blur), lc.hu) for lc in st.lucencies
+        ]
+        for g, hu_fill in fields:
+            fill = np.where(g > gap, np.float32(hu_fill), fill)
             np.maximum(gap, g, out=gap)
-            fill = np.where(g >= gap, c.hu, fill)
-        for lc in st.lucencies:
-            from .sdf import Capsule  # local import keeps the module graph flat
-
-            g = _soft(Capsule(lc.a, lc.b, lc.r)(u0, v0, w0), blur)
-            np.maximum(gap, g, out=gap)
-            fill = np.where(g >= gap, lc.hu, fill)
         bone = bone * (1 - gap) + gap * occ * fill
 
-    # fracture masks (per fracture, on the fine grid, then averaged)
+    # fracture masks (per fracture, on the fine grid)
     masks: dict[int, np.ndarray] = {}
     solid = occ >= 0.5
     for c in st.cuts:
@@ -271,24 +306,38 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
         q += ((w0 - mr.c[2]) / mr.r[2]) ** 2
         masks[mr.fracture] = masks.get(mr.fracture, False) | ((q < 1.0) & solid)
 
-    nz = zs.stop - zs.start
-    if nsub > 1:
-        occ_c = occ.reshape(nz, nsub, *shape[1:]).mean(1)
-        bone_c = bone.reshape(nz, nsub, *shape[1:]).mean(1)
-    else:
-        occ_c, bone_c = occ, bone
-    hu = canvas.hu[box]
-    hu *= 1.0 - occ_c
-    hu += bone_c
+    # composite the active blocks into the canvas (flat indices; padding dropped)
+    zz = zs.start + iz[:, None] * BLOCK_Z + np.arange(BLOCK_Z)[None, :]
+    yy = ys.start + iy[:, None] * by + np.arange(by)[None, :]
+    xx = xs.start + ix[:, None] * bx + np.arange(bx)[None, :]
+    valid = (
+        (zz < zs.stop)[:, :, None, None]
+        & (yy < ys.stop)[:, None, :, None]
+        & (xx < xs.stop)[:, None, None, :]
+    )
+    _, gy, gx = grid.shape
+    flat = (zz[:, :, None, None] * gy + yy[:, None, :, None]) * gx + xx[:, None, None, :]
+    fi = flat[valid]
+
+    def coarse(blocks: np.ndarray, reduce: str) -> np.ndarray:
+        """(n, bz, by, bx) fine blocks → values of the valid coarse voxels."""
+        if nsub > 1:
+            b5 = blocks.reshape(len(idx), BLOCK_Z, nsub, by, bx)
+            blocks = b5.mean(2) if reduce == "mean" else b5.any(2)
+        return blocks[valid]
+
+    occ_c = coarse(occ, "mean")
+    bone_c = coarse(bone, "mean")
+    hu = canvas.hu.reshape(-1)
+    hu[fi] = hu[fi] * (1.0 - occ_c) + bone_c
     inside = occ_c >= 0.5
     if st.label:
-        canvas.labels[box][inside] = st.label
+        canvas.labels.reshape(-1)[fi[inside]] = st.label
     for fid, mk in masks.items():
-        mk_c = mk.reshape(nz, nsub, *shape[1:]).mean(1) >= 0.5 if nsub > 1 else mk
-        mk_c = mk_c & inside
-        if mk_c.any():
-            canvas.fracture[box][mk_c] = 1
-            canvas.fracture_boxes.setdefault(fid, []).append((box, mk_c))
+        sel = fi[coarse(mk, "any") & inside]
+        if sel.size:
+            canvas.fracture.reshape(-1)[sel] = 1
+            canvas.fracture_boxes.setdefault(fid, []).append(sel)
 
 
 def _plane_distance(c: Cut, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 AIR, FAT, MUSCLE, CSF = -1000.0, -100.0, 50.0, 18.0
@@ -82,41 +83,33 @@ class Plane:
     off: np.ndarray  # [z, 2]
     shape: tuple[int, int, int]
 
-    def coords(self, zb: slice, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:
-        i = np.arange(xs.start, xs.stop, dtype=np.float32)[None, None, :]
-        j = np.arange(ys.start, ys.stop, dtype=np.float32)[None, :, None]
-        o = self.off[zb].astype(np.float32)
-        x = self.m[0, 0] * i + self.m[0, 1] * j + o[:, 0, None, None]
-        y = self.m[1, 0] * i + self.m[1, 1] * j + o[:, 1, None, None]
-        return x, y
+    def to_pixels(self, k: int, xy: np.ndarray) -> np.ndarray:
+        """Anatomy (X, Y) points [n, 2] of slice k → cv2 fixed-point pixel coordinates."""
+        ij = (xy - self.off[k]) @ np.linalg.inv(self.m).T
+        return np.rint(ij * _ONE).astype(np.int32)
 
-    def box(self, zb: slice, xc, yc, rx, ry) -> tuple[slice, slice] | None:
-        """Pixel box holding the per-slice rectangles centre ± radius over slices ``zb``."""
-        inv = np.linalg.inv(self.m)
-        pts = []
-        for sx in (-1, 1):
-            for sy in (-1, 1):
-                d = np.stack([xc + sx * rx, yc + sy * ry], -1) - self.off[zb]
-                pts.append(d @ inv.T)
-        ij = np.concatenate(pts)
-        i0, j0 = np.floor(ij.min(0)).astype(int) - 1
-        i1, j1 = np.ceil(ij.max(0)).astype(int) + 2
-        _, ny, nx = self.shape
-        i0, i1, j0, j1 = max(i0, 0), min(i1, nx), max(j0, 0), min(j1, ny)
-        if i0 >= i1 or j0 >= j1:
-            return None
-        return slice(j0, j1), slice(i0, i1)
+
+_SHIFT = 4  # cv2 fractional bits
+_ONE = 1 << _SHIFT
+_T = np.linspace(0.0, 2 * np.pi, 73)[:-1]
+_COS, _SIN = np.cos(_T), np.sin(_T)
+
+
+def _outline(xc: float, yc: float, a: float, b: float, p: float = 2.0) -> np.ndarray:
+    """Points of the superellipse |x/a|^p + |y/b|^p = 1 (p = 2: an ellipse)."""
+    e = 2.0 / p
+    x = a * np.sign(_COS) * np.abs(_COS) ** e
+    y = b * np.sign(_SIN) * np.abs(_SIN) ** e
+    return np.stack([xc + x, yc + y], -1)
 
 
 def draw_soft_tissue(
     hu: np.ndarray, plane: Plane, zs: np.ndarray, prof: Profile, p: SoftTissueParams
 ) -> dict[str, np.ndarray]:
-    """Fill ``hu`` [z, y, x] in place; ``zs`` [z] is the anatomy Z of each slice.
-
-    Returns per-slice neck centre Y and half axes (mm, anatomy frame).
-    """
+    """Fill ``hu`` [z, y, x] in place, slice by slice with filled polygons (cv2);
+    ``zs`` [z] is the anatomy Z of each slice. Returns per-slice neck centre Y and half axes
+    (mm, anatomy frame)."""
     z_c1, z_c3, z_c5, z_c6, z_c7 = prof.z[0], prof.z[2], prof.z[4], prof.z[5], prof.z[6]
-    nz = hu.shape[0]
     yb = prof.at(zs, prof.y)
     bd = prof.at(zs, prof.half_depth)
     below = _smooth((z_c7 + 6.0 - zs) / 40.0)  # shoulders
@@ -125,44 +118,8 @@ def draw_soft_tissue(
     b = p.neck_b + 8.0 * below + 12.0 * above
     cy = yb + 14.0 - 10.0 * above + 4.0 * below
     fat = p.fat * (1 + 1.2 * below)
-
-    def col(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float32)[:, None, None]
-
-    full = slice(0, nz), slice(0, hu.shape[1]), slice(0, hu.shape[2])
-    x, y = plane.coords(*full)
-    x *= col(1.0 / a)
-    y -= col(cy)
-    y *= col(1.0 / b)
-    x *= x
-    y *= y
-    q = 0.55 * (x + y) + 0.45 * (x * x + y * y)  # a rounded-square neck outline
-    del x, y
-    inner = col((1.0 - fat / np.minimum(a, b)) ** 2)
-    hu[...] = np.where(q > 1.0, AIR, np.where(q > inner, p.fat_hu, p.muscle_hu))
-    del q
-
-    everywhere = np.ones(nz, bool)
-    # thin fat planes between muscle groups (visible in the soft-tissue window)
-    for fx, fy, fa, fb in p.fat_planes:
-        _ellipse(
-            hu,
-            plane,
-            np.full(nz, fx),
-            yb + fy,
-            np.full(nz, fa),
-            np.full(nz, fb),
-            p.fat_hu,
-            zs > z_c7 - 10,
-            band=1.2,
-        )
-
-    # spinal canal (CSF / cord), drawn before bone
     cw = prof.at(zs, prof.canal_w)
     cd = prof.at(zs, prof.canal_d)
-    _ellipse(hu, plane, np.zeros(nz), yb + bd + cd / 2 + 0.5, cw / 2 - 2.0, cd / 2, CSF, everywhere)
-
-    # airway: pharynx above C4, larynx C4–C6, trachea below
     s = p.airway_scale
     t_lar = _smooth((prof.z[3] - zs) / 8.0)  # 0 above C4, 1 below
     t_tra = _smooth((z_c6 - zs) / 10.0)
@@ -170,72 +127,36 @@ def draw_soft_tissue(
     ry = s * ((7.5 * (1 - t_lar) + 10.0 * t_lar) * (1 - t_tra) + 8.0 * t_tra)
     prevert = 4.0 + 11.0 * _smooth((z_c5 - zs) / 25.0 + 0.4)
     ay = yb - bd - prevert - ry
-    top = zs < z_c1 + 15.0
-    _ellipse(hu, plane, np.zeros(nz), ay, rx, ry, AIR, top)
-    # thyroid cartilage around the larynx, tracheal rings below
-    _ellipse(
-        hu,
-        plane,
-        np.zeros(nz),
-        ay - 1.5,
-        rx + 4.0,
-        ry + 3.5,
-        p.cartilage_hu,
-        (t_lar > 0.2) & top,
-        band=1.1,
-        front_only=True,
-    )
-    # thyroid gland and oesophagus low in the neck
-    low = t_tra > 0.3
-    for sx in (-1.0, 1.0):
-        _ellipse(
-            hu, plane, sx * (rx + 9.0), ay + 2.0, np.full(nz, 7.0), np.full(nz, 10.0), 95.0, low
-        )
-    _ellipse(
-        hu,
-        plane,
-        np.full(nz, -3.0),
-        yb - bd - 4.0,
-        np.full(nz, 7.0),
-        np.full(nz, 3.5),
-        p.muscle_hu - 10.0,
-        low,
-    )
+    px_mm = float(np.sqrt(abs(np.linalg.det(plane.m))))
+
+    for k in range(hu.shape[0]):
+        img = hu[k]
+        img.fill(AIR)
+
+        def fill(xy: np.ndarray, value: float, img=img, k=k) -> None:
+            cv2.fillPoly(img, [plane.to_pixels(k, xy)], float(value), cv2.LINE_8, _SHIFT)
+
+        def band(xy: np.ndarray, value: float, t_mm: float, img=img, k=k) -> None:
+            th = max(1, round(t_mm / px_mm))
+            cv2.polylines(
+                img, [plane.to_pixels(k, xy)], False, float(value), th, cv2.LINE_8, _SHIFT
+            )
+
+        fill(_outline(0.0, cy[k], a[k], b[k], 2.6), p.fat_hu)
+        fill(_outline(0.0, cy[k], a[k] - fat[k], b[k] - fat[k], 2.6), p.muscle_hu)
+        if zs[k] > z_c7 - 10:  # fat planes between muscle groups
+            for fx, fy, fa, fb in p.fat_planes:
+                band(_outline(fx, yb[k] + fy, fa, fb), p.fat_hu, 1.2)
+        # spinal canal (CSF / cord), drawn before bone
+        fill(_outline(0.0, yb[k] + bd[k] + cd[k] / 2 + 0.5, cw[k] / 2 - 2.0, cd[k] / 2), CSF)
+        if zs[k] > z_c1 + 15.0:
+            continue
+        if t_tra[k] > 0.3:  # thyroid lobes and oesophagus
+            for sx in (-1.0, 1.0):
+                fill(_outline(sx * (rx[k] + 9.0), ay[k] + 2.0, 7.0, 10.0), 95.0)
+            fill(_outline(-3.0, yb[k] - bd[k] - 4.0, 7.0, 3.5), p.muscle_hu - 10.0)
+        if t_lar[k] > 0.2:  # thyroid cartilage / tracheal rings, in front of the airway
+            arc = _outline(0.0, ay[k] - 1.5, rx[k] + 4.0, ry[k] + 3.5)
+            band(arc[_SIN < 0], p.cartilage_hu, 1.1)
+        fill(_outline(0.0, ay[k], rx[k], ry[k]), AIR)
     return {"cy": cy, "a": a, "b": b}
-
-
-def _ellipse(
-    hu,
-    plane: Plane,
-    xc,
-    yc,
-    ra,
-    rb,
-    value: float,
-    zmask: np.ndarray,
-    band: float = 0.0,
-    front_only: bool = False,
-) -> None:
-    """Set pixels inside the per-slice ellipses (or, with ``band`` > 0, on an elliptic band
-    that thick, mm) to ``value`` in the slices where ``zmask``."""
-    zsel = np.flatnonzero(zmask)
-    if zsel.size == 0:
-        return
-    zb = slice(zsel[0], zsel[-1] + 1)
-    box = plane.box(zb, xc[zb], yc[zb], ra[zb] + band, rb[zb] + band)
-    if box is None:
-        return
-    ys, xs = box
-    x, y = plane.coords(zb, ys, xs)
-
-    def c(v):
-        return np.asarray(v[zb], dtype=np.float32)[:, None, None]
-
-    dx, dy = x - c(xc), y - c(yc)
-    r2 = (dx / c(ra)) ** 2 + (dy / c(rb)) ** 2
-    inside = r2 < 1.0
-    sel = np.abs(np.sqrt(r2) - 1.0) * np.minimum(c(ra), c(rb)) < band / 2 if band else inside
-    if front_only:
-        sel &= dy < 0
-    sel &= np.asarray(zmask)[zb][:, None, None]
-    hu[zb, ys, xs][sel] = value

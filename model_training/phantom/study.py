@@ -137,6 +137,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
     for st in _structures(rng, cfg, spine, pose, conf, fractures):
         render_structure(st, grid, canvas)
     metal = _metal(rng, spine, pose, conf, grid, canvas) if conf.dental_metal else []
+    acq.extras["metal_in_fov"] = len(metal)
 
     # scanner effects
     below = np.clip((prof.z[6] + 6.0 - zs) / 40.0, 0.0, 1.0)
@@ -283,15 +284,17 @@ def _metal(
     s = spine.scale
     prims, centers = [], []
     inv = np.linalg.inv(grid.affine)
-    for t in rng.choice(np.linspace(-0.85, 0.85, 12), size=int(rng.integers(1, 5)), replace=False):
+    molars = np.concatenate([np.linspace(-0.85, -0.4, 4), np.linspace(0.4, 0.85, 4)])
+    for t in rng.choice(molars, size=int(rng.integers(1, 5)), replace=False):
         u, v = float(t * 42.0 * s * 0.95), float(-62.0 * s + 32.0 * s * t * t)
         w = -12.0 * s + 17.0 * s
         prims.append(Ellipsoid((u, v, w), (2.2 * s, 2.6 * s, 2.2 * s)))
         lps = pose.to_lps(spine.centers[2] + spine.rots[2] @ np.array([u, v, w]))
         x, y, z, _ = inv @ np.append(lps, 1.0)
-        if 0 <= z < grid.shape[0]:
+        nz, ny, nx = grid.shape
+        if 0 <= z < nz and 0 <= y < ny and 0 <= x < nx:
             centers.append((float(z), float(y), float(x)))
-    hu = float(rng.uniform(3200, 6000))
+    hu = float(rng.uniform(6000, 12000))  # beyond the scale: partial volume still > 3000
     st = Structure(
         "metal",
         0,
@@ -310,42 +313,19 @@ def _finish_fractures(fractures: list[FractureSpec], canvas: Canvas, grid: Grid)
     """Slice ranges, voxel counts, centres and per-slice boxes of each fracture's mask."""
     boxes: list[tuple[int, float, float, float, float, int]] = []
     for i, spec in enumerate(fractures):
-        per_slice: dict[int, list[int]] = {}
-        n = 0
-        acc = np.zeros(3)
-        for (zs, ys, xs), mk in canvas.fracture_boxes.get(i, []):
-            zz, yy, xx = np.nonzero(mk)
-            n += zz.size
-            acc += [
-                xx.sum() + xs.start * zz.size,
-                yy.sum() + ys.start * zz.size,
-                zz.sum() + zs.start * zz.size,
-            ]
-            for z in np.unique(zz):
-                sel = zz == z
-                b = [
-                    int(xx[sel].min()) + xs.start,
-                    int(yy[sel].min()) + ys.start,
-                    int(xx[sel].max()) + xs.start,
-                    int(yy[sel].max()) + ys.start,
-                ]
-                cur = per_slice.get(int(z) + zs.start)
-                per_slice[int(z) + zs.start] = (
-                    b
-                    if cur is None
-                    else [
-                        min(cur[0], b[0]),
-                        min(cur[1], b[1]),
-                        max(cur[2], b[2]),
-                        max(cur[3], b[3]),
-                    ]
-                )
-        spec.n_voxels = int(n)
-        if n:
-            cx, cy, cz = acc / n
-            spec.center_lps = tuple(round(float(c), 2) for c in (grid.affine @ [cx, cy, cz, 1])[:3])
-            spec.slice_range = (min(per_slice), max(per_slice))
-            for z in sorted(per_slice):
-                x0, y0, x1, y1 = per_slice[z]
-                boxes.append((z, float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1), i))
+        parts = canvas.fracture_boxes.get(i, [])
+        flat = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        spec.n_voxels = int(flat.size)
+        if not flat.size:
+            continue
+        zz, yy, xx = np.unravel_index(flat, grid.shape)
+        c = grid.affine @ np.array([xx.mean(), yy.mean(), zz.mean(), 1.0])
+        spec.center_lps = tuple(round(float(v), 2) for v in c[:3])
+        spec.slice_range = (int(zz.min()), int(zz.max()))
+        for z in np.unique(zz):
+            sel = zz == z
+            x0, x1 = int(xx[sel].min()), int(xx[sel].max())
+            y0, y1 = int(yy[sel].min()), int(yy[sel].max())
+            boxes.append((int(z), float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1), i))
+    boxes.sort()
     return boxes
