@@ -110,3 +110,25 @@ def test_pipeline_throughput(bench_cache):
         print(f"| {'on' if augment else 'off'} | {label} | {rate:.0f} | {cores:.2f} |")
     best_aug = max(r for a, _, r, _ in rows if a)
     assert best_aug > 20, "pipeline too slow to feed even a CPU training step"
+
+
+def test_cache_build_rate_on_phantom_dicom(tmp_path):
+    """Studies/s from RSNA-layout DICOM (phantom, 256² images) to the cache, 1 vs 2 workers."""
+    from model_training.datasets import build_cache, read_rsna
+    from model_training.phantom import PhantomConfig, write_rsna_dataset
+
+    n = 6
+    write_rsna_dataset(tmp_path / "rsna", n, 5, PhantomConfig(), workers=2)
+    index = read_rsna(tmp_path / "rsna")
+    assert len(index) == n
+    cfg = PreprocessConfig()
+    rates = {}
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        cached = build_cache(index, cfg, tmp_path / f"cache{workers}", workers=workers)
+        rates[workers] = len(cached) / (time.perf_counter() - t0)
+        assert len(cached) == n
+    print(
+        f"\ncache build ({n} phantom studies, 256² DICOM): "
+        + ", ".join(f"{w} worker(s) {r:.2f} studies/s" for w, r in rates.items())
+    )

@@ -147,6 +147,7 @@ def write_rsna(
     seg_style: str = "transposed",
     with_fracture_masks: bool = True,
     boxes_for: tuple[str, ...] = (),
+    reverse_numbers: bool = False,
 ) -> None:
     """Write ``necks`` (StudyUID → Neck) in the RSNA 2022 layout under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -158,7 +159,9 @@ def write_rsna(
             w.writerow([uid, int(any(neck.fractured)), *[int(f) for f in neck.fractured]])
     box_rows = []
     for uid, neck in necks.items():
-        write_dicom_series(root / "train_images" / uid, neck, uid, patients.get(uid, uid))
+        write_dicom_series(
+            root / "train_images" / uid, neck, uid, patients.get(uid, uid), reverse_numbers
+        )
         writer = nifti_transposed_flipped if seg_style == "transposed" else nifti_dicom_order
         (root / "segmentations").mkdir(exist_ok=True)
         nib.save(writer(neck.labels, neck.affine), root / "segmentations" / f"{uid}.nii")
@@ -178,7 +181,7 @@ def write_rsna(
                         ys.min(),
                         xs.max() - xs.min() + 1,
                         ys.max() - ys.min() + 1,
-                        z + 1,
+                        len(neck.hu) - z if reverse_numbers else z + 1,
                     ]
                 )
     with (root / "train_bounding_boxes.csv").open("w", newline="") as fh:

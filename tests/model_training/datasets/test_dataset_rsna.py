@@ -127,3 +127,19 @@ def test_a_folder_without_train_csv_or_its_columns_is_refused_in_words(tmp_path)
     (tmp_path / "train.csv").write_text("StudyInstanceUID,patient_overall,C1,C2\n1.2,0,0,0\n")
     with pytest.raises(CorruptFileError, match="C3, C4, C5, C6, C7"):
         read_rsna(tmp_path)
+
+
+def test_boxes_follow_their_image_file_when_instance_numbers_run_feet_to_head(tmp_path):
+    """Some RSNA studies number their files from the feet up: a box names a file, not a
+    position, so it must land where that file's slice is."""
+    neck = make_neck(8, 4)
+    cached = {}
+    for reverse in (False, True):
+        root = tmp_path / f"rev{int(reverse)}"
+        write_rsna(root, {"1.7.1": neck}, boxes_for=("1.7.1",), reverse_numbers=reverse)
+        (c,) = build_cache(read_rsna(root), TINY_CFG, root / "cache", workers=1)
+        cached[reverse] = c
+    forward, backward = (np.asarray(cached[r].fracture()) for r in (False, True))
+    assert forward.any() and np.array_equal(forward, backward)
+    labels = np.asarray(cached[True].labels())
+    assert set(np.unique(labels[backward > 0])) <= {0, 4}
