@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import RLELossless, UID
+from pydicom.uid import UID, RLELossless
 
 from cspine_desktop.imaging import load_study
 from model_training.phantom import PhantomConfig, generate_study, write_rsna_dataset
@@ -51,7 +51,7 @@ def _nifti_on_volume_grid(path: Path, vol) -> np.ndarray:
 
 
 def test_layout_and_csvs(dataset):
-    out, summaries = dataset
+    out, _ = dataset
     for name in (
         "train.csv",
         "train_bounding_boxes.csv",

@@ -135,7 +135,7 @@ def test_fracture_voxels_lie_in_their_vertebra():
             zl = np.nonzero(st.labels == f.vertebra)[0]
             assert zl.min() - 1 <= z0 <= z1 <= zl.max() + 1
             assert f.severity in ("minor", "severe")
-        for z, x, y, w, h, i in st.boxes:
+        for z, x, y, w, h, _ in st.boxes:
             assert 0 <= z < st.hu.shape[0] and w >= 1 and h >= 1
             assert st.fracture_mask[z, int(y) : int(y + h), int(x) : int(x + w)].any()
 
