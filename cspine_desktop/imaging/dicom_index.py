@@ -9,7 +9,6 @@ Files that cannot be parsed are returned with a reason in words, never raised.
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -17,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import (
@@ -28,35 +25,22 @@ from pydicom.uid import (
 )
 
 from ._control import Control
+from .dicom_values import (
+    META_KEYS,
+    first_item,
+    get_float,
+    get_floats,
+    get_int,
+    get_str,
+    get_values,
+    keyword_tag,
+    series_meta,
+)
 
 NATIVE_SYNTAXES = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian)
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 PIXEL_DATA_TAG = 0x7FE00010
 MAX_MATRIX = 8192  # rows or columns above this are treated as damaged headers
-
-META_KEYS = (
-    "PatientID",
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "StudyDescription",
-    "SeriesDescription",
-    "SeriesNumber",
-    "AccessionNumber",
-    "Modality",
-    "Manufacturer",
-    "ManufacturerModelName",
-    "InstitutionName",
-    "BodyPartExamined",
-    "KVP",
-    "ConvolutionKernel",
-    "SliceThickness",
-    "FrameOfReferenceUID",
-)
 
 
 SCAN_TAGS = [
@@ -95,7 +79,7 @@ _SCAN_TAG_LIST: list[BaseTag] = []
 def _scan_tags() -> list[BaseTag]:
     """SCAN_TAGS as tags, computed once (pydicom would look keywords up on every read)."""
     if not _SCAN_TAG_LIST:
-        _SCAN_TAG_LIST.extend(BaseTag(_tag(k)) for k in SCAN_TAGS)
+        _SCAN_TAG_LIST.extend(BaseTag(keyword_tag(k)) for k in SCAN_TAGS)
     return _SCAN_TAG_LIST
 
 
@@ -234,11 +218,11 @@ def _headers_from_dataset(
     )
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise _Skip()
-    series_uid = _str(ds, "SeriesInstanceUID")
-    modality = _str(ds, "Modality").upper()
-    description = _str(ds, "SeriesDescription")
-    rows = _int(ds, "Rows")
-    cols = _int(ds, "Columns")
+    series_uid = get_str(ds, "SeriesInstanceUID")
+    modality = get_str(ds, "Modality").upper()
+    description = get_str(ds, "SeriesDescription")
+    rows = get_int(ds, "Rows")
+    cols = get_int(ds, "Columns")
     if not rows or not cols:
         if not series_uid and not sop_class:
             raise _Unreadable("no DICOM image or object found in the file")
@@ -248,12 +232,12 @@ def _headers_from_dataset(
     if rows > MAX_MATRIX or cols > MAX_MATRIX:
         raise _Unreadable(f"implausible image size {rows}×{cols}")
     ts = transfer_syntax_of(ds)
-    bits_allocated = _int(ds, "BitsAllocated") or 16
-    bits_stored = _int(ds, "BitsStored") or bits_allocated
+    bits_allocated = get_int(ds, "BitsAllocated") or 16
+    bits_stored = get_int(ds, "BitsStored") or bits_allocated
     if bits_allocated not in (1, 8, 16, 32, 64) or not 1 <= bits_stored <= bits_allocated:
         raise _Unreadable(f"invalid BitsAllocated/BitsStored {bits_allocated}/{bits_stored}")
-    samples = _int(ds, "SamplesPerPixel") or 1
-    n_frames = max(_int(ds, "NumberOfFrames") or 1, 1)
+    samples = get_int(ds, "SamplesPerPixel") or 1
+    n_frames = max(get_int(ds, "NumberOfFrames") or 1, 1)
     frame_bytes = rows * cols * samples * bits_allocated // 8
     total_bytes = (rows * cols * samples * n_frames * bits_allocated + 7) // 8
     pixel_offset, big_endian = _native_pixel_offset(ts, pixel_pos, peek)
@@ -270,31 +254,31 @@ def _headers_from_dataset(
         series_uid=series_uid,
         modality=modality,
         sop_class=sop_class,
-        image_type=tuple(str(v).upper() for v in (_values(ds, "ImageType") or ())),
+        image_type=tuple(str(v).upper() for v in (get_values(ds, "ImageType") or ())),
         rows=rows,
         cols=cols,
         bits_allocated=bits_allocated,
         bits_stored=bits_stored,
-        pixel_rep=_int(ds, "PixelRepresentation") or 0,
+        pixel_rep=get_int(ds, "PixelRepresentation") or 0,
         samples=samples,
         transfer_syntax=ts,
         big_endian=big_endian,
-        instance_number=_int(ds, "InstanceNumber"),
-        acquisition_number=_int(ds, "AcquisitionNumber"),
+        instance_number=get_int(ds, "InstanceNumber"),
+        acquisition_number=get_int(ds, "AcquisitionNumber"),
         description=description,
     )
-    sop_uid = _str(ds, "SOPInstanceUID")
+    sop_uid = get_str(ds, "SOPInstanceUID")
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [
             ImageHeader(
                 frame=None,
                 sop_uid=sop_uid,
-                orientation=_floats(ds, "ImageOrientationPatient", 6),
-                position=_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
-                pixel_spacing=_floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
-                thickness=_float(ds, "SliceThickness"),
-                slope=_float(ds, "RescaleSlope") or 1.0,
-                intercept=_float(ds, "RescaleIntercept") or 0.0,
+                orientation=get_floats(ds, "ImageOrientationPatient", 6),
+                position=get_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
+                pixel_spacing=get_floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
+                thickness=get_float(ds, "SliceThickness"),
+                slope=get_float(ds, "RescaleSlope") or 1.0,
+                intercept=get_float(ds, "RescaleIntercept") or 0.0,
                 pixel_offset=pixel_offset,
                 **common,
             )
@@ -306,7 +290,7 @@ def _frame_headers(
     ds: Dataset, sop_uid: str, pixel_offset: int | None, frame_bytes: int, common: dict
 ) -> list[ImageHeader]:
     """One header per frame of a multi-frame (enhanced) image, from its functional groups."""
-    shared = _first(ds.get("SharedFunctionalGroupsSequence"))
+    shared = first_item(ds.get("SharedFunctionalGroupsSequence"))
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     n_frames = common["n_frames"]
     out = []
@@ -315,10 +299,10 @@ def _frame_headers(
 
         def fg(seq: str, name: str, n: int | None = None, item: Dataset | None = item) -> Any:
             for src in (item, shared):
-                sub = _first(src.get(seq)) if src is not None else None
+                sub = first_item(src.get(seq)) if src is not None else None
                 if sub is not None and name in sub:
-                    return _floats(sub, name, n) if n else _float(sub, name)
-            return _floats(ds, name, n) if n else _float(ds, name)
+                    return get_floats(sub, name, n) if n else get_float(sub, name)
+            return get_floats(ds, name, n) if n else get_float(ds, name)
 
         slope = fg("PixelValueTransformationSequence", "RescaleSlope")
         intercept = fg("PixelValueTransformationSequence", "RescaleIntercept")
@@ -359,137 +343,6 @@ def _native_pixel_offset(ts: str, pos: int, peek: bytes) -> tuple[int | None, bo
     if length == 0xFFFFFFFF:
         return None, big
     return pos + header, big
-
-
-def series_meta(ds: Dataset) -> dict[str, Any]:
-    """Study/series/patient attributes for :attr:`Volume.meta` (plain Python values)."""
-    meta: dict[str, Any] = {}
-    for key in META_KEYS:
-        try:
-            value = ds.get(key, None)
-        except Exception:
-            value = None
-        meta[key] = _plain(value)
-    if meta.get("SliceThickness") is not None:
-        meta["SliceThickness"] = _float(ds, "SliceThickness")
-    meta["WindowCenter"] = _first_float(ds, "WindowCenter")
-    meta["WindowWidth"] = _first_float(ds, "WindowWidth")
-    return meta
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [_plain(v) for v in value]
-    return str(value)
-
-
-def _multi(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, (str, bytes)):
-        return [value]
-    try:
-        return list(value)
-    except TypeError:
-        return [value]
-
-
-def _first(seq: Any) -> Dataset | None:
-    try:
-        return seq[0] if seq else None
-    except Exception:
-        return None
-
-
-_US_KEYWORDS = frozenset(
-    {"Rows", "Columns", "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel"}
-)
-_TAGS: dict[str, int] = {}
-
-
-def _tag(name: str) -> int:
-    tag = _TAGS.get(name)
-    if tag is None:
-        tag = _TAGS[name] = int(tag_for_keyword(name))  # type: ignore[arg-type]
-    return tag
-
-
-def _values(ds: Dataset, name: str) -> list[Any] | None:
-    """Values of element ``name`` as a list (str for text VRs, int for US), or None.
-
-    Raw elements are decoded here directly — several times faster than pydicom's value
-    conversion, which dominates a header scan.
-    """
-    elem = ds.get_item(_tag(name))
-    if elem is None:
-        return None
-    if isinstance(elem, RawDataElement):
-        raw = elem.value
-        if raw is None or len(raw) == 0:
-            return None
-        if name in _US_KEYWORDS:
-            n = len(raw) // 2
-            return list(
-                struct.unpack(("<" if elem.is_little_endian else ">") + "H" * n, raw[: 2 * n])
-            )
-        text = raw.decode("latin-1").strip("\x00 ")
-        return [t.strip("\x00 ") for t in text.split("\\")] if text else None
-    values = _multi(elem.value)
-    return values or None
-
-
-def _str(ds: Dataset, name: str) -> str:
-    """First value of a text element ('' when absent or unreadable)."""
-    try:
-        values = _values(ds, name)
-        return str(values[0]) if values else ""
-    except Exception:
-        return ""
-
-
-def _int(ds: Dataset, name: str) -> int | None:
-    try:
-        values = _values(ds, name)
-        if not values or values[0] == "":
-            return None
-        v = values[0]
-        return v if isinstance(v, int) else int(float(v))
-    except Exception:
-        return None
-
-
-def _float(ds: Dataset, name: str) -> float | None:
-    try:
-        values = _values(ds, name)
-        if not values or values[0] == "":
-            return None
-        v = float(values[0])
-        return v if math.isfinite(v) else None
-    except Exception:
-        return None
-
-
-_first_float = _float
-
-
-def _floats(ds: Dataset, name: str, n: int) -> tuple[float, ...] | None:
-    try:
-        values = [float(v) for v in (_values(ds, name) or [])]
-    except Exception:
-        return None
-    if len(values) != n or not all(math.isfinite(v) for v in values):
-        return None
-    return tuple(values)
 
 
 __all__ = ["ImageHeader", "OtherObject", "ScanResult", "scan_headers", "series_meta"]
