@@ -14,6 +14,7 @@ from ..settings import Settings
 from .auth import sign_in
 from .main_window import MainWindow
 from .server_control import ServerControl
+from .warmup import warm_up_in_background
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def run_app(
     app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
     app.setApplicationName("cspine")
     app.setOrganizationName("cspine")
+    warm_up_in_background()  # while the sign-in dialog is shown
     while True:
         user = sign_in(services.users)
         if user is None:

@@ -41,7 +41,7 @@ def run_export(
     records the failure too. Runs in a worker thread."""
     wanted = None
     if formats:
-        avail = reports.available_formats(opened)
+        avail = opened.export_formats or reports.available_formats(opened)
         wanted = [f for f in formats if avail.get(f) is None] or list(formats)
     kind = "report" if formats == ("pdf",) else "export"
     detail = {"formats": list(formats) or ["all"], "folder": str(folder)}
@@ -88,7 +88,7 @@ class ExportMenu(QObject):
         """Enable the entries this study can have (analysed, with labels)."""
         self.opened = opened
         ready = opened is not None and opened.analysed and opened.labels is not None
-        avail = reports.available_formats(opened) if ready else {}
+        avail = opened.export_formats if ready else {}
         for title, formats in CHOICES:
             action = self.actions[title]
             reasons = [avail.get(f) for f in formats if avail.get(f)]

@@ -22,7 +22,7 @@ from ...errors import AnalysisCancelled, CspineInputError
 from ...imaging import list_series, load_study
 from ..workers import Progress, Worker, run_in_background
 from .open_study import OpenStudy
-from .outcome import read_outcome
+from .outcome import attach_outcome
 from .storing import store_study
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,7 @@ class StudyController(QObject):
             latest = jobs[0] if jobs else None
             if latest is not None and latest.state == "succeeded":
                 progress(0, 0, "reading the results")
-                result, labels, heat, warnings = read_outcome(services, study_id, latest, volume)
-                opened.result, opened.labels, opened.heatmap = result, labels, heat
-                opened.job_id = latest.id
-                opened.warnings.extend(warnings)
+                attach_outcome(opened, services, latest)
             return opened, latest
 
         self._run(task, "opening", self._opened_study)
@@ -251,15 +248,12 @@ class StudyController(QObject):
 
             def task(progress, _cancel):
                 progress(0, 0, "reading the results")
-                job = services.jobs.get(job_id)
-                return read_outcome(services, opened.study_id, job, opened.volume)
+                attach_outcome(opened, services, services.jobs.get(job_id))
+                return opened
 
-            def done(value) -> None:
+            def done(_opened) -> None:
                 self._worker = None
                 self._job_id = None
-                result, labels, heat, warnings = value
-                opened.result, opened.labels, opened.heatmap = result, labels, heat
-                opened.warnings.extend(warnings)
                 self._set_busy(False)
                 self.analysis_finished.emit(opened)
 

@@ -22,6 +22,9 @@ class OpenStudy:
     heatmap: np.ndarray | None = None  # float32 [z, y, x] in [0, 1]
     job_id: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # export format → None if available, else the reason (filled off the GUI thread, because
+    # checking imports the DICOM writers)
+    export_formats: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def study_id(self) -> str | None:

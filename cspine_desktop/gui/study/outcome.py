@@ -79,3 +79,15 @@ def read_outcome(
             warnings.append(f"This analysis has no stored {key}; the overlay is unavailable.")
         arrays[key] = arr
     return result, arrays["labels"], arrays["heatmap"], warnings
+
+
+def attach_outcome(opened: Any, services: Any, job: Any) -> None:
+    """Fill ``opened`` (an OpenStudy) from a succeeded ``job``: verdicts, arrays, warnings and
+    which exports it can have. Runs in a worker thread."""
+    from ... import reports
+
+    result, labels, heat, warnings = read_outcome(services, opened.study_id, job, opened.volume)
+    opened.result, opened.labels, opened.heatmap = result, labels, heat
+    opened.job_id = job.id
+    opened.warnings.extend(warnings)
+    opened.export_formats = reports.available_formats(opened) if labels is not None else {}

@@ -91,7 +91,8 @@ def fetch_rows(services: Any, text: str | None = None, limit: int = 500) -> list
     """Newest studies first (matching ``text`` in patient id/name, description or UID), each
     with its latest analysis. Runs SQLite queries: call it off the GUI thread."""
     rows = []
-    for study in services.studies.find(text or None, limit=limit):
+    for entry in services.studies.worklist(text or None, limit=limit):
+        study = entry.study
         row = WorklistRow(
             study_id=study.id,
             patient_id=study.patient_id,
@@ -102,6 +103,5 @@ def fetch_rows(services: Any, text: str | None = None, limit: int = 500) -> list
             address=study.address,
             received_at=study.received_at,
         )
-        jobs = services.jobs.list(study_id=study.id, limit=1)
-        rows.append(row.with_job(jobs[0]) if jobs else row)
+        rows.append(row if entry.latest_job is None else row.with_job(entry.latest_job))
     return rows
