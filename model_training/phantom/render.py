@@ -118,6 +118,8 @@ class Structure:
     dense: list[Dense] = field(default_factory=list)
     mask_regions: list[MaskRegion] = field(default_factory=list)
     mask_margin: float = 2.5
+    texture_hu: float = 0.0  # trabecular texture amplitude in the marrow
+    texture_waves: tuple[tuple[float, float, float, float], ...] = ()  # (ku, kv, kw, phase)
 
     def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         los, his = zip(*(p.bounds() for ps in self.parts.values() for p in ps))
@@ -274,6 +276,11 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
             q = ((u - dn.c[0]) / dn.r[0]) ** 2 + ((v - dn.c[1]) / dn.r[1]) ** 2
             q += ((w - dn.c[2]) / dn.r[2]) ** 2
             marrow_hu += dn.add_hu * np.clip(1.5 - q, 0.0, 1.0)
+    if st.texture_hu and st.texture_waves:
+        tex = np.zeros(shape, np.float32)
+        for ku, kv, kw, ph in st.texture_waves:
+            tex += np.sin(ku * u + kv * v + kw * w + ph)
+        marrow_hu = marrow_hu + (st.texture_hu / len(st.texture_waves)) * tex
     bone = (occ - marrow) * st.cortex_hu + marrow * marrow_hu
 
     # lucent lines (fractures) and channels (mimics): bone replaced by soft-tissue HU

@@ -82,8 +82,9 @@ class Capsule:
 @dataclass(frozen=True)
 class Body:
     """A vertebral body: elliptic cylinder (half width ``a``, half depth ``b``) from
-    ``-h_bottom`` to ``h_top`` around ``c``; the upper end-plate rises by ``uncinate`` mm at the
-    lateral rims (concave side to side), edges rounded by ``round_mm``."""
+    ``-h_bottom`` to ``h_top`` around ``c``, with a flat posterior wall; the upper end-plate
+    rises by ``uncinate`` mm at the lateral rims (concave side to side), edges rounded by
+    ``round_mm``."""
 
     c: Vec3
     a: float
@@ -102,7 +103,10 @@ class Body:
     def __call__(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
         x, y, z = u - self.c[0], v - self.c[1], w - self.c[2]
         rr = self.round_mm
-        d_r = _ellipse_distance(x, y, self.a, self.b)
+        # rounded front and sides, flat posterior wall (facing the canal)
+        d_r = np.maximum(
+            _ellipse_distance(x, y - 0.25 * self.b, self.a * 1.02, self.b * 1.25), y - self.b
+        )
         top = self.h_top + self.uncinate * np.minimum((x / self.a) ** 4, 1.0)
         d_z = np.maximum(z - top, -z - self.h_bottom)
         return _rounded_box2(d_r + rr, d_z + rr, rr)

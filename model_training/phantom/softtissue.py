@@ -47,7 +47,7 @@ def sample_params(rng: np.random.Generator) -> SoftTissueParams:
         neck_b=float(rng.uniform(50, 60)),
         shoulder=float(rng.uniform(60, 120)),
         fat=float(rng.uniform(3, 12)),
-        muscle_hu=float(rng.uniform(42, 60)),
+        muscle_hu=float(rng.uniform(25, 60)),
         fat_hu=float(rng.uniform(-115, -80)),
         airway_scale=float(rng.uniform(0.85, 1.15)),
         cartilage_hu=float(rng.uniform(120, 450)),
@@ -112,12 +112,12 @@ def draw_soft_tissue(
     z_c1, z_c3, z_c5, z_c6, z_c7 = prof.z[0], prof.z[2], prof.z[4], prof.z[5], prof.z[6]
     yb = prof.at(zs, prof.y)
     bd = prof.at(zs, prof.half_depth)
-    below = _smooth((z_c7 + 6.0 - zs) / 40.0)  # shoulders
+    below = _smooth((z_c5 - zs) / 40.0)  # shoulders widen the section from C5 down
     above = _smooth((zs - z_c3) / 35.0)  # jaw and skull base
     a = p.neck_a + p.shoulder * below + 10.0 * above
     b = p.neck_b + 8.0 * below + 12.0 * above
     cy = yb + 14.0 - 10.0 * above + 4.0 * below
-    fat = p.fat * (1 + 1.2 * below)
+    fat = p.fat * (1 + 0.3 * below)
     cw = prof.at(zs, prof.canal_w)
     cd = prof.at(zs, prof.canal_d)
     s = p.airway_scale
@@ -146,7 +146,7 @@ def draw_soft_tissue(
         fill(_outline(0.0, cy[k], a[k] - fat[k], b[k] - fat[k], 2.6), p.muscle_hu)
         if zs[k] > z_c7 - 10:  # fat planes between muscle groups
             for fx, fy, fa, fb in p.fat_planes:
-                band(_outline(fx, yb[k] + fy, fa, fb), p.fat_hu, 1.2)
+                band(_outline(fx, yb[k] + fy, fa, fb), (p.fat_hu + p.muscle_hu) / 2, 1.0)
         # spinal canal (CSF / cord), drawn before bone
         fill(_outline(0.0, yb[k] + bd[k] + cd[k] / 2 + 0.5, cw[k] / 2 - 2.0, cd[k] / 2), CSF)
         if zs[k] > z_c1 + 15.0:

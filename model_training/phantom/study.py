@@ -145,7 +145,9 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
     if metal:
         artifacts.metal_streaks(hu, metal, rng, grid.pixel_mm, grid.slice_mm)
     artifacts.shoulder_streaks(hu, below, rng)
-    artifacts.add_noise(hu, acq.noise_hu * (1.0 + 0.8 * below), rng)
+    # noise falls with slice thickness (noise_hu is quoted for 1 mm slices)
+    sigma = acq.noise_hu / np.sqrt(max(acq.slice_thickness_mm, 0.5))
+    artifacts.add_noise(hu, sigma * (1.0 + 0.8 * below), rng)
     if acq.table:
         ys = aff[1, 3] + aff[1, 1] * np.arange(ny)
         xs = aff[0, 3] + aff[0, 0] * np.arange(nx) - mid[0]
@@ -181,7 +183,7 @@ def _materials(rng: np.random.Generator, osteoporosis: bool) -> tuple[float, flo
     if osteoporosis:
         return (
             float(rng.uniform(750, 1050)),
-            float(rng.uniform(70, 150)),
+            float(rng.uniform(30, 150)),
             float(rng.uniform(0.6, 0.85)),
         )
     return (
@@ -269,12 +271,24 @@ def _structures(
             parts,
             hu=(ch * float(rng.uniform(0.93, 1.07)), mh * float(rng.uniform(0.9, 1.1)), cm),
         )
+        st.texture_hu = float(rng.uniform(60.0, 140.0)) * (0.5 if conf.osteoporosis else 1.0)
+        st.texture_waves = _waves(rng)
         apply_confounders(st, g, conf, rng)
         for i, spec in enumerate(fractures):
             if spec.vertebra == k:
                 apply_fracture(st, g, spec, i, rng)
         out.append(st)
     return out
+
+
+def _waves(rng: np.random.Generator) -> tuple[tuple[float, float, float, float], ...]:
+    """Plane waves of 1.5–3 mm wavelength in random directions: a trabecular texture."""
+    out = []
+    for _ in range(4):
+        d = rng.normal(size=3)
+        d *= 2 * np.pi / float(rng.uniform(1.5, 3.0)) / np.linalg.norm(d)
+        out.append((float(d[0]), float(d[1]), float(d[2]), float(rng.uniform(0, 2 * np.pi))))
+    return tuple(out)
 
 
 def _metal(

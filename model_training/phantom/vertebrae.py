@@ -44,7 +44,7 @@ class VertebraGeometry:
     def lamina(self, side: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         return (
             (side * (self.canal_w / 2 + 3.5), self.b + 9.0, -1.0),
-            (0.0, self.b + self.canal_d + 2.5, -2.0),
+            (0.0, self.b + self.canal_d + 3.0, -2.0),
         )
 
     def pedicle(self, side: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -54,7 +54,7 @@ class VertebraGeometry:
         )
 
     def spinous_axis(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        v0 = self.b + self.canal_d + 2.5
+        v0 = self.b + self.canal_d + 3.0
         return (0.0, v0, -2.0), (0.0, v0 + self.spinous, -2.0 - 0.45 * self.spinous)
 
 
@@ -100,15 +100,15 @@ def _transverse(g: VertebraGeometry, s: float, foramen_r: float, reach: float) -
     for sd in (-1, 1):
         fu, fv = sd * (g.a + 5.5 * s), g.b - 2.5 * s
         if foramen_r > 0:
-            t = 1.6 * s
-            out.append(Ring((fu, fv, 0.0), foramen_r + t, foramen_r + t, t, 3.0 * s))
+            t = 2.0 * s
+            out.append(Ring((fu, fv, 0.0), foramen_r + t, foramen_r + t, t, 3.2 * s))
         else:
             out.append(Capsule((sd * g.a, fv, 0.0), (fu, fv + 3.0 * s, 0.0), 3.2 * s, 1.1))
         out.append(
             Capsule(
                 (fu + sd * 3.5 * s, fv - 4.0 * s, 0.0),
                 (sd * (g.a + reach * s), fv - 3.5 * s, -1.0),
-                2.0 * s,
+                2.5 * s,
                 1.5,
             )
         )
@@ -116,7 +116,7 @@ def _transverse(g: VertebraGeometry, s: float, foramen_r: float, reach: float) -
             Capsule(
                 (fu + sd * 3.5 * s, fv + 4.0 * s, 0.0),
                 (sd * (g.a + (reach + 1.0) * s), fv + 3.5 * s, -1.0),
-                2.1 * s,
+                2.6 * s,
                 1.5,
             )
         )
@@ -129,9 +129,9 @@ def _posterior_arch(
     parts: Parts = {}
     for sd in (-1, 1):
         a, b = g.pedicle(sd)
-        parts[f"pedicle{sd:+d}"] = [Capsule(a, b, 2.8 * s, 1.25)]
+        parts[f"pedicle{sd:+d}"] = [Capsule(a, b, 3.2 * s, 1.2)]
         a, b = g.lamina(sd)
-        parts[f"lamina{sd:+d}"] = [Capsule(a, b, lamina_r * s, 3.0)]
+        parts[f"lamina{sd:+d}"] = [Capsule(a, b, lamina_r * s, 2.0)]
     a, b = g.spinous_axis()
     sp: list = [Capsule(a, b, spinous_r * s, 2.0)]
     if bifid:
@@ -167,7 +167,7 @@ def subaxial(level: int, s: float, up: float, down: float) -> tuple[Parts, Verte
     else:
         parts.update(_transverse(g, s, foramen_r=0.0, reach=20.0))
     parts.update(
-        _posterior_arch(g, s, lamina_r=2.1, spinous_r=2.4 if level <= 6 else 3.0, bifid=level <= 6)
+        _posterior_arch(g, s, lamina_r=2.9, spinous_r=3.0 if level <= 6 else 3.8, bifid=level <= 6)
     )
     return parts, g
 
