@@ -66,9 +66,8 @@ def make_phantom_png(out: Path, study: PhantomStudy) -> Path:
     dz, dy, dx = study.spacing
     f = max(study.fractures, key=lambda f: f.n_voxels)
     zf = int(np.argmax((frac > 0).sum(axis=(1, 2))))
-    zz, yy, xx = np.nonzero(frac)
-    sel = zz == zf
-    yf, xf = int(np.median(yy[sel])), int(np.median(xx[sel]))
+    zz, yy, _ = np.nonzero(frac)
+    yf = int(np.median(yy[zz == zf]))
     _, ys, xs = np.nonzero(lab)
     xc = int(np.median(xs))
     yc = int(np.median(ys))
@@ -122,8 +121,8 @@ def _crop_mm(
     img: np.ndarray, row_mm: float, col_mm: float, cy: float, cx: float, fill: float
 ) -> tuple[np.ndarray, tuple]:
     """A VIEW_MM square around pixel (cy, cx), padded with ``fill``."""
-    h = int(round(VIEW_MM / 2 / row_mm))
-    w = int(round(VIEW_MM / 2 / col_mm))
+    h = round(VIEW_MM / 2 / row_mm)
+    w = round(VIEW_MM / 2 / col_mm)
     pad = max(h, w)
     big = np.pad(img, pad, constant_values=fill)
     cy, cx = int(cy) + pad, int(cx) + pad
@@ -173,7 +172,7 @@ def _body_centre(hu: np.ndarray) -> tuple[float, float]:
     import cv2
 
     bone = (hu > 250).astype(np.uint8)
-    n, lab, stats, cents = cv2.connectedComponentsWithStats(bone)
+    n, _, stats, cents = cv2.connectedComponentsWithStats(bone)
     h, w = hu.shape
     best, score = None, -1.0
     for i in range(1, n):
