@@ -103,11 +103,16 @@ def test_pipeline_throughput(bench_cache):
         for parallel in (1, None):
             rate, cores = _measure(bench_cache, augment, parallel)
             rows.append((augment, parallel, rate, cores))
-    print("\n| augmentation | parallel loaders | samples/s | CPU cores busy |")
-    print("|---|---|---|---|")
+    load = psutil.getloadavg()[0]
+    print(f"\n(load average at start of measurement: {load:.1f} on {psutil.cpu_count()} cores)")
+    print("| augmentation | parallel batch loaders | samples/s | CPU cores busy | CPU ms/sample |")
+    print("|---|---|---|---|---|")
     for augment, parallel, rate, cores in rows:
         label = "1" if parallel == 1 else "AUTOTUNE"
-        print(f"| {'on' if augment else 'off'} | {label} | {rate:.0f} | {cores:.2f} |")
+        print(
+            f"| {'on' if augment else 'off'} | {label} | {rate:.0f} | {cores:.2f} | "
+            f"{1000 * cores / rate:.1f} |"
+        )
     best_aug = max(r for a, _, r, _ in rows if a)
     assert best_aug > 20, "pipeline too slow to feed even a CPU training step"
 
