@@ -1,0 +1,144 @@
+"""Who is calling: bearer tokens (and HTTP Basic) for the API, sessions + CSRF for web pages.
+
+Every API route except health and the OpenAPI document needs ``Authorization: Bearer <token>``
+(a token from ``POST /api/v1/auth/token``); STOW-RS senders such as a PACS may use HTTP Basic
+instead, which goes through the same sign-in checks and lockout. Web pages keep the signed-in
+user's id in Flask's signed session cookie (HttpOnly, SameSite=Strict, Secure under TLS) and
+protect every form with a per-session CSRF token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import flask
+
+from ..errors import AuthenticationError, CspineInputError
+from ..store import UserRecord
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NO_CREDENTIALS = (
+    "Sign in first: send 'Authorization: Bearer <token>' with a token from POST /api/v1/auth/token."
+)
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+class CsrfError(CspineInputError):
+    """A form without the session's CSRF token (stale page or a forged request)."""
+
+    http_status = 400
+
+
+def services():
+    return flask.current_app.extensions["cspine"].services
+
+
+def remote_address() -> str | None:
+    return flask.request.remote_addr
+
+
+def bearer_token() -> str | None:
+    kind, _, value = flask.request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if kind.lower() == "bearer" and value.strip() else None
+
+
+def api_user() -> UserRecord:
+    """The caller of an API request (401 :class:`AuthenticationError` otherwise)."""
+    user = flask.g.get("user")
+    if user is not None:
+        return user
+    header = flask.request.headers.get("Authorization", "")
+    kind, _, value = header.partition(" ")
+    users = services().users
+    if kind.lower() == "bearer" and value.strip():
+        user = users.verify_token(value.strip(), address=remote_address())
+    elif kind.lower() == "basic" and value.strip():
+        try:
+            name, sep, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise AuthenticationError(NO_CREDENTIALS) from None
+        if not sep:
+            raise AuthenticationError(NO_CREDENTIALS)
+        user = users.authenticate(name, password, address=remote_address(), audit_success=False)
+    else:
+        raise AuthenticationError(NO_CREDENTIALS)
+    flask.g.user = user
+    return user
+
+
+def api_login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        api_user()
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def can_see(user: UserRecord, owner: str | None) -> bool:
+    """Only the owner of a job/study, or an admin, may see it."""
+    return user.is_admin or (owner is not None and owner == user.name)
+
+
+# ---------------------------------------------------------------------- web sessions
+def csrf_token() -> str:
+    token = flask.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        flask.session["csrf"] = token
+    return token
+
+
+def check_csrf() -> None:
+    """Refuse a state-changing web request without the session's CSRF token."""
+    sent = flask.request.headers.get(CSRF_HEADER) or flask.request.form.get(CSRF_FIELD, "")
+    expected = flask.session.get("csrf")
+    if not expected or not sent or not hmac.compare_digest(str(sent), str(expected)):
+        raise CsrfError("This form has expired or did not come from cspine; reload the page.")
+
+
+def start_session(user: UserRecord) -> None:
+    flask.session.clear()
+    flask.session["uid"] = user.id
+    flask.session["seen"] = time.time()
+    flask.session["csrf"] = secrets.token_urlsafe(32)
+
+
+def session_user() -> UserRecord | None:
+    """The signed-in, still active user of this browser session (None when signed out or idle
+    for longer than the configured idle time)."""
+    uid = flask.session.get("uid")
+    if uid is None:
+        return None
+    cfg = flask.current_app.extensions["cspine"].config
+    now = time.time()
+    if now - float(flask.session.get("seen", 0)) > cfg.session_idle_s:
+        flask.session.clear()
+        return None
+    user = services().store.accounts.get_user_by_id(int(uid))
+    if user is None or not user.is_active:
+        flask.session.clear()
+        return None
+    flask.session["seen"] = now
+    return user
+
+
+def web_login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = session_user()
+        if user is None:
+            return flask.redirect(flask.url_for("web.login", next=flask.request.path))
+        flask.g.user = user
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
