@@ -2,17 +2,19 @@
 
 It labels bone (HU > 300) in seven bands from head to feet as C1–C7, puts fracture heat on C5's
 bone, reports per-slice progress ("analysing k/n"), honours cancellation, and saves labels and
-heat-map the way the GUI reads them back (``labels.npy`` / ``heatmap.npy`` artifacts).
+heat-map as the real runner does (``save_overlays`` → the ``overlays.npz`` artifact).
 """
 
 from __future__ import annotations
 
-import io
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
+from cspine_desktop.analysis.pipeline import AnalysisOutcome
 from cspine_desktop.analysis.result import (
     AnalysisResult,
     ModelInfo,
@@ -20,6 +22,7 @@ from cspine_desktop.analysis.result import (
     VertebraVerdict,
 )
 from cspine_desktop.imaging import load_study
+from cspine_desktop.services.analysis import OVERLAY_ARTIFACT, save_overlays
 from cspine_desktop.vertebrae import NAMES
 
 FRACTURED = 5  # C5
@@ -62,12 +65,6 @@ def fake_result(volume, labels: np.ndarray) -> AnalysisResult:
     )
 
 
-def _npy(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
 class FakeRunner:
     """``runner(ctx) -> dict`` for :class:`JobQueue`. ``gate``: when set up with
     ``block_at``, the runner waits (still checking cancellation) before that slice until
@@ -97,9 +94,11 @@ class FakeRunner:
                 time.sleep(self.delay_s)
             ctx.progress(100.0 * (i + 1) / n, f"analysing {i + 1}/{n}")
         labels, heat = fake_outcome_arrays(volume.hu)
-        ctx.write_artifact("labels.npy", "labels", _npy(labels))
-        ctx.write_artifact("heatmap.npy", "heatmap", _npy(heat))
-        return fake_result(volume, labels).to_dict()
+        outcome = AnalysisOutcome(fake_result(volume, labels), volume, labels, heat)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_overlays(outcome, Path(tmp) / OVERLAY_ARTIFACT)
+            ctx.write_artifact(OVERLAY_ARTIFACT, "overlay", path.read_bytes())
+        return outcome.result.to_dict()
 
 
 def _busy(seconds: float) -> None:
