@@ -47,6 +47,19 @@ def check_outcome(outcome: OutcomeLike) -> None:
         raise ValueError(f"heatmap shape {outcome.heatmap.shape} != volume shape {shape}")
 
 
+def label_counts(labels: np.ndarray) -> np.ndarray:
+    """Voxel count per label value, int64[256], for uint8 label maps of any size.
+
+    Counted slice by slice: ``np.bincount`` on the whole map would first copy it to int64
+    (8 bytes per voxel, over 600 MB for a 300-slice study).
+    """
+    labels = np.asarray(labels)
+    counts = np.zeros(256, np.int64)
+    for plane in labels.reshape(labels.shape[0], -1) if labels.ndim > 1 else [labels]:
+        counts += np.bincount(plane, minlength=256)[:256]
+    return counts
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.

@@ -95,20 +95,29 @@ def read_source_headers(volume: Volume, what: str) -> list[Dataset]:
     return headers
 
 
-def hd_volume(volume: Volume, array: np.ndarray, frame_of_reference_uid: str) -> hd.Volume:
-    """``array`` [z, y, x] on the Volume grid as a highdicom Volume in patient (LPS) space.
+def hd_volume(
+    volume: Volume, array: np.ndarray, frame_of_reference_uid: str, z0: int = 0
+) -> hd.Volume:
+    """``array`` [z, y, x] (Volume slices ``z0 …``) as a highdicom Volume in patient (LPS) space.
 
     highdicom indexes (frame, row, column) = (z, y, x); our affine maps (x, y, z), so its
-    columns are reordered. Frame ↔ source-image correspondence is then inferred from positions,
-    independent of file order.
+    columns are reordered, and its origin moves to slice ``z0``. Frame ↔ source-image
+    correspondence is then inferred from positions, independent of file order.
     """
-    affine = np.asarray(volume.affine, dtype=np.float64)[:, [2, 1, 0, 3]]
+    affine = np.asarray(volume.affine, dtype=np.float64).copy()
+    affine[:3, 3] = (affine @ np.array([0.0, 0.0, float(z0), 1.0]))[:3]
     return hd.Volume(
         array=array,
-        affine=affine,
+        affine=affine[:, [2, 1, 0, 3]],
         coordinate_system="PATIENT",
         frame_of_reference_uid=frame_of_reference_uid,
     )
+
+
+def slab(per_slice: np.ndarray) -> tuple[int, int] | None:
+    """(first, last + 1) of the slices where ``per_slice`` is true, or None."""
+    zs = np.nonzero(per_slice)[0]
+    return (int(zs[0]), int(zs[-1]) + 1) if zs.size else None
 
 
 def frame_of_reference(headers: list[Dataset], volume: Volume) -> str:

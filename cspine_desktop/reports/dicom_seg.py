@@ -24,12 +24,12 @@ from ..vertebrae import (
     Vertebra,
 )
 from . import _dicom
-from ._common import OutcomeLike, atomic_path, check_outcome
+from ._common import OutcomeLike, atomic_path, check_outcome, label_counts
 
 SEG_WHAT = "A DICOM SEG"
-# Heat-map values that round to 0 in the 8-bit FRACTIONAL encoding are dropped so empty frames
-# are omitted.
-_FRACTIONAL_FLOOR = 0.5 / 255.0
+# Heat-map values below this (2 %, about 5 of 255 steps) are stored as 0, so the slices where
+# the model saw nothing are left out instead of filling the SEG with near-zero noise.
+FRACTIONAL_FLOOR = 0.02
 
 
 def _sct(code: tuple[str, str]) -> hd.sr.CodedConcept:
@@ -42,7 +42,7 @@ def segmented_vertebrae(outcome: OutcomeLike) -> list[Vertebra]:
     Segment number ``i + 1`` of the vertebra SEG is ``segmented_vertebrae(outcome)[i]``.
     """
     present = {v.name for v in outcome.result.vertebrae if v.present}
-    counts = np.bincount(np.asarray(outcome.labels).ravel(), minlength=len(VERTEBRAE) + 1)
+    counts = label_counts(outcome.labels)
     return [v for v in VERTEBRAE if v.name in present and counts[v.label] > 0]
 
 
@@ -66,7 +66,10 @@ def build_vertebra_seg(
     remap = np.zeros(256, np.uint8)  # label 1–7 → segment number 1..n (present only)
     for number, v in enumerate(segmented, start=1):
         remap[v.label] = number
-    segments = remap[np.asarray(outcome.labels, dtype=np.uint8)]
+    labels = np.asarray(outcome.labels)
+    # Only the slab of slices holding a segment goes to highdicom (memory ∝ what is exported).
+    z0, z1 = _dicom.slab(remap[labels.reshape(labels.shape[0], -1).max(axis=1)] > 0) or (0, 0)
+    segments = remap[labels[z0:z1]]
     algorithm = _dicom.algorithm_identification(result)
     descriptions = [
         hd.seg.SegmentDescription(
@@ -84,7 +87,9 @@ def build_vertebra_seg(
     ]
     return hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=_dicom.hd_volume(volume, segments, _dicom.frame_of_reference(sources, volume)),
+        pixel_array=_dicom.hd_volume(
+            volume, segments, _dicom.frame_of_reference(sources, volume), z0
+        ),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
@@ -104,19 +109,23 @@ def build_fracture_seg(
     outcome: OutcomeLike, sources: list[Dataset] | None = None
 ) -> hd.seg.Segmentation:
     """A FRACTIONAL (probability) SEG holding the fracture heat-map as one segment "Fracture"
-    (8-bit, 255 = probability 1); slices where the map is zero are left out."""
+    (8-bit, 255 = probability 1); values below ``FRACTIONAL_FLOOR`` are stored as 0 and slices
+    without any value above it are left out."""
     check_outcome(outcome)
     if outcome.heatmap is None:
         raise ExportNotAvailableError("This analysis has no fracture heat-map to export.")
     volume, result = outcome.volume, outcome.result
     if sources is None:
         sources = _dicom.read_source_headers(volume, SEG_WHAT)
-    heat = np.clip(np.asarray(outcome.heatmap, dtype=np.float32), 0.0, 1.0)
-    heat = np.where(heat < _FRACTIONAL_FLOOR, np.float32(0.0), heat)
-    if not heat.any():
+    heatmap = np.asarray(outcome.heatmap)
+    zs = _dicom.slab(heatmap.reshape(heatmap.shape[0], -1).max(axis=1) >= FRACTIONAL_FLOOR)
+    if zs is None:
         raise ExportNotAvailableError(
             "The fracture heat-map is empty for this study, so there is nothing to export."
         )
+    z0, z1 = zs  # only the slab with values goes to highdicom
+    heat = np.clip(heatmap[z0:z1], 0.0, 1.0, dtype=np.float32)
+    heat[heat < FRACTIONAL_FLOOR] = 0.0
     description = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="Fracture",
@@ -130,7 +139,7 @@ def build_fracture_seg(
     )
     return hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=_dicom.hd_volume(volume, heat, _dicom.frame_of_reference(sources, volume)),
+        pixel_array=_dicom.hd_volume(volume, heat, _dicom.frame_of_reference(sources, volume), z0),
         segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
         fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
         max_fractional_value=255,

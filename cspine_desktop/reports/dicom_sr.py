@@ -22,10 +22,9 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-from ..vertebrae import FRACTURE_CODE, SNOMED_CATEGORY
+from ..vertebrae import FRACTURE_CODE, SNOMED_CATEGORY, by_name
 from . import _dicom
-from ._common import OutcomeLike, atomic_path, check_outcome
-from .dicom_seg import segmented_vertebrae
+from ._common import OutcomeLike, atomic_path, check_outcome, label_counts
 
 SR_WHAT = "A DICOM structured report"
 FRACTURE = hd.sr.CodedConcept(FRACTURE_CODE[0], "SCT", FRACTURE_CODE[1])
@@ -51,14 +50,13 @@ def _algorithm(outcome: OutcomeLike) -> hd.sr.AlgorithmIdentification:
 def _vertebra_groups(
     outcome: OutcomeLike, seg: Dataset
 ) -> list[hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations]:
-    """One TID 1411 group per segment of ``seg`` (segment i+1 = segmented_vertebrae()[i])."""
+    """One TID 1411 group per segment of ``seg`` (segment labels are vertebra names)."""
     voxel_ml = float(np.prod(outcome.volume.spacing)) / 1000.0
-    counts = np.bincount(np.asarray(outcome.labels).ravel(), minlength=8)
-    seg_labels = [str(s.SegmentLabel) for s in seg.SegmentSequence]
+    counts = label_counts(outcome.labels)
     groups = []
-    for v in segmented_vertebrae(outcome):
+    for item in seg.SegmentSequence:
+        v, number = by_name(str(item.SegmentLabel)), int(item.SegmentNumber)
         verdict = outcome.result.vertebra(v.name)
-        number = seg_labels.index(v.name) + 1
         site = hd.sr.CodedConcept(v.snomed_code, "SCT", v.snomed_meaning)
         groups.append(
             hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(

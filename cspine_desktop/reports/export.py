@@ -53,19 +53,19 @@ def available_formats(outcome: OutcomeLike) -> dict[str, str | None]:
             for f in DICOM_FORMATS:
                 out[f] = str(exc)
         return out
-    from .dicom_seg import segmented_vertebrae
+    from .dicom_seg import FRACTIONAL_FLOOR, segmented_vertebrae
 
     if not segmented_vertebrae(outcome):
         out["seg"] = "No vertebra was found in this study, so there is no segmentation."
     heat = outcome.heatmap
-    if heat is None or not np.any(np.asarray(heat) >= 0.5 / 255.0):
+    if heat is None or float(np.max(heat)) < FRACTIONAL_FLOOR:
         out["fracture_seg"] = "The fracture heat-map is empty for this study."
     return out
 
 
 def _requested(outcome: OutcomeLike, formats: Iterable[str] | None) -> list[str]:
-    avail = available_formats(outcome)
     if formats is None:
+        avail = available_formats(outcome)
         return [f for f in FORMATS if avail[f] is None]
     wanted = [str(f).strip().lower() for f in formats]
     unknown = [f for f in wanted if f not in FORMATS]
@@ -74,11 +74,13 @@ def _requested(outcome: OutcomeLike, formats: Iterable[str] | None) -> list[str]
             f"Unknown export format {', '.join(repr(f) for f in unknown)}; "
             f"choose from {', '.join(FORMATS)}."
         )
-    for f in wanted:
-        if avail[f] is not None:
-            raise ExportNotAvailableError(avail[f] or f)
-    if "sr" in wanted and "seg" not in wanted and avail["seg"] is None:
-        wanted.append("seg")  # the SR refers to the vertebra segments: ship them together
+    if DICOM_FORMATS & set(wanted):  # only these can be unavailable
+        avail = available_formats(outcome)
+        for f in wanted:
+            if avail[f] is not None:
+                raise ExportNotAvailableError(avail[f] or f)
+        if "sr" in wanted and "seg" not in wanted and avail["seg"] is None:
+            wanted.append("seg")  # the SR refers to the vertebra segments: ship them together
     return [f for f in FORMATS if f in wanted]
 
 

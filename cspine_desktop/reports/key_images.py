@@ -62,14 +62,15 @@ def key_slice(outcome: OutcomeLike, name: str) -> int | None:
     verdict = outcome.result.vertebra(name)
     if verdict.peak_slice is not None and 0 <= verdict.peak_slice < nz:
         return int(verdict.peak_slice)
-    mask = np.asarray(outcome.labels) == by_name(name).label
-    area = mask.sum(axis=(1, 2))
+    label, labels = by_name(name).label, np.asarray(outcome.labels)
+    area = np.array([np.count_nonzero(plane == label) for plane in labels])  # slice by slice
     if not area.any():
         return None
     if outcome.heatmap is not None:
-        heat = np.where(mask, outcome.heatmap, 0).max(axis=(1, 2))
-        if heat.max() > 0:
-            return int(np.argmax(heat))
+        zs = np.nonzero(area)[0]
+        peaks = np.array([outcome.heatmap[z][labels[z] == label].max() for z in zs])
+        if peaks.max() > 0:
+            return int(zs[np.argmax(peaks)])
     return int(np.argmax(area))
 
 

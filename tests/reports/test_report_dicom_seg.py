@@ -48,9 +48,11 @@ def test_vertebra_seg_has_one_coded_segment_per_present_vertebra(dicom_outcome, 
         assert np.abs(np.subtract(lab.to_rgb(clip=True), v.rgb)).max() <= 2
 
 
+@pytest.mark.parametrize("shift", [0, 2])  # labels from slice 0, or a slab further up
 def test_vertebra_seg_refers_to_the_source_instances_voxel_for_voxel(
-    dicom_outcome, ct_series, tmp_path
+    dicom_outcome, ct_series, tmp_path, shift
 ):
+    dicom_outcome.labels = np.roll(dicom_outcome.labels, shift, axis=0)
     path = tmp_path / "seg.dcm"
     write_dicom_seg(dicom_outcome, path)
     raw = pydicom.dcmread(path)
