@@ -9,12 +9,15 @@ optionally RLE Lossless compressed.
 
 from __future__ import annotations
 
-import copy
+import itertools
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
@@ -127,29 +130,76 @@ def write_ct_series(
         generate_uid(entropy_srcs=[series_uid, "frame-of-reference"]),
     )
     stored = np.clip(np.rint(np.asarray(hu, dtype=np.float32) - INTERCEPT), -32768, 32767)
-    stored = stored.astype(np.int16)
+    stored = stored.astype("<i2")
+    segments = _segments(base)
     paths = []
     for k in range(nz):
-        ds = copy.deepcopy(base)
         n = k + 1
         uid = generate_uid(entropy_srcs=[series_uid, str(n)])
         pos = affine[:3, :3] @ np.array([0.0, 0.0, float(k)]) + affine[:3, 3]
-        ds.SOPInstanceUID = uid
-        ds.InstanceNumber = n
-        ds.ImagePositionPatient = [_fmt(p) for p in pos]
-        ds.SliceLocation = _fmt(float(pos[2]))
+        per_slice = Dataset()
+        per_slice.SOPInstanceUID = uid
+        per_slice.InstanceNumber = n
+        per_slice.ImagePositionPatient = [_fmt(p) for p in pos]
+        per_slice.SliceLocation = _fmt(float(pos[2]))
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.file_meta = meta
         px = np.ascontiguousarray(stored[k])
-        if compress:
-            ds.compress(RLELossless, px)
-        else:
-            ds.PixelData = px.tobytes()
         path = out / f"{n}.dcm"
-        ds.save_as(path, enforce_file_format=True)
+        if compress:
+            ds = Dataset()
+            ds.update(base)
+            ds.update(per_slice)
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds.file_meta = meta
+            ds.compress(RLELossless, px)
+            ds.save_as(path, enforce_file_format=True)
+        else:
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            path.write_bytes(_file_bytes(meta, segments, per_slice, px.tobytes()))
         paths.append(path)
     return paths
+
+
+# Per-slice elements, in tag order; the shared header is encoded once in the gaps between them.
+_PER_SLICE = (0x00080018, 0x00200013, 0x00200032, 0x00201041)
+
+
+def _encode(ds: Dataset) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_dataset(fp, ds)
+    return fp.getvalue()
+
+
+def _segments(base: Dataset) -> list[bytes]:
+    """The shared header split at the per-slice tags: len(_PER_SLICE) + 1 byte strings."""
+    bounds = (0, *_PER_SLICE, 0xFFFFFFFF)
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        part = Dataset()
+        for elem in base:
+            if lo <= int(elem.tag) < hi:
+                part.add(elem)
+        out.append(_encode(part))
+    return out
+
+
+def _file_bytes(
+    meta: FileMetaDataset, segments: list[bytes], per_slice: Dataset, pixels: bytes
+) -> bytes:
+    fp = DicomBytesIO()
+    fp.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    chunks = [fp.getvalue(), segments[0]]
+    for tag, seg in zip(_PER_SLICE, segments[1:]):
+        one = Dataset()
+        one.add(per_slice[tag])
+        chunks.append(_encode(one))
+        chunks.append(seg)
+    # (7FE0,0010) Pixel Data, explicit VR OW, 32-bit length
+    chunks.append(b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<I", len(pixels)))
+    chunks.append(pixels)
+    return b"".join(chunks)
