@@ -118,3 +118,20 @@ def require_dicom_source(volume: Volume, what: str) -> list[str]:
             "Export the PDF report, key images, NIfTI labels or JSON instead."
         )
     return files
+
+
+def missing_dicom_source(volume: Volume) -> str | None:
+    """Why the source DICOM files can no longer be read (moved, deleted, the zip gone), or
+    None when they are all still there. Checks existence only (cheap), not content."""
+    meta: dict[str, Any] = volume.meta or {}
+    archive = meta.get("source_archive")
+    paths = [str(archive)] if archive else list(dict.fromkeys(dicom_source_files(volume)))
+    gone = [p for p in paths if not os.path.isfile(p)]
+    if not gone:
+        return None
+    more = f" and {len(gone) - 1} more" if len(gone) > 1 else ""
+    return (
+        "The original DICOM files of this study are no longer where they were read from "
+        f"({Path(gone[0]).name}{more}), so DICOM SEG/SR cannot refer to them. "
+        "Open the study again to export these."
+    )

@@ -37,7 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportNotAvailableError
-from ._common import OutcomeLike, check_outcome, dicom_source_files, require_dicom_source
+from ._common import (
+    OutcomeLike,
+    check_outcome,
+    dicom_source_files,
+    missing_dicom_source,
+    require_dicom_source,
+)
 
 FORMATS: tuple[str, ...] = ("json", "csv", "nifti", "png", "pdf", "seg", "fracture_seg", "sr")
 DICOM_FORMATS = frozenset({"seg", "fracture_seg", "sr"})
@@ -52,6 +58,11 @@ def available_formats(outcome: OutcomeLike) -> dict[str, str | None]:
         except ExportNotAvailableError as exc:
             for f in DICOM_FORMATS:
                 out[f] = str(exc)
+        return out
+    gone = missing_dicom_source(outcome.volume)
+    if gone:
+        for f in DICOM_FORMATS:
+            out[f] = gone
         return out
     from .dicom_seg import FRACTIONAL_FLOOR, segmented_vertebrae
 

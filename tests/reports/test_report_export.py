@@ -89,3 +89,47 @@ def test_a_writer_failing_midway_keeps_the_previous_file(nifti_outcome, tmp_path
         write_label_nifti(nifti_outcome, target)
     assert target.read_bytes() == b"previous export"
     assert _files(tmp_path) == ["labels.nii.gz"]  # no temporary file left behind
+
+
+def test_moved_dicom_files_drop_only_the_dicom_exports(dicom_outcome, ct_series, tmp_path):
+    import shutil
+
+    shutil.rmtree(ct_series.folder)
+    avail = available_formats(dicom_outcome)
+    assert {f for f, why in avail.items() if why} == {"seg", "fracture_seg", "sr"}
+    assert "no longer" in avail["sr"]
+    paths = export_all(dicom_outcome, tmp_path / "out")
+    assert set(paths) == ALL_DICOM_KEYS - {"seg", "fracture_seg", "sr"}
+
+
+def test_nothing_found_still_gives_a_report_and_an_sr(dicom_outcome, tmp_path):
+    import dataclasses
+
+    r = dicom_outcome.result
+    dicom_outcome.result = dataclasses.replace(
+        r,
+        vertebrae=tuple(
+            dataclasses.replace(
+                v,
+                present=False,
+                probability=None,
+                fractured=False,
+                slice_range=None,
+                peak_slice=None,
+            )
+            for v in r.vertebrae
+        ),
+        patient_overall=dataclasses.replace(r.patient_overall, probability=0.0, fractured=False),
+    )
+    dicom_outcome.labels[:] = 0
+    dicom_outcome.heatmap[:] = 0
+    paths = export_all(dicom_outcome, tmp_path)
+    assert set(paths) == {"json", "csv", "nifti", "pdf", "sr", "key_image_sagittal"}
+
+
+def test_a_single_slice_input_exports_without_a_sagittal(nifti_outcome, tmp_path):
+    o = nifti_outcome
+    o.volume.hu, o.labels, o.heatmap = o.volume.hu[1:2], o.labels[1:2], o.heatmap[1:2]
+    paths = export_all(o, tmp_path)
+    assert "key_image_sagittal" not in paths and "key_image_C2" in paths
+    assert paths["pdf"].read_bytes().startswith(b"%PDF-")
