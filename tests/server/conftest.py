@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from factories.dicom_series import write_ct_series
-from server_support import PASSWORD, ROUNDS, bearer, fake_runner, token_for
+from server_support import ROUNDS, add_users, bearer, fake_runner, token_for
 
 from cspine_desktop.server import ServerConfig, create_app
 from cspine_desktop.services import Services
@@ -39,13 +39,6 @@ def make_services(settings):
 @pytest.fixture
 def services(make_services):
     return add_users(make_services())
-
-
-def add_users(sv):
-    sv.users.add_user("admin", PASSWORD, "admin")
-    sv.users.add_user("ana", PASSWORD)
-    sv.users.add_user("ben", PASSWORD)
-    return sv
 
 
 @pytest.fixture

@@ -61,6 +61,14 @@ def fake_runner(ctx) -> dict:
     return doc
 
 
+def add_users(sv):
+    """admin (admin), ana and ben (radiologists), all with :data:`PASSWORD`."""
+    sv.users.add_user("admin", PASSWORD, "admin")
+    sv.users.add_user("ana", PASSWORD)
+    sv.users.add_user("ben", PASSWORD)
+    return sv
+
+
 def token_for(client, name: str, password: str = PASSWORD) -> str:
     r = client.post("/api/v1/auth/token", json={"username": name, "password": password})
     assert r.status_code == 200, r.get_json()
