@@ -130,13 +130,13 @@ def open_engine(
     chosen = choose_precision(precision, bool(gpus))
     if model_file.format == "savedmodel":
         loaded = tf.saved_model.load(str(path))
-        fn = loaded.signatures.get("serving_default") if hasattr(loaded, "signatures") else None
-        serve = getattr(loaded, "serve", None) or fn
+        signature = loaded.signatures["serving_default"]
+        input_name = next(iter(signature.structured_input_signature[1]))
         model = None
-        chosen = "fp32"
+        chosen = model_file.precision
 
         def call(x: Any) -> dict[str, Any]:
-            return dict(serve(x))
+            return dict(signature(**{input_name: x}))
 
     else:
         import keras

@@ -1,0 +1,2 @@
+"""Deployment formats of the trained model: ONNX (fp32, int8), SavedModel, TensorRT, and the
+accuracy gate every reduced-precision export must pass (see ``model_training.export``)."""
