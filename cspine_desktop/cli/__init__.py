@@ -21,7 +21,7 @@ from ..settings import Settings
 log = logging.getLogger("cspine")
 
 # subcommand modules, in the order ``cspine --help`` lists them
-COMMANDS: tuple[str, ...] = ("users", "admin", "analyze", "gui", "serve")
+COMMANDS: tuple[str, ...] = ("users", "admin", "analyze", "gui", "serve", "selftest")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 

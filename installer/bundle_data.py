@@ -1,0 +1,149 @@
+"""What goes into the one-folder bundle: asset files, left-out modules, extra package metadata.
+
+``installer/cspine.spec`` imports this module, and ``tests/installer`` checks it against the
+run-time resource lookup (:mod:`cspine_desktop.inference.resources`), so the list of files the
+app opens and the list of files the bundle carries cannot drift apart.
+
+Assets are copied with their layout under ``assets/``: the frozen app finds them at
+``sys._MEIPASS/assets/...``, exactly where ``resources.assets_dir()`` looks. Everything under
+``assets/`` is shipped except model files only TensorFlow can run (the CPU bundle has no
+TensorFlow) and editor/VCS litter.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ASSETS = "assets"  # folder name inside the bundle (and in the source checkout)
+CARD_NAME = "model_card.json"  # same name as cspine_desktop.inference.bundle.CARD_NAME
+
+# model formats the CPU bundle cannot run (they need TensorFlow): left out of the bundle
+TF_ONLY_FORMATS = frozenset({"keras", "savedmodel", "h5"})
+# file names never shipped
+_JUNK_NAMES = frozenset({".gitkeep", ".DS_Store", "Thumbs.db", "desktop.ini"})
+_JUNK_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", ".git"})
+
+# Modules the frozen app must not contain. The app never imports them at run time (the Keras
+# backend imports TensorFlow lazily and reports "not installed" without it), but PyInstaller
+# follows lazy imports too, so they are excluded by name.
+EXCLUDES: tuple[str, ...] = (
+    # training stack (the CPU runtime is ONNX Runtime)
+    "tensorflow",
+    "tensorflow_cpu",
+    "tensorflow_io_gcs_filesystem",
+    "tensorboard",
+    "tensorboard_data_server",
+    "keras",
+    "tf_keras",
+    "tf2onnx",
+    "onnx",
+    "onnxconverter_common",
+    "ml_dtypes",
+    "h5py",
+    "jax",
+    "jaxlib",
+    "torch",
+    "model_training",
+    # tools used only for development and tests
+    "matplotlib",
+    "pytest",
+    "_pytest",
+    "hypothesis",
+    "pytestqt",
+    "SimpleITK",
+    "pydicom_data",
+    "data_store",
+    "IPython",
+    "jedi",
+    "tkinter",
+    "_tkinter",
+    "pandas",
+    "scipy",
+    "sympy",
+    "setuptools",
+    "pkg_resources",
+    "jsonschema",
+)
+
+# GPU runtimes: excluded from the CPU variant, collected by the GPU variant
+GPU_MODULES: tuple[str, ...] = ("tensorrt", "tensorrt_libs", "tensorrt_bindings", "cuda")
+
+# Distributions whose metadata the app reads at run time (importlib.metadata): pylibjpeg finds
+# its decoders through entry points, and pydicom checks the plugin versions.
+COPY_METADATA: tuple[str, ...] = (
+    "pylibjpeg",
+    "pylibjpeg-libjpeg",
+    "pylibjpeg-openjpeg",
+    "pylibjpeg-rle",
+    "python-gdcm",
+    "pyjpegls",
+    "pydicom",
+    "highdicom",
+    "onnxruntime",
+    "numpy",
+)
+
+# Imported only by name at run time (pydicom's plugin checks, pylibjpeg's entry points)
+HIDDEN_IMPORTS: tuple[str, ...] = ("libjpeg", "openjpeg", "rle", "jpeg_ls", "gdcm")
+
+# Data folders of packages without a PyInstaller hook: (package, relative folder)
+PACKAGE_DATA: tuple[tuple[str, str], ...] = (("_gdcm", "XML"),)
+
+
+def is_shipped_file(path: Path) -> bool:
+    """False for editor/VCS litter and byte-code caches."""
+    if path.name in _JUNK_NAMES or path.name.endswith((".pyc", "~", ".swp", ".tmp")):
+        return False
+    return not any(part in _JUNK_DIRS for part in path.parts)
+
+
+def tf_only_files(model_dir: Path) -> set[str]:
+    """Card entries (relative names) of a model bundle that only TensorFlow can run."""
+    card_path = model_dir / CARD_NAME
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        files = card.get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()  # the app refuses a bad card itself; ship it as it is
+    return {
+        str(name)
+        for name, entry in files.items()
+        if isinstance(entry, dict) and str(entry.get("format", "")).lower() in TF_ONLY_FORMATS
+    }
+
+
+def asset_files(assets_root: Path) -> list[tuple[Path, str]]:
+    """Every asset file to ship: (source file, destination path relative to the bundle root).
+
+    Destinations keep the layout: ``assets/models/cspine-demo/model.onnx`` etc. Files listed in
+    a model card with a TensorFlow-only format (and everything inside such a SavedModel folder)
+    are left out.
+    """
+    root = Path(assets_root)
+    if not root.is_dir():
+        return []
+    skip: set[Path] = set()
+    models = root / "models"
+    if models.is_dir():
+        for model_dir in sorted(p for p in models.iterdir() if p.is_dir()):
+            skip.update(model_dir / name for name in tf_only_files(model_dir))
+    out: list[tuple[Path, str]] = []
+    for src in sorted(root.rglob("*")):
+        rel = src.relative_to(root)
+        if not src.is_file() or not is_shipped_file(rel):
+            continue
+        if any(src == s or s in src.parents for s in skip):
+            continue
+        out.append((src, (Path(ASSETS) / rel).as_posix()))
+    return out
+
+
+def pyinstaller_datas(assets_root: Path) -> list[tuple[str, str]]:
+    """``asset_files`` in the form PyInstaller's ``datas`` wants: (source, destination folder)."""
+    return [(str(src), str(Path(dest).parent.as_posix())) for src, dest in asset_files(assets_root)]
+
+
+def bundle_paths(assets_root: Path) -> set[str]:
+    """Destination paths (posix, relative to the bundle root) of every shipped asset file."""
+    return {dest for _, dest in asset_files(assets_root)}
