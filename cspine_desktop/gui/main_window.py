@@ -230,8 +230,6 @@ class MainWindow(QMainWindow):
         self.results.show_result(None, opened.warnings)
         self.exports.set_study(opened)
         self.setWindowTitle(f"cspine {__version__} — {opened.title()}")
-        shape = "×".join(str(n) for n in opened.volume.hu.shape)
-        self.status.showMessage(f"Loaded {shape} voxels (z×y×x).", 5000)
         self.viewer.setFocus()
 
     def _show_results(self, opened: OpenStudy) -> None:

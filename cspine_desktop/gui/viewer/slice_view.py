@@ -193,10 +193,14 @@ class SliceView(QWidget):
         left, right, top, bottom = EDGE_LETTERS[self.orientation]
         painter.setPen(QColor(200, 200, 120))
         mid = Qt.AlignmentFlag.AlignVCenter
+        line = painter.fontMetrics().height()
+        inner = r.adjusted(0, line, 0, -line)  # keep clear of the text lines above and below
         painter.drawText(r, Qt.AlignmentFlag.AlignLeft | mid, left)
         painter.drawText(r, Qt.AlignmentFlag.AlignRight | mid, right)
-        painter.drawText(r, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, top)
-        painter.drawText(r, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, bottom)
+        painter.drawText(inner, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, top)
+        painter.drawText(
+            inner, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, bottom
+        )
 
     # ---------------------------------------------------------------- mouse
     def mousePressEvent(self, event: QMouseEvent) -> None:

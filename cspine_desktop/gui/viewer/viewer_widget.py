@@ -36,11 +36,24 @@ class ViewerWidget(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.views[Orientation.SAGITTAL])
         split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        self.splitter = split
+        self._user_sized = False
+        split.splitterMoved.connect(self._splitter_moved)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
+
+    def _splitter_moved(self, *_: object) -> None:
+        self._user_sized = True
+
+    def resizeEvent(self, event) -> None:
+        """Sagittal keeps 55 % of the width, axial/coronal the rest, until the user drags."""
+        super().resizeEvent(event)
+        if not self._user_sized:
+            w = self.width()
+            self.splitter.setSizes([int(w * 0.55), w - int(w * 0.55)])
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if not self.model.has_volume:

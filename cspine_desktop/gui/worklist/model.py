@@ -7,7 +7,8 @@ from PySide6.QtGui import QBrush, QColor
 
 from .rows import WorklistRow
 
-COLUMNS = ("Patient", "Study", "Date", "Source", "Received", "State", "Verdict")
+COLUMNS = ("Patient", "Verdict", "State", "Study date", "Study", "Source", "Received")
+STATE_COL, VERDICT_COL = 2, 1
 STUDY_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -35,16 +36,23 @@ class WorklistModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (
                 row.patient,
-                row.description,
+                row.verdict_text,
+                row.state_text,
                 row.date_text,
+                row.description,
                 row.source_text,
                 row.received_text,
-                row.state_text,
-                row.verdict_text,
             )[col]
-        if role == Qt.ItemDataRole.ToolTipRole and col == 5 and row.error:
-            return row.error
-        if role == Qt.ItemDataRole.ForegroundRole and col == 6 and row.fractured is not None:
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == STATE_COL and row.error:
+                return row.error
+            if col in (0, 4):
+                return row.patient if col == 0 else row.description
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and col == VERDICT_COL
+            and row.fractured is not None
+        ):
             return QBrush(QColor(200, 40, 40) if row.fractured else QColor(30, 130, 60))
         if role == STUDY_ID_ROLE:
             return row.study_id

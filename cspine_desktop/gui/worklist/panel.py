@@ -29,6 +29,7 @@ from .model import STUDY_ID_ROLE, WorklistModel
 from .rows import fetch_rows
 
 REFRESH_DEBOUNCE_MS = 250
+MAX_PATIENT_PX, MAX_STUDY_PX = 170, 160  # longer names are elided (full text in the tooltip)
 
 
 class JobEventBridge(QObject):
@@ -75,7 +76,7 @@ class WorklistPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.doubleClicked.connect(lambda idx: self._emit_for(idx.row(), self.open_requested))
         layout.addWidget(self.table)
@@ -119,6 +120,9 @@ class WorklistPanel(QWidget):
     def _set_rows(self, rows) -> None:
         selected = self.selected_study_id()
         self.model.set_rows(rows)
+        self.table.resizeColumnsToContents()
+        for col, widest in ((0, MAX_PATIENT_PX), (4, MAX_STUDY_PX)):
+            self.table.setColumnWidth(col, min(self.table.columnWidth(col), widest))
         if selected is not None and (i := self.model.row_of(selected)) >= 0:
             self.table.selectRow(i)
 

@@ -1,0 +1,214 @@
+"""Render the workstation offscreen with a fractured phantom study and save screenshots here.
+
+    QT_QPA_PLATFORM=offscreen python docs/screenshots/make_screenshots.py [--seed 3]
+
+The study is a synthetic phantom (``model_training.phantom``) written as a DICOM series and
+opened through the normal path (load → store → job queue → results). The verdicts and overlays
+come from the real analysis with the bundled model when ``assets/models/cspine-demo`` holds one;
+otherwise from the phantom's ground truth (labels and fracture mask), and the files are then
+named ``*-truth.png`` so nobody mistakes them for model output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from cspine_desktop.analysis.pipeline import AnalysisOutcome  # noqa: E402
+from cspine_desktop.analysis.result import (  # noqa: E402
+    AnalysisResult,
+    ModelInfo,
+    PatientVerdict,
+    VertebraVerdict,
+)
+from cspine_desktop.gui.auth import LoginDialog  # noqa: E402
+from cspine_desktop.gui.main_window import MainWindow  # noqa: E402
+from cspine_desktop.imaging import load_study  # noqa: E402
+from cspine_desktop.inference.bundle import CARD_NAME  # noqa: E402
+from cspine_desktop.inference.resources import demo_model_dir  # noqa: E402
+from cspine_desktop.services import Services  # noqa: E402
+from cspine_desktop.services.analysis import (  # noqa: E402
+    OVERLAY_ARTIFACT,
+    AnalysisService,
+    save_overlays,
+)
+from cspine_desktop.services.autolock import AutoLock  # noqa: E402
+from cspine_desktop.settings import Settings  # noqa: E402
+from cspine_desktop.vertebrae import NAMES  # noqa: E402
+from model_training.phantom import PhantomConfig, generate_study  # noqa: E402
+from model_training.phantom.dicom_writer import write_ct_series  # noqa: E402
+
+PASSWORD = "Screenshot-pass-1"
+
+
+def truth_runner(study):
+    """A job runner that answers with the phantom's ground truth (no model involved)."""
+
+    def run(ctx) -> dict:
+        volume = load_study(ctx.files_dir)
+        labels = study.in_volume_order(study.labels).astype(np.uint8)
+        mask = study.in_volume_order(study.fracture_mask).astype(np.float32)
+        import cv2
+
+        heat = np.stack([cv2.GaussianBlur(m, (0, 0), 2.0) for m in mask])
+        heat = np.clip(heat * 1.5, 0.0, 1.0).astype(np.float32)
+        verdicts = []
+        for k, name in enumerate(NAMES, start=1):
+            zs = np.nonzero((labels == k).any(axis=(1, 2)))[0]
+            fz = np.nonzero(((labels == k) & (mask > 0)).any(axis=(1, 2)))[0]
+            present, fractured = zs.size > 0, bool(study.fractured[k - 1])
+            peak = fz[fz.size // 2] if fz.size else (zs[zs.size // 2] if zs.size else None)
+            verdicts.append(
+                VertebraVerdict(
+                    name=name,
+                    present=bool(present),
+                    probability=(0.97 if fractured else 0.03) if present else None,
+                    fractured=fractured and present,
+                    slice_range=(int(zs[0]), int(zs[-1])) if present else None,
+                    peak_slice=None if peak is None else int(peak),
+                    notes=("ground truth of the phantom, not a model output",),
+                )
+            )
+        result = AnalysisResult(
+            study_instance_uid=str(volume.meta.get("StudyInstanceUID", "")),
+            series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
+            model=ModelInfo("phantom ground truth", "(no model)", ""),
+            backend="none",
+            patient_overall=PatientVerdict(0.97 if any(study.fractured) else 0.03, True),
+            vertebrae=tuple(verdicts),
+            thresholds={n: 0.5 for n in (*NAMES, "patient_overall")},
+            warnings=("Overlays and verdicts are the phantom's ground truth, not model output.",),
+            timings_s={"total": 0.0},
+            patient_id=str(volume.meta.get("PatientID", "")),
+        )
+        outcome = AnalysisOutcome(result, volume, labels, heat)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_overlays(outcome, Path(tmp) / OVERLAY_ARTIFACT)
+            ctx.write_artifact(OVERLAY_ARTIFACT, "overlay", path.read_bytes())
+        return result.to_dict()
+
+    return run
+
+
+def most_suspicious(opened) -> int:
+    """Row (0 = C1) of the vertebra with the highest probability; ties go to the one with the
+    most heat-map on it (the most visible fracture)."""
+
+    def key(k: int) -> tuple[float, float]:
+        v = opened.result.vertebrae[k]
+        heat = float(opened.heatmap[opened.labels == k + 1].sum()) if v.present else 0.0
+        return (v.probability or 0.0, heat)
+
+    return max(range(len(NAMES)), key=key)
+
+
+def show_probe_at_crosshair(window) -> None:
+    """What the status bar shows with the mouse on the crosshair of the sagittal view."""
+    model = window.viewer_model
+    o = next(o for o in model.planes if o.value == "sagittal")
+    row, col = model.planes[o].to_display(model.cursor)
+    window.status.show_probe(model.probe(o, row, col))
+
+
+def wait_for(signal, timeout_s: float) -> bool:
+    loop = QEventLoop()
+    fired = []
+    signal.connect(lambda *a: (fired.append(a), loop.quit()))
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    return bool(fired)
+
+
+def settle(ms: int = 300) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--truth", action="store_true", help="use the phantom truth even if a model exists"
+    )
+    args = parser.parse_args(argv)
+
+    app = QApplication.instance() or QApplication([])
+    study = generate_study(args.seed, PhantomConfig(fracture_prevalence=1.0))
+    use_model = (demo_model_dir() / CARD_NAME).is_file() and not args.truth
+    suffix = "" if use_model else "-truth"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "study"
+        write_ct_series(
+            folder,
+            study.hu,
+            study.affine,
+            study_uid=study.study_uid,
+            series_uid=study.series_uid,
+            patient_id=study.patient_id,
+            slice_thickness_mm=study.acquisition.slice_thickness_mm,
+        )
+        settings = Settings.load({"data_dir": str(Path(tmp) / "data")}, env={})
+        runner = AnalysisService(settings).job_runner if use_model else truth_runner(study)
+        services = Services.open(settings, runner=runner, bcrypt_rounds=4)
+        try:
+            user = services.users.create_first_admin("reader", PASSWORD, full_name="Dr A. Reader")
+            login = LoginDialog(services.users)
+            login.name_edit.setText("reader")
+            login.show()
+            settle()
+            login.grab().save(str(args.out / "login.png"))
+            login.close()
+
+            window = MainWindow(services, user, settings, autolock=AutoLock(0))
+            window.resize(1680, 1000)
+            window.show()
+            settle(500)
+            window.open_path(folder)
+            if not wait_for(window.controller.analysis_finished, 900):
+                print("the analysis did not finish", file=sys.stderr)  # noqa: T201
+                return 1
+            opened = window.controller.current
+            row = most_suspicious(opened)
+            window.results.table.selectRow(row)
+            window.results.table.cellClicked.emit(row, 0)
+            show_probe_at_crosshair(window)
+            settle()
+            window.grab().save(str(args.out / f"main-window{suffix}.png"))
+            window.viewer.views[window.viewer_model.active].setFocus()
+            window.viewer.grab().save(str(args.out / f"viewer{suffix}.png"))
+            window.overlay_panel.edge_check.setChecked(True)
+            window.overlay_panel.labels_check.setChecked(False)
+            settle()
+            window.viewer.grab().save(str(args.out / f"viewer-edges{suffix}.png"))
+            window.overlay_panel.edge_check.setChecked(False)
+            window.overlay_panel.labels_check.setChecked(True)
+            window.guard.lock_now()
+            settle()
+            window.grab().save(str(args.out / "locked.png"))
+            window.close()
+        finally:
+            from PySide6.QtCore import QThreadPool
+
+            QThreadPool.globalInstance().waitForDone(30000)
+            services.close()
+    print(f"screenshots written to {args.out} ({'model' if use_model else 'phantom truth'})")  # noqa: T201
+    app.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
