@@ -1,0 +1,106 @@
+"""AnalysisService: load once, analyse paths (also off-thread), run as the job queue's runner."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from factories.dicom_series import write_ct_series
+from factories.model_bundle import threshold_onnx, write_bundle
+
+from cspine_desktop.analysis.result import AnalysisResult
+from cspine_desktop.errors import AnalysisCancelled, ModelBundleError
+from cspine_desktop.services.analysis import AnalysisService, load_overlays
+
+CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return write_bundle(
+        tmp_path_factory.mktemp("m") / "b", {"model.onnx": threshold_onnx(cls_prob=CLS)}
+    )
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ct") / "study"
+    write_ct_series(folder, n_slices=20, rows=32, cols=32)
+    return folder
+
+
+@pytest.fixture
+def svc_settings(settings, bundle_dir):
+    return settings.replace(model_dir=bundle_dir, backend="onnx")
+
+
+def test_the_engine_is_opened_lazily_and_once(svc_settings, series):
+    service = AnalysisService(svc_settings)
+    assert service._engine is None  # nothing loaded at construction
+    first = service.analyze_path(series)
+    engine = service._engine
+    second = service.analyze_path(series)
+    assert service._engine is engine
+    assert first.result.vertebrae == second.result.vertebrae
+    assert first.result.timings_s["load"] > 0
+    assert first.result.timings_s["total"] >= first.result.timings_s["load"]
+
+
+def test_start_runs_off_the_calling_thread_and_can_be_cancelled(svc_settings, series):
+    service = AnalysisService(svc_settings)
+    threads = []
+    future, _ = service.start(series, progress=lambda f, m: threads.append(threading.get_ident()))
+    outcome = future.result(timeout=60)
+    assert outcome.result.vertebra("C3").fractured
+    assert threads and threading.get_ident() not in set(threads)
+
+    gate = threading.Event()
+    future, cancel = service.start(series, progress=lambda f, m: gate.wait(5))
+    cancel.set()
+    gate.set()
+    with pytest.raises(AnalysisCancelled):
+        future.result(timeout=60)
+
+
+def test_a_missing_model_is_a_plain_error_at_first_use(settings, tmp_path, series):
+    service = AnalysisService(settings.replace(model_dir=tmp_path / "nope"))
+    with pytest.raises(ModelBundleError):
+        service.analyze_path(series)
+
+
+def test_job_runner_stores_artifacts_and_returns_the_result(make_services, svc_settings, series):
+    service = AnalysisService(svc_settings)
+    services = make_services(runner=service.job_runner)
+    study = services.studies.import_paths(series)
+    job_id = services.jobs.enqueue(study.id)
+    record = services.jobs.wait(job_id, timeout=120)
+    assert record.state == "succeeded", record.error
+    result = AnalysisResult.from_dict(record.result)
+    assert result.vertebra("C3").fractured and result.backend == "onnx-cpu-fp32"
+    assert record.timings and record.timings["total"] > 0
+    kinds = {a.kind for a in services.studies.artifacts(study.id, job_id)}
+    assert {"json", "csv", "nifti", "pdf", "png", "seg", "sr", "overlay"} <= kinds
+    overlay = next(a for a in services.studies.artifacts(study.id, job_id) if a.kind == "overlay")
+    labels, heat = load_overlays(overlay.path)
+    assert labels.shape == (20, 32, 32) and set(np.unique(labels)) <= {0, 3, 4}
+    assert heat.dtype == np.float32 and heat.min() >= 0 and heat.max() <= 1
+
+
+def test_job_runner_honours_cancellation(make_services, svc_settings, series):
+    service = AnalysisService(svc_settings)
+    cancelled = []
+
+    def runner(ctx):
+        ctx.cancel_event.set()  # the user pressed cancel as the job started
+        try:
+            return service.job_runner(ctx)
+        except AnalysisCancelled:
+            cancelled.append(True)
+            raise
+
+    services = make_services(runner=runner)
+    study = services.studies.import_paths(series)
+    record = services.jobs.wait(services.jobs.enqueue(study.id), timeout=60)
+    assert record.state == "cancelled" and cancelled
+    assert services.studies.artifacts(study.id, record.id) == []
