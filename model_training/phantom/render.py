@@ -118,6 +118,7 @@ class Structure:
     dense: list[Dense] = field(default_factory=list)
     mask_regions: list[MaskRegion] = field(default_factory=list)
     mask_margin: float = 2.5
+    compact_parts: tuple[str, ...] = ()  # name prefixes of parts with compact (dense) marrow
     texture_hu: float = 0.0  # trabecular texture amplitude in the marrow
     texture_waves: tuple[tuple[float, float, float, float], ...] = ()  # (ku, kv, kw, phase)
 
@@ -258,20 +259,32 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
     shape = u0.shape  # (n, bz, by, bx)
 
     sd = np.full(shape, 50.0, np.float32)
+    # thin parts (laminae, spinous and transverse processes) are nearly all cortical bone
+    sd_spongy = np.full(shape, 50.0, np.float32) if st.compact_parts else sd
     for name, p, act in prim_active:
         sel = act[idx]
         pu, pv, pw = moved.get(name, (u, v, w))
+        spongy = not name.startswith(st.compact_parts) if st.compact_parts else False
         if sel.all():
-            np.minimum(sd, p(pu, pv, pw), out=sd)
+            d = p(pu, pv, pw)
+            np.minimum(sd, d, out=sd)
+            if spongy:
+                np.minimum(sd_spongy, d, out=sd_spongy)
         elif sel.any():
             pos = np.flatnonzero(sel)
-            sd[pos] = np.minimum(sd[pos], p(pu[pos], pv[pos], pw[pos]))
+            d = p(pu[pos], pv[pos], pw[pos])
+            sd[pos] = np.minimum(sd[pos], d)
+            if spongy:
+                sd_spongy[pos] = np.minimum(sd_spongy[pos], d)
 
     occ = _soft(sd, blur)
     marrow = _soft(sd + st.cortex_mm, blur)
     marrow_hu: np.ndarray | float = st.marrow_hu
+    if st.compact_parts:
+        compact = np.float32(0.55 * st.cortex_hu + 0.45 * st.marrow_hu)
+        marrow_hu = np.where(sd_spongy <= sd + 0.5, np.float32(st.marrow_hu), compact)
     if st.dense:
-        marrow_hu = np.full(shape, st.marrow_hu, np.float32)
+        marrow_hu = marrow_hu + np.zeros(shape, np.float32)
         for dn in st.dense:
             q = ((u - dn.c[0]) / dn.r[0]) ** 2 + ((v - dn.c[1]) / dn.r[1]) ** 2
             q += ((w - dn.c[2]) / dn.r[2]) ** 2

@@ -273,6 +273,7 @@ def _structures(
         )
         st.texture_hu = float(rng.uniform(60.0, 140.0)) * (0.5 if conf.osteoporosis else 1.0)
         st.texture_waves = _waves(rng)
+        st.compact_parts = ("lamina", "spinous", "transverse", "arch")
         apply_confounders(st, g, conf, rng)
         for i, spec in enumerate(fractures):
             if spec.vertebra == k:
