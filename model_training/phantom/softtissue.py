@@ -29,18 +29,22 @@ class SoftTissueParams:
     fat_hu: float
     airway_scale: float
     cartilage_hu: float  # laryngeal cartilage (calcified in the elderly)
-    fat_planes: tuple[tuple[float, float, float, float], ...]  # (x, y-offset, a, b)
+    fat_planes: tuple[tuple[float, ...], ...]  # (x, y-offset, a, b, arc start, arc length)
 
 
 def sample_params(rng: np.random.Generator) -> SoftTissueParams:
+    # fat planes between muscle groups: arcs (x, y offset from the spine, half axes, arc
+    # start and length as fractions of the outline)
     planes = tuple(
         (
-            float(sx * rng.uniform(18, 34)),
-            float(rng.uniform(-25, 40)),
-            float(rng.uniform(8, 16)),
-            float(rng.uniform(6, 14)),
+            float(rng.choice((-1, 1)) * rng.uniform(8, 40)),
+            float(rng.uniform(-30, 45)),
+            float(rng.uniform(8, 22)),
+            float(rng.uniform(6, 16)),
+            float(rng.uniform(0, 1)),
+            float(rng.uniform(0.3, 0.8)),
         )
-        for sx in (-1, 1, -1, 1)[: int(rng.integers(2, 5))]
+        for _ in range(int(rng.integers(4, 9)))
     )
     return SoftTissueParams(
         neck_a=float(rng.uniform(52, 64)),
@@ -115,9 +119,10 @@ def draw_soft_tissue(
     below = _smooth((z_c5 - zs) / 40.0)  # shoulders widen the section from C5 down
     above = _smooth((zs - z_c3) / 35.0)  # jaw and skull base
     a = p.neck_a + p.shoulder * below + 10.0 * above
-    b = p.neck_b + 8.0 * below + 12.0 * above
+    b = p.neck_b + 15.0 * below + 12.0 * above
     cy = yb + 14.0 - 10.0 * above + 4.0 * below
     fat = p.fat * (1 + 0.3 * below)
+    shape = 2.6 - 0.6 * below  # rounded-square neck, oval shoulders
     cw = prof.at(zs, prof.canal_w)
     cd = prof.at(zs, prof.canal_d)
     s = p.airway_scale
@@ -142,11 +147,12 @@ def draw_soft_tissue(
                 img, [plane.to_pixels(k, xy)], False, float(value), th, cv2.LINE_8, _SHIFT
             )
 
-        fill(_outline(0.0, cy[k], a[k], b[k], 2.6), p.fat_hu)
-        fill(_outline(0.0, cy[k], a[k] - fat[k], b[k] - fat[k], 2.6), p.muscle_hu)
+        fill(_outline(0.0, cy[k], a[k], b[k], shape[k]), p.fat_hu)
+        fill(_outline(0.0, cy[k], a[k] - fat[k], b[k] - fat[k], shape[k]), p.muscle_hu)
         if zs[k] > z_c7 - 10:  # fat planes between muscle groups
-            for fx, fy, fa, fb in p.fat_planes:
-                band(_outline(fx, yb[k] + fy, fa, fb), (p.fat_hu + p.muscle_hu) / 2, 1.0)
+            for fx, fy, fa, fb, start, length in p.fat_planes:
+                pts = np.roll(_outline(fx, yb[k] + fy, fa, fb), -int(start * len(_T)), axis=0)
+                band(pts[: int(length * len(_T))], (p.fat_hu + p.muscle_hu) / 2, 1.0)
         # spinal canal (CSF / cord), drawn before bone
         fill(_outline(0.0, yb[k] + bd[k] + cd[k] / 2 + 0.5, cw[k] / 2 - 2.0, cd[k] / 2), CSF)
         if zs[k] > z_c1 + 15.0:
