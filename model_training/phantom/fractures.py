@@ -122,7 +122,7 @@ def apply_fracture(
             ]
         )
         if severe:
-            cut(p0, n, 30.0)
+            cut(p0, n, 1.3 * max(g.a, g.b))  # across the whole body
             vec = _perp(n, rng) * disp * 0.8 + np.asarray(n) * disp * 0.3
             shift(p0, n, vec, 12.0, ("body",))
         else:
@@ -174,7 +174,7 @@ def apply_fracture(
         else:
             for _ in range(int(rng.integers(2, 4))):
                 p0 = rng.uniform(-0.3, 0.3, 3) * np.array([g.a, g.b, g.h_top])
-                cut(p0, _unit(rng.normal(size=3)), 30.0)
+                cut(p0, _unit(rng.normal(size=3)), 1.2 * max(g.a, g.b))
             p0 = (0.0, g.b - 3.0, top - 3.0)
             shift(p0, _unit((0, 0.7, 0.7)), (0.0, disp, 0.0), 10.0, ("body",))
             st.mask_regions.append(

@@ -68,12 +68,11 @@ def make_phantom_png(out: Path, study: PhantomStudy) -> Path:
     zf = int(np.argmax((frac > 0).sum(axis=(1, 2))))
     zz, yy, _ = np.nonzero(frac)
     yf = int(np.median(yy[zz == zf]))
-    _, ys, xs = np.nonzero(lab)
+    _, _, xs = np.nonzero(lab)
     xc = int(np.median(xs))
-    yc = int(np.median(ys))
     ax_img = (hu[zf], lab[zf], frac[zf], _extent(hu.shape[2], hu.shape[1], dx, dy))
     sag = (hu[:, :, xc], lab[:, :, xc], frac[:, :, xc], _extent(hu.shape[1], hu.shape[0], dy, dz))
-    cor_y = yc if abs(yf - yc) > 12 else yf
+    cor_y = yf  # coronal plane through the fracture
     cor = (
         hu[:, cor_y, :],
         lab[:, cor_y, :],
