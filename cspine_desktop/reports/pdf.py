@@ -168,11 +168,18 @@ def _warning_lines(warnings: list[str]) -> list[str]:
     return lines
 
 
+def _person_name(value: object) -> str:
+    """DICOM PN "Family^Given^Middle" as "Family, Given Middle"."""
+    parts = [p.strip() for p in str(value or "").split("=")[0].split("^")]
+    family, rest = parts[0], " ".join(p for p in parts[1:4] if p)
+    return ", ".join(p for p in (family, rest) if p)
+
+
 def _identifiers(outcome: OutcomeLike) -> list[tuple[str, str]]:
     r, meta = outcome.result, outcome.volume.meta or {}
     return [
         ("Patient ID", r.patient_id or str(meta.get("PatientID", "")) or "-"),
-        ("Patient name", str(meta.get("PatientName", "")) or "-"),
+        ("Patient name", _person_name(meta.get("PatientName")) or "-"),
         ("Study date", str(meta.get("StudyDate", "")) or "-"),
         ("Study UID", r.study_instance_uid or "-"),
         ("Series UID", r.series_instance_uid or "-"),
