@@ -85,6 +85,7 @@ def write_card(model_dir: Path, card: dict[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(card, fh, indent=2)
         fh.write("\n")
+    os.chmod(tmp, 0o644)  # readable by every account that runs the app
     os.replace(tmp, path)
 
 
@@ -115,15 +116,12 @@ def bundle_view(model_dir: Path, card: dict[str, Any]) -> ModelBundle:
 
 # --------------------------------------------------------------------------- formats
 def export_onnx(model_dir: Path, card: dict[str, Any], args: argparse.Namespace) -> dict:
+    from cspine_desktop.inference.flops import onnx_flops_per_slice
+
     from .deploy.onnx_export import (
         export_onnx as write_onnx,
     )
-    from .deploy.onnx_export import (
-        load_keras_fp32,
-        max_abs_difference,
-        onnx_flops_per_slice,
-        with_cam_output,
-    )
+    from .deploy.onnx_export import load_keras_fp32, max_abs_difference, with_cam_output
 
     model = with_cam_output(load_keras_fp32(keras_path(model_dir, card)))
     out = model_dir / ONNX_FILE

@@ -21,7 +21,16 @@ from ..settings import Settings
 log = logging.getLogger("cspine")
 
 # subcommand modules, in the order ``cspine --help`` lists them
-COMMANDS: tuple[str, ...] = ("users", "admin", "analyze", "gui", "serve", "selftest")
+COMMANDS: tuple[str, ...] = (
+    "users",
+    "admin",
+    "analyze",
+    "gui",
+    "serve",
+    "selftest",
+    "bench",
+    "demo",
+)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 

@@ -63,6 +63,7 @@ def export_onnx(model: Any, out_path: str | Path, opset: int = OPSET) -> Path:
     os.close(fd)
     try:
         model.export(tmp, format="onnx", verbose=False, opset_version=opset)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):
@@ -78,35 +79,3 @@ def max_abs_difference(model: Any, onnx_path: str | Path, x: np.ndarray) -> floa
     got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"image": x})))
     ref = model({"image": x}, training=False)
     return max(float(np.max(np.abs(np.asarray(ref[k]) - got[k]))) for k in OUTPUTS)
-
-
-def onnx_flops_per_slice(onnx_path: str | Path) -> int:
-    """Multiply–add FLOPs (×2) of Conv/MatMul/Gemm for one slice (batch 1)."""
-    import onnx
-    from onnx import shape_inference
-
-    model = onnx.load(str(onnx_path))
-    inp = model.graph.input[0].type.tensor_type.shape
-    inp.dim[0].ClearField("dim_param")
-    inp.dim[0].dim_value = 1
-    model = shape_inference.infer_shapes(model)
-    shapes = {}
-    for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
-        dims = [
-            d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim
-        ]
-        shapes[vi.name] = dims
-    inits = {i.name: list(i.dims) for i in model.graph.initializer}
-    total = 0
-    for node in model.graph.node:
-        if node.op_type == "Conv":
-            w = inits.get(node.input[1])
-            out = shapes.get(node.output[0])
-            if w and out and all(out):  # weight [Cout, Cin/group, kh, kw], output NCHW
-                total += 2 * int(np.prod(out)) * int(np.prod(w[1:]))
-        elif node.op_type in ("MatMul", "Gemm"):
-            a = shapes.get(node.input[0]) or inits.get(node.input[0])
-            out = shapes.get(node.output[0])
-            if a and out and all(out) and all(a):
-                total += 2 * int(np.prod(out)) * int(a[-1])
-    return int(total)

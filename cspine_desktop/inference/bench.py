@@ -1,0 +1,203 @@
+"""Backends side by side on this machine: speed, work rate and how close to the CPU's ceiling.
+
+For each way to run the bundle (ONNX fp32/int8, Keras fp32/bf16, TensorRT) in one process:
+ms per model slice, seconds per study (a synthetic ``n_slices`` × ``size``² CT, from the Volume
+to verdicts and source-grid masks, loading excluded), achieved GFLOP/s (the model's Conv/MatMul
+FLOPs per slice ÷ time) and that rate as a fraction of this machine's measured numpy float32
+matmul rate (the practical fp32 ceiling; int8/bf16 paths can exceed 1.0).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..imaging.volume import Volume
+from .bundle import ModelBundle
+from .engine import Engine
+from .hardware import cpu_info, physical_cores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackendRun:
+    key: str  # "onnx-int8", "keras-bf16", …
+    label: str  # engine label, e.g. "onnx-cpu-int8"
+    load_s: float | None = None
+    ms_per_slice: float | None = None
+    s_per_study: float | None = None
+    gflops: float | None = None
+    ceiling_fraction: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
+    """Best numpy float32 matmul rate (GFLOP/s) over ``repeats`` n×n products."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b  # warm-up (thread pool start, page faults)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def synthetic_study(n_slices: int = 300, size: int = 512, slice_mm: float = 0.625) -> Volume:
+    """A neck-like CT (soft-tissue cylinder, bone ring, air around), int16 HU [z, y, x]."""
+    px = 200.0 / size
+    yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) - (size - 1) / 2) * px
+    plane = np.full((size, size), -1000, np.int16)
+    plane[np.hypot(xx, yy) < 60] = 40
+    ring = np.hypot(xx, yy - 10)
+    plane[(ring < 14) & (ring > 7)] = 700
+    hu = np.empty((n_slices, size, size), np.int16)
+    noise = np.random.default_rng(0).integers(-20, 21, size=(size, size), dtype=np.int16)
+    for z in range(n_slices):
+        hu[z] = plane + np.roll(noise, z, axis=0)
+    affine = np.diag([px, px, slice_mm, 1.0])
+    affine[:3, 3] = (-100.0, -100.0, 0.0)
+    meta = {"StudyInstanceUID": "2.25.1", "SeriesInstanceUID": "2.25.2", "PatientID": "BENCH"}
+    return Volume(hu=hu, affine=affine, spacing=(slice_mm, px, px), meta=meta)
+
+
+def variants(bundle: ModelBundle, cache_dir: Any = None) -> dict[str, Callable[[], Engine]]:
+    """Every way to run ``bundle`` that is installed here: key → opener."""
+    from .backends import keras_tf, ort, trt
+
+    out: dict[str, Callable[[], Engine]] = {}
+    if ort.is_available():
+        for f in bundle.files:
+            if f.format == "onnx":
+                out[f"onnx-{f.precision}"] = lambda f=f: ort.open_engine(
+                    bundle, f, device="auto", cache_dir=cache_dir
+                )
+    kf = bundle.find("keras")
+    if kf is not None and keras_tf.is_available():
+        out["keras-fp32"] = lambda: keras_tf.open_engine(bundle, kf, precision="fp32")
+        from .hardware import has_bf16
+
+        if has_bf16():
+            out["keras-bf16"] = lambda: keras_tf.open_engine(bundle, kf, precision="bf16")
+    if trt.availability()[0]:
+        for prec in ("fp16", "int8"):
+            out[f"tensorrt-{prec}"] = lambda p=prec: trt.open_engine(
+                bundle, cache_dir=cache_dir, precision=p
+            )
+    return out
+
+
+def run_bench(
+    bundle: ModelBundle,
+    *,
+    n_slices: int = 300,
+    size: int = 512,
+    only: list[str] | None = None,
+    cache_dir: Any = None,
+    batch: int = 4,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every variant (or ``only`` those keys) and the matmul ceiling in this process."""
+    from ..analysis.pipeline import analyze
+    from ..analysis.runner import neck_planes
+    from ..imaging.preprocess import PreprocessConfig, model_input, prepare_volume
+
+    say = progress or (lambda m: None)
+    say("measuring the numpy float32 matmul ceiling")
+    ceiling = matmul_gflops()
+    flops = bundle.card.get("flops_per_slice") or _flops_from_files(bundle)
+    volume = synthetic_study(n_slices, size)
+    prepared = prepare_volume(volume, PreprocessConfig.from_dict(bundle.card["preprocessing"]))
+    planes = neck_planes(prepared)
+    x = model_input(prepared, planes[:batch])
+    runs: list[BackendRun] = []
+    for key, opener in variants(bundle, cache_dir).items():
+        if only and key not in only:
+            continue
+        say(f"benchmarking {key}")
+        run = BackendRun(key=key, label=key)
+        try:
+            t0 = time.perf_counter()
+            engine = opener()
+            run.load_s = time.perf_counter() - t0
+            run.label = engine.label
+            engine.predict(x)  # warm-up
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                engine.predict(x)
+                times.append(time.perf_counter() - t0)
+            run.ms_per_slice = 1000.0 * min(times) / len(x)
+            t0 = time.perf_counter()
+            analyze(volume, engine, bundle.card, explain=True)
+            run.s_per_study = time.perf_counter() - t0
+            if flops:
+                run.gflops = flops / (run.ms_per_slice / 1000.0) / 1e9
+                run.ceiling_fraction = run.gflops / ceiling
+            engine.close()
+        except Exception as exc:  # one broken backend must not hide the others
+            log.warning("bench %s failed: %s", key, exc, exc_info=True)
+            run.error = f"{type(exc).__name__}: {exc}"
+        runs.append(run)
+    return {
+        "machine": {"cpu": cpu_info()[0], "physical_cores": physical_cores()},
+        "matmul_gflops": ceiling,
+        "model": {
+            "name": bundle.name,
+            "version": bundle.version,
+            "gflop_per_slice": (flops or 0) / 1e9,
+        },
+        "study": {"slices": n_slices, "size": size, "grid_planes_run": len(planes)},
+        "runs": [r.to_dict() for r in runs],
+    }
+
+
+def _flops_from_files(bundle: ModelBundle) -> int | None:
+    f = bundle.find("onnx", "fp32")
+    if f is None:
+        return None
+    try:
+        from .flops import onnx_flops_per_slice
+
+        return onnx_flops_per_slice(bundle.verified_path(f))
+    except ImportError:  # the onnx package is a training extra
+        return None
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The bench report as a fixed-width table."""
+    m = report["machine"]
+    lines = [
+        f"CPU: {m['cpu']} ({m['physical_cores']} cores); numpy fp32 matmul ceiling "
+        f"{report['matmul_gflops']:.1f} GFLOP/s",
+        f"Model {report['model']['name']} {report['model']['version']}: "
+        f"{report['model']['gflop_per_slice']:.2f} GFLOP per slice; study "
+        f"{report['study']['slices']} slices {report['study']['size']}² "
+        f"({report['study']['grid_planes_run']} model-grid planes run)",
+        f"{'backend':<20}{'load s':>8}{'ms/slice':>10}{'s/study':>9}{'GFLOP/s':>9}{'ceiling':>9}",
+    ]
+    for r in report["runs"]:
+        if r["error"]:
+            lines.append(f"{r['label']:<20}  failed: {r['error'][:70]}")
+            continue
+
+        def f(v, fmt):
+            return format(v, fmt) if v is not None else "-"
+
+        lines.append(
+            f"{r['label']:<20}{f(r['load_s'], '8.2f')}{f(r['ms_per_slice'], '10.1f')}"
+            f"{f(r['s_per_study'], '9.2f')}{f(r['gflops'], '9.1f')}"
+            f"{f(r['ceiling_fraction'], '9.0%')}"
+        )
+    return "\n".join(lines)
