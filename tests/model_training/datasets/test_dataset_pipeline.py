@@ -77,3 +77,25 @@ def test_oversampled_epoch_holds_fracture_slices_in_the_requested_share(cached_f
     flags = np.concatenate([y["fracture_cls"].numpy() for _, y in ds])
     assert len(flags) == 80
     assert (flags.max(axis=1) > 0).mean() >= 0.5
+
+
+def test_augmented_batches_keep_bone_under_its_vertebra_labels(cached_four):
+    """The fixture's vertebrae are 700 HU blocks (bone window ≈ 0.67) in 40 HU tissue
+    (≈ 0.30): after augmentation, the labelled interiors must still be bright in x."""
+    import cv2
+
+    ds = make_dataset(cached_four, 8, 16, augment=True, oversample=0.0, seed=5)
+    inside, outside = [], []
+    centre = next(n for n, (w, o) in enumerate(TINY_CFG.channels) if w == "bone" and o == 0)
+    for x, y in ds:
+        for img, lab in zip(x.numpy()[..., centre], y["vertebrae"].numpy()):
+            core = cv2.erode((lab > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            ring = (cv2.dilate((lab > 0).astype(np.uint8), np.ones((9, 9), np.uint8)) == 0) & (
+                img > 0.1
+            )
+            inside.append(img[core])
+            outside.append(img[ring])
+    inside, outside = np.concatenate(inside), np.concatenate(outside)
+    assert inside.size > 100
+    assert (inside > 0.5).mean() > 0.9
+    assert (outside > 0.5).mean() < 0.05
