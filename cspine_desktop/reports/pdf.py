@@ -178,12 +178,12 @@ def _person_name(value: object) -> str:
 def _identifiers(outcome: OutcomeLike) -> list[tuple[str, str]]:
     r, meta = outcome.result, outcome.volume.meta or {}
     return [
-        ("Patient ID", r.patient_id or str(meta.get("PatientID", "")) or "-"),
+        ("Patient ID", r.patient_id or str(meta.get("PatientID") or "-")),
         ("Patient name", _person_name(meta.get("PatientName")) or "-"),
-        ("Study date", str(meta.get("StudyDate", "")) or "-"),
+        ("Study date", str(meta.get("StudyDate") or "-")),
         ("Study UID", r.study_instance_uid or "-"),
         ("Series UID", r.series_instance_uid or "-"),
-        ("Series", str(meta.get("SeriesDescription", "")) or "-"),
+        ("Series", str(meta.get("SeriesDescription") or "-")),
     ]
 
 

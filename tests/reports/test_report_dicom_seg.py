@@ -9,6 +9,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from factories.dicom_series import write_ct_series
 from report_fakes import FakeOutcome, make_labels_and_heat, make_result
 
 from cspine_desktop.errors import ExportNotAvailableError
@@ -121,3 +122,19 @@ def test_a_study_loaded_from_a_zip_exports_after_the_unpacked_copy_is_gone(ct_se
     )
     seg = write_dicom_seg(outcome, tmp_path / "seg.dcm")
     assert {u for _, _, u in seg.get_source_image_uids()} <= set(ct_series.sop_uids)
+
+
+def test_a_tilt_corrected_volume_gets_a_seg_on_its_own_grid(tmp_path):
+    series = write_ct_series(tmp_path / "ct", n_slices=10, rows=24, cols=20, tilt_deg=12)
+    volume = load_study(series.folder)  # resampled onto an orthogonal grid
+    labels, heat = make_labels_and_heat(volume.hu.shape)
+    outcome = FakeOutcome(make_result(series.study_uid, series.series_uid), volume, labels, heat)
+    raw = write_dicom_seg(outcome, tmp_path / "seg.dcm")
+    frames = raw.PerFrameFunctionalGroupsSequence
+    src = frames[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert src.SpatialLocationsPreserved == "NO"  # honest: the grid moved
+    for frame in frames:
+        uid = frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        z = volume.meta["sop_instance_uids"].index(uid)
+        pos = [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient]
+        np.testing.assert_allclose(pos, volume.voxel_to_lps(0, 0, z), atol=1e-3)

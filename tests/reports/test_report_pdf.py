@@ -67,3 +67,13 @@ def test_many_warnings_and_key_images_still_fit_one_page(nifti_outcome, tmp_path
     assert _pages(pdf) == 1
     assert pdf.count(b"/Subtype /Image") == 3  # two axial + sagittal, capped at three
     assert "and 14 more" in _page_text(pdf)
+
+
+def test_missing_identifiers_show_as_dashes_not_none(nifti_outcome, tmp_path):
+    # what the NIfTI loader gives: the DICOM keys present with value None
+    nifti_outcome.volume.meta |= dict.fromkeys(
+        ("PatientID", "PatientName", "StudyDate", "SeriesDescription")
+    )
+    text = _page_text(write_report_pdf(nifti_outcome, tmp_path / "r.pdf").read_bytes())
+    assert "None" not in text
+    assert "Patient name" in text
