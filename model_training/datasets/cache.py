@@ -13,6 +13,8 @@ so changing any of them starts a fresh cache)::
         meta.json     truths, patient, grid geometry, source signature (written last)
 
 ``.npy`` files are memory-mapped at training time, so drawing a slice reads only its planes.
+Disk use is ≈ 4 bytes per grid voxel: ≈ 26 MB for a 100 × 256 × 256 grid (RSNA's 2,019
+studies ≈ 50 GB), a fraction of the DICOM it replaces.
 """
 
 from __future__ import annotations
