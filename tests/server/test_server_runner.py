@@ -250,3 +250,78 @@ def test_mismatched_tls_files_are_a_settings_error(services, app, tmp_path, tls_
     settings = services.settings.replace(tls_cert=cert, tls_key=cert)
     with pytest.raises(SettingsError, match="cannot be used"):
         ServerRunner(app, settings, port=0).start()
+
+
+# ---------------------------------------------------------------------- real-server bodies
+def _token(port: int) -> str:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request(
+        "POST",
+        "/api/v1/auth/token",
+        json.dumps({"username": "ana", "password": PASSWORD}),
+        {"Content-Type": "application/json"},
+    )
+    return json.loads(conn.getresponse().read())["token"]
+
+
+def test_stow_with_chunked_transfer_encoding(make_app, services, tmp_path):
+    """A PACS typically streams STOW-RS bodies chunked (no Content-Length)."""
+    import http.client
+
+    from factories.dicom_series import write_ct_series
+    from server_support import related_body
+
+    app = make_app(services)
+    runner = ServerRunner(app, services.settings, port=0)
+    runner.start()
+    try:
+        w = write_ct_series(tmp_path / "ct", n_slices=6, rows=16, cols=16)
+        body, ctype = related_body([p.read_bytes() for p in w.files])
+        conn = http.client.HTTPConnection("127.0.0.1", runner.port, timeout=20)
+        chunks = (body[i : i + 1000] for i in range(0, len(body), 1000))
+        conn.request(
+            "POST",
+            "/dicomweb/studies",
+            chunks,
+            {"Authorization": f"Bearer {_token(runner.port)}", "Content-Type": ctype},
+            encode_chunked=True,
+        )
+        r = conn.getresponse()
+        reply = json.loads(r.read())
+        assert r.status == 200, reply
+        assert len(reply["00081199"]["Value"]) == 6
+    finally:
+        runner.stop()  # publishes the collected study
+    [study] = services.studies.find()
+    assert study.study_uid == w.study_uid and study.n_files == 6
+
+
+def test_oversize_body_is_413_on_the_real_server(make_app, services):
+    import http.client
+
+    app = make_app(services, max_upload_bytes=50_000)
+    runner = ServerRunner(app, services.settings, port=0)
+    runner.start()
+    try:
+        token = _token(runner.port)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "multipart/form-data; boundary=zz",
+        }
+        conn = http.client.HTTPConnection("127.0.0.1", runner.port, timeout=20)
+        conn.request("POST", "/api/v1/studies", b"x" * 60_000, headers)
+        r = conn.getresponse()
+        assert r.status == 413 and "limit" in json.loads(r.read())["error"]
+        # far over the limit: refused from the headers alone, before any body is sent
+        with socket.create_connection(("127.0.0.1", runner.port), timeout=20) as raw:
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            raw.sendall(
+                f"POST /api/v1/studies HTTP/1.1\r\nHost: x\r\n{head}"
+                "Content-Length: 5000000\r\n\r\n".encode()
+            )
+            assert raw.recv(100).startswith(b"HTTP/1.1 413")
+    finally:
+        runner.stop()
+    assert services.studies.find() == []
