@@ -35,8 +35,8 @@ def check_exposure(host: str, tls: bool, allow_insecure_lan: bool) -> None:
     if not allow_insecure_lan:
         raise SettingsError(
             f"Serving on {host} without TLS would send patient data unencrypted over the "
-            "network. Give a TLS certificate and key (--tls-cert/--tls-key), or "
-            "--allow-insecure-lan if the network is trusted."
+            "network. Set a TLS certificate and key (in Settings, or --tls-cert/--tls-key), "
+            "or allow an insecure LAN (--allow-insecure-lan) if the network is trusted."
         )
     log.warning(
         "serving on %s WITHOUT TLS (allow_insecure_lan): patient data and passwords cross the "
