@@ -35,7 +35,8 @@ import json, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[2])
-from report_fakes import FakeOutcome, make_result
+from report_fakes import make_result
+from cspine_desktop.analysis.pipeline import AnalysisOutcome
 from cspine_desktop.imaging import load_study
 from cspine_desktop.reports import export_all
 import highdicom, nibabel, reportlab.pdfgen.canvas  # imported before the baseline
@@ -59,7 +60,7 @@ heat = np.zeros(vol.hu.shape, np.float32)
 for z in range(nz):
     heat[z] = 0.003 * rng.random(heat.shape[1:], dtype=np.float32)
 heat[nz // 3 : nz // 3 + 10, 230:260, 230:260] = rng.random((10, 30, 30), dtype=np.float32)
-outcome = FakeOutcome(make_result("1.2.3", "1.2.3.4"), vol, labels, heat)
+outcome = AnalysisOutcome(make_result("1.2.3", "1.2.3.4"), vol, labels, heat)
 base = rss("VmRSS:")
 out, sizes = {}, {}
 for fmt in sys.argv[3].split(","):

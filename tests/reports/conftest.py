@@ -9,13 +9,13 @@ from report_fakes import (
     N_SLICES,
     ROWS,
     SPACING,
-    FakeOutcome,
     head_first_affine,
     make_hu,
     make_labels_and_heat,
     make_result,
 )
 
+from cspine_desktop.analysis.pipeline import AnalysisOutcome
 from cspine_desktop.imaging import load_study
 from cspine_desktop.imaging.volume import Volume
 
@@ -29,18 +29,18 @@ def ct_series(tmp_path):
 
 
 @pytest.fixture
-def dicom_outcome(ct_series) -> FakeOutcome:
+def dicom_outcome(ct_series) -> AnalysisOutcome:
     """An outcome whose volume ``load_study`` read from ``ct_series``."""
     volume = load_study(ct_series.folder)
     labels, heat = make_labels_and_heat(volume.hu.shape)
     result = make_result(volume.meta["StudyInstanceUID"], volume.meta["SeriesInstanceUID"])
-    return FakeOutcome(result, volume, labels, heat)
+    return AnalysisOutcome(result, volume, labels, heat)
 
 
 @pytest.fixture
-def nifti_outcome() -> FakeOutcome:
+def nifti_outcome() -> AnalysisOutcome:
     """An outcome whose volume came from a NIfTI file: no DICOM instances to refer to."""
     labels, heat = make_labels_and_heat()
     meta = {"source_kind": "nifti", "PatientID": "", "Modality": "CT"}
     volume = Volume(hu=make_hu(), affine=head_first_affine(), spacing=SPACING, meta=meta)
-    return FakeOutcome(make_result("nifti-study", "nifti-series"), volume, labels, heat)
+    return AnalysisOutcome(make_result("nifti-study", "nifti-series"), volume, labels, heat)

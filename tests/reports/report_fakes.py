@@ -1,14 +1,11 @@
-"""Builders for the export tests: a fake analysis outcome on a tiny volume.
+"""Builders for the export tests: an analysis outcome with made-up verdicts on a tiny volume.
 
-``FakeOutcome`` stands in for ``cspine_desktop.analysis.pipeline.AnalysisOutcome`` with the
-attributes exports read (result, volume, labels, heatmap). Volumes are 10 slices of 24 rows ×
-20 columns (rows ≠ columns so a transposed export fails); C2–C4 are segmented, C1 and C5–C7
-are absent; C2 is fractured.
+Outcomes are the pipeline's own ``AnalysisOutcome`` filled in by hand (no model runs).
+Volumes are 10 slices of 24 rows × 20 columns (rows ≠ columns so a transposed export fails);
+C2–C4 are segmented, C1 and C5–C7 are absent; C2 is fractured.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,7 +15,6 @@ from cspine_desktop.analysis.result import (
     PatientVerdict,
     VertebraVerdict,
 )
-from cspine_desktop.imaging.volume import Volume
 from cspine_desktop.vertebrae import NAMES
 
 N_SLICES, ROWS, COLS = 10, 24, 20
@@ -28,14 +24,6 @@ LABEL_SLICES = {2: (0, 2), 3: (3, 4), 4: (5, 7)}
 BOX_ROWS, BOX_COLS = slice(10, 16), slice(7, 13)
 PROBS = {"C2": 0.91, "C3": 0.12, "C4": 0.33}
 THRESHOLDS = {n: 0.5 for n in NAMES} | {"patient_overall": 0.5}
-
-
-@dataclass
-class FakeOutcome:
-    result: AnalysisResult
-    volume: Volume
-    labels: np.ndarray
-    heatmap: np.ndarray | None
 
 
 def head_first_affine() -> np.ndarray:

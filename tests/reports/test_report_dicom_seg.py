@@ -10,8 +10,9 @@ import numpy as np
 import pydicom
 import pytest
 from factories.dicom_series import write_ct_series
-from report_fakes import FakeOutcome, make_labels_and_heat, make_result
+from report_fakes import make_labels_and_heat, make_result
 
+from cspine_desktop.analysis.pipeline import AnalysisOutcome
 from cspine_desktop.errors import ExportNotAvailableError
 from cspine_desktop.imaging import load_study
 from cspine_desktop.reports.dicom_seg import write_dicom_seg, write_fracture_seg
@@ -117,7 +118,7 @@ def test_a_study_loaded_from_a_zip_exports_after_the_unpacked_copy_is_gone(ct_se
             zf.write(f, f"CT/{f.name}")
     volume = load_study(archive)
     labels, heat = make_labels_and_heat(volume.hu.shape)
-    outcome = FakeOutcome(
+    outcome = AnalysisOutcome(
         make_result(ct_series.study_uid, ct_series.series_uid), volume, labels, heat
     )
     seg = write_dicom_seg(outcome, tmp_path / "seg.dcm")
@@ -128,7 +129,9 @@ def test_a_tilt_corrected_volume_gets_a_seg_on_its_own_grid(tmp_path):
     series = write_ct_series(tmp_path / "ct", n_slices=10, rows=24, cols=20, tilt_deg=12)
     volume = load_study(series.folder)  # resampled onto an orthogonal grid
     labels, heat = make_labels_and_heat(volume.hu.shape)
-    outcome = FakeOutcome(make_result(series.study_uid, series.series_uid), volume, labels, heat)
+    outcome = AnalysisOutcome(
+        make_result(series.study_uid, series.series_uid), volume, labels, heat
+    )
     raw = write_dicom_seg(outcome, tmp_path / "seg.dcm")
     frames = raw.PerFrameFunctionalGroupsSequence
     src = frames[0].DerivationImageSequence[0].SourceImageSequence[0]
