@@ -68,7 +68,7 @@ def build_vertebra_seg(
         remap[v.label] = number
     labels = np.asarray(outcome.labels)
     # Only the slab of slices holding a segment goes to highdicom (memory ∝ what is exported).
-    z0, z1 = _dicom.slab(remap[labels.reshape(labels.shape[0], -1).max(axis=1)] > 0) or (0, 0)
+    z0, z1 = _dicom.slab(np.array([remap[plane].any() for plane in labels])) or (0, 0)
     segments = remap[labels[z0:z1]]
     algorithm = _dicom.algorithm_identification(result)
     descriptions = [

@@ -83,6 +83,20 @@ def test_vertebra_seg_refers_to_the_source_instances_voxel_for_voxel(
     assert len(per_frame) == 8 and per_frame <= set(uids)  # slices 0–7 hold labels
 
 
+def test_labels_of_vertebrae_judged_absent_are_left_out(dicom_outcome, tmp_path):
+    # a stray C5 blob on the first C2 slice; C5 is not present in the result
+    dicom_outcome.labels[0, 2:4, 2:4] = 5
+    seg = write_dicom_seg(dicom_outcome, tmp_path / "seg.dcm")
+    assert [str(s.SegmentLabel) for s in seg.SegmentSequence] == ["C2", "C3", "C4"]
+    uids = dicom_outcome.volume.meta["sop_instance_uids"]
+    got = hd.seg.segread(tmp_path / "seg.dcm").get_pixels_by_source_instance(
+        uids, combine_segments=True, relabel=False
+    )
+    remap = np.zeros(8, np.uint8)
+    remap[[2, 3, 4]] = [1, 2, 3]
+    np.testing.assert_array_equal(got, remap[dicom_outcome.labels])  # C2 on slice 0 kept
+
+
 def test_fracture_seg_is_fractional_and_keeps_the_heat_map(dicom_outcome, tmp_path):
     path = tmp_path / "fracture.dcm"
     write_fracture_seg(dicom_outcome, path)
