@@ -56,7 +56,7 @@ def _extent(n_cols: int, n_rows: int, col_mm: float, row_mm: float):
     return (0.0, n_cols * col_mm, n_rows * row_mm, 0.0)
 
 
-def make_phantom_png(out: Path, study: PhantomStudy) -> Path:
+def make_phantom_png(out: Path, study: PhantomStudy, dpi: int = 90) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,7 +102,7 @@ def make_phantom_png(out: Path, study: PhantomStudy) -> Path:
     )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90, facecolor="black")
+    fig.savefig(out, dpi=dpi, facecolor="black")
     plt.close(fig)
     return out
 
@@ -129,7 +129,7 @@ def _crop_mm(
     return crop, (-w * col_mm, w * col_mm, h * row_mm, -h * row_mm)
 
 
-def make_vs_real_png(out: Path, study: PhantomStudy, real_path: Path) -> Path:
+def make_vs_real_png(out: Path, study: PhantomStudy, real_path: Path, dpi: int = 90) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,7 +161,7 @@ def make_vs_real_png(out: Path, study: PhantomStudy, real_path: Path) -> Path:
     )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90, facecolor="black")
+    fig.savefig(out, dpi=dpi, facecolor="black")
     plt.close(fig)
     return out
 
