@@ -1,0 +1,190 @@
+"""``cspine-evaluate``: test-set metrics of a trained run, thresholds from its validation split.
+
+    cspine-evaluate --run runs/r1 --test /data/test --out runs/r1/eval
+    cspine-evaluate --run runs/r1 --test T --out E --bundle assets/models/cspine-demo
+
+Steps: load the run's model (``checkpoints/best.keras`` unless ``--model``) and config;
+predict every validation study of the run's split and choose thresholds for the operating
+point (sensitivity ≥ ``--min-sensitivity``); predict every test study; write ``metrics.json``,
+``report.md``, ``per_study.csv`` and the figures to ``--out``; with ``--bundle``, write the
+model bundle (float32 ``model.keras`` + ``model_card.json`` with thresholds and metrics).
+Exit codes: 0 done, 2 bad input, 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cspine_desktop.errors import CspineInputError
+from cspine_desktop.imaging.preprocess import PreprocessConfig
+
+from .model.config import TrainConfig, TrainConfigError
+
+log = logging.getLogger("cspine.evaluate")
+
+TARGETS = {
+    "dice_min": 0.90,
+    "patient_auc": 0.97,
+    "sensitivity": 0.90,
+    "specificity": 0.90,
+    "severe_sensitivity": 0.97,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cspine-evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True, help="training run folder (from cspine-train)")
+    p.add_argument("--test", required=True, help="RSNA-layout test folder (never trained on)")
+    p.add_argument("--out", required=True, help="output folder for report, metrics and plots")
+    p.add_argument("--model", help="model file (default RUN/checkpoints/best.keras)")
+    p.add_argument("--val-data", help="validation data folder (default: the run's data_dir)")
+    p.add_argument("--cache-dir", help="study cache (default: the run's cache)")
+    p.add_argument("--min-sensitivity", type=float, default=0.90)
+    p.add_argument("--top-k", type=int, default=3, help="slices averaged per vertebra")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument("--max-studies", type=int, help="evaluate only the first N test studies")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--bundle", help="write the model bundle (model.keras + card) here")
+    p.add_argument("--name", default="cspine-demo")
+    p.add_argument("--version", default="0.1.0")
+    return p
+
+
+def _phantom_extras(data_dir: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per-study confounders and the generator metadata of a phantom set ({} otherwise)."""
+    path = Path(data_dir) / "cspine_phantom.json"
+    if not path.is_file():
+        return {}, {}
+    d = json.loads(path.read_text(encoding="utf-8"))
+    studies = d.get("studies", []) if isinstance(d, dict) else []
+    conf = {s.get("StudyInstanceUID", ""): s.get("confounders") or {} for s in studies}
+    meta = {k: d.get(k) for k in ("generator", "seed", "config")} if isinstance(d, dict) else {}
+    return conf, meta
+
+
+def _load_model(path: Path) -> Any:
+    import keras
+
+    from .model import losses  # noqa: F401  (registers the custom objects)
+
+    if not path.is_file():
+        raise TrainConfigError(f"model file {path} does not exist (has the run finished an epoch?)")
+    return keras.models.load_model(str(path), compile=False)
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from cspine_desktop.analysis.aggregate import AggregationConfig
+    from model_training.datasets import iter_eval_studies
+
+    from .model.data import load_studies, run_split
+    from .model.predict import evaluate_studies
+    from .model.report import write_outputs
+    from .model.scoring import choose_thresholds, compute_metrics
+
+    run = Path(args.run)
+    cfg_path = run / "train_config.yaml"
+    if not cfg_path.is_file():
+        raise TrainConfigError(f"{run} is not a training run (no train_config.yaml)")
+    cfg = TrainConfig.load(cfg_path)
+    pcfg = PreprocessConfig.from_dict(cfg.preprocessing)
+    cache = Path(args.cache_dir or cfg.cache_dir or run / "cache")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = _load_model(Path(args.model) if args.model else run / "checkpoints" / "best.keras")
+    agg = AggregationConfig(top_k=args.top_k)
+
+    t0 = time.perf_counter()
+    val_data = args.val_data or cfg.data_dir
+    train_cached = load_studies(val_data, pcfg, cache, args.workers, cfg.max_studies)
+    split = run_split(train_cached, run, cfg.val_fraction, cfg.seed)
+    val_conf, _ = _phantom_extras(val_data)
+    val_set = split.select(train_cached, "val")
+    if not val_set:
+        raise TrainConfigError("the run has no validation split to choose thresholds on")
+    log.info("validation: predicting %d studies", len(val_set))
+    val_out, _ = evaluate_studies(model, iter_eval_studies(val_set), agg, val_conf, args.batch_size)
+    thresholds = choose_thresholds(val_out, args.min_sensitivity)
+    log.info("thresholds (validation, sensitivity ≥ %.2f): %s", args.min_sensitivity, thresholds)
+
+    test_cached = load_studies(args.test, pcfg, cache, args.workers, args.max_studies)
+    overlap = {s.study_uid for s in test_cached} & {s.study_uid for s in train_cached}
+    if overlap:
+        raise TrainConfigError(f"{len(overlap)} test studies are also in the training data")
+    test_conf, test_meta = _phantom_extras(args.test)
+    log.info("test: predicting %d studies", len(test_cached))
+    test_out, seg_cm = evaluate_studies(
+        model, iter_eval_studies(test_cached), agg, test_conf, args.batch_size
+    )
+    metrics = compute_metrics(test_out, thresholds, n_boot=args.bootstrap, seed=cfg.seed)
+    metrics["validation"] = compute_metrics(val_out, thresholds, n_boot=200, seed=cfg.seed)
+    metrics["validation"] = {
+        k: metrics["validation"][k] for k in ("n_studies", "patient", "vertebra_pooled")
+    }
+    metrics["operating_point"] = {
+        "min_sensitivity": args.min_sensitivity,
+        "chosen_on": "validation split",
+    }
+    metrics["segmentation_confusion"] = seg_cm.tolist()
+    metrics["targets"] = TARGETS
+    metrics["evaluation_time_s"] = round(time.perf_counter() - t0, 1)
+    _, train_meta = _phantom_extras(cfg.data_dir)
+    context = {
+        "run": str(run),
+        "model": str(args.model or "checkpoints/best.keras"),
+        "test_dir": str(args.test),
+        "train_meta": train_meta,
+        "test_meta": test_meta,
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(test_cached),
+        "aggregation": agg,
+    }
+    write_outputs(out, metrics, test_out, seg_cm, val_out, thresholds, context)
+    with open(out / "per_study.csv", "w", newline="") as fh:
+        rows = [o.to_row() for o in test_out]
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    if args.bundle:
+        from .model.card import write_bundle
+        from .model.report import card_metrics, training_data
+
+        card = write_bundle(
+            model,
+            args.bundle,
+            cfg,
+            thresholds,
+            agg,
+            card_metrics(metrics),
+            training_data(context, cfg),
+            args.name,
+            args.version,
+        )
+        log.info("bundle written: %s", card)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        evaluate(args)
+    except CspineInputError as exc:
+        print(f"cspine-evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Whole-study prediction for evaluation: model outputs on every grid slice → study scores.
+
+Uses ``model_input`` (the one preprocessing) and ``aggregate_study`` (the app's aggregation),
+so evaluated numbers are those the app would produce for the same model-grid study.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cspine_desktop.analysis.aggregate import AggregationConfig, aggregate_study
+from cspine_desktop.analysis.metrics import confusion_matrix, dice_counts
+from cspine_desktop.imaging.preprocess import model_input
+from cspine_desktop.vertebrae import N_CLASSES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyOutcome:
+    """Truth and prediction of one study (vertebra arrays indexed C1..C7)."""
+
+    study_uid: str
+    truth: np.ndarray  # bool [7]
+    patient_truth: bool
+    probability: np.ndarray  # float [7] (0 where not present)
+    present: np.ndarray  # bool [7]
+    patient_probability: float
+    dice: np.ndarray  # float [7], NaN where the vertebra is in neither map
+    dice_counts: np.ndarray  # int [7, 2] (2|P∩T|, |P|+|T|)
+    fractures: list[dict[str, Any]] = field(default_factory=list)
+    confounders: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "study_uid": self.study_uid,
+            "patient_truth": self.patient_truth,
+            "patient_probability": round(self.patient_probability, 5),
+        }
+        for i in range(7):
+            row[f"C{i + 1}_truth"] = bool(self.truth[i])
+            row[f"C{i + 1}_probability"] = round(float(self.probability[i]), 5)
+            row[f"C{i + 1}_dice"] = round(float(self.dice[i]), 4)
+        return row
+
+
+def predict_slices(model: Any, x: np.ndarray, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Model outputs for ``x`` [N, S, S, C], batched; arrays as float32 numpy."""
+    outs: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(x), batch_size):
+        y = model(x[start : start + batch_size], training=False)
+        for k, v in y.items():
+            outs.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def evaluate_studies(
+    model: Any,
+    studies: Iterable[Any],
+    aggregation: AggregationConfig,
+    confounders: dict[str, dict[str, Any]] | None = None,
+    batch_size: int = 16,
+) -> tuple[list[StudyOutcome], np.ndarray]:
+    """Predict every study (``EvalStudy`` items) and return the outcomes plus the pixel
+    confusion matrix [8, 8] of the segmentation (rows truth, columns prediction)."""
+    out: list[StudyOutcome] = []
+    seg_cm = np.zeros((N_CLASSES, N_CLASSES), np.int64)
+    for n, st in enumerate(studies, start=1):
+        y = predict_slices(model, model_input(st.prepared), batch_size)
+        labels = np.argmax(y["vertebrae"], axis=-1).astype(np.uint8)
+        scores = aggregate_study(labels, y["fracture_cls"], y["fracture_map"], aggregation)
+        if st.labels is not None:
+            counts = dice_counts(labels, st.labels)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                dice = np.where(counts[:, 1] > 0, counts[:, 0] / counts[:, 1], np.nan)
+            seg_cm += confusion_matrix(st.labels, labels, N_CLASSES)
+        else:
+            counts, dice = np.zeros((7, 2), np.int64), np.full(7, np.nan)
+        out.append(
+            StudyOutcome(
+                study_uid=st.study_uid,
+                truth=np.asarray(st.fractured, bool),
+                patient_truth=bool(st.patient_overall),
+                probability=np.where(scores.present, scores.probability, 0.0).astype(np.float64),
+                present=np.asarray(scores.present, bool),
+                patient_probability=float(scores.patient_probability),
+                dice=dice.astype(np.float64),
+                dice_counts=counts,
+                fractures=list(st.fractures),
+                confounders=(confounders or {}).get(st.study_uid, {}),
+            )
+        )
+        if n % 10 == 0:
+            log.info("evaluated %d studies", n)
+    return out, seg_cm

@@ -1,0 +1,237 @@
+"""Thresholds for an operating point (validation split) and the test-set metrics.
+
+Operating point: sensitivity ≥ ``min_sensitivity`` (default 0.90) on the validation split, with
+the highest specificity that allows. One vertebra threshold is chosen on all vertebrae pooled
+(C1..C7 of every validation study; per-level positives are too few for seven separate
+choices) and written for each of C1..C7. The patient threshold is chosen for the patient
+verdict exactly as the app computes it (``aggregate.verdicts``: patient probability ≥ its
+threshold, or any vertebra fractured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cspine_desktop.analysis.aggregate import PATIENT_KEY
+from cspine_desktop.analysis.metrics import (
+    binary_summary,
+    bootstrap_ci,
+    roc_auc,
+    rsna_weighted_log_loss,
+    threshold_for_sensitivity,
+)
+from cspine_desktop.vertebrae import NAMES
+
+from .predict import StudyOutcome
+
+DEGENERATIVE = ("osteoporosis", "osteophytes", "disc_narrowing", "sclerosis")
+
+
+def _arrays(outcomes: Sequence[StudyOutcome]) -> dict[str, np.ndarray]:
+    return {
+        "truth": np.stack([o.truth for o in outcomes]).astype(bool),
+        "prob": np.stack([o.probability for o in outcomes]),
+        "present": np.stack([o.present for o in outcomes]),
+        "patient_truth": np.array([o.patient_truth for o in outcomes], bool),
+        "patient_prob": np.array([o.patient_probability for o in outcomes]),
+    }
+
+
+def patient_verdicts(a: dict[str, np.ndarray], thresholds: dict[str, float]) -> np.ndarray:
+    """The app's patient verdict per study (see ``aggregate.verdicts``)."""
+    tv = np.array([thresholds[n] for n in NAMES])
+    any_v = np.any(a["present"] & (a["prob"] >= tv), axis=1)
+    return any_v | (a["patient_prob"] >= thresholds[PATIENT_KEY])
+
+
+def choose_thresholds(
+    outcomes: Sequence[StudyOutcome], min_sensitivity: float = 0.90
+) -> dict[str, float]:
+    """Thresholds {"C1".."C7", "patient_overall"} for the operating point (see module doc)."""
+    a = _arrays(outcomes)
+    tv = threshold_for_sensitivity(a["truth"].ravel(), a["prob"].ravel(), min_sensitivity)
+    th = {n: float(tv) for n in NAMES}
+    candidates = sorted({*a["patient_prob"].tolist(), 1.0 + 1e-9}, reverse=True)
+    best: tuple[float, float] | None = None  # (specificity, threshold)
+    for t in candidates:
+        v = patient_verdicts(a, {**th, PATIENT_KEY: t})
+        s = binary_summary(a["patient_truth"], v.astype(float), 0.5)
+        if not (s.sensitivity >= min_sensitivity or np.isnan(s.sensitivity)):
+            continue
+        if best is None or s.specificity > best[0] + 1e-12:
+            best = (s.specificity, t)
+    th[PATIENT_KEY] = float(min(best[1] if best else 0.5, 1.0))
+    return th
+
+
+def _with_ci(
+    fn: Any, *arrays: np.ndarray, n_boot: int, seed: int
+) -> dict[str, float | list[float]]:
+    value = fn(*arrays)
+    lo, hi = bootstrap_ci(fn, *arrays, n_boot=n_boot, seed=seed)
+    return {"value": float(value), "ci95": [lo, hi]}
+
+
+def _rates(
+    truth: np.ndarray, called: np.ndarray, scores: np.ndarray, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Sensitivity/specificity/accuracy (+CI, resampling cases) of binary calls and AUC."""
+
+    def sens(t, c):
+        return binary_summary(t, c, 0.5).sensitivity
+
+    def spec(t, c):
+        return binary_summary(t, c, 0.5).specificity
+
+    def acc(t, c):
+        return binary_summary(t, c, 0.5).accuracy
+
+    s = binary_summary(truth, called.astype(float), 0.5)
+    c = called.astype(float)
+    return {
+        "n": int(truth.size),
+        "positives": int(truth.sum()),
+        "tp": s.tp,
+        "fp": s.fp,
+        "tn": s.tn,
+        "fn": s.fn,
+        "sensitivity": _with_ci(sens, truth, c, n_boot=n_boot, seed=seed),
+        "specificity": _with_ci(spec, truth, c, n_boot=n_boot, seed=seed + 1),
+        "accuracy": _with_ci(acc, truth, c, n_boot=n_boot, seed=seed + 2),
+        "auc": _with_ci(roc_auc, truth, scores, n_boot=n_boot, seed=seed + 3),
+    }
+
+
+def compute_metrics(
+    outcomes: Sequence[StudyOutcome],
+    thresholds: dict[str, float],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All test-set metrics as a JSON-ready dict (see evaluate.py for the report layout)."""
+    a = _arrays(outcomes)
+    tv = np.array([thresholds[n] for n in NAMES])
+    called_v = a["present"] & (a["prob"] >= tv)
+    called_p = patient_verdicts(a, thresholds)
+    m: dict[str, Any] = {"n_studies": len(outcomes)}
+
+    dice = np.stack([o.dice for o in outcomes])
+    counts = np.stack([o.dice_counts for o in outcomes]).sum(axis=0)
+    m["dice"] = {}
+    for i, n in enumerate(NAMES):
+        d = dice[:, i][np.isfinite(dice[:, i])]
+        lo, hi = bootstrap_ci(np.mean, d, n_boot=n_boot, seed=seed) if d.size else (np.nan,) * 2
+        m["dice"][n] = {
+            "mean": float(d.mean()) if d.size else float("nan"),
+            "ci95": [lo, hi],
+            "pooled": float(counts[i, 0] / counts[i, 1]) if counts[i, 1] else None,
+            "n": int(d.size),
+        }
+
+    m["patient"] = _rates(a["patient_truth"], called_p, a["patient_prob"], n_boot, seed)
+    # vertebra level, pooled: resample studies (rows) so within-study correlation is kept
+    m["vertebra_pooled"] = _pooled(a, called_v, n_boot, seed)
+    m["per_vertebra"] = {
+        n: _rates(a["truth"][:, i], called_v[:, i], a["prob"][:, i], n_boot, seed)
+        for i, n in enumerate(NAMES)
+    }
+    rsna_t = np.concatenate([a["truth"], a["patient_truth"][:, None]], axis=1).astype(float)
+    rsna_p = np.concatenate([a["prob"], a["patient_prob"][:, None]], axis=1)
+    m["rsna_weighted_log_loss"] = rsna_weighted_log_loss(rsna_t, rsna_p)
+    m["by_fracture"] = _by_fracture(outcomes, called_v, called_p)
+    m["mimics"] = _mimics(outcomes, called_v, called_p)
+    m["thresholds"] = dict(thresholds)
+    return m
+
+
+def _pooled(a: dict[str, np.ndarray], called: np.ndarray, n_boot: int, seed: int) -> dict:
+    t, c, p = a["truth"], called.astype(float), a["prob"]
+
+    def flat(fn):
+        return lambda tt, cc: fn(tt.ravel(), cc.ravel())
+
+    s = binary_summary(t.ravel(), c.ravel(), 0.5)
+    return {
+        "n": int(t.size),
+        "positives": int(t.sum()),
+        "tp": s.tp,
+        "fp": s.fp,
+        "tn": s.tn,
+        "fn": s.fn,
+        "sensitivity": _with_ci(
+            flat(lambda x, y: binary_summary(x, y, 0.5).sensitivity), t, c, n_boot=n_boot, seed=seed
+        ),
+        "specificity": _with_ci(
+            flat(lambda x, y: binary_summary(x, y, 0.5).specificity),
+            t,
+            c,
+            n_boot=n_boot,
+            seed=seed + 1,
+        ),
+        "accuracy": _with_ci(
+            flat(lambda x, y: binary_summary(x, y, 0.5).accuracy),
+            t,
+            c,
+            n_boot=n_boot,
+            seed=seed + 2,
+        ),
+        "auc": _with_ci(flat(roc_auc), t, p, n_boot=n_boot, seed=seed + 3),
+    }
+
+
+def _by_fracture(
+    outcomes: Sequence[StudyOutcome], called_v: np.ndarray, called_p: np.ndarray
+) -> dict[str, Any]:
+    """Detection rate per fracture kind and severity: a fracture counts as found when its
+    vertebra is called fractured ("vertebra"), or when its study is ("patient")."""
+    groups: dict[str, list[tuple[bool, bool]]] = {}
+    for i, o in enumerate(outcomes):
+        for f in o.fractures:
+            v = int(f.get("vertebra", 0)) - 1
+            if not 0 <= v < 7:
+                continue
+            hit = (bool(called_v[i, v]), bool(called_p[i]))
+            for key in (f"kind:{f.get('kind', '?')}", f"severity:{f.get('severity', '?')}"):
+                groups.setdefault(key, []).append(hit)
+    return {
+        k: {
+            "n": len(h),
+            "vertebra_sensitivity": float(np.mean([x[0] for x in h])),
+            "patient_sensitivity": float(np.mean([x[1] for x in h])),
+        }
+        for k, h in sorted(groups.items())
+    }
+
+
+def _has(conf: dict[str, Any], key: str) -> bool:
+    v = conf.get(key)
+    return bool(v) if not isinstance(v, (list, tuple)) else len(v) > 0
+
+
+def _mimics(
+    outcomes: Sequence[StudyOutcome], called_v: np.ndarray, called_p: np.ndarray
+) -> dict[str, Any]:
+    """False-positive rates on fracture-free studies, overall and with degenerative mimics."""
+    out: dict[str, Any] = {}
+    negatives = [i for i, o in enumerate(outcomes) if not o.patient_truth]
+    sets = {
+        "all_negative": negatives,
+        "degenerative_only": [
+            i for i in negatives if any(_has(outcomes[i].confounders, k) for k in DEGENERATIVE)
+        ],
+    }
+    for k in (*DEGENERATIVE, "vascular_channels", "dental_metal"):
+        sets[f"with_{k}"] = [i for i in negatives if _has(outcomes[i].confounders, k)]
+    for name, idx in sets.items():
+        if not idx:
+            out[name] = {"n": 0}
+            continue
+        out[name] = {
+            "n": len(idx),
+            "patient_fp_rate": float(np.mean(called_p[idx])),
+            "vertebra_fp_rate": float(np.mean(called_v[idx])),
+        }
+    return out
