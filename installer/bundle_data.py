@@ -87,8 +87,11 @@ COPY_METADATA: tuple[str, ...] = (
 # Imported only by name at run time (pydicom's plugin checks, pylibjpeg's entry points)
 HIDDEN_IMPORTS: tuple[str, ...] = ("libjpeg", "openjpeg", "rle", "jpeg_ls", "gdcm")
 
-# Data folders of packages without a PyInstaller hook: (package, relative folder)
-PACKAGE_DATA: tuple[tuple[str, str], ...] = (("_gdcm", "XML"),)
+# Data files of packages without a PyInstaller hook: (package, glob relative to the package)
+PACKAGE_DATA: tuple[tuple[str, str], ...] = (
+    ("_gdcm", "XML/**"),  # DICOM dictionaries of GDCM
+    ("highdicom", "**/*"),  # SOP class / IOD maps and ICC profile read when writing SEG and SR
+)
 
 
 def is_shipped_file(path: Path) -> bool:

@@ -8,8 +8,12 @@ runs ``cspine self-test``; any other command line is the ``cspine`` command line
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+
+# before anything can import onnxruntime: no native telemetry (cspine_desktop sets it too)
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import multiprocessing
 import sys
 
 

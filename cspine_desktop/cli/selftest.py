@@ -34,6 +34,7 @@ from .selftest_checks import (
     check_model,
     check_qt,
     check_runtime,
+    check_telemetry,
     guarded_network,
 )
 
@@ -138,6 +139,7 @@ def run_self_test(
             if exports:
                 checks.append(check_exports(outcome, Path(tmp) / "exports"))
         checks.append(check_isolation(getattr(engine, "label", None)))
+        checks.append(check_telemetry())
         if engine is not None:
             engine.close()
     report.network_attempts = list(guard.attempts)

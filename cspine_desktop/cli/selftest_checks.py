@@ -354,6 +354,19 @@ def check_exports(outcome: Any, out_dir: Path) -> Check:
     return timed("exports", run)
 
 
+def check_telemetry() -> Check:
+    """ONNX Runtime's native telemetry is off (it would store a device id and try to send usage
+    events to a Microsoft collector; cspine_desktop turns it off before onnxruntime loads)."""
+
+    def run() -> tuple[bool, str, dict[str, Any]]:
+        value = os.environ.get("ORT_DISABLE_TELEMETRY")
+        if value != "1":
+            return False, f"ONNX Runtime telemetry is on (ORT_DISABLE_TELEMETRY={value!r})", {}
+        return True, "ONNX Runtime telemetry off", {}
+
+    return timed("telemetry", run)
+
+
 def check_isolation(engine_label: str | None) -> Check:
     """The ONNX path never loads the training frameworks (they are not in the bundle)."""
 

@@ -3,6 +3,7 @@ repository's ``assets/``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import zipfile
@@ -15,6 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 INSTALLER = ROOT / "installer"
 if str(INSTALLER) not in sys.path:
     sys.path.insert(0, str(INSTALLER))
+
+
+def load_installer_module(name: str):
+    """A module of installer/ by file (``build`` would clash with the repo's build/ folder)."""
+    spec = importlib.util.spec_from_file_location(
+        f"cspine_installer_{name}", INSTALLER / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 # threshold model: bone ring → "C3" (fracture score 0.9), dense ball → "C4" (0.1)
 CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)

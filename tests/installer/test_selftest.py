@@ -40,7 +40,7 @@ def test_passes_on_a_complete_installation(install, capsys):
     checks = by_name(report)
     assert code == 0 and report["passed"], [c for c in report["checks"] if not c["ok"]]
     expected = {"runtime", "model", "decoders", "qt", "engine", "demo study", "truth"}
-    assert expected | {"exports", "isolation", "network"} == set(checks)
+    assert expected | {"exports", "isolation", "telemetry", "network"} == set(checks)
     assert "sha256 ok for model.onnx" in checks["model"]["detail"]
     assert checks["engine"]["data"]["label"].startswith("onnx-cpu")
     # the threshold model calls the bone ring "C3" with fracture score 0.9
@@ -116,6 +116,12 @@ def test_a_network_attempt_fails_the_self_test(install, capsys, monkeypatch):
     assert code == 1
     assert report["network_attempts"] == ["updates.example.invalid:80", "192.0.2.1:443"]
     assert not by_name(report)["network"]["ok"]
+
+
+def test_onnxruntime_telemetry_left_on_fails(install, capsys, monkeypatch):
+    monkeypatch.setenv("ORT_DISABLE_TELEMETRY", "0")
+    code, report = self_test(capsys, "--no-gui", "--no-exports")
+    assert code == 1 and "telemetry is on" in by_name(report)["telemetry"]["detail"]
 
 
 def test_guard_allows_loopback_and_restores_the_socket_module():
