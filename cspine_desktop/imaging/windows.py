@@ -38,7 +38,8 @@ BONE, SOFT_TISSUE, BRAIN, LUNG = DISPLAY_PRESETS
 def apply_window(hu: np.ndarray, window: Window, out: np.ndarray | None = None) -> np.ndarray:
     """Map HU to float32 in [0, 1] through ``window`` (clipped at both ends)."""
     scale = np.float32(1.0 / max(window.width, 1e-6))
-    res = np.subtract(hu, np.float32(window.lower), out=out, dtype=np.float32)
+    res = np.subtract(np.asarray(hu), np.float32(window.lower), out=out, dtype=np.float32)
+    res = np.asarray(res)  # a 0-d input gives a numpy scalar; keep an array to clip in place
     res *= scale
     return np.clip(res, 0.0, 1.0, out=res)
 

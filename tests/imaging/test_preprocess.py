@@ -140,3 +140,4 @@ def test_windows():
     )
     assert header_window({"WindowCenter": [300, 40], "WindowWidth": [1500, 400]}).center == 300
     assert header_window({}) is None
+    assert float(apply_window(np.float32(240.0), w)) == 1.0  # scalars work too
