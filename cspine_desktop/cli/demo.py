@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=None, help="inference backend")
     p.add_argument("--model", default=None, metavar="DIR", help="model bundle folder")
     p.add_argument("--json", action="store_true", help="print result and truth as JSON")
+    p.add_argument(
+        "--no-exports", action="store_true", help="write only result.json and verdicts.csv"
+    )
     p.set_defaults(func=run)
 
 
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if bar:
             bar.close()
-    write_outputs(outcome, out_dir)
+    write_outputs(outcome, out_dir, exports=not args.no_exports)
     comparison = compare_with_truth(outcome.result, truth)
     if args.json:
         doc = {"result": outcome.result.to_dict(), "truth": truth, "comparison": comparison}
