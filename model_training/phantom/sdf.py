@@ -169,3 +169,33 @@ class Shell:
             y = v - self.c[1] - self.hole_c[1]
             sd = np.maximum(sd, -_ellipse_distance(x, y, self.hole[0], self.hole[1]))
         return sd
+
+
+@dataclass(frozen=True)
+class Pillar:
+    """Articular pillar: a vertical elliptic column (half axes ``ru``, ``rv`` around
+    (c_u, c_v)) cut by two parallel facet planes sloping down toward posterior (``slope`` =
+    tan of the facet angle): top w = up − slope·(v − c_v), bottom w = −down − slope·(v − c_v).
+    Neighbouring pillars meet along these oblique facet joints."""
+
+    c: tuple[float, float]
+    ru: float
+    rv: float
+    up: float
+    down: float
+    slope: float = 1.0
+    round_mm: float = 1.0
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        dw = abs(self.slope) * self.rv
+        lo = np.array([self.c[0] - self.ru, self.c[1] - self.rv, -self.down - dw])
+        hi = np.array([self.c[0] + self.ru, self.c[1] + self.rv, self.up + dw])
+        return lo, hi
+
+    def __call__(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+        x, y = u - self.c[0], v - self.c[1]
+        rr = self.round_mm
+        d_r = _ellipse_distance(x, y, self.ru, self.rv)
+        tilt = w + self.slope * y
+        d_z = np.maximum(tilt - self.up, -tilt - self.down) / np.sqrt(1.0 + self.slope**2)
+        return _rounded_box2(d_r + rr, d_z + rr, rr)

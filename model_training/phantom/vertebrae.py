@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .sdf import Body, Capsule, Ellipsoid, Ring
+from .sdf import Body, Capsule, Ellipsoid, Pillar, Ring
 
 Parts = dict[str, list]  # part name ("body", "dens", "lamina+1", …) → SDF primitives
 
@@ -23,6 +23,7 @@ LEVELS: dict[int, tuple[float, float, float, float, float, float]] = {
     7: (19.5, 16.5, 14.5, 25.0, 14.0, 20.0),
     8: (23.0, 17.0, 16.0, 22.0, 14.0, 24.0),  # T1
 }
+FACET_SLOPE = 0.9  # tan of the facet-joint angle (≈ 42° from axial, sloping down to posterior)
 DISC_MM: dict[int, float] = {2: 4.5, 3: 5.0, 4: 5.0, 5: 5.5, 6: 5.5, 7: 4.5}  # disc below level
 
 
@@ -81,14 +82,17 @@ def geometry(level: int, s: float) -> VertebraGeometry:
 
 
 def _pillars(g: VertebraGeometry, s: float, up: float, down: float) -> Parts:
-    """Articular pillars reaching to ``up``/``down`` mm above/below the body centre."""
-    c_w, half = (up - down) / 2, (up + down) / 2
+    """Articular pillars reaching to ``up``/``down`` mm above/below the body centre (measured
+    at the pillar centre), cut by oblique facet planes."""
     return {
         "pillar": [
-            Ellipsoid(
-                (sd * (g.canal_w / 2 + 5.0 * s), g.b + 6.5 * s, c_w),
-                (5.5 * s, 6.5 * s, half),
-                tilt_deg=12.0,
+            Pillar(
+                (sd * (g.canal_w / 2 + 5.0 * s), g.b + 6.5 * s),
+                5.5 * s,
+                6.5 * s,
+                up,
+                down,
+                slope=FACET_SLOPE,
             )
             for sd in (-1, 1)
         ]
@@ -198,11 +202,14 @@ def axis(s: float, down: float) -> tuple[Parts, VertebraGeometry]:
         # pars / pedicle toward the inferior articular pillar
         a, b = g.pedicle(sd)
         parts[f"pedicle{sd:+d}"] = [Capsule(a, b, 3.2 * s, 1.3)]
-        lo = -down + 0.7
-        parts["pillar"].append(
-            Ellipsoid(
-                (sd * (g.canal_w / 2 + 4.5 * s), g.b + 8.0 * s, (lo - 1.0) / 2),
-                (5.0 * s, 6.0 * s, (-1.0 - lo) / 2 + 0.5),
+        parts["pillar"].append(  # inferior articular process, facing C3's superior one
+            Pillar(
+                (sd * (g.canal_w / 2 + 5.0 * s), g.b + 6.5 * s),
+                5.5 * s,
+                6.5 * s,
+                1.0,
+                down - 0.7,
+                slope=FACET_SLOPE,
             )
         )
         fu, fv = sd * (g.a + 4.5 * s), 3.0 * s
