@@ -163,7 +163,7 @@ def _soft(x: np.ndarray, width: float) -> np.ndarray:
 
 
 BLOCK_Z = 1  # slices per block
-BLOCK_YX = 6  # pixels per block side
+BLOCK_MM = 3.5  # in-plane block side (mm), at least 2 pixels
 
 
 def _deform(st: Structure, u0: np.ndarray, v0: np.ndarray, w0: np.ndarray):
@@ -211,7 +211,8 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
     zs, ys, xs = box
     nzc, ny, nx = zs.stop - zs.start, ys.stop - ys.start, xs.stop - xs.start
     nsub = grid.nsub
-    bz, by, bx = BLOCK_Z * nsub, BLOCK_YX, BLOCK_YX
+    side = max(2, round(BLOCK_MM / grid.pixel_mm))
+    bz, by, bx = BLOCK_Z * nsub, side, side
     nbz, nby, nbx = -(-nzc // BLOCK_Z), -(-ny // by), -(-nx // bx)
     offs = ((np.arange(nsub) + 0.5) / nsub - 0.5) * (grid.thickness_mm / grid.slice_mm)
     kf = ((zs.start + np.arange(nbz * BLOCK_Z))[:, None] + offs[None, :]).reshape(nbz, bz)

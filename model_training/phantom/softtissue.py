@@ -89,8 +89,16 @@ class Plane:
 
     def to_pixels(self, k: int, xy: np.ndarray) -> np.ndarray:
         """Anatomy (X, Y) points [n, 2] of slice k → cv2 fixed-point pixel coordinates."""
-        ij = (xy - self.off[k]) @ np.linalg.inv(self.m).T
+        ij = (xy - self.off[k]) @ self.m_inv_t
         return np.rint(ij * _ONE).astype(np.int32)
+
+    @property
+    def m_inv_t(self) -> np.ndarray:
+        cached = self.__dict__.get("_m_inv_t")
+        if cached is None:
+            cached = np.linalg.inv(self.m).T
+            object.__setattr__(self, "_m_inv_t", cached)
+        return cached
 
 
 _SHIFT = 4  # cv2 fractional bits
