@@ -10,7 +10,7 @@ import time
 import pytest
 from factories.dicom_series import write_ct_series
 from factories.model_bundle import threshold_onnx, write_bundle
-from test_responsiveness import heartbeat_gaps
+from test_responsiveness import MAX_LATE_MS, heartbeat_gaps
 
 from cspine_desktop.gui.warmup import warm_up
 from cspine_desktop.services.analysis import AnalysisService
@@ -42,9 +42,13 @@ def test_real_analysis_fills_results_and_overlays(
     started = time.perf_counter()
     gaps = heartbeat_gaps(qtbot, run)
     elapsed = time.perf_counter() - started
-    worst = max(gaps)
+    worst = max(wall for wall, _ in gaps)
+    busy = max(cpu for _, cpu in gaps)
     record_property("heartbeat_max_gap_ms_real_pipeline", round(worst, 1))
-    print(f"\nreal pipeline heartbeat: {len(gaps)} gaps over {elapsed:.1f} s, max {worst:.1f} ms")
+    print(
+        f"\nreal pipeline heartbeat: {len(gaps)} gaps over {elapsed:.1f} s, max {worst:.1f} ms "
+        f"wall, GUI thread busy at most {busy:.1f} ms"
+    )
 
     opened = c.current
     assert opened.result.model.name == "cspine-test" and opened.result.backend.startswith("onnx")
@@ -55,3 +59,4 @@ def test_real_analysis_fills_results_and_overlays(
     assert window.viewer_model.overlays.has_heatmap
     assert opened.export_formats.get("pdf") is None  # exports available, computed off-thread
     assert len(gaps) > 10  # the GUI thread kept running its timer during the analysis
+    assert busy < MAX_LATE_MS  # and never worked long enough at once to freeze the window

