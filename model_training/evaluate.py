@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--bundle", help="write the model bundle (model.keras + card) here")
+    p.add_argument("--docs", help="with --bundle: write DOCS/model_card.md + DOCS/model_card/*.png")
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="TITLE=TEXT",
+        help="a note for the model card (repeatable)",
+    )
     p.add_argument("--name", default="cspine-demo")
     p.add_argument("--version", default="0.1.0")
     return p
@@ -157,6 +165,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         from .model.card import write_bundle
         from .model.report import card_metrics, training_data
 
+        notes = dict(n.split("=", 1) for n in args.note if "=" in n)
         card = write_bundle(
             model,
             args.bundle,
@@ -167,8 +176,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             training_data(context, cfg),
             args.name,
             args.version,
+            notes,
         )
         log.info("bundle written: %s", card)
+        if args.docs:
+            from .model.card_doc import write_card_docs
+
+            log.info("model card page: %s", write_card_docs(card, out, args.docs))
     return metrics
 
 

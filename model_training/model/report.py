@@ -111,6 +111,8 @@ def _cm2(t: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def _ci(m: dict[str, Any]) -> str:
+    if m["value"] is None or not np.isfinite(m["value"]):
+        return "n/a"
     lo, hi = m["ci95"]
     if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{m['value']:.3f}"
