@@ -107,12 +107,16 @@ _T = np.linspace(0.0, 2 * np.pi, 73)[:-1]
 _COS, _SIN = np.cos(_T), np.sin(_T)
 
 
-def _outline(xc: float, yc: float, a: float, b: float, p: float = 2.0) -> np.ndarray:
-    """Points of the superellipse |x/a|^p + |y/b|^p = 1 (p = 2: an ellipse)."""
-    e = 2.0 / p
-    x = a * np.sign(_COS) * np.abs(_COS) ** e
-    y = b * np.sign(_SIN) * np.abs(_SIN) ** e
-    return np.stack([xc + x, yc + y], -1)
+def _outline(xc, yc, a, b, p=2.0) -> np.ndarray:
+    """Points [.., 72, 2] of the superellipses |x/a|^p + |y/b|^p = 1 (p = 2: an ellipse); the
+    parameters are scalars or per-slice arrays [z]."""
+    e = 2.0 / np.asarray(p, dtype=float)[..., None]
+    x = np.asarray(a, dtype=float)[..., None] * np.sign(_COS) * np.abs(_COS) ** e
+    y = np.asarray(b, dtype=float)[..., None] * np.sign(_SIN) * np.abs(_SIN) ** e
+    x = x + np.asarray(xc, dtype=float)[..., None]
+    y = y + np.asarray(yc, dtype=float)[..., None]
+    x, y = np.broadcast_arrays(x, y)
+    return np.stack([x, y], -1)
 
 
 def draw_soft_tissue(
@@ -142,35 +146,51 @@ def draw_soft_tissue(
     ay = yb - bd - prevert - ry
     px_mm = float(np.sqrt(abs(np.linalg.det(plane.m))))
 
-    for k in range(hu.shape[0]):
+    nz = hu.shape[0]
+    zero = np.zeros(nz)
+
+    def px(xy: np.ndarray) -> np.ndarray:
+        """Per-slice outlines [z, n, 2] (anatomy mm) → cv2 fixed-point pixels."""
+        xy = np.broadcast_to(xy, (nz, *xy.shape[-2:]))
+        ij = (xy - plane.off[:, None, :]) @ plane.m_inv_t
+        return np.rint(ij * _ONE).astype(np.int32)
+
+    skin = px(_outline(zero, cy, a, b, shape))
+    muscle = px(_outline(zero, cy, a - fat, b - fat, shape))
+    planes = []
+    for fx, fy, fa, fb, start, length in p.fat_planes:
+        pts = np.roll(_outline(zero + fx, yb + fy, fa, fb), -int(start * len(_T)), axis=1)
+        planes.append(px(pts[:, : int(length * len(_T))]))
+    canal = px(_outline(zero, yb + bd + cd / 2 + 0.5, cw / 2 - 2.0, cd / 2))
+    thyroid = [px(_outline(sx * (rx + 9.0), ay + 2.0, 7.0, 10.0)) for sx in (-1.0, 1.0)]
+    gullet = px(_outline(zero - 3.0, yb - bd - 4.0, 7.0, 3.5))
+    cartilage = px(_outline(zero, ay - 1.5, rx + 4.0, ry + 3.5)[:, _SIN < 0])
+    airway = px(_outline(zero, ay, rx, ry))
+    plane_hu = (p.fat_hu + p.muscle_hu) / 2
+    th_plane = max(1, round(1.0 / px_mm))
+    th_cart = max(1, round(1.1 / px_mm))
+    line = cv2.LINE_8
+
+    layer = np.zeros(hu.shape[1:], np.uint8)  # 0 air, 1 subcutaneous fat, 2 muscle
+    for k in range(nz):
         img = hu[k]
-        img.fill(AIR)
-
-        def fill(xy: np.ndarray, value: float, img=img, k=k) -> None:
-            cv2.fillPoly(img, [plane.to_pixels(k, xy)], float(value), cv2.LINE_8, _SHIFT)
-
-        def band(xy: np.ndarray, value: float, t_mm: float, img=img, k=k) -> None:
-            th = max(1, round(t_mm / px_mm))
+        img.fill(p.muscle_hu)
+        if zs[k] > z_c7 - 10:  # fat planes between muscle groups (inside the muscle only)
             cv2.polylines(
-                img, [plane.to_pixels(k, xy)], False, float(value), th, cv2.LINE_8, _SHIFT
+                img, [q[k] for q in planes], False, float(plane_hu), th_plane, line, _SHIFT
             )
-
-        fill(_outline(0.0, cy[k], a[k], b[k], shape[k]), p.fat_hu)
-        fill(_outline(0.0, cy[k], a[k] - fat[k], b[k] - fat[k], shape[k]), p.muscle_hu)
-        if zs[k] > z_c7 - 10:  # fat planes between muscle groups
-            for fx, fy, fa, fb, start, length in p.fat_planes:
-                pts = np.roll(_outline(fx, yb[k] + fy, fa, fb), -int(start * len(_T)), axis=0)
-                band(pts[: int(length * len(_T))], (p.fat_hu + p.muscle_hu) / 2, 1.0)
-        # spinal canal (CSF / cord), drawn before bone
-        fill(_outline(0.0, yb[k] + bd[k] + cd[k] / 2 + 0.5, cw[k] / 2 - 2.0, cd[k] / 2), CSF)
+        layer.fill(0)
+        cv2.fillPoly(layer, [skin[k]], 1, line, _SHIFT)
+        cv2.fillPoly(layer, [muscle[k]], 2, line, _SHIFT)
+        img[layer == 0] = AIR
+        img[layer == 1] = p.fat_hu
+        cv2.fillPoly(img, [canal[k]], CSF, line, _SHIFT)  # spinal canal, drawn before bone
         if zs[k] > z_c1 + 15.0:
             continue
         if t_tra[k] > 0.3:  # thyroid lobes and oesophagus
-            for sx in (-1.0, 1.0):
-                fill(_outline(sx * (rx[k] + 9.0), ay[k] + 2.0, 7.0, 10.0), 95.0)
-            fill(_outline(-3.0, yb[k] - bd[k] - 4.0, 7.0, 3.5), p.muscle_hu - 10.0)
+            cv2.fillPoly(img, [q[k] for q in thyroid], 95.0, line, _SHIFT)
+            cv2.fillPoly(img, [gullet[k]], float(p.muscle_hu - 10.0), line, _SHIFT)
         if t_lar[k] > 0.2:  # thyroid cartilage / tracheal rings, in front of the airway
-            arc = _outline(0.0, ay[k] - 1.5, rx[k] + 4.0, ry[k] + 3.5)
-            band(arc[_SIN < 0], p.cartilage_hu, 1.1)
-        fill(_outline(0.0, ay[k], rx[k], ry[k]), AIR)
+            cv2.polylines(img, [cartilage[k]], False, float(p.cartilage_hu), th_cart, line, _SHIFT)
+        cv2.fillPoly(img, [airway[k]], AIR, line, _SHIFT)
     return {"cy": cy, "a": a, "b": b}
