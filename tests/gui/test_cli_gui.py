@@ -39,3 +39,51 @@ def test_embedded_server_starts_serves_and_stops(settings):
     finally:
         server.stop()
         services.close()
+
+
+def test_run_app_returns_when_sign_in_is_closed(qtbot, settings, monkeypatch):
+    from cspine_desktop.gui import app as gui_app
+    from cspine_desktop.services import Services
+
+    services = Services.open(settings, runner=FakeRunner(), bcrypt_rounds=4)
+    try:
+        monkeypatch.setattr(gui_app, "sign_in", lambda users: None)
+        assert gui_app.run_app(settings, services) == 0
+    finally:
+        services.close()
+
+
+def test_run_app_shows_the_window_and_sign_out_returns_to_sign_in(qtbot, settings, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from cspine_desktop.gui import app as gui_app
+    from cspine_desktop.gui.main_window import MainWindow
+    from cspine_desktop.services import Services
+
+    services = Services.open(settings, runner=FakeRunner(), bcrypt_rounds=4)
+    user = services.users.create_first_admin("admin", "Root-secret-77x")
+    answers = [user, user, None]  # sign in, sign out → sign in again, quit → closed dialog
+    shown = []
+
+    def fake_sign_in(users):
+        return answers.pop(0)
+
+    def act():
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        shown.append(window.windowTitle())
+        if len(shown) == 1:
+            window.sign_out()
+        else:
+            window.close()
+
+    def schedule():
+        QTimer.singleShot(200, act)
+
+    monkeypatch.setattr(gui_app, "sign_in", lambda users: (schedule(), fake_sign_in(users))[1])
+    try:
+        assert gui_app.run_app(settings, services) == 0
+        assert len(shown) == 2 and all(t.startswith("cspine") for t in shown)
+        assert answers == [None]  # the second window was closed, not signed out
+    finally:
+        services.close()

@@ -290,3 +290,17 @@ def test_sign_out_is_audited_and_closes_the_window(qtbot, make_workstation):
     window.sign_out()
     assert window.user_signed_out and not window.isVisible()
     assert services.audit.query(action="logout")
+
+
+def test_idle_autolock_in_the_window_then_unlock(qtbot, make_workstation, study_dir, clock):
+    autolock = AutoLock(120.0, clock=clock)
+    window, _ = make_workstation(FakeRunner(), autolock=autolock, lock_poll_ms=10)
+    opened = _open_and_analyse(qtbot, window, study_dir)
+    with qtbot.waitSignal(window.guard.locked, timeout=5000):
+        clock.advance(121)
+    assert window.stack.currentWidget() is window.lock_screen
+    window.lock_screen.password_edit.setText(ADMIN_PASSWORD)
+    with qtbot.waitSignal(window.guard.unlocked, timeout=5000):
+        window.lock_screen.submit()
+    assert window.stack.currentWidget() is window.workspace
+    assert window.controller.current is opened
