@@ -29,6 +29,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import first_start as fs  # noqa: E402
+
 DIST = ROOT / "dist"
 APP = DIST / "cspine"
 WORK = ROOT / "build" / "pyinstaller"
@@ -101,56 +104,13 @@ def forbidden_content(app: Path) -> list[str]:
     return sorted(found)[:20]
 
 
-def snapshot(app: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(app)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(app.rglob("*"))
-    }
-
-
-def drop_page_cache() -> bool:
-    """Cold start = files not in the page cache (needs root and a writable /proc/sys)."""
-    try:
-        os.sync()
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def can_unshare_net() -> bool:
-    if not shutil.which("unshare"):
-        return False
-    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
-
-
-def fresh_env(home: Path) -> dict[str, str]:
-    """An environment with an empty HOME and nothing of the developer's settings."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CSPINE_", "XDG_", "PYTHON", "QT_")) and k != "VIRTUAL_ENV"
-    }
-    env.update({"HOME": str(home), "QT_QPA_PLATFORM": "offscreen"})
-    return env
-
-
-def timed_run(
-    cmd: list[str], env: dict[str, str], offline: bool
-) -> tuple[float, subprocess.CompletedProcess]:
-    full = ["unshare", "-n", *cmd] if offline else cmd
-    t0 = time.perf_counter()
-    proc = subprocess.run(full, env=env, capture_output=True, text=True, timeout=900)
-    return time.perf_counter() - t0, proc
-
-
 def install_round_trip(app: Path) -> tuple[bool, str]:
     """install.sh into a temporary HOME, then uninstall.sh (data kept), as a user would."""
     if sys.platform != "linux":
         return True, "not on Linux"
     with tempfile.TemporaryDirectory(prefix="cspine-home-") as tmp:
         home = Path(tmp)
-        env = fresh_env(home)
+        env = fs.fresh_env(home)
         subprocess.run([str(app / "install.sh")], env=env, check=True, capture_output=True)
         installed = home / ".local" / "opt" / "cspine"
         desktop = home / ".local" / "share" / "applications" / "cspine.desktop"
@@ -168,6 +128,23 @@ def install_round_trip(app: Path) -> tuple[bool, str]:
         )
         ok &= not installed.exists() and not desktop.exists() and (data / "keep.txt").exists()
         return ok, "install.sh + uninstall.sh in a fresh HOME: app removed, data kept"
+
+
+def shipped_assets(app: Path) -> dict[str, str]:
+    """What the bundle carries: the demo model's name/version and the demo study's origin."""
+    inner = app / "_internal" / "assets"
+    card = inner / "models" / "cspine-demo" / "model_card.json"
+    truth = inner / "demo" / "demo-study.json"
+    out = {"model": "missing", "study": "missing"}
+    if card.is_file():
+        doc = json.loads(card.read_text(encoding="utf-8"))
+        out["model"] = f"{doc.get('name')} {doc.get('version')}"
+    if (inner / "demo" / "demo-study.zip").is_file():
+        note = (
+            json.loads(truth.read_text(encoding="utf-8")).get("note", "") if truth.is_file() else ""
+        )
+        out["study"] = "stand-in phantom study" if "stand-in" in note else "demo-study.zip"
+    return out
 
 
 def make_tarball(app: Path, ver: str) -> Path:
@@ -212,14 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.stand_in:
             print(f"build.py: {', '.join(missing)} not in assets/; add them or use --stand-in")
             return 2
-        sys.path.insert(0, str(HERE))
         from stand_in import stage_assets
 
-        report["assets"] = stage_assets(STAGED_ASSETS, assets)
+        print(f"stand-in assets: {stage_assets(STAGED_ASSETS, assets)}", flush=True)
         assets = STAGED_ASSETS
-        print(f"stand-in assets in {assets}: {report['assets']}", flush=True)
-    else:
-        report["assets"] = {"model": "real", "study": "real"}
 
     if not args.skip_build:
         report["build_s"] = round(run_pyinstaller(assets, args.variant), 1)
@@ -229,52 +202,59 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build.py: {exe} does not exist")
         return 1
 
+    report["assets"] = shipped_assets(APP)
     size, n_files = folder_size(APP)
     report["bundle_bytes"], report["bundle_files"] = size, n_files
     report["biggest_parts_mb"] = {k: round(v / 2**20, 1) for k, v in biggest_parts(APP)}
     bad = forbidden_content(APP)
     report["checks"]["no training stack inside"] = {"ok": not bad, "detail": bad}
 
-    before = snapshot(APP)
-    offline = can_unshare_net()
-    report["offline_method"] = "unshare -n + connect guard" if offline else "connect guard only"
+    before = fs.snapshot(APP)
+    offline = fs.can_unshare_net()
+    report["offline_method"] = "unshare -n" if offline else "none (unshare -n not allowed here)"
+    checks = report["checks"]
     with tempfile.TemporaryDirectory(prefix="cspine-firststart-") as tmp:
-        env = fresh_env(Path(tmp))
-        report["cold_cache"] = drop_page_cache()
-        t, proc = timed_run([str(exe), "--version"], env, offline)
-        report["start_version_cold_s"] = round(t, 2)
-        warm = [timed_run([str(exe), "--version"], env, offline)[0] for _ in range(3)]
-        report["start_version_warm_s"] = round(min(warm), 2)
-        report["checks"]["--version runs"] = {"ok": proc.returncode == 0, "detail": proc.stdout}
-
-        drop_page_cache()
-        t, proc = timed_run([str(exe), "--self-test", "--json"], env, offline)
-        report["self_test_cold_wall_s"] = round(t, 2)
-        try:
-            st = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            st = {"passed": False, "stdout": proc.stdout[-2000:], "stderr": proc.stderr[-4000:]}
-        report["self_test"] = st
-        ok = proc.returncode == 0 and st.get("passed", False)
-        report["checks"]["self-test offline (first start)"] = {"ok": ok, "detail": proc.returncode}
-        t, proc = timed_run(
-            [str(exe), "--self-test", *(["--strict"] if args.strict else [])], env, offline
-        )
-        report["self_test_warm_wall_s"] = round(t, 2)
-        report["self_test_text"] = proc.stdout
-        report["checks"]["self-test offline (second start)"] = {
-            "ok": proc.returncode == 0,
-            "detail": proc.returncode,
+        home = Path(tmp)
+        env = fs.fresh_env(home)
+        # 1. the very first start: the self-test, page cache dropped, empty HOME
+        report["cold_cache"] = fs.drop_page_cache()
+        t, st = fs.self_test(exe, env, offline)
+        report["self_test_first_wall_s"], report["self_test"] = round(t, 2), st
+        checks["self-test offline, first start"] = {"ok": st["passed"], "detail": _failed(st)}
+        # 2. the desktop app's first window (sign-in / first-run dialog), cold, then warm
+        fs.drop_page_cache()
+        report["gui_first_window_cold"] = fs.gui_first_window(exe, env, offline)
+        report["gui_first_window_warm"] = fs.gui_first_window(exe, env, offline)
+        checks["GUI opens a window offline"] = {
+            "ok": report["gui_first_window_cold"]["ok"],
+            "detail": report["gui_first_window_cold"].get("detail", ""),
         }
-        home_files = sorted(str(p.relative_to(tmp)) for p in Path(tmp).rglob("*") if p.is_file())
-        report["files_written_in_fresh_home"] = home_files[:50]
+        # 3. command-line start, cold and warm
+        fs.drop_page_cache()
+        t, proc = fs.timed_run([str(exe), "--version"], env, offline)
+        report["start_version_cold_s"] = round(t, 2)
+        warm = [fs.timed_run([str(exe), "--version"], env, offline)[0] for _ in range(3)]
+        report["start_version_warm_s"] = round(min(warm), 2)
+        checks["--version"] = {"ok": proc.returncode == 0, "detail": proc.stdout.strip()}
+        # 4. the self-test again (warm), as text for the log
+        strict = ["--strict"] if args.strict else []
+        t, st2 = fs.self_test(exe, env, offline, *strict)
+        report["self_test_warm_wall_s"] = round(t, 2)
+        checks["self-test offline, second start"] = {"ok": st2["passed"], "detail": _failed(st2)}
+        # 5. native network attempts (strace), and what was written in HOME
+        ok, attempts = fs.network_audit(exe, env, offline)
+        checks["no network attempt (strace connect audit)"] = {"ok": ok, "detail": attempts}
+        stray = fs.files_outside_cspine_dirs(home)
+        checks["nothing written outside cspine's data folders"] = {"ok": not stray, "detail": stray}
+        report["files_written_in_fresh_home"] = sorted(
+            p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()
+        )[:40]
 
-    after = snapshot(APP)
-    changed = sorted(set(before.items()) ^ set(after.items()))
-    report["checks"]["install folder untouched"] = {"ok": not changed, "detail": changed[:20]}
+    changed = sorted(set(before.items()) ^ set(fs.snapshot(APP).items()))
+    checks["install folder untouched"] = {"ok": not changed, "detail": changed[:20]}
 
     ok, detail = install_round_trip(APP)
-    report["checks"]["install/uninstall round trip"] = {"ok": ok, "detail": detail}
+    checks["install/uninstall round trip"] = {"ok": ok, "detail": detail}
 
     if not args.no_tarball and sys.platform == "linux":
         t0 = time.perf_counter()
@@ -290,16 +270,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report["passed"] else 1
 
 
+def _failed(report: dict) -> str:
+    bad = [f"{c['name']}: {c['detail']}" for c in report.get("checks", []) if not c.get("ok")]
+    return "; ".join(bad) or report.get("stderr", "") or f"exit {report.get('exit_code')}"
+
+
 def summary(r: dict) -> str:
+    cold, warm = r["gui_first_window_cold"], r["gui_first_window_warm"]
+    gui = (
+        f"first window: {cold['seconds']} s cold, {warm.get('seconds', '-')} s warm "
+        f"('{cold.get('window', '')}')"
+        if cold.get("ok")
+        else f"first window: not measured ({cold.get('detail')})"
+    )
     lines = [
         f"cspine {r['version']} ({r['variant']}) bundle: {r['bundle_bytes'] / 2**20:.0f} MB in "
         f"{r['bundle_files']} files" + (f", built in {r['build_s']} s" if "build_s" in r else ""),
         f"assets: model {r['assets']['model']}, demo study {r['assets']['study']}",
-        f"start (--version): first {r['start_version_cold_s']} s "
-        f"({'page cache dropped' if r['cold_cache'] else 'page cache NOT dropped'}), "
-        f"warm {r['start_version_warm_s']} s",
-        f"self-test ({r['offline_method']}): first {r['self_test_cold_wall_s']} s, "
-        f"second {r['self_test_warm_wall_s']} s",
+        f"network: {r['offline_method']}; page cache "
+        f"{'dropped' if r['cold_cache'] else 'NOT dropped'} before cold starts",
+        f"start: {gui}; --version {r['start_version_cold_s']} s cold, "
+        f"{r['start_version_warm_s']} s warm",
+        f"self-test: {r['self_test_first_wall_s']} s first start, "
+        f"{r['self_test_warm_wall_s']} s second",
     ]
     if "tarball" in r:
         lines.append(f"tarball: {r['tarball']} {r['tarball_bytes'] / 2**20:.0f} MB")
@@ -307,7 +300,6 @@ def summary(r: dict) -> str:
         lines.append(
             f"  [{'ok  ' if c['ok'] else 'FAIL'}] {name}" + ("" if c["ok"] else f": {c['detail']}")
         )
-    lines.append(r.get("self_test_text", ""))
     lines.append(f"report: {REPORT}")
     return "\n".join(lines)
 

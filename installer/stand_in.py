@@ -3,24 +3,20 @@
 ``stage_assets(out)`` copies ``assets/`` to ``out`` and fills what is missing:
 - ``models/cspine-demo``: the hand-built ONNX "threshold" test model (tests/factories) with a
   card marked as a stand-in — it proves the bundle, the engine and the pipeline, not a model;
-- ``demo/demo-study.zip`` + ``demo-study.json``: one phantom CT study (RLE-compressed DICOM,
-  so a codec runs in the bundle) with its known fractures.
+- ``demo/demo-study.zip`` + ``demo-study.json``: made by ``model_training.demo_study`` (one
+  phantom CT with one known fracture, RLE-compressed DICOM).
 
 Build-time only (needs the ``train`` extra for the phantom and ``onnx``); never shipped as code.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL, DEMO_STUDY, DEMO_TRUTH = "cspine-demo", "demo-study.zip", "demo-study.json"
-STAND_IN_SEED = 7  # phantom seed of the stand-in study (searched upward for a fractured one)
 
 
 def stage_assets(out: Path, assets: Path = ROOT / "assets") -> dict[str, str]:
@@ -65,36 +61,12 @@ def write_stand_in_model(folder: Path) -> Path:
     )
 
 
-def write_stand_in_study(folder: Path, seed: int = STAND_IN_SEED) -> Path:
-    """One fractured phantom study as a zip of RLE DICOM slices + its truth JSON."""
-    from model_training.phantom import PhantomConfig, generate_study
-    from model_training.phantom.dicom_writer import write_ct_series
+def write_stand_in_study(folder: Path) -> Path:
+    """The demo study as ``model_training.demo_study`` makes it (same seed, same truth file)."""
+    from model_training.demo_study import write_demo
 
-    cfg = PhantomConfig(fracture_prevalence=1.0, slice_spacing_mm=(1.5, 1.5))
-    study = generate_study(seed, cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        series = Path(tmp) / "series"
-        write_ct_series(
-            series,
-            study.hu,
-            study.affine,
-            study_uid=study.study_uid,
-            series_uid=study.series_uid,
-            patient_id=study.patient_id,
-            slice_thickness_mm=study.acquisition.slice_thickness_mm,
-            compress=True,
-        )
-        with zipfile.ZipFile(folder / DEMO_STUDY, "w", zipfile.ZIP_STORED) as zf:
-            for f in sorted(series.rglob("*")):
-                if f.is_file():
-                    zf.write(f, f.relative_to(series).as_posix())
-    summary = study.summary()
-    truth = {k: summary[k] for k in ("StudyInstanceUID", "patient_overall")}
-    truth.update({f"C{i}": summary[f"C{i}"] for i in range(1, 8)})
-    truth["note"] = "stand-in phantom study (synthetic) for building the installer"
-    (folder / DEMO_TRUTH).write_text(json.dumps(truth, indent=2), encoding="utf-8")
-    return folder / DEMO_STUDY
+    study, _ = write_demo(folder)
+    return study
 
 
 if __name__ == "__main__":

@@ -175,13 +175,16 @@ def _add_verdicts(
     }
     if truth_path is None or not truth_path.is_file():
         return
+    from .demo import compare_with_truth
+
     try:
-        report.truth = read_truth(truth_path)
+        truth = read_truth(truth_path)
     except ValueError as exc:
         report.checks.append(Check("truth", False, f"{truth_path.name}: {exc}"))
         return
-    found = {v.name: v.fractured for v in result.vertebrae}
-    differ = [n for n in VERTEBRAE if found[n] != report.truth[n]]
+    report.truth = dict(truth["fractured"])
+    rows = compare_with_truth(result, truth)
+    differ = [name for name, row in rows.items() if not row["agree"]]
     report.agrees_with_truth = not differ
     known = ", ".join(n for n in VERTEBRAE if report.truth[n]) or "no fracture"
     detail = f"known: {known}; " + (
@@ -190,31 +193,21 @@ def _add_verdicts(
     report.checks.append(Check("truth", not (strict and differ), detail))
 
 
-def read_truth(path: Path) -> dict[str, bool]:
-    """{"C1": bool, …, "C7": bool} from the demo study's truth file.
-
-    Accepted layouts: RSNA-style ``{"C1": 0|1, …}`` (optionally under ``"labels"``),
-    ``{"fractured": ["C5", …]}`` or ``{"fractured": [7 booleans]}``.
-    """
+def read_truth(path: Path) -> dict[str, Any]:
+    """The demo study's truth file (``model_training.demo_study`` writes it):
+    ``{"fractured": {"C1": bool, …, "C7": bool}, "patient_overall": bool, …}``."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"unreadable ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError("not a JSON object")
-    rows = doc.get("labels", doc)
-    if isinstance(rows, dict) and all(n in rows for n in VERTEBRAE):
-        return {n: bool(rows[n]) for n in VERTEBRAE}
-    fractured = doc.get("fractured")
-    if (
-        isinstance(fractured, list)
-        and len(fractured) == 7
-        and all(isinstance(x, (bool, int)) for x in fractured)
+    fractured = doc.get("fractured") if isinstance(doc, dict) else None
+    if not isinstance(fractured, dict) or not all(
+        isinstance(fractured.get(n), bool) for n in VERTEBRAE
     ):
-        return {n: bool(x) for n, x in zip(VERTEBRAE, fractured)}
-    if isinstance(fractured, list) and all(x in VERTEBRAE for x in fractured):
-        return {n: n in fractured for n in VERTEBRAE}
-    raise ValueError("no per-vertebra fracture truth (C1–C7) in it")
+        raise ValueError("no per-vertebra fracture truth (fractured: {C1..C7: true/false})")
+    if not isinstance(doc.get("patient_overall"), bool):
+        raise ValueError("no patient_overall truth")
+    return doc
 
 
 def render(report: SelfTestReport) -> str:

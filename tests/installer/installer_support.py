@@ -31,7 +31,10 @@ def load_installer_module(name: str):
 
 # threshold model: bone ring → "C3" (fracture score 0.9), dense ball → "C4" (0.1)
 CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)
-TRUTH = {"C1": 0, "C2": 0, "C3": 1, "C4": 0, "C5": 0, "C6": 0, "C7": 0}
+TRUTH = {
+    "fractured": {f"C{i}": i == 3 for i in range(1, 8)},
+    "patient_overall": True,
+}
 
 
 def make_assets(root: Path, *, keras_file: bool = False) -> Path:
