@@ -24,19 +24,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress report: ``done`` of ``total`` units in ``stage`` ("reading", …)."""
+    """One progress report: ``done`` of ``total`` units in ``stage`` ("reading", …), or, with
+    ``in_percent``, ``done`` per cent of a task whose ``stage`` words carry their own counts
+    ("analysing slice 140 of 300", from the job queue)."""
 
     done: int
     total: int
     stage: str
+    in_percent: bool = False
 
     @property
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total > 0 else 0
 
     def describe(self) -> str:
-        """ "reading 212/300" — what the progress bar shows."""
-        return f"{self.stage} {self.done}/{self.total}" if self.total > 0 else self.stage
+        """What the status bar shows: "decoding 212/300", "analysing slice 140 of 300"."""
+        if self.in_percent or self.total <= 0:
+            return self.stage
+        return f"{self.stage} {self.done}/{self.total}"
 
 
 class WorkerSignals(QObject):

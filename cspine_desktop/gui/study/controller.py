@@ -234,9 +234,9 @@ class StudyController(QObject):
                     self._finished_early.popitem(last=False)
             return
         if event.kind == "progress":
-            self.progress.emit(Progress(event.progress, 100, event.stage or "analysing"))
+            self.progress.emit(Progress(event.progress, 100, event.stage or "analysing", True))
         elif event.kind == "started":
-            self.progress.emit(Progress(0, 100, "analysing"))
+            self.progress.emit(Progress(0, 100, "analysing", True))
         elif event.kind == "finished":
             self._job_finished(event)
 
