@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         self.worklist.reanalyse_requested.connect(c.reanalyse)
         self.worklist.deleted.connect(self._study_deleted)
         c.progress.connect(self.status.show_progress)
-        c.busy_changed.connect(self._busy_changed)
+        c.busy_changed.connect(self.status.set_busy)
         c.volume_loaded.connect(self._show_volume)
         c.analysis_finished.connect(self._show_results)
         c.analysis_started.connect(lambda _j: self.results.show_result(None))
@@ -222,9 +222,6 @@ class MainWindow(QMainWindow):
             self.open_path(paths[0])
 
     # ---------------------------------------------------------------- showing
-    def _busy_changed(self, busy: bool) -> None:
-        self.status.set_busy(busy)
-
     def _show_volume(self, opened: OpenStudy) -> None:
         self.viewer_model.set_volume(opened.volume)
         self.results.show_result(None, opened.warnings)
