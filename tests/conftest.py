@@ -16,7 +16,9 @@ DATA = Path(__file__).resolve().parent / "data"
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path_factory, monkeypatch):
-    """Every test gets its own CSPINE_DATA_DIR so no test touches the user's real data."""
+    """Every test gets its own CSPINE_DATA_DIR so no test touches the user's real data (and its
+    own XDG cache, where Settings.cache_dir keeps backend timings and the demo study)."""
     data_dir = tmp_path_factory.mktemp("cspine-data")
     monkeypatch.setenv("CSPINE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     return data_dir
