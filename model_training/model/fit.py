@@ -11,7 +11,8 @@ Layout of a run directory (``TrainConfig.out_dir``)::
     history.csv              one row per epoch (losses, metrics, learning_rate, epoch_time_s)
     tensorboard/             TensorBoard event files
 
-Re-running the same command after an interruption resumes at the last finished epoch.
+Re-running the same command after an interruption resumes at the last finished epoch;
+``--resume RUN --epochs N`` extends a finished run to N epochs.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class EpochTimer(keras.callbacks.Callback):
 def _callbacks(cfg: TrainConfig, run: Path, phase: str, has_val: bool) -> list[Any]:
     monitor = "val_loss" if has_val else "loss"
     cbs: list[Any] = [
-        keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
+        # kept after the last epoch too, so a finished run can be extended with more epochs
+        keras.callbacks.BackupAndRestore(str(run / "backup" / phase), delete_checkpoint=False),
         keras.callbacks.LearningRateScheduler(lambda e, _lr: lr_at(cfg, e)),
         EpochTimer(),
     ]
@@ -159,6 +161,7 @@ def fit(
                 validation_steps=data.val_steps,
                 callbacks=_callbacks(cfg, run, "warmup", data.val is not None) + extra,
                 verbose=verbose,
+                shuffle=False,  # the pipeline draws a fresh shuffled sample each epoch
             )
             model.save_weights(str(warm_marker))
         elif warmup:
