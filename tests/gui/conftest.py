@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gui_support import PASSWORD, FakeClock
+from gui_support import ADMIN_PASSWORD, PASSWORD, FakeClock
 
 from cspine_desktop.settings import Settings
 
@@ -35,9 +35,6 @@ def users(settings, clock):
 def alice(users):
     users.create_first_admin("admin", "Root-secret-77x")
     return users.add_user("alice", PASSWORD, "radiologist", full_name="Alice Example")
-
-
-ADMIN_PASSWORD = "Root-secret-77x"
 
 
 @pytest.fixture

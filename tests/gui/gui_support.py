@@ -64,6 +64,7 @@ def neck_volume(
 
 
 PASSWORD = "Correct-horse-7"
+ADMIN_PASSWORD = "Root-secret-77x"
 
 
 class FakeClock:

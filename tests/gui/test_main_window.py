@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ADMIN_PASSWORD
 from factories.dicom_series import write_ct_series
 from fake_analysis import FakeRunner
+from gui_support import ADMIN_PASSWORD
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -252,8 +252,9 @@ def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, stu
     window, services = make_workstation(runner)
     opened = _open_and_analyse(qtbot, window, study_dir)
     other = write_ct_series(tmp_path / "other", n_slices=6, rows=16, cols=16, patient_id="ZED-9")
-    services.studies.import_paths(other.folder)
+    services.studies.import_paths(other.folder)  # no job, so no event: the poll finds it
     wl = window.worklist
+    wl._poll.setInterval(100)
     qtbot.waitUntil(lambda: len(wl.model.rows) == 2, timeout=5000)
     with qtbot.waitSignal(wl.refreshed, timeout=5000):
         wl.search.setText("ZED")

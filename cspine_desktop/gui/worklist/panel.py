@@ -3,7 +3,9 @@
 Job-queue events arrive on worker threads; :class:`JobEventBridge` turns them into a queued Qt
 signal. Progress events update the row in place; "queued"/"finished"/"requeued" events trigger a
 (debounced, off-thread) re-read of the list, so studies uploaded through the HTTP endpoint appear
-without the user doing anything.
+without the user doing anything. Events only reach this process: a slow poll (every
+``poll_s``) also picks up what another process (``cspine serve`` on the same data folder)
+stored.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .model import STUDY_ID_ROLE, WorklistModel
 from .rows import fetch_rows
 
 REFRESH_DEBOUNCE_MS = 250
+POLL_S = 30.0
 MAX_PATIENT_PX, MAX_STUDY_PX = 170, 160  # longer names are elided (full text in the tooltip)
 
 
@@ -57,7 +60,7 @@ class WorklistPanel(QWidget):
     refreshed = Signal()
     deleted = Signal(str)
 
-    def __init__(self, services: Any, user: Any, parent=None) -> None:
+    def __init__(self, services: Any, user: Any, parent=None, poll_s: float = POLL_S) -> None:
         super().__init__(parent)
         self.services = services
         self.user = user
@@ -99,6 +102,10 @@ class WorklistPanel(QWidget):
         self.search.textChanged.connect(lambda _t: self._debounce.start())
         self.bridge = JobEventBridge(services.jobs, self)
         self.bridge.event.connect(self.on_job_event)
+        self._poll = QTimer(self)
+        self._poll.setInterval(int(poll_s * 1000))
+        self._poll.timeout.connect(self.refresh)
+        self._poll.start()
         self.refresh()
 
     # ---------------------------------------------------------------- data
@@ -145,6 +152,7 @@ class WorklistPanel(QWidget):
         """Stop following the job queue (the window is closing)."""
         self.bridge.close()
         self._debounce.stop()
+        self._poll.stop()
 
     # ---------------------------------------------------------------- selection / actions
     def selected_study_id(self) -> str | None:
