@@ -6,8 +6,10 @@ app opens and the list of files the bundle carries cannot drift apart.
 
 Assets are copied with their layout under ``assets/``: the frozen app finds them at
 ``sys._MEIPASS/assets/...``, exactly where ``resources.assets_dir()`` looks. Everything under
-``assets/`` is shipped except model files only TensorFlow can run (the CPU bundle has no
-TensorFlow) and editor/VCS litter.
+``assets/`` is shipped, except: in a model folder with a ``model_card.json``, only the card and
+the files it lists (the app opens nothing else there, and only listed files are checked against
+a sha256), and of those not the ones only TensorFlow can run (the CPU bundle has no
+TensorFlow); editor/VCS litter nowhere.
 """
 
 from __future__ import annotations
@@ -101,42 +103,57 @@ def is_shipped_file(path: Path) -> bool:
     return not any(part in _JUNK_DIRS for part in path.parts)
 
 
+def _card_files(model_dir: Path) -> dict[str, str] | None:
+    """{listed file: format} of a model folder's card, or None if it has no readable card."""
+    try:
+        card = json.loads((model_dir / CARD_NAME).read_text(encoding="utf-8"))
+        files = card["files"]
+        return {str(n): str(e.get("format", "")).lower() for n, e in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # no card, or one the app will refuse itself: ship the folder as it is
+
+
 def tf_only_files(model_dir: Path) -> set[str]:
     """Card entries (relative names) of a model bundle that only TensorFlow can run."""
-    card_path = model_dir / CARD_NAME
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        files = card.get("files", {})
-    except (OSError, ValueError, AttributeError):
-        return set()  # the app refuses a bad card itself; ship it as it is
-    return {
-        str(name)
-        for name, entry in files.items()
-        if isinstance(entry, dict) and str(entry.get("format", "")).lower() in TF_ONLY_FORMATS
-    }
+    listed = _card_files(model_dir) or {}
+    return {name for name, fmt in listed.items() if fmt in TF_ONLY_FORMATS}
+
+
+def _model_file_shipped(model_dir: Path, rel: Path, listed: dict[str, str]) -> bool:
+    """Inside a model folder with a card: the card, and listed files the CPU runtime can run
+    (a listed folder, e.g. a SavedModel, with everything inside it)."""
+    if rel.as_posix() == CARD_NAME:
+        return True
+    for name, fmt in listed.items():
+        if rel.as_posix() == name or Path(name) in rel.parents:
+            return fmt not in TF_ONLY_FORMATS
+    return False
 
 
 def asset_files(assets_root: Path) -> list[tuple[Path, str]]:
     """Every asset file to ship: (source file, destination path relative to the bundle root).
 
-    Destinations keep the layout: ``assets/models/cspine-demo/model.onnx`` etc. Files listed in
-    a model card with a TensorFlow-only format (and everything inside such a SavedModel folder)
-    are left out.
+    Destinations keep the layout: ``assets/models/cspine-demo/model.onnx`` etc.
     """
     root = Path(assets_root)
     if not root.is_dir():
         return []
-    skip: set[Path] = set()
+    cards: dict[Path, dict[str, str]] = {}
     models = root / "models"
     if models.is_dir():
         for model_dir in sorted(p for p in models.iterdir() if p.is_dir()):
-            skip.update(model_dir / name for name in tf_only_files(model_dir))
+            listed = _card_files(model_dir)
+            if listed is not None:
+                cards[model_dir] = listed
     out: list[tuple[Path, str]] = []
     for src in sorted(root.rglob("*")):
         rel = src.relative_to(root)
         if not src.is_file() or not is_shipped_file(rel):
             continue
-        if any(src == s or s in src.parents for s in skip):
+        model_dir = next((d for d in cards if d in src.parents), None)
+        if model_dir is not None and not _model_file_shipped(
+            model_dir, src.relative_to(model_dir), cards[model_dir]
+        ):
             continue
         out.append((src, (Path(ASSETS) / rel).as_posix()))
     return out

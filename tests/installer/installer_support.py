@@ -62,4 +62,9 @@ def make_assets(root: Path, *, keras_file: bool = False) -> Path:
             (ROOT / "assets" / "icons" / f"cspine.{ext}").read_bytes()
         )
     (root / "models" / "cspine-demo" / ".gitkeep").write_text("")
+    # left next to the model by an export step; not in the card, never opened by the app
+    (root / "models" / "cspine-demo" / "model.onnx.opt.onnx").write_bytes(b"scratch")
+    # a model folder without a card is shipped as it is (the app refuses it with a message)
+    (root / "models" / "no-card").mkdir(parents=True)
+    (root / "models" / "no-card" / "model.onnx").write_bytes(b"x")
     return root

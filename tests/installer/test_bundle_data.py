@@ -67,6 +67,8 @@ def test_tensorflow_only_files_and_litter_are_left_out(assets):
     assert "assets/models/cspine-demo/model.onnx" in shipped
     assert "assets/models/cspine-demo/model.keras" not in shipped
     assert "assets/models/cspine-demo/.gitkeep" not in shipped
+    assert "assets/models/cspine-demo/model.onnx.opt.onnx" not in shipped  # not in the card
+    assert "assets/models/no-card/model.onnx" in shipped
     assert {"assets/icons/cspine.png", "assets/icons/cspine.svg", "assets/icons/cspine.ico"} <= (
         shipped
     )
@@ -91,6 +93,8 @@ def test_repository_assets_are_all_shipped():
         assert f"{rel_dir}/{bd.CARD_NAME}" in shipped
         for f in bundle.files:
             assert (f"{rel_dir}/{f.name}" in shipped) == (f.format not in bd.TF_ONLY_FORMATS)
+        listed = {f"{rel_dir}/{f.name}" for f in bundle.files} | {f"{rel_dir}/{bd.CARD_NAME}"}
+        assert {p for p in shipped if p.startswith(rel_dir + "/")} <= listed
 
 
 def test_spec_takes_its_lists_from_bundle_data():
