@@ -18,11 +18,13 @@ EPS = 1e-6
 
 @keras.saving.register_keras_serializable(package="cspine")
 class VertebraeLoss(keras.losses.Loss):
-    """Sparse categorical cross-entropy + ``dice_weight`` × (1 − mean soft Dice over C1..C7).
+    """Sparse categorical cross-entropy (per sample) + ``dice_weight`` × batch soft-Dice loss.
 
-    The Dice term is computed per sample over the foreground classes; a class absent from both
-    the target and the prediction of a sample counts as Dice 1 (smooth), so slices without a
-    given vertebra are not penalised for it.
+    The Dice term is computed over the whole batch per vertebra class (C1..C7) and averaged
+    over the classes present in the batch's targets only; classes absent from the targets
+    are left to the cross-entropy. (A per-sample Dice that scores absent classes punishes
+    any probability spread between neighbouring levels far harder than it rewards finding
+    the vertebra, and drives the network to predict background.)
     """
 
     def __init__(
@@ -43,10 +45,13 @@ class VertebraeLoss(keras.losses.Loss):
         y_pred = ops.clip(ops.cast(y_pred, "float32"), EPS, 1.0 - EPS)
         onehot = ops.one_hot(y_true, self.n_classes, dtype="float32")
         ce = -ops.mean(ops.sum(onehot * ops.log(y_pred), axis=-1), axis=(1, 2))
-        inter = ops.sum(onehot * y_pred, axis=(1, 2))[:, 1:]
-        denom = ops.sum(onehot + y_pred, axis=(1, 2))[:, 1:]
-        dice = (2.0 * inter + 1.0) / (denom + 1.0)
-        return ce + self.dice_weight * (1.0 - ops.mean(dice, axis=-1))
+        inter = ops.sum(onehot * y_pred, axis=(0, 1, 2))[1:]
+        t_sum = ops.sum(onehot, axis=(0, 1, 2))[1:]
+        p_sum = ops.sum(y_pred, axis=(0, 1, 2))[1:]
+        present = ops.cast(t_sum > 0, "float32")
+        dice = (2.0 * inter + EPS) / (t_sum + p_sum + EPS)
+        dice_loss = ops.sum(present * (1.0 - dice)) / ops.maximum(ops.sum(present), 1.0)
+        return ce + self.dice_weight * dice_loss
 
     def get_config(self) -> dict[str, Any]:
         return {

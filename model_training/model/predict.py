@@ -1,7 +1,8 @@
 """Whole-study prediction for evaluation: model outputs on every grid slice → study scores.
 
-Uses ``model_input`` (the one preprocessing) and ``aggregate_study`` (the app's aggregation),
-so evaluated numbers are those the app would produce for the same model-grid study.
+The same path as the app (``cspine_desktop.analysis``): ``run_model`` (neck planes, argmax
+labels), ``clean_labels`` (largest part per vertebra) and ``aggregate_study`` — so evaluated
+numbers are those the app would produce for the same model-grid study.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 
 from cspine_desktop.analysis.aggregate import AggregationConfig, aggregate_study
 from cspine_desktop.analysis.metrics import confusion_matrix, dice_counts
-from cspine_desktop.imaging.preprocess import model_input
+from cspine_desktop.analysis.postprocess import clean_labels
+from cspine_desktop.analysis.runner import run_model
 from cspine_desktop.vertebrae import N_CLASSES
 
 log = logging.getLogger(__name__)
@@ -63,15 +65,16 @@ def make_predictor(model: Any) -> Any:
     return run
 
 
-def predict_slices(predictor: Any, x: np.ndarray, batch_size: int = 16) -> dict[str, np.ndarray]:
-    """Outputs of ``predictor`` (see :func:`make_predictor`) for ``x`` [N, S, S, C], batched;
-    arrays as float32 numpy."""
-    outs: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(x), batch_size):
-        y = predictor(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
-        for k, v in y.items():
-            outs.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
-    return {k: np.concatenate(v) for k, v in outs.items()}
+class KerasPredictor:
+    """The engine protocol of ``analysis.runner`` around an in-memory Keras model."""
+
+    def __init__(self, model: Any) -> None:
+        self.input_shape = tuple(int(d) for d in model.input.shape[1:])
+        self._run = make_predictor(model)
+
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        y = self._run(np.ascontiguousarray(batch, dtype=np.float32))
+        return {k: np.asarray(v, dtype=np.float32) for k, v in y.items()}
 
 
 def evaluate_studies(
@@ -83,13 +86,13 @@ def evaluate_studies(
 ) -> tuple[list[StudyOutcome], np.ndarray]:
     """Predict every study (``EvalStudy`` items) and return the outcomes plus the pixel
     confusion matrix [8, 8] of the segmentation (rows truth, columns prediction)."""
-    predictor = make_predictor(model)
+    engine = KerasPredictor(model)
     out: list[StudyOutcome] = []
     seg_cm = np.zeros((N_CLASSES, N_CLASSES), np.int64)
     for n, st in enumerate(studies, start=1):
-        y = predict_slices(predictor, model_input(st.prepared), batch_size)
-        labels = np.argmax(y["vertebrae"], axis=-1).astype(np.uint8)
-        scores = aggregate_study(labels, y["fracture_cls"], y["fracture_map"], aggregation)
+        grid = run_model(engine, st.prepared, batch_size=batch_size)
+        labels = clean_labels(grid.labels, min_voxels=aggregation.min_voxels).labels
+        scores = aggregate_study(labels, grid.fracture_cls, grid.fracture_map, aggregation)
         if st.labels is not None:
             counts = dice_counts(labels, st.labels)
             with np.errstate(invalid="ignore", divide="ignore"):
