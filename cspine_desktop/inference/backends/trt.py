@@ -238,7 +238,7 @@ class TensorRTEngine(BaseEngine):
                 hosts[name] = np.empty(shape, dtype=np.float32)
                 ptr = self._device_buffer(name, hosts[name].nbytes)
                 self._context.set_tensor_address(name, ptr)
-            if not self._context.execute_async_v3(self._stream):
+            if not self._context.execute_async_v3(int(self._stream)):
                 raise RuntimeError("TensorRT inference failed")
             d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
             for name, host in hosts.items():
