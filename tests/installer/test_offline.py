@@ -40,7 +40,12 @@ def model(tmp_path_factory):
 def run_in_fresh_home(tmp_path, model, before: str):
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    # no XDG_* either: onnxruntime honours XDG_CACHE_HOME, and the suite may set it
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "ORT_DISABLE_TELEMETRY" and not k.startswith("XDG_")
+    }
     env.update({"HOME": str(home), "PYTHONPATH": str(ROOT)})
     proc = subprocess.run(
         [sys.executable, "-c", RUN_MODEL.format(before=before), str(model)],
