@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cspine_desktop.errors import CspineInputError
 from cspine_desktop.imaging.preprocess import PreprocessConfig
 
@@ -48,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="study cache (default: the run's cache)")
     p.add_argument("--min-sensitivity", type=float, default=0.90)
     p.add_argument("--top-k", type=int, default=3, help="slices averaged per vertebra")
+    p.add_argument(
+        "--map-weights",
+        default="0,0.25,0.5,0.75,1",
+        help="fracture-map weights tried in the aggregation; the validation split "
+        "picks the one with the best mean of patient and vertebra AUC",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--max-studies", type=int, help="evaluate only the first N test studies")
     p.add_argument("--batch-size", type=int, default=16)
@@ -76,6 +84,19 @@ def _phantom_extras(data_dir: str | Path) -> tuple[dict[str, dict[str, Any]], di
     conf = {s.get("StudyInstanceUID", ""): s.get("confounders") or {} for s in studies}
     meta = {k: d.get(k) for k in ("generator", "seed", "config")} if isinstance(d, dict) else {}
     return conf, meta
+
+
+def _val_score(outcomes: list[Any]) -> float:
+    """Mean of patient AUC and pooled vertebra AUC (NaN parts ignored)."""
+    from cspine_desktop.analysis.metrics import roc_auc
+
+    t = np.stack([o.truth for o in outcomes])
+    p = np.stack([o.probability for o in outcomes])
+    pt = np.array([o.patient_truth for o in outcomes])
+    pp = np.array([o.patient_probability for o in outcomes])
+    parts = [roc_auc(pt, pp), roc_auc(t.ravel(), p.ravel())]
+    parts = [x for x in parts if np.isfinite(x)]
+    return float(np.mean(parts)) if parts else float("nan")
 
 
 def _load_model(path: Path) -> Any:
@@ -107,7 +128,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = _load_model(Path(args.model) if args.model else run / "checkpoints" / "best.keras")
-    agg = AggregationConfig(top_k=args.top_k)
+    try:
+        weights = [float(w) for w in str(args.map_weights).split(",") if w.strip()]
+    except ValueError:
+        raise TrainConfigError("--map-weights takes numbers in [0, 1], e.g. 0,0.5,1") from None
+    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+        raise TrainConfigError("--map-weights takes numbers in [0, 1], e.g. 0,0.5,1")
+    candidates = [AggregationConfig(top_k=args.top_k, map_weight=w) for w in weights]
 
     t0 = time.perf_counter()
     val_data = args.val_data or cfg.data_dir
@@ -118,7 +145,17 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if not val_set:
         raise TrainConfigError("the run has no validation split to choose thresholds on")
     log.info("validation: predicting %d studies", len(val_set))
-    val_out, _ = evaluate_studies(model, iter_eval_studies(val_set), agg, val_conf, args.batch_size)
+    val_runs, _ = evaluate_studies(
+        model, iter_eval_studies(val_set), candidates, val_conf, args.batch_size
+    )
+    choice = [_val_score(o) for o in val_runs]
+    best = int(np.nanargmax(choice)) if np.isfinite(choice).any() else 0
+    agg, val_out = candidates[best], val_runs[best]
+    log.info(
+        "aggregation (validation): map weight %.2f (scores %s)",
+        agg.map_weight,
+        ", ".join(f"{c:.4f}" for c in choice),
+    )
     thresholds = choose_thresholds(val_out, args.min_sensitivity)
     log.info("thresholds (validation, sensitivity ≥ %.2f): %s", args.min_sensitivity, thresholds)
 
@@ -135,6 +172,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     metrics["validation"] = compute_metrics(val_out, thresholds, n_boot=200, seed=cfg.seed)
     metrics["validation"] = {
         k: metrics["validation"][k] for k in ("n_studies", "patient", "vertebra_pooled")
+    }
+    metrics["aggregation_choice"] = {
+        "map_weights_tried": weights,
+        "validation_score": [None if not np.isfinite(c) else round(c, 5) for c in choice],
+        "chosen_map_weight": agg.map_weight,
+        "score": "mean of patient AUC and all-vertebrae AUC on the validation split",
     }
     metrics["operating_point"] = {
         "min_sensitivity": args.min_sensitivity,

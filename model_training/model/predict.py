@@ -8,7 +8,7 @@ numbers are those the app would produce for the same model-grid study.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,19 +80,23 @@ class KerasPredictor:
 def evaluate_studies(
     model: Any,
     studies: Iterable[Any],
-    aggregation: AggregationConfig,
+    aggregation: AggregationConfig | Sequence[AggregationConfig],
     confounders: dict[str, dict[str, Any]] | None = None,
     batch_size: int = 16,
-) -> tuple[list[StudyOutcome], np.ndarray]:
-    """Predict every study (``EvalStudy`` items) and return the outcomes plus the pixel
-    confusion matrix [8, 8] of the segmentation (rows truth, columns prediction)."""
+) -> tuple[Any, np.ndarray]:
+    """Predict every study (``EvalStudy`` items) once and score it with ``aggregation``.
+
+    Returns (outcomes, pixel confusion matrix [8, 8] of the segmentation, rows truth, columns
+    prediction). With a sequence of aggregation configs, outcomes is a list per config (the
+    model runs once; used to choose the aggregation on the validation split).
+    """
+    aggs = [aggregation] if isinstance(aggregation, AggregationConfig) else list(aggregation)
     engine = KerasPredictor(model)
-    out: list[StudyOutcome] = []
+    out: list[list[StudyOutcome]] = [[] for _ in aggs]
     seg_cm = np.zeros((N_CLASSES, N_CLASSES), np.int64)
     for n, st in enumerate(studies, start=1):
         grid = run_model(engine, st.prepared, batch_size=batch_size)
-        labels = clean_labels(grid.labels, min_voxels=aggregation.min_voxels).labels
-        scores = aggregate_study(labels, grid.fracture_cls, grid.fracture_map, aggregation)
+        labels = clean_labels(grid.labels, min_voxels=aggs[0].min_voxels).labels
         if st.labels is not None:
             counts = dice_counts(labels, st.labels)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -100,20 +104,24 @@ def evaluate_studies(
             seg_cm += confusion_matrix(st.labels, labels, N_CLASSES)
         else:
             counts, dice = np.zeros((7, 2), np.int64), np.full(7, np.nan)
-        out.append(
-            StudyOutcome(
-                study_uid=st.study_uid,
-                truth=np.asarray(st.fractured, bool),
-                patient_truth=bool(st.patient_overall),
-                probability=np.where(scores.present, scores.probability, 0.0).astype(np.float64),
-                present=np.asarray(scores.present, bool),
-                patient_probability=float(scores.patient_probability),
-                dice=dice.astype(np.float64),
-                dice_counts=counts,
-                fractures=list(st.fractures),
-                confounders=(confounders or {}).get(st.study_uid, {}),
+        for agg, bucket in zip(aggs, out):
+            scores = aggregate_study(labels, grid.fracture_cls, grid.fracture_map, agg)
+            bucket.append(
+                StudyOutcome(
+                    study_uid=st.study_uid,
+                    truth=np.asarray(st.fractured, bool),
+                    patient_truth=bool(st.patient_overall),
+                    probability=np.where(scores.present, scores.probability, 0.0).astype(
+                        np.float64
+                    ),
+                    present=np.asarray(scores.present, bool),
+                    patient_probability=float(scores.patient_probability),
+                    dice=dice.astype(np.float64),
+                    dice_counts=counts,
+                    fractures=list(st.fractures),
+                    confounders=(confounders or {}).get(st.study_uid, {}),
+                )
             )
-        )
         if n % 10 == 0:
             log.info("evaluated %d studies", n)
-    return out, seg_cm
+    return (out[0] if isinstance(aggregation, AggregationConfig) else out), seg_cm
