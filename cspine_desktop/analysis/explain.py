@@ -40,17 +40,17 @@ def fracture_heatmap(
 
 def class_activation_grid(
     activation: Callable[[np.ndarray, int], np.ndarray],
-    inputs: Callable[[np.ndarray], np.ndarray],
     labels: np.ndarray,
     fractured: dict[str, bool],
     batch_size: int = 4,
 ) -> np.ndarray | None:
     """Grad-CAM / CAM for every vertebra judged fractured, over the planes where it lies.
 
-    activation(batch, k) → [N, h, w] ≥ 0 for class k (0-based C1..C7); inputs(planes) → model
-    input for those grid planes. Each map is resized to S×S, normalised to its maximum and kept
-    inside the vertebra (dilated); the result is the maximum over vertebrae, or None if no
-    vertebra is fractured.
+    activation(planes, k) → [N, h, w] ≥ 0 for class k (0-based C1..C7) on those grid planes
+    (computed by the engine, or looked up when the main pass kept the CAM output; see
+    :func:`stored_activation`). Each map is resized to S×S, normalised to its maximum and
+    kept inside the vertebra (dilated); the result is the maximum over vertebrae, or None if
+    no vertebra is fractured.
     """
     wanted = [k for k, name in enumerate(NAMES) if fractured.get(name)]
     if not wanted:
@@ -63,7 +63,7 @@ def class_activation_grid(
         maps = []
         for i in range(0, len(planes), batch_size):
             chunk = planes[i : i + batch_size]
-            maps.append(np.asarray(activation(inputs(chunk), k), np.float32))
+            maps.append(np.asarray(activation(chunk, k), np.float32))
         if not maps:
             continue
         cams = np.concatenate(maps)
@@ -75,3 +75,8 @@ def class_activation_grid(
             inside = cv2.dilate((labels[z] == k + 1).astype(np.uint8), kernel) > 0
             out[z] = np.maximum(out[z], np.where(inside, up, 0.0))
     return np.clip(out, 0.0, 1.0)
+
+
+def stored_activation(cam: np.ndarray) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``activation(planes, k)`` reading a [Zg, h, w, 7] CAM kept from the main pass."""
+    return lambda planes, k: np.maximum(cam[np.asarray(planes)][..., k], 0.0)

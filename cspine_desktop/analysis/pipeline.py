@@ -25,7 +25,7 @@ from ..imaging.preprocess import (
 from ..imaging.volume import Volume
 from ..vertebrae import NAMES
 from .aggregate import PATIENT_KEY, AggregationConfig, aggregate_study, verdicts
-from .explain import class_activation_grid, fracture_heatmap
+from .explain import class_activation_grid, fracture_heatmap, stored_activation
 from .postprocess import clean_labels, edge_notes
 from .result import AnalysisResult, ModelInfo, PatientVerdict, VertebraVerdict
 from .runner import Cancel, Progress, check_cancel, run_model
@@ -96,12 +96,11 @@ def analyze(
     verdict = verdicts(scores, thresholds)
     heat_grid = fracture_heatmap(grid.fracture_map, clean.labels, cfg.pixel_spacing_mm)
     cam_grid = None
-    activation = getattr(engine, "class_activation", None)
-    if explain and activation is not None and getattr(engine, "supports_cam", False):
-        report(0.9, "explaining the findings")
-        cam_grid = class_activation_grid(
-            activation, lambda planes: model_input(prepared, planes), clean.labels, verdict
-        )
+    if explain and any(verdict[n] for n in NAMES):
+        activation = _activation(engine, grid, prepared)
+        if activation is not None:
+            report(0.9, "explaining the findings")
+            cam_grid = class_activation_grid(activation, clean.labels, verdict)
     check_cancel(cancel)
     labels = from_grid(clean.labels, prepared, order="nearest")
     heatmap = from_grid(heat_grid, prepared, order="linear").astype(np.float32, copy=False)
@@ -127,6 +126,16 @@ def analyze(
     )
     report(1.0, "done")
     return AnalysisOutcome(result, volume, labels, heatmap, gradcam)
+
+
+def _activation(engine: Any, grid: Any, prepared: PreparedVolume):
+    """Where class activations come from: the CAM output kept from the main pass, else the
+    engine's own (Keras Grad-CAM, one more pass over the vertebra's planes), else nothing."""
+    if grid.cam is not None:
+        return stored_activation(grid.cam)
+    if getattr(engine, "supports_cam", False):
+        return lambda planes, k: engine.class_activation(model_input(prepared, planes), k)
+    return None
 
 
 def _vertebra_verdicts(

@@ -45,6 +45,8 @@ class GridOutputs:
     fracture_cls : float32 [Zg, 7] in [0, 1].
     planes       : int [n] the grid planes that were run (sorted).
     seconds      : time spent in ``engine.predict``.
+    cam          : float32 [Zg, h, w, 7] class activation (``fracture_cam``) when the engine
+                   returns it, else None.
     """
 
     labels: np.ndarray
@@ -52,6 +54,7 @@ class GridOutputs:
     fracture_cls: np.ndarray
     planes: np.ndarray
     seconds: float
+    cam: np.ndarray | None = None
 
 
 def is_cancelled(cancel: Cancel) -> bool:
@@ -129,6 +132,10 @@ def run_model(
         out.labels[idx] = np.argmax(y["vertebrae"], axis=-1).astype(np.uint8)
         out.fracture_map[idx] = np.clip(y["fracture_map"][..., 0], 0.0, 1.0)
         out.fracture_cls[idx] = y["fracture_cls"]
+        if "fracture_cam" in y:
+            if out.cam is None:
+                out.cam = np.zeros((zg, *y["fracture_cam"].shape[1:]), np.float32)
+            out.cam[idx] = y["fracture_cam"]
         done += len(idx)
         if progress is not None:
             progress(done / max(len(planes), 1), f"analysing slice {done} of {len(planes)}")

@@ -80,7 +80,8 @@ class BaseEngine:
 
 
 def check_outputs(outputs: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """Outputs as float32 with the contract's names; a model without them is refused."""
+    """Outputs as float32 with the contract's names (plus ``fracture_cam`` when the model has
+    it); a model without the three contract outputs is refused."""
     from ..errors import ModelBundleError
 
     missing = [k for k in OUTPUTS if k not in outputs]
@@ -88,7 +89,8 @@ def check_outputs(outputs: dict[str, np.ndarray], n: int) -> dict[str, np.ndarra
         raise ModelBundleError(
             f"The model does not produce {', '.join(missing)}; it is not a cspine model."
         )
-    out = {k: np.asarray(outputs[k], dtype=np.float32) for k in OUTPUTS}
+    keep = (*OUTPUTS, CAM_OUTPUT) if CAM_OUTPUT in outputs else OUTPUTS
+    out = {k: np.asarray(outputs[k], dtype=np.float32) for k in keep}
     if any(v.shape[0] != n for v in out.values()):
         raise ModelBundleError("The model returned a different number of slices than it was given.")
     return out

@@ -125,3 +125,36 @@ def test_an_engine_that_does_not_fit_the_card_is_refused(volume, engine, bundle)
     card["preprocessing"] = {**card["preprocessing"], "input_size": 96}
     with pytest.raises(ValueError, match="does not match"):
         analyze(volume, engine, card)
+
+
+def test_the_cam_comes_from_the_main_pass_without_another_run(volume, engine, bundle, monkeypatch):
+    def no_second_pass(*a, **k):
+        raise AssertionError("class_activation should not be needed")
+
+    monkeypatch.setattr(engine, "class_activation", no_second_pass)
+    out = analyze(volume, engine, bundle.card)
+    assert out.gradcam is not None and out.gradcam.max() > 0
+
+
+def test_an_engine_with_gradients_explains_with_its_own_pass(volume, bundle):
+    """A Keras-like engine: no fracture_cam output, but class_activation(batch, k)."""
+
+    class GradEngine:
+        input_shape = (64, 64, 4)
+        label, sha256, warnings, supports_cam = "keras-cpu-fp32", "0" * 64, (), True
+
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def predict(self, x):
+            out = self.inner.predict(x)
+            out.pop("fracture_cam", None)
+            return out
+
+        def class_activation(self, x, k):
+            self.calls += 1
+            return np.ones((len(x), 2, 2), np.float32)
+
+    fake = GradEngine(open_engine(bundle, "onnx", None))
+    out = analyze(volume, fake, bundle.card)
+    assert fake.calls > 0 and out.gradcam is not None

@@ -43,7 +43,8 @@ class OnnxEngine(BaseEngine):
         self._session = session
         self._input = input_name
         names = [o.name for o in session.get_outputs()]
-        self._outputs = [n for n in names if n in OUTPUTS] or names
+        # the class-activation output is tiny: compute it in the same pass as the rest
+        self._outputs = [n for n in names if n in (*OUTPUTS, CAM_OUTPUT)] or names
         self.supports_cam = CAM_OUTPUT in names
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
