@@ -73,29 +73,13 @@ def synthetic_study(n_slices: int = 300, size: int = 512, slice_mm: float = 0.62
 
 
 def variants(bundle: ModelBundle, cache_dir: Any = None) -> dict[str, Callable[[], Engine]]:
-    """Every way to run ``bundle`` that is installed here: key → opener."""
-    from .backends import keras_tf, ort, trt
+    """Every way to run ``bundle`` that is installed here (Keras both fp32 and, where the CPU
+    has it, bf16): key → opener."""
+    from .hardware import has_bf16
+    from .select import candidates
 
-    out: dict[str, Callable[[], Engine]] = {}
-    if ort.is_available():
-        for f in bundle.files:
-            if f.format == "onnx":
-                out[f"onnx-{f.precision}"] = lambda f=f: ort.open_engine(
-                    bundle, f, device="auto", cache_dir=cache_dir
-                )
-    kf = bundle.find("keras")
-    if kf is not None and keras_tf.is_available():
-        out["keras-fp32"] = lambda: keras_tf.open_engine(bundle, kf, precision="fp32")
-        from .hardware import has_bf16
-
-        if has_bf16():
-            out["keras-bf16"] = lambda: keras_tf.open_engine(bundle, kf, precision="bf16")
-    if trt.availability()[0]:
-        for prec in ("fp16", "int8"):
-            out[f"tensorrt-{prec}"] = lambda p=prec: trt.open_engine(
-                bundle, cache_dir=cache_dir, precision=p
-            )
-    return out
+    keras = ("fp32", "bf16") if has_bf16() else ("fp32",)
+    return {c.key: c.open for c in candidates(bundle, "auto", cache_dir, keras_precisions=keras)}
 
 
 def run_bench(

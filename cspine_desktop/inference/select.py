@@ -44,23 +44,30 @@ class Candidate:
     open: Callable[[], Engine]
 
 
-def candidates(bundle: ModelBundle, backend: str, cache_dir: Path | None) -> list[Candidate]:
-    """Ways to run ``bundle`` with ``backend`` ("auto" = all) that are installed here."""
+def candidates(
+    bundle: ModelBundle,
+    backend: str,
+    cache_dir: Path | None,
+    keras_precisions: tuple[str, ...] = ("auto",),
+) -> list[Candidate]:
+    """Ways to run ``bundle`` with ``backend`` ("auto" = all) that are installed here.
+
+    ``keras_precisions``: one Keras candidate per precision ("auto" picks bf16/fp16/fp32 for
+    the hardware); ``cspine bench`` asks for ("fp32", "bf16") to compare them.
+    """
     out: list[Candidate] = []
     if backend in ("auto", "tensorrt"):
         from .backends import trt
 
-        ok, _ = trt.availability()
-        if ok:
-            src = bundle.find("onnx", "fp32")
+        if trt.availability()[0]:
             for prec in ("int8", "fp16"):
-                onnx_src = bundle.find("onnx", prec) if prec == "int8" else src
-                if onnx_src is not None:
+                src = bundle.find("onnx", "int8" if prec == "int8" else "fp32")
+                if src is not None:
                     out.append(
                         Candidate(
                             "tensorrt",
                             f"tensorrt-{prec}",
-                            onnx_src.sha256,
+                            src.sha256,
                             lambda p=prec: trt.open_engine(
                                 bundle, cache_dir=cache_dir, precision=p
                             ),
@@ -85,13 +92,15 @@ def candidates(bundle: ModelBundle, backend: str, cache_dir: Path | None) -> lis
 
         if keras_tf.is_available():
             for f in bundle.files:
-                if f.format in keras_tf.FORMATS:
+                if f.format not in keras_tf.FORMATS:
+                    continue
+                for prec in keras_precisions if f.format == "keras" else ("auto",):
                     out.append(
                         Candidate(
                             "keras",
-                            f"keras-{f.format}",
+                            f"keras-{f.format if prec == 'auto' else prec}",
                             f.sha256,
-                            lambda f=f: keras_tf.open_engine(bundle, f),
+                            lambda f=f, p=prec: keras_tf.open_engine(bundle, f, precision=p),
                         )
                     )
     return out
