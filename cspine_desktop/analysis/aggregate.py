@@ -25,6 +25,9 @@ class AggregationConfig:
                   fracture_map pixels inside the vertebra's mask on that slice).
     min_voxels  : pixels of a vertebra on a slice for that slice to count as showing it.
     patient     : "noisy_or" (1 − Π(1 − p_v)) or "max" over present vertebrae.
+    assign_levels : put predicted levels in anatomical order down the whole spine before
+                  scoring (:mod:`cspine_desktop.analysis.levels`); off only for test models
+                  whose labels are not anatomy.
     """
 
     top_k: int = 3
@@ -32,6 +35,7 @@ class AggregationConfig:
     map_top_px: int = 20
     min_voxels: int = 10
     patient: str = "noisy_or"
+    assign_levels: bool = True
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AggregationConfig:

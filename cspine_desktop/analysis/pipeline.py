@@ -90,7 +90,11 @@ def analyze(
     report(_P_MODEL, "checking the segmentation")
     t0 = time.perf_counter()
     aggregation = AggregationConfig.from_dict(card.get("aggregation"))
-    clean = clean_labels(grid.labels, min_voxels=aggregation.min_voxels)
+    clean = clean_labels(
+        grid.labels,
+        min_voxels=aggregation.min_voxels,
+        slice_step_mm=cfg.slice_step_mm if aggregation.assign_levels else None,
+    )
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
     thresholds = {k: float(v) for k, v in card["thresholds"].items()}
     verdict = verdicts(scores, thresholds)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..vertebrae import NAMES
+from .levels import assign_levels
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,22 @@ def largest_component_3d(mask: np.ndarray) -> np.ndarray:
     return roots[comp] == best
 
 
-def clean_labels(labels: np.ndarray, min_voxels: int = 10) -> CleanLabels:
+def clean_labels(
+    labels: np.ndarray, min_voxels: int = 10, slice_step_mm: float | None = None
+) -> CleanLabels:
     """Keep each vertebra's largest connected part; warn when the order C1→C7 is broken.
 
     ``min_voxels``: a vertebra with fewer voxels than this in total is treated as absent (its
     voxels become background) — it is noise, not a vertebra in the field of view.
+    ``slice_step_mm``: when given, levels are first assigned down the whole spine
+    (:func:`~cspine_desktop.analysis.levels.assign_levels`) so confused neighbouring levels
+    are put back in anatomical order.
     """
     src = np.asarray(labels, dtype=np.uint8)
+    level_warnings: tuple[str, ...] = ()
+    if slice_step_mm is not None:
+        assigned = assign_levels(src, slice_step_mm, min_voxels=min_voxels)
+        src, level_warnings = assigned.labels, assigned.warnings
     out = np.zeros_like(src)
     removed = []
     for v in range(1, len(NAMES) + 1):
@@ -90,7 +100,7 @@ def clean_labels(labels: np.ndarray, min_voxels: int = 10) -> CleanLabels:
         keep = largest_component_3d(mask)
         out[keep] = v
         removed.append(n - int(keep.sum()))
-    return CleanLabels(out, order_warnings(out), tuple(removed))
+    return CleanLabels(out, level_warnings + order_warnings(out), tuple(removed))
 
 
 def centroids_z(labels: np.ndarray) -> dict[str, float]:

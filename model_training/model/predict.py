@@ -96,7 +96,11 @@ def evaluate_studies(
     seg_cm = np.zeros((N_CLASSES, N_CLASSES), np.int64)
     for n, st in enumerate(studies, start=1):
         grid = run_model(engine, st.prepared, batch_size=batch_size)
-        labels = clean_labels(grid.labels, min_voxels=aggs[0].min_voxels).labels
+        labels = clean_labels(
+            grid.labels,
+            min_voxels=aggs[0].min_voxels,
+            slice_step_mm=st.prepared.cfg.slice_step_mm if aggs[0].assign_levels else None,
+        ).labels
         if st.labels is not None:
             counts = dice_counts(labels, st.labels)
             with np.errstate(invalid="ignore", divide="ignore"):

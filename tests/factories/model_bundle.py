@@ -153,7 +153,7 @@ def write_bundle(
         "outputs": {"vertebrae": [None, size, size, 8]},
         "labels": {str(i): f"C{i}" for i in range(1, 8)},
         "thresholds": {**{f"C{i}": 0.5 for i in range(1, 8)}, "patient_overall": 0.5},
-        "aggregation": {"top_k": 3},
+        "aggregation": {"top_k": 3, "assign_levels": False},  # toy labels, not anatomy
         "files": entries,
         "training_data": "none",
         "metrics": {},
