@@ -10,6 +10,7 @@ matmul rate (the practical fp32 ceiling; int8/bf16 paths can exceed 1.0).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ class BackendRun:
     label: str  # engine label, e.g. "onnx-cpu-int8"
     load_s: float | None = None
     ms_per_slice: float | None = None
+    cpu_ms_per_slice: float | None = None  # process CPU time: steadier on a shared machine
     s_per_study: float | None = None
     gflops: float | None = None
     ceiling_fraction: float | None = None
@@ -117,12 +119,14 @@ def run_bench(
             run.load_s = time.perf_counter() - t0
             run.label = engine.label
             engine.predict(x)  # warm-up
-            times = []
+            times, cpu = [], []
             for _ in range(3):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 engine.predict(x)
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
             run.ms_per_slice = 1000.0 * min(times) / len(x)
+            run.cpu_ms_per_slice = 1000.0 * min(cpu) / len(x)
             t0 = time.perf_counter()
             analyze(volume, engine, bundle.card, explain=True)
             run.s_per_study = time.perf_counter() - t0
@@ -135,7 +139,11 @@ def run_bench(
             run.error = f"{type(exc).__name__}: {exc}"
         runs.append(run)
     return {
-        "machine": {"cpu": cpu_info()[0], "physical_cores": physical_cores()},
+        "machine": {
+            "cpu": cpu_info()[0],
+            "physical_cores": physical_cores(),
+            "load_average": round(_load_average(), 2),
+        },
         "matmul_gflops": ceiling,
         "model": {
             "name": bundle.name,
@@ -145,6 +153,13 @@ def run_bench(
         "study": {"slices": n_slices, "size": size, "grid_planes_run": len(planes)},
         "runs": [r.to_dict() for r in runs],
     }
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return float("nan")
 
 
 def _flops_from_files(bundle: ModelBundle) -> int | None:
@@ -163,13 +178,14 @@ def format_table(report: dict[str, Any]) -> str:
     """The bench report as a fixed-width table."""
     m = report["machine"]
     lines = [
-        f"CPU: {m['cpu']} ({m['physical_cores']} cores); numpy fp32 matmul ceiling "
-        f"{report['matmul_gflops']:.1f} GFLOP/s",
+        f"CPU: {m['cpu']} ({m['physical_cores']} cores, load average {m['load_average']}); "
+        f"numpy fp32 matmul ceiling {report['matmul_gflops']:.1f} GFLOP/s",
         f"Model {report['model']['name']} {report['model']['version']}: "
         f"{report['model']['gflop_per_slice']:.2f} GFLOP per slice; study "
         f"{report['study']['slices']} slices {report['study']['size']}² "
         f"({report['study']['grid_planes_run']} model-grid planes run)",
-        f"{'backend':<20}{'load s':>8}{'ms/slice':>10}{'s/study':>9}{'GFLOP/s':>9}{'ceiling':>9}",
+        f"{'backend':<20}{'load s':>8}{'ms/slice':>10}{'CPU ms':>8}{'s/study':>9}"
+        f"{'GFLOP/s':>9}{'ceiling':>9}",
     ]
     for r in report["runs"]:
         if r["error"]:
@@ -181,7 +197,7 @@ def format_table(report: dict[str, Any]) -> str:
 
         lines.append(
             f"{r['label']:<20}{f(r['load_s'], '8.2f')}{f(r['ms_per_slice'], '10.1f')}"
-            f"{f(r['s_per_study'], '9.2f')}{f(r['gflops'], '9.1f')}"
-            f"{f(r['ceiling_fraction'], '9.0%')}"
+            f"{f(r['cpu_ms_per_slice'], '8.1f')}{f(r['s_per_study'], '9.2f')}"
+            f"{f(r['gflops'], '9.1f')}{f(r['ceiling_fraction'], '9.0%')}"
         )
     return "\n".join(lines)
