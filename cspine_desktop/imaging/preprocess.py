@@ -181,6 +181,29 @@ def _slab_weights(
     return out
 
 
+def _view_to_source(axes: tuple[int, int, int]) -> np.ndarray:
+    """4×4 map view voxel index (x, y, z, 1) → source voxel index (undoes _reorient)."""
+    perm = np.eye(4)
+    if axes != (0, 1, 2):
+        perm[:3, :3] = 0
+        view_vox_axes = (2 - axes[2], 2 - axes[1], 2 - axes[0])  # view x,y,z → source vox axis
+        for new, old in enumerate(view_vox_axes):
+            perm[old, new] = 1.0
+    return perm
+
+
+def _inplane_map(g2v: np.ndarray, n_grid: int) -> np.ndarray:
+    """2×3 map grid (i, j) → view voxel (x, y), taken at the grid's central plane (the stack is
+    orthogonal, so every plane shares it)."""
+    kc = (n_grid - 1) / 2.0
+    return np.array(
+        [
+            [g2v[0, 0], g2v[0, 1], g2v[0, 2] * kc + g2v[0, 3]],
+            [g2v[1, 0], g2v[1, 1], g2v[1, 2] * kc + g2v[1, 3]],
+        ]
+    )
+
+
 # --------------------------------------------------------------------------- main entry
 def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> PreparedVolume:
     """Resample ``volume`` onto the model grid (see module docstring). Never modifies it."""
@@ -208,14 +231,7 @@ def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> Prepa
     g2v = np.linalg.inv(a) @ grid_affine  # grid (i, j, k) → view voxel (x, y, z)
     source_z = (top - zs_mm) / cfg.slice_step_mm  # grid z of each source slice
 
-    # in-plane map grid (i, j) → voxel (x, y), taken at the grid's central plane
-    kc = (n_grid - 1) / 2.0
-    m2 = np.array(
-        [
-            [g2v[0, 0], g2v[0, 1], g2v[0, 2] * kc + g2v[0, 3]],
-            [g2v[1, 0], g2v[1, 1], g2v[1, 2] * kc + g2v[1, 3]],
-        ]
-    )
+    m2 = _inplane_map(g2v, n_grid)
     src_step = float(np.median(np.abs(np.diff(zs_mm)))) if nz > 1 else cfg.slice_step_mm
     hw = max(src_step, cfg.slice_step_mm / 2.0) / cfg.slice_step_mm
     weights = _slab_weights(source_z, n_grid, hw)
@@ -239,23 +255,18 @@ def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> Prepa
                 )
                 cache[i] = sl
             acc += np.float32(wi) * sl
-        lo = int(idx.min())
-        for i in [i for i in cache if i < lo - 1 or i > int(idx.max()) + 64]:
+        # planes move monotonically through the source: what lies outside this plane's
+        # window has either been used for the last time or is computed when first needed
+        lo, hi = int(idx.min()), int(idx.max())
+        for i in [i for i in cache if i < lo or i > hi]:
             del cache[i]
         if cfg.remove_table:
             out[k] = remove_table(acc, cfg.pixel_spacing_mm)
 
-    # grid → *source array* voxel index: undo the axis permutation of _reorient
-    vox_perm = np.eye(4)
-    if axes != (0, 1, 2):
-        vox_perm[:3, :3] = 0
-        view_vox_axes = (2 - axes[2], 2 - axes[1], 2 - axes[0])  # view x,y,z → source vox axis
-        for new, old in enumerate(view_vox_axes):
-            vox_perm[old, new] = 1.0
     return PreparedVolume(
         hu=out,
         affine=grid_affine,
-        grid_to_voxel=vox_perm @ g2v,
+        grid_to_voxel=_view_to_source(axes) @ g2v,
         source_shape=tuple(volume.hu.shape),  # type: ignore[arg-type]
         source_z=source_z,
         cfg=cfg,
@@ -296,23 +307,8 @@ def _view(array_zyx: np.ndarray, prepared: PreparedVolume) -> np.ndarray:
 
 def _inplane(prepared: PreparedVolume) -> np.ndarray:
     """2×3 map grid (i, j) → view voxel (x, y), as used by prepare_volume."""
-    vox_perm_inv = np.eye(4)
-    if prepared._axes != (0, 1, 2):
-        axes = prepared._axes
-        view_vox_axes = (2 - axes[2], 2 - axes[1], 2 - axes[0])
-        p = np.zeros((4, 4))
-        p[3, 3] = 1
-        for new, old in enumerate(view_vox_axes):
-            p[old, new] = 1.0
-        vox_perm_inv = np.linalg.inv(p)
-    g2v = vox_perm_inv @ prepared.grid_to_voxel
-    kc = (prepared.n_slices - 1) / 2.0
-    return np.array(
-        [
-            [g2v[0, 0], g2v[0, 1], g2v[0, 2] * kc + g2v[0, 3]],
-            [g2v[1, 0], g2v[1, 1], g2v[1, 2] * kc + g2v[1, 3]],
-        ]
-    )
+    g2v = np.linalg.inv(_view_to_source(prepared._axes)) @ prepared.grid_to_voxel
+    return _inplane_map(g2v, prepared.n_slices)
 
 
 def to_grid(array_zyx: np.ndarray, prepared: PreparedVolume) -> np.ndarray:
