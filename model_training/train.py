@@ -60,9 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_FLAG_FIELDS = ("epochs", "warmup_epochs", "batch_size", "slices_per_study", "val_fraction",
-                "max_studies", "optimizer", "learning_rate", "schedule", "precision",
-                "strategy", "seed")  # fmt: skip
+_FLAG_FIELDS = (
+    "epochs",
+    "warmup_epochs",
+    "batch_size",
+    "slices_per_study",
+    "val_fraction",
+    "max_studies",
+    "optimizer",
+    "learning_rate",
+    "schedule",
+    "precision",
+    "strategy",
+    "seed",
+)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
@@ -116,22 +127,33 @@ def train(cfg: TrainConfig, workers: int = 2, oversample: float = 0.3) -> Path:
     strategy = make_strategy(cfg.strategy)  # before any other TF op (multi-worker needs it)
     set_precision(cfg.precision)
     pcfg = PreprocessConfig.from_dict(cfg.preprocessing)
-    cached = load_studies(cfg.data_dir, pcfg, cfg.cache_dir or run / "cache", workers,
-                          cfg.max_studies)  # fmt: skip
+    cached = load_studies(
+        cfg.data_dir, pcfg, cfg.cache_dir or run / "cache", workers, cfg.max_studies
+    )
     split = run_split(cached, run, cfg.val_fraction, cfg.seed)
     train_set, val_set = split.select(cached, "train"), split.select(cached, "val")
     bs, sps = cfg.batch_size, cfg.slices_per_study
-    train_ds = make_dataset(train_set, bs, sps, augment=True, oversample=oversample,
-                            seed=cfg.seed).repeat()  # fmt: skip
+    train_ds = make_dataset(
+        train_set, bs, sps, augment=True, oversample=oversample, seed=cfg.seed
+    ).repeat()
     val_ds, val_steps = None, None
     if val_set:
         val_sps = max(4, sps // 2)
-        val_ds = make_dataset(val_set, bs, val_sps, augment=False, oversample=0.0,
-                              seed=cfg.seed + 1).repeat()  # fmt: skip
+        val_ds = make_dataset(
+            val_set, bs, val_sps, augment=False, oversample=0.0, seed=cfg.seed + 1
+        ).repeat()
         val_steps = steps_per_epoch(val_set, bs, val_sps)
-    data = FitData(train_ds, val_ds, steps_per_epoch(train_set, bs, sps), val_steps)
-    log.info("training on %d studies (%d steps/epoch of %d slices), validating on %d",
-             len(train_set), data.steps_per_epoch, bs, len(val_set))  # fmt: skip
+    calibration = make_dataset(
+        train_set, bs, 2, augment=False, oversample=0.0, seed=cfg.seed + 2
+    ).repeat()
+    data = FitData(train_ds, val_ds, steps_per_epoch(train_set, bs, sps), val_steps, calibration)
+    log.info(
+        "training on %d studies (%d steps/epoch of %d slices), validating on %d",
+        len(train_set),
+        data.steps_per_epoch,
+        bs,
+        len(val_set),
+    )
     fit(cfg, data, strategy)
     log.info("done: %s", run / "checkpoints")
     return run
@@ -139,8 +161,10 @@ def train(cfg: TrainConfig, workers: int = 2, oversample: float = 0.3) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         cfg = resolve_config(args)
         log.info("configuration: %s", cfg.to_dict())

@@ -114,6 +114,7 @@ class TrainConfig:
     schedule: str = "cosine"
     min_lr_factor: float = 0.02
     early_stopping_patience: int = 8
+    bn_calibration_steps: int = 32  # batches for precise BatchNorm statistics each epoch
     precision: str = "auto"
     strategy: str = "default"
     seed: int = 0

@@ -29,6 +29,7 @@ from typing import Any
 
 import keras
 
+from .batchnorm import PreciseBatchNorm
 from .config import TrainConfig
 from .losses import make_losses, make_metrics
 from .runtime import is_chief
@@ -39,12 +40,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FitData:
-    """What the loop needs from the data side: repeated tf.data datasets and step counts."""
+    """What the loop needs from the data side: repeated tf.data datasets and step counts;
+    ``calibration``: training batches (no augmentation) for precise BatchNorm statistics."""
 
     train: Any
     val: Any | None
     steps_per_epoch: int
     val_steps: int | None
+    calibration: Any | None = None
 
 
 def make_optimizer(cfg: TrainConfig, learning_rate: float) -> Any:
@@ -87,9 +90,14 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_time_s"] = round(time.perf_counter() - self._t0, 2)
 
 
-def _callbacks(cfg: TrainConfig, run: Path, phase: str, has_val: bool) -> list[Any]:
+def _callbacks(cfg: TrainConfig, run: Path, phase: str, data: FitData) -> list[Any]:
+    has_val = data.val is not None
     monitor = "val_loss" if has_val else "loss"
-    cbs: list[Any] = [
+    cbs: list[Any] = []
+    if data.calibration is not None and cfg.bn_calibration_steps > 0:
+        # first, so that validation and the checkpoints see the recomputed statistics
+        cbs.append(PreciseBatchNorm(data.calibration, cfg.bn_calibration_steps, has_val))
+    cbs += [
         # kept after the last epoch too, so a finished run can be extended with more epochs
         keras.callbacks.BackupAndRestore(str(run / "backup" / phase), delete_checkpoint=False),
         keras.callbacks.LearningRateScheduler(lambda e, _lr: lr_at(cfg, e)),
@@ -159,7 +167,7 @@ def fit(
                 epochs=warmup,
                 steps_per_epoch=data.steps_per_epoch,
                 validation_steps=data.val_steps,
-                callbacks=_callbacks(cfg, run, "warmup", data.val is not None) + extra,
+                callbacks=_callbacks(cfg, run, "warmup", data) + extra,
                 verbose=verbose,
                 shuffle=False,  # the pipeline draws a fresh shuffled sample each epoch
             )
@@ -177,7 +185,7 @@ def fit(
             initial_epoch=warmup,
             steps_per_epoch=data.steps_per_epoch,
             validation_steps=data.val_steps,
-            callbacks=_callbacks(cfg, run, "finetune", data.val is not None) + extra,
+            callbacks=_callbacks(cfg, run, "finetune", data) + extra,
             verbose=verbose,
         )
     return model
