@@ -134,20 +134,16 @@ def test_a_tampered_model_exits_2(capsys, tmp_path, bundle, series):
     assert code == 2 and "does not match" in err
 
 
+CSPINE = [sys.executable, "-c", "import sys; from cspine_desktop.cli import main; sys.exit(main())"]
+
+
 def test_the_real_command_line_has_no_traceback_on_bad_input(tmp_path, bundle):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cspine_desktop",
-            "analyze",
-            str(tmp_path / "nope"),
-            "--model",
-            str(bundle),
-        ],
+        [*CSPINE, "analyze", str(tmp_path / "nope"), "--model", str(bundle)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
     )
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and "cspine:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("cspine: ") and "does not exist" in proc.stderr

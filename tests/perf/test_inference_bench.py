@@ -103,7 +103,8 @@ def test_study_to_written_result(study, tmp_path):
     env = dict(
         os.environ, CSPINE_DATA_DIR=str(tmp_path / "data"), XDG_CACHE_HOME=str(tmp_path / "cache")
     )
-    cli = [sys.executable, "-m", "cspine_desktop", "--log-level", "WARNING", "analyze", str(folder)]
+    entry = "import sys; from cspine_desktop.cli import main; sys.exit(main())"
+    cli = [sys.executable, "-c", entry, "--log-level", "WARNING", "analyze", str(folder)]
 
     _measure(
         [*cli, "--out", str(tmp_path / "warm"), "--no-exports"], env
