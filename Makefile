@@ -6,7 +6,7 @@ APP     = $(VENV)/.cspine-app
 DEV     = $(VENV)/.cspine-dev
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test lint bench bundle setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lint: $(DEV)
 ## benchmarks: results are written to docs/benchmarks.md by hand from their output
 bench: $(DEV)
 	$(BIN)/python -m pytest -m perf -s tests/perf
+
+## the one-folder desktop bundle (PyInstaller) + its offline first-start checks
+bundle: $(DEV)
+	$(BIN)/python -m pip install --quiet -e '.[installer]'
+	$(BIN)/python installer/build.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info
