@@ -76,13 +76,13 @@ class KerasEngine(BaseEngine):
         x = tf.constant(np.asarray(batch, dtype=np.float32))
         with tf.GradientTape() as tape:
             feats, logits = self._cam_model(x, training=False)
-            feats = tf.cast(feats, tf.float32)
             tape.watch(feats)
             target = tf.cast(logits, tf.float32)[:, vertebra]
-        # gradients through a GAP + dense head: weights = mean gradient per channel
-        grads = tape.gradient(target, feats)
+        # gradients through a GAP + dense head: weights = mean gradient per channel; taken
+        # w.r.t. the tensor the model computed (bf16 under mixed precision), then cast
+        grads = tf.cast(tape.gradient(target, feats), tf.float32)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * feats, axis=-1))
+        cam = tf.nn.relu(tf.reduce_sum(weights * tf.cast(feats, tf.float32), axis=-1))
         return cam.numpy().astype(np.float32)
 
     def close(self) -> None:

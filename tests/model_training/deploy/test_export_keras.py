@@ -70,6 +70,8 @@ def test_keras_bf16_stays_close_to_fp32(exported, x):
     bf16 = bf16_engine.predict(x)
     assert bf16["vertebrae"].dtype == np.float32
     assert np.abs(bf16["vertebrae"] - fp32["vertebrae"]).max() < 0.05
+    cam = bf16_engine.class_activation(x, 1)  # gradients through the bf16 graph
+    assert cam.shape == (2, 2, 2) and np.isfinite(cam).all()
 
 
 def test_int8_export_of_the_real_architecture_passes(exported):
