@@ -36,6 +36,7 @@ from .selftest_checks import (
     check_runtime,
     check_telemetry,
     guarded_network,
+    loaded_training_modules,
 )
 
 VERTEBRAE = tuple(f"C{i}" for i in range(1, 8))
@@ -116,6 +117,7 @@ def run_self_test(
     each step took (seconds)."""
     report = SelfTestReport()
     t_start = time.perf_counter()
+    preloaded = loaded_training_modules()
     with guarded_network() as guard, tempfile.TemporaryDirectory(prefix="cspine-selftest-") as tmp:
         checks = report.checks
         checks.append(check_runtime())
@@ -138,7 +140,7 @@ def run_self_test(
             _add_verdicts(report, outcome, truth_path, strict)
             if exports:
                 checks.append(check_exports(outcome, Path(tmp) / "exports"))
-        checks.append(check_isolation(getattr(engine, "label", None)))
+        checks.append(check_isolation(getattr(engine, "label", None), preloaded))
         checks.append(check_telemetry())
         if engine is not None:
             engine.close()

@@ -367,11 +367,21 @@ def check_telemetry() -> Check:
     return timed("telemetry", run)
 
 
-def check_isolation(engine_label: str | None) -> Check:
-    """The ONNX path never loads the training frameworks (they are not in the bundle)."""
+def loaded_training_modules() -> frozenset[str]:
+    """The training frameworks already imported in this process."""
+    return frozenset(m for m in TRAINING_MODULES if m in sys.modules)
+
+
+def check_isolation(engine_label: str | None, before: frozenset[str] = frozenset()) -> Check:
+    """The ONNX path never loads the training frameworks (they are not in the bundle).
+
+    ``before``: modules already loaded when the self-test started (never the case in the
+    installed app; possible when it runs inside a process that used TensorFlow) — only what
+    the self-test itself loaded counts.
+    """
 
     def run() -> tuple[bool, str, dict[str, Any]]:
-        loaded = [m for m in TRAINING_MODULES if m in sys.modules]
+        loaded = [m for m in TRAINING_MODULES if m in sys.modules and m not in before]
         if engine_label and engine_label.startswith("keras"):
             return True, "Keras backend in use: TensorFlow loaded on purpose", {}
         if loaded:

@@ -27,6 +27,8 @@ import numpy as np
 import onnxruntime as ort
 session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 session.run(None, {{"image": np.zeros((1, 64, 64, 4), np.float32)}})
+import time
+time.sleep(3)  # onnxruntime writes its telemetry store from a background thread
 """
 
 

@@ -163,3 +163,13 @@ def test_truth_without_vertebrae_is_refused(tmp_path, doc):
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError):
         read_truth(path)
+
+
+def test_isolation_counts_only_what_the_self_test_loaded(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
+    assert selftest_checks.check_isolation("onnx-cpu", frozenset({"tensorflow"})).ok
+    late = selftest_checks.check_isolation("onnx-cpu", frozenset())
+    assert not late.ok and "tensorflow" in late.detail

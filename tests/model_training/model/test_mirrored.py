@@ -58,7 +58,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         [sys.executable, "-c", SCRIPT, str(run)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
