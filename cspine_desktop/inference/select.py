@@ -2,7 +2,9 @@
 
 Candidates come from the bundle's files and what is installed: TensorRT (a GPU + the tensorrt
 package), ONNX Runtime (int8 and fp32 files; GPU providers with onnxruntime-gpu), Keras
-(TensorFlow installed and a ``model.keras`` in the bundle). The first time a model runs on a
+(TensorFlow installed and a ``model.keras`` in the bundle). ``auto`` uses Keras only when
+nothing else can run the bundle (TensorFlow's import time and memory outweigh its speed for one
+study; ask for ``keras`` explicitly to use it). The first time a model runs on a
 machine each candidate is opened and timed on two slices; the timings are cached in
 ``<cache_dir>/backend-timings.json`` (per machine fingerprint and model digest), so later starts
 open only the winner. The score is the expected time for a typical study: load time + time per
@@ -130,6 +132,10 @@ def open_engine(
             fallback_note = f"TensorRT cannot run here ({reason}); running on the CPU instead."
             warn_once(fallback_note)
     found = candidates(bundle, backend, cache_dir)
+    if backend == "auto" and any(c.backend != "keras" for c in found):
+        # Keras only when nothing else can run the bundle: importing TensorFlow costs seconds
+        # and over a gigabyte of memory per process, more than its per-slice gain returns
+        found = [c for c in found if c.backend != "keras"]
     if not found:
         raise _nothing_to_run(bundle, backend)
     timings = _load_timings(cache_dir) if measure else {}

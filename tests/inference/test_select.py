@@ -167,3 +167,12 @@ def test_the_onnx_path_never_imports_tensorflow(bundle_dir):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_auto_leaves_keras_out_when_onnx_can_run(monkeypatch, tmp_path, cache_dir):
+    folder = write_bundle(tmp_path / "kb", {"model.onnx": threshold_onnx(), "model.keras": b"k"})
+    opened = []
+    monkeypatch.setattr(keras_tf, "is_available", lambda: True)
+    monkeypatch.setattr(keras_tf, "open_engine", lambda *a, **k: opened.append("keras"))
+    engine = open_engine(load_bundle(folder), "auto", cache_dir)
+    assert engine.name == "onnx" and opened == []
