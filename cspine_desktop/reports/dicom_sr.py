@@ -47,6 +47,25 @@ def _algorithm(outcome: OutcomeLike) -> hd.sr.AlgorithmIdentification:
     )
 
 
+def _referenced_segment(seg: Dataset, number: int) -> hd.sr.ReferencedSegment:
+    """Reference to segment ``number`` of ``seg``.
+
+    highdicom reads the segment from the per-frame groups; a SEG with a single segment keeps
+    it in the shared groups instead, so fall back to a reference through the source series.
+    """
+    try:
+        return hd.sr.ReferencedSegment.from_segmentation(seg, number)
+    except AttributeError:
+        return hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=number,
+            source_series=hd.sr.SourceSeriesForSegmentation(
+                seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+            ),
+        )
+
+
 def _vertebra_groups(
     outcome: OutcomeLike, seg: Dataset
 ) -> list[hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations]:
@@ -63,7 +82,7 @@ def _vertebra_groups(
                 tracking_identifier=hd.sr.TrackingIdentifier(
                     uid=hd.UID(), identifier=f"{v.name} fracture assessment"
                 ),
-                referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, number),
+                referenced_segment=_referenced_segment(seg, number),
                 finding_type=site,
                 finding_category=ANATOMICAL_STRUCTURE,
                 finding_sites=[hd.sr.FindingSite(site)],

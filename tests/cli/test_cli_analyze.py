@@ -147,3 +147,16 @@ def test_the_real_command_line_has_no_traceback_on_bad_input(tmp_path, bundle):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("cspine: ") and "does not exist" in proc.stderr
+
+
+def test_a_single_segmented_vertebra_still_gets_seg_and_sr(capsys, tmp_path, series):
+    """A SEG with one segment keeps it in the shared groups; the SR must still reference it."""
+    one = write_bundle(
+        tmp_path / "one", {"model.onnx": threshold_onnx(cls_prob=CLS, dense_label=None)}
+    )
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, series, "--model", one, "--out", out)
+    assert code == 0, err
+    sr = pydicom.dcmread(next(p for p in out.glob("*sr*.dcm")))
+    assert sr.Modality == "SR"
+    assert [v["name"] for v in _result(out)["vertebrae"] if v["present"]] == ["C3"]
