@@ -110,7 +110,7 @@ def write_bundle(
         "version": version,
         "architecture": {
             "family": "U-Net with DenseNet121 encoder and fracture heads",
-            "model": cfg.model.to_dict(),
+            "model": _portable(cfg.model.to_dict()),
             "parameters": int(model.count_params()),
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -140,6 +140,14 @@ def write_bundle(
     path = out / CARD
     path.write_text(json.dumps(card, indent=2, default=_json_default), encoding="utf-8")
     return path
+
+
+def _portable(model: dict[str, Any]) -> dict[str, Any]:
+    """Model config without machine paths: a weights file is named by its file name only."""
+    w = model.get("encoder_weights")
+    if w and str(w).lower() not in ("imagenet", "none"):
+        model = {**model, "encoder_weights": Path(str(w)).name}
+    return model
 
 
 def _json_default(o: Any) -> Any:
