@@ -135,12 +135,9 @@ def _reorient(volume: Volume) -> tuple[np.ndarray, np.ndarray, tuple[int, int, i
     if abs(dirs[0, rest[0]]) < abs(dirs[0, rest[1]]):
         rest = [rest[1], rest[0]]
     vox_order = (rest[0], rest[1], slice_axis_vox)  # new x, y, z as old voxel axes
-    perm = np.eye(4)
-    perm[:3, :3] = 0
-    for new, old in enumerate(vox_order):
-        perm[old, new] = 1.0
     arr_axes = tuple(2 - v for v in (vox_order[2], vox_order[1], vox_order[0]))
-    return np.transpose(volume.hu, arr_axes), a @ perm, arr_axes  # type: ignore[return-value]
+    view_affine = a @ _view_to_source(arr_axes)  # type: ignore[arg-type]
+    return np.transpose(volume.hu, arr_axes), view_affine, arr_axes  # type: ignore[return-value]
 
 
 def _neck_centre_lps(hu: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
