@@ -169,6 +169,9 @@ def test_isolation_counts_only_what_the_self_test_loaded(monkeypatch):
     import sys
     import types
 
+    # the whole suite may have loaded Keras or TensorFlow for real before this test
+    for name in selftest_checks.TRAINING_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
     assert selftest_checks.check_isolation("onnx-cpu", frozenset({"tensorflow"})).ok
     late = selftest_checks.check_isolation("onnx-cpu", frozenset())
