@@ -51,10 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, default=2, help="processes preparing the cache")
     p.add_argument(
-        "--oversample",
-        type=float,
-        default=0.3,
-        help="share of each epoch drawn from fracture-showing slices",
+        "--oversample", type=float, help="share of each epoch drawn from fracture-showing slices"
+    )
+    p.add_argument(
+        "--init-weights",
+        help="start from the weights of an earlier model of the same architecture "
+        "(.keras or .weights.h5), e.g. to fine-tune the shipped model on local data",
     )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -73,6 +75,8 @@ _FLAG_FIELDS = (
     "precision",
     "strategy",
     "seed",
+    "oversample",
+    "init_weights",
 )
 
 
@@ -108,10 +112,12 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     cfg = cfg.replace(preprocessing=pcfg.to_dict(), model=ModelConfig.from_dict(model), **changes)
     if not cfg.data_dir:
         raise TrainConfigError("no training data: give --data DIR (or data_dir in --config)")
+    if cfg.init_weights and not Path(cfg.init_weights).is_file():
+        raise TrainConfigError(f"--init-weights: {cfg.init_weights} is not a file")
     return cfg
 
 
-def train(cfg: TrainConfig, workers: int = 2, oversample: float = 0.3) -> Path:
+def train(cfg: TrainConfig, workers: int = 2) -> Path:
     """Prepare the data, train (or resume) and return the run folder."""
     import keras
 
@@ -134,7 +140,7 @@ def train(cfg: TrainConfig, workers: int = 2, oversample: float = 0.3) -> Path:
     train_set, val_set = split.select(cached, "train"), split.select(cached, "val")
     bs, sps = cfg.batch_size, cfg.slices_per_study
     train_ds = make_dataset(
-        train_set, bs, sps, augment=True, oversample=oversample, seed=cfg.seed
+        train_set, bs, sps, augment=True, oversample=cfg.oversample, seed=cfg.seed
     ).repeat()
     val_ds, val_steps = None, None
     if val_set:
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(args)
         log.info("configuration: %s", cfg.to_dict())
-        train(cfg, workers=args.workers, oversample=args.oversample)
+        train(cfg, workers=args.workers)
     except CspineInputError as exc:
         print(f"cspine-train: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ Element structure::
 
     x: float32 [B, S, S, C] in [0, 1]
     {"vertebrae": int32 [B, S, S] (0 bg, 1–7), "fracture_map": float32 [B, S, S, 1],
-     "fracture_cls": float32 [B, 7]}
+     "fracture_cls": float32 [B, 7]}   1 fractured, 0 not, -1 (targets.IGNORE) not in the slice
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from cspine_desktop.imaging.preprocess import PreparedVolume, model_input
 from .augment import AugmentConfig, augment_slice
 from .cache import CachedStudy
 from .report import NOTE, SkipReport
+from .targets import cls_targets, min_pixels
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,12 @@ class _SliceSource:
         augment: AugmentConfig | None,
         size: int,
         channels: int,
+        min_px: int = 1,
     ):
         self.studies = list(studies)
         self.augment = augment
         self.size, self.channels = size, channels
+        self.min_px = min_px
         self._open: dict[int, tuple[PreparedVolume, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _handles(self, i: int):
@@ -100,14 +103,15 @@ class _SliceSource:
         return h
 
     def sample(self, i: int, z: int, seed: int):
-        """One sample: x [S, S, C], labels [S, S], fracture [S, S, 1], flags [7]."""
+        """One sample: x [S, S, C], labels [S, S], fracture [S, S, 1], fracture_cls target [7]
+        (flags of the vertebrae the augmented slice shows, IGNORE for the others)."""
         prepared, labels, fracture, flags = self._handles(i)
         x = model_input(prepared, [z])[0]
         lab = np.asarray(labels[z], dtype=np.uint8)
         frac = np.asarray(fracture[z], dtype=np.float32)[..., None]
         if self.augment is not None:
             x, lab, frac = augment_slice(x, lab, frac, self.augment, np.random.default_rng(seed))
-        return x, lab, frac, flags[z]
+        return x, lab, frac, cls_targets(flags[z], lab, self.min_px)
 
     def batch(self, idx: np.ndarray, zs: np.ndarray, seeds: np.ndarray):
         """Stacked samples; one that cannot be read (a cache file lost during training) is
@@ -208,7 +212,7 @@ def make_dataset(
     cfg = studies[0].prepared().cfg
     size, channels = cfg.input_size, cfg.n_channels
     aug = AugmentConfig() if augment is True else (augment or None)
-    source = _SliceSource(studies, aug, size, channels)
+    source = _SliceSource(studies, aug, size, channels, min_pixels(cfg.pixel_spacing_mm))
     positives = [_positive_slices(s) for s in studies]
     epochs = itertools.count()
 

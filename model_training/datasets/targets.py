@@ -17,6 +17,12 @@ from cspine_desktop.imaging.volume import Volume
 
 from .rsna import Box, dicom_files
 
+IGNORE = -1.0
+"""``fracture_cls`` target of a vertebra that the slice does not show: left out of the loss and
+the training AUC. (Scored everywhere, the head learns "is C_k in this slice" — the flags are
+zero wherever the vertebra is absent — instead of "is this C_k fractured", and every present
+vertebra scores high at inference, where only the vertebra's own slices are aggregated.)"""
+
 
 @dataclass(frozen=True)
 class TargetConfig:
@@ -121,7 +127,7 @@ def slice_flags(
     """
     cfg = cfg or TargetConfig()
     nz = labels.shape[0]
-    min_px = max(1, round(cfg.min_area_mm2 / pixel_spacing_mm**2))
+    min_px = min_pixels(pixel_spacing_mm, cfg)
     flags = np.zeros((nz, 7), dtype=bool)
     kernel = np.ones((2 * cfg.attach_px + 1,) * 2, np.uint8)
     frac_z = np.nonzero(fracture.reshape(nz, -1).any(axis=1))[0] if fracture is not None else []
@@ -141,3 +147,21 @@ def slice_flags(
         else:
             flags[:, v] = present
     return flags
+
+
+def cls_targets(flags: np.ndarray, labels: np.ndarray, min_px: int) -> np.ndarray:
+    """``fracture_cls`` target of one slice: float32 [7], the flag (0/1) for every vertebra
+    showing at least ``min_px`` pixels of ``labels`` [S, S], :data:`IGNORE` for the others.
+
+    Computed on the (augmented) label slice the model sees, so a vertebra cropped out by
+    augmentation is ignored rather than asked for."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=8)[1:8]
+    out = np.asarray(flags, dtype=np.float32).copy()
+    out[counts < max(1, int(min_px))] = IGNORE
+    return out
+
+
+def min_pixels(pixel_spacing_mm: float, cfg: TargetConfig | None = None) -> int:
+    """Pixels a vertebra must cover on a slice to count as shown (``min_area_mm2``)."""
+    cfg = cfg or TargetConfig()
+    return max(1, round(cfg.min_area_mm2 / pixel_spacing_mm**2))

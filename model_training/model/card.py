@@ -128,11 +128,7 @@ def write_bundle(
             }
         },
         "training_data": training_data,
-        "training": {
-            k: v
-            for k, v in cfg.to_dict().items()
-            if k not in ("data_dir", "out_dir", "cache_dir", "model", "preprocessing")
-        },
+        "training": _portable_training(cfg),
         "metrics": metrics,
         "notes": notes or {},
         "disclaimer": DISCLAIMER,
@@ -148,6 +144,15 @@ def _portable(model: dict[str, Any]) -> dict[str, Any]:
     if w and str(w).lower() not in ("imagenet", "none"):
         model = {**model, "encoder_weights": Path(str(w)).name}
     return model
+
+
+def _portable_training(cfg: TrainConfig) -> dict[str, Any]:
+    """Training settings without machine paths (a starting-weights file by its name only)."""
+    skip = ("data_dir", "out_dir", "cache_dir", "model", "preprocessing")
+    out = {k: v for k, v in cfg.to_dict().items() if k not in skip}
+    if out.get("init_weights"):
+        out["init_weights"] = Path(str(out["init_weights"])).name
+    return out
 
 
 def _json_default(o: Any) -> Any:

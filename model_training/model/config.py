@@ -103,6 +103,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     val_fraction: float = 0.2
     slices_per_study: int = 16  # slices sampled from each study per epoch
+    oversample: float = 0.3  # share of each epoch drawn from fracture-showing slices
     batch_size: int = 8
     epochs: int = 30
     warmup_epochs: int = 2  # frozen-encoder epochs (only with pretrained encoder weights)
@@ -120,6 +121,9 @@ class TrainConfig:
     seed: int = 0
     max_studies: int | None = None  # use only the first N studies (smoke runs)
     cache_dir: str | None = None  # preprocessed study cache (default: <out_dir>/cache)
+    # weights of a whole earlier model (.keras or .weights.h5, same architecture) to start from,
+    # e.g. fine-tuning the shipped model on local data; a resumed run continues from its own
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -133,6 +137,8 @@ class TrainConfig:
                 raise TrainConfigError(
                     f"{name} '{getattr(self, name)}' is not one of {', '.join(allowed)}"
                 )
+        if not 0.0 <= self.oversample < 1.0:
+            raise TrainConfigError("oversample must be in [0, 1)")
         if not 0.0 <= self.val_fraction < 1.0:
             raise TrainConfigError("val_fraction must be in [0, 1)")
         if self.batch_size < 1 or self.epochs < 1 or self.slices_per_study < 1:

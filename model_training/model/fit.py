@@ -50,6 +50,20 @@ class FitData:
     calibration: Any | None = None
 
 
+def load_init_weights(model: Any, path: str | Path) -> None:
+    """Start from the weights of an earlier model of the same architecture (a ``.keras`` file
+    or ``.weights.h5``). A resumed run then restores its own backup over them."""
+    from .config import TrainConfigError
+
+    try:
+        model.load_weights(str(path))
+    except (ValueError, OSError) as exc:
+        raise TrainConfigError(
+            f"cannot start from {Path(path).name}: its weights do not fit this model ({exc})"
+        ) from exc
+    log.info("starting from the weights of %s", Path(path).name)
+
+
 def make_optimizer(cfg: TrainConfig, learning_rate: float) -> Any:
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True)
@@ -157,6 +171,8 @@ def fit(
     extra = list(extra_callbacks or [])
     with strategy.scope():
         model = model_factory(cfg.model)
+        if cfg.init_weights:
+            load_init_weights(model, cfg.init_weights)
         if warmup and not warm_marker.exists():
             log.info("warm-up: %d epoch(s) with the encoder frozen", warmup)
             set_encoder_trainable(model, False)

@@ -1,7 +1,8 @@
 """Training losses: CCE + soft Dice for the vertebrae, class-weighted BCE for fractures.
 
 Targets follow the dataset contract: ``vertebrae`` int labels [B, S, S] (0 bg, 1–7), sparse;
-``fracture_map`` float [B, S, S, 1] in {0, 1}; ``fracture_cls`` float [B, 7] in {0, 1}.
+``fracture_map`` float [B, S, S, 1] in {0, 1}; ``fracture_cls`` float [B, 7] in {0, 1}, or
+``IGNORE`` (−1) for a vertebra the slice does not show — left out of the loss and the AUC.
 Predictions are the model's float32 probabilities. All losses return one value per sample
 (Keras applies the reduction), so they work unchanged under ``tf.distribute``.
 """
@@ -65,7 +66,9 @@ class VertebraeLoss(keras.losses.Loss):
 class WeightedBinaryCrossentropy(keras.losses.Loss):
     """Binary cross-entropy with the positive term multiplied by ``pos_weight`` (class weight).
 
-    Mean over all but the batch axis: −[w·y·log p + (1 − y)·log(1 − p)].
+    Mean over all but the batch axis of −[w·y·log p + (1 − y)·log(1 − p)], taken over the
+    entries whose target is 0 or 1; negative targets (``IGNORE``) are left out, and a sample
+    with no scored entry contributes 0.
     """
 
     def __init__(self, pos_weight: float = 1.0, name: str = "weighted_bce", **kwargs: Any) -> None:
@@ -76,14 +79,28 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
         y_true = ops.cast(y_true, "float32")
         y_pred = ops.clip(ops.cast(y_pred, "float32"), EPS, 1.0 - EPS)
         y_true = ops.reshape(y_true, ops.shape(y_pred))
+        scored = ops.cast(y_true >= 0.0, "float32")
+        y_true = ops.clip(y_true, 0.0, 1.0)
         loss = -(
             self.pos_weight * y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred)
         )
         axes = tuple(range(1, len(y_pred.shape)))
-        return ops.mean(loss, axis=axes)
+        return ops.sum(loss * scored, axis=axes) / ops.maximum(ops.sum(scored, axis=axes), 1.0)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pos_weight": self.pos_weight}
+
+
+@keras.saving.register_keras_serializable(package="cspine")
+class MaskedAUC(keras.metrics.AUC):
+    """ROC AUC over the scored entries only (targets 0/1; ``IGNORE`` entries get weight 0)."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y_true = ops.cast(y_true, "float32")
+        weight = ops.cast(y_true >= 0.0, "float32")
+        if sample_weight is not None:
+            weight = weight * ops.cast(sample_weight, "float32")
+        super().update_state(ops.clip(y_true, 0.0, 1.0), y_pred, sample_weight=weight)
 
 
 @keras.saving.register_keras_serializable(package="cspine")
@@ -145,5 +162,5 @@ def make_metrics(n_classes: int = 8) -> dict[str, list[Any]]:
     return {
         "vertebrae": [SparseDice(n_classes=n_classes)],
         "fracture_map": [],
-        "fracture_cls": [keras.metrics.AUC(name="auc", multi_label=False)],
+        "fracture_cls": [MaskedAUC(name="auc", multi_label=False)],
     }

@@ -1,11 +1,17 @@
 """Thresholds for an operating point (validation split) and the test-set metrics.
 
-Operating point: sensitivity ≥ ``min_sensitivity`` (default 0.90) on the validation split, with
-the highest specificity that allows. One vertebra threshold is chosen on all vertebrae pooled
-(C1..C7 of every validation study; per-level positives are too few for seven separate
-choices) and written for each of C1..C7. The patient threshold is chosen for the patient
-verdict exactly as the app computes it (``aggregate.verdicts``: patient probability ≥ its
-threshold, or any vertebra fractured).
+Operating point (default sensitivity ≥ 0.90): the patient verdict as the app computes it
+(``aggregate.verdicts``: patient probability ≥ its threshold, or any vertebra fractured) reaches
+that sensitivity on the validation split with the highest specificity that allows. The vertebra
+threshold feeds that verdict, so both are chosen together: every pair (one vertebra threshold,
+one patient threshold) is tried, and among the pairs with the best patient specificity the one
+whose vertebra calls are best is kept — meeting the same sensitivity on the pooled vertebrae if
+any pair does, then the highest Youden index (sensitivity + specificity − 1). One vertebra
+threshold serves C1..C7 (per-level positives are too few for seven separate choices).
+
+Choosing the vertebra threshold alone for vertebra sensitivity ≥ 0.90 first (as an earlier
+version did) lets a weak vertebra score fire in nearly every study and leaves no patient
+specificity to choose from.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from cspine_desktop.analysis.metrics import (
     bootstrap_ci,
     roc_auc,
     rsna_weighted_log_loss,
-    threshold_for_sensitivity,
 )
 from cspine_desktop.vertebrae import NAMES
 
@@ -47,24 +52,55 @@ def patient_verdicts(a: dict[str, np.ndarray], thresholds: dict[str, float]) -> 
     return any_v | (a["patient_prob"] >= thresholds[PATIENT_KEY])
 
 
+def _vertebra_candidates(prob: np.ndarray, present: np.ndarray, limit: int = 200) -> np.ndarray:
+    """Vertebra thresholds worth trying: the distinct scores of present vertebrae (thinned to
+    ``limit`` quantiles) and one above every score (no vertebra called)."""
+    scores = np.unique(prob[present])
+    if scores.size > limit:
+        scores = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, limit)))
+    return np.append(scores, 1.0 + 1e-9)
+
+
+def _rates_of(truth: np.ndarray, called: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sensitivity and specificity of each row of ``called`` [n_rules, n] (NaN without cases)."""
+    pos, neg = truth.sum(), (~truth).sum()
+    tp = (called & truth).sum(axis=-1)
+    tn = (~called & ~truth).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / pos if pos else np.full(tp.shape, np.nan), tn / neg if neg else np.full(
+            tn.shape, np.nan
+        )
+
+
 def choose_thresholds(
     outcomes: Sequence[StudyOutcome], min_sensitivity: float = 0.90
 ) -> dict[str, float]:
     """Thresholds {"C1".."C7", "patient_overall"} for the operating point (see module doc)."""
     a = _arrays(outcomes)
-    tv = threshold_for_sensitivity(a["truth"].ravel(), a["prob"].ravel(), min_sensitivity)
-    th = {n: float(tv) for n in NAMES}
-    candidates = sorted({*a["patient_prob"].tolist(), 1.0 + 1e-9}, reverse=True)
-    best: tuple[float, float] | None = None  # (specificity, threshold)
-    for t in candidates:
-        v = patient_verdicts(a, {**th, PATIENT_KEY: t})
-        s = binary_summary(a["patient_truth"], v.astype(float), 0.5)
-        if not (s.sensitivity >= min_sensitivity or np.isnan(s.sensitivity)):
+    truth, present, prob = a["truth"], a["present"], a["prob"]
+    pt, pp = a["patient_truth"], a["patient_prob"]
+    patient_cands = np.array(sorted({*pp.tolist(), 1.0 + 1e-9}, reverse=True))
+    by_patient = pp[None, :] >= patient_cands[:, None]  # [n_tp, n_studies]
+    best: tuple[tuple[float, ...], float, float] | None = None
+    for tv in _vertebra_candidates(prob, present):
+        called_v = present & (prob >= tv)
+        v_sens, v_spec = _rates_of(truth.ravel(), called_v.ravel()[None, :])
+        v_sens, v_spec = float(v_sens[0]), float(v_spec[0])
+        p_sens, p_spec = _rates_of(pt, by_patient | called_v.any(axis=1)[None, :])
+        ok = np.isnan(p_sens) | (p_sens >= min_sensitivity - 1e-12)
+        if not ok.any():
             continue
-        if best is None or s.specificity > best[0] + 1e-12:
-            best = (s.specificity, t)
-    th[PATIENT_KEY] = float(min(best[1] if best else 0.5, 1.0))
-    return th
+        spec = np.where(np.isnan(p_spec), 0.0, p_spec)
+        j = int(np.flatnonzero(ok)[np.argmax(spec[ok])])
+        vertebra_ok = np.isnan(v_sens) or v_sens >= min_sensitivity - 1e-12
+        youden = (0.0 if np.isnan(v_sens) else v_sens) + (0.0 if np.isnan(v_spec) else v_spec)
+        key = (round(float(spec[j]), 12), float(vertebra_ok), round(youden, 12))
+        if best is None or key > best[0]:
+            best = (key, float(tv), float(patient_cands[j]))
+    if best is None:  # no pair reaches the sensitivity: call everything (sensitivity 1)
+        return {**{n: 0.0 for n in NAMES}, PATIENT_KEY: 0.0}
+    _, tv, tp = best
+    return {**{n: float(min(tv, 1.0)) for n in NAMES}, PATIENT_KEY: float(min(tp, 1.0))}
 
 
 def _with_ci(

@@ -81,7 +81,8 @@ def test_importing_cspine_sets_the_switch_before_onnxruntime_loads(tmp_path, mod
         "import os, sys\n"
         "import cspine_desktop\n"
         "assert 'onnxruntime' not in sys.modules, 'cspine_desktop imported onnxruntime early'\n"
-        "assert os.environ.get('ORT_DISABLE_TELEMETRY') == '1', os.environ.get('ORT_DISABLE_TELEMETRY')\n"
+        "value = os.environ.get('ORT_DISABLE_TELEMETRY')\n"
+        "assert value == '1', value\n"
     )
     run_in_fresh_home(tmp_path, model, before=before)
 

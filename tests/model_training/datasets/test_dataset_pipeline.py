@@ -99,3 +99,33 @@ def test_augmented_batches_keep_bone_under_its_vertebra_labels(cached_four):
     assert inside.size > 100
     assert (inside > 0.5).mean() > 0.9
     assert (outside > 0.5).mean() < 0.05
+
+
+def test_fracture_cls_targets_score_only_the_vertebrae_the_slice_shows(cached_four):
+    from model_training.datasets.targets import IGNORE, min_pixels
+
+    ds = make_dataset(cached_four, 4, 6, augment=True, oversample=0.5, seed=5)
+    min_px = min_pixels(TINY_CFG.pixel_spacing_mm)
+    seen_ignored = seen_scored = 0
+    for _x, y in ds:
+        cls, labels = y["fracture_cls"].numpy(), y["vertebrae"].numpy()
+        for target, lab in zip(cls, labels):
+            counts = np.bincount(lab.ravel(), minlength=8)[1:8]
+            shown = counts >= min_px
+            assert np.all(target[~shown] == IGNORE)
+            assert set(np.unique(target[shown])) <= {0.0, 1.0}
+            seen_ignored += int((~shown).sum())
+            seen_scored += int(shown.sum())
+    assert seen_ignored and seen_scored
+
+
+def test_cls_targets_by_hand():
+    from model_training.datasets.targets import IGNORE, cls_targets
+
+    lab = np.zeros((6, 6), np.uint8)
+    lab[:2, :2] = 3  # 4 px of C3
+    lab[4:, 4:] = 4  # 4 px of C4
+    lab[0, 5] = 5  # 1 px of C5: below the minimum
+    flags = np.array([0, 0, 1, 0, 1, 0, 0], bool)
+    out = cls_targets(flags, lab, min_px=2)
+    assert out.tolist() == [IGNORE, IGNORE, 1.0, 0.0, IGNORE, IGNORE, IGNORE]

@@ -69,3 +69,19 @@ def test_chief_detection_from_tf_config(monkeypatch):
     assert is_chief()
     monkeypatch.setenv("TF_CONFIG", cluster % 1)
     assert not is_chief()
+
+
+def test_init_weights_and_oversample_flags_are_recorded(tmp_path):
+    weights = tmp_path / "stage1.keras"
+    weights.write_bytes(b"x")
+    args = build_parser().parse_args(
+        ["--data", "d", "--init-weights", str(weights), "--oversample", "0.5"]
+    )
+    cfg = resolve_config(args)
+    assert cfg.init_weights == str(weights) and cfg.oversample == 0.5
+    cfg.save(tmp_path / "c.yaml")
+    assert TrainConfig.load(tmp_path / "c.yaml") == cfg
+    with pytest.raises(TrainConfigError, match="not a file"):
+        resolve_config(build_parser().parse_args(["--data", "d", "--init-weights", "nope.keras"]))
+    with pytest.raises(TrainConfigError, match="oversample"):
+        TrainConfig(oversample=1.0)

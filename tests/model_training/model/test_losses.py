@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from model_training.datasets.targets import IGNORE
 from model_training.model.config import LossConfig
 from model_training.model.losses import (
+    MaskedAUC,
     SparseDice,
     VertebraeLoss,
     WeightedBinaryCrossentropy,
@@ -25,6 +27,28 @@ def test_weighted_bce_matches_hand_computation():
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     plain = WeightedBinaryCrossentropy(pos_weight=1.0)(y, p)
     assert float(plain) == pytest.approx(-(math.log(0.8) + math.log(0.7)) / 2, rel=1e-5)
+
+
+def test_weighted_bce_leaves_ignored_targets_out():
+    y = np.array([[1.0, IGNORE, 0.0], [IGNORE, IGNORE, IGNORE]], np.float32)
+    p = np.array([[0.8, 0.01, 0.3], [0.99, 0.5, 0.01]], np.float32)
+    per_sample = WeightedBinaryCrossentropy(pos_weight=3.0).call(y, p)
+    # first sample: only entries 0 and 2 count; second: nothing scored → 0
+    expected = -(3 * math.log(0.8) + math.log(0.7)) / 2
+    assert float(per_sample[0]) == pytest.approx(expected, rel=1e-5)
+    assert float(per_sample[1]) == 0.0
+
+
+def test_masked_auc_scores_only_the_shown_vertebrae():
+    # ignored entries carry the highest scores: counted as negatives they would halve the AUC
+    y = np.array([[1.0, 0.0, IGNORE], [0.0, 1.0, IGNORE]], np.float32)
+    p = np.array([[0.7, 0.2, 0.99], [0.1, 0.6, 0.98]], np.float32)
+    m = MaskedAUC(num_thresholds=1000)
+    m.update_state(y, p)
+    assert float(m.result()) == pytest.approx(1.0, abs=1e-3)
+    plain = MaskedAUC(num_thresholds=1000)
+    plain.update_state(np.clip(y, 0, 1), p)
+    assert float(plain.result()) < 0.8
 
 
 def test_weighted_bce_accepts_map_targets_without_channel_axis():

@@ -103,3 +103,24 @@ def test_missing_weights_file_and_bad_sizes_are_plain_errors(tmp_path):
         build_model(ModelConfig(input_size=32, encoder_weights=str(tmp_path / "nope.h5")))
     with pytest.raises(TrainConfigError, match="multiple of 32"):
         ModelConfig(input_size=100)
+
+
+def test_init_weights_start_from_a_whole_earlier_model(tmp_path, tiny_model):
+    from model_training.model.fit import load_init_weights
+
+    path = tmp_path / "earlier.keras"
+    tiny_model.save(str(path))
+    fresh = build_model(ModelConfig(input_size=64, channels=4, encoder_weights=None))
+    name = "fracture_cls_logits"
+    assert not np.array_equal(
+        fresh.get_layer(name).get_weights()[0], tiny_model.get_layer(name).get_weights()[0]
+    )
+    load_init_weights(fresh, path)
+    for layer in ("conv1_conv", name, "vertebrae_logits"):
+        for a, b in zip(
+            fresh.get_layer(layer).get_weights(), tiny_model.get_layer(layer).get_weights()
+        ):
+            np.testing.assert_array_equal(a, b)
+    other = build_model(ModelConfig(input_size=64, channels=3, encoder_weights=None))
+    with pytest.raises(TrainConfigError, match="do not fit"):
+        load_init_weights(other, path)
