@@ -126,21 +126,6 @@ def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     )
 
 
-def threshold_for_sensitivity(
-    y_true: np.ndarray, scores: np.ndarray, min_sensitivity: float = 0.90
-) -> float:
-    """The highest threshold whose sensitivity is ≥ ``min_sensitivity`` (so specificity is as
-    high as the constraint allows). Without positives, 0.5."""
-    t = np.asarray(y_true).astype(bool).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    pos = np.sort(s[t])[::-1]
-    if pos.size == 0:
-        return 0.5
-    need = int(np.ceil(min_sensitivity * pos.size - 1e-9))
-    need = min(max(need, 1), pos.size)
-    return float(pos[need - 1])
-
-
 def calibration_curve(
     y_true: np.ndarray, scores: np.ndarray, n_bins: int = 10
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,7 +17,6 @@ from cspine_desktop.analysis.metrics import (
     roc_auc,
     roc_curve,
     rsna_weighted_log_loss,
-    threshold_for_sensitivity,
 )
 
 
@@ -79,16 +78,6 @@ def test_auc_counts_pairs_and_ties():
     fpr, tpr, _ = roc_curve(y, np.array([0.9, 0.5, 0.5, 0.3]))
     assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
     assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
-
-
-def test_threshold_for_sensitivity_keeps_the_target_and_the_best_specificity():
-    y = np.array([1] * 10 + [0] * 10)
-    s = np.concatenate([np.linspace(0.95, 0.5, 10), np.linspace(0.6, 0.0, 10)])
-    t = threshold_for_sensitivity(y, s, 0.9)
-    assert binary_summary(y, s, t).sensitivity >= 0.9
-    # any higher threshold (the next positive score up) loses sensitivity
-    assert binary_summary(y, s, t + 1e-6).sensitivity < 0.9
-    assert threshold_for_sensitivity(np.zeros(4), np.ones(4)) == 0.5
 
 
 def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible():
