@@ -69,11 +69,22 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
     Mean over all but the batch axis of −[w·y·log p + (1 − y)·log(1 − p)], taken over the
     entries whose target is 0 or 1; negative targets (``IGNORE``) are left out, and a sample
     with no scored entry contributes 0.
+
+    ``dice_weight`` > 0 adds ``dice_weight`` × (1 − soft Dice) computed over the whole batch's
+    scored entries, to every sample; a batch without any positive target adds nothing (as in
+    :class:`VertebraeLoss`, absent foreground is left to the cross-entropy).
     """
 
-    def __init__(self, pos_weight: float = 1.0, name: str = "weighted_bce", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        pos_weight: float = 1.0,
+        name: str = "weighted_bce",
+        dice_weight: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.pos_weight = pos_weight
+        self.dice_weight = dice_weight
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true = ops.cast(y_true, "float32")
@@ -85,10 +96,22 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
             self.pos_weight * y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred)
         )
         axes = tuple(range(1, len(y_pred.shape)))
-        return ops.sum(loss * scored, axis=axes) / ops.maximum(ops.sum(scored, axis=axes), 1.0)
+        bce = ops.sum(loss * scored, axis=axes) / ops.maximum(ops.sum(scored, axis=axes), 1.0)
+        if not self.dice_weight:
+            return bce
+        t_sum = ops.sum(y_true * scored)
+        inter = ops.sum(y_true * y_pred * scored)
+        p_sum = ops.sum(y_pred * scored)
+        dice = (2.0 * inter + EPS) / (t_sum + p_sum + EPS)
+        has_fg = ops.cast(t_sum > 0, "float32")
+        return bce + self.dice_weight * has_fg * (1.0 - dice)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pos_weight": self.pos_weight}
+        return {
+            **super().get_config(),
+            "pos_weight": self.pos_weight,
+            "dice_weight": self.dice_weight,
+        }
 
 
 @keras.saving.register_keras_serializable(package="cspine")
@@ -143,7 +166,9 @@ def make_losses(loss_cfg: Any, n_classes: int = 8) -> tuple[dict[str, Any], dict
     losses = {
         "vertebrae": VertebraeLoss(n_classes=n_classes, dice_weight=loss_cfg.dice_weight),
         "fracture_map": WeightedBinaryCrossentropy(
-            loss_cfg.fracture_map_pos_weight, name="fracture_map_bce"
+            loss_cfg.fracture_map_pos_weight,
+            name="fracture_map_bce",
+            dice_weight=loss_cfg.fracture_map_dice_weight,
         ),
         "fracture_cls": WeightedBinaryCrossentropy(
             loss_cfg.fracture_cls_pos_weight, name="fracture_cls_bce"

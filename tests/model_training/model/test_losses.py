@@ -111,3 +111,19 @@ def test_make_losses_uses_the_configured_weights():
     assert set(losses) == set(weights) == {"vertebrae", "fracture_map", "fracture_cls"}
     assert weights["fracture_cls"] == 2.5
     assert losses["fracture_map"].pos_weight == 7
+
+
+def test_fracture_map_dice_term_is_over_the_batch_and_only_with_foreground():
+    y = np.zeros((2, 4, 4, 1), np.float32)
+    y[0, :2, :2] = 1  # 4 fractured pixels in the first sample, none in the second
+    p = np.full((2, 4, 4, 1), 0.5, np.float32)
+    plain = WeightedBinaryCrossentropy(2.0).call(y, p).numpy()
+    with_dice = WeightedBinaryCrossentropy(2.0, dice_weight=0.5).call(y, p).numpy()
+    # batch Dice: 2·(4·0.5) / (4 + 32·0.5) = 0.2 → + 0.5·0.8 on every sample
+    np.testing.assert_allclose(with_dice - plain, [0.4, 0.4], rtol=1e-5)
+    empty = np.zeros_like(y)
+    np.testing.assert_allclose(
+        WeightedBinaryCrossentropy(2.0, dice_weight=0.5).call(empty, p).numpy(),
+        WeightedBinaryCrossentropy(2.0).call(empty, p).numpy(),
+        rtol=1e-6,
+    )
