@@ -116,3 +116,11 @@ def test_tensorrt_without_tensorrt_exits_2_with_the_reason(onnx_bundle, monkeypa
 def test_a_folder_without_card_is_an_input_error(tmp_path, capsys):
     assert export.main([str(tmp_path), "--format", "onnx"]) == export.EXIT_INPUT
     assert "model_card.json" in capsys.readouterr().err
+
+
+def test_a_drop_equal_to_the_allowance_passes_despite_binary_rounding():
+    drop = 0.5775 - 0.5725  # two of 400 pairs; 0.005000000000000004 in binary
+    assert drop > 0.005
+    assert gate.within(drop, 0.005)
+    assert not gate.within(0.0075, 0.005)
+    assert not gate.within(0.005 + 1e-6, 0.005)
