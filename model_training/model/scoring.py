@@ -64,12 +64,11 @@ def _vertebra_candidates(prob: np.ndarray, present: np.ndarray, limit: int = 200
 def _rates_of(truth: np.ndarray, called: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sensitivity and specificity of each row of ``called`` [n_rules, n] (NaN without cases)."""
     pos, neg = truth.sum(), (~truth).sum()
-    tp = (called & truth).sum(axis=-1)
-    tn = (~called & ~truth).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return tp / pos if pos else np.full(tp.shape, np.nan), tn / neg if neg else np.full(
-            tn.shape, np.nan
-        )
+    tp = (called & truth).sum(axis=-1).astype(float)
+    tn = (~called & ~truth).sum(axis=-1).astype(float)
+    sens = tp / pos if pos else np.full(tp.shape, np.nan)
+    spec = tn / neg if neg else np.full(tn.shape, np.nan)
+    return sens, spec
 
 
 def choose_thresholds(
