@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init-weights",
         help="start from the weights of an earlier model of the same architecture "
-        "(.keras or .weights.h5), e.g. to fine-tune the shipped model on local data",
+        "(.keras or .weights.h5), e.g. to fine-tune it on local data",
     )
     p.add_argument("-v", "--verbose", action="store_true")
     return p

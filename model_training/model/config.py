@@ -126,7 +126,7 @@ class TrainConfig:
     max_studies: int | None = None  # use only the first N studies (smoke runs)
     cache_dir: str | None = None  # preprocessed study cache (default: <out_dir>/cache)
     # weights of a whole earlier model (.keras or .weights.h5, same architecture) to start from,
-    # e.g. fine-tuning the shipped model on local data; a resumed run continues from its own
+    # e.g. fine-tuning a model trained elsewhere on local data; a resumed run continues from its own
     init_weights: str | None = None
 
     def __post_init__(self) -> None:
