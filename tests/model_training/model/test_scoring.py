@@ -32,13 +32,19 @@ def _rates(outcomes, th):
     return called[t].mean(), (~called[~t]).mean()
 
 
-def test_separable_vertebra_scores_give_a_perfect_operating_point():
-    rng = np.random.default_rng(0)
-    outcomes = []
-    for i in range(40):
+def _half_fractured(rng, n: int):
+    """(index, truth) for n studies; every second one has one fractured vertebra."""
+    for i in range(n):
         truth = np.zeros(7, bool)
         if i % 2:
             truth[rng.integers(0, 7)] = True
+        yield i, truth
+
+
+def test_separable_vertebra_scores_give_a_perfect_operating_point():
+    rng = np.random.default_rng(0)
+    outcomes = []
+    for i, truth in _half_fractured(rng, 40):
         prob = np.where(truth, rng.uniform(0.6, 0.9, 7), rng.uniform(0.05, 0.4, 7))
         outcomes.append(_outcome(i, truth, prob, 1 - np.prod(1 - prob)))
     th = choose_thresholds(outcomes, 0.9)
@@ -53,10 +59,7 @@ def test_weak_vertebra_scores_do_not_take_the_patient_specificity_away():
     chosen on its own for 90 % vertebra sensitivity would call nearly every study fractured."""
     rng = np.random.default_rng(1)
     outcomes = []
-    for i in range(60):
-        truth = np.zeros(7, bool)
-        if i % 2:
-            truth[rng.integers(0, 7)] = True
+    for i, truth in _half_fractured(rng, 60):
         prob = rng.uniform(0.2, 0.9, 7)
         patient = rng.uniform(0.7, 1.0) if truth.any() else rng.uniform(0.0, 0.5)
         outcomes.append(_outcome(i, truth, prob, patient))
