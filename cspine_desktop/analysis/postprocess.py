@@ -21,11 +21,13 @@ from .levels import assign_levels
 @dataclass(frozen=True)
 class CleanLabels:
     """labels: uint8 [Zg, S, S] after cleanup; warnings: plain sentences; removed_voxels per
-    vertebra (C1..C7) tells how much was dropped as stray islands."""
+    vertebra (C1..C7) tells how much was dropped as stray islands; relabelled_fraction is the
+    share of vertebra pixels the level assignment relabelled (0 when it did not run)."""
 
     labels: np.ndarray
     warnings: tuple[str, ...]
     removed_voxels: tuple[int, ...]
+    relabelled_fraction: float = 0.0
 
 
 def largest_component_3d(mask: np.ndarray) -> np.ndarray:
@@ -86,9 +88,11 @@ def clean_labels(
     """
     src = np.asarray(labels, dtype=np.uint8)
     level_warnings: tuple[str, ...] = ()
+    relabelled = 0.0
     if slice_step_mm is not None:
         assigned = assign_levels(src, slice_step_mm, min_voxels=min_voxels)
         src, level_warnings = assigned.labels, assigned.warnings
+        relabelled = assigned.relabelled_fraction
     out = np.zeros_like(src)
     removed = []
     for v in range(1, len(NAMES) + 1):
@@ -100,7 +104,7 @@ def clean_labels(
         keep = largest_component_3d(mask)
         out[keep] = v
         removed.append(n - int(keep.sum()))
-    return CleanLabels(out, level_warnings + order_warnings(out), tuple(removed))
+    return CleanLabels(out, level_warnings + order_warnings(out), tuple(removed), relabelled)
 
 
 def centroids_z(labels: np.ndarray) -> dict[str, float]:
