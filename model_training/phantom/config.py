@@ -32,7 +32,10 @@ class PhantomConfig:
     matrix            : rows = columns of every axial image.
     pixel_spacing_mm  : in-plane spacing range; raised to ``min_fov_mm / matrix`` when the
                         matrix is too small for the neck to fit (tiny test configs).
-    slice_spacing_mm  : slice spacing range (log-uniform); slice thickness = spacing × U(1, 1.25).
+    slice_spacing_mm  : slice spacing range (log-uniform); slice thickness = spacing × U(1, 1.1),
+                        or × U(1.3, 2) for overlapping slices, within 0.5–3 mm.
+    noise_hu          : noise SD in soft tissue; a soft kernel draws from the lower part of the
+                        range, a bone kernel from the upper part.
     fracture_prevalence: probability that a study has at least one fracture (RSNA ≈ 0.48).
     vertebra_fracture_frequency: per-vertebra probability given a positive study (C1..C7).
     """
@@ -48,7 +51,10 @@ class PhantomConfig:
     tilt_deg: float = 5.0  # lateral bend and flexion of the whole neck, ±
     lordosis_deg: tuple[float, float] = (-10.0, 40.0)  # C2–C7 angle (negative = kyphotic)
     size_scale: tuple[float, float] = (0.9, 1.1)  # vertebra size factor per study
-    noise_hu: tuple[float, float] = (20.0, 60.0)  # noise SD in soft tissue (bone kernel)
+    noise_hu: tuple[float, float] = (5.0, 40.0)  # noise SD in soft tissue (soft: low end)
+    soft_kernel_probability: float = 0.35  # soft-tissue reconstruction kernel, else bone
+    overlap_probability: float = 0.4  # slices thicker than their spacing (overlapping)
+    beam_hardening_hu: tuple[float, float] = (0.005, 0.03)  # HU per mm² of bone path
     metal_probability: float = 0.3  # dental metal with streaks
     mandible_probability: float = 0.85
     table_probability: float = 0.6
@@ -152,6 +158,7 @@ class Acquisition:
     noise_hu: float
     fov_circle: bool
     table: bool
+    kernel: dict[str, Any] = field(default_factory=dict)  # reconstruction kernel (name, psf…)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -72,7 +72,9 @@ def _tilt(n: tuple, rng: np.random.Generator, deg: float) -> tuple[float, float,
 
 
 def _gap(rng: np.random.Generator, severe: bool) -> float:
-    return float(rng.uniform(1.0, 2.2) if severe else rng.uniform(0.35, 0.8))
+    """Width (mm) of a lucent line: a minor (non-displaced) break is still ≥ 1 mm, so its
+    cortical gap spans two 0.5 mm pixels and survives the reconstruction blur."""
+    return float(rng.uniform(1.6, 2.6) if severe else rng.uniform(1.0, 1.5))
 
 
 def _perp(n: tuple, rng: np.random.Generator) -> np.ndarray:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import artifacts
 from .config import Acquisition, Confounders, PhantomConfig
 from .render import Grid
 from .vertebrae import DISC_MM, LEVELS, VertebraGeometry, geometry
@@ -105,16 +106,26 @@ def sample_acquisition(rng: np.random.Generator, cfg: PhantomConfig) -> Acquisit
     zlo, zhi = cfg.slice_spacing_mm
     dz = float(np.exp(rng.uniform(np.log(zlo), np.log(zhi))))
     dz = round(dz, 3)
-    thick = round(dz * float(rng.uniform(1.0, 1.25)), 3)
+    overlap = rng.random() < cfg.overlap_probability
+    factor = float(rng.uniform(1.3, 2.0) if overlap else rng.uniform(1.0, 1.1))
+    thick = round(max(dz, min(dz * factor, max(3.0, dz))), 3)
+    kname = "soft" if rng.random() < cfg.soft_kernel_probability else "bone"
+    kernel = artifacts.sample_kernel(rng, kname)
+    nlo, nhi = cfg.noise_hu
+    mid = float(np.sqrt(nlo * nhi))
+    a, b = (nlo, min(nhi, 1.25 * mid)) if kname == "soft" else (max(nlo, 0.8 * mid), nhi)
+    noise = float(np.exp(rng.uniform(np.log(a), np.log(b))))
     return Acquisition(
         matrix=cfg.matrix,
         pixel_spacing_mm=round(ps, 4),
         slice_spacing_mm=dz,
         slice_thickness_mm=thick,
         n_slices=0,
-        noise_hu=float(rng.uniform(*cfg.noise_hu)),
+        noise_hu=round(noise, 2),
         fov_circle=bool(rng.random() < cfg.fov_circle_probability),
         table=bool(rng.random() < cfg.table_probability),
+        kernel=kernel.to_dict(),
+        extras={"beam_hardening_hu": round(float(rng.uniform(*cfg.beam_hardening_hu)), 4)},
     )
 
 
@@ -161,7 +172,9 @@ def place(
     acq.n_slices = nz
     acq.extras["fov_mm"] = round(fov, 2)
     acq.extras["lordosis_deg"] = round(spine.lordosis_deg, 2)
-    grid = Grid((nz, n, n), affine, ps, dz, acq.slice_thickness_mm)
+    # overlapping slices are drawn at their spacing, then averaged along z (slice_profile)
+    drawn = acq.slice_thickness_mm if acq.slice_thickness_mm <= 1.1 * dz else dz
+    grid = Grid((nz, n, n), affine, ps, dz, drawn)
     return pose, grid
 
 

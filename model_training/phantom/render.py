@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import texture
+
 Vec3 = tuple[float, float, float]
 
 
@@ -119,8 +121,8 @@ class Structure:
     mask_regions: list[MaskRegion] = field(default_factory=list)
     mask_margin: float = 2.5
     compact_parts: tuple[str, ...] = ()  # name prefixes of parts with compact (dense) marrow
-    texture_hu: float = 0.0  # trabecular texture amplitude in the marrow
-    texture_waves: tuple[tuple[float, float, float, float], ...] = ()  # (ku, kv, kw, phase)
+    texture_hu: float = 0.0  # trabecular texture amplitude (SD, HU) in the marrow
+    texture: tuple[float, ...] = ()  # lookup parameters of :func:`.texture.lookup`
 
     def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         los, his = zip(*(p.bounds() for ps in self.parts.values() for p in ps))
@@ -282,7 +284,7 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
     marrow = _soft(sd + st.cortex_mm, blur)
     marrow_hu: np.ndarray | float = st.marrow_hu
     if st.compact_parts:
-        compact = np.float32(0.55 * st.cortex_hu + 0.45 * st.marrow_hu)
+        compact = np.float32(0.3 * st.cortex_hu + 0.7 * st.marrow_hu)
         marrow_hu = np.where(sd_spongy <= sd + 0.5, np.float32(st.marrow_hu), compact)
     if st.dense:
         marrow_hu = marrow_hu + np.zeros(shape, np.float32)
@@ -290,11 +292,8 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
             q = ((u - dn.c[0]) / dn.r[0]) ** 2 + ((v - dn.c[1]) / dn.r[1]) ** 2
             q += ((w - dn.c[2]) / dn.r[2]) ** 2
             marrow_hu += dn.add_hu * np.clip(1.5 - q, 0.0, 1.0)
-    if st.texture_hu and st.texture_waves:
-        tex = np.zeros(shape, np.float32)
-        for ku, kv, kw, ph in st.texture_waves:
-            tex += np.sin(ku * u + kv * v + kw * w + ph)
-        marrow_hu = marrow_hu + (st.texture_hu / len(st.texture_waves)) * tex
+    if st.texture_hu and st.texture:
+        marrow_hu = marrow_hu + np.float32(st.texture_hu) * texture.lookup(st.texture, u, v, w)
     bone = (occ - marrow) * st.cortex_hu + marrow * marrow_hu
 
     # lucent lines (fractures) and channels (mimics): bone replaced by soft-tissue HU

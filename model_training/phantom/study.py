@@ -10,7 +10,7 @@ from pydicom.uid import generate_uid
 
 from cspine_desktop.imaging.volume import Volume
 
-from . import artifacts, skeleton
+from . import artifacts, skeleton, texture
 from .config import Acquisition, Confounders, FractureSpec, PhantomConfig
 from .confounders import apply_confounders, sample_confounders
 from .fractures import apply_fracture, sample_fractures
@@ -141,13 +141,16 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
 
     # scanner effects
     below = np.clip((prof.z[6] + 6.0 - zs) / 40.0, 0.0, 1.0)
-    artifacts.blur_inplane(hu, 0.35 / grid.pixel_mm + 0.25)
+    kernel = artifacts.Kernel(**acq.kernel)
+    artifacts.slice_profile(hu, acq.slice_thickness_mm / grid.thickness_mm)
+    artifacts.beam_hardening(hu, grid.pixel_mm, acq.extras["beam_hardening_hu"])
+    artifacts.reconstruct(hu, kernel, grid.pixel_mm)
     if metal:
         artifacts.metal_streaks(hu, metal, rng, grid.pixel_mm, grid.slice_mm)
     artifacts.shoulder_streaks(hu, below, rng)
-    # noise falls with slice thickness (noise_hu is quoted for 1 mm slices)
-    sigma = acq.noise_hu / np.sqrt(max(acq.slice_thickness_mm, 0.5))
-    artifacts.add_noise(hu, sigma * (1.0 + 0.8 * below), rng)
+    # noise_hu: SD in the soft tissue of the neck; more through the shoulders
+    sigma = acq.noise_hu * (1.0 + 0.8 * below)
+    artifacts.add_noise(hu, sigma, rng, kernel.nps_peak * grid.pixel_mm)
     if acq.table:
         ys = aff[1, 3] + aff[1, 1] * np.arange(ny)
         xs = aff[0, 3] + aff[0, 0] * np.arange(nx) - mid[0]
@@ -179,17 +182,21 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
 
 
 def _materials(rng: np.random.Generator, osteoporosis: bool) -> tuple[float, float, float]:
-    """(cortex HU, marrow HU, cortex thickness mm) for one vertebra."""
+    """(cortex HU, marrow HU, cortex thickness mm) for one vertebra.
+
+    Cancellous bone 180–380 HU (osteoporotic 60–150 HU), a thin cortex of 0.6–1.3 mm
+    (0.4–0.8 mm) at 900–1400 HU (700–1050 HU): after partial volume and the reconstruction
+    kernel the shell reads about 500–1500 HU on the image, as on clinical neck CT."""
     if osteoporosis:
         return (
-            float(rng.uniform(750, 1050)),
-            float(rng.uniform(30, 150)),
-            float(rng.uniform(0.6, 0.85)),
+            float(rng.uniform(700, 1050)),
+            float(rng.uniform(60, 150)),
+            float(rng.uniform(0.4, 0.8)),
         )
     return (
-        float(rng.uniform(1100, 1600)),
-        float(rng.uniform(250, 420)),
-        float(rng.uniform(0.9, 1.3)),
+        float(rng.uniform(900, 1400)),
+        float(rng.uniform(180, 380)),
+        float(rng.uniform(0.6, 1.3)),
     )
 
 
@@ -271,8 +278,8 @@ def _structures(
             parts,
             hu=(ch * float(rng.uniform(0.93, 1.07)), mh * float(rng.uniform(0.9, 1.1)), cm),
         )
-        st.texture_hu = float(rng.uniform(60.0, 140.0)) * (0.5 if conf.osteoporosis else 1.0)
-        st.texture_waves = _waves(rng)
+        st.texture_hu = float(rng.uniform(40.0, 80.0)) * (0.6 if conf.osteoporosis else 1.0)
+        st.texture = texture.sample_params(rng, conf.osteoporosis)
         st.compact_parts = ("lamina", "spinous", "transverse", "arch")
         apply_confounders(st, g, conf, rng)
         for i, spec in enumerate(fractures):
@@ -280,16 +287,6 @@ def _structures(
                 apply_fracture(st, g, spec, i, rng)
         out.append(st)
     return out
-
-
-def _waves(rng: np.random.Generator) -> tuple[tuple[float, float, float, float], ...]:
-    """Plane waves of 1.5–3 mm wavelength in random directions: a trabecular texture."""
-    out = []
-    for _ in range(4):
-        d = rng.normal(size=3)
-        d *= 2 * np.pi / float(rng.uniform(1.5, 3.0)) / np.linalg.norm(d)
-        out.append((float(d[0]), float(d[1]), float(d[2]), float(rng.uniform(0, 2 * np.pi))))
-    return tuple(out)
 
 
 def _metal(

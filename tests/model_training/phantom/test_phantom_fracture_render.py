@@ -6,9 +6,12 @@ fracture or confounder, so differences come from that change only.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from model_training.phantom import artifacts
 from model_training.phantom.config import Confounders, FractureSpec
 from model_training.phantom.confounders import apply_confounders
 from model_training.phantom.fractures import apply_fracture
@@ -18,21 +21,25 @@ from model_training.phantom.vertebrae import axis, subaxial
 PX, DZ = 0.4, 1.0
 
 
-def _grid() -> Grid:
-    n, nz = 180, 60
+def _grid(px: float = PX) -> Grid:
+    n, nz = round(72 / px), 60
     aff = np.array(
         [
-            [PX, 0, 0, -n / 2 * PX],
-            [0, PX, 0, -n / 2 * PX + 15.0],
+            [px, 0, 0, -n / 2 * px],
+            [0, px, 0, -n / 2 * px + 15.0],
             [0, 0, -DZ, nz / 2 * DZ],
             [0, 0, 0, 1.0],
         ]
     )
-    return Grid((nz, n, n), aff, PX, DZ, DZ)
+    return Grid((nz, n, n), aff, px, DZ, DZ)
 
 
 def _draw(
-    level: int, spec: FractureSpec | None = None, conf: Confounders | None = None, seed: int = 0
+    level: int,
+    spec: FractureSpec | None = None,
+    conf: Confounders | None = None,
+    seed: int = 0,
+    px: float = PX,
 ) -> tuple[Canvas, Structure]:
     parts, g = axis(1.0, 9.0) if level == 2 else subaxial(level, 1.0, 9.5, 9.5)
     st = Structure(f"C{level}", level, np.zeros(3), np.eye(3), parts, 1400.0, 350.0, 1.0)
@@ -41,7 +48,7 @@ def _draw(
         apply_confounders(st, g, conf, rng)
     if spec is not None:
         apply_fracture(st, g, spec, 0, rng)
-    grid = _grid()
+    grid = _grid(px)
     canvas = Canvas(
         np.full(grid.shape, 50.0, np.float32),
         np.zeros(grid.shape, np.uint8),
@@ -129,3 +136,36 @@ def test_osteophytes_and_sclerosis_add_bone_but_no_fracture(intact):
     assert mimic.fracture.sum() == 0
     assert (mimic.labels == 5).sum() > (intact[5].labels == 5).sum()
     assert (mimic.hu - intact[5].hu).max() > 300
+
+
+def _render(st: Structure, px: float) -> Canvas:
+    grid = _grid(px)
+    canvas = Canvas(
+        np.full(grid.shape, 50.0, np.float32),
+        np.zeros(grid.shape, np.uint8),
+        np.zeros(grid.shape, np.uint8),
+    )
+    render_structure(st, grid, canvas)
+    return canvas
+
+
+@pytest.mark.parametrize("kind", ["cortical_line", "posterior_line", "spinous", "dens_type2"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_minor_fracture_breaks_the_cortex_visibly_at_half_mm_pixels(kind, seed):
+    """A minor line is 1–1.5 mm wide: after a bone kernel at 0.5 mm pixels the cortex it
+    crosses loses hundreds of HU over about twice the cortex a 0.5 mm hairline would break."""
+    level = 2 if kind == "dens_type2" else 5
+    spec = FractureSpec(level, kind, "minor")
+    frac, st = _draw(level, spec, seed=seed, px=0.5)
+    ref, _ = _draw(level, seed=seed, px=0.5)
+    assert all(1.0 <= c.gap <= 1.5 for c in st.cuts) and spec.displacement_mm == 0.0
+    st.cuts = [dataclasses.replace(c, gap=0.5) for c in st.cuts]
+    hair = _render(st, 0.5)
+    kernel = artifacts.sample_kernel(np.random.default_rng(seed), "bone")
+    for canvas in (frac, ref, hair):
+        artifacts.reconstruct(canvas.hu, kernel, 0.5)
+    cortex = (frac.fracture > 0) & (ref.hu > 700)  # intact cortical voxels near the line
+    broken = int(((ref.hu - frac.hu)[cortex] > 400).sum())
+    broken_hair = int(((ref.hu - hair.hu)[cortex] > 400).sum())
+    assert broken * 0.5 * 0.5 * DZ > 10.0  # > 10 mm³ of cortex turned lucent
+    assert broken > 1.6 * broken_hair, (broken, broken_hair)

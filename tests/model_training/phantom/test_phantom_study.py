@@ -76,7 +76,7 @@ def test_vertebra_volumes_are_plausible(small_studies):
         vox = float(np.prod(st.spacing))
         vol = {k: (st.labels == k).sum() * vox for k in range(1, 8)}
         for k in range(1, 8):
-            assert 3000.0 < vol[k] < 16000.0, (k, vol[k])
+            assert 3000.0 < vol[k] < 18000.0, (k, vol[k])  # coarse 1.1 mm voxels
         assert vol[2] > vol[3]  # the axis is the largest upper vertebra
 
 
@@ -84,7 +84,7 @@ def test_vertebra_volumes_are_plausible(small_studies):
 def fine_studies():
     """Resolution where a 1 mm cortex is resolved: 0.45 mm pixels (like clinical C-spine CT)."""
     cfg = PhantomConfig(matrix=256, pixel_spacing_mm=(0.45, 0.45), slice_spacing_mm=(2.0, 2.0))
-    return [generate_study(seed, cfg) for seed in (21, 22)]
+    return [generate_study(seed, cfg) for seed in (21, 22, 24)]  # 24: osteoporotic
 
 
 def test_tissue_densities(fine_studies):
@@ -95,10 +95,11 @@ def test_tissue_densities(fine_studies):
         shell = bone & ~_erode(bone, 1)
         cortex = np.percentile(hu[shell], 90)
         marrow = np.median(hu[core])
+        # cortex 500–1500 HU as the image shows it; cancellous 150–400, lower if osteoporotic
         if st.confounders.osteoporosis:
-            assert 500 < cortex < 1300 and 30 < marrow < 220, (cortex, marrow)
+            assert 450 < cortex < 1100 and 30 < marrow < 200, (cortex, marrow)
         else:
-            assert 800 < cortex < 2000 and 180 < marrow < 520, (cortex, marrow)
+            assert 700 < cortex < 1600 and 150 < marrow < 420, (cortex, marrow)
         assert cortex > marrow + 300  # cortical shell denser than trabecular bone
         # soft tissue of the neck away from bone: fat/muscle, mostly muscle
         far = _erode(~bone, 6) & (hu > -300) & (hu < 300)
