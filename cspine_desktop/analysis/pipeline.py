@@ -26,8 +26,15 @@ from ..imaging.volume import Volume
 from ..vertebrae import NAMES
 from .aggregate import PATIENT_KEY, AggregationConfig, aggregate_study, verdicts
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
-from .postprocess import clean_labels, edge_notes
-from .result import AnalysisResult, ModelInfo, PatientVerdict, VertebraVerdict
+from .plausibility import FinalVerdicts, check_spine, final_verdicts, input_reasons
+from .postprocess import clean_labels
+from .result import (
+    AnalysisResult,
+    ModelInfo,
+    PatientVerdict,
+    VertebraVerdict,
+    operating_points,
+)
 from .runner import Cancel, Progress, check_cancel, run_model
 
 # share of the progress bar per stage
@@ -38,7 +45,7 @@ _P_PREP, _P_MODEL = 0.1, 0.85
 class AnalysisOutcome:
     """Everything exports and the viewer need from one analysis.
 
-    result  : the verdicts (serialises to ``cspine.analysis/1``).
+    result  : the verdicts (serialises to ``cspine.analysis/2``).
     volume  : the analysed series (unchanged).
     labels  : uint8 [z, y, x] on the source grid, 0 background, 1–7 = C1–C7.
     heatmap : float32 [z, y, x] on the source grid, fracture likelihood in [0, 1].
@@ -98,6 +105,7 @@ def analyze(
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
     thresholds = {k: float(v) for k, v in card["thresholds"].items()}
     verdict = verdicts(scores, thresholds)
+    final = _plausible_verdicts(volume, prepared, clean, aggregation, verdict)
     heat_grid = fracture_heatmap(grid.fracture_map, clean.labels, cfg.pixel_spacing_mm)
     cam_grid = None
     if explain and any(verdict[n] for n in NAMES):
@@ -118,9 +126,14 @@ def analyze(
         model=ModelInfo(str(card["name"]), str(card["version"]), str(engine.sha256)),
         backend=str(engine.label),
         patient_overall=PatientVerdict(
-            round(float(scores.patient_probability), 6), verdict[PATIENT_KEY]
+            round(float(scores.patient_probability), 6),
+            final.patient_fractured,
+            status=final.patient_status,
+            reasons=final.patient_reasons,
+            threshold=thresholds.get(PATIENT_KEY),
+            operating_point=operating_points(dict(card))["patient"],
         ),
-        vertebrae=_vertebra_verdicts(scores, verdict, prepared, clean.labels),
+        vertebrae=_vertebra_verdicts(scores, final, prepared, thresholds, card),
         thresholds=thresholds,
         warnings=tuple(
             dict.fromkeys([*volume.warnings, *getattr(engine, "warnings", ()), *clean.warnings])
@@ -142,18 +155,44 @@ def _activation(engine: Any, grid: Any, prepared: PreparedVolume):
     return None
 
 
+def _plausible_verdicts(
+    volume: Volume,
+    prepared: PreparedVolume,
+    clean: Any,
+    aggregation: AggregationConfig,
+    verdict: dict[str, bool],
+) -> FinalVerdicts:
+    """The plausibility checks (:mod:`.plausibility`) on the cleaned grid labels, combined with
+    the model's verdicts: which of them may be given."""
+    meta = volume.meta or {}
+    thickness = meta.get("SliceThickness")
+    slice_mm = max(float(volume.spacing[0]), float(thickness or 0.0))
+    problems = input_reasons(
+        meta.get("Modality"), int(volume.hu.shape[0]), slice_mm, meta.get("source_kind")
+    )
+    cfg = prepared.cfg
+    check = check_spine(
+        clean.labels,
+        (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm),
+        prepared.hu,
+        relabelled_fraction=clean.relabelled_fraction if aggregation.assign_levels else None,
+        input_problems=problems,
+        min_voxels=aggregation.min_voxels,
+    )
+    return final_verdicts(check, verdict, verdict[PATIENT_KEY])
+
+
 def _vertebra_verdicts(
-    scores: Any, verdict: dict[str, bool], prepared: PreparedVolume, labels: np.ndarray
+    scores: Any,
+    final: FinalVerdicts,
+    prepared: PreparedVolume,
+    thresholds: dict[str, float],
+    card: Mapping[str, Any],
 ) -> tuple[VertebraVerdict, ...]:
-    edges = edge_notes(labels)
+    point = operating_points(dict(card))["vertebra"]
     out = []
     for i, name in enumerate(NAMES):
         present = bool(scores.present[i])
-        notes = []
-        if not present:
-            notes.append("Not found in the images (outside the field of view or not segmented).")
-        elif name in edges:
-            notes.append(edges[name])
         rng = scores.slice_range[i]
         peak = scores.peak_slice[i]
         out.append(
@@ -161,10 +200,13 @@ def _vertebra_verdicts(
                 name=name,
                 present=present,
                 probability=round(float(scores.probability[i]), 6) if present else None,
-                fractured=bool(verdict[name]),
+                fractured=final.fractured[name],
                 slice_range=source_range(prepared, rng) if rng is not None else None,
                 peak_slice=prepared.source_slice_of(peak) if peak is not None else None,
-                notes=tuple(notes),
+                status=final.status[name],
+                reasons=final.reasons[name],
+                threshold=thresholds.get(name),
+                operating_point=point,
             )
         )
     return tuple(out)

@@ -3,12 +3,14 @@
 Content tree (Comprehensive 3D SR):
 - one TID 1411 volumetric ROI group per segmented vertebra: referenced segment (in the vertebra
   SEG), finding = the vertebra (category Anatomical structure), finding site = the vertebra,
-  qualitative evaluation "Fracture" = Present/Absent, measurements "Probability" (unit 1)
-  and the segment volume (ml);
-- one TID 1501 group for the patient: finding site Cervical spine, "Fracture" Present/Absent
-  and its probability;
+  qualitative evaluation "Fracture" = Present/Absent — or Indeterminate (SCT 82334004) when
+  the vertebra could not be assessed (partly in view, implausible) — measurements
+  "Probability" (unit 1) and the segment volume (ml);
+- one TID 1501 group for the patient: finding site Cervical spine, "Fracture"
+  Present/Absent/Indeterminate and its probability;
 - a "Qualitative Evaluations" container (TID 1500 row 12) with the patient verdict, the
-  warnings and the "not for diagnostic use" disclaimer as text.
+  reasons no verdict could be given, the warnings and the "not for diagnostic use" disclaimer
+  as text.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
+from ..analysis import wording
 from ..vertebrae import FRACTURE_CODE, SNOMED_CATEGORY, by_name
 from . import _dicom
 from ._common import OutcomeLike, atomic_path, check_outcome, label_counts
@@ -35,8 +38,12 @@ NO_UNITS = hd.sr.CodedConcept("1", "UCUM", "no units")
 MILLILITRE = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
 
 
-def _presence(fractured: bool) -> hd.sr.CodedConcept:
-    code = codes.SCT.Present if fractured else codes.SCT.Absent
+def _presence(fractured: bool | None) -> hd.sr.CodedConcept:
+    """Present / Absent, or Indeterminate where no verdict was given (``fractured`` None)."""
+    if fractured is None:
+        code = codes.SCT.Indeterminate
+    else:
+        code = codes.SCT.Present if fractured else codes.SCT.Absent
     return hd.sr.CodedConcept(code.value, code.scheme_designator, code.meaning)
 
 
@@ -142,7 +149,7 @@ def _document_evaluations(outcome: OutcomeLike) -> hd.sr.ContainerContentItem:
     ]
     items += [
         hd.sr.TextContentItem(name=codes.DCM.Comment, value=w[:1024], relationship_type=contains)
-        for w in outcome.result.warnings
+        for w in [*_reason_comments(outcome), *outcome.result.warnings]
     ]
     items.append(
         hd.sr.TextContentItem(
@@ -151,6 +158,18 @@ def _document_evaluations(outcome: OutcomeLike) -> hd.sr.ContainerContentItem:
     )
     container.ContentSequence = hd.sr.ContentSequence(items)
     return container
+
+
+def _reason_comments(outcome: OutcomeLike) -> list[str]:
+    """The headline and the reasons a verdict could not be given, as comment texts."""
+    r = outcome.result
+    reasons = wording.reason_lines(r, ascii=True)  # the SR's character set is Latin-1
+    if not reasons:
+        return []
+    head = wording.patient_headline(
+        r.patient_overall.status, r.patient_overall.fractured, ascii=True
+    )
+    return [f"{head}: {x}" if r.indeterminate else x for x in reasons]
 
 
 def build_measurement_report(outcome: OutcomeLike, seg: Dataset | None) -> hd.sr.MeasurementReport:

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..analysis import wording
 from ..imaging.windows import BONE, apply_window
 from ..vertebrae import FRACTURE_RGB, VERTEBRAE, by_name
 from ._common import OutcomeLike, check_outcome, write_bytes_atomic
@@ -166,7 +167,7 @@ def render_axial(outcome: OutcomeLike, name: str, z: int | None = None) -> np.nd
     grey = apply_window(vol.hu[z], BONE)
     size = _panel_size(vol.hu.shape[1:], (vol.spacing[1], vol.spacing[2]))
     panel = _overlay(grey, outcome.labels[z], heat, size)
-    word = "FRACTURE" if verdict.fractured else "no fracture"
+    word = wording.vertebra_word(verdict.status, verdict.fractured)
     p = f"{verdict.probability:.2f}" if verdict.probability is not None else "n/a"
     title = f"{name} axial slice {z + 1}/{vol.hu.shape[0]}: fracture probability {p} ({word})"
     a = np.asarray(vol.affine, dtype=np.float64)

@@ -1,5 +1,7 @@
-"""The one-page PDF report (A4, reportlab): identifiers, model, verdict table, key images,
-warnings, and the "not for diagnostic use" disclaimer at the top and the bottom.
+"""The one-page PDF report (A4, reportlab): identifiers, model, the patient headline (amber
+"Indeterminate - read the images" with its reasons when no verdict can be given), verdict table
+with each threshold, key images, warnings, and the "not for diagnostic use" disclaimer at the
+top and the bottom.
 
 Everything is drawn on a single canvas page; long content (warnings, key images) is shortened
 to fit rather than flowing onto a second page.
@@ -20,6 +22,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Table, TableStyle
 
 from .. import __version__
+from ..analysis import wording
 from ..vertebrae import by_name
 from ._common import OutcomeLike, atomic_path, check_outcome
 from .key_images import encode_png, render_key_images
@@ -30,6 +33,14 @@ WIDTH = PAGE_W - 2 * MARGIN
 MAX_KEY_IMAGES = 3
 MAX_WARNINGS = 6
 _RED = colors.HexColor("#B00020")
+_AMBER = colors.HexColor(wording.COLOURS[wording.UNSURE])
+MAX_REASONS = 6
+
+
+def _tone_colour(status: str | None, fractured: bool | None):
+    """Red for a fracture, amber where no verdict is given, black otherwise (print-friendly)."""
+    t = wording.tone(status, fractured)
+    return {wording.FRACTURE: _RED, wording.UNSURE: _AMBER}.get(t, colors.black)
 
 
 def _latin1(text: object) -> str:
@@ -96,42 +107,39 @@ def _verdict_table(outcome: OutcomeLike) -> Table:
         ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
     ]
     for i, v in enumerate(r.vertebrae, start=1):
-        t = r.thresholds.get(v.name)
-        word = "not found" if not v.present else ("FRACTURE" if v.fractured else "no fracture")
+        t = v.threshold if v.threshold is not None else r.thresholds.get(v.name)
+        word = wording.vertebra_word(v.status, v.fractured)
         rows.append(
             [
                 v.name,
                 "yes" if v.present else "no",
                 _fmt_p(v.probability if v.present else None),
-                "-" if t is None else f"{t:.2f}",
+                "-" if t is None else f"{t:.3g}",
                 word,
             ]
         )
         style.append(
             ("LINEBEFORE", (0, i), (0, i), 5, colors.Color(*np.array(by_name(v.name).rgb) / 255))
         )
-        if v.present and v.fractured:
-            style += [
-                ("TEXTCOLOR", (4, i), (4, i), _RED),
-                ("FONT", (4, i), (4, i), "Helvetica-Bold", 8.5),
-            ]
-    t = r.thresholds.get("patient_overall")
+        style.append(("TEXTCOLOR", (4, i), (4, i), _tone_colour(v.status, v.fractured)))
+        if v.fractured or v.status in ("indeterminate", "partly_in_view"):
+            style.append(("FONT", (4, i), (4, i), "Helvetica-Bold", 8.5))
     po = r.patient_overall
+    t = po.threshold if po.threshold is not None else r.thresholds.get("patient_overall")
     rows.append(
         [
             "Patient",
             "",
             _fmt_p(po.probability),
-            "-" if t is None else f"{t:.2f}",
-            "FRACTURE" if po.fractured else "no fracture",
+            "-" if t is None else f"{t:.3g}",
+            wording.patient_word(po.status, po.fractured),
         ]
     )
     style += [
         ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 8.5),
         ("LINEABOVE", (0, -1), (-1, -1), 1.0, colors.black),
+        ("TEXTCOLOR", (4, -1), (4, -1), _tone_colour(po.status, po.fractured)),
     ]
-    if po.fractured:
-        style.append(("TEXTCOLOR", (4, -1), (4, -1), _RED))
     table = Table(rows, colWidths=[70, 60, 80, 70, 110], hAlign="LEFT")
     table.setStyle(TableStyle(style))
     return table
@@ -218,15 +226,28 @@ def build_report_pdf(
     page.pairs(_identifiers(outcome) + _model_lines(outcome))
     page.y -= 8
     po = r.patient_overall
-    t = r.thresholds.get("patient_overall")
-    verdict = "FRACTURE SUSPECTED" if po.fractured else "no fracture detected"
+    t = po.threshold if po.threshold is not None else r.thresholds.get("patient_overall")
     page.text(
-        f"Patient-level: {verdict} (probability {po.probability:.3f}"
-        + (f", threshold {t:.2f})" if t is not None else ")"),
+        wording.patient_headline(po.status, po.fractured, po.probability, t, ascii=True),
         size=12,
         bold=True,
-        colour=_RED if po.fractured else colors.black,
+        colour=_tone_colour(po.status, po.fractured),
     )
+    reasons = wording.reason_lines(r, ascii=True)
+    if r.indeterminate:
+        page.text(
+            f"No patient-level verdict (probability {po.probability:.3f}"
+            + (f", threshold {t:.3g}" if t is not None else "")
+            + "). Why:",
+            size=8.5,
+        )
+    for line in reasons[:MAX_REASONS]:
+        page.text(f"- {line}", size=8, colour=_AMBER if r.indeterminate else colors.black)
+    if len(reasons) > MAX_REASONS:
+        page.text(f"... and {len(reasons) - MAX_REASONS} more (see the JSON export)", size=8)
+    op = po.operating_point
+    if op is not None:
+        page.text("Patient threshold " + wording.threshold_text(t, op), size=7.5)
     page.y -= 6
     table = _verdict_table(outcome)
     _, th = table.wrapOn(canvas, WIDTH, page.y)

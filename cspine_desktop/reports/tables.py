@@ -1,4 +1,4 @@
-"""Plain-text exports of the verdicts: ``cspine.analysis/1`` JSON, RSNA 2022 CSV, a text table."""
+"""Plain-text exports of the verdicts: ``cspine.analysis/2`` JSON, RSNA 2022 CSV, a text table."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..analysis.result import AnalysisResult
+from ..analysis.wording import (
+    patient_headline,
+    patient_word,
+    reason_lines,
+    threshold_text,
+    vertebra_word,
+)
 from ._common import OutcomeLike, result_of, write_bytes_atomic
 
 RSNA_HEADER = ("row_id", "fractured")
 
 
 def write_result_json(outcome: OutcomeLike | AnalysisResult, path: str | os.PathLike[str]) -> Path:
-    """Write the ``cspine.analysis/1`` JSON of the analysis to ``path`` (UTF-8, atomic)."""
+    """Write the ``cspine.analysis/2`` JSON of the analysis to ``path`` (UTF-8, atomic)."""
     text = result_of(outcome).to_json() + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -25,7 +32,8 @@ def rsna_csv_text(
 ) -> str:
     """RSNA 2022 submission CSV: header ``row_id,fractured``, then per study the rows
     ``<StudyUID>_C1`` … ``<StudyUID>_C7``, ``<StudyUID>_patient_overall`` with the fracture
-    probability (absent vertebrae count as 0)."""
+    probability (absent vertebrae count as 0). The RSNA format holds probabilities only:
+    whether a verdict could be given (``status``) is in the result JSON."""
     if isinstance(results, AnalysisResult) or hasattr(results, "result"):
         results = [results]  # type: ignore[list-item]
     buf = io.StringIO()
@@ -45,17 +53,13 @@ def write_rsna_csv(
     return write_bytes_atomic(path, rsna_csv_text(results).encode("utf-8"))
 
 
-def _verdict_word(present: bool, fractured: bool) -> str:
-    if not present:
-        return "not found"
-    return "FRACTURE" if fractured else "no fracture"
-
-
 def render_verdicts_table(outcome: OutcomeLike | AnalysisResult) -> str:
     """The per-vertebra verdicts as a fixed-width text table for a terminal (ASCII only).
 
-    Columns: vertebra, present, probability, threshold, verdict; a patient row; the model line,
-    the warnings, and the disclaimer last.
+    Columns: vertebra, present, probability, threshold, verdict (``indeterminate``, ``partly in
+    view`` … where no verdict can be given); a patient row; the headline; the reasons a
+    verdict could not be given; the thresholds' operating points; the model line, the
+    warnings, and the disclaimer last.
     """
     r = result_of(outcome)
     lines = [
@@ -64,17 +68,31 @@ def render_verdicts_table(outcome: OutcomeLike | AnalysisResult) -> str:
     ]
     for v in r.vertebrae:
         p = f"{v.probability:.3f}" if v.present and v.probability is not None else "-"
-        t = r.thresholds.get(v.name)
+        t = v.threshold if v.threshold is not None else r.thresholds.get(v.name)
         lines.append(
             f"{v.name:<9}{'yes' if v.present else 'no':<9}{p:>12}"
-            f"{(f'{t:.2f}' if t is not None else '-'):>11}  {_verdict_word(v.present, v.fractured)}"
+            f"{(f'{t:.3g}' if t is not None else '-'):>11}  {vertebra_word(v.status, v.fractured)}"
         )
-    t = r.thresholds.get("patient_overall")
+    po = r.patient_overall
+    t = po.threshold if po.threshold is not None else r.thresholds.get("patient_overall")
     lines.append(
-        f"{'Patient':<9}{'':<9}{r.patient_overall.probability:>12.3f}"
-        f"{(f'{t:.2f}' if t is not None else '-'):>11}  "
-        f"{_verdict_word(True, r.patient_overall.fractured)}"
+        f"{'Patient':<9}{'':<9}{po.probability:>12.3f}"
+        f"{(f'{t:.3g}' if t is not None else '-'):>11}  "
+        f"{patient_word(po.status, po.fractured)}"
     )
+    lines.append(patient_headline(po.status, po.fractured, po.probability, t, ascii=True))
+    reasons = reason_lines(r, ascii=True)
+    if reasons:
+        lines.append("Why no verdict could be given:" if r.indeterminate else "Notes:")
+        lines.extend(f"  - {x}" for x in reasons)
+    v_op = next((v.operating_point for v in r.vertebrae if v.operating_point), None)
+    if v_op is not None or po.operating_point is not None:
+        lines.append(
+            "Operating points: vertebra "
+            + threshold_text(r.thresholds.get("C1"), v_op)
+            + "; patient "
+            + threshold_text(t, po.operating_point)
+        )
     total = r.timings_s.get("total")
     lines.append(
         f"Model {r.model.name} {r.model.version} (sha256 {r.model.sha256[:12]}) on {r.backend}"

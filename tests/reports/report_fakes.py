@@ -12,6 +12,7 @@ import numpy as np
 from cspine_desktop.analysis.result import (
     AnalysisResult,
     ModelInfo,
+    OperatingPoint,
     PatientVerdict,
     VertebraVerdict,
 )
@@ -24,6 +25,8 @@ LABEL_SLICES = {2: (0, 2), 3: (3, 4), 4: (5, 7)}
 BOX_ROWS, BOX_COLS = slice(10, 16), slice(7, 13)
 PROBS = {"C2": 0.91, "C3": 0.12, "C4": 0.33}
 THRESHOLDS = {n: 0.5 for n in NAMES} | {"patient_overall": 0.5}
+OP = OperatingPoint(0.91, 0.62, "validation split (75 studies)")
+REASON = "The slices are 6.0 mm thick; fracture verdicts need slices of at most 5 mm."
 
 
 def head_first_affine() -> np.ndarray:
@@ -36,22 +39,58 @@ def head_first_affine() -> np.ndarray:
     return a
 
 
-def make_result(study_uid: str, series_uid: str, probs=PROBS, peak=True) -> AnalysisResult:
+def make_result(
+    study_uid: str, series_uid: str, probs=PROBS, peak=True, indeterminate: bool = False
+) -> AnalysisResult:
+    """C2 fractured (assessed), C3/C4 assessed clear, the rest not in view. ``indeterminate``:
+    the same probabilities, but the spine failed a check, so no verdict is given."""
     verdicts = []
     for label, name in enumerate(NAMES, start=1):
         if label in LABEL_SLICES:
             p, rng = probs[name], LABEL_SLICES[label]
             peak_z = (rng[0] + rng[1]) // 2 if peak else None
-            verdicts.append(VertebraVerdict(name, True, p, p >= 0.5, rng, peak_z))
+            status, reasons = ("indeterminate", (REASON,)) if indeterminate else ("assessed", ())
+            verdicts.append(
+                VertebraVerdict(
+                    name,
+                    True,
+                    p,
+                    None if indeterminate else p >= 0.5,
+                    rng,
+                    peak_z,
+                    status=status,
+                    reasons=reasons,
+                    threshold=0.5,
+                    operating_point=OP,
+                )
+            )
         else:
-            verdicts.append(VertebraVerdict(name, False, None, False))
+            verdicts.append(
+                VertebraVerdict(
+                    name,
+                    False,
+                    None,
+                    None,
+                    status="not_in_view",
+                    reasons=("Not in the images (outside the scan, or not found).",),
+                    threshold=0.5,
+                    operating_point=OP,
+                )
+            )
     p_patient = 1.0 - float(np.prod([1 - p for p in probs.values()]))
     return AnalysisResult(
         study_instance_uid=study_uid,
         series_instance_uid=series_uid,
         model=ModelInfo("cspine-unet-densenet121", "1.2.0", "ab12cd34" * 8),
         backend="onnxruntime-cpu",
-        patient_overall=PatientVerdict(p_patient, p_patient >= 0.5),
+        patient_overall=PatientVerdict(
+            p_patient,
+            None if indeterminate else p_patient >= 0.5,
+            status="indeterminate" if indeterminate else "assessed",
+            reasons=(REASON,) if indeterminate else (),
+            threshold=0.5,
+            operating_point=OP,
+        ),
         vertebrae=tuple(verdicts),
         thresholds=dict(THRESHOLDS),
         warnings=("Slice thickness 2.5 mm is thicker than the model was trained on.",),

@@ -95,3 +95,23 @@ def test_non_dicom_input_has_no_sr(nifti_outcome, tmp_path):
     ):
         write_dicom_sr(nifti_outcome, tmp_path / "sr.dcm", None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_indeterminate_is_a_qualitative_evaluation_with_its_reasons(dicom_outcome, tmp_path):
+    from report_fakes import make_result
+
+    r = dicom_outcome.result
+    dicom_outcome.result = make_result(
+        r.study_instance_uid, r.series_instance_uid, indeterminate=True
+    )
+    write_dicom_seg(dicom_outcome, tmp_path / "seg.dcm")
+    write_dicom_sr(dicom_outcome, tmp_path / "sr.dcm", tmp_path / "seg.dcm")
+    sr = hd.sr.srread(tmp_path / "sr.dcm")
+    indeterminate = codes.SCT.Indeterminate.value
+    for group in sr.content.get_volumetric_roi_measurement_groups():
+        (evaluation,) = group.get_qualitative_evaluations(name=FRACTURE)
+        assert evaluation.value.value == indeterminate
+    (patient,) = sr.content.get_image_measurement_groups()
+    assert patient.get_qualitative_evaluations(name=FRACTURE)[0].value.value == indeterminate
+    texts = _texts(pydicom.dcmread(tmp_path / "sr.dcm").ContentSequence)
+    assert any(t.startswith("Indeterminate - read the images: The slices") for t in texts)

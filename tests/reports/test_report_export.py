@@ -113,13 +113,20 @@ def test_nothing_found_still_gives_a_report_and_an_sr(dicom_outcome, tmp_path):
                 v,
                 present=False,
                 probability=None,
-                fractured=False,
+                fractured=None,
                 slice_range=None,
                 peak_slice=None,
+                status="not_in_view",
             )
             for v in r.vertebrae
         ),
-        patient_overall=dataclasses.replace(r.patient_overall, probability=0.0, fractured=False),
+        patient_overall=dataclasses.replace(
+            r.patient_overall,
+            probability=0.0,
+            fractured=None,
+            status="indeterminate",
+            reasons=("No cervical vertebra was found in the images.",),
+        ),
     )
     dicom_outcome.labels[:] = 0
     dicom_outcome.heatmap[:] = 0

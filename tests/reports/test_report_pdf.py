@@ -47,7 +47,8 @@ def test_report_is_one_page_with_the_disclaimer_and_the_verdicts(dicom_outcome, 
         "C1",
         "C7",
         "0.910",
-        "FRACTURE SUSPECTED",
+        "Fracture suspected - patient probability",
+        "fracture suspected",
         "Slice thickness",
     ):
         assert needle in text, needle
@@ -77,3 +78,15 @@ def test_missing_identifiers_show_as_dashes_not_none(nifti_outcome, tmp_path):
     text = _page_text(write_report_pdf(nifti_outcome, tmp_path / "r.pdf").read_bytes())
     assert "None" not in text
     assert "Patient name" in text
+
+
+def test_an_indeterminate_result_says_so_with_its_reasons(dicom_outcome, tmp_path):
+    from report_fakes import make_result
+
+    dicom_outcome.result = make_result("1.2.3", "1.2.3.1", indeterminate=True)
+    text = _page_text(write_report_pdf(dicom_outcome, tmp_path / "r.pdf").read_bytes())
+    assert "Indeterminate - read the images" in text
+    assert "No patient-level verdict (probability" in text
+    assert "slices are 6.0 mm thick" in text
+    assert "indeterminate" in text.split("Vertebra", 1)[1]  # in the verdict table
+    assert "no fracture" not in text and "Fracture suspected" not in text

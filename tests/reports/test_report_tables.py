@@ -20,7 +20,7 @@ from cspine_desktop.vertebrae import NAMES
 def test_json_round_trips_to_the_same_result(nifti_outcome, tmp_path):
     path = write_result_json(nifti_outcome, tmp_path / "r.json")
     doc = json.loads(path.read_text("utf-8"))
-    assert doc["schema"] == "cspine.analysis/1"
+    assert doc["schema"] == "cspine.analysis/2"
     assert AnalysisResult.from_dict(doc) == nifti_outcome.result
 
 
@@ -56,9 +56,58 @@ def test_verdicts_table_lists_every_vertebra_and_the_disclaimer(dicom_outcome):
     c2 = next(line for line in lines if line.startswith("C2 "))
     c3 = next(line for line in lines if line.startswith("C3 "))
     c1 = next(line for line in lines if line.startswith("C1 "))
-    assert "0.910" in c2 and c2.endswith("FRACTURE")
-    assert c3.endswith("no fracture") and c1.endswith("not found")
-    assert next(line for line in lines if line.startswith("Patient ")).endswith("FRACTURE")
+    assert "0.910" in c2 and c2.endswith("fracture suspected")
+    assert c3.endswith("no fracture") and c1.endswith("not in view")
+    patient = next(line for line in lines if line.startswith("Patient "))
+    assert patient.endswith("fracture suspected")
+    assert "Fracture suspected - patient probability" in text
+    assert "Operating points: vertebra 0.5 (validation sensitivity 0.91, specificity 0.62)" in text
     assert "Warning: Slice thickness" in text
     assert lines[-1] == DISCLAIMER
     text.encode("ascii")  # terminals on any platform
+
+
+def test_verdicts_table_says_indeterminate_with_the_reasons():
+    result = make_result("1.2.3", "1.2.3.1", indeterminate=True)
+    text = render_verdicts_table(result)
+    lines = text.splitlines()
+    c2 = next(line for line in lines if line.startswith("C2 "))
+    assert "0.910" in c2 and c2.endswith("indeterminate")  # probability kept, no verdict
+    assert next(line for line in lines if line.startswith("Patient ")).endswith("indeterminate")
+    assert "Indeterminate - read the images" in text
+    assert "Why no verdict could be given:" in text
+    assert "slices are 6.0 mm thick" in text
+    assert "Not in the images: C1, C5, C6, C7." in text
+    assert "no fracture" not in text and "fracture suspected" not in text
+    text.encode("ascii")
+
+
+def test_a_reader_of_another_schema_gets_a_clear_error(nifti_outcome):
+    import pytest
+
+    from cspine_desktop.analysis.result import SchemaMismatchError
+    from cspine_desktop.errors import CspineInputError
+
+    doc = nifti_outcome.result.to_dict()
+    doc["schema"] = "cspine.analysis/1"
+    with pytest.raises(SchemaMismatchError, match=r"cspine.analysis/1.*reads cspine.analysis/2"):
+        AnalysisResult.from_dict(doc)
+    with pytest.raises(CspineInputError, match="not a cspine result"):
+        AnalysisResult.from_dict({"vertebrae": []})
+
+
+def test_a_verdict_is_null_unless_assessed():
+    import pytest
+
+    from cspine_desktop.analysis.result import PatientVerdict, VertebraVerdict
+
+    with pytest.raises(ValueError, match="fractured must be"):
+        VertebraVerdict("C3", True, 0.2, False, status="indeterminate")
+    with pytest.raises(ValueError, match="fractured must be"):
+        VertebraVerdict("C3", True, 0.2, None, status="assessed")
+    with pytest.raises(ValueError, match="cannot be assessed"):
+        VertebraVerdict("C3", False, None, False, status="assessed")
+    with pytest.raises(ValueError, match="fractured must be"):
+        PatientVerdict(0.3, False, status="indeterminate")
+    with pytest.raises(ValueError, match="status must be"):
+        PatientVerdict(0.3, None, status="partly_in_view")
