@@ -8,7 +8,11 @@ Examples::
     cspine-train --data D --out R --strategy mirrored --encoder-weights imagenet
 
 Re-running the same command (or ``--resume``) continues at the last finished epoch.
-Exit codes: 0 done, 2 bad input (missing folder, bad config), 1 unexpected failure.
+``--max-minutes M`` stops at the end of the epoch after which the next one would pass M minutes
+(training in chunks); ``--resume`` then continues with the weights, optimiser state and epoch
+counter of that epoch.
+Exit codes: 0 done, 3 stopped at the time budget (resume to continue), 2 bad input (missing
+folder, bad config), 1 unexpected failure.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "bfloat16", "float16", "float32"))
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="time budget of this invocation: stop at an epoch boundary before it runs out "
+        "(exit code 3), then continue with --resume; 0 = none",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes preparing the cache")
     p.add_argument(
         "--oversample", type=float, help="share of each epoch drawn from fracture-showing slices"
@@ -77,7 +87,10 @@ _FLAG_FIELDS = (
     "seed",
     "oversample",
     "init_weights",
+    "max_minutes",
 )
+
+EXIT_TIME_BUDGET = 3  # stopped at --max-minutes; ``--resume`` continues
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
@@ -119,17 +132,28 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def train(cfg: TrainConfig, workers: int = 2) -> Path:
     """Prepare the data, train (or resume) and return the run folder."""
+    return train_run(cfg, workers)[0]
+
+
+def train_run(cfg: TrainConfig, workers: int = 2) -> tuple[Path, bool]:
+    """Prepare the data, train (or resume); the run folder and whether the run finished
+    (False: it stopped at its time budget and ``--resume`` continues it)."""
     import keras
 
     from model_training.datasets import make_dataset, steps_per_epoch
 
     from .model.data import load_studies, run_split
-    from .model.fit import FitData, fit
+    from .model.fit import FitData, epochs_done, fit_run
     from .model.runtime import make_strategy, set_precision
 
     run = Path(cfg.out_dir)
     run.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(cfg.seed)
+    # a resumed run draws new samples: the same seed would replay the first chunk's epochs
+    done = epochs_done(run)
+    data_seed = cfg.seed + 1000 * done
+    if done:
+        log.info("resuming after epoch %d", done)
+    keras.utils.set_random_seed(data_seed)
     strategy = make_strategy(cfg.strategy)  # before any other TF op (multi-worker needs it)
     set_precision(cfg.precision)
     pcfg = PreprocessConfig.from_dict(cfg.preprocessing)
@@ -140,7 +164,7 @@ def train(cfg: TrainConfig, workers: int = 2) -> Path:
     train_set, val_set = split.select(cached, "train"), split.select(cached, "val")
     bs, sps = cfg.batch_size, cfg.slices_per_study
     train_ds = make_dataset(
-        train_set, bs, sps, augment=True, oversample=cfg.oversample, seed=cfg.seed
+        train_set, bs, sps, augment=True, oversample=cfg.oversample, seed=data_seed
     ).repeat()
     val_ds, val_steps = None, None
     if val_set:
@@ -160,9 +184,12 @@ def train(cfg: TrainConfig, workers: int = 2) -> Path:
         bs,
         len(val_set),
     )
-    fit(cfg, data, strategy)
+    outcome = fit_run(cfg, data, strategy)
+    if not outcome.finished:
+        log.info("stopped at the time budget; continue with: cspine-train --resume %s", run)
+        return run, False
     log.info("done: %s", run / "checkpoints")
-    return run
+    return run, True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,13 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(args)
         log.info("configuration: %s", cfg.to_dict())
-        train(cfg, workers=args.workers)
+        _, finished = train_run(cfg, workers=args.workers)
     except CspineInputError as exc:
         print(f"cspine-train: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cspine-train: stopped; re-run the same command to resume", file=sys.stderr)
         return 130
+    if not finished:
+        print(
+            f"cspine-train: stopped at the {cfg.max_minutes:g}-minute budget; continue with "
+            f"cspine-train --resume {cfg.out_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_TIME_BUDGET
     return 0
 
 
@@ -188,4 +222,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["LossConfig", "build_parser", "main", "resolve_config", "train"]
+__all__ = ["LossConfig", "build_parser", "main", "resolve_config", "train", "train_run"]

@@ -117,7 +117,14 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4  # AdamW only
     schedule: str = "cosine"
-    min_lr_factor: float = 0.02
+    min_lr_factor: float = 0.02  # cosine floor, and the lowest rate plateau reductions reach
+    plateau_factor: float = 0.3  # ``plateau``: LR multiplier when the monitored metric stalls
+    plateau_patience: int = 3  # ``plateau``: epochs without improvement before a reduction
+    # metric that chooses checkpoints/best.keras and drives plateau and early stopping, as Keras
+    # logs it without the ``val_`` prefix (the validation value is used when there is a
+    # validation set); names ending in "loss" are minimised, all others maximised
+    monitor: str = "fracture_cls_auc"
+    max_auc_gap: float = 0.05  # train − validation AUC above this is reported as a warning
     early_stopping_patience: int = 8
     bn_calibration_steps: int = 32  # batches for precise BatchNorm statistics each epoch
     precision: str = "auto"
@@ -128,6 +135,9 @@ class TrainConfig:
     # weights of a whole earlier model (.keras or .weights.h5, same architecture) to start from,
     # e.g. fine-tuning a model trained elsewhere on local data; a resumed run continues from its own
     init_weights: str | None = None
+    # time budget of one invocation in minutes (None or 0: none): training stops at the end of
+    # the epoch after which the next one would not fit, and ``--resume`` continues from there
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -147,6 +157,14 @@ class TrainConfig:
             raise TrainConfigError("val_fraction must be in [0, 1)")
         if self.batch_size < 1 or self.epochs < 1 or self.slices_per_study < 1:
             raise TrainConfigError("batch_size, epochs and slices_per_study must be positive")
+        if not 0.0 < self.plateau_factor < 1.0 or self.plateau_patience < 1:
+            raise TrainConfigError("plateau_factor must be in (0, 1), plateau_patience ≥ 1")
+        if self.max_minutes is not None and self.max_minutes < 0:
+            raise TrainConfigError("max_minutes must be positive (or 0 for no time budget)")
+        if not self.monitor or self.monitor.startswith("val_"):
+            raise TrainConfigError(
+                f"monitor '{self.monitor}' must name a metric without the val_ prefix"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

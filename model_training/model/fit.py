@@ -5,14 +5,22 @@ Layout of a run directory (``TrainConfig.out_dir``)::
     train_config.yaml        the resolved configuration (written before the first step)
     model_config.json        ModelConfig, enough to rebuild the network
     checkpoints/last.keras   full model after the latest epoch (rewritten every epoch)
-    checkpoints/best.keras   model with the lowest validation loss so far
+    checkpoints/best.keras   model with the best validation ``TrainConfig.monitor`` so far
+                             (the masked per-vertebra fracture AUC by default)
     backup/<phase>/          BackupAndRestore state (weights + optimiser + epoch) for resuming
     warmup_done.weights.h5   written when the warm-up phase has finished
-    history.csv              one row per epoch (losses, metrics, learning_rate, epoch_time_s)
-    tensorboard/             TensorBoard event files
+    history.csv              one row per epoch (losses, metrics, learning_rate, epoch_time_s,
+                             auc_gap = training − validation AUC)
+    warnings.log             epochs whose train − validation AUC gap exceeded ``max_auc_gap``
+    tensorboard/             TensorBoard event files (TensorFlow backend)
 
 Re-running the same command after an interruption resumes at the last finished epoch;
-``--resume RUN --epochs N`` extends a finished run to N epochs.
+``--resume RUN --epochs N`` extends a finished run to N epochs. With a time budget
+(``TrainConfig.max_minutes``) a run stops at an epoch boundary and is resumed the same way.
+Non-chief workers of a multi-worker cluster keep their backups under ``workers/worker<i>/``.
+
+Nothing here needs TensorFlow beyond the data the caller passes (and TensorBoard, written only
+on the TensorFlow backend): the same loop runs on Keras' JAX and PyTorch backends.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +40,7 @@ import keras
 from .batchnorm import PreciseBatchNorm
 from .config import TrainConfig
 from .losses import make_losses, make_metrics
-from .runtime import is_chief
+from .runtime import is_chief, worker_index
 from .unet import build_model, set_encoder_trainable
 
 log = logging.getLogger(__name__)
@@ -40,7 +48,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FitData:
-    """What the loop needs from the data side: repeated tf.data datasets and step counts;
+    """What the loop needs from the data side: repeated datasets (anything Keras' ``fit``
+    takes, e.g. a ``tf.data.Dataset`` or a Python generator) and step counts;
     ``calibration``: training batches (no augmentation) for precise BatchNorm statistics."""
 
     train: Any
@@ -72,25 +81,54 @@ def make_optimizer(cfg: TrainConfig, learning_rate: float) -> Any:
     return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
 
 
-def lr_at(cfg: TrainConfig, epoch: int) -> float:
+def lr_at(cfg: TrainConfig, epoch: int, warmup: int | None = None) -> float:
     """Learning rate for a (0-based) epoch: warm-up epochs at the base rate, then the
-    fine-tune rate decayed by the schedule over the remaining epochs."""
+    fine-tune rate decayed by the schedule over the remaining epochs (``plateau``: the
+    fine-tune rate is where it starts; reductions come from the validation metric).
+    ``warmup``: the number of frozen-encoder epochs (default: :func:`warmup_epochs`)."""
+    warmup = warmup_epochs(cfg) if warmup is None else warmup
     base = cfg.learning_rate
-    if epoch < _warmup_epochs(cfg):
+    if epoch < warmup:
         return base
-    if _warmup_epochs(cfg):
+    if warmup:
         base *= cfg.fine_tune_lr_factor
     if cfg.schedule != "cosine":
         return base
-    start, total = _warmup_epochs(cfg), cfg.epochs
+    start, total = warmup, cfg.epochs
     t = (epoch - start) / max(1, total - start - 1)
     floor = base * cfg.min_lr_factor
     return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def _warmup_epochs(cfg: TrainConfig) -> int:
-    pretrained = cfg.model.encoder_weights not in (None, "", "none")
-    return min(cfg.warmup_epochs, cfg.epochs - 1) if pretrained else 0
+def encoder_is_pretrained(cfg: TrainConfig) -> bool:
+    """True only when the encoder starts from a weights file that is really there: ``None``,
+    ``none``, ``random``, ``scratch`` and ImageNet weights missing from the local Keras cache
+    all mean a randomly initialised encoder (see ``backbones.resolve_encoder_weights``)."""
+    from .backbones import get_backbone, keras_cache_dir
+
+    weights = cfg.model.encoder_weights
+    name = "" if weights is None else str(weights).strip().lower()
+    if name in ("", "none", "random", "scratch"):
+        return False
+    if name == "imagenet":
+        return (keras_cache_dir() / get_backbone(cfg.model.backbone).imagenet_file).is_file()
+    return Path(str(weights)).expanduser().is_file()
+
+
+def warmup_epochs(cfg: TrainConfig) -> int:
+    """Frozen-encoder epochs: ``cfg.warmup_epochs`` (at most epochs − 1) for a pretrained
+    encoder, none for a randomly initialised one (freezing random features teaches nothing)."""
+    if not encoder_is_pretrained(cfg):
+        return 0
+    return max(0, min(cfg.warmup_epochs, cfg.epochs - 1))
+
+
+def monitored(cfg: TrainConfig, has_val: bool) -> tuple[str, str]:
+    """The logged metric that chooses ``best.keras`` and drives plateau and early stopping,
+    and its mode: ``val_<monitor>`` (``<monitor>`` without validation data), ``max`` unless
+    it is a loss."""
+    key = f"val_{cfg.monitor}" if has_val else cfg.monitor
+    return key, "min" if cfg.monitor.endswith("loss") else "max"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -104,38 +142,168 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_time_s"] = round(time.perf_counter() - self._t0, 2)
 
 
-def _callbacks(cfg: TrainConfig, run: Path, phase: str, data: FitData) -> list[Any]:
+class AucGap(keras.callbacks.Callback):
+    """Adds ``auc_gap`` = training − validation AUC (``<metric>`` − ``val_<metric>``) to the
+    epoch logs and reports a gap above ``max_gap`` as a warning: in the log and, when
+    ``report`` is given, as a line in that file. A gap that large means the model learns its
+    training set rather than the task — a defect to fix, not a result."""
+
+    def __init__(self, metric: str, max_gap: float, report: Path | None = None) -> None:
+        super().__init__()
+        self.metric, self.max_gap, self.report = metric, max_gap, report
+        self.warnings: list[str] = []
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if logs is None or self.metric not in logs or f"val_{self.metric}" not in logs:
+            return
+        train, val = float(logs[self.metric]), float(logs[f"val_{self.metric}"])
+        gap = train - val
+        logs["auc_gap"] = round(gap, 4)
+        if gap > self.max_gap:
+            msg = (
+                f"epoch {epoch + 1}: training {self.metric} {train:.3f} exceeds validation "
+                f"{val:.3f} by {gap:.3f} (> {self.max_gap:.2f}): the model is memorising "
+                "its training data"
+            )
+            log.warning(msg)
+            self.warnings.append(msg)
+            if self.report is not None:
+                with self.report.open("a", encoding="utf-8") as f:
+                    f.write(f"WARNING {msg}\n")
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training at the end of an epoch when the next epoch would end past ``deadline``
+    (a ``clock()`` value), judged by the longest epoch so far; the first epoch always runs.
+    The epoch just finished is backed up as usual, so ``--resume`` continues after it."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.deadline, self.clock = deadline, clock
+        self.longest = 0.0
+        self.stopped = False
+        self.last_epoch = -1  # the last (0-based) epoch finished under this budget
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self._last = self.clock()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        now = self.clock()
+        self.longest = max(self.longest, now - self._last)
+        self._last = now
+        self.last_epoch = epoch
+        if now + self.longest > self.deadline:
+            log.info("time budget: stopping after epoch %d (resume to continue)", epoch + 1)
+            self.stopped = True
+            self.model.stop_training = True
+
+
+class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """``ReduceLROnPlateau`` whose counters (best value, epochs without improvement, cooldown)
+    survive a resume: kept in ``state`` (a JSON file beside the backup) every epoch. The
+    learning rate itself lives in the optimiser state of the backup."""
+
+    def __init__(self, state: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state = state
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        super().on_train_begin(logs)
+        try:
+            saved = json.loads(self.state.read_text(encoding="utf-8"))
+            self.best = float(saved["best"])
+            self.wait = int(saved["wait"])
+            self.cooldown_counter = int(saved["cooldown_counter"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        state = {"best": float(self.best), "wait": self.wait}
+        state["cooldown_counter"] = self.cooldown_counter
+        self.state.write_text(json.dumps(state), encoding="utf-8")
+
+
+def _state_dir(run: Path) -> Path:
+    """Where this process keeps its resume state: the run folder for the chief, a folder of
+    its own for every other worker of a cluster (they must not overwrite the chief's files)."""
+    return run if is_chief() else run / "workers" / f"worker{worker_index()}"
+
+
+def epochs_done(run: str | Path) -> int:
+    """Epochs this process has finished in the run folder, from its resume backups (0 for a
+    new run): the number a resumed invocation starts after."""
+    state = _state_dir(Path(run)) / "backup"
+    done = 0
+    for phase in ("warmup", "finetune"):
+        try:
+            meta = json.loads((state / phase / "training_metadata.json").read_text())
+            done = max(done, int(meta["epoch"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return done
+
+
+def _callbacks(
+    cfg: TrainConfig, run: Path, phase: str, data: FitData, warmup: int = 0
+) -> list[Any]:
     has_val = data.val is not None
-    monitor = "val_loss" if has_val else "loss"
+    monitor, mode = monitored(cfg, has_val)
     cbs: list[Any] = []
     if data.calibration is not None and cfg.bn_calibration_steps > 0:
         # first, so that validation and the checkpoints see the recomputed statistics
         cbs.append(PreciseBatchNorm(data.calibration, cfg.bn_calibration_steps, has_val))
-    cbs += [
-        # kept after the last epoch too, so a finished run can be extended with more epochs
-        keras.callbacks.BackupAndRestore(str(run / "backup" / phase), delete_checkpoint=False),
-        keras.callbacks.LearningRateScheduler(lambda e, _lr: lr_at(cfg, e)),
-        EpochTimer(),
-    ]
+    cbs.append(EpochTimer())
+    backup = _state_dir(run) / "backup" / phase
     if cfg.schedule == "plateau":
-        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor, factor=0.3, patience=3))
+        # no LearningRateScheduler here: it would reset the rate every epoch and undo each
+        # reduction; the rate starts where compile() put it (or the backup left it)
+        base = lr_at(cfg, warmup, warmup)
+        cbs.append(
+            ResumablePlateau(
+                backup / "plateau.json",
+                monitor,
+                mode=mode,
+                factor=cfg.plateau_factor,
+                patience=cfg.plateau_patience,
+                min_lr=base * cfg.min_lr_factor,
+            )
+        )
+    else:
+        cbs.append(keras.callbacks.LearningRateScheduler(lambda e, _lr: lr_at(cfg, e, warmup)))
+    # after the schedule, so that the backup holds the optimiser state with this epoch's
+    # learning-rate reduction; kept after the last epoch too, so a finished run can be extended
+    cbs.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False))
     if is_chief():
         ckpt = run / "checkpoints"
         ckpt.mkdir(parents=True, exist_ok=True)
         cbs += [
+            # before the checkpoints and the CSV log, which then see ``auc_gap``
+            AucGap(_train_metric(cfg), cfg.max_auc_gap, run / "warnings.log"),
             keras.callbacks.ModelCheckpoint(str(ckpt / "last.keras")),
             keras.callbacks.ModelCheckpoint(
-                str(ckpt / "best.keras"), monitor=monitor, save_best_only=True
+                str(ckpt / "best.keras"), monitor=monitor, mode=mode, save_best_only=True
             ),
             keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
         ]
-        if importlib.util.find_spec("tensorboard") is not None:
+        if keras.backend.backend() != "tensorflow":
+            log.info("TensorBoard events are written on the TensorFlow backend only")
+        elif importlib.util.find_spec("tensorboard") is not None:
             cbs.append(keras.callbacks.TensorBoard(str(run / "tensorboard"), profile_batch=0))
         else:
             log.warning("TensorBoard is not installed; writing history.csv only")
     if cfg.early_stopping_patience > 0 and phase == "finetune":
-        cbs.append(keras.callbacks.EarlyStopping(monitor, patience=cfg.early_stopping_patience))
+        cbs.append(
+            keras.callbacks.EarlyStopping(monitor, mode=mode, patience=cfg.early_stopping_patience)
+        )
     return cbs
+
+
+def _train_metric(cfg: TrainConfig) -> str:
+    """The AUC whose train − validation gap is watched: the monitored metric when it is an
+    AUC, otherwise the fracture head's."""
+    return cfg.monitor if cfg.monitor.endswith("auc") else "fracture_cls_auc"
 
 
 def compile_model(model: Any, cfg: TrainConfig, learning_rate: float) -> None:
@@ -148,6 +316,17 @@ def compile_model(model: Any, cfg: TrainConfig, learning_rate: float) -> None:
     )
 
 
+@dataclass
+class FitOutcome:
+    """What :func:`fit_run` did: the model, whether the run reached its last epoch (or stopped
+    early on the validation metric) and whether it stopped at the time budget instead."""
+
+    model: Any
+    finished: bool
+    stopped_for_time: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
 def fit(
     cfg: TrainConfig,
     data: FitData,
@@ -155,20 +334,57 @@ def fit(
     extra_callbacks: list[Any] | None = None,
     model_factory: Callable[[Any], Any] = build_model,
 ) -> Any:
-    """Train (or resume) the run described by ``cfg`` and return the trained model.
+    """Train (or resume) the run described by ``cfg`` and return the trained model
+    (:func:`fit_run` also says whether the run finished or stopped at its time budget)."""
+    return fit_run(cfg, data, strategy, extra_callbacks, model_factory).model
+
+
+def fit_run(
+    cfg: TrainConfig,
+    data: FitData,
+    strategy: Any,
+    extra_callbacks: list[Any] | None = None,
+    model_factory: Callable[[Any], Any] = build_model,
+    clock: Callable[[], float] = time.monotonic,
+) -> FitOutcome:
+    """Train (or resume) the run described by ``cfg``.
 
     Phase ``warmup`` (frozen encoder, only with pretrained encoder weights) runs epochs
-    [0, warmup); phase ``finetune`` runs the rest with the encoder trainable.
+    [0, warmup); phase ``finetune`` runs the rest with the encoder trainable. A randomly
+    initialised encoder is never frozen. With ``cfg.max_minutes`` the run stops at the end of
+    the epoch after which the next one would pass the budget (``clock`` measures it).
     """
     run = Path(cfg.out_dir)
     run.mkdir(parents=True, exist_ok=True)
     if is_chief():
         cfg.save(run / "train_config.yaml")
         (run / "model_config.json").write_text(json.dumps(cfg.model.to_dict(), indent=2))
-    warmup = _warmup_epochs(cfg)
-    warm_marker = run / "warmup_done.weights.h5"
+    warmup = warmup_epochs(cfg)
+    if cfg.warmup_epochs > 0 and not warmup and not encoder_is_pretrained(cfg):
+        log.info(
+            "no frozen-encoder warm-up: the encoder is randomly initialised, so it trains "
+            "from the first epoch (warm-up is only for pretrained weights)"
+        )
+    state = _state_dir(run)
+    state.mkdir(parents=True, exist_ok=True)
+    warm_marker = state / "warmup_done.weights.h5"
     verbose = 1 if is_chief() else 0
     extra = list(extra_callbacks or [])
+    budget: TimeBudget | None = None
+    if cfg.max_minutes:
+        budget = TimeBudget(clock() + 60.0 * cfg.max_minutes, clock)
+        log.info("time budget: %.1f min for this invocation", cfg.max_minutes)
+        extra = [budget, *extra]
+    gaps: list[str] = []
+
+    def phase_callbacks(phase: str) -> list[Any]:
+        return _callbacks(cfg, run, phase, data, warmup) + extra
+
+    def collect(cbs: list[Any]) -> None:
+        for cb in cbs:
+            if isinstance(cb, AucGap):
+                gaps.extend(cb.warnings)
+
     with strategy.scope():
         model = model_factory(cfg.model)
         if cfg.init_weights:
@@ -176,24 +392,30 @@ def fit(
         if warmup and not warm_marker.exists():
             log.info("warm-up: %d epoch(s) with the encoder frozen", warmup)
             set_encoder_trainable(model, False)
-            compile_model(model, cfg, lr_at(cfg, 0))
+            compile_model(model, cfg, lr_at(cfg, 0, warmup))
+            cbs = phase_callbacks("warmup")
             model.fit(
                 data.train,
                 validation_data=data.val,
                 epochs=warmup,
                 steps_per_epoch=data.steps_per_epoch,
                 validation_steps=data.val_steps,
-                callbacks=_callbacks(cfg, run, "warmup", data) + extra,
+                callbacks=cbs,
                 verbose=verbose,
                 shuffle=False,  # the pipeline draws a fresh shuffled sample each epoch
             )
-            model.save_weights(str(warm_marker))
+            collect(cbs)
+            if budget is None or not budget.stopped or budget.last_epoch >= warmup - 1:
+                model.save_weights(str(warm_marker))
+            if budget is not None and budget.stopped:
+                return FitOutcome(model, False, True, gaps)
         elif warmup:
             log.info("warm-up already done; loading %s", warm_marker)
             model.load_weights(str(warm_marker))
         set_encoder_trainable(model, True)
-        compile_model(model, cfg, lr_at(cfg, warmup))
+        compile_model(model, cfg, lr_at(cfg, warmup, warmup))
         log.info("training epochs %d–%d with the encoder trainable", warmup + 1, cfg.epochs)
+        cbs = phase_callbacks("finetune")
         model.fit(
             data.train,
             validation_data=data.val,
@@ -201,7 +423,9 @@ def fit(
             initial_epoch=warmup,
             steps_per_epoch=data.steps_per_epoch,
             validation_steps=data.val_steps,
-            callbacks=_callbacks(cfg, run, "finetune", data) + extra,
+            callbacks=cbs,
             verbose=verbose,
         )
-    return model
+        collect(cbs)
+    stopped = budget is not None and budget.stopped and budget.last_epoch < cfg.epochs - 1
+    return FitOutcome(model, not stopped, stopped, gaps)

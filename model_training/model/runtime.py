@@ -11,6 +11,7 @@ environment variable, see docs/training.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,9 +44,7 @@ def choose_precision(
     if requested != "auto":
         return requested
     if has_gpu is None:
-        import tensorflow as tf
-
-        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        has_gpu = _has_gpu()
     if has_gpu:
         return "float16"
     flags = cpu_flags() if flags is None else flags
@@ -63,8 +62,47 @@ def set_precision(requested: str = "auto") -> str:
     return dtype
 
 
+def _has_gpu() -> bool:
+    """Whether the Keras backend in use sees a GPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+class SingleDevice:
+    """The one-device "strategy" of the JAX and PyTorch backends: an empty ``scope()``."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
 def make_strategy(name: str = "default") -> Any:
-    """The ``tf.distribute`` strategy for ``name`` (build and compile the model in its scope)."""
+    """The ``tf.distribute`` strategy for ``name`` (build and compile the model in its scope).
+
+    On Keras' JAX or PyTorch backend only ``default`` exists (one device, no ``tf.distribute``).
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        if name != "default":
+            raise TrainConfigError(
+                f"--strategy {name} needs the TensorFlow backend "
+                f"(Keras runs on {keras.backend.backend()})"
+            )
+        return SingleDevice()
     import tensorflow as tf
 
     if name == "default":
@@ -91,6 +129,18 @@ def make_strategy(name: str = "default") -> Any:
         log.info("multi-worker strategy: worker %s of %d", index, len(workers))
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainConfigError(f"unknown strategy '{name}'")
+
+
+def worker_index() -> int:
+    """This process's index among the workers of ``TF_CONFIG`` (0 without a cluster)."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        task = json.loads(raw).get("task", {})
+        return int(task.get("index", 0)) if task.get("type", "worker") == "worker" else 0
+    except (ValueError, TypeError, AttributeError):
+        return 0
 
 
 def is_chief() -> bool:
