@@ -13,6 +13,7 @@ from typing import Any
 import flask
 
 from .. import DISCLAIMER, __version__
+from ..analysis import wording
 from ..errors import (
     AuthenticationError,
     ConflictError,
@@ -205,16 +206,9 @@ def visible_job(job_id: str, user: UserRecord) -> AnalysisRecord:
 
 
 def verdict_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not result:
-        return None
-    patient = result.get("patient_overall") or {}
-    return {
-        "patient_fractured": patient.get("fractured"),
-        "patient_probability": patient.get("probability"),
-        "fractured_vertebrae": [
-            v.get("name") for v in result.get("vertebrae") or [] if v.get("fractured")
-        ],
-    }
+    """The patient verdict in short: status (assessed/indeterminate), fractured (null when
+    indeterminate), its words, probability, threshold and the reasons."""
+    return wording.summary(result)
 
 
 def job_json(job: AnalysisRecord) -> dict[str, Any]:

@@ -198,11 +198,12 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/jobs/{job_id}/result": {
                 "get": {
-                    "summary": "The cspine.analysis/1 result JSON",
+                    "summary": "The cspine.analysis/2 result JSON "
+                    "(docs/schemas/cspine.analysis-2.schema.json)",
                     "operationId": "job_result",
                     "parameters": [_JOB_ID],
                     "responses": {
-                        "200": _json({"type": "object"}, "cspine.analysis/1 document"),
+                        "200": _json({"type": "object"}, "cspine.analysis/2 document"),
                         **_RESULT_ERRORS,
                     },
                 }
@@ -263,7 +264,23 @@ def _schemas() -> dict[str, Any]:
             "created_at": {"type": "string"},
             "finished_at": nullable_str,
             "result_url": {"type": "string"},
-            "verdict": {"type": "object", "nullable": True},
+            "verdict": {
+                "type": "object",
+                "nullable": True,
+                "description": "The patient verdict in short. patient_status is 'assessed' or "
+                "'indeterminate' (no verdict can be given: patient_fractured is null and "
+                "reasons say why).",
+                "properties": {
+                    "patient_status": {"type": "string", "enum": ["assessed", "indeterminate"]},
+                    "patient_fractured": {"type": "boolean", "nullable": True},
+                    "patient_probability": {"type": "number"},
+                    "patient_threshold": {"type": "number", "nullable": True},
+                    "verdict": {"type": "string"},
+                    "reasons": {"type": "array", "items": {"type": "string"}},
+                    "fractured_vertebrae": {"type": "array", "items": {"type": "string"}},
+                    "indeterminate_vertebrae": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     }
     return {

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import flask
 
 from .. import DISCLAIMER
+from ..analysis import wording
+from ..analysis.result import SCHEMA
 from ..errors import AuthenticationError, CspineInputError, NotFoundError
 from ..vertebrae import NAMES
 from .api import RESULT_FILES, finished_job, job_json, receive_upload, send_artifact, visible_job
@@ -156,6 +158,9 @@ def job(job_id: str):
         rows=[vertebrae.get(name, {"name": name}) for name in NAMES],
         images=images,
         files=files,
+        words=wording,
+        schema=SCHEMA,
+        reasons=wording.reason_lines(result) if result.get("patient_overall") else [],
     )
 
 

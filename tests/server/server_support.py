@@ -3,6 +3,7 @@ builders for uploads (form-data files, zips, multipart/related bodies)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 import zipfile
@@ -22,7 +23,7 @@ FRACTURED = ("C2",)
 
 
 def fake_result(ctx) -> AnalysisResult:
-    """A valid cspine.analysis/1 result for the job's study (C2 fractured)."""
+    """A valid cspine.analysis/2 result for the job's study (C2 fractured)."""
     verdicts = tuple(
         VertebraVerdict(
             name=name,
@@ -31,6 +32,7 @@ def fake_result(ctx) -> AnalysisResult:
             fractured=name in FRACTURED,
             slice_range=(0, 3),
             peak_slice=1,
+            threshold=0.5,
         )
         for name in NAMES
     )
@@ -39,11 +41,30 @@ def fake_result(ctx) -> AnalysisResult:
         series_instance_uid=ctx.study.series_uid,
         model=ModelInfo("fake", "0", "0" * 64),
         backend="fake",
-        patient_overall=PatientVerdict(0.91, True),
+        patient_overall=PatientVerdict(0.91, True, threshold=0.5),
         vertebrae=verdicts,
         thresholds={**{n: 0.5 for n in NAMES}, "patient_overall": 0.5},
         timings_s={"total": 0.0},
         patient_id=ctx.study.patient_id,
+    )
+
+
+_ASSESSED = fake_result  # before a test swaps ``fake_result`` for the one below
+
+
+def indeterminate_result(ctx) -> AnalysisResult:
+    """The same study, but the spine failed a plausibility check: no verdict is given."""
+    r = _ASSESSED(ctx)
+    reason = "No cervical vertebra was found in the images."
+    return dataclasses.replace(
+        r,
+        vertebrae=tuple(
+            dataclasses.replace(v, fractured=None, status="indeterminate", reasons=(reason,))
+            for v in r.vertebrae
+        ),
+        patient_overall=dataclasses.replace(
+            r.patient_overall, fractured=None, status="indeterminate", reasons=(reason,)
+        ),
     )
 
 

@@ -137,6 +137,9 @@ def test_upload_files_then_poll_then_result(client, services, ana, ct_folder):
     job = wait_job(client, ana, body["job_id"])
     assert job["state"] == "succeeded" and job["progress"] == 100 and job["error"] is None
     assert job["verdict"]["fractured_vertebrae"] == ["C2"]
+    assert job["verdict"]["patient_status"] == "assessed"
+    assert job["verdict"]["verdict"] == "fracture suspected"
+    assert job["verdict"]["patient_threshold"] == 0.5
 
     res = client.get(f"/api/v1/jobs/{body['job_id']}/result", headers=ana)
     assert res.status_code == 200

@@ -103,7 +103,7 @@ def test_load_20_clients_x_5_uploads(server, ct_folder):
                 with lock:
                     statuses.append(status)
                     jobs[job_id] = f"user{i:02d}"
-                assert status == 200 and result["schema"] == "cspine.analysis/1"
+                assert status == 200 and result["schema"] == "cspine.analysis/2"
         except Exception as exc:  # reported below with the client number
             with lock:
                 errors.append(f"client {i}: {exc!r}")

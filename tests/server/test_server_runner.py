@@ -232,7 +232,7 @@ def test_tls_upload_of_a_study_and_large_download(tls_runner, ct_folder):
         time.sleep(0.05)
     conn.request("GET", accepted["status_url"] + "/result", headers=headers)
     r = conn.getresponse()
-    assert r.status == 200 and json.loads(r.read())["schema"] == "cspine.analysis/1"
+    assert r.status == 200 and json.loads(r.read())["schema"] == "cspine.analysis/2"
     conn.request("GET", "/api/v1/openapi.json", headers=headers)
     r = conn.getresponse()
     assert r.status == 200 and len(r.read()) > 10_000

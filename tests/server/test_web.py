@@ -110,11 +110,14 @@ def test_upload_page_and_result_page(client, services, ct_folder):
 
     jobs = client.get("/jobs").get_data(as_text=True)
     assert f"/jobs/{job_id}" in jobs and "fracture suspected" in jobs
+    assert '<span class="fracture">fracture suspected</span>' in jobs
     page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert "Not for diagnostic use" in page
     for name in ("C1", "C2", "C7", "Patient"):
         assert f"<td>{name}</td>" in page or f"<th>{name}</th>" in page
-    assert re.search(r'<tr class="fractured">\s*<td>C2</td>', page)
+    assert re.search(r'<tr class="fracture">\s*<td>C2</td>', page)
+    assert "Fracture suspected — patient probability 0.91 (threshold 0.5)" in page
+    assert "<th>Threshold</th>" in page
     img = re.search(r'<img src="([^"]+)"', page).group(1)
     png = client.get(img)
     assert png.status_code == 200 and png.mimetype == "image/png"
@@ -178,3 +181,20 @@ def test_idle_session_expires(make_app, services):
     client = make_app(services, session_idle_s=0.0).test_client()
     _login(client)
     assert client.get("/jobs").status_code == 302
+
+
+def test_an_indeterminate_result_page_says_so_in_amber(client, services, ct_folder, monkeypatch):
+    import server_support
+
+    monkeypatch.setattr(server_support, "fake_result", server_support.indeterminate_result)
+    _login(client)
+    job_id = _upload(client, folder_files(ct_folder)).get_json()["job_id"]
+    _wait(services, job_id)
+    jobs = client.get("/jobs").get_data(as_text=True)
+    assert '<span class="indeterminate">indeterminate</span>' in jobs
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert '<div class="verdict indeterminate">' in page
+    assert "Indeterminate — read the images" in page
+    assert "<li>No cervical vertebra was found in the images.</li>" in page
+    assert re.search(r'<tr class="indeterminate">\s*<td>C2</td>', page)
+    assert "no fracture" not in page and "fracture suspected" not in page
