@@ -42,11 +42,18 @@ class PhantomConfig:
 
     matrix: int = 256
     pixel_spacing_mm: tuple[float, float] = (0.25, 0.8)
-    min_fov_mm: float = 105.0
+    min_fov_mm: float = 105.0  # neck-centred scans (wider scans: wide_fov_mm)
     slice_spacing_mm: tuple[float, float] = (0.5, 3.0)
     margin_above_mm: tuple[float, float] = (8.0, 25.0)  # FOV above the C1 ring top
     margin_below_mm: tuple[float, float] = (10.0, 25.0)  # FOV below the C7 body bottom
     position_jitter_mm: float = 12.0  # in-plane offset of the spine from the FOV centre
+    head_neck_probability: float = 0.2  # skull base and head above, T1–T2 below
+    trauma_probability: float = 0.1  # skull to upper thorax (T3–T4), lungs and shoulders
+    wide_fov_mm: tuple[float, float] = (220.0, 500.0)  # in-plane FOV of those wider scans
+    gantry_tilt_probability: float = 0.15  # slices tilted against the neck (content only)
+    gantry_tilt_deg: float = 20.0  # up to ± this
+    head_flexion_deg: float = 12.0  # extra flexion/extension at C0–C2, ±
+    head_rotation_deg: float = 15.0  # extra axial rotation of C1 and the head on C2, ±
     rotation_deg: float = 8.0  # axial rotation of the neck, ±
     tilt_deg: float = 5.0  # lateral bend and flexion of the whole neck, ±
     lordosis_deg: tuple[float, float] = (-10.0, 40.0)  # C2–C7 angle (negative = kyphotic)

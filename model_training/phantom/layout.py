@@ -54,6 +54,14 @@ class Spine:
     def c1_condyle_w(self) -> float:
         return 8.0 * self.scale + 1.5
 
+    def skull(self) -> tuple[float, float, float, float, float]:
+        """Cranial vault (see :func:`.skeleton.occiput`): centre Z, Y and half axes X, Y, Z in
+        the anatomy frame."""
+        s = self.scale
+        cz = self.c1_condyle_w() + 4.5 * s
+        c = self.centers[1] + self.rots[1] @ np.array([0.0, 18.0 * s, cz + 72.0 * s])
+        return (float(c[2]), float(c[1]), 66.0 * s, 80.0 * s, 74.0 * s)
+
 
 def build_spine(rng: np.random.Generator, cfg: PhantomConfig, conf: Confounders) -> Spine:
     s = float(rng.uniform(*cfg.size_scale))
@@ -84,7 +92,24 @@ def build_spine(rng: np.random.Generator, cfg: PhantomConfig, conf: Confounders)
     rots = {k: rot_x(phi[k]) @ rot_z(float(rng.normal(0, 1.5))) for k in range(1, 9)}
     up = {k: geoms[k].h_top + discs[k - 1] / 2 for k in range(3, 9)}
     down = {k: geoms[k].h_bottom + discs[k] / 2 for k in range(2, 8)}
-    down[8] = geoms[8].h_bottom + 2.5
+    # upper thoracic spine (background): T2, T3 below T1, the kyphosis beginning
+    for k in (9, 10):
+        geoms[k] = geometry(k, s)
+        phi[k] = phi[k - 1] + float(rng.uniform(2, 6))
+        d = 4.5 * s
+        centers[k] = (
+            centers[k - 1]
+            - rot_x(phi[k - 1]) @ np.array([0, 0, geoms[k - 1].h_bottom + d / 2])
+            - rot_x(phi[k]) @ np.array([0, 0, d / 2 + geoms[k].h_top])
+        )
+        rots[k] = rot_x(phi[k])
+        up[k] = geoms[k].h_top + d / 2
+        down[k] = geoms[k].h_bottom + d / 2
+    down[8] = geoms[8].h_bottom + 2.25 * s
+    # the head nods and turns mostly at C0–C2: C1 (and the skull on it) relative to C2
+    nod = float(rng.uniform(-cfg.head_flexion_deg, cfg.head_flexion_deg))
+    turn = float(rng.uniform(-cfg.head_rotation_deg, cfg.head_rotation_deg))
+    rots[1] = rots[1] @ rot_z(turn) @ rot_x(nod * 0.3)
     return Spine(s, centers, rots, geoms, discs, up, down, lordosis)
 
 
@@ -100,9 +125,22 @@ class Pose:
 
 
 def sample_acquisition(rng: np.random.Generator, cfg: PhantomConfig) -> Acquisition:
+    u = rng.random()
+    coverage = (
+        "head_neck"
+        if u < cfg.head_neck_probability
+        else "trauma"
+        if u < cfg.head_neck_probability + cfg.trauma_probability
+        else "neck"
+    )
     lo, hi = cfg.pixel_spacing_mm
     floor = cfg.min_fov_mm / cfg.matrix
     ps = float(rng.uniform(max(lo, floor), max(hi, floor)))
+    if coverage != "neck":  # a wider field of view: head and shoulders in the image
+        flo, fhi = cfg.wide_fov_mm
+        fov = float(rng.uniform(flo, 0.5 * (flo + fhi)) if coverage == "head_neck" else fhi)
+        fov = float(rng.uniform(fov * 0.8, fov)) if coverage == "trauma" else fov
+        ps = max(ps, fov / cfg.matrix)
     zlo, zhi = cfg.slice_spacing_mm
     dz = float(np.exp(rng.uniform(np.log(zlo), np.log(zhi))))
     dz = round(dz, 3)
@@ -125,7 +163,10 @@ def sample_acquisition(rng: np.random.Generator, cfg: PhantomConfig) -> Acquisit
         fov_circle=bool(rng.random() < cfg.fov_circle_probability),
         table=bool(rng.random() < cfg.table_probability),
         kernel=kernel.to_dict(),
-        extras={"beam_hardening_hu": round(float(rng.uniform(*cfg.beam_hardening_hu)), 4)},
+        extras={
+            "beam_hardening_hu": round(float(rng.uniform(*cfg.beam_hardening_hu)), 4),
+            "coverage": coverage,
+        },
     )
 
 
@@ -137,6 +178,13 @@ def place(
     r = rot_z(float(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))) @ rot_y(
         float(rng.uniform(-cfg.tilt_deg, cfg.tilt_deg))
     )
+    # gantry tilt: the slices cut the neck obliquely (the image content of a tilted gantry;
+    # the written geometry stays axial)
+    tilt = 0.0
+    if rng.random() < cfg.gantry_tilt_probability:
+        tilt = float(rng.uniform(-cfg.gantry_tilt_deg, cfg.gantry_tilt_deg))
+        r = rot_x(tilt) @ r
+    acq.extras["gantry_tilt_deg"] = round(tilt, 2)
     n, ps, dz = acq.matrix, acq.pixel_spacing_mm, acq.slice_spacing_mm
     fov = n * ps
     ref = np.mean(
@@ -163,8 +211,14 @@ def place(
         for u in (-g7.a, g7.a)
         for v in (-g7.b, g7.b)
     ]
-    z_top = max(p[2] for p in tops) + float(rng.uniform(*cfg.margin_above_mm))
-    z_bot = min(p[2] for p in bots) - float(rng.uniform(*cfg.margin_below_mm))
+    above, below = cfg.margin_above_mm, cfg.margin_below_mm
+    coverage = acq.extras.get("coverage", "neck")
+    if coverage == "head_neck":  # skull base to the orbits or higher; down to T1–T2
+        above, below = (50.0, 140.0), (25.0, 55.0)
+    elif coverage == "trauma":  # head to the upper thorax (T3–T4)
+        above, below = (40.0, 110.0), (60.0, 100.0)
+    z_top = max(p[2] for p in tops) + float(rng.uniform(*above))
+    z_bot = min(p[2] for p in bots) - float(rng.uniform(*below))
     nz = math.ceil((z_top - z_bot) / dz) + 1
     x0 = center[0] - (n - 1) / 2 * ps
     y0 = center[1] - (n - 1) / 2 * ps
@@ -188,6 +242,7 @@ def level_table(spine: Spine) -> dict[str, np.ndarray]:
         "half_depth": np.array([8.0 * spine.scale if k == 1 else g[k].b for k in ks]),
         "canal_w": np.array([g[k].canal_w for k in ks]),
         "canal_d": np.array([g[k].canal_d if k > 1 else 22.0 * spine.scale for k in ks]),
+        "skull": spine.skull(),
     }
 
 

@@ -53,6 +53,39 @@ def first_rib(side: int, a: float, b: float, s: float) -> list:
     return _chain(pts, 3.6 * s, 1.4)
 
 
+def rib(side: int, a: float, b: float, s: float, k: int) -> list:
+    """Rib ``k`` (2, 3, …) in its vertebra's frame: longer and more sloping than the first,
+    arching back over the transverse process, round the lung, then forward and down."""
+    f = 1.0 + 0.28 * (k - 1)
+    pts = [
+        (side * (a + 3.0), b - 1.0, 1.0),
+        (side * (a + 18.0 * s), b + 9.0 * s, 0.0),
+        (side * (a + 45.0 * s * f), b + 4.0 * s, -8.0 * s * f),
+        (side * (a + 60.0 * s * f), b - 30.0 * s * f, -22.0 * s * f),
+        (side * (a + 50.0 * s * f), b - 62.0 * s * f, -36.0 * s * f),
+        (side * (a + 25.0 * s * f), b - 80.0 * s * f, -44.0 * s * f),
+    ]
+    return _chain(pts, 3.2 * s, 1.5)
+
+
+def scapula(side: int, a: float, b: float, s: float) -> list:
+    """Scapula in the T2 frame: a thin blade behind the upper ribs with its spine and the
+    glenoid toward the shoulder."""
+    x0 = side * (a + 45.0 * s)
+    blade = [
+        Capsule((x0, b + 45.0 * s, 25.0 * s), (x0 + side * 45.0 * s, b + 30.0 * s, 15.0 * s), 2.0),
+        Capsule((x0, b + 45.0 * s, 25.0 * s), (x0, b + 48.0 * s, -60.0 * s), 2.5),
+        Capsule((x0, b + 48.0 * s, -60.0 * s), (x0 + side * 45.0 * s, b + 30.0 * s, 15.0 * s), 2.5),
+        Capsule(
+            (x0 + side * 8.0 * s, b + 50.0 * s, 18.0 * s),
+            (x0 + side * 50.0 * s, b + 30.0 * s, 30.0 * s),
+            3.5,
+        ),
+    ]
+    head = Ellipsoid((x0 + side * 62.0 * s, b + 18.0 * s, 22.0 * s), (22.0 * s, 22.0 * s, 24.0 * s))
+    return [*blade, head]
+
+
 def clavicle(side: int, b: float, s: float) -> list:
     """Clavicle in the T1 frame, from the sternal end laterally to the acromion."""
     pts = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-AIR, FAT, MUSCLE, CSF = -1000.0, -100.0, 50.0, 18.0
+AIR, FAT, MUSCLE, CSF, LUNG = -1000.0, -100.0, 50.0, 18.0, -850.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class Profile:
     half_depth: np.ndarray  # [8]
     canal_w: np.ndarray  # [8]
     canal_d: np.ndarray  # [8]
+    # cranial vault: centre Z, Y and half axes (X, Y, Z) in the anatomy frame (mm)
+    skull: tuple[float, float, float, float, float] | None = None
 
     def at(self, zq: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.interp(zq, self.z[::-1], values[::-1])
@@ -157,6 +159,23 @@ def draw_soft_tissue(
 
     skin = px(_outline(zero, cy, a, b, shape))
     muscle = px(_outline(zero, cy, a - fat, b - fat, shape))
+    head = None
+    if prof.skull is not None:  # scalp over the cranial vault, brain inside it
+        szc, syc, sa, sb, sc = prof.skull
+        e = np.sqrt(np.clip(1.0 - ((zs - szc) / sc) ** 2, 0.0, 1.0))
+        head_on = e * sa > 0.5 * a
+        head = (
+            head_on,
+            px(_outline(zero, zero + syc - 4.0, sa * e + 6.0, sb * e + 8.0)),
+            px(_outline(zero, zero + syc - 4.0, sa * e + 2.0, sb * e + 3.0)),
+        )
+    # lungs below the apices (≈ 15 mm above the T1 body centre, the anatomy origin)
+    depth = 15.0 - zs
+    lung_on = depth > 0
+    rl = np.minimum(50.0, 6.0 + 1.1 * np.maximum(depth, 0.0))
+    rb_l = np.minimum(55.0, 8.0 + 1.0 * np.maximum(depth, 0.0))
+    yl = yb - 8.0 + 0.2 * np.maximum(depth, 0.0)
+    lungs = [px(_outline(sx * (20.0 + 0.9 * rl), yl, rl, rb_l)) for sx in (-1.0, 1.0)]
     planes = []
     for fx, fy, fa, fb, start, length in p.fat_planes:
         pts = np.roll(_outline(zero + fx, yb + fy, fa, fb), -int(start * len(_T)), axis=1)
@@ -182,9 +201,14 @@ def draw_soft_tissue(
         layer.fill(0)
         cv2.fillPoly(layer, [skin[k]], 1, line, _SHIFT)
         cv2.fillPoly(layer, [muscle[k]], 2, line, _SHIFT)
+        if head is not None and head[0][k]:
+            cv2.fillPoly(layer, [head[1][k]], 1, line, _SHIFT)
+            cv2.fillPoly(layer, [head[2][k]], 2, line, _SHIFT)
         img[layer == 0] = AIR
         img[layer == 1] = p.fat_hu
         cv2.fillPoly(img, [canal[k]], CSF, line, _SHIFT)  # spinal canal, drawn before bone
+        if lung_on[k]:
+            cv2.fillPoly(img, [q[k] for q in lungs], LUNG, line, _SHIFT)
         if zs[k] > z_c1 + 15.0:
             continue
         if t_tra[k] > 0.3:  # thyroid lobes and oesophagus

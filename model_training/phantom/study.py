@@ -245,6 +245,22 @@ def _structures(
     )
     t1_parts, _ = subaxial(8, s, spine.up[8], spine.down[8])
     out.append(make("T1", 0, 8, t1_parts))
+    for k in (9, 10):  # T2, T3 with their ribs and discs; the scapulae and humeral heads
+        tk_parts, gk = subaxial(k, s, spine.up[k], spine.down[k])
+        out.append(make(f"T{k - 7}", 0, k, tk_parts))
+        parts = {"disc": skeleton.disc(gk.a, gk.b, gk.h_top, 4.5 * s)}
+        out.append(make(f"disc T{k - 8}", 0, k, parts, hu=(disc_hu, disc_hu, 0.5)))
+        for side in (-1, 1):
+            out.append(
+                make(
+                    f"rib{k - 7} {side:+d}", 0, k, {"rib": skeleton.rib(side, gk.a, gk.b, s, k - 7)}
+                )
+            )
+    g9 = spine.geoms[9]
+    for side in (-1, 1):
+        out.append(
+            make(f"scapula {side:+d}", 0, 9, {"bone": skeleton.scapula(side, g9.a, g9.b, s)})
+        )
     g8 = spine.geoms[8]
     for side in (-1, 1):
         out.append(make(f"rib1 {side:+d}", 0, 8, {"rib": skeleton.first_rib(side, g8.a, g8.b, s)}))

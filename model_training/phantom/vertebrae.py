@@ -22,6 +22,8 @@ LEVELS: dict[int, tuple[float, float, float, float, float, float]] = {
     6: (18.0, 16.0, 14.0, 25.5, 14.0, 15.0),
     7: (19.5, 16.5, 14.5, 25.0, 14.0, 20.0),
     8: (23.0, 17.0, 16.0, 22.0, 14.0, 24.0),  # T1
+    9: (24.0, 18.0, 17.0, 18.0, 14.0, 26.0),  # T2
+    10: (25.0, 19.5, 18.0, 16.5, 14.0, 27.0),  # T3
 }
 FACET_SLOPE = 0.9  # tan of the facet-joint angle (≈ 42° from axial, sloping down to posterior)
 DISC_MM: dict[int, float] = {2: 4.5, 3: 5.0, 4: 5.0, 5: 5.5, 6: 5.5, 7: 4.5}  # disc below level
