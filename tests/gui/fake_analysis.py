@@ -47,9 +47,11 @@ def fake_result(volume, labels: np.ndarray) -> AnalysisResult:
                 name=name,
                 present=bool(present),
                 probability=p if present else None,
-                fractured=bool(present and p >= 0.5),
+                fractured=bool(p >= 0.5) if present else None,
                 slice_range=(int(zs[0]), int(zs[-1])) if present else None,
                 peak_slice=int(zs[len(zs) // 2]) if present else None,
+                status="assessed" if present else "not_in_view",
+                threshold=0.5,
             )
         )
     return AnalysisResult(
@@ -57,12 +59,28 @@ def fake_result(volume, labels: np.ndarray) -> AnalysisResult:
         series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
         model=ModelInfo("fake-model", "0.0-test", "0" * 64),
         backend="fake",
-        patient_overall=PatientVerdict(0.92, True),
+        patient_overall=PatientVerdict(0.92, True, threshold=0.5),
         vertebrae=tuple(verdicts),
         thresholds={name: 0.5 for name in (*NAMES, "patient_overall")},
         timings_s={"load": 0.1, "inference": 0.2, "total": 0.3},
         patient_id=str(volume.meta.get("PatientID", "")),
     )
+
+
+def indeterminate(result: AnalysisResult, reason: str) -> AnalysisResult:
+    """``result`` with no verdict given: every vertebra in view and the patient indeterminate."""
+    import dataclasses
+
+    vertebrae = tuple(
+        v
+        if v.status == "not_in_view"
+        else dataclasses.replace(v, fractured=None, status="indeterminate", reasons=(reason,))
+        for v in result.vertebrae
+    )
+    patient = dataclasses.replace(
+        result.patient_overall, fractured=None, status="indeterminate", reasons=(reason,)
+    )
+    return dataclasses.replace(result, vertebrae=vertebrae, patient_overall=patient)
 
 
 class FakeRunner:

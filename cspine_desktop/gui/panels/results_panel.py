@@ -1,5 +1,7 @@
-"""The verdicts: C1–C7 table, patient-level verdict, model/backend/timing, loading warnings,
-and the "not for diagnostic use" notice (always shown, result or not)."""
+"""The verdicts: the patient banner (amber "Indeterminate — read the images" with its reasons
+when no verdict can be given — never green), the C1–C7 table with each threshold,
+model/backend/timing, loading warnings, and the "not for diagnostic use" notice (always shown,
+result or not). Words and colours come from :mod:`cspine_desktop.analysis.wording`."""
 
 from __future__ import annotations
 
@@ -16,17 +18,23 @@ from PySide6.QtWidgets import (
 )
 
 from ... import DISCLAIMER
+from ...analysis import wording
 from ...analysis.result import AnalysisResult
 from ...vertebrae import VERTEBRAE
 from .overlay_panel import colour_icon
 
-COLUMNS = ("Vertebra", "Present", "Probability", "Verdict")
-FRACTURE_TEXT, CLEAR_TEXT, ABSENT_TEXT = "⚠ fracture", "✓ no fracture", "— not in view"
-FRACTURE_COLOUR, CLEAR_COLOUR, ABSENT_COLOUR = (
-    QColor(200, 40, 40),
-    QColor(30, 130, 60),
-    QColor(120, 120, 120),
-)
+COLUMNS = ("Vertebra", "Present", "Probability", "Threshold", "Verdict")
+VERDICT_COL = 4
+_MARKS = {wording.FRACTURE: "⚠ ", wording.CLEAR: "✓ ", wording.UNSURE: "? ", wording.ABSENT: "— "}
+FRACTURE_TEXT = _MARKS[wording.FRACTURE] + wording.vertebra_word("assessed", True)
+CLEAR_TEXT = _MARKS[wording.CLEAR] + wording.vertebra_word("assessed", False)
+ABSENT_TEXT = _MARKS[wording.ABSENT] + wording.vertebra_word("not_in_view", None)
+
+
+def verdict_cell(status: str | None, fractured: bool | None) -> tuple[str, QColor]:
+    """(text, colour) of one verdict cell: a mark and the shared words."""
+    t = wording.tone(status, fractured)
+    return _MARKS[t] + wording.vertebra_word(status, fractured), QColor(wording.COLOURS[t])
 
 
 class DisclaimerLabel(QLabel):
@@ -57,6 +65,11 @@ class ResultsPanel(QWidget):
         self.patient_label.setWordWrap(True)
         self.patient_label.setObjectName("patientVerdict")
         layout.addWidget(self.patient_label)
+        self.reasons = QLabel("")
+        self.reasons.setWordWrap(True)
+        self.reasons.setObjectName("verdictReasons")
+        self.reasons.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.reasons)
 
         self.table = QTableWidget(len(VERTEBRAE), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -94,22 +107,20 @@ class ResultsPanel(QWidget):
                 if verdict is None or verdict.probability is None or not verdict.present
                 else f"{verdict.probability:.2f}"
             )
+            threshold = "" if verdict is None else wording.threshold_text(verdict.threshold)
             if verdict is None:
-                text, colour = "", ABSENT_COLOUR
-            elif not verdict.present:
-                text, colour = ABSENT_TEXT, ABSENT_COLOUR
-            elif verdict.fractured:
-                text, colour = FRACTURE_TEXT, FRACTURE_COLOUR
+                text, colour = "", QColor(wording.COLOURS[wording.ABSENT])
             else:
-                text, colour = CLEAR_TEXT, CLEAR_COLOUR
-            for col, value in ((1, present), (2, prob), (3, text)):
+                text, colour = verdict_cell(verdict.status, verdict.fractured)
+            for col, value in ((1, present), (2, prob), (3, threshold), (VERDICT_COL, text)):
                 item = QTableWidgetItem(value)
-                if col == 3:
+                if col == VERDICT_COL:
                     item.setForeground(QBrush(colour))
                 tip = _tooltip(verdict)
                 item.setToolTip(tip)
                 self.table.setItem(row, col, item)
         self._show_patient(result)
+        self._show_reasons(result)
         self._show_details(result)
         warnings = list(load_warnings) + (list(result.warnings) if result else [])
         self.warnings.setText("\n".join(f"• {w}" for w in dict.fromkeys(warnings)))
@@ -121,18 +132,34 @@ class ResultsPanel(QWidget):
             self.patient_label.setStyleSheet("font-size: 13pt;")
             return
         p = result.patient_overall
-        if p.fractured:
-            text, colour = (
-                f"Fracture suspected — patient probability {p.probability:.2f}",
-                "#c82828",
+        self.patient_label.setText(
+            wording.patient_headline(p.status, p.fractured, p.probability, p.threshold)
+        )
+        colour = wording.colour(p.status, p.fractured)
+        style = f"font-size: 13pt; font-weight: bold; color: {colour};"
+        if result.indeterminate:
+            style += (
+                f" background: {wording.AMBER_BACKGROUND}; border: 2px solid "
+                f"{wording.AMBER_BORDER}; padding: 4px;"
             )
-        else:
-            text, colour = (
-                f"No fracture detected — patient probability {p.probability:.2f}",
-                "#1e823c",
+        self.patient_label.setStyleSheet(style)
+        self.patient_label.setToolTip(
+            wording.threshold_text(p.threshold, p.operating_point) if p.threshold else ""
+        )
+
+    def _show_reasons(self, result: AnalysisResult | None) -> None:
+        lines = wording.reason_lines(result) if result is not None else []
+        if result is not None and result.indeterminate:
+            po = result.patient_overall
+            lines.insert(
+                0,
+                f"No verdict is given (patient probability {po.probability:.2f}, threshold "
+                f"{wording.threshold_text(po.threshold)}). Why:",
             )
-        self.patient_label.setText(text)
-        self.patient_label.setStyleSheet(f"font-size: 13pt; font-weight: bold; color: {colour};")
+        self.reasons.setText("\n".join(f"• {x}" if i else x for i, x in enumerate(lines)))
+        colour = wording.COLOURS[wording.UNSURE]
+        self.reasons.setStyleSheet(f"color: {colour};")
+        self.reasons.setVisible(bool(lines))
 
     def _show_details(self, result: AnalysisResult | None) -> None:
         if result is None:
@@ -148,7 +175,7 @@ class ResultsPanel(QWidget):
 
     # ---------------------------------------------------------------- interaction
     def verdict_text(self, row: int) -> str:
-        item = self.table.item(row, 3)
+        item = self.table.item(row, VERDICT_COL)
         return item.text() if item else ""
 
     def _on_row_clicked(self, row: int, _col: int) -> None:
@@ -170,4 +197,8 @@ def _tooltip(verdict) -> str:
     if verdict.peak_slice is not None:
         parts.append(f"most suspicious slice {verdict.peak_slice + 1}")
     parts.extend(verdict.notes)
+    parts.extend(verdict.reasons)
+    if verdict.threshold is not None:
+        op = verdict.operating_point
+        parts.append("threshold " + wording.threshold_text(verdict.threshold, op))
     return "; ".join(parts)

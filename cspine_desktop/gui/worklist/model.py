@@ -48,12 +48,10 @@ class WorklistModel(QAbstractTableModel):
                 return row.error
             if col in (0, 4):
                 return row.patient if col == 0 else row.description
-        if (
-            role == Qt.ItemDataRole.ForegroundRole
-            and col == VERDICT_COL
-            and row.fractured is not None
-        ):
-            return QBrush(QColor(200, 40, 40) if row.fractured else QColor(30, 130, 60))
+            if col == VERDICT_COL and row.reasons:
+                return "\n".join(row.reasons)
+        if role == Qt.ItemDataRole.ForegroundRole and col == VERDICT_COL and row.verdict_colour:
+            return QBrush(QColor(row.verdict_colour))
         if role == STUDY_ID_ROLE:
             return row.study_id
         return None

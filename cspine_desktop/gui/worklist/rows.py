@@ -6,6 +6,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from ...analysis import wording
+from ...analysis.result import SCHEMA
+
 STATE_WORDS = {
     None: "not analysed",
     "pending": "queued",
@@ -33,6 +36,8 @@ class WorklistRow:
     error: str | None = None
     fractured: bool | None = None
     probability: float | None = None
+    verdict_status: str | None = None  # "assessed" / "indeterminate"; None: no /2 result
+    reasons: tuple[str, ...] = ()
 
     @property
     def patient(self) -> str:
@@ -64,17 +69,34 @@ class WorklistRow:
         return words
 
     @property
+    def has_verdict(self) -> bool:
+        return self.state == "succeeded" and self.verdict_status is not None
+
+    @property
     def verdict_text(self) -> str:
-        if self.state != "succeeded" or self.fractured is None:
+        """ "fracture suspected (0.92)", "no fracture detected (0.03)", "indeterminate", or
+        a request to analyse again for a result stored in an older format."""
+        if self.state != "succeeded":
             return ""
+        if self.verdict_status is None:
+            return "older result: analyse again" if self.job_id else ""
+        word = wording.patient_word(self.verdict_status, self.fractured)
+        if self.fractured is None:
+            return word
         p = f" ({self.probability:.2f})" if self.probability is not None else ""
-        return ("fracture suspected" if self.fractured else "no fracture") + p
+        return word + p
+
+    @property
+    def verdict_colour(self) -> str | None:
+        """Hex colour of the verdict column (amber when indeterminate), or None."""
+        return wording.colour(self.verdict_status, self.fractured) if self.has_verdict else None
 
     def with_job(self, job: Any) -> WorklistRow:
         """This row with the state of ``job`` (an AnalysisRecord, or a JobEvent, which carries
         no result: the verdict is then unknown until the row is fetched again)."""
         result = getattr(job, "result", None) or {}
-        overall = result.get("patient_overall") or {}
+        current = result.get("schema") == SCHEMA
+        overall = (result.get("patient_overall") or {}) if current else {}
         return replace(
             self,
             job_id=getattr(job, "job_id", None) or getattr(job, "id", None),
@@ -84,6 +106,8 @@ class WorklistRow:
             error=job.error,
             fractured=overall.get("fractured"),
             probability=overall.get("probability"),
+            verdict_status=overall.get("status"),
+            reasons=tuple(overall.get("reasons") or ()),
         )
 
 
