@@ -140,6 +140,12 @@ def _reorient(volume: Volume) -> tuple[np.ndarray, np.ndarray, tuple[int, int, i
     return np.transpose(volume.hu, arr_axes), view_affine, arr_axes  # type: ignore[return-value]
 
 
+def canonical_view(volume: Volume) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """The volume's HU as a view whose slice axis is the one closest to head–feet: (hu view
+    [z, y, x], its affine, the source array axes used as z, y, x). No copy."""
+    return _reorient(volume)
+
+
 def _neck_centre_lps(hu: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
     """Median (over slices) LPS x, y of the body's centroid in each axial slice."""
     nz = hu.shape[0]

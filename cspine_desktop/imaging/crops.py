@@ -1,0 +1,274 @@
+"""Per-vertebra crops from the *source* volume: the one crop geometry of the stage-2 classifier.
+
+Stage 1 (the U-Net) segments C1–C7 on a coarse model grid; stage 2 judges one vertebra at a
+time on a high-resolution crop of the original series, because a hairline fracture (a 1 mm
+cortical break) is invisible on 1.25 mm pixels. Training (``model_training``) and inference
+(``cspine_desktop.analysis``) both call :func:`vertebra_crops`, so they can never disagree on
+what a crop is.
+
+A crop is a stack of axial planes through one vertebra:
+
+* in-plane ``size`` × ``size`` pixels at ``pixel_mm`` (0.5 mm by default: a coarser source is
+  resampled up to it), centred on
+  the vertebra's mask, axes in canonical orientation (columns → patient left, rows → posterior);
+  a source finer than that is smoothed first (Gaussian, σ = half the down-sampling factor) so
+  its noise is averaged as a coarser reconstruction would, not aliased;
+* planes ``plane_mm`` apart, or the source spacing when that is coarser;
+* channels: the bone window at −``context_mm`` (toward the head), 0 and +``context_mm``, then
+  the vertebra's stage-1 mask (soft, in [0, 1]).
+
+:class:`CropGeometry` maps crop pixels back to source voxels, so stage 2's localisation map
+can be drawn on the source grid (:func:`paste_planes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .preprocess import canonical_view
+from .volume import Volume
+from .windows import Window, apply_window
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Stage-2 crop parameters; stored in the model card ("crops")."""
+
+    size: int = 128
+    pixel_mm: float = 0.5
+    plane_mm: float = 1.0
+    context_mm: float = 1.0
+    window: tuple[float, float] = (400.0, 1800.0)  # bone window (centre, width)
+    map_stride: int = 8  # localisation map cell, crop pixels (128 px → 16 × 16 map)
+    min_mask_px: int = 40  # a plane shows the vertebra when its mask covers this many pixels
+
+    def __post_init__(self) -> None:
+        if self.size < 16 or self.size % self.map_stride:
+            raise ValueError("crop size must be ≥ 16 and a multiple of map_stride")
+        if self.pixel_mm <= 0 or self.plane_mm <= 0 or self.context_mm < 0:
+            raise ValueError("crop spacings must be positive")
+
+    @property
+    def n_channels(self) -> int:
+        return 4
+
+    @property
+    def map_size(self) -> int:
+        return self.size // self.map_stride
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["window"] = [float(v) for v in self.window]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> CropConfig:
+        d = dict(d or {})
+        if "window" in d:
+            d["window"] = tuple(float(v) for v in d["window"])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class CropGeometry:
+    """Where one vertebra's crop lies in the source (canonical view of it).
+
+    inplane  : 2×3 map crop pixel (i, j) → view voxel (x, y).
+    planes   : float64 [n] view slice position (fractional index) of every crop plane.
+    axes     : source array axes that play view z, y, x (see ``canonical_view``).
+    head_dir : +1 when view slice index grows toward the head, −1 otherwise.
+    """
+
+    level: int
+    inplane: np.ndarray
+    planes: np.ndarray
+    axes: tuple[int, int, int]
+    head_dir: int
+    slice_mm: float
+
+
+@dataclass
+class VertebraCrops:
+    """``x`` float32 [n, S, S, 4] model input; ``geometry`` to map results back."""
+
+    x: np.ndarray
+    geometry: CropGeometry
+
+
+def _view_array(array_zyx: np.ndarray, axes: tuple[int, int, int]) -> np.ndarray:
+    return np.transpose(array_zyx, axes) if axes != (0, 1, 2) else array_zyx
+
+
+def crop_geometry(
+    volume: Volume,
+    labels_zyx: np.ndarray,
+    level: int,
+    cfg: CropConfig,
+    *,
+    centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
+    plane_stride: int = 1,
+) -> CropGeometry | None:
+    """Crop geometry of vertebra ``level`` (1..7) from a label map on the source grid, or None
+    when the level holds fewer than ``cfg.min_mask_px``-sized planes."""
+    _hu, a, axes = canonical_view(volume)
+    lab = _view_array(np.asarray(labels_zyx), axes)
+    mask = lab == level
+    # enough pixels (at source resolution) to count as showing the vertebra on a slice
+    px_mm2 = float(np.linalg.norm(a[:3, 0]) * np.linalg.norm(a[:3, 1]))
+    min_px = max(1, int(cfg.min_mask_px * cfg.pixel_mm**2 / max(px_mm2, 1e-6)))
+    counts = mask.reshape(mask.shape[0], -1).sum(axis=1)
+    zs = np.nonzero(counts >= min_px)[0]
+    if zs.size == 0:
+        return None
+    _zz, yy, xx = np.nonzero(mask[zs[0] : zs[-1] + 1])
+    # centre: middle of the mask's in-plane bounding box (robust to a long spinous process)
+    cx = 0.5 * (float(xx.min()) + float(xx.max()))
+    cy = 0.5 * (float(yy.min()) + float(yy.max()))
+    cz = float(zs[0] + zs[-1]) / 2.0
+    centre_lps = a @ np.array([cx, cy, cz, 1.0])
+    centre_lps[0] += centre_jitter_mm[0]
+    centre_lps[1] += centre_jitter_mm[1]
+    inv = np.linalg.inv(a)
+    # crop pixel (i, j) → LPS (centre + (i − c)·p·L̂ + (j − c)·p·P̂) → view voxel (x, y)
+    c = (cfg.size - 1) / 2.0
+    lin = inv[:2, :2] * cfg.pixel_mm  # LPS (x, y) steps → voxel (x, y)
+    origin = inv[:2, :] @ np.array([*centre_lps[:3], 1.0]) - lin @ np.array([c, c])
+    inplane = np.hstack([lin, origin[:, None]])
+    slice_mm = float(abs(a[2, 2])) or float(np.linalg.norm(a[:3, 2]))
+    step = max(1.0, cfg.plane_mm / max(slice_mm, 1e-6)) * max(1, int(plane_stride))
+    n = int(np.floor((zs[-1] - zs[0]) / step + 1e-6)) + 1
+    planes = zs[0] + step * np.arange(n, dtype=np.float64)
+    head_dir = 1 if a[2, 2] > 0 else -1
+    return CropGeometry(level, inplane, planes, axes, head_dir, slice_mm)
+
+
+class _PlaneSampler:
+    """Bilinear in-plane samples of a view array, cached per source slice, linear in z."""
+
+    def __init__(self, view: np.ndarray, geom: CropGeometry, size: int, border: float):
+        self.view, self.geom, self.size, self.border = view, geom, size, border
+        self.cache: dict[int, np.ndarray] = {}
+
+    def slice(self, k: int) -> np.ndarray:
+        k = int(np.clip(k, 0, self.view.shape[0] - 1))
+        out = self.cache.get(k)
+        if out is None:
+            src = np.ascontiguousarray(self.view[k], dtype=np.float32)
+            factor = float(np.linalg.norm(self.geom.inplane[:, 0]))  # source px per crop px
+            if factor > 1.3:
+                src = cv2.GaussianBlur(src, (0, 0), 0.5 * factor)
+            out = cv2.warpAffine(
+                src,
+                self.geom.inplane,
+                (self.size, self.size),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=self.border,
+            )
+            self.cache[k] = out
+        return out
+
+    def at(self, z: float) -> np.ndarray:
+        last = self.view.shape[0] - 1
+        z = float(np.clip(z, 0, last))
+        k0 = int(np.floor(z))
+        f = z - k0
+        if f < 1e-6 or k0 >= last:
+            return self.slice(k0)
+        return (1.0 - f) * self.slice(k0) + f * self.slice(k0 + 1)
+
+
+def sample_planes(
+    array_zyx: np.ndarray, geom: CropGeometry, size: int, border: float = 0.0, offset_mm=0.0
+) -> np.ndarray:
+    """float32 [n, size, size]: ``array_zyx`` (source grid) on the crop planes of ``geom``,
+    shifted ``offset_mm`` toward the head."""
+    sampler = _PlaneSampler(_view_array(np.asarray(array_zyx), geom.axes), geom, size, border)
+    dz = geom.head_dir * offset_mm / max(geom.slice_mm, 1e-6)
+    return np.stack([sampler.at(z + dz) for z in geom.planes]).astype(np.float32, copy=False)
+
+
+def crop_input(hu_planes: Sequence[np.ndarray], mask: np.ndarray, cfg: CropConfig) -> np.ndarray:
+    """Model input [n, S, S, 4] from HU planes (above, at, below; each [n, S, S]) and the soft
+    vertebra mask [n, S, S]."""
+    win = Window(float(cfg.window[0]), float(cfg.window[1]), "bone")
+    n = mask.shape[0]
+    x = np.empty((n, cfg.size, cfg.size, cfg.n_channels), np.float32)
+    for c, planes in enumerate(hu_planes):
+        apply_window(np.asarray(planes, np.float32), win, out=x[..., c])
+    x[..., 3] = np.clip(mask, 0.0, 1.0)
+    return x
+
+
+def vertebra_crops(
+    volume: Volume,
+    labels_zyx: np.ndarray,
+    level: int,
+    cfg: CropConfig,
+    *,
+    plane_stride: int = 1,
+    centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
+    hu_zyx: np.ndarray | None = None,
+    mask_zyx: np.ndarray | None = None,
+) -> VertebraCrops | None:
+    """The stage-2 input for vertebra ``level``: crops of ``volume`` around ``labels == level``.
+
+    ``hu_zyx`` replaces the volume's HU (training passes an augmented copy); ``mask_zyx`` replaces
+    the mask channel's source (training passes a perturbed stage-1 mask). None when the level is
+    not in the label map.
+    """
+    geom = crop_geometry(
+        volume, labels_zyx, level, cfg, centre_jitter_mm=centre_jitter_mm, plane_stride=plane_stride
+    )
+    if geom is None:
+        return None
+    hu = volume.hu if hu_zyx is None else hu_zyx
+    planes = [
+        sample_planes(hu, geom, cfg.size, border=-1000.0, offset_mm=off)
+        for off in (cfg.context_mm, 0.0, -cfg.context_mm)
+    ]
+    src_mask = (np.asarray(labels_zyx) == level) if mask_zyx is None else mask_zyx
+    mask = sample_planes(src_mask.astype(np.float32), geom, cfg.size)
+    return VertebraCrops(crop_input(planes, mask, cfg), geom)
+
+
+def map_to_crop(maps: np.ndarray, cfg: CropConfig) -> np.ndarray:
+    """Localisation maps [n, m, m] (or [n, m, m, 1]) → crop resolution [n, S, S] (bilinear)."""
+    m = np.asarray(maps, np.float32)
+    if m.ndim == 4:
+        m = m[..., 0]
+    return np.stack(
+        [cv2.resize(p, (cfg.size, cfg.size), interpolation=cv2.INTER_LINEAR) for p in m]
+    )
+
+
+def paste_planes(
+    out_zyx: np.ndarray, planes: np.ndarray, geom: CropGeometry, weight: float = 1.0
+) -> None:
+    """Draw crop-plane maps ``planes`` [n, S, S] into ``out_zyx`` (source grid, float) by
+    maximum, every source slice between the first and last plane interpolated in z."""
+    view = _view_array(out_zyx, geom.axes)  # a view: writes land in out_zyx
+    n = planes.shape[0]
+    ny, nx = view.shape[1:]
+    m2 = cv2.invertAffineTransform(geom.inplane)
+    lo = int(np.ceil(geom.planes[0] - 0.5))
+    hi = int(np.floor(geom.planes[-1] + 0.5))
+    for k in range(max(lo, 0), min(hi, view.shape[0] - 1) + 1):
+        pos = np.interp(k, geom.planes, np.arange(n, dtype=np.float64))
+        i0 = int(np.floor(pos))
+        f = pos - i0
+        plane = planes[i0] if f < 1e-6 else (1 - f) * planes[i0] + f * planes[min(i0 + 1, n - 1)]
+        warped = cv2.warpAffine(
+            np.ascontiguousarray(plane, np.float32) * np.float32(weight),
+            m2,
+            (nx, ny),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+        np.maximum(view[k], warped, out=view[k])

@@ -1,0 +1,359 @@
+"""Stage-2 training data: crop planes from a stream of fresh phantom studies.
+
+A fixed set of a few hundred studies is memorised (the training AUC of the last U-Net rose while
+its validation AUC fell). Here worker processes generate new phantom studies without end, cut
+every vertebra into high-resolution crop planes (:mod:`cspine_desktop.imaging.crops`, the same
+code inference runs) and hand a few planes per vertebra to a rotating pool; batches are drawn
+from the pool balanced by fracture kind and severity, with degenerative mimics as hard
+negatives. No study is seen twice, so the training AUC can only rise by learning fractures.
+
+Plane labels are dense: a plane is positive when the phantom's voxel fracture mask of that
+vertebra covers ≥ ``min_fracture_px`` crop pixels on it; the localisation target is the same
+mask max-pooled to the map grid. Everything is numpy (no TensorFlow), so the same stream feeds
+Keras on any backend.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cspine_desktop.imaging.crops import (
+    CropConfig,
+    crop_geometry,
+    crop_input,
+    sample_planes,
+)
+
+TRAIN_SEED0 = 10_000_000  # stream seeds: TRAIN_SEED0 + i (never used for validation or test)
+VAL_SEED0 = 20_000_000
+TEST_SEED0 = 30_000_000
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """What the stream samples; stored with the run."""
+
+    pixel_spacing_mm: tuple[float, float] = (0.3, 0.7)
+    slice_spacing_mm: tuple[float, float] = (0.5, 2.5)
+    fracture_prevalence: float = 0.7
+    head_neck_probability: float = 0.1  # wider scans are rarer here: 256² phantoms of a 220+
+    trauma_probability: float = 0.05  # mm field have ≥ 0.86 mm pixels, coarser than a real 512²
+    positives_per_vertebra: int = 4
+    negatives_per_vertebra: int = 2
+    min_fracture_px: int = 6
+    centre_jitter_mm: float = 4.0
+    augment: bool = True
+
+    def phantom_config(self) -> Any:
+        from model_training.phantom.config import PhantomConfig
+
+        return PhantomConfig(
+            pixel_spacing_mm=self.pixel_spacing_mm,
+            slice_spacing_mm=self.slice_spacing_mm,
+            fracture_prevalence=self.fracture_prevalence,
+            head_neck_probability=self.head_neck_probability,
+            trauma_probability=self.trauma_probability,
+        )
+
+
+@dataclass
+class Planes:
+    """Crop planes with their targets. ``x`` float16 [n, S, S, 4], ``y`` uint8 [n] plane label,
+    ``maps`` uint8 [n, m, m], ``group`` str [n] ("kind/severity" for positives, "mimic" or
+    "plain" for negatives), ``vertebra`` [n] 1..7, ``study`` [n] seed, ``fractured`` [n]
+    vertebra-level label."""
+
+    x: np.ndarray
+    y: np.ndarray
+    maps: np.ndarray
+    group: np.ndarray
+    vertebra: np.ndarray
+    study: np.ndarray
+    fractured: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    @staticmethod
+    def concat(parts: list[Planes]) -> Planes:
+        return Planes(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+    def take(self, idx: np.ndarray) -> Planes:
+        return Planes(*(getattr(self, f)[idx] for f in _FIELDS))
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+_FIELDS = ("x", "y", "maps", "group", "vertebra", "study", "fractured")
+
+
+def _augment_hu(planes: list[np.ndarray], rng: np.random.Generator, px_mm: float) -> None:
+    """Domain randomisation of a vertebra's HU planes, in place: scale/offset, blur or sharpen
+    (another reconstruction kernel), extra noise (another dose), resolution down/up."""
+    scale, offset = rng.uniform(0.9, 1.1), rng.uniform(-40.0, 40.0)
+    kind = rng.choice(["none", "blur", "sharpen", "lowres"], p=[0.4, 0.25, 0.2, 0.15])
+    sigma = float(rng.uniform(0.4, 1.2))
+    noise = float(rng.uniform(0.0, 25.0)) if rng.random() < 0.5 else 0.0
+    for p in planes:
+        for k in range(p.shape[0]):
+            img = p[k]
+            if kind == "blur":
+                img = cv2.GaussianBlur(img, (0, 0), sigma)
+            elif kind == "sharpen":
+                img = img + 0.6 * (img - cv2.GaussianBlur(img, (0, 0), sigma))
+            elif kind == "lowres":
+                f = float(rng.uniform(1.4, 2.0))
+                s = img.shape[0]
+                small = cv2.resize(img, (int(s / f), int(s / f)), interpolation=cv2.INTER_AREA)
+                img = cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR)
+            if noise:
+                n = rng.normal(0.0, noise, img.shape).astype(np.float32)
+                img = img + cv2.GaussianBlur(n, (0, 0), 0.7) * 1.8
+            p[k] = img * scale + offset
+
+
+def _perturb_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A stage-1-like mask: the true one dilated or eroded by up to 2 px per slice."""
+    r = int(rng.integers(-2, 3))
+    if r == 0:
+        return mask.astype(np.float32)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(r) + 1, 2 * abs(r) + 1))
+    op = cv2.dilate if r > 0 else cv2.erode
+    m8 = mask.astype(np.uint8)
+    out = np.empty(mask.shape, np.float32)
+    for z in range(m8.shape[0]):
+        out[z] = op(m8[z], kernel)
+    return out
+
+
+def study_planes(
+    seed: int,
+    crop: CropConfig,
+    stream: StreamConfig,
+    *,
+    train: bool,
+    plane_stride: int = 1,
+    study: Any = None,
+) -> Planes:
+    """Crop planes of one phantom study. ``train``: a few planes per vertebra (positives first),
+    augmented; otherwise every ``plane_stride``-th plane of every vertebra, as inference does."""
+    from model_training.phantom.study import generate_study
+
+    st = study if study is not None else generate_study(seed, stream.phantom_config())
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57A6E2]))
+    vol = st.to_volume()
+    labels = st.in_volume_order(st.labels)
+    fmask = st.in_volume_order(st.fracture_mask)
+    conf = st.confounders
+    mimic_levels = set(conf.osteophytes) | set(conf.sclerosis) | set(conf.vascular_channels)
+    kinds = {}
+    for f in st.fractures:
+        kinds.setdefault(f.vertebra, f"{f.kind}/{f.severity}")
+    parts: list[Planes] = []
+    for level in range(1, 8):
+        jitter = (0.0, 0.0)
+        if train:
+            jitter = tuple(rng.uniform(-1, 1, 2) * stream.centre_jitter_mm)
+        geom = crop_geometry(
+            vol, labels, level, crop, centre_jitter_mm=jitter, plane_stride=plane_stride
+        )
+        if geom is None:
+            continue
+        vmask = labels == level
+        frac = sample_planes((vmask & (fmask > 0)).astype(np.float32), geom, crop.size) > 0.5
+        count = frac.reshape(frac.shape[0], -1).sum(axis=1)
+        y = count >= stream.min_fracture_px
+        idx = np.arange(len(y))
+        if train:
+            pos, neg = idx[y], idx[~y]
+            pos = rng.permutation(pos)[: stream.positives_per_vertebra]
+            neg = rng.permutation(neg)[: stream.negatives_per_vertebra]
+            idx = np.sort(np.concatenate([pos, neg]))
+            if idx.size == 0:
+                continue
+            geom.planes = geom.planes[idx]
+            frac, y = frac[idx], y[idx]
+        hu = [
+            sample_planes(vol.hu, geom, crop.size, border=-1000.0, offset_mm=off)
+            for off in (crop.context_mm, 0.0, -crop.context_mm)
+        ]
+        src_mask = _perturb_mask(vmask, rng) if train else vmask.astype(np.float32)
+        mask = sample_planes(src_mask, geom, crop.size)
+        if train and stream.augment:
+            _augment_hu(hu, rng, crop.pixel_mm)
+        x = crop_input(hu, mask, crop)
+        if train and stream.augment and rng.random() < 0.5:  # gamma on the windowed image
+            g = float(rng.uniform(0.8, 1.25))
+            x[..., :3] = np.clip(x[..., :3], 0, 1) ** g
+        m = crop.map_size
+        maps = frac.reshape(len(y), m, crop.map_stride, m, crop.map_stride).max(axis=(2, 4))
+        n = len(y)
+        neg_group = "mimic" if level in mimic_levels or conf.osteoporosis else "plain"
+        group = np.where(y, kinds.get(level, "unknown"), neg_group)
+        parts.append(
+            Planes(
+                x.astype(np.float16),
+                y.astype(np.uint8),
+                maps.astype(np.uint8),
+                group.astype("U32"),
+                np.full(n, level, np.int8),
+                np.full(n, int(seed), np.int64),
+                np.full(n, bool(st.fractured[level - 1])),
+            )
+        )
+    if not parts:
+        s = crop.size
+        return Planes(
+            np.zeros((0, s, s, 4), np.float16),
+            np.zeros(0, np.uint8),
+            np.zeros((0, crop.map_size, crop.map_size), np.uint8),
+            np.zeros(0, "U32"),
+            np.zeros(0, np.int8),
+            np.zeros(0, np.int64),
+            np.zeros(0, bool),
+        )
+    return Planes.concat(parts)
+
+
+def _worker(q: Any, seeds: Any, crop: dict, stream: StreamConfig, stop: Any) -> None:
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cv2.setNumThreads(1)
+    cc = CropConfig.from_dict(crop)
+    while not stop.is_set():
+        with seeds.get_lock():
+            seed = TRAIN_SEED0 + seeds.value
+            seeds.value += 1
+        planes = study_planes(seed, cc, stream, train=True)
+        while not stop.is_set():
+            try:
+                q.put(planes, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+
+
+class CropStream:
+    """Worker processes generating training planes; :meth:`batches` draws balanced batches
+    from a rotating pool of the most recent ``pool_size`` planes.
+
+    ``start_index`` continues the seed sequence of an earlier chunk of training (resume).
+    """
+
+    def __init__(
+        self,
+        crop: CropConfig,
+        stream: StreamConfig,
+        *,
+        workers: int = 1,
+        pool_size: int = 3000,
+        start_index: int = 0,
+        rng_seed: int = 0,
+    ) -> None:
+        ctx = mp.get_context("spawn")
+        self.crop, self.stream, self.pool_size = crop, stream, pool_size
+        self.queue = ctx.Queue(maxsize=8)
+        self.seeds = ctx.Value("q", int(start_index))
+        self.stop = ctx.Event()
+        self.procs = [
+            ctx.Process(
+                target=_worker,
+                args=(self.queue, self.seeds, crop.to_dict(), stream, self.stop),
+                daemon=True,
+            )
+            for _ in range(workers)
+        ]
+        for p in self.procs:
+            p.start()
+        self.pool: deque[Planes] = deque()
+        self.n_pool = 0
+        self.studies_seen = 0
+        self.rng = np.random.default_rng(rng_seed)
+
+    @property
+    def seeds_used(self) -> int:
+        return int(self.seeds.value)
+
+    def _refill(self, block: bool) -> None:
+        while True:
+            try:
+                item = self.queue.get(block=block, timeout=120 if block else None)
+            except queue.Empty:
+                return
+            block = False
+            if len(item):
+                self.pool.append(item)
+                self.n_pool += len(item)
+                self.studies_seen += 1
+            while self.n_pool - len(self.pool[0]) >= self.pool_size:
+                self.n_pool -= len(self.pool.popleft())
+
+    def fill(self, n: int) -> None:
+        while self.n_pool < n:
+            self._refill(block=True)
+
+    def batch(self, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One batch: half positive planes spread evenly over fracture kind/severity, half
+        negatives, half of those from vertebrae with degenerative mimics when there are any."""
+        self._refill(block=False)
+        allp = Planes.concat(list(self.pool))
+        pos = np.nonzero(allp.y == 1)[0]
+        neg = np.nonzero(allp.y == 0)[0]
+        chosen: list[np.ndarray] = []
+        n_pos = size // 2 if pos.size else 0
+        if n_pos:
+            groups = allp.group[pos]
+            names = np.unique(groups)
+            pick = self.rng.choice(names, n_pos)
+            for name in np.unique(pick):
+                cand = pos[groups == name]
+                chosen.append(self.rng.choice(cand, int((pick == name).sum())))
+        n_neg = size - n_pos
+        mimic = neg[allp.group[neg] == "mimic"]
+        n_mimic = min(n_neg // 2, mimic.size and n_neg // 2)
+        if n_mimic:
+            chosen.append(self.rng.choice(mimic, n_mimic))
+        chosen.append(self.rng.choice(neg, n_neg - n_mimic))
+        idx = self.rng.permutation(np.concatenate(chosen))
+        b = allp.take(idx)
+        return b.x.astype(np.float32), {
+            "fracture": b.y.astype(np.float32)[:, None],
+            "fracture_map": b.maps.astype(np.float32)[..., None],
+        }
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        while True:
+            yield self.batch(size)
+
+    def close(self) -> None:
+        self.stop.set()
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+
+
+def evaluation_planes(
+    seeds: list[int], crop: CropConfig, stream: StreamConfig, plane_stride: int = 2, workers=1
+) -> Planes:
+    """Every ``plane_stride``-th plane of every vertebra of the given studies (true masks), as
+    inference scores them; for per-epoch plane and vertebra AUC."""
+    args = [(s, crop.to_dict(), stream, plane_stride) for s in seeds]
+    if workers > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            parts = pool.map(_eval_one, args)
+    else:
+        parts = [_eval_one(a) for a in args]
+    return Planes.concat(parts)
+
+
+def _eval_one(args: tuple) -> Planes:
+    seed, crop, stream, stride = args
+    return study_planes(seed, CropConfig.from_dict(crop), stream, train=False, plane_stride=stride)

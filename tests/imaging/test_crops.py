@@ -1,0 +1,129 @@
+"""Stage-2 crop geometry: resolution, orientation, plane spacing and the way back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cspine_desktop.imaging.crops import (
+    CropConfig,
+    crop_geometry,
+    map_to_crop,
+    paste_planes,
+    sample_planes,
+    vertebra_crops,
+)
+from cspine_desktop.imaging.volume import Volume
+
+
+def _volume(spacing=(2.0, 0.8, 0.8), shape=(40, 120, 120)):
+    """A 'vertebra': a 12 mm disc of bone (label 3) over slices 10–29, with a 2 mm bright dot
+    12 mm to patient left of its centre on slice 20."""
+    _nz, ny, nx = shape
+    dz, dy, dx = spacing
+    hu = np.full(shape, 40.0, np.float32)
+    labels = np.zeros(shape, np.uint8)
+    yy, xx = np.mgrid[:ny, :nx]
+    cy, cx = ny / 2, nx / 2
+    disc = ((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2 <= 6.0**2
+    for z in range(10, 30):
+        hu[z][disc] = 300.0
+        labels[z][disc] = 3
+    dot = ((yy - cy) * dy) ** 2 + ((xx - cx - 12.0 / dx) * dx) ** 2 <= 1.0**2
+    hu[20][dot] = 1500.0
+    affine = np.diag([dx, dy, dz, 1.0])  # x → L, y → P, z → S (slice 0 inferior)
+    return Volume(hu=hu, affine=affine, spacing=spacing, meta={"Modality": "CT"}), labels
+
+
+def _dot_position(x: np.ndarray) -> tuple[int, int, int]:
+    n, j, i = np.unravel_index(int(np.argmax(x[..., 1])), x.shape[:3])
+    return int(n), int(j), int(i)
+
+
+def test_crop_is_half_mm_and_centred_on_the_vertebra():
+    vol, labels = _volume()
+    cfg = CropConfig(size=64)
+    crops = vertebra_crops(vol, labels, 3, cfg)
+    assert crops is not None
+    mask = crops.x[len(crops.x) // 2, ..., 3] > 0.5
+    # a 12 mm disc at 0.5 mm pixels spans ~24 px across, centred in the crop
+    width = mask.any(axis=0).sum()
+    assert 22 <= width <= 26
+    cols = np.nonzero(mask.any(axis=0))[0]
+    assert abs(cols.mean() - (cfg.size - 1) / 2) <= 1.0
+    # the dot 12 mm to patient left sits 24 px to the right of the centre (columns → left)
+    _, j, i = _dot_position(crops.x)
+    assert abs(i - ((cfg.size - 1) / 2 + 24)) <= 2 and abs(j - (cfg.size - 1) / 2) <= 2
+
+
+def test_planes_one_mm_apart_on_thin_slices_and_source_spacing_on_thick():
+    thin, lab_thin = _volume(spacing=(0.5, 0.8, 0.8), shape=(160, 120, 120))
+    lab_thin[:] = 0
+    lab_thin[40:120][:, 50:70, 50:70] = 3
+    g = crop_geometry(thin, lab_thin, 3, CropConfig(size=64))
+    assert np.allclose(np.diff(g.planes) * 0.5, 1.0)
+    thick, lab = _volume(spacing=(2.0, 0.8, 0.8))
+    g = crop_geometry(thick, lab, 3, CropConfig(size=64))
+    assert np.allclose(np.diff(g.planes) * 2.0, 2.0)
+    assert g.planes[0] == 10 and g.planes[-1] == 29
+
+
+def test_crop_does_not_depend_on_storage_order():
+    """A volume stored flipped left–right and head-first gives the same crop."""
+    vol, labels = _volume()
+    cfg = CropConfig(size=64)
+    a = vertebra_crops(vol, labels, 3, cfg).x
+    flip = np.diag([-1.0, 1.0, -1.0, 1.0])
+    flip[0, 3] = vol.hu.shape[2] - 1
+    flip[2, 3] = vol.hu.shape[0] - 1
+    vol2 = Volume(
+        hu=vol.hu[::-1, :, ::-1].copy(),
+        affine=vol.affine @ flip,
+        spacing=vol.spacing,
+        meta=vol.meta,
+    )
+    b = vertebra_crops(vol2, labels[::-1, :, ::-1].copy(), 3, cfg).x
+    assert a.shape == b.shape
+    # planes follow the stored slice order; channel 0 is toward the head in both
+    assert np.allclose(a, b[::-1], atol=1e-3)
+    assert _dot_position(a)[1:] == _dot_position(b)[1:]
+
+
+def test_context_channels_look_toward_the_head_and_feet():
+    vol, labels = _volume(spacing=(1.0, 0.8, 0.8))
+    x = vertebra_crops(vol, labels, 3, CropConfig(size=64)).x
+    n, j, i = _dot_position(x)
+    # the dot is on one slice: the plane 1 mm below it sees it in its "above" channel (0)
+    below = n - 1  # slice 0 is the most inferior here
+    assert x[below, j, i, 0] > x[below, j, i, 2] + 0.3
+
+
+def test_paste_planes_returns_a_crop_map_to_its_source_voxels():
+    vol, labels = _volume()
+    cfg = CropConfig(size=64)
+    crops = vertebra_crops(vol, labels, 3, cfg)
+    n, j, i = _dot_position(crops.x)
+    maps = np.zeros((len(crops.x), cfg.map_size, cfg.map_size), np.float32)
+    maps[n, j // cfg.map_stride, i // cfg.map_stride] = 1.0
+    out = np.zeros(vol.hu.shape, np.float32)
+    paste_planes(out, map_to_crop(maps, cfg), crops.geometry)
+    z, y, x = np.unravel_index(int(np.argmax(out)), out.shape)
+    _dz, yy, xx = np.nonzero(vol.hu == 1500.0)
+    assert z == 20
+    assert abs(y - yy.mean()) * 0.8 <= 4.0 and abs(x - xx.mean()) * 0.8 <= 4.0
+
+
+def test_missing_level_gives_none_and_bad_config_is_refused():
+    vol, labels = _volume()
+    assert vertebra_crops(vol, labels, 5, CropConfig(size=64)) is None
+    with pytest.raises(ValueError):
+        CropConfig(size=60, map_stride=8)
+    assert CropConfig.from_dict(CropConfig().to_dict()) == CropConfig()
+
+
+def test_sample_planes_interpolates_between_slices():
+    vol, labels = _volume(spacing=(2.0, 0.8, 0.8))
+    g = crop_geometry(vol, labels, 3, CropConfig(size=64))
+    ramp = np.broadcast_to(np.arange(40, dtype=np.float32)[:, None, None], vol.hu.shape)
+    half = sample_planes(ramp, g, 64, offset_mm=1.0)  # half a slice toward the head
+    assert np.allclose(half[:, 32, 32], g.planes + 0.5, atol=1e-4)
