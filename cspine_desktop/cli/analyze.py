@@ -1,9 +1,12 @@
 """``cspine analyze PATH``: verdicts for one study, and every export, from the command line.
 
-Writes into ``--out`` (default ``./cspine-results``): ``result.json`` (``cspine.analysis/1``),
+Writes into ``--out`` (default ``./cspine-results``): ``result.json`` (``cspine.analysis/2``),
 ``verdicts.csv`` (RSNA 2022 style), then the label NIfTI, DICOM SEG + TID1500 SR (DICOM input
 only), key images (PNG) and the one-page PDF report. Prints the C1–C7 verdict table with the
 disclaimer (``--json``: the result JSON instead); a progress bar on a terminal.
+When the images cannot give a verdict (not a CT series, slices thicker than 5 mm, no plausible
+cervical spine, levels cut by the scan's edge …) the table says "indeterminate" with the reasons;
+that is a finished analysis (exit 0).
 Exit codes: 0 done, 2 a problem with the input or the model, 1 internal error.
 """
 

@@ -80,20 +80,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def compare_with_truth(result, truth: dict) -> dict:
-    """Per vertebra and for the patient: the model's verdict, the truth, and whether they agree."""
+    """Per vertebra and for the patient: the model's verdict (None where it gave none:
+    indeterminate), the truth, and whether they agree (no verdict never agrees)."""
     rows = {}
     for v in result.vertebrae:
         real = bool(truth["fractured"][v.name])
-        rows[v.name] = {"model": bool(v.fractured), "truth": real, "agree": v.fractured == real}
+        rows[v.name] = {"model": v.fractured, "truth": real, "agree": v.fractured is real}
     real = bool(truth["patient_overall"])
-    model = bool(result.patient_overall.fractured)
-    rows["patient_overall"] = {"model": model, "truth": real, "agree": model == real}
+    model = result.patient_overall.fractured
+    rows["patient_overall"] = {"model": model, "truth": real, "agree": model is real}
     return rows
 
 
 def format_comparison(comparison: dict, truth: dict) -> str:
-    def word(f: bool) -> str:
-        return "FRACTURE" if f else "no fracture"
+    def word(f: bool | None) -> str:
+        return "indeterminate" if f is None else ("FRACTURE" if f else "no fracture")
 
     found = [
         f"C{f['vertebra']} {f['kind'].replace('_', ' ')} ({f['severity']})"

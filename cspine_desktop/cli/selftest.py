@@ -167,10 +167,16 @@ def _add_verdicts(
     report.table = render_verdicts_table(outcome)
     report.verdicts = {
         **{
-            v.name: {"present": v.present, "probability": v.probability, "fractured": v.fractured}
+            v.name: {
+                "present": v.present,
+                "status": v.status,
+                "probability": v.probability,
+                "fractured": v.fractured,
+            }
             for v in result.vertebrae
         },
         "patient_overall": {
+            "status": result.patient_overall.status,
             "probability": result.patient_overall.probability,
             "fractured": result.patient_overall.fractured,
         },

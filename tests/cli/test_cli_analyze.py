@@ -21,8 +21,8 @@ from cspine_desktop import DISCLAIMER
 from cspine_desktop.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((ROOT / "docs" / "schemas" / "cspine.analysis-1.schema.json").read_text())
-CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)  # C3 (bone ring) fractured, C4 (ball) not
+SCHEMA = json.loads((ROOT / "docs" / "schemas" / "cspine.analysis-2.schema.json").read_text())
+CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)  # C3 (bone ring) 0.9, C4 (ball) 0.1
 
 
 @pytest.fixture(scope="module")
@@ -54,24 +54,32 @@ def _result(out_dir):
 def test_a_dicom_folder_gives_the_table_and_every_export(capsys, tmp_path, bundle, series):
     out = tmp_path / "out"
     code, stdout, _ = _run(capsys, series, "--model", bundle, "--out", out)
-    assert code == 0
-    for name in ("C1", "C7", "Patient", "FRACTURE", "not found"):
+    assert code == 0  # an indeterminate result is a finished analysis
+    for name in ("C1", "C7", "Patient", "not in view", "Threshold"):
         assert name in stdout
     assert DISCLAIMER in stdout
     doc = _result(out)
-    assert [v["name"] for v in doc["vertebrae"] if v["fractured"]] == ["C3"]
-    assert doc["patient_overall"]["fractured"] is True
+    # the test model's ring and ball are not a spine: probabilities, but no verdicts
+    c3 = doc["vertebrae"][2]
+    assert c3["probability"] == pytest.approx(0.9, abs=1e-3) and c3["threshold"] == 0.5
+    assert [v["fractured"] for v in doc["vertebrae"]] == [None] * 7
+    po = doc["patient_overall"]
+    assert po["status"] == "indeterminate" and po["fractured"] is None and po["reasons"]
+    assert "Indeterminate - read the images" in stdout and "Why no verdict" in stdout
+    for reason in doc["patient_overall"]["reasons"]:
+        assert reason.replace("–", "-") in stdout
 
     rows = list(csv.reader((out / "verdicts.csv").open()))
     assert rows[0] == ["row_id", "fractured"]
     assert len(rows) == 9 and rows[-1][0].endswith("_patient_overall")
     assert float(dict(rows[1:])[f"{doc['study_instance_uid']}_C3"]) == pytest.approx(0.9, abs=1e-3)
 
-    seg = pydicom.dcmread(next(out.glob("*_seg.dcm")))
+    seg_path = next(p for p in out.glob("*_seg.dcm") if "fracture" not in p.name)
+    seg = pydicom.dcmread(seg_path)
     assert seg.Modality == "SEG" and {s.SegmentLabel for s in seg.SegmentSequence} >= {"C3", "C4"}
     import highdicom as hd
 
-    hd.seg.segread(next(out.glob("*_seg.dcm")))
+    hd.seg.segread(seg_path)
     sr = pydicom.dcmread(next(out.glob("*_sr.dcm")))
     assert sr.Modality == "SR"
     assert next(out.glob("*_report.pdf")).read_bytes()[:5] == b"%PDF-"
@@ -101,7 +109,11 @@ def test_a_png_slice_is_analysed_without_dicom_exports(capsys, tmp_path, bundle)
     assert code == 0
     doc = json.loads(stdout)
     jsonschema.validate(doc, SCHEMA)
-    assert doc["vertebrae"][2]["present"] is True
+    assert doc["vertebrae"][2]["present"] is True  # viewed and segmented, yet …
+    assert doc["patient_overall"]["status"] == "indeterminate"
+    assert doc["patient_overall"]["fractured"] is None
+    assert "a fracture verdict needs a CT series" in doc["patient_overall"]["reasons"][0]
+    assert doc["vertebrae"][2]["status"] == "indeterminate"
     assert any("Hounsfield" in w or "HU" in w for w in doc["warnings"])
     names = {p.name for p in (tmp_path / "p").iterdir()}
     assert "result.json" in names and not any(n.endswith(".dcm") for n in names)
@@ -160,3 +172,15 @@ def test_a_single_segmented_vertebra_still_gets_seg_and_sr(capsys, tmp_path, ser
     sr = pydicom.dcmread(next(p for p in out.glob("*sr*.dcm")))
     assert sr.Modality == "SR"
     assert [v["name"] for v in _result(out)["vertebrae"] if v["present"]] == ["C3"]
+
+
+def test_six_mm_slices_give_no_verdict_and_say_why(capsys, tmp_path, bundle):
+    folder = tmp_path / "thick"
+    write_ct_series(folder, n_slices=6, rows=32, cols=32, spacing=(6.0, 2.5, 2.5))
+    code, stdout, _ = _run(capsys, folder, "--model", bundle, "--out", tmp_path / "o")
+    assert code == 0
+    doc = _result(tmp_path / "o")
+    reasons = doc["patient_overall"]["reasons"]
+    assert doc["patient_overall"]["status"] == "indeterminate"
+    assert any("6.0 mm thick" in r and "at most 5 mm" in r for r in reasons)
+    assert "indeterminate" in stdout and "6.0 mm thick" in stdout
