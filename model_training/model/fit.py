@@ -17,7 +17,8 @@ Layout of a run directory (``TrainConfig.out_dir``)::
 Re-running the same command after an interruption resumes at the last finished epoch;
 ``--resume RUN --epochs N`` extends a finished run to N epochs. With a time budget
 (``TrainConfig.max_minutes``) a run stops at an epoch boundary and is resumed the same way.
-Non-chief workers of a multi-worker cluster keep their backups under ``workers/worker<i>/``.
+Non-chief workers of a multi-worker cluster keep their backups and checkpoints under
+``workers/worker<i>/`` (every worker must save: saving may be a collective step).
 
 Nothing here needs TensorFlow beyond the data the caller passes (and TensorBoard, written only
 on the TensorFlow backend): the same loop runs on Keras' JAX and PyTorch backends.
@@ -275,16 +276,20 @@ def _callbacks(
     # after the schedule, so that the backup holds the optimiser state with this epoch's
     # learning-rate reduction; kept after the last epoch too, so a finished run can be extended
     cbs.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False))
+    # every worker saves (saving may create variables, a collective step all workers must
+    # join); the others into their own folder
+    ckpt = _state_dir(run) / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    cbs += [
+        keras.callbacks.ModelCheckpoint(str(ckpt / "last.keras")),
+        keras.callbacks.ModelCheckpoint(
+            str(ckpt / "best.keras"), monitor=monitor, mode=mode, save_best_only=True
+        ),
+    ]
     if is_chief():
-        ckpt = run / "checkpoints"
-        ckpt.mkdir(parents=True, exist_ok=True)
         cbs += [
-            # before the checkpoints and the CSV log, which then see ``auc_gap``
+            # before the CSV log, which then records ``auc_gap``
             AucGap(_train_metric(cfg), cfg.max_auc_gap, run / "warnings.log"),
-            keras.callbacks.ModelCheckpoint(str(ckpt / "last.keras")),
-            keras.callbacks.ModelCheckpoint(
-                str(ckpt / "best.keras"), monitor=monitor, mode=mode, save_best_only=True
-            ),
             keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
         ]
         if keras.backend.backend() != "tensorflow":

@@ -127,8 +127,43 @@ def make_strategy(name: str = "default") -> Any:
         except (ValueError, KeyError, TypeError) as exc:
             raise TrainConfigError("TF_CONFIG is not valid cluster JSON") from exc
         log.info("multi-worker strategy: worker %s of %d", index, len(workers))
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     raise TrainConfigError(f"unknown strategy '{name}'")
+
+
+def _multi_worker_strategy() -> Any:
+    """``MultiWorkerMirroredStrategy`` with the two ``reduce`` calls of Keras 3's ``fit``
+    that the collective strategy rejects made to work (keras-team/keras issues 20329 and
+    20585, tensorflow/tensorflow issue 72388; Keras 3.15, TensorFlow 2.21):
+
+    - before the first step, ``fit`` reduces the first distributed batch — a nest of
+      per-replica values (our targets are a dict) — in one call; the collective strategy
+      takes a single value only ("Attempt to convert a value (PerReplica ...) to a Tensor").
+      Each leaf is reduced on its own, as the other strategies do.
+    - after each step, it reduces every logged value with ``axis=0``, but the logs are
+      scalars ("Invalid reduction dimension 0 for input with 0 dimensions"). A scalar is
+      reduced across the replicas only (``axis=None``).
+    """
+    import tensorflow as tf
+
+    def rank(value: Any) -> int | None:
+        if isinstance(value, tf.distribute.DistributedValues):
+            value = value.values[0]
+        shape = getattr(value, "shape", None)
+        return None if shape is None else shape.rank
+
+    class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op: Any, value: Any, axis: Any = None) -> Any:
+            parent = super()
+
+            def one(v: Any) -> Any:
+                return parent.reduce(reduce_op, v, None if rank(v) == 0 else axis)
+
+            if isinstance(value, (tuple, list, dict)):
+                return tf.nest.map_structure(one, value)
+            return one(value)
+
+    return MultiWorkerStrategy()
 
 
 def worker_index() -> int:
