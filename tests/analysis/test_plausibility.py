@@ -1,0 +1,205 @@
+"""The plausibility checks on label maps: what makes a study or a level indeterminate, and the
+words that say why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from toy_spine import DZ, SPACING, toy_spine
+
+from cspine_desktop.analysis.plausibility import (
+    LEVEL_RANGES,
+    MAX_RELABELLED_FRACTION,
+    MAX_SLICE_MM,
+    check_spine,
+    final_verdicts,
+    input_reasons,
+)
+from cspine_desktop.vertebrae import NAMES
+
+NO_FRACTURE = dict.fromkeys(NAMES, False)
+
+
+@pytest.fixture
+def spine():
+    return toy_spine()
+
+
+def _planes(labels: np.ndarray, level: int) -> np.ndarray:
+    return np.nonzero((labels == level).any(axis=(1, 2)))[0]
+
+
+def test_a_plausible_spine_is_assessed(spine):
+    labels, hu = spine
+    check = check_spine(labels, SPACING, hu, relabelled_fraction=0.1)
+    assert check.study_reasons == ()
+    assert set(check.status.values()) == {"assessed"}
+    assert all(r == () for r in check.reasons.values())
+    final = final_verdicts(check, NO_FRACTURE | {"C5": True}, True)
+    assert final.patient_status == "assessed" and final.patient_fractured is True
+    assert final.fractured["C5"] is True and final.fractured["C4"] is False
+
+
+def test_a_neck_showing_only_c4_to_c7(spine):
+    labels, hu = spine
+    c4 = _planes(labels, 4)
+    top = int(c4.mean())  # the scan starts in the middle of C4
+    check = check_spine(labels[top:], SPACING, hu[top:])
+    assert check.study_reasons == ()
+    assert [check.status[n] for n in NAMES] == [
+        "not_in_view",
+        "not_in_view",
+        "not_in_view",
+        "partly_in_view",
+        "assessed",
+        "assessed",
+        "assessed",
+    ]
+    assert check.reasons["C4"] == (
+        "C4 is cut by the top edge of the scan: part of it is outside the images.",
+    )
+    final = final_verdicts(check, NO_FRACTURE, False)
+    assert final.patient_status == "indeterminate" and final.patient_fractured is None
+    (reason,) = final.patient_reasons
+    assert reason.startswith("C1–C4 could not be assessed (C1: not in view;")
+    assert "C4: partly in view" in reason and "no fracture cannot be given" in reason
+    assert final.fractured["C4"] is None and final.fractured["C5"] is False
+    # a fracture seen in an assessed level still stands
+    seen = final_verdicts(check, NO_FRACTURE | {"C6": True}, True)
+    assert seen.patient_status == "assessed" and seen.patient_fractured is True
+
+
+def test_a_thoracic_or_lumbar_sized_spine_is_not_a_neck(spine):
+    labels, hu = spine
+    big = tuple(s * 1.8 for s in SPACING)  # every vertebra 1.8× larger: lumbar-sized
+    check = check_spine(labels, big, hu)
+    assert any("look like a thoracic or lumbar spine" in r for r in check.study_reasons)
+    assert set(check.status.values()) == {"indeterminate"}
+    assert any("too large for a C3" in r for r in check.reasons["C3"])
+
+
+def test_two_swapped_levels_break_the_order(spine):
+    labels, hu = spine
+    swapped = labels.copy()
+    swapped[labels == 3], swapped[labels == 5] = 5, 3
+    check = check_spine(swapped, SPACING, hu)
+    assert "C4 was found at or above C3: the levels are not in head-to-feet order." in (
+        check.study_reasons
+    )
+    final = final_verdicts(check, NO_FRACTURE, False)
+    assert final.patient_status == "indeterminate"
+    assert set(final.fractured.values()) == {None}
+
+
+def test_thick_slices_give_no_verdict(spine):
+    assert input_reasons("CT", 40, MAX_SLICE_MM) == ()
+    (reason,) = input_reasons("CT", 40, 6.0)
+    assert reason.startswith("The slices are 6.0 mm thick; fracture verdicts need slices of at")
+    labels, hu = spine
+    check = check_spine(labels, SPACING, hu, input_problems=(reason,))
+    assert check.study_reasons == (reason,)
+    final = final_verdicts(check, NO_FRACTURE, False)
+    assert final.patient_status == "indeterminate" and final.patient_reasons == (reason,)
+
+
+def test_a_picture_or_a_single_slice_needs_a_ct_series():
+    (png,) = input_reasons("OT", 1, 1.0, "image")
+    assert png.startswith("The input is a picture (PNG/JPEG), not a CT series")
+    assert "a fracture verdict needs a CT series" in png
+    (one,) = input_reasons("CT", 1, 1.0, "dicom")
+    assert one.startswith("The input is one slice, not a CT series")
+
+
+def test_the_modality_must_be_ct():
+    (reason,) = input_reasons("MR", 40, 1.0, "dicom")
+    assert reason.startswith("The images are MR, not CT")
+
+
+def test_no_vertebra_found_is_indeterminate():
+    labels = np.zeros((20, 32, 32), np.uint8)
+    check = check_spine(labels, SPACING)
+    assert check.study_reasons == ("No cervical vertebra was found in the images.",)
+    assert set(check.status.values()) == {"not_in_view"}
+
+
+def test_a_level_without_a_canal_is_indeterminate(spine):
+    labels, hu = spine
+    filled = labels.copy()
+    planes = _planes(labels, 4)
+    hole = (
+        (labels[planes[0]] == 0) & (np.arange(128)[:, None] > 60) & (np.arange(128)[:, None] < 80)
+    )
+    hole &= (np.arange(128)[None, :] > 50) & (np.arange(128)[None, :] < 78)
+    for z in planes:
+        filled[z][hole] = 4
+    check = check_spine(filled, SPACING, hu)
+    assert "No vertebral canal was found inside the outline of C4." in check.reasons["C4"]
+    assert check.status["C4"] == "indeterminate" and check.status["C5"] == "assessed"
+
+
+def test_a_canal_full_of_bone_is_not_a_canal(spine):
+    labels, _ = spine
+    dense = np.where(labels > 0, 700.0, 900.0).astype(np.float32)  # "soft tissue" at 900 HU
+    check = check_spine(labels, SPACING, dense)
+    assert any("bone-dense" in r for r in check.reasons["C3"])
+    assert any("No vertebral canal runs through" in r for r in check.study_reasons)
+
+
+def test_a_missing_level_between_two_found_ones(spine):
+    labels, hu = spine
+    gone = np.where(labels == 4, 0, labels).astype(np.uint8)
+    check = check_spine(gone, SPACING, hu)
+    assert "C4 is missing between C1 and C7: the levels are not contiguous." in (
+        check.study_reasons
+    )
+    assert any(
+        r.startswith("There is a gap of 30 mm between C3 and C5") for r in check.study_reasons
+    )
+
+
+def test_heavy_relabelling_makes_the_levels_untrusted(spine):
+    labels, hu = spine
+    fine = check_spine(labels, SPACING, hu, relabelled_fraction=MAX_RELABELLED_FRACTION)
+    assert fine.study_reasons == ()
+    check = check_spine(labels, SPACING, hu, relabelled_fraction=0.74)
+    assert check.study_reasons == (
+        "The level assignment had to relabel 74% of the vertebra pixels (at most 35% is "
+        "trusted): the levels may be wrong.",
+    )
+
+
+def test_a_level_too_small_for_its_name(spine):
+    labels, hu = spine
+    small = labels.copy()
+    planes = _planes(labels, 2)
+    small[planes[: len(planes) * 3 // 4]] = np.where(
+        labels[planes[: len(planes) * 3 // 4]] == 2, 0, labels[planes[: len(planes) * 3 // 4]]
+    )
+    check = check_spine(small, SPACING, hu)
+    assert check.status["C2"] == "indeterminate"
+    assert any(
+        r.startswith("C2 is too small for a C2: height (head to feet) 10.0 mm")
+        for r in check.reasons["C2"]
+    )
+
+
+def test_a_spinous_tip_at_the_edge_is_not_a_cut_level(spine):
+    labels, hu = spine
+    last = _planes(labels, 7)[-1]
+    tip = labels[: last + 2].copy()
+    tip[-1] = 0
+    tip[-1, 100:103, 62:66] = 7  # a few pixels of C7 on the last plane
+    check = check_spine(tip, SPACING, hu[: last + 2])
+    assert check.status["C7"] == "assessed"
+    tip[-1] = labels[last]  # the whole outline on the last plane: cut
+    assert check_spine(tip, SPACING, hu[: last + 2]).status["C7"] == "partly_in_view"
+
+
+def test_the_ranges_cover_every_level_and_keep_lumbar_sizes_out():
+    assert set(LEVEL_RANGES) == set(NAMES)
+    for r in LEVEL_RANGES.values():
+        for lo, hi in (r.volume_ml, r.height_mm, r.width_mm, r.depth_mm):
+            assert 0 < lo < hi
+        assert r.volume_ml[1] < 45  # a lumbar vertebra is 50–90 ml
+        assert r.width_mm[1] < 110
+    assert DZ == 2.0
