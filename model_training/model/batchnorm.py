@@ -9,6 +9,7 @@ training batches — an equal-weight average, weights untouched — makes infere
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any
@@ -28,7 +29,8 @@ def recalibrate_batchnorm(model: Any, dataset: Any, steps: int = 32) -> int:
     t0 = time.perf_counter()
     n = 0
     try:
-        for k, batch in enumerate(dataset.take(steps)):
+        # any iterable of batches (tf.data, a generator, a PyDataset's items): not TF-only
+        for k, batch in enumerate(itertools.islice(iter(dataset), steps)):
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             for ly in bns:
                 ly.momentum = k / (k + 1.0)  # running equal-weight mean; k = 0 takes the batch

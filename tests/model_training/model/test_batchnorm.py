@@ -46,3 +46,16 @@ def test_no_batchnorm_or_no_steps_is_a_no_op():
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((4, 3), np.float32), np.zeros(4))).batch(2)
     assert recalibrate_batchnorm(model, ds, steps=5) == 0
     assert recalibrate_batchnorm(_tiny_bn_model(), ds, steps=0) == 0
+
+
+def test_recalibration_takes_batches_from_a_plain_generator():
+    """No tf.data needed: the same loop trains on Keras' JAX and PyTorch backends."""
+    rng = np.random.default_rng(1)
+    model = _tiny_bn_model()
+
+    def batches():
+        while True:  # endless, like a repeated training pipeline
+            yield (rng.normal(size=(8, 8, 8, 2)) * 2.0 + 3.0).astype(np.float32), None
+
+    assert recalibrate_batchnorm(model, batches(), steps=3) == 3
+    assert float(np.abs(np.asarray(model.get_layer("bn2").moving_mean)).max()) > 0
