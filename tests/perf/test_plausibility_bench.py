@@ -1,0 +1,109 @@
+"""Share of unseen phantom studies the plausibility checks leave ``assessed``.
+
+Truth: ``N_TRUTH`` phantom studies (seeds from ``SEED0``, never used for training) are put on
+the demo model's grid exactly as an analysis does (``prepare_volume``; the true label map
+through ``to_grid``) and checked with the true labels as if they were the segmentation. A
+phantom neck is a plausible cervical spine: at least 98 % must come out assessed (patient and
+all seven levels). Demo model: the first ``N_MODEL`` of them through the whole analysis with the
+bundled demo model (``analyze``), reported, not gated — that share measures the model.
+
+Run: .venv/bin/python -m pytest tests/perf/test_plausibility_bench.py -m perf -s
+Results go to the "Plausibility checks" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+
+import pytest
+
+from cspine_desktop.analysis.plausibility import check_spine, input_reasons
+from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
+from cspine_desktop.inference import demo_model_dir, load_bundle
+
+pytestmark = pytest.mark.perf
+
+SEED0 = 777000
+N_TRUTH = int(os.environ.get("CSPINE_BENCH_STUDIES", "50"))
+N_MODEL = int(os.environ.get("CSPINE_BENCH_MODEL_STUDIES", "10"))
+
+
+def _first_reason(check) -> str:
+    if check.study_reasons:
+        return check.study_reasons[0]
+    return next(r for n, rs in check.reasons.items() for r in rs if check.status[n] != "assessed")
+
+
+def test_phantom_truth_and_demo_model_assessed_share():
+    from model_training.phantom import generate_study
+
+    bundle = load_bundle(demo_model_dir())
+    cfg = PreprocessConfig.from_dict(bundle.card["preprocessing"])
+    spacing = (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm)
+    coverage: collections.Counter[str] = collections.Counter()
+    failed: list[tuple[int, str]] = []
+    t0 = time.perf_counter()
+    for seed in range(SEED0, SEED0 + N_TRUTH):
+        study = generate_study(seed)
+        coverage[str(study.acquisition.extras.get("coverage", "neck"))] += 1
+        volume = study.to_volume()
+        prepared = prepare_volume(volume, cfg)
+        labels = to_grid(study.in_volume_order(study.labels), prepared)
+        problems = input_reasons(
+            volume.meta.get("Modality"),
+            volume.hu.shape[0],
+            max(volume.spacing[0], float(volume.meta.get("SliceThickness") or 0.0)),
+            "dicom",
+        )
+        check = check_spine(labels, spacing, prepared.hu, input_problems=problems)
+        if check.study_reasons or set(check.status.values()) != {"assessed"}:
+            failed.append((seed, _first_reason(check)))
+    truth_share = 1 - len(failed) / N_TRUTH
+    print(
+        f"\nphantom truth: {N_TRUTH - len(failed)}/{N_TRUTH} assessed ({truth_share:.0%}), "
+        f"coverage {dict(coverage)}, {time.perf_counter() - t0:.0f} s"
+    )
+    for seed, reason in failed:
+        print(f"  seed {seed}: {reason}")
+
+    model = _demo_model_share(bundle)
+    assert truth_share >= 0.98, failed
+    assert model is not None
+
+
+def _demo_model_share(bundle):
+    from cspine_desktop.analysis.pipeline import analyze
+    from cspine_desktop.inference import open_engine
+    from model_training.phantom import generate_study
+
+    if N_MODEL <= 0:
+        return 0.0
+    engine = open_engine(bundle, "onnx", None, measure=False)
+    patient = levels = 0
+    wrong_no_fracture = 0
+    lines = []
+    t0 = time.perf_counter()
+    for seed in range(SEED0, SEED0 + N_MODEL):
+        study = generate_study(seed)
+        r = analyze(study.to_volume(), engine, bundle.card, explain=False).result
+        ok = r.patient_overall.status == "assessed"
+        patient += ok
+        levels += sum(v.status == "assessed" for v in r.vertebrae)
+        wrong_no_fracture += r.patient_overall.fractured is False and study.patient_overall
+        reasons = r.patient_overall.reasons or tuple(
+            f"{v.name}: {v.reasons[0]}" for v in r.vertebrae if v.status != "assessed"
+        )
+        lines.append(
+            f"  seed {seed} ({study.acquisition.extras.get('coverage', 'neck')}): "
+            f"{r.patient_overall.status}" + ("" if not reasons else f" - {reasons[0]}")
+        )
+    engine.close()
+    print(
+        f"demo model: patient assessed {patient}/{N_MODEL}, levels assessed "
+        f"{levels}/{7 * N_MODEL}, 'no fracture' on a fractured study {wrong_no_fracture}, "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    print("\n".join(lines))
+    return patient / N_MODEL
