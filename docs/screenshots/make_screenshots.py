@@ -2,6 +2,10 @@
 
     QT_QPA_PLATFORM=offscreen python docs/screenshots/make_screenshots.py [--seed 3]
 
+A second study, the same phantom keeping one slice every 6 mm (over the 5 mm limit), shows an
+indeterminate result: no verdict, the amber banner and its reasons
+(``main-window-indeterminate.png``).
+
 The study is a synthetic phantom (``model_training.phantom``) written as a DICOM series and
 opened through the normal path (load → store → job queue → results). The verdicts and overlays
 come from the real analysis with the bundled model when ``assets/models/cspine-demo`` holds one;
@@ -75,7 +79,9 @@ def truth_runner(study):
                     name=name,
                     present=bool(present),
                     probability=(0.97 if fractured else 0.03) if present else None,
-                    fractured=fractured and present,
+                    fractured=fractured if present else None,
+                    status="assessed" if present else "not_in_view",
+                    threshold=0.5,
                     slice_range=(int(zs[0]), int(zs[-1])) if present else None,
                     peak_slice=None if peak is None else int(peak),
                     notes=("ground truth of the phantom, not a model output",),
@@ -86,7 +92,9 @@ def truth_runner(study):
             series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
             model=ModelInfo("phantom ground truth", "(no model)", ""),
             backend="none",
-            patient_overall=PatientVerdict(0.97 if any(study.fractured) else 0.03, True),
+            patient_overall=PatientVerdict(
+                0.97 if any(study.fractured) else 0.03, any(study.fractured), threshold=0.5
+            ),
             vertebrae=tuple(verdicts),
             thresholds={n: 0.5 for n in (*NAMES, "patient_overall")},
             warnings=("Overlays and verdicts are the phantom's ground truth, not model output.",),
@@ -100,6 +108,22 @@ def truth_runner(study):
         return result.to_dict()
 
     return run
+
+
+def write_thick_series(study, folder: Path, apart_mm: float = 6.0) -> None:
+    """The study keeping one slice every ``apart_mm`` or more: too far apart for a verdict."""
+    step = int(np.ceil(apart_mm / study.spacing[0]))
+    affine = study.affine.copy()
+    affine[:3, 2] *= step
+    write_ct_series(
+        folder,
+        np.ascontiguousarray(study.hu[::step]),
+        affine,
+        study_uid=study.study_uid + ".1",
+        series_uid=study.series_uid + ".1",
+        patient_id=study.patient_id,
+        slice_thickness_mm=round(study.spacing[0] * step, 2),
+    )
 
 
 def most_suspicious(opened) -> int:
@@ -196,6 +220,16 @@ def main(argv=None) -> int:
             window.viewer.grab().save(str(args.out / f"viewer-edges{suffix}.png"))
             window.overlay_panel.edge_check.setChecked(False)
             window.overlay_panel.labels_check.setChecked(True)
+            if use_model:
+                thick = Path(tmp) / "thick"
+                write_thick_series(study, thick)
+                window.open_path(thick)
+                if wait_for(window.controller.analysis_finished, 900):
+                    window.results.table.selectRow(3)
+                    settle()
+                    window.grab().save(str(args.out / "main-window-indeterminate.png"))
+                else:
+                    print("the thick-slice analysis did not finish", file=sys.stderr)  # noqa: T201
             window.guard.lock_now()
             settle()
             window.grab().save(str(args.out / "locked.png"))
