@@ -90,3 +90,18 @@ def test_the_worklist_asks_to_analyse_again_for_an_older_result():
     doc["schema"] = "cspine.analysis/1"
     row = _row(doc)
     assert row.verdict_text == "older result: analyse again" and row.verdict_colour is None
+
+
+def test_opening_a_study_with_an_older_result_shows_the_images_and_says_why():
+    from cspine_desktop.gui.study.open_study import OpenStudy
+    from cspine_desktop.gui.study.outcome import attach_outcome
+
+    doc = _result().to_dict()
+    doc["schema"] = "cspine.analysis/1"
+    volume = Volume(np.zeros((2, 4, 4), np.int16), np.eye(4), (1.0, 1.0, 1.0), {})
+    opened = OpenStudy(volume=volume)
+    job = _Job(doc)
+    job.id = "j1"
+    attach_outcome(opened, services=None, job=job)
+    assert opened.result is None
+    assert any("cspine.analysis/1" in w and "Analyse the study again" in w for w in opened.warnings)

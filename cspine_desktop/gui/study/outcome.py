@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ...analysis.result import AnalysisResult
+from ...analysis.result import AnalysisResult, SchemaMismatchError
 from ...imaging.volume import Volume
 from ...services.analysis import OVERLAY_ARTIFACT, load_overlays
 
@@ -49,7 +49,11 @@ def attach_outcome(opened: Any, services: Any, job: Any) -> None:
     which exports it can have. Runs in a worker thread."""
     from ... import reports
 
-    result, labels, heat, warnings = read_outcome(services, opened.study_id, job, opened.volume)
+    try:
+        result, labels, heat, warnings = read_outcome(services, opened.study_id, job, opened.volume)
+    except SchemaMismatchError as exc:  # stored by an older version: show the images only
+        opened.warnings.append(str(exc))
+        return
     opened.result, opened.labels, opened.heatmap = result, labels, heat
     opened.job_id = job.id
     opened.warnings.extend(warnings)
