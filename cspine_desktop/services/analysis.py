@@ -135,7 +135,7 @@ class AnalysisService:
     # ------------------------------------------------------------------ job queue
     def job_runner(self, ctx: Any) -> dict:
         """Runner for :class:`~cspine_desktop.services.jobs.JobQueue`: analyse the study's stored
-        files, store every export as an artifact, return the ``cspine.analysis/1`` dict."""
+        files, store every export as an artifact, return the ``cspine.analysis/2`` dict."""
         series = getattr(ctx.study, "series_uid", "") or None
         outcome = self.analyze_path(
             ctx.files_dir,
