@@ -76,7 +76,11 @@ def largest_component_3d(mask: np.ndarray) -> np.ndarray:
 
 
 def clean_labels(
-    labels: np.ndarray, min_voxels: int = 10, slice_step_mm: float | None = None
+    labels: np.ndarray,
+    min_voxels: int = 10,
+    slice_step_mm: float | None = None,
+    hu: np.ndarray | None = None,
+    pixel_mm: float | None = None,
 ) -> CleanLabels:
     """Keep each vertebra's largest connected part; warn when the order C1→C7 is broken.
 
@@ -84,13 +88,17 @@ def clean_labels(
     voxels become background) — it is noise, not a vertebra in the field of view.
     ``slice_step_mm``: when given, levels are first assigned down the whole spine
     (:func:`~cspine_desktop.analysis.levels.assign_levels`) so confused neighbouring levels
-    are put back in anatomical order.
+    are put back in anatomical order; with ``hu`` (the CT on the same grid) and ``pixel_mm``
+    the count starts from the dens found in the CT, so a skull or thorax in view cannot
+    shift the levels.
     """
     src = np.asarray(labels, dtype=np.uint8)
     level_warnings: tuple[str, ...] = ()
     relabelled = 0.0
     if slice_step_mm is not None:
-        assigned = assign_levels(src, slice_step_mm, min_voxels=min_voxels)
+        assigned = assign_levels(
+            src, slice_step_mm, min_voxels=min_voxels, hu=hu, pixel_mm=pixel_mm
+        )
         src, level_warnings = assigned.labels, assigned.warnings
         relabelled = assigned.relabelled_fraction
     out = np.zeros_like(src)
