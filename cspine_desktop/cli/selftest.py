@@ -192,13 +192,15 @@ def _add_verdicts(
         return
     report.truth = dict(truth["fractured"])
     rows = compare_with_truth(result, truth)
-    differ = [name for name, row in rows.items() if not row["agree"]]
-    report.agrees_with_truth = not differ
+    differ = [n for n, row in rows.items() if row["model"] is not None and not row["agree"]]
+    undecided = [n for n, row in rows.items() if row["model"] is None]
+    report.agrees_with_truth = not differ and not undecided
     known = ", ".join(n for n in VERTEBRAE if report.truth[n]) or "no fracture"
-    detail = f"known: {known}; " + (
-        "the verdicts agree" if not differ else f"the verdicts differ at {', '.join(differ)}"
-    )
-    report.checks.append(Check("truth", not (strict and differ), detail))
+    parts = [f"the verdicts differ at {', '.join(differ)}"] if differ else []
+    if undecided:
+        parts.append(f"no verdict (indeterminate) at {', '.join(undecided)}")
+    detail = f"known: {known}; " + ("; ".join(parts) or "the verdicts agree")
+    report.checks.append(Check("truth", not (strict and (differ or undecided)), detail))
 
 
 def read_truth(path: Path) -> dict[str, Any]:
