@@ -122,7 +122,11 @@ def reason_lines(result: Any, *, ascii: bool = False) -> list[str]:
         if v.get("status") == NOT_IN_VIEW:
             absent.append(v["name"])
             continue
-        lines += [f"{v['name']}: {r}" for r in v.get("reasons") or [] if r not in lines]
+        lines += [
+            r if r.startswith(v["name"] + " ") else f"{v['name']}: {r}"
+            for r in v.get("reasons") or []
+            if r not in lines
+        ]
     if absent:
         lines.append(f"Not in the images: {', '.join(absent)}.")
     lines = list(dict.fromkeys(lines))

@@ -105,3 +105,21 @@ def test_opening_a_study_with_an_older_result_shows_the_images_and_says_why():
     attach_outcome(opened, services=None, job=job)
     assert opened.result is None
     assert any("cspine.analysis/1" in w and "Analyse the study again" in w for w in opened.warnings)
+
+
+def test_many_reasons_are_shortened_under_the_banner_and_all_in_its_tooltip(qtbot):
+    import dataclasses
+
+    result = indeterminate(_result(), REASON)
+    many = tuple(f"Reason number {i}." for i in range(9))
+    result = dataclasses.replace(
+        result, patient_overall=dataclasses.replace(result.patient_overall, reasons=many)
+    )
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.show_result(result)
+    text = panel.reasons.text()
+    assert "Reason number 0." in text and "Reason number 8." not in text
+    assert "more (hover to see all)" in text
+    assert all(r in panel.reasons.toolTip() for r in many)
+    assert REASON in panel.reasons.toolTip() and "C1: " + REASON in panel.reasons.toolTip()

@@ -25,6 +25,7 @@ from .overlay_panel import colour_icon
 
 COLUMNS = ("Vertebra", "Present", "Probability", "Threshold", "Verdict")
 VERDICT_COL = 4
+MAX_REASONS = 4  # reasons shown under the banner; all of them in its tooltip
 _MARKS = {wording.FRACTURE: "⚠ ", wording.CLEAR: "✓ ", wording.UNSURE: "? ", wording.ABSENT: "— "}
 FRACTURE_TEXT = _MARKS[wording.FRACTURE] + wording.vertebra_word("assessed", True)
 CLEAR_TEXT = _MARKS[wording.CLEAR] + wording.vertebra_word("assessed", False)
@@ -156,7 +157,11 @@ class ResultsPanel(QWidget):
                 f"No verdict is given (patient probability {po.probability:.2f}, threshold "
                 f"{wording.threshold_text(po.threshold)}). Why:",
             )
-        self.reasons.setText("\n".join(f"• {x}" if i else x for i, x in enumerate(lines)))
+        shown = lines[: MAX_REASONS + 1]
+        if len(lines) > len(shown):
+            shown.append(f"… and {len(lines) - len(shown)} more (hover to see all)")
+        self.reasons.setText("\n".join(f"• {x}" if i else x for i, x in enumerate(shown)))
+        self.reasons.setToolTip("\n".join(lines))
         colour = wording.COLOURS[wording.UNSURE]
         self.reasons.setStyleSheet(f"color: {colour};")
         self.reasons.setVisible(bool(lines))
