@@ -439,8 +439,9 @@ def final_verdicts(
     """Combine the checks with the model's verdicts.
 
     A vertebra keeps its verdict only when assessed. The patient is assessed when no study
-    reason stands and either all of C1–C7 were assessed or the model calls the patient
-    fractured (a finding in what was seen stands; a "no fracture" needs the whole spine).
+    reason stands and either all of C1–C7 were assessed or an assessed vertebra is fractured
+    (a finding in what was seen stands; a "no fracture" needs the whole spine, and a patient
+    probability that includes levels not assessed decides nothing alone).
     """
     status = dict(check.status)
     vert = {n: (bool(fractured[n]) if status[n] == ASSESSED else None) for n in NAMES}
@@ -448,8 +449,10 @@ def final_verdicts(
         return FinalVerdicts(status, check.reasons, vert, INDETERMINATE, check.study_reasons, None)
     unassessed = [n for n in NAMES if status[n] != ASSESSED]
     seen_fracture = any(vert[n] for n in NAMES)
-    if not unassessed or seen_fracture or (patient_fractured and len(unassessed) < len(NAMES)):
-        return FinalVerdicts(status, check.reasons, vert, ASSESSED, (), bool(patient_fractured))
+    if not unassessed or seen_fracture:
+        return FinalVerdicts(
+            status, check.reasons, vert, ASSESSED, (), bool(patient_fractured or seen_fracture)
+        )
     reason = (
         f"{_names(unassessed)} could not be assessed ("
         + "; ".join(f"{n}: {status[n].replace('_', ' ')}" for n in unassessed)

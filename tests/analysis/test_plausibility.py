@@ -67,6 +67,9 @@ def test_a_neck_showing_only_c4_to_c7(spine):
     # a fracture seen in an assessed level still stands
     seen = final_verdicts(check, NO_FRACTURE | {"C6": True}, True)
     assert seen.patient_status == "assessed" and seen.patient_fractured is True
+    # … but a patient probability over the threshold, with no assessed level fractured, is not
+    unseen = final_verdicts(check, NO_FRACTURE | {"C4": True}, True)
+    assert unseen.patient_status == "indeterminate" and unseen.patient_fractured is None
 
 
 def test_a_thoracic_or_lumbar_sized_spine_is_not_a_neck(spine):
