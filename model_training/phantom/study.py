@@ -184,19 +184,19 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
 def _materials(rng: np.random.Generator, osteoporosis: bool) -> tuple[float, float, float]:
     """(cortex HU, marrow HU, cortex thickness mm) for one vertebra.
 
-    Cancellous bone 180–380 HU (osteoporotic 60–150 HU), a thin cortex of 0.6–1.3 mm
-    (0.4–0.8 mm) at 900–1400 HU (700–1050 HU): after partial volume and the reconstruction
+    Cancellous bone 150–300 HU (osteoporotic 60–150 HU); a thin shell of 0.4–0.9 mm
+    (0.35–0.7 mm) at 800–1300 HU (650–950 HU): after partial volume and the reconstruction
     kernel the shell reads about 500–1500 HU on the image, as on clinical neck CT."""
     if osteoporosis:
         return (
-            float(rng.uniform(700, 1050)),
+            float(rng.uniform(650, 950)),
             float(rng.uniform(60, 150)),
-            float(rng.uniform(0.4, 0.8)),
+            float(rng.uniform(0.35, 0.7)),
         )
     return (
-        float(rng.uniform(900, 1400)),
-        float(rng.uniform(180, 380)),
-        float(rng.uniform(0.6, 1.3)),
+        float(rng.uniform(800, 1300)),
+        float(rng.uniform(150, 300)),
+        float(rng.uniform(0.4, 0.9)),
     )
 
 
