@@ -71,6 +71,10 @@ CANAL_MAX_HU = 200.0
 """The canal holds cord and CSF (0–35 HU) and epidural fat; a "hole" whose median is denser than
 this is bone the segmentation left out, not a canal."""
 
+CANAL_SLAB_MM = 10.0
+"""Thickness of the slabs whose outline is searched for the canal: the pedicles and laminae
+that close the ring around it are 5–10 mm tall."""
+
 MAX_CANAL_STEP_MM = 12.0
 """Largest in-plane shift of the canal's centre from one level to the next (lordosis moves it by
 2–6 mm per level; the phantom's largest is 8 mm)."""
@@ -165,6 +169,33 @@ def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float]):
     return area, (float(cy) * spacing_yx[0], float(cx) * spacing_yx[1]), comp == i
 
 
+def _level_canal(
+    lab: np.ndarray,
+    level: int,
+    z0: int,
+    z1: int,
+    dz: float,
+    spacing_yx: tuple[float, float],
+    with_c2: bool,
+):
+    """(area mm², centre, hole mask, (first, last) plane) of the level's canal: the largest
+    hole of a plausible size among the whole outline and its slabs, else the whole outline's."""
+    n = max(1, round(CANAL_SLAB_MM / dz))
+    windows = [(z0, z1)] + [(a, min(a + n - 1, z1)) for a in range(z0, max(z0, z1 - n + 1) + 1)]
+    if with_c2:
+        windows.append((0, lab.shape[0] - 1))
+    found = []
+    for a, b in windows:
+        part = lab[a : b + 1]
+        footprint = (part == level).any(axis=0)
+        if with_c2:
+            footprint |= (part == 2).any(axis=0)
+        area, centre, hole = _canal(footprint, spacing_yx)
+        found.append((area, centre, hole, (a, b)))
+    good = [f for f in found if CANAL_MIN_MM2 <= f[0] <= CANAL_MAX_MM2]
+    return max(good, key=lambda f: f[0]) if good else found[0]
+
+
 def measure_levels(
     labels: np.ndarray,
     spacing: tuple[float, float, float],
@@ -173,8 +204,11 @@ def measure_levels(
 ) -> dict[str, LevelMeasure]:
     """Measure every level with at least ``min_voxels`` pixels on some plane.
 
-    The canal of C1 is looked for in the outline of C1 and C2 together: the dens of C2 rises
-    through the C1 ring, and a thin ring is often segmented with gaps.
+    The canal is looked for in the outline of the whole level and of each ``CANAL_SLAB_MM``
+    slab of it (a tilted or turned vertebra's whole outline can cover its own canal); the
+    largest hole of a plausible size counts. C1's is looked for in the outline of C1 and C2
+    together: the dens of C2 rises through the C1 ring, and a thin ring is often segmented with
+    gaps.
     """
     lab = np.asarray(labels)
     dz, dy, dx = (float(s) for s in spacing)
@@ -196,13 +230,11 @@ def measure_levels(
             cut = "top"
         elif areas[-1, i] >= EDGE_CUT_FRACTION * largest and areas[-1, i] > 0:
             cut = "bottom"
-        footprint = mask.any(axis=0)
-        if name == "C1" and areas[:, 1].max() >= min_voxels:
-            footprint = footprint | (lab == 2).any(axis=0)
-        area, centre, hole = _canal(footprint, (dy, dx))
+        with_c2 = name == "C1" and areas[:, 1].max() >= min_voxels
+        area, centre, hole, (h0, h1) = _level_canal(lab, i + 1, z0, z1, dz, (dy, dx), with_c2)
         canal_hu = None
         if hu is not None and hole is not None:
-            canal_hu = float(np.median(np.asarray(hu)[z0 : z1 + 1][:, hole]))
+            canal_hu = float(np.median(np.asarray(hu)[h0 : h1 + 1][:, hole]))
         zc = float((areas[:, i] * np.arange(nz)).sum() / max(areas[:, i].sum(), 1)) * dz
         out[name] = LevelMeasure(
             name=name,
