@@ -206,3 +206,19 @@ def test_the_ranges_cover_every_level_and_keep_lumbar_sizes_out():
         assert r.volume_ml[1] < 45  # a lumbar vertebra is 50–90 ml
         assert r.width_mm[1] < 110
     assert DZ == 2.0
+
+
+def test_a_tilted_level_still_shows_its_canal_in_thin_slabs(spine):
+    """C4 leaning forward plane by plane: its whole outline covers the canal, its slabs don't."""
+    from cspine_desktop.analysis.plausibility import _canal
+
+    labels, hu = spine
+    tilted = labels.copy()
+    planes = _planes(labels, 4)
+    for k, z in enumerate(planes):
+        tilted[z] = np.roll(labels[z], k - len(planes) // 2, axis=0)  # 1.25 mm per plane
+    whole, _, _ = _canal((tilted == 4).any(axis=0), SPACING[1:])
+    assert whole < 50  # the canal is hidden in the whole outline
+    check = check_spine(tilted, SPACING, hu)
+    assert check.status["C4"] == "assessed", check.reasons["C4"]
+    assert check.measures["C4"].canal_mm2 >= 50
