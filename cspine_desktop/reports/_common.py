@@ -47,17 +47,34 @@ def check_outcome(outcome: OutcomeLike) -> None:
         raise ValueError(f"heatmap shape {outcome.heatmap.shape} != volume shape {shape}")
 
 
+def slice_label_counts(labels: np.ndarray) -> np.ndarray:
+    """Voxel count per label value in each slice, int64[slices, 256], for uint8 label maps.
+
+    One histogram per slice (OpenCV's, which never copies the slice; ``np.bincount`` would
+    widen each one to int64 first). Gives both which slices hold a label and, summed, how many
+    voxels each label has.
+    """
+    labels = np.asarray(labels)
+    planes = labels.reshape(labels.shape[0], -1) if labels.ndim > 1 else labels.reshape(1, -1)
+    counts = np.zeros((planes.shape[0], 256), np.int64)
+    if planes.dtype == np.uint8 and planes.shape[1] <= 2**24:  # float32 counts stay exact
+        import cv2
+
+        for z, plane in enumerate(planes):
+            counts[z] = cv2.calcHist([plane[None]], [0], None, [256], [0, 256]).ravel()
+    else:
+        for z, plane in enumerate(planes):
+            counts[z] = np.bincount(plane, minlength=256)[:256]
+    return counts
+
+
 def label_counts(labels: np.ndarray) -> np.ndarray:
     """Voxel count per label value, int64[256], for uint8 label maps of any size.
 
-    Counted slice by slice: ``np.bincount`` on the whole map would first copy it to int64
-    (8 bytes per voxel, over 600 MB for a 300-slice study).
+    Counted slice by slice (:func:`slice_label_counts`): ``np.bincount`` on the whole map
+    would first copy it to int64 (8 bytes per voxel, over 600 MB for a 300-slice study).
     """
-    labels = np.asarray(labels)
-    counts = np.zeros(256, np.int64)
-    for plane in labels.reshape(labels.shape[0], -1) if labels.ndim > 1 else [labels]:
-        counts += np.bincount(plane, minlength=256)[:256]
-    return counts
+    return slice_label_counts(labels).sum(axis=0)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import highdicom as hd
@@ -26,6 +28,38 @@ SR_SERIES_NUMBER = 9703
 # ContentQualification: the model is decision support, not a cleared product.
 CONTENT_QUALIFICATION = "RESEARCH"
 
+
+def _memoize_iod_lookups() -> None:
+    """Remember highdicom's answers to "is attribute X part of the IOD of SOP class Y?".
+
+    highdicom asks it once or twice for every source image it references
+    (``is_multiframe_image``, ``does_iod_have_pixel_data``), and every answer walks all
+    attributes of all modules of that IOD (about a millisecond each): for a SEG over a 400-slice
+    series that is most of a second, asked again for each SEG. The answer depends only on the
+    question (the standard tables do not change while running), so it is cached.
+    """
+    from highdicom import _standard_utils as standard
+
+    lookup = getattr(standard, "is_attribute_in_iod", None)
+    if lookup is None or getattr(lookup, "cspine_memoized", False):
+        return
+
+    @functools.lru_cache(maxsize=4096)
+    def cached(attribute: str, sop_class_uid: str, exclude: tuple[str, ...] | None) -> bool:
+        return lookup(attribute, sop_class_uid, None if exclude is None else list(exclude))
+
+    @functools.wraps(lookup)
+    def is_attribute_in_iod(
+        attribute: str, sop_class_uid: str, exclude_path_elements: Sequence[str] | None = None
+    ) -> bool:
+        exclude = None if exclude_path_elements is None else tuple(exclude_path_elements)
+        return cached(str(attribute), str(sop_class_uid), exclude)
+
+    is_attribute_in_iod.cspine_memoized = True  # type: ignore[attr-defined]
+    standard.is_attribute_in_iod = is_attribute_in_iod
+
+
+_memoize_iod_lookups()
 
 # Patient/study attributes derived objects must carry (Type 2: present, may be empty).
 _TYPE2_IDENTIFIERS = (
@@ -111,6 +145,45 @@ def hd_volume(
         affine=affine[:, [2, 1, 0, 3]],
         coordinate_system="PATIENT",
         frame_of_reference_uid=frame_of_reference_uid,
+    )
+
+
+def on_source_grid(volume: Volume, headers: list[Dataset], atol_mm: float = 0.01) -> bool:
+    """True when ``headers[z]`` is a single-frame image of exactly volume slice ``z``: same
+    rows and columns, orientation, pixel spacing and position (to ``atol_mm``).
+
+    That is the usual case; it is false for a volume the loader resampled (gantry tilt) and for
+    multi-frame sources, whose frames must be matched to the volume by position instead.
+    """
+    nz, ny, nx = volume.hu.shape
+    if len(headers) != nz:
+        return False
+    affine = np.asarray(volume.affine, dtype=np.float64)
+    col_step, row_step = affine[:3, 0], affine[:3, 1]  # one column right, one row down
+    orientation = np.concatenate(
+        [col_step / np.linalg.norm(col_step), row_step / np.linalg.norm(row_step)]
+    )
+    spacing = [np.linalg.norm(row_step), np.linalg.norm(col_step)]
+    positions = affine[:3, 3] + np.arange(nz)[:, None] * affine[:3, 2]
+    try:
+        if any(int(ds.get("NumberOfFrames") or 1) != 1 for ds in headers):
+            return False
+        if any((int(ds.Rows), int(ds.Columns)) != (ny, nx) for ds in headers):
+            return False
+        got_orientation = np.array(
+            [[float(v) for v in ds.ImageOrientationPatient] for ds in headers]
+        )
+        got_spacing = np.array([[float(v) for v in ds.PixelSpacing] for ds in headers])
+        got_position = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in headers])
+    except (AttributeError, TypeError, ValueError):  # a header without plane geometry
+        return False
+    return (
+        got_orientation.shape == (nz, 6)
+        and got_spacing.shape == (nz, 2)
+        and got_position.shape == (nz, 3)
+        and bool(np.allclose(got_orientation, orientation, rtol=0, atol=1e-4))
+        and bool(np.allclose(got_spacing, spacing, rtol=1e-4, atol=0))
+        and bool(np.allclose(got_position, positions, rtol=0, atol=atol_mm))
     )
 
 

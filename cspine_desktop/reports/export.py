@@ -32,6 +32,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,50 +138,89 @@ def export_all(
 
 
 def _write_formats(outcome: OutcomeLike, todo: list[str], d: Path, stem: str) -> dict[str, Path]:
+    """Write ``todo`` into ``d``; {key: path} in ``FORMATS`` order (key images with png).
+
+    The writers share nothing but the (read-only) outcome, so the independent ones run in
+    threads: NIfTI (gzip), key images + PDF (OpenCV, reportlab) and the fracture SEG beside the
+    vertebra SEG + SR in this thread. Much of their work is NumPy, zlib and OpenCV, which run
+    without the GIL, so on two cores the exports take little longer than the longest of them.
+    Every thread is finished before this returns or raises (the executor waits), so nothing is
+    written into the staging folder after it is removed.
+    """
+    results: dict[str, dict[str, Path]] = {}
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="cspine-export") as pool:
+        jobs: dict[str, Future[dict[str, Path]]] = {}
+        if "nifti" in todo:
+            jobs["nifti"] = pool.submit(_write_nifti, outcome, d, stem)
+        if "png" in todo or "pdf" in todo:
+            jobs["png"] = pool.submit(_write_pictures, outcome, todo, d, stem)
+        try:
+            if "json" in todo:
+                from .tables import write_result_json
+
+                results["json"] = {"json": write_result_json(outcome, d / f"{stem}_result.json")}
+            if "csv" in todo:
+                from .tables import write_rsna_csv
+
+                results["csv"] = {"csv": write_rsna_csv(outcome, d / f"{stem}_rsna.csv")}
+            if DICOM_FORMATS & set(todo):
+                results["dicom"] = _write_dicom(outcome, todo, d, stem, pool)
+        except BaseException:
+            for job in jobs.values():  # not started yet: never start; running: awaited below
+                job.cancel()
+            raise
+        for key, job in jobs.items():
+            results[key] = job.result()  # a thread's failure is raised here
+    parts = ("json", "csv", "nifti", "png", "dicom")
+    return {k: v for part in parts for k, v in results.get(part, {}).items()}
+
+
+def _write_nifti(outcome: OutcomeLike, d: Path, stem: str) -> dict[str, Path]:
+    from .nifti import write_label_nifti
+
+    return {"nifti": write_label_nifti(outcome, d / f"{stem}_labels.nii.gz")}
+
+
+def _write_pictures(outcome: OutcomeLike, todo: list[str], d: Path, stem: str) -> dict[str, Path]:
+    """Key images (rendered once, for the PNGs and the PDF) and the PDF report."""
+    from .key_images import render_key_images, write_key_images
+
     out: dict[str, Path] = {}
-    images = None
-    if "json" in todo:
-        from .tables import write_result_json
-
-        out["json"] = write_result_json(outcome, d / f"{stem}_result.json")
-    if "csv" in todo:
-        from .tables import write_rsna_csv
-
-        out["csv"] = write_rsna_csv(outcome, d / f"{stem}_rsna.csv")
-    if "nifti" in todo:
-        from .nifti import write_label_nifti
-
-        out["nifti"] = write_label_nifti(outcome, d / f"{stem}_labels.nii.gz")
-    if "png" in todo or "pdf" in todo:
-        from .key_images import render_key_images, write_key_images
-
-        images = render_key_images(outcome)
-        if "png" in todo:
-            out.update(write_key_images(outcome, d, stem, images))
+    images = render_key_images(outcome)
+    if "png" in todo:
+        out.update(write_key_images(outcome, d, stem, images))
     if "pdf" in todo:
         from .pdf import write_report_pdf
 
         out["pdf"] = write_report_pdf(outcome, d / f"{stem}_report.pdf", images)
-    if DICOM_FORMATS & set(todo):
-        out.update(_write_dicom(outcome, todo, d, stem))
     return out
 
 
-def _write_dicom(outcome: OutcomeLike, todo: list[str], d: Path, stem: str) -> dict[str, Path]:
+def _write_dicom(
+    outcome: OutcomeLike, todo: list[str], d: Path, stem: str, pool: ThreadPoolExecutor
+) -> dict[str, Path]:
     from . import _dicom
     from .dicom_seg import write_dicom_seg, write_fracture_seg
     from .dicom_sr import write_dicom_sr
 
     out: dict[str, Path] = {}
     sources = _dicom.read_source_headers(outcome.volume, "A DICOM export")
-    seg = None
-    if "seg" in todo:
-        out["seg"] = d / f"{stem}_seg.dcm"
-        seg = write_dicom_seg(outcome, out["seg"], sources)
-    if "fracture_seg" in todo:
+    fracture = None
+    if "fracture_seg" in todo:  # independent of the vertebra SEG and the SR: its own thread
         out["fracture_seg"] = d / f"{stem}_fracture_seg.dcm"
-        write_fracture_seg(outcome, out["fracture_seg"], sources)
-    if "sr" in todo:
-        out["sr"] = d / f"{stem}_sr.dcm"
-        write_dicom_sr(outcome, out["sr"], seg, sources)
-    return out
+        fracture = pool.submit(write_fracture_seg, outcome, out["fracture_seg"], sources)
+    try:
+        seg = None
+        if "seg" in todo:
+            out["seg"] = d / f"{stem}_seg.dcm"
+            seg = write_dicom_seg(outcome, out["seg"], sources)
+        if "sr" in todo:
+            out["sr"] = d / f"{stem}_sr.dcm"
+            write_dicom_sr(outcome, out["sr"], seg, sources)
+    except BaseException:
+        if fracture is not None:
+            fracture.cancel()
+        raise
+    if fracture is not None:
+        fracture.result()
+    return {k: out[k] for k in ("seg", "fracture_seg", "sr") if k in out}

@@ -19,7 +19,13 @@ import numpy as np
 from ..analysis import wording
 from ..imaging.windows import BONE, apply_window
 from ..vertebrae import FRACTURE_RGB, VERTEBRAE, by_name
-from ._common import OutcomeLike, check_outcome, write_bytes_atomic
+from ._common import (
+    OutcomeLike,
+    check_outcome,
+    label_counts,
+    slice_label_counts,
+    write_bytes_atomic,
+)
 
 KEY_IMAGE_WIDTH = 512
 MAX_PANEL_HEIGHT = 768
@@ -64,7 +70,7 @@ def key_slice(outcome: OutcomeLike, name: str) -> int | None:
     if verdict.peak_slice is not None and 0 <= verdict.peak_slice < nz:
         return int(verdict.peak_slice)
     label, labels = by_name(name).label, np.asarray(outcome.labels)
-    area = np.array([np.count_nonzero(plane == label) for plane in labels])  # slice by slice
+    area = slice_label_counts(labels)[:, label]
     if not area.any():
         return None
     if outcome.heatmap is not None:
@@ -148,8 +154,10 @@ def _compose(
 
 
 def _legend(labels: np.ndarray, heat: np.ndarray | None) -> list[tuple[str, tuple[int, int, int]]]:
-    found = set(np.unique(labels).tolist())
-    items = [(v.name, v.rgb) for v in VERTEBRAE if v.label in found]
+    """Legend entries for the labels in ``labels`` (one slice, or the whole [z, y, x] map)."""
+    labels = np.asarray(labels)
+    found = label_counts(labels if labels.ndim == 3 else labels[None]) > 0  # np.unique sorts
+    items = [(v.name, v.rgb) for v in VERTEBRAE if found[v.label]]
     if heat is not None:
         items.append((f"fracture heat-map (>= {HEAT_FLOOR:.1f})", FRACTURE_RGB))
     return items

@@ -20,13 +20,16 @@ def label_nifti_image(outcome: OutcomeLike) -> nib.Nifti1Image:
 
     The NIfTI array is indexed [i, j, k] = [x=column, y=row, z=slice] (the Volume's labels are
     [z, y, x]); its affine is the Volume affine (voxel → LPS mm) turned into voxel → RAS mm,
-    stored as both qform and sform with code 1 (scanner anatomical).
+    stored as both qform and sform with code 1 (scanner anatomical). The image's array is a
+    view of ``outcome.labels`` (no copy).
     """
     check_outcome(outcome)
     labels = np.asarray(outcome.labels)
     if labels.size and int(labels.max()) >= N_CLASSES:
         raise ValueError(f"label value {int(labels.max())} outside 0..{N_CLASSES - 1}")
-    data = np.ascontiguousarray(labels.astype(np.uint8, copy=False).transpose(2, 1, 0))
+    # A transposed view, no copy: [z, y, x] in C order is [x, y, z] in Fortran order, which is
+    # NIfTI's order on disk, so the writer streams the slices as they are.
+    data = labels.astype(np.uint8, copy=False).transpose(2, 1, 0)
     affine = LPS_TO_RAS @ np.asarray(outcome.volume.affine, dtype=np.float64)
     img = nib.Nifti1Image(data, affine)
     img.header.set_data_dtype(np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import zipfile
 
@@ -15,7 +16,12 @@ from report_fakes import make_labels_and_heat, make_result
 from cspine_desktop.analysis.pipeline import AnalysisOutcome
 from cspine_desktop.errors import ExportNotAvailableError
 from cspine_desktop.imaging import load_study
-from cspine_desktop.reports.dicom_seg import write_dicom_seg, write_fracture_seg
+from cspine_desktop.reports import _dicom
+from cspine_desktop.reports.dicom_seg import (
+    FRACTIONAL_FLOOR,
+    write_dicom_seg,
+    write_fracture_seg,
+)
 from cspine_desktop.vertebrae import FRACTURE_CODE, SNOMED_CATEGORY, by_name
 
 
@@ -155,3 +161,102 @@ def test_a_tilt_corrected_volume_gets_a_seg_on_its_own_grid(tmp_path):
         z = volume.meta["sop_instance_uids"].index(uid)
         pos = [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient]
         np.testing.assert_allclose(pos, volume.voxel_to_lps(0, 0, z), atol=1e-3)
+
+
+def test_both_segs_are_compressed_and_hold_only_frames_with_a_segment(dicom_outcome, tmp_path):
+    # heat on slices 1 and 6 with a gap between: the slices in between are no frames
+    dicom_outcome.heatmap[6, 12:14, 9:11] = 0.5
+    write_dicom_seg(dicom_outcome, tmp_path / "seg.dcm")
+    write_fracture_seg(dicom_outcome, tmp_path / "fracture.dcm")
+    seg, fracture = (
+        pydicom.dcmread(tmp_path / "seg.dcm"),
+        pydicom.dcmread(tmp_path / "fracture.dcm"),
+    )
+    assert seg.file_meta.TransferSyntaxUID == pydicom.uid.DeflatedExplicitVRLittleEndian
+    assert fracture.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    assert fracture.MaximumFractionalValue == 255
+    # one frame per segment per slice that holds it: C2 3 slices, C3 2, C4 3
+    assert seg.NumberOfFrames == 8 and fracture.NumberOfFrames == 2
+    uids = dicom_outcome.volume.meta["sop_instance_uids"]
+    frame_uids = [
+        f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        for f in fracture.PerFrameFunctionalGroupsSequence
+    ]
+    assert sorted(frame_uids) == sorted([uids[1], uids[6]])  # frames in highdicom's order
+    # pydicom alone decodes the pixels (no highdicom, no extra codec)
+    assert seg.pixel_array.shape == (8, 24, 20) and set(np.unique(seg.pixel_array)) == {0, 1}
+    frames = fracture.pixel_array
+    for frame, uid in zip(frames, frame_uids):
+        z = uids.index(uid)
+        np.testing.assert_allclose(frame / 255.0, dicom_outcome.heatmap[z], atol=0.5 / 255)
+    # ... and the files stay small: the heat-map SEG is mostly zeros, RLE keeps it tiny
+    assert (tmp_path / "fracture.dcm").stat().st_size < 20_000
+
+
+def test_heat_below_the_floor_is_stored_as_zero(dicom_outcome, tmp_path):
+    dicom_outcome.heatmap[1, 0:2, 0:2] = FRACTIONAL_FLOOR / 2  # noise beside the hot spot
+    dicom_outcome.heatmap[4] = FRACTIONAL_FLOOR / 2  # a slice of noise only: no frame
+    write_fracture_seg(dicom_outcome, tmp_path / "f.dcm")
+    seg = hd.seg.segread(tmp_path / "f.dcm")
+    assert seg.NumberOfFrames == 1
+    uids = dicom_outcome.volume.meta["sop_instance_uids"]
+    got = seg.get_pixels_by_source_instance(uids, segment_numbers=[1])[..., 0]
+    expected = np.where(dicom_outcome.heatmap >= FRACTIONAL_FLOOR, dicom_outcome.heatmap, 0)
+    np.testing.assert_allclose(got, expected, atol=0.5 / 255)
+
+
+def test_frames_take_the_geometry_of_their_source_images(dicom_outcome, ct_series, tmp_path):
+    """On the source grid each frame is copied from its own source image: same position,
+    locations preserved; the SEG still lists every instance of the series."""
+    sources = _dicom.read_source_headers(dicom_outcome.volume, "test")
+    assert _dicom.on_source_grid(dicom_outcome.volume, sources)
+    raw = write_dicom_seg(dicom_outcome, tmp_path / "seg.dcm", sources)
+    positions = _source_positions(ct_series)
+    for frame in raw.PerFrameFunctionalGroupsSequence:
+        src = frame.DerivationImageSequence[0].SourceImageSequence[0]
+        assert src.SpatialLocationsPreserved == "YES"
+        pos = tuple(float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient)
+        assert pos == positions[src.ReferencedSOPInstanceUID]
+    listed = {
+        i.ReferencedSOPInstanceUID
+        for i in raw.ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    }
+    assert listed == set(ct_series.sop_uids)
+
+
+def test_source_grid_check_refuses_what_does_not_line_up(dicom_outcome):
+    volume = dicom_outcome.volume
+    sources = _dicom.read_source_headers(volume, "test")
+    assert _dicom.on_source_grid(volume, sources)
+    assert not _dicom.on_source_grid(volume, sources[:-1])  # a slice without its image
+    moved = [copy.deepcopy(ds) for ds in sources]
+    pos = [float(v) for v in moved[3].ImagePositionPatient]
+    moved[3].ImagePositionPatient = [pos[0], pos[1], pos[2] + 0.5]
+    assert not _dicom.on_source_grid(volume, moved)
+    swapped = [sources[1], sources[0], *sources[2:]]  # images out of slice order
+    assert not _dicom.on_source_grid(volume, swapped)
+    bare = [copy.deepcopy(ds) for ds in sources]
+    del bare[0].ImagePositionPatient
+    assert not _dicom.on_source_grid(volume, bare)
+
+
+def test_memoized_iod_lookup_answers_as_highdicom_does():
+    from highdicom import _standard_utils as standard
+
+    lookup = standard.is_attribute_in_iod
+    assert getattr(lookup, "cspine_memoized", False)
+    original = lookup.__wrapped__
+    ct, seg = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.66.4"
+    for attribute, sop_class in [
+        ("NumberOfFrames", ct),
+        ("NumberOfFrames", seg),
+        ("PixelData", ct),
+    ]:
+        for _ in range(2):  # the cached answer too
+            assert lookup(attribute, sop_class) == original(attribute, sop_class)
+    assert lookup("PixelData", ct, ["IconImageSequence"]) == original(
+        "PixelData", ct, ["IconImageSequence"]
+    )
+    assert lookup("NumberOfFrames", seg) and not lookup("NumberOfFrames", ct)
+    with pytest.raises(KeyError):
+        lookup("PixelData", "1.2.3.4")

@@ -140,3 +140,43 @@ def test_a_single_slice_input_exports_without_a_sagittal(nifti_outcome, tmp_path
     paths = export_all(o, tmp_path)
     assert "key_image_sagittal" not in paths and "key_image_C2" in paths
     assert paths["pdf"].read_bytes().startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize("broken", ["nifti", "fracture_seg", "seg"])
+def test_a_writer_failing_in_any_thread_leaves_no_file_at_all(
+    dicom_outcome, tmp_path, monkeypatch, broken
+):
+    """NIfTI and the fracture SEG are written beside the other exports in threads; a failure
+    there (or in this thread while they run) still takes every file back."""
+    from cspine_desktop.reports import dicom_seg, nifti
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"{broken} failed")
+
+    module, name = {
+        "nifti": (nifti, "label_nifti_image"),
+        "fracture_seg": (dicom_seg, "build_fracture_seg"),
+        "seg": (dicom_seg, "build_vertebra_seg"),
+    }[broken]
+    monkeypatch.setattr(module, name, fail)
+    out = tmp_path / "out"  # tmp_path also holds the source series
+    out.mkdir()
+    (out / "keep.txt").write_text("user file")
+    with pytest.raises(RuntimeError, match=f"{broken} failed"):
+        export_all(dicom_outcome, out)
+    assert _files(out) == ["keep.txt"]
+
+
+def test_keys_come_in_format_order(dicom_outcome, tmp_path):
+    keys = list(export_all(dicom_outcome, tmp_path / "out"))
+    assert keys == [
+        "json",
+        "csv",
+        "nifti",
+        "key_image_C2",
+        "key_image_sagittal",
+        "pdf",
+        "seg",
+        "fracture_seg",
+        "sr",
+    ]
