@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cspine_desktop.analysis.metrics import roc_auc
+from cspine_desktop.analysis.stage2 import top_k_score
 from cspine_desktop.imaging.crops import CropConfig
 
 from .datasets.crops_stream import (
@@ -38,7 +39,7 @@ from .datasets.crops_stream import (
     StreamConfig,
     evaluation_planes,
 )
-from .model.classifier import ClassifierConfig, vertebra_score
+from .model.classifier import ClassifierConfig
 
 log = logging.getLogger("cspine.train_classifier")
 MAX_GAP = 0.05
@@ -48,7 +49,7 @@ def vertebra_table(planes: Planes, probs: np.ndarray, top_k: int = 2) -> dict[st
     """Per (study, vertebra): raw score, label, level."""
     key = planes.study.astype(np.int64) * 10 + planes.vertebra.astype(np.int64)
     keys, inv = np.unique(key, return_inverse=True)
-    score = np.array([vertebra_score(probs[inv == i], top_k) for i in range(len(keys))])
+    score = np.array([top_k_score(probs[inv == i], top_k) for i in range(len(keys))])
     label = np.array([bool(planes.fractured[inv == i][0]) for i in range(len(keys))])
     return {"key": keys, "score": score, "label": label, "level": keys % 10}
 

@@ -36,6 +36,7 @@ from .result import (
     operating_points,
 )
 from .runner import Cancel, Progress, check_cancel, run_model
+from .stage2 import Stage2Config, score_vertebrae, with_stage2
 
 # share of the progress bar per stage
 _P_PREP, _P_MODEL = 0.1, 0.85
@@ -103,19 +104,36 @@ def analyze(
         slice_step_mm=cfg.slice_step_mm if aggregation.assign_levels else None,
     )
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
+    labels = from_grid(clean.labels, prepared, order="nearest")
+    stage2 = None
+    classifier = getattr(engine, "classifier", None)
+    if classifier is not None and card.get("stage2"):
+        report(0.86, "judging each vertebra at full resolution")
+        t2 = time.perf_counter()
+        stage2 = score_vertebrae(
+            volume,
+            labels,
+            classifier,
+            Stage2Config.from_card(card["stage2"]),
+            check=lambda: check_cancel(cancel),
+        )
+        scores = with_stage2(scores, stage2, prepared)
+        timings["stage2"] = time.perf_counter() - t2
     thresholds = {k: float(v) for k, v in card["thresholds"].items()}
     verdict = verdicts(scores, thresholds)
     final = _plausible_verdicts(volume, prepared, clean, aggregation, verdict)
     heat_grid = fracture_heatmap(grid.fracture_map, clean.labels, cfg.pixel_spacing_mm)
     cam_grid = None
-    if explain and any(verdict[n] for n in NAMES):
+    if explain and stage2 is None and any(verdict[n] for n in NAMES):
         activation = _activation(engine, grid, prepared)
         if activation is not None:
             report(0.9, "explaining the findings")
             cam_grid = class_activation_grid(activation, clean.labels, verdict)
     check_cancel(cancel)
-    labels = from_grid(clean.labels, prepared, order="nearest")
-    heatmap = from_grid(heat_grid, prepared, order="linear").astype(np.float32, copy=False)
+    if stage2 is not None:  # stage 2's localisation, drawn on the source grid
+        heatmap = stage2.heatmap
+    else:
+        heatmap = from_grid(heat_grid, prepared, order="linear").astype(np.float32, copy=False)
     gradcam = None if cam_grid is None else from_grid(cam_grid, prepared, order="linear")
     timings["postprocess"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -124,7 +142,7 @@ def analyze(
         study_instance_uid=str(volume.meta.get("StudyInstanceUID", "")),
         series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
         model=ModelInfo(str(card["name"]), str(card["version"]), str(engine.sha256)),
-        backend=str(engine.label),
+        backend=_backend_label(engine, stage2 is not None),
         patient_overall=PatientVerdict(
             round(float(scores.patient_probability), 6),
             final.patient_fractured,
@@ -220,3 +238,12 @@ def source_range(prepared: PreparedVolume, grid_range: tuple[int, int]) -> tuple
         a, b = prepared.source_slice_of(g0), prepared.source_slice_of(g1)
         return (min(a, b), max(a, b))
     return (int(inside.min()), int(inside.max()))
+
+
+def _backend_label(engine: Any, stage2: bool) -> str:
+    """The stage-1 engine's label, plus stage 2's when it ran (e.g. ``onnx-cpu-int8 + stage 2
+    onnx-cpu-int8``)."""
+    label = str(engine.label)
+    if stage2:
+        label += f" + stage 2 {engine.classifier.label}"
+    return label

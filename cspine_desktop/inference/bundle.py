@@ -64,6 +64,24 @@ class ModelBundle:
 
     @property
     def files(self) -> tuple[ModelFile, ...]:
+        """The stage-1 (segmentation) model files."""
+        return tuple(f for f in self._all_files() if int(f.extra.get("stage", 1)) == 1)
+
+    @property
+    def classifier_files(self) -> tuple[ModelFile, ...]:
+        """The stage-2 (per-vertebra fracture classifier) model files, if the bundle has one."""
+        return tuple(f for f in self._all_files() if int(f.extra.get("stage", 1)) == 2)
+
+    @property
+    def classifier_input_shape(self) -> tuple[int, int, int] | None:
+        """(S, S, C) of one stage-2 crop plane, from the card's ``stage2.crops``."""
+        stage2 = self.card.get("stage2")
+        if not isinstance(stage2, Mapping):
+            return None
+        size = int(stage2.get("crops", {}).get("size", 128))
+        return (size, size, 4)
+
+    def _all_files(self) -> tuple[ModelFile, ...]:
         out = []
         for name, entry in self.card["files"].items():
             extra = {k: v for k, v in entry.items() if k not in ("format", "precision", "sha256")}

@@ -17,6 +17,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("vertebrae", "fracture_map", "fracture_cls")
+# stage 2, per crop plane: ``fracture`` sigmoid [N, 1], ``fracture_map`` sigmoid [N, m, m, 1]
+CLASSIFIER_OUTPUTS = ("fracture", "fracture_map")
 CAM_OUTPUT = "fracture_cam"  # optional: [N, h, w, 7] class activation (see analysis.explain)
 BACKENDS = ("onnx", "keras", "tensorrt")
 
@@ -79,17 +81,19 @@ class BaseEngine:
         return f"<{type(self).__name__} {self.label} {self.model_file}>"
 
 
-def check_outputs(outputs: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+def check_outputs(
+    outputs: dict[str, np.ndarray], n: int, expected: tuple[str, ...] = OUTPUTS
+) -> dict[str, np.ndarray]:
     """Outputs as float32 with the contract's names (plus ``fracture_cam`` when the model has
-    it); a model without the three contract outputs is refused."""
+    it); a model without the contract's outputs (``expected``) is refused."""
     from ..errors import ModelBundleError
 
-    missing = [k for k in OUTPUTS if k not in outputs]
+    missing = [k for k in expected if k not in outputs]
     if missing:
         raise ModelBundleError(
             f"The model does not produce {', '.join(missing)}; it is not a cspine model."
         )
-    keep = (*OUTPUTS, CAM_OUTPUT) if CAM_OUTPUT in outputs else OUTPUTS
+    keep = (*expected, CAM_OUTPUT) if CAM_OUTPUT in outputs else expected
     out = {k: np.asarray(outputs[k], dtype=np.float32) for k in keep}
     if any(v.shape[0] != n for v in out.values()):
         raise ModelBundleError("The model returned a different number of slices than it was given.")

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import CspineInputError, ModelBundleError, SettingsError
 from .bundle import ModelBundle
-from .engine import Engine, warn_once
+from .engine import CLASSIFIER_OUTPUTS, Engine, warn_once
 from .hardware import fingerprint
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,36 @@ def open_engine(
         )
     if fallback_note:
         engine.warnings = (*engine.warnings, fallback_note)
-    log.info("inference backend: %r", engine)
+    engine.classifier = open_classifier(bundle, engine, cache_dir)  # type: ignore[attr-defined]
+    log.info("inference backend: %r (stage 2: %r)", engine, engine.classifier)
     return engine
+
+
+def open_classifier(bundle: ModelBundle, engine: Engine, cache_dir: Path | None) -> Engine | None:
+    """The bundle's stage-2 classifier, or None when it has none.
+
+    It runs on ONNX Runtime beside whichever stage-1 engine was chosen: on the same kind of
+    device (GPU providers when stage 1 runs on a GPU, else the CPU) and, on the CPU, from its
+    int8 file when the bundle ships one (that file exists only if it passed the accuracy gate),
+    else fp32. A classifier whose file does not verify is a ModelBundleError: a bundle that
+    promises two stages never silently runs one.
+    """
+    files = bundle.classifier_files
+    if not files:
+        return None
+    from .backends import ort
+
+    on_gpu = not str(engine.device).startswith("cpu")
+    order = ("fp32", "int8") if on_gpu else ("int8", "fp32")
+    chosen = next((f for p in order for f in files if f.precision == p), files[0])
+    return ort.open_engine(
+        bundle,
+        chosen,
+        device="auto" if on_gpu else "cpu",
+        cache_dir=cache_dir,
+        input_shape=bundle.classifier_input_shape,
+        outputs=CLASSIFIER_OUTPUTS,
+    )
 
 
 def measure_ms_per_slice(engine: Engine, batch: int = 2) -> float:

@@ -299,34 +299,41 @@ class CropStream:
         while self.n_pool < n:
             self._refill(block=True)
 
+    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(part, row, label, group) of every pooled plane; only metadata is concatenated."""
+        parts = list(self.pool)
+        part = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+        row = np.concatenate([np.arange(len(p)) for p in parts])
+        y = np.concatenate([p.y for p in parts])
+        group = np.concatenate([p.group for p in parts])
+        return part, row, y, group
+
     def batch(self, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """One batch: half positive planes spread evenly over fracture kind/severity, half
         negatives, half of those from vertebrae with degenerative mimics when there are any."""
         self._refill(block=False)
-        allp = Planes.concat(list(self.pool))
-        pos = np.nonzero(allp.y == 1)[0]
-        neg = np.nonzero(allp.y == 0)[0]
+        part, row, y, group = self._index()
+        pos = np.nonzero(y == 1)[0]
+        neg = np.nonzero(y == 0)[0]
         chosen: list[np.ndarray] = []
         n_pos = size // 2 if pos.size else 0
         if n_pos:
-            groups = allp.group[pos]
-            names = np.unique(groups)
+            names = np.unique(group[pos])
             pick = self.rng.choice(names, n_pos)
             for name in np.unique(pick):
-                cand = pos[groups == name]
+                cand = pos[group[pos] == name]
                 chosen.append(self.rng.choice(cand, int((pick == name).sum())))
         n_neg = size - n_pos
-        mimic = neg[allp.group[neg] == "mimic"]
-        n_mimic = min(n_neg // 2, mimic.size and n_neg // 2)
+        mimic = neg[group[neg] == "mimic"]
+        n_mimic = n_neg // 2 if mimic.size else 0
         if n_mimic:
             chosen.append(self.rng.choice(mimic, n_mimic))
         chosen.append(self.rng.choice(neg, n_neg - n_mimic))
         idx = self.rng.permutation(np.concatenate(chosen))
-        b = allp.take(idx)
-        return b.x.astype(np.float32), {
-            "fracture": b.y.astype(np.float32)[:, None],
-            "fracture_map": b.maps.astype(np.float32)[..., None],
-        }
+        parts = list(self.pool)
+        x = np.stack([parts[part[i]].x[row[i]] for i in idx]).astype(np.float32)
+        maps = np.stack([parts[part[i]].maps[row[i]] for i in idx]).astype(np.float32)
+        return x, {"fracture": y[idx].astype(np.float32)[:, None], "fracture_map": maps[..., None]}
 
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         while True:

@@ -6,8 +6,8 @@ the vertebra's stage-1 mask; see :mod:`cspine_desktop.imaging.crops`). Outputs:
 * ``fracture``     [N, 1]  sigmoid: this plane of this vertebra shows a fracture;
 * ``fracture_map`` [N, S/8, S/8, 1] sigmoid: where in the crop (the heat-map).
 
-The vertebra's probability is an aggregate over its planes (:func:`vertebra_score`), calibrated
-on the validation split (``model_training.model.calibration``). Everything here is Keras 3 with
+The vertebra's probability is an aggregate over its planes, calibrated on the validation split
+(:mod:`cspine_desktop.analysis.stage2`, shared with the app). Everything here is Keras 3 with
 ``keras.ops`` only, so the same model trains on the TensorFlow, JAX or PyTorch backend.
 
 ``backbone="tiny"`` is a small convolutional encoder with the same taps, for the learning tests
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import numpy as np
 
 from .backbones import build_encoder, get_backbone, resolve_encoder_weights
 
@@ -66,7 +64,7 @@ def build_classifier(cfg: ClassifierConfig) -> Any:
     from keras import layers
 
     s = cfg.input_size
-    inp = keras.Input((s, s, cfg.channels), name="crop")
+    inp = keras.Input((s, s, cfg.channels), name="image")
     if cfg.backbone == "tiny":
         f8, f32 = _tiny_encoder(inp)
     else:
@@ -113,12 +111,3 @@ def compile_classifier(model: Any, learning_rate: float, map_weight: float = 1.0
         loss_weights={"fracture": 1.0, "fracture_map": float(map_weight)},
         metrics={"fracture": [keras.metrics.AUC(name="auc")]},
     )
-
-
-def vertebra_score(plane_probs: np.ndarray, top_k: int = 2) -> float:
-    """A vertebra's raw score: the mean of its ``top_k`` most suspicious planes (a fracture is
-    seen on a few planes, so a mean over all would dilute it; a single max is noisier)."""
-    p = np.sort(np.asarray(plane_probs, np.float64).ravel())[::-1]
-    if p.size == 0:
-        return 0.0
-    return float(p[: max(1, min(top_k, p.size))].mean())

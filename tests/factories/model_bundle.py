@@ -172,3 +172,41 @@ def _guess(name: str) -> tuple[str, str]:
     if name.endswith(".keras"):
         return "keras", "fp32"
     return "savedmodel", "fp32"
+
+
+def classifier_onnx(size: int = 32, stride: int = 8) -> bytes:
+    """A stage-2 stand-in: ``fracture`` = sigmoid(mean of the image) and ``fracture_map`` = the
+    mask channel average-pooled to the map grid."""
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, size, size, 4])
+    out_p = helper.make_tensor_value_info("fracture", TensorProto.FLOAT, [None, 1])
+    m = size // stride
+    out_m = helper.make_tensor_value_info("fracture_map", TensorProto.FLOAT, [None, m, m, 1])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3])
+    nodes = [
+        helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Unsqueeze", ["mean", "one"], ["mean1"]),
+        helper.make_node("Sigmoid", ["mean1"], ["fracture"]),
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node(
+            "AveragePool",
+            ["nchw"],
+            ["pooled"],
+            kernel_shape=[stride, stride],
+            strides=[stride, stride],
+        ),
+        helper.make_node("Slice", ["pooled", "c3", "c4", "c1"], ["maskc"]),
+        helper.make_node("Transpose", ["maskc"], ["fracture_map"], perm=[0, 2, 3, 1]),
+    ]
+    inits = [
+        axes,
+        helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("c3", TensorProto.INT64, [1], [3]),
+        helper.make_tensor("c4", TensorProto.INT64, [1], [4]),
+        helper.make_tensor("c1", TensorProto.INT64, [1], [1]),
+    ]
+    graph = helper.make_graph(nodes, "stage2", [inp], [out_p, out_m], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -38,19 +38,20 @@ def gpu_providers() -> list[str]:
 class OnnxEngine(BaseEngine):
     name = "onnx"
 
-    def __init__(self, session, *, input_name: str, **kw) -> None:
+    def __init__(self, session, *, input_name: str, outputs=OUTPUTS, **kw) -> None:
         super().__init__(**kw)
         self._session = session
         self._input = input_name
+        self._expected = tuple(outputs)
         names = [o.name for o in session.get_outputs()]
         # the class-activation output is tiny: compute it in the same pass as the rest
-        self._outputs = [n for n in names if n in (*OUTPUTS, CAM_OUTPUT)] or names
+        self._outputs = [n for n in names if n in (*self._expected, CAM_OUTPUT)] or names
         self.supports_cam = CAM_OUTPUT in names
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         values = self._session.run(self._outputs, {self._input: x})
-        return check_outputs(dict(zip(self._outputs, values)), len(x))
+        return check_outputs(dict(zip(self._outputs, values)), len(x), self._expected)
 
     def class_activation(self, batch: np.ndarray, vertebra: int) -> np.ndarray:
         """Class activation map of C1..C7 index ``vertebra`` from the ``fracture_cam`` output
@@ -72,6 +73,8 @@ def open_engine(
     device: str = "auto",
     cache_dir: Path | None = None,
     threads: int | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    outputs: tuple[str, ...] = OUTPUTS,
 ) -> OnnxEngine:
     """Open ``model_file`` (verified against the card) in an ONNX Runtime session.
 
@@ -124,8 +127,9 @@ def open_engine(
         precision=precision,
         model_file=model_file.name,
         sha256=model_file.sha256,
-        input_shape=bundle.input_shape,
+        input_shape=input_shape or bundle.input_shape,
         warnings=tuple(warnings),
+        outputs=outputs,
     )
 
 

@@ -1,0 +1,76 @@
+"""Stage-2 training data: dense plane labels from the phantom's fracture mask, balanced batches,
+reproducible from the seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cspine_desktop.imaging.crops import CropConfig
+from model_training.datasets.crops_stream import CropStream, StreamConfig, study_planes
+from model_training.phantom.config import PhantomConfig
+from model_training.phantom.study import generate_study
+
+CROP = CropConfig(size=64, pixel_mm=0.8)
+STREAM = StreamConfig(fracture_prevalence=1.0)
+
+
+def _study(seed: int):
+    cfg = PhantomConfig(
+        matrix=160,
+        pixel_spacing_mm=(0.7, 0.7),
+        slice_spacing_mm=(1.5, 1.5),
+        fracture_prevalence=1.0,
+        head_neck_probability=0.0,
+        trauma_probability=0.0,
+    )
+    return generate_study(seed, cfg)
+
+
+@pytest.fixture(scope="module")
+def fractured():
+    for seed in range(50):
+        st = _study(seed)
+        if any(f.n_voxels > 50 for f in st.fractures):
+            return seed, st
+    raise AssertionError("no fractured phantom study in 50 seeds")
+
+
+def test_positive_planes_only_in_fractured_vertebrae(fractured):
+    seed, st = fractured
+    p = study_planes(seed, CROP, STREAM, train=False, study=st)
+    assert len(p) > 0 and p.x.shape[1:] == (64, 64, 4)
+    for level in range(1, 8):
+        sel = p.vertebra == level
+        if not sel.any():
+            continue
+        assert (p.fractured[sel] == st.fractured[level - 1]).all()
+        if not st.fractured[level - 1]:
+            assert p.y[sel].sum() == 0, f"C{level} has positive planes but no fracture"
+    assert p.y.sum() > 0
+    # the localisation target lies where the plane label says
+    assert (p.maps.reshape(len(p), -1).max(axis=1) >= p.y).all()
+    assert set(np.unique(p.group[p.y == 1])) <= {
+        f"{f.kind}/{f.severity}" for f in st.fractures
+    }
+
+
+def test_planes_are_reproducible_from_the_seed(fractured):
+    seed, st = fractured
+    a = study_planes(seed, CROP, STREAM, train=True, study=st)
+    b = study_planes(seed, CROP, STREAM, train=True, study=st)
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+
+
+def test_batches_are_balanced(fractured):
+    seed, st = fractured
+    stream = CropStream(CROP, STREAM, workers=0)
+    try:
+        stream.pool.append(study_planes(seed, CROP, STREAM, train=False, study=st))
+        stream.n_pool = len(stream.pool[0])
+        x, y = stream.batch(16)
+        assert x.shape == (16, 64, 64, 4) and x.dtype == np.float32
+        assert y["fracture"].sum() == 8
+        assert y["fracture_map"].shape == (16, 8, 8, 1)
+    finally:
+        stream.close()
