@@ -212,7 +212,7 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
         super().on_train_begin(logs)
         try:
             saved = json.loads(self.state.read_text(encoding="utf-8"))
-            self.best = float(saved["best"])
+            self.best = None if saved["best"] is None else float(saved["best"])
             self.wait = int(saved["wait"])
             self.cooldown_counter = int(saved["cooldown_counter"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -221,7 +221,8 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         super().on_epoch_end(epoch, logs)
         self.state.parent.mkdir(parents=True, exist_ok=True)
-        state = {"best": float(self.best), "wait": self.wait}
+        best = None if self.best is None else float(self.best)
+        state = {"best": best, "wait": self.wait}
         state["cooldown_counter"] = self.cooldown_counter
         self.state.write_text(json.dumps(state), encoding="utf-8")
 

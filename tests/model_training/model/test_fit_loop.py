@@ -240,14 +240,17 @@ def test_time_budget_stops_at_an_epoch_boundary_and_resume_continues(tmp_path):
     saved_lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
     assert saved_lr < 0.01  # lowered at the end of epoch 2
 
-    probe = _OptimizerAtStart()
-    second = _fit(_cfg(run, **kw), _data(steps, val_positive=False), extra_callbacks=[probe])
+    probe, lrs = _OptimizerAtStart(), _LrPerEpoch()
+    second = _fit(_cfg(run, **kw), _data(steps, val_positive=False), extra_callbacks=[probe, lrs])
     assert second.finished and not second.stopped_for_time
     assert [r["epoch"] for r in _history(run)] == ["0", "1", "2", "3", "4"]
     assert probe.iterations == 2 * steps
     assert probe.lr == pytest.approx(saved_lr)
     assert all(np.array_equal(a, b) for a, b in zip(probe.variables, saved_vars, strict=True))
     assert int(keras.ops.convert_to_numpy(second.model.optimizer.iterations)) == 5 * steps
+    # the plateau counters came back too: the AUC still has not improved, so every epoch of
+    # the second chunk lowers the rate again (reset counters would first wait an epoch)
+    assert lrs.lrs == pytest.approx([saved_lr, saved_lr * 0.3, saved_lr * 0.09])
     assert fit_mod.epochs_done(run) == 5
 
 
