@@ -231,7 +231,7 @@ def axis(s: float, down: float) -> tuple[Parts, VertebraGeometry]:
 
 
 # C1 ring ellipse: centre v, half axes (lateral, AP)
-ATLAS_RING = (8.5, 20.0, 18.2)
+ATLAS_RING = (8.5, 20.0, 18.5)
 
 
 def atlas(s: float) -> tuple[Parts, VertebraGeometry]:
