@@ -30,6 +30,8 @@ class SoftTissueParams:
     airway_scale: float
     cartilage_hu: float  # laryngeal cartilage (calcified in the elderly)
     fat_planes: tuple[tuple[float, ...], ...]  # (x, y-offset, a, b, arc start, arc length)
+    vessel_hu: float = 45.0  # carotid arteries and jugular veins (contrast: 150–350 HU)
+    jugular_hu: float = 45.0
 
 
 def sample_params(rng: np.random.Generator) -> SoftTissueParams:
@@ -56,7 +58,24 @@ def sample_params(rng: np.random.Generator) -> SoftTissueParams:
         airway_scale=float(rng.uniform(0.85, 1.15)),
         cartilage_hu=float(rng.uniform(120, 450)),
         fat_planes=planes,
+        **_vessels(rng),
     )
+
+
+def _vessels(rng: np.random.Generator) -> dict[str, float]:
+    """Vessel HU: without contrast (blood 35–55 HU), or with contrast in an arterial (bright
+    arteries, greyer veins) or venous phase — bright vessels beside the spine confuse models."""
+    u = rng.random()
+    blood = float(rng.uniform(35, 55))
+    if u < 0.6:
+        return {"vessel_hu": blood, "jugular_hu": blood}
+    if u < 0.85:  # arterial phase
+        return {
+            "vessel_hu": float(rng.uniform(200, 380)),
+            "jugular_hu": float(rng.uniform(60, 140)),
+        }
+    v = float(rng.uniform(130, 220))  # venous phase
+    return {"vessel_hu": v, "jugular_hu": v}
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -183,6 +202,10 @@ def draw_soft_tissue(
     canal = px(_outline(zero, yb + bd + cd / 2 + 0.5, cw / 2 - 2.0, cd / 2))
     thyroid = [px(_outline(sx * (rx + 9.0), ay + 2.0, 7.0, 10.0)) for sx in (-1.0, 1.0)]
     gullet = px(_outline(zero - 3.0, yb - bd - 4.0, 7.0, 3.5))
+    # common/internal carotid arteries and internal jugular veins beside the airway
+    vx = rx + 15.0
+    carotids = [px(_outline(sx * vx, ay + 6.0, 3.3, 3.3)) for sx in (-1.0, 1.0)]
+    jugulars = [px(_outline(sx * (vx + 9.0), ay + 9.0, 5.5, 4.5)) for sx in (-1.0, 1.0)]
     cartilage = px(_outline(zero, ay - 1.5, rx + 4.0, ry + 3.5)[:, _SIN < 0])
     airway = px(_outline(zero, ay, rx, ry))
     plane_hu = (p.fat_hu + p.muscle_hu) / 2
@@ -217,4 +240,7 @@ def draw_soft_tissue(
         if t_lar[k] > 0.2:  # thyroid cartilage / tracheal rings, in front of the airway
             cv2.polylines(img, [cartilage[k]], False, float(p.cartilage_hu), th_cart, line, _SHIFT)
         cv2.fillPoly(img, [airway[k]], AIR, line, _SHIFT)
+        if zs[k] < z_c1 - 5.0:
+            cv2.fillPoly(img, [q[k] for q in carotids], float(p.vessel_hu), line, _SHIFT)
+            cv2.fillPoly(img, [q[k] for q in jugulars], float(p.jugular_hu), line, _SHIFT)
     return {"cy": cy, "a": a, "b": b}

@@ -132,7 +132,9 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
     relc = np.stack([np.full(nz, mid[0]), np.full(nz, mid[1]), zk], -1) - pose.t
     zs = relc @ rt[2, :]
     prof = Profile(**level_table(spine))
-    draw_soft_tissue(hu, plane, zs, prof, sample_params(rng))
+    tissue = sample_params(rng)
+    acq.extras["artery_hu"] = round(tissue.vessel_hu, 1)  # > 60: contrast in the vessels
+    draw_soft_tissue(hu, plane, zs, prof, tissue)
 
     for st in _structures(rng, cfg, spine, pose, conf, fractures):
         render_structure(st, grid, canvas)
