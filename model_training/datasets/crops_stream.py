@@ -51,10 +51,13 @@ class StreamConfig:
     min_fracture_px: int = 6
     centre_jitter_mm: float = 4.0
     augment: bool = True
+    phantom_defaults: bool = False  # evaluation: the phantom's own default distribution
 
     def phantom_config(self) -> Any:
         from model_training.phantom.config import PhantomConfig
 
+        if self.phantom_defaults:
+            return PhantomConfig()
         return PhantomConfig(
             pixel_spacing_mm=self.pixel_spacing_mm,
             slice_spacing_mm=self.slice_spacing_mm,
