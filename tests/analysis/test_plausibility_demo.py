@@ -41,13 +41,15 @@ def _statuses(result):
     return {v.name: v.status for v in result.vertebrae}
 
 
-def test_a_whole_phantom_neck_is_assessed(demo, study):
-    r = _run(demo, study.to_volume()).result
+def test_a_whole_phantom_neck_is_assessed(demo):
+    """A neck the demo model segments well (seed 777007) is assessed end to end; the share of
+    phantom studies that are is measured in tests/perf/test_plausibility_bench.py."""
+    from model_training.phantom import generate_study
+
+    r = _run(demo, generate_study(777007).to_volume()).result
     assert r.patient_overall.status == "assessed", r.patient_overall.reasons
-    assert r.patient_overall.fractured is not None
-    # the demo model segments C1 thinly (Dice 0.72): a sliver of C1 is rightly not judged
-    assessed = [n for n, s in _statuses(r).items() if s == "assessed"]
-    assert {"C2", "C3", "C4", "C5", "C6"} <= set(assessed), _statuses(r)
+    assert r.patient_overall.fractured is not None and r.patient_overall.reasons == ()
+    assert set(_statuses(r).values()) == {"assessed"}, _statuses(r)
     assert r.patient_overall.operating_point.sensitivity is not None  # from the model card
 
 
