@@ -6,9 +6,9 @@ writers raise :class:`~cspine_desktop.errors.ExportNotAvailableError`.
 
 Only slices that hold a segment become frames, and both are compressed losslessly in a transfer
 syntax the standard allows for them: the BINARY SEG as Deflated Explicit VR Little Endian (the
-whole dataset deflated; highdicom offers only JPEG 2000 for 1-bit frames, which few SEG readers
-decode), the FRACTIONAL SEG as RLE Lossless (frames stay separately decodable). pydicom and
-highdicom read both back without extra packages.
+whole dataset deflated: a generic transfer syntax every DICOM toolkit reads; highdicom's only
+compressed one for 1-bit frames is JPEG 2000), the FRACTIONAL SEG as RLE Lossless (frames stay
+separately decodable). pydicom and highdicom read both back without extra packages.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SEG_WHAT = "A DICOM SEG"
 # Heat-map values below this (2 %, about 5 of 255 steps) are stored as 0, so the slices where
 # the model saw nothing are left out instead of filling the SEG with near-zero noise.
 FRACTIONAL_FLOOR = 0.02
-# 8-bit fractions: 255 = probability 1 (steps of 0.4 %, finer than the heat-map means).
+# 8-bit fractions: 255 = probability 1 (steps of 0.4 %).
 MAX_FRACTIONAL_VALUE = 255
 
 
