@@ -61,6 +61,21 @@ def _memoize_iod_lookups() -> None:
 
 _memoize_iod_lookups()
 
+
+def load_standard_tables() -> None:
+    """Load highdicom's tables of the standard now (about half a second, once per process).
+
+    highdicom reads them on first use, through caches that do not lock: two SEGs built at once
+    in two threads would each parse them. Call this before starting such threads.
+    """
+    from highdicom import _standard_utils as standard
+
+    for name in ("get_sop_class_iod_map", "get_iod_module_map", "get_module_attribute_map"):
+        loader = getattr(standard, name, None)
+        if loader is not None:
+            loader()
+
+
 # Patient/study attributes derived objects must carry (Type 2: present, may be empty).
 _TYPE2_IDENTIFIERS = (
     "PatientName",

@@ -207,6 +207,7 @@ def _write_dicom(
     sources = _dicom.read_source_headers(outcome.volume, "A DICOM export")
     fracture = None
     if "fracture_seg" in todo:  # independent of the vertebra SEG and the SR: its own thread
+        _dicom.load_standard_tables()  # once, not in both threads
         out["fracture_seg"] = d / f"{stem}_fracture_seg.dcm"
         fracture = pool.submit(write_fracture_seg, outcome, out["fracture_seg"], sources)
     try:
