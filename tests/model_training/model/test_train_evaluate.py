@@ -85,6 +85,22 @@ def test_resume_continues_after_the_last_epoch(trained_run):
     assert [r["epoch"] for r in rows] == ["0", "1"]
 
 
+def test_time_budget_stops_between_epochs_and_resume_finishes(trained_run, capsys):
+    """Training in chunks: a budget smaller than one epoch still runs one epoch, then stops
+    (exit 3, with the command that continues); ``--resume`` picks up at the next epoch."""
+    from model_training.model.fit import epochs_done
+
+    argv = ["--resume", str(trained_run), "--epochs", "4", "--workers", "1"]
+    assert train_main([*argv, "--max-minutes", "0.001"]) == 3
+    assert "--resume" in capsys.readouterr().err
+    rows = list(csv.DictReader((trained_run / "history.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"] and epochs_done(trained_run) == 3
+    assert train_main([*argv, "--max-minutes", "0"]) == 0
+    rows = list(csv.DictReader((trained_run / "history.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
+    assert all(r["val_fracture_cls_auc"] for r in rows)
+
+
 def test_evaluate_writes_report_metrics_plots_and_bundle(trained_run, phantom_sets, tmp_path):
     out, bundle = tmp_path / "eval", tmp_path / "bundle"
     argv = [
