@@ -102,6 +102,8 @@ def analyze(
         grid.labels,
         min_voxels=aggregation.min_voxels,
         slice_step_mm=cfg.slice_step_mm if aggregation.assign_levels else None,
+        hu=prepared.hu,
+        pixel_mm=cfg.pixel_spacing_mm,
     )
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
     labels = from_grid(clean.labels, prepared, order="nearest")

@@ -100,6 +100,8 @@ def evaluate_studies(
             grid.labels,
             min_voxels=aggs[0].min_voxels,
             slice_step_mm=st.prepared.cfg.slice_step_mm if aggs[0].assign_levels else None,
+            hu=st.prepared.hu,
+            pixel_mm=st.prepared.cfg.pixel_spacing_mm,
         ).labels
         if st.labels is not None:
             counts = dice_counts(labels, st.labels)
