@@ -24,6 +24,7 @@ Arrays are on the model grid [Zg, S, S], grid z toward the feet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -244,6 +245,7 @@ BONE_HU = (200.0, 150.0, 120.0)  # bone thresholds tried in turn (osteoporosis: 
 BLOCK_AP_MM = (10.0, 35.0)  # AP extent of a body block (the thin C1 arch and the skull: not)
 CHAIN_GAP_MM = 10.0  # disc (or dens–basion gap) between two stacked blocks, at most
 MAX_SLOPE = 0.8  # AP extent / height of C2 (the sloping clivus is about as wide as tall)
+DISC_WAIST = 0.6  # bone across a bridged disc's plane, at most this share of the bodies' AP
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,42 @@ def find_anchors(
     return min(tips, key=lambda a: a.dens_tip or 0) if tips else Anchors()
 
 
+def _split_at_discs(
+    piece: np.ndarray, top: int, height: int, slice_step_mm: float
+) -> list[tuple[int, int]]:
+    """Split one bone component of the midline sagittal image at the discs it bridges.
+
+    Two bodies touch across a disc where the antero-inferior lip of the upper one reaches
+    down in front of the lower one's top (C2's lip over C3, lordosis): on the disc's plane
+    the bone narrows to the lip and endplate corners, well under the bodies' AP extent above
+    and below it (at most ``DISC_WAIST`` of it).
+    The dens rising from C2's body narrows only one way and is not split off. A body's
+    cancellous core may read below the threshold (only the shell passes it): the bone's
+    enclosed holes taller than a bridged disc are filled first, so a hollow body does not
+    look like a disc while a disc closed by bone in front and behind still does.
+    Returns [(top, bottom)] grid planes, head to feet."""
+    cols = np.nonzero(piece[top : top + height].any(axis=0))[0]
+    bone = np.pad(piece[top : top + height, cols[0] : cols[-1] + 1], 1).astype(np.uint8)
+    outside = bone.copy()
+    cv2.floodFill(outside, None, (0, 0), 2)
+    _, holes, stats, _ = cv2.connectedComponentsWithStats((outside == 0).astype(np.uint8), 4)
+    tall = np.nonzero(stats[:, cv2.CC_STAT_HEIGHT] * slice_step_mm > 4.0)[0]
+    filled = (bone > 0) | np.isin(holes, tall[tall > 0])
+    width = filled[1:-1, 1:-1].sum(axis=1).astype(np.float64)
+    k = max(2, round(8.0 / slice_step_mm))  # bodies within 8 mm either side of the disc
+    min_len = max(1, round(4.0 / slice_step_mm))  # neither part thinner than 4 mm
+    cuts: list[int] = []
+    for r in range(min_len, height - min_len + 1):
+        above, below = width[max(0, r - k) : r].max(), width[r + 1 : r + 1 + k].max(initial=0.0)
+        window = width[max(0, r - k) : r + 1 + k]
+        if width[r] <= DISC_WAIST * min(above, below) and width[r] == window.min():
+            if cuts and r - cuts[-1] < min_len:
+                continue  # the same disc (a flat minimum): keep its first plane
+            cuts.append(r)
+    edges = [0, *cuts, height]
+    return [(top + a, top + b - 1) for a, b in pairwise(edges)]
+
+
 def _column_top(mask: np.ndarray, ay: float, slice_step_mm: float, pixel_mm: float) -> Anchors:
     """Top of the vertebral-body column in a thresholded midline sagittal image [Zg, S]."""
     n, comp, stats, cents = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -307,7 +345,14 @@ def _column_top(mask: np.ndarray, ay: float, slice_step_mm: float, pixel_mm: flo
         # AP position, at most 8 mm behind it
         in_band = ay - 40.0 / pixel_mm <= yc <= ay + 8.0 / pixel_mm
         if in_band and height >= 7.0 and BLOCK_AP_MM[0] <= ap <= BLOCK_AP_MM[1]:
-            blocks.append((int(z_px), int(z_px + h_px - 1), yc, height, ap, i))
+            for top, bottom in _split_at_discs(comp == i, int(z_px), int(h_px), slice_step_mm):
+                piece = comp[top : bottom + 1] == i
+                cols = np.nonzero(piece.any(axis=0))[0]
+                yc_p = float(np.nonzero(piece)[1].mean())
+                ap_p = float(cols[-1] - cols[0] + 1) * pixel_mm
+                h_mm = (bottom - top + 1) * slice_step_mm
+                if h_mm >= 7.0 and BLOCK_AP_MM[0] <= ap_p <= BLOCK_AP_MM[1]:
+                    blocks.append((top, bottom, yc_p, h_mm, ap_p, i))
         elif 2.0 <= ap < BLOCK_AP_MM[0] and 4.0 <= height <= 24.0:
             small.append((int(z_px), int(z_px + h_px - 1), yc))
     blocks.sort()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cspine_desktop.analysis.levels import assign_levels
+from cspine_desktop.analysis.levels import _split_at_discs, assign_levels
 
 
 def _spine(step_mm=2.0, heights_mm=(12, 30, 18, 18, 18, 18, 18), s=12):
@@ -61,3 +61,19 @@ def test_empty_and_too_long():
     long = np.ones((400, 8, 8), np.uint8)  # 800 mm of "vertebra": impossible
     res = assign_levels(long, 2.0)
     assert res.warnings and np.array_equal(res.labels, long)
+
+
+def test_column_split_at_a_disc_bridged_by_a_lip_but_not_in_a_hollow_body():
+    """Midline sagittal mask (2 mm planes, 0.625 mm pixels): a body whose antero-inferior lip
+    touches the body below across the disc is two bodies; a body whose core is below the
+    threshold (shell only) and the dens narrowing into C2's body are not split."""
+    m = np.zeros((20, 40), bool)
+    m[0:8, 5:30] = True  # upper body
+    m[8, 5:10] = True  # its lip in front of the disc
+    m[9:17, 5:30] = True  # lower body
+    m[11:15, 8:27] = False  # its hollow core (only the shell passes the threshold)
+    assert _split_at_discs(m, 0, 17, 2.0) == [(0, 7), (8, 16)]
+    dens = np.zeros((16, 40), bool)
+    dens[0:6, 12:22] = True  # dens
+    dens[6:16, 5:30] = True  # C2's body
+    assert _split_at_discs(dens, 0, 16, 2.0) == [(0, 15)]
