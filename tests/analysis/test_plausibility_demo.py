@@ -41,16 +41,28 @@ def _statuses(result):
     return {v.name: v.status for v in result.vertebrae}
 
 
-def test_a_whole_phantom_neck_is_assessed(demo):
-    """A neck the demo model segments well (seed 777007) is assessed end to end; the share of
-    phantom studies that are is measured in tests/perf/test_plausibility_bench.py."""
-    from model_training.phantom import generate_study
+def test_a_whole_phantom_neck_segmented_right_is_assessed(demo, study, monkeypatch):
+    """``analyze`` with the demo model, its segmentation replaced by the phantom's truth: a
+    whole neck segmented right is assessed end to end. (How often the demo model's own
+    segmentation is: tests/perf/test_plausibility_bench.py.)"""
+    import dataclasses
 
-    r = _run(demo, generate_study(777007).to_volume()).result
-    assert r.patient_overall.status == "assessed", r.patient_overall.reasons
-    assert r.patient_overall.fractured is not None and r.patient_overall.reasons == ()
-    assert set(_statuses(r).values()) == {"assessed"}, _statuses(r)
-    assert r.patient_overall.operating_point.sensitivity is not None  # from the model card
+    from cspine_desktop.analysis import pipeline
+    from cspine_desktop.imaging.preprocess import to_grid
+
+    model_run = pipeline.run_model
+
+    def truth_labels(engine, prepared, **kw):
+        grid = model_run(engine, prepared, **kw)
+        return dataclasses.replace(
+            grid, labels=to_grid(study.in_volume_order(study.labels), prepared)
+        )
+
+    monkeypatch.setattr(pipeline, "run_model", truth_labels)
+    r = _run(demo, study.to_volume()).result
+    assert set(_statuses(r).values()) == {"assessed"}, {v.name: v.reasons for v in r.vertebrae}
+    assert r.patient_overall.status == "assessed" and r.patient_overall.reasons == ()
+    assert r.patient_overall.fractured is not None
 
 
 def test_a_neck_showing_only_c4_to_c7_never_says_no_fracture(demo, study):
