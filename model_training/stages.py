@@ -144,6 +144,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
                 "precision": "int8",
                 "sha256": _sha256(i8),
                 "stage": 2,
+                "accuracy_gate": gate,
             }
         else:
             os.unlink(i8)
@@ -308,25 +309,36 @@ def study_planes_eval(seed: int, cfg: Any, stream: StreamConfig, study: Any) -> 
     )
 
 
-def fit_platt(raw: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
-    """Platt scaling p = σ(a·logit(raw) + b) by Newton's method on the log loss (a weak ridge
-    keeps it finite on separable data)."""
-    r = np.clip(np.asarray(raw, np.float64), 1e-6, 1 - 1e-6)
+def fit_platt(raw: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]:
+    """Platt scaling p = σ(a·logit(raw) + b): Newton steps with backtracking on the log loss
+    plus a small ridge (finite on separable data; scores clipped to [1e-4, 1 − 1e-4])."""
+    r = np.clip(np.asarray(raw, np.float64), 1e-4, 1 - 1e-4)
     x = np.log(r / (1 - r))
     y = np.asarray(y, np.float64)
-    w = np.array([1.0, 0.0])
-    lam = 1e-3
-    for _ in range(iters):
+    lam = 1e-2 * max(len(y), 1) ** 0.5
+
+    def loss(w: np.ndarray) -> float:
         z = w[0] * x + w[1]
-        p = 1 / (1 + np.exp(-z))
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * lam * float(w @ w))
+
+    w = np.array([1.0, 0.0])
+    f = loss(w)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(w[0] * x + w[1], -50, 50)))
         g = np.array([np.sum((p - y) * x), np.sum(p - y)]) + lam * w
         s = p * (1 - p)
         h = np.array([[np.sum(s * x * x), np.sum(s * x)], [np.sum(s * x), np.sum(s)]])
         h += lam * np.eye(2)
         step = np.linalg.solve(h, g)
-        w -= step
-        if np.abs(step).max() < 1e-9:
+        t = 1.0
+        while t > 1e-6 and loss(w - t * step) > f - 1e-4 * t * float(g @ step):
+            t *= 0.5
+        w_new = w - t * step
+        f_new = loss(w_new)
+        if abs(f - f_new) < 1e-10:
+            w, f = w_new, f_new
             break
+        w, f = w_new, f_new
     return float(w[0]), float(w[1])
 
 
@@ -343,6 +355,13 @@ def calibrate_bundle(args: argparse.Namespace) -> dict[str, Any]:
         truth_mask_outcomes(bundle, seeds) if args.masks == "truth" else run_bundle(bundle, seeds)
     )
     raw = np.array([o.confounders["_raw"] for o in outs])
+    if args.save:
+        np.savez(
+            args.save,
+            raw=raw,
+            present=np.array([o.present for o in outs]),
+            truth=np.array([o.truth for o in outs]),
+        )
     present = np.array([o.present for o in outs])
     truth = np.array([o.truth for o in outs])
     a, b = fit_platt(raw[present], truth[present])
@@ -470,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--studies", type=int, default=80)
     c.add_argument("--min-sensitivity", type=float, default=0.90)
     c.add_argument("--masks", choices=["truth", "stage1"], default="truth")
+    c.add_argument("--save", help="write the raw validation scores here (.npz)")
     t = sub.add_parser("test")
     t.add_argument("--bundle", required=True)
     t.add_argument("--studies", type=int, default=200)
