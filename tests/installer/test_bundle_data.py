@@ -91,9 +91,10 @@ def test_repository_assets_are_all_shipped():
         bundle = load_bundle(card.parent)
         rel_dir = card.parent.relative_to(ROOT).as_posix()
         assert f"{rel_dir}/{bd.CARD_NAME}" in shipped
-        for f in bundle.files:
+        files = (*bundle.files, *bundle.classifier_files)  # both stages ship
+        for f in files:
             assert (f"{rel_dir}/{f.name}" in shipped) == (f.format not in bd.TF_ONLY_FORMATS)
-        listed = {f"{rel_dir}/{f.name}" for f in bundle.files} | {f"{rel_dir}/{bd.CARD_NAME}"}
+        listed = {f"{rel_dir}/{f.name}" for f in files} | {f"{rel_dir}/{bd.CARD_NAME}"}
         assert {p for p in shipped if p.startswith(rel_dir + "/")} <= listed
 
 
