@@ -50,9 +50,7 @@ def test_positive_planes_only_in_fractured_vertebrae(fractured):
     assert p.y.sum() > 0
     # the localisation target lies where the plane label says
     assert (p.maps.reshape(len(p), -1).max(axis=1) >= p.y).all()
-    assert set(np.unique(p.group[p.y == 1])) <= {
-        f"{f.kind}/{f.severity}" for f in st.fractures
-    }
+    assert set(np.unique(p.group[p.y == 1])) <= {f"{f.kind}/{f.severity}" for f in st.fractures}
 
 
 def test_planes_are_reproducible_from_the_seed(fractured):
