@@ -67,11 +67,10 @@ def _plane_inputs(seed0: int, n: int, crop: CropConfig) -> Any:
 
 
 def _vertebra_auc(planes: Any, probs: np.ndarray, top_k: int) -> float:
-    key = planes.study.astype(np.int64) * 10 + planes.vertebra
-    keys, inv = np.unique(key, return_inverse=True)
-    score = np.array([top_k_score(probs[inv == i], top_k) for i in range(len(keys))])
-    label = np.array([bool(planes.fractured[inv == i][0]) for i in range(len(keys))])
-    return roc_auc(label, score)
+    from .train_classifier import vertebra_table
+
+    vt = vertebra_table(planes, probs, top_k)
+    return roc_auc(vt["label"], vt["score"])
 
 
 def _onnx_probs(path: Path, x: np.ndarray) -> np.ndarray:
