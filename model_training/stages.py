@@ -189,8 +189,11 @@ def _plain(o: Any) -> Any:
     return str(o)
 
 
-def run_bundle(bundle_dir: Path, seeds: list[int], phantom: Any = None) -> list[Any]:
-    """Every study through ``analyze`` with the bundle (``auto`` backend): StudyOutcome each.
+def run_bundle(
+    bundle_dir: Path, seeds: list[int], phantom: Any = None
+) -> tuple[list[Any], np.ndarray]:
+    """Every study through ``analyze`` with the bundle (``auto`` backend): a StudyOutcome each,
+    and the segmentation's pixel confusion matrix (every second voxel).
     ``confounders['_raw']`` keeps the vertebra probabilities as the card's calibration gave
     them (the raw top-k scores when that calibration is the identity)."""
     from cspine_desktop.analysis.pipeline import analyze
@@ -243,8 +246,7 @@ def run_bundle(bundle_dir: Path, seeds: list[int], phantom: Any = None) -> list[
                 "%d/%d studies (%.1f s per study)", n, len(seeds), (time.perf_counter() - t0) / n
             )
     engine.close()
-    run_bundle.confusion = cm  # type: ignore[attr-defined]
-    return out
+    return out, cm
 
 
 def truth_mask_outcomes(bundle_dir: Path, seeds: list[int], workers: int = 1) -> list[Any]:
@@ -351,7 +353,9 @@ def calibrate_bundle(args: argparse.Namespace) -> dict[str, Any]:
     _write(card_path, card)
     seeds = [VAL_SEED0 + 1000 + i for i in range(args.studies)]  # not the training-time val set
     outs = (
-        truth_mask_outcomes(bundle, seeds) if args.masks == "truth" else run_bundle(bundle, seeds)
+        truth_mask_outcomes(bundle, seeds)
+        if args.masks == "truth"
+        else run_bundle(bundle, seeds)[0]
     )
     raw = np.array([o.confounders["_raw"] for o in outs])
     if args.save:
@@ -406,8 +410,9 @@ def test_bundle(args: argparse.Namespace) -> dict[str, Any]:
     metrics = compute_metrics(outs, thresholds, n_boot=args.bootstrap, seed=0)
     metrics["masks"] = "stage 2 on the true vertebra masks (segmentation errors excluded)"
     e2e_outs: list[Any] = []
+    cm = np.zeros((N_CLASSES, N_CLASSES), np.int64)  # segmentation is scored end to end only
     if args.end_to_end:
-        e2e_outs = run_bundle(bundle, seeds[: args.end_to_end])
+        e2e_outs, cm = run_bundle(bundle, seeds[: args.end_to_end])
         e2e = compute_metrics(e2e_outs, thresholds, n_boot=200, seed=0)
         status = [o.confounders.get("_status") for o in e2e_outs]
         metrics["end_to_end"] = {
@@ -428,7 +433,6 @@ def test_bundle(args: argparse.Namespace) -> dict[str, Any]:
     metrics["evaluation_time_s"] = round(time.perf_counter() - t0, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cm = getattr(run_bundle, "confusion", np.zeros((N_CLASSES, N_CLASSES), np.int64))
     context = {
         "run": "two-stage bundle",
         "model": str(bundle.name),
