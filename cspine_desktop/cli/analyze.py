@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import DISCLAIMER
 from ..settings import BACKENDS, Settings
+from . import add_verbose_flag
 
 DEFAULT_OUT = "cspine-results"
 
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-exports", action="store_true", help="write only result.json and verdicts.csv"
     )
+    add_verbose_flag(p)
     p.set_defaults(func=run)
 
 

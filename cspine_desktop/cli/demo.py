@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import StudyNotFoundError
 from ..settings import BACKENDS, Settings
+from . import add_verbose_flag
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-exports", action="store_true", help="write only result.json and verdicts.csv"
     )
+    add_verbose_flag(p)
     p.set_defaults(func=run)
 
 
