@@ -9,6 +9,7 @@ Files that cannot be parsed are returned with a reason in words, never raised.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ NATIVE_SYNTAXES = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBig
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 PIXEL_DATA_TAG = 0x7FE00010
 MAX_MATRIX = 8192  # rows or columns above this are treated as damaged headers
+# series key of images whose SeriesInstanceUID was removed (some anonymisers do): this prefix
+# and a digest of what the images share (see :func:`derived_series_key`)
+NO_SERIES_UID = "no-series-uid-"
 
 
 SCAN_TAGS = [
@@ -228,7 +232,7 @@ def _headers_from_dataset(
             raise _Unreadable("no DICOM image or object found in the file")
         return OtherObject(path, series_uid or "(no series UID)", modality, sop_class, description)
     if not series_uid:
-        raise _Unreadable("the image has no SeriesInstanceUID")
+        series_uid = derived_series_key(ds, rows, cols)
     if rows > MAX_MATRIX or cols > MAX_MATRIX:
         raise _Unreadable(f"implausible image size {rows}×{cols}")
     ts = transfer_syntax_of(ds)
@@ -284,6 +288,31 @@ def _headers_from_dataset(
             )
         ]
     return _frame_headers(ds, sop_uid, pixel_offset, frame_bytes, common)
+
+
+def derived_series_key(ds: Dataset, rows: int, cols: int) -> str:
+    """A stable series key for an image without SeriesInstanceUID: images of one study and
+    frame of reference with the same orientation, matrix size and pixel spacing share it."""
+    orientation = get_floats(ds, "ImageOrientationPatient", 6)
+    spacing = get_floats(ds, "PixelSpacing", 2)
+    if orientation is None or spacing is None:  # enhanced CT: from the shared groups
+        shared = first_item(ds.get("SharedFunctionalGroupsSequence"))
+        if shared is not None:
+            plane = first_item(shared.get("PlaneOrientationSequence"))
+            measures = first_item(shared.get("PixelMeasuresSequence"))
+            if orientation is None and plane is not None:
+                orientation = get_floats(plane, "ImageOrientationPatient", 6)
+            if spacing is None and measures is not None:
+                spacing = get_floats(measures, "PixelSpacing", 2)
+    parts = (
+        get_str(ds, "StudyInstanceUID"),
+        get_str(ds, "FrameOfReferenceUID"),
+        None if orientation is None else tuple(round(v, 2) + 0.0 for v in orientation),
+        rows,
+        cols,
+        None if spacing is None else tuple(round(v, 3) + 0.0 for v in spacing),
+    )
+    return NO_SERIES_UID + hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
 def _frame_headers(

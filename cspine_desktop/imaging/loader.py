@@ -243,6 +243,8 @@ def _check_plausible(
 def _dicom_meta(source: Source, group: SeriesGroup, ordered: list[ImageHeader]) -> dict[str, Any]:
     meta = dict(group.meta)
     meta.setdefault("SeriesInstanceUID", group.uid)
+    if not group.has_uid:
+        meta["SeriesInstanceUID"] = ""  # none was given; never invent one
     if not meta.get("Modality"):
         meta["Modality"] = group.modality or "CT"
     meta["source_kind"] = "dicom"

@@ -1,6 +1,10 @@
 """Series grouping and choice: which images of a study form the CT volume to analyse.
 
-Images are grouped by SeriesInstanceUID. Inside a series, images that do not belong to the
+Images are grouped by SeriesInstanceUID. Images whose SeriesInstanceUID was removed (some
+anonymisers do) are grouped by study, frame of reference, orientation, matrix size and pixel
+spacing instead and loaded with a warning; such a group is refused, with the groups named, only
+when it cannot be told apart: its images repeat slice positions (two series mixed), or two such
+groups are equally good choices. Inside a series, images that do not belong to the
 stack are left out with a warning: exact duplicate copies, localizer (scout) images, and
 images whose orientation, matrix size or pixel spacing differ from the majority. A series is
 usable when it holds CT images (not secondary captures, dose reports or localizers) with the
@@ -13,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import StudyNotFoundError, UnsupportedModalityError
-from .dicom_index import ImageHeader, OtherObject, ScanResult
+from ..errors import InconsistentSeriesError, StudyNotFoundError, UnsupportedModalityError
+from .dicom_index import NO_SERIES_UID, ImageHeader, OtherObject, ScanResult
 from .geometry import is_axial
 from .volume import SeriesInfo
 
@@ -37,6 +41,11 @@ class SeriesGroup:
     axial: bool = False
     modality: str = ""
     description: str = ""
+
+    @property
+    def has_uid(self) -> bool:
+        """False for images grouped without a SeriesInstanceUID (see :func:`describe`)."""
+        return not self.uid.startswith(NO_SERIES_UID)
 
     @property
     def thickness(self) -> float | None:
@@ -75,6 +84,8 @@ def group_series(scan: ScanResult) -> list[SeriesGroup]:
         group.description = str(group.meta.get("SeriesDescription") or first.description)
         _clean(group)
         _judge(group)
+        if not group.has_uid and group.headers:
+            _judge_without_uid(group)
         groups.append(group)
     groups.sort(key=lambda g: (not g.usable, not g.axial, -len(g.headers)))
     return groups
@@ -106,7 +117,19 @@ def choose_series(groups: list[SeriesGroup], series_uid: str | None, where: str)
         )
     axial = [g for g in usable if g.axial]
     pool = axial or usable
-    best = max(pool, key=lambda g: (len(g.headers), -(g.thickness or 0.0)))
+
+    def rank(g: SeriesGroup) -> tuple[int, float]:
+        return (len(g.headers), -(g.thickness or 0.0))
+
+    best = max(pool, key=rank)
+    tied = [g for g in pool if rank(g) == rank(best) and not g.has_uid]
+    if not best.has_uid and len(tied) > 1:
+        raise InconsistentSeriesError(
+            f"{where} holds {len(tied)} equally likely series whose images have no "
+            f"SeriesInstanceUID, so cspine cannot tell which to analyse: "
+            f"{'; '.join(describe(g) for g in tied)}. Give each series its own folder, or keep "
+            "the SeriesInstanceUID when anonymising."
+        )
     if not axial:
         best.warnings.append(
             "No axial CT series in the study; loaded the non-axial series "
@@ -177,6 +200,45 @@ def _note(group: SeriesGroup, n: int, text: str) -> None:
 
 def _is_localizer_image(h: ImageHeader) -> bool:
     return "LOCALIZER" in h.image_type
+
+
+def describe(group: SeriesGroup) -> str:
+    """A series in words, for messages about series that have no UID to name them by."""
+    if not group.headers:
+        return f"{len(group.others)} object(s) without images"
+    h = group.headers[0]
+    bits = [f"{len(group.headers)} images of {h.rows}×{h.cols}"]
+    if h.pixel_spacing:
+        bits.append(f"{h.pixel_spacing[0]:g}×{h.pixel_spacing[1]:g} mm pixels")
+    if h.orientation is not None:
+        bits.append("axial" if is_axial(h.orientation) else "not axial")
+    if group.description:
+        bits.append(f"'{group.description}'")
+    bits.append(f"e.g. {h.file.name}")
+    return ", ".join(bits)
+
+
+def _judge_without_uid(group: SeriesGroup) -> None:
+    """Images grouped without a SeriesInstanceUID: refuse when they repeat slice positions
+    (more than one series with the same geometry is mixed), else warn how they were grouped."""
+    positions = [
+        tuple(round(v, 2) for v in x.position) for x in group.headers if x.position is not None
+    ]
+    if len(set(positions)) < len(positions):
+        group.usable = False
+        group.reason = (
+            f"images without a SeriesInstanceUID that cannot be told apart ({describe(group)}): "
+            f"they lie at only {len(set(positions))} distinct positions, so they hold more than "
+            "one series with the same study, frame of reference, orientation, size and "
+            "spacing; give each series its own folder, or keep the SeriesInstanceUID when "
+            "anonymising"
+        )
+        return
+    group.warnings.append(
+        f"The {len(group.headers)} images have no SeriesInstanceUID (an anonymiser may have "
+        "removed it); they were read as one series because they share the study, frame of "
+        "reference, orientation, matrix size and pixel spacing."
+    )
 
 
 def _judge(group: SeriesGroup) -> None:
