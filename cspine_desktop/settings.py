@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 APP_NAME = "cspine"
 ENV_PREFIX = "CSPINE_"
 SETTINGS_FILE = "settings.json"
-BACKENDS = ("auto", "onnx", "keras", "tensorrt")
+BACKENDS = ("auto", "onnx", "openvino", "keras", "tensorrt")
 
 
 def default_data_dir() -> Path:

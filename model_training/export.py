@@ -9,11 +9,16 @@ MODEL_DIR holds ``model.keras`` and ``model_card.json`` (written by training). F
 * ``tftrt``       TF-TRT SavedModel, only where the TensorFlow build still contains TF-TRT
                   (TensorFlow ≥ 2.18 does not: use ``tensorrt``).
 * ``savedmodel``  TensorFlow SavedModel (``savedmodel/``, serving endpoint ``serve``).
+* ``openvino``    no new file: judges every OpenVINO precision this CPU offers (int8, fp32,
+                  bf16 with AMX / AVX-512 BF16) for each ONNX file of both stages against ONNX
+                  Runtime fp32, and records each verdict, passed or failed, in the file's card
+                  entry (``runtime_gates``); ``auto`` never picks a pair that failed.
 
 Every export records file, format, precision and sha256 in the card's ``files``. A reduced-
 precision export must pass the accuracy gate on held-out phantom studies (per-vertebra Dice and
 patient AUC may each drop by at most 0.005 versus fp32); the gate's numbers go into the card.
-If it fails, the file is discarded and the card is left untouched.
+If it fails, the file is discarded and the card is left untouched (``openvino``: the card
+records the refusal, so the pair is never chosen).
 
 Exit codes: 0 done; 2 unusable input or a format this machine cannot build (with the reason);
 3 refused by the accuracy gate; 1 internal error.
@@ -40,7 +45,7 @@ from .deploy import gate
 
 log = logging.getLogger("cspine.export")
 
-FORMATS = ("onnx", "onnx-int8", "tensorrt", "tftrt", "savedmodel")
+FORMATS = ("onnx", "onnx-int8", "tensorrt", "tftrt", "savedmodel", "openvino")
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 KERAS_FILE, ONNX_FILE, INT8_FILE, SAVEDMODEL_DIR = (
     "model.keras",
@@ -60,6 +65,14 @@ class GateRefused(Exception):
     def __init__(self, report: gate.GateReport) -> None:
         super().__init__("accuracy gate refused the export")
         self.report = report
+
+
+class PairsRefused(Exception):
+    """Runtime × precision pairs failed the gate; the card was written with their records."""
+
+    def __init__(self, refused: list[str]) -> None:
+        super().__init__("; ".join(refused))
+        self.refused = refused
 
 
 # --------------------------------------------------------------------------- card handling
@@ -287,12 +300,153 @@ def export_tensorrt(model_dir: Path, card: dict[str, Any], args: argparse.Namesp
     return entry
 
 
+def export_openvino(model_dir: Path, card: dict[str, Any], args: argparse.Namespace) -> dict:
+    """Judge every OpenVINO pair of every ONNX file (both stages) against ONNX Runtime fp32 and
+    record the verdicts in the card (``files[name]["runtime_gates"][pair]``)."""
+    from cspine_desktop.inference.backends import ov
+
+    if not ov.is_available():
+        raise FormatUnavailable("OpenVINO is not installed (pip install 'cspine[openvino]').")
+    bundle = bundle_view(model_dir, card)
+    precisions = set(args.ov_precisions.split(",")) if args.ov_precisions else None
+    judged: dict[str, dict[str, Any]] = {}
+    refused: list[str] = []
+    common = {
+        "runtime": "openvino",
+        "runtime_version": ov.version(),
+        "cpu": _cpu_name(),
+        "judged": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    pairs = [
+        (f, p)
+        for f in (*bundle.files, *bundle.classifier_files)
+        for p in ov.precisions_for(f)
+        if precisions is None or p in precisions
+    ]
+    if not pairs:
+        raise FormatUnavailable("The bundle has no ONNX file OpenVINO can run here.")
+    stage1 = [(f, p) for f, p in pairs if f in bundle.files]
+    stage2 = [(f, p) for f, p in pairs if f in bundle.classifier_files]
+    if stage1:
+        for (f, p), report, ref in _judge_stage1(bundle, card, stage1, args):
+            judged.setdefault(f.name, {})[f"openvino-{p}"] = {**common, **ref, **report.to_dict()}
+    if stage2:
+        for (f, p), report, ref in _judge_stage2(bundle, card, stage2, args):
+            judged.setdefault(f.name, {})[f"openvino-{p}"] = {**common, **ref, **report.to_dict()}
+    for name, records in judged.items():
+        card["files"][name].setdefault("runtime_gates", {}).update(records)
+        refused += [f"{name} {pair}" for pair, r in records.items() if not r["passed"]]
+    if refused:
+        write_card(model_dir, card)  # the refusal is recorded: auto never picks these pairs
+        raise PairsRefused(refused)
+    return judged
+
+
+def _cpu_name() -> str:
+    from cspine_desktop.inference.hardware import cpu_info
+
+    return cpu_info()[0]
+
+
+def _reference_engine(bundle: ModelBundle, card: dict[str, Any], args, files, **kw) -> tuple:
+    """(ONNX Runtime fp32 engine, what the record says about it): the bundle's fp32 file of
+    that stage, or ``--reference`` for stage 1 when the bundle ships only int8."""
+    from cspine_desktop.inference.backends import ort
+
+    fp32 = next((f for f in files if f.format == "onnx" and f.precision == "fp32"), None)
+    if fp32 is None and kw.get("stage", 1) == 1 and args.reference:
+        path = Path(args.reference)
+        entry = {"format": "onnx", "precision": "fp32", "sha256": sha256_of(path)}
+        ref_bundle = bundle_view(path.parent, {**card, "files": {path.name: entry}})
+        fp32, bundle = ref_bundle.files[0], ref_bundle
+    if fp32 is None:
+        raise FormatUnavailable(
+            "No fp32 ONNX file to judge against for stage "
+            f"{kw.get('stage', 1)}; give the model's fp32 ONNX with --reference FILE."
+        )
+    engine = ort.open_engine(
+        bundle,
+        fp32,
+        device="cpu",
+        input_shape=kw.get("input_shape"),
+        outputs=kw.get("outputs", ("vertebrae", "fracture_map", "fracture_cls")),
+    )
+    return engine, {"reference": f"onnx-fp32 {fp32.name} sha256 {fp32.sha256[:16]}"}
+
+
+def _judge_stage1(bundle: ModelBundle, card: dict[str, Any], pairs, args):
+    from cspine_desktop.analysis.aggregate import AggregationConfig
+    from cspine_desktop.inference.backends import ov
+
+    reference, ref = _reference_engine(bundle, card, args, bundle.files, stage=1)
+    cfg = PreprocessConfig.from_dict(card["preprocessing"])
+    studies = gate.held_out_set(cfg, args.eval_studies, _phantom(args))
+    aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    ref_scores = gate.evaluate(reference, studies, aggregation)
+    for f, p in pairs:
+        candidate = ov.open_engine(bundle, f, precision=p)
+        report = gate.compare(
+            reference,
+            candidate,
+            studies,
+            aggregation,
+            max_dice_drop=args.max_dice_drop,
+            max_auc_drop=args.max_auc_drop,
+            reference_scores=ref_scores,
+        )
+        candidate.close()
+        log.info("gate %s openvino-%s: %s", f.name, p, json.dumps(report.to_dict()))
+        yield (f, p), report, ref
+
+
+def _judge_stage2(bundle: ModelBundle, card: dict[str, Any], pairs, args):
+    """Stage 2 on the crop planes of its int8 export gate (same seeds, same measure)."""
+    from cspine_desktop.imaging.crops import CropConfig
+    from cspine_desktop.inference.backends import ov
+    from cspine_desktop.inference.engine import CLASSIFIER_OUTPUTS
+
+    from .datasets.crops_stream import StreamConfig, evaluation_planes
+    from .stages import GATE_SEED0
+
+    stage2 = card.get("stage2") or {}
+    shape = bundle.classifier_input_shape
+    kw = {"input_shape": shape, "outputs": CLASSIFIER_OUTPUTS}
+    reference, ref = _reference_engine(bundle, card, args, bundle.classifier_files, stage=2, **kw)
+    n = args.classifier_studies or int((stage2.get("int8_gate") or {}).get("studies", 16))
+    seed = int((stage2.get("int8_gate") or {}).get("seed", GATE_SEED0))
+    crop = CropConfig.from_dict(stage2.get("crops") or {})
+    planes = evaluation_planes(
+        [seed + i for i in range(n)],
+        crop,
+        StreamConfig(),
+        plane_stride=int(stage2.get("plane_stride", 2)),
+    )
+    top_k = int(stage2.get("top_k", 2))
+    ref_aucs = gate.classifier_aucs(planes, gate.classifier_probs(reference, planes.x), top_k)
+    for f, p in pairs:
+        candidate = ov.open_engine(bundle, f, precision=p, **kw)
+        report = gate.compare_classifier(
+            reference,
+            candidate,
+            planes,
+            top_k=top_k,
+            seed=seed,
+            n_studies=n,
+            max_auc_drop=args.max_auc_drop,
+            reference_aucs=ref_aucs,
+        )
+        candidate.close()
+        log.info("gate %s openvino-%s: %s", f.name, p, json.dumps(report.to_dict()))
+        yield (f, p), report, ref
+
+
 EXPORTERS = {
     "onnx": export_onnx,
     "onnx-int8": export_onnx_int8,
     "tensorrt": export_tensorrt,
     "tftrt": export_tftrt,
     "savedmodel": export_savedmodel,
+    "openvino": export_openvino,
 }
 
 
@@ -365,6 +519,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phantom-matrix", type=int, default=None, help="phantom image size (px)")
     p.add_argument("--max-dice-drop", type=float, default=gate.MAX_DICE_DROP)
     p.add_argument("--max-auc-drop", type=float, default=gate.MAX_AUC_DROP)
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="ONNX",
+        help="openvino: the model's fp32 stage-1 ONNX when the bundle ships only int8",
+    )
+    p.add_argument(
+        "--classifier-studies",
+        type=int,
+        default=None,
+        help="openvino: phantoms for the stage-2 gate (default: as its int8 export gate)",
+    )
+    p.add_argument(
+        "--ov-precisions", default=None, help="openvino: judge only these, e.g. int8,bf16"
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -385,6 +554,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.n_studies} held-out phantom studies (largest Dice drop {r.max_dice_drop:.4f}, "
             f"allowed {r.max_dice_drop_allowed}; AUC drop {r.auc_drop:.4f}, allowed "
             f"{r.max_auc_drop_allowed}). Nothing was changed.",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    except PairsRefused as refused:
+        print(
+            "cspine-export: the accuracy gate refused "
+            + ", ".join(refused.refused)
+            + "; the card records it, so these pairs are never chosen.",
             file=sys.stderr,
         )
         return EXIT_REFUSED

@@ -1,19 +1,30 @@
 """Backends side by side on this machine: speed, work rate and how close to the CPU's ceiling.
 
-For each way to run the bundle (ONNX fp32/int8, Keras fp32/bf16, TensorRT) in one process:
-ms per model slice, seconds per study (a synthetic ``n_slices`` × ``size``² CT, from the Volume
-to verdicts and source-grid masks, loading excluded), achieved GFLOP/s (the model's Conv/MatMul
-FLOPs per slice ÷ time) and that rate as a fraction of this machine's measured numpy float32
-matmul rate (the practical fp32 ceiling; int8/bf16 paths can exceed 1.0).
+For each way to run the bundle (ONNX Runtime fp32/int8, OpenVINO fp32/bf16/int8, Keras
+fp32/bf16, TensorRT) in one process: ms per model slice, seconds per study (a synthetic
+``n_slices`` × ``size``² CT, from the Volume to verdicts and source-grid masks, loading
+excluded), achieved GFLOP/s (the model's Conv/MatMul FLOPs per slice ÷ time) and that rate as a
+fraction of this machine's measured numpy float32 matmul rate (the practical fp32 ceiling;
+int8/bf16 paths can exceed 1.0). A two-stage bundle's classifier is measured the same way per
+crop plane. Each row says what the accuracy gate decided about its pair (``auto`` picks only
+``passed``), and a precision this CPU cannot run (bf16 without AMX / AVX-512 BF16) is listed
+as not available. Optionally the whole ``cspine analyze`` of a study with ``auto``, in fresh
+processes: the first with an empty cache (every candidate timed, OpenVINO models compiled),
+the second as every later start.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +41,8 @@ log = logging.getLogger(__name__)
 class BackendRun:
     key: str  # "onnx-int8", "keras-bf16", …
     label: str  # engine label, e.g. "onnx-cpu-int8"
+    stage: int = 1  # 2 = the stage-2 classifier, timed per crop plane
+    gate: str = "passed"  # the accuracy gate's verdict on this pair (auto picks only passed)
     load_s: float | None = None
     ms_per_slice: float | None = None
     cpu_ms_per_slice: float | None = None  # process CPU time: steadier on a shared machine
@@ -75,13 +88,56 @@ def synthetic_study(n_slices: int = 300, size: int = 512, slice_mm: float = 0.62
 
 
 def variants(bundle: ModelBundle, cache_dir: Any = None) -> dict[str, Callable[[], Engine]]:
-    """Every way to run ``bundle`` that is installed here (Keras both fp32 and, where the CPU
-    has it, bf16): key → opener."""
+    """Every way to run ``bundle``'s stage 1 that is installed here (Keras both fp32 and, where
+    the CPU has it, bf16): key → opener."""
+    return {c.key: c.open for c in _candidates(bundle, cache_dir)}
+
+
+def _candidates(bundle: ModelBundle, cache_dir: Any) -> list[Any]:
     from .hardware import has_bf16
     from .select import candidates
 
     keras = ("fp32", "bf16") if has_bf16() else ("fp32",)
-    return {c.key: c.open for c in candidates(bundle, "auto", cache_dir, keras_precisions=keras)}
+    return candidates(bundle, "auto", cache_dir, keras_precisions=keras)
+
+
+def _classifier_candidates(bundle: ModelBundle, cache_dir: Any) -> list[Any]:
+    from .engine import CLASSIFIER_OUTPUTS
+    from .select import GATED_RUNTIMES, onnx_candidates
+
+    if not bundle.classifier_files:
+        return []
+    return onnx_candidates(
+        bundle,
+        bundle.classifier_files,
+        GATED_RUNTIMES,
+        cache_dir,
+        device="cpu",
+        input_shape=bundle.classifier_input_shape,
+        outputs=CLASSIFIER_OUTPUTS,
+    )
+
+
+def unavailable(bundle: ModelBundle) -> list[BackendRun]:
+    """Rows for precisions this CPU cannot run (OpenVINO bf16 without AMX / AVX-512 BF16)."""
+    from .backends import ov
+
+    if not ov.is_available() or ov.has_bf16():
+        return []
+    caps = ",".join(sorted(ov.cpu_capabilities())) or "none"
+    rows = []
+    for stage, files in ((1, bundle.files), (2, bundle.classifier_files)):
+        if any(f.format == "onnx" and f.precision == "fp32" for f in files):
+            rows.append(
+                BackendRun(
+                    key="openvino-bf16",
+                    label="openvino-cpu-bf16",
+                    stage=stage,
+                    gate="-",
+                    error=f"not available on this CPU (OpenVINO CPU capabilities: {caps})",
+                )
+            )
+    return rows
 
 
 def run_bench(
@@ -93,13 +149,16 @@ def run_bench(
     cache_dir: Any = None,
     batch: int = 4,
     progress: Callable[[str], None] | None = None,
+    analyze_study: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Measure every variant (or ``only`` those keys) and the matmul ceiling in this process."""
+    """Measure every variant (or ``only`` those keys) of both stages and the matmul ceiling in
+    this process; with ``analyze_study``, also ``cspine analyze`` of it with ``auto``."""
     from ..analysis.pipeline import analyze
     from ..analysis.runner import neck_planes
     from ..imaging.preprocess import PreprocessConfig, model_input, prepare_volume
 
     say = progress or (lambda m: None)
+    load_start = _load_average()
     say("measuring the numpy float32 matmul ceiling")
     ceiling = matmul_gflops()
     flops = bundle.card.get("flops_per_slice") or _flops_from_files(bundle)
@@ -108,41 +167,43 @@ def run_bench(
     planes = neck_planes(prepared)
     x = model_input(prepared, planes[:batch])
     runs: list[BackendRun] = []
-    for key, opener in variants(bundle, cache_dir).items():
-        if only and key not in only:
+    for cand in _candidates(bundle, cache_dir):
+        if only and cand.key not in only:
             continue
-        say(f"benchmarking {key}")
-        run = BackendRun(key=key, label=key)
-        try:
-            t0 = time.perf_counter()
-            engine = opener()
-            run.load_s = time.perf_counter() - t0
-            run.label = engine.label
-            engine.predict(x)  # warm-up
-            times, cpu = [], []
-            for _ in range(3):
-                t0, c0 = time.perf_counter(), time.process_time()
-                engine.predict(x)
-                times.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-            run.ms_per_slice = 1000.0 * min(times) / len(x)
-            run.cpu_ms_per_slice = 1000.0 * min(cpu) / len(x)
-            t0 = time.perf_counter()
-            analyze(volume, engine, bundle.card, explain=True)
-            run.s_per_study = time.perf_counter() - t0
-            if flops:
-                run.gflops = flops / (run.ms_per_slice / 1000.0) / 1e9
-                run.ceiling_fraction = run.gflops / ceiling
+        say(f"benchmarking {cand.key}")
+        run = BackendRun(key=cand.key, label=cand.key, gate=cand.gate)
+        engine = _time_engine(run, cand.open, x)
+        if engine is not None:
+            try:
+                t0 = time.perf_counter()
+                analyze(volume, engine, bundle.card, explain=True)
+                run.s_per_study = time.perf_counter() - t0
+                if flops:
+                    run.gflops = flops / (run.ms_per_slice / 1000.0) / 1e9
+                    run.ceiling_fraction = run.gflops / ceiling
+            except Exception as exc:  # one broken backend must not hide the others
+                log.warning("bench %s failed: %s", cand.key, exc, exc_info=True)
+                run.error = f"{type(exc).__name__}: {exc}"
             engine.close()
-        except Exception as exc:  # one broken backend must not hide the others
-            log.warning("bench %s failed: %s", key, exc, exc_info=True)
-            run.error = f"{type(exc).__name__}: {exc}"
         runs.append(run)
-    return {
+    crops_shape = bundle.classifier_input_shape
+    if crops_shape is not None:
+        crops = np.random.default_rng(0).random((8, *crops_shape), dtype=np.float32)
+        for cand in _classifier_candidates(bundle, cache_dir):
+            if only and cand.key not in only:
+                continue
+            say(f"benchmarking stage 2 {cand.key}")
+            run = BackendRun(key=cand.key, label=cand.key, stage=2, gate=cand.gate)
+            engine = _time_engine(run, cand.open, crops)
+            if engine is not None:
+                engine.close()
+            runs.append(run)
+    runs += [r for r in unavailable(bundle) if not only or r.key in only]
+    report: dict[str, Any] = {
         "machine": {
             "cpu": cpu_info()[0],
             "physical_cores": physical_cores(),
-            "load_average": round(_load_average(), 2),
+            "load_average": round(load_start, 2),
         },
         "matmul_gflops": ceiling,
         "model": {
@@ -153,6 +214,66 @@ def run_bench(
         "study": {"slices": n_slices, "size": size, "grid_planes_run": len(planes)},
         "runs": [r.to_dict() for r in runs],
     }
+    if analyze_study is not None:
+        say(f"cspine analyze {analyze_study} with auto (fresh processes)")
+        report["analyze"] = analyze_auto(analyze_study, bundle.path)
+    report["machine"]["load_average_end"] = round(_load_average(), 2)
+    return report
+
+
+def _time_engine(run: BackendRun, opener: Callable[[], Engine], x: np.ndarray) -> Engine | None:
+    """Open, warm up and time ``opener``'s engine on ``x`` into ``run`` (best of 3); the engine,
+    or None when it failed (``run.error`` says why)."""
+    try:
+        t0 = time.perf_counter()
+        engine = opener()
+        run.load_s = time.perf_counter() - t0
+        run.label = engine.label
+        engine.predict(x)  # warm-up
+        times, cpu = [], []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            engine.predict(x)
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        run.ms_per_slice = 1000.0 * min(times) / len(x)
+        run.cpu_ms_per_slice = 1000.0 * min(cpu) / len(x)
+        return engine
+    except Exception as exc:  # one broken backend must not hide the others
+        log.warning("bench %s failed: %s", run.key, exc, exc_info=True)
+        run.error = f"{type(exc).__name__}: {exc}"
+        return None
+
+
+def analyze_auto(study: str | Path, model_dir: str | Path, runs: int = 2) -> list[dict[str, Any]]:
+    """``cspine analyze STUDY --backend auto --no-exports`` in fresh processes sharing one new,
+    empty cache folder: the first run times every candidate (and compiles OpenVINO models), the
+    later ones start as every later start does. Wall time from process start to exit."""
+    code = "import sys; from cspine_desktop.cli import main; sys.exit(main(sys.argv[1:]))"
+    out = []
+    with tempfile.TemporaryDirectory(prefix="cspine-bench-") as tmp:
+        env = {
+            **os.environ,
+            "XDG_CACHE_HOME": str(Path(tmp) / "cache"),
+            "CSPINE_DATA_DIR": str(Path(tmp) / "data"),
+        }
+        for i in range(runs):
+            cmd = [sys.executable, "-c", code, "analyze", str(study), "--backend", "auto"]
+            cmd += ["--model", str(model_dir), "--no-exports", "--json"]
+            cmd += ["--out", str(Path(tmp) / f"out{i}")]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            row: dict[str, Any] = {"run": "first (empty cache)" if i == 0 else "cached choice"}
+            row["wall_s"] = round(wall, 2)
+            row["exit_code"] = proc.returncode
+            try:
+                row["backend"] = json.loads(proc.stdout).get("backend")
+            except ValueError:
+                row["backend"] = None
+                row["error"] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            out.append(row)
+    return out
 
 
 def _load_average() -> float:
@@ -184,20 +305,27 @@ def format_table(report: dict[str, Any]) -> str:
         f"{report['model']['gflop_per_slice']:.2f} GFLOP per slice; study "
         f"{report['study']['slices']} slices {report['study']['size']}² "
         f"({report['study']['grid_planes_run']} model-grid planes run)",
-        f"{'backend':<20}{'load s':>8}{'ms/slice':>10}{'CPU ms':>8}{'s/study':>9}"
-        f"{'GFLOP/s':>9}{'ceiling':>9}",
+        f"{'stage':<6}{'backend':<20}{'gate':<9}{'load s':>8}{'ms/slice':>10}{'CPU ms':>8}"
+        f"{'s/study':>9}{'GFLOP/s':>9}{'ceiling':>9}",
     ]
     for r in report["runs"]:
+        head = f"{r.get('stage', 1):<6}{r['label']:<20}{r.get('gate', ''):<9}"
         if r["error"]:
-            lines.append(f"{r['label']:<20}  failed: {r['error'][:70]}")
+            lines.append(f"{head}{r['error'][:80]}")
             continue
 
         def f(v, fmt):
             return format(v, fmt) if v is not None else "-"
 
         lines.append(
-            f"{r['label']:<20}{f(r['load_s'], '8.2f')}{f(r['ms_per_slice'], '10.1f')}"
+            f"{head}{f(r['load_s'], '8.2f')}{f(r['ms_per_slice'], '10.1f')}"
             f"{f(r['cpu_ms_per_slice'], '8.1f')}{f(r['s_per_study'], '9.2f')}"
             f"{f(r['gflops'], '9.1f')}{f(r['ceiling_fraction'], '9.0%')}"
+        )
+    lines.append("stage 2 = the classifier, ms per crop plane; gate = the accuracy gate's verdict")
+    for a in report.get("analyze", []):
+        lines.append(
+            f"cspine analyze, auto, {a['run']}: {a['wall_s']:.2f} s "
+            f"(exit {a['exit_code']}, {a.get('backend') or a.get('error')})"
         )
     return "\n".join(lines)

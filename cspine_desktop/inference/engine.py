@@ -20,14 +20,14 @@ OUTPUTS = ("vertebrae", "fracture_map", "fracture_cls")
 # stage 2, per crop plane: ``fracture`` sigmoid [N, 1], ``fracture_map`` sigmoid [N, m, m, 1]
 CLASSIFIER_OUTPUTS = ("fracture", "fracture_map")
 CAM_OUTPUT = "fracture_cam"  # optional: [N, h, w, 7] class activation (see analysis.explain)
-BACKENDS = ("onnx", "keras", "tensorrt")
+BACKENDS = ("onnx", "openvino", "keras", "tensorrt")
 
 
 @runtime_checkable
 class Engine(Protocol):
     """A loaded model ready to run. Not thread-safe: one caller at a time."""
 
-    name: str  # backend: "onnx", "keras", "tensorrt"
+    name: str  # backend: "onnx", "openvino", "keras", "tensorrt"
     device: str  # "cpu", "cuda:0 (<gpu name>)"
     precision: str  # "fp32", "int8", "fp16", "bf16"
     model_file: str  # the bundle file it runs (or was built from)

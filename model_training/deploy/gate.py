@@ -6,6 +6,13 @@ Both engines run the app's own path (``prepare_volume`` → ``run_model`` on the
 Dice drops by more than ``max_dice_drop`` and the AUC does not drop by more than
 ``max_auc_drop`` (defaults 0.005 each). The held-out seeds never overlap the training seeds
 (:data:`HELD_OUT_SEED`) or the calibration seeds (:data:`CALIBRATION_SEED`).
+
+The same gate judges every *runtime × precision pair* that may run a bundle file (e.g. OpenVINO
+int8 / fp32 / bf16 beside ONNX Runtime): :func:`judge_runtime` compares each pair with the
+ONNX Runtime fp32 reference, stage 1 by :func:`compare` and the stage-2 classifier by its
+vertebra and plane AUC (:func:`compare_classifier`, the measure of its int8 export gate), and the
+records go into the card entry's ``runtime_gates`` (read by
+:mod:`cspine_desktop.inference.gates`: ``auto`` never picks a pair that failed).
 """
 
 from __future__ import annotations
@@ -132,10 +139,15 @@ def compare(
     aggregation: AggregationConfig | None = None,
     max_dice_drop: float = MAX_DICE_DROP,
     max_auc_drop: float = MAX_AUC_DROP,
+    *,
+    reference_scores: tuple[np.ndarray, float] | None = None,
 ) -> GateReport:
-    """Run both engines on ``studies`` and judge the candidate (see module docstring)."""
+    """Run both engines on ``studies`` and judge the candidate (see module docstring).
+
+    ``reference_scores``: the reference's ``evaluate`` result when already known (judging
+    several candidates against one reference runs it once)."""
     aggregation = aggregation or AggregationConfig()
-    ref_dice, ref_auc = evaluate(reference, studies, aggregation)
+    ref_dice, ref_auc = reference_scores or evaluate(reference, studies, aggregation)
     cand_dice, cand_auc = evaluate(candidate, studies, aggregation)
     drops = ref_dice - cand_dice
     dice_drop = float(np.nanmax(drops)) if np.isfinite(drops).any() else 0.0
@@ -152,4 +164,74 @@ def compare(
         max_auc_drop_allowed=max_auc_drop,
         n_studies=len(studies),
         passed=bool(passed),
+    )
+
+
+# --------------------------------------------------------------------------- stage 2
+@dataclass(frozen=True)
+class ClassifierGateReport:
+    """The stage-2 classifier's gate: vertebra AUC (top-k of its planes, as the app scores a
+    vertebra) and plane AUC, on every second crop plane of held-out phantom studies."""
+
+    reference_vertebra_auc: float
+    candidate_vertebra_auc: float
+    reference_plane_auc: float
+    candidate_plane_auc: float
+    auc_drop: float  # the larger of the two drops
+    max_auc_drop_allowed: float
+    n_studies: int
+    n_planes: int
+    seed: int
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _jsonable(v) for k, v in asdict(self).items()}
+
+
+def classifier_probs(engine: Any, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    """The classifier's ``fracture`` probability of every plane in ``x``."""
+    out = [
+        np.asarray(engine.predict(np.ascontiguousarray(x[i : i + batch], np.float32))["fracture"])
+        for i in range(0, len(x), batch)
+    ]
+    return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
+
+
+def classifier_aucs(planes: Any, probs: np.ndarray, top_k: int) -> tuple[float, float]:
+    """(vertebra AUC, plane AUC): the training loop's per-vertebra table, one definition."""
+    from model_training.train_classifier import vertebra_table
+
+    vt = vertebra_table(planes, probs, top_k)
+    return roc_auc(vt["label"], vt["score"]), roc_auc(planes.y.astype(bool), probs)
+
+
+def compare_classifier(
+    reference: Any,
+    candidate: Any,
+    planes: Any,
+    *,
+    top_k: int,
+    seed: int,
+    n_studies: int,
+    max_auc_drop: float = MAX_AUC_DROP,
+    reference_aucs: tuple[float, float] | None = None,
+) -> ClassifierGateReport:
+    """Judge a stage-2 candidate against the reference on ``planes`` (crop planes with labels)."""
+    ref_v, ref_p = reference_aucs or classifier_aucs(
+        planes, classifier_probs(reference, planes.x), top_k
+    )
+    cand_v, cand_p = classifier_aucs(planes, classifier_probs(candidate, planes.x), top_k)
+    drops = [r - c for r, c in ((ref_v, cand_v), (ref_p, cand_p)) if not math.isnan(r - c)]
+    drop = max(drops) if drops else 0.0
+    return ClassifierGateReport(
+        reference_vertebra_auc=float(ref_v),
+        candidate_vertebra_auc=float(cand_v),
+        reference_plane_auc=float(ref_p),
+        candidate_plane_auc=float(cand_p),
+        auc_drop=float(drop),
+        max_auc_drop_allowed=max_auc_drop,
+        n_studies=n_studies,
+        n_planes=len(planes.x),
+        seed=seed,
+        passed=within(drop, max_auc_drop),
     )

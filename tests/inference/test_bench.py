@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from factories.model_bundle import threshold_onnx, write_bundle
+from factories.model_bundle import classifier_onnx, threshold_onnx, write_bundle
 
 from cspine_desktop.cli import main
 from cspine_desktop.inference import load_bundle
-from cspine_desktop.inference.bench import format_table, matmul_gflops, run_bench, synthetic_study
+from cspine_desktop.inference.backends import ov
+from cspine_desktop.inference.bench import (
+    analyze_auto,
+    format_table,
+    matmul_gflops,
+    run_bench,
+    synthetic_study,
+)
 
 FLOPS = 123_000_000
 
@@ -33,16 +41,56 @@ def test_synthetic_study_is_a_neck_like_ct():
     assert v.hu.max() == pytest.approx(720, abs=25) and v.hu.min() <= -980
 
 
-def test_every_onnx_file_is_benchmarked_side_by_side(bench_bundle):
+def test_every_backend_and_precision_is_benchmarked_side_by_side(bench_bundle):
     report = run_bench(load_bundle(bench_bundle), n_slices=12, size=64)
     runs = {r["key"]: r for r in report["runs"]}
-    assert set(runs) == {"onnx-fp32", "onnx-int8"}
-    for r in runs.values():
+    measured = {"onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"}
+    assert measured | {"openvino-bf16"} == set(runs)
+    if not ov.has_bf16():  # listed, with the reason, where the CPU cannot run it
+        assert "not available on this CPU" in runs["openvino-bf16"]["error"]
+    else:
+        measured.add("openvino-bf16")
+    for key in measured:
+        r = runs[key]
         assert r["error"] is None and r["ms_per_slice"] > 0 and r["s_per_study"] > 0
         assert r["gflops"] == pytest.approx(FLOPS / (r["ms_per_slice"] / 1000) / 1e9)
         assert r["ceiling_fraction"] == pytest.approx(r["gflops"] / report["matmul_gflops"])
+    # what the gate decided: the reference passes, the int8 file and OpenVINO were not judged
+    assert runs["onnx-fp32"]["gate"] == "passed" and runs["openvino-fp32"]["gate"] == "unjudged"
     table = format_table(report)
-    assert "onnx-cpu-fp32" in table and "onnx-cpu-int8" in table and "ceiling" in table
+    for label in ("onnx-cpu-fp32", "onnx-cpu-int8", "openvino-cpu-fp32", "openvino-cpu-int8"):
+        assert label in table
+    assert "ceiling" in table and "gate" in table
+
+
+def test_the_stage2_classifier_is_benchmarked_per_crop_plane(tmp_path):
+    folder = write_bundle(
+        tmp_path / "two",
+        {"model.onnx": threshold_onnx(), "classifier.onnx": classifier_onnx()},
+        card={"stage2": {"crops": {"size": 32}}},
+    )
+    card = json.loads((folder / "model_card.json").read_text())
+    card["files"]["classifier.onnx"]["stage"] = 2
+    (folder / "model_card.json").write_text(json.dumps(card))
+    report = run_bench(
+        load_bundle(folder), n_slices=8, size=48, only=["onnx-fp32", "openvino-fp32"]
+    )
+    stage2 = {r["key"]: r for r in report["runs"] if r["stage"] == 2}
+    assert set(stage2) == {"onnx-fp32", "openvino-fp32"}
+    assert all(r["error"] is None and r["ms_per_slice"] > 0 for r in stage2.values())
+
+
+def test_cspine_analyze_with_auto_is_timed_in_fresh_processes(bench_bundle, tmp_path):
+    study = tmp_path / "study.nii.gz"
+    import nibabel as nib
+
+    v = synthetic_study(n_slices=12, size=64)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(v.hu.transpose(2, 1, 0)), v.affine), study)
+    rows = analyze_auto(study, bench_bundle)
+    assert [r["run"] for r in rows] == ["first (empty cache)", "cached choice"]
+    for r in rows:
+        assert r["exit_code"] == 0 and r["wall_s"] > 0, r
+        assert r["backend"].startswith("onnx-cpu-")  # auto: only gate-passed pairs
 
 
 def test_cspine_bench_json(capsys, bench_bundle):

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from factories.model_bundle import threshold_onnx, write_bundle
+from gate_records import record_gate
 
 from cspine_desktop.errors import ModelBundleError, SettingsError
 from cspine_desktop.inference import load_bundle, open_engine, select
@@ -18,13 +19,14 @@ from cspine_desktop.inference.backends import keras_tf, ort, trt
 
 @pytest.fixture
 def two_file_bundle(tmp_path):
-    """fp32 + "int8" ONNX files (both the threshold model, distinguishable by their digest)."""
-    return load_bundle(
-        write_bundle(
-            tmp_path / "b2",
-            {"model.onnx": threshold_onnx(), "model.int8.onnx": threshold_onnx(bone_level=0.46)},
-        )
+    """fp32 + "int8" ONNX files (both the threshold model, distinguishable by their digest);
+    the int8 file passed its export gate, as every exported int8 file has."""
+    folder = write_bundle(
+        tmp_path / "b2",
+        {"model.onnx": threshold_onnx(), "model.int8.onnx": threshold_onnx(bone_level=0.46)},
     )
+    record_gate(folder, "model.int8.onnx", "onnx-int8", passed=True)
+    return load_bundle(folder)
 
 
 def _fake_timings(monkeypatch, ms: dict[str, float]):

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from factories.model_bundle import classifier_onnx, threshold_onnx, write_bundle
+from gate_records import record_gate
 
 from cspine_desktop.errors import ModelBundleError
 from cspine_desktop.inference import candidates, load_bundle, open_engine
@@ -26,6 +27,8 @@ def _two_stage(folder, int8: bool = True):
         if name in card["files"]:
             card["files"][name]["stage"] = 2
     (path / "model_card.json").write_text(json.dumps(card))
+    if int8:  # an exported int8 classifier passed its gate, and the card says so
+        record_gate(path, "classifier.int8.onnx", "onnx-int8", passed=True)
     return load_bundle(path)
 
 
@@ -33,7 +36,9 @@ def test_stage2_files_are_not_stage1_candidates(tmp_path):
     bundle = _two_stage(tmp_path)
     assert [f.name for f in bundle.files] == ["model.onnx"]
     assert {f.name for f in bundle.classifier_files} == {"classifier.onnx", "classifier.int8.onnx"}
-    assert {c.key for c in candidates(bundle, "auto", None)} == {"onnx-fp32"}
+    found = candidates(bundle, "auto", None)
+    assert {c.key for c in found} >= {"onnx-fp32", "openvino-fp32"}
+    assert {c.sha256 for c in found} == {bundle.files[0].sha256}
     assert bundle.classifier_input_shape == (32, 32, 4)
 
 
