@@ -166,3 +166,10 @@ class StudyTooLargeError(CspineInputError):
     """An import or upload with more files or bytes than the configured limits."""
 
     http_status = 413
+
+
+class ImageTooLargeError(CspineInputError):
+    """A series whose declared size (rows × columns × slices) is beyond the voxel cap
+    (``Settings.max_image_voxels``, by default set from this computer's memory)."""
+
+    http_status = 422

@@ -50,6 +50,8 @@ class Settings:
     allow_insecure_lan: bool = False
     upload_max_bytes: int = 2 * 1024**3
     upload_max_files: int = 5000
+    # largest series to load, in voxels (rows × columns × slices); 0: from the memory
+    max_image_voxels: int = 0
     # accounts and sessions
     bcrypt_rounds: int = 12
     password_min_length: int = 10

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CspineInputError
+from ..imaging.loader import set_max_voxels
 from ..settings import Settings
 
 log = logging.getLogger("cspine")
@@ -154,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.load({"data_dir": args.data_dir, "log_level": args.log_level})
         log_path = setup_logging(settings, verbose=bool(getattr(args, "verbose", False)))
+        set_max_voxels(settings.max_image_voxels)  # the GUI and the server run from here too
         return int(args.func(args, settings) or EXIT_OK)
     except CspineInputError as err:
         print(f"cspine: {err}", file=sys.stderr)

@@ -23,7 +23,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import CorruptFileError, InconsistentSeriesError
+from ..errors import CorruptFileError, ImageTooLargeError, InconsistentSeriesError
 from ._control import CancelToken, Control, ProgressCallback
 from .dicom_index import ImageHeader, scan_headers
 from .dicom_volume import DecodeResult, decode_into_volume
@@ -32,9 +32,61 @@ from .series import SeriesGroup, choose_series, group_series
 from .sources import KIND_DICOM, KIND_NIFTI, Source, open_source
 from .volume import SeriesInfo, Volume
 
+# A float32 volume may take at most 1/16 of the physical memory by default (the analysis holds
+# a few copies of it at once); ``Settings.max_image_voxels`` overrides the automatic cap.
+MEMORY_BYTES_PER_VOXEL = 16
+FALLBACK_MAX_VOXELS = 2**30  # when the memory size cannot be read
+_voxel_cap: int | None = None  # set by the front ends from the settings (None: automatic)
+
 MAX_BAD_FRACTION = 0.10  # refuse when more than this share of a series' files is unreadable
 IMPLAUSIBLE_REFUSE_FRACTION = 0.5
 _NAMES_SHOWN = 5
+
+
+def physical_memory_bytes() -> int | None:
+    """The computer's physical memory, or None when it cannot be read."""
+    try:
+        if hasattr(os, "sysconf"):
+            return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        import ctypes  # Windows
+
+        class _Status(ctypes.Structure):
+            _fields_ = [
+                ("dwLength", ctypes.c_ulong),
+                ("dwMemoryLoad", ctypes.c_ulong),
+                ("ullTotalPhys", ctypes.c_ulonglong),
+                ("ullAvailPhys", ctypes.c_ulonglong),
+                ("ullTotalPageFile", ctypes.c_ulonglong),
+                ("ullAvailPageFile", ctypes.c_ulonglong),
+                ("ullTotalVirtual", ctypes.c_ulonglong),
+                ("ullAvailVirtual", ctypes.c_ulonglong),
+                ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
+            ]
+
+        status = _Status()
+        status.dwLength = ctypes.sizeof(_Status)
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+            return int(status.ullTotalPhys)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
+def automatic_max_voxels() -> int:
+    """The voxel cap from this computer's memory (1/16 of it, counted in float32 voxels)."""
+    memory = physical_memory_bytes()
+    return memory // MEMORY_BYTES_PER_VOXEL if memory else FALLBACK_MAX_VOXELS
+
+
+def set_max_voxels(cap: int | None) -> None:
+    """Set the process-wide voxel cap (``Settings.max_image_voxels``); 0 or None: automatic."""
+    global _voxel_cap
+    _voxel_cap = int(cap) if cap and int(cap) > 0 else None
+
+
+def max_voxels() -> int:
+    """The voxel cap in force: the configured one, else :func:`automatic_max_voxels`."""
+    return _voxel_cap if _voxel_cap is not None else automatic_max_voxels()
 
 
 def load_study(
@@ -48,7 +100,9 @@ def load_study(
     ``series_uid`` picks a series explicitly (default: the axial CT series with most slices).
     ``progress(done, total, stage)`` is called from the loading thread(s) as work advances;
     ``cancel`` (a threading.Event or a callable returning True) stops the load with
-    :class:`~cspine_desktop.errors.AnalysisCancelled`. Every problem the input can cause raises
+    :class:`~cspine_desktop.errors.AnalysisCancelled`. A series larger than :func:`max_voxels`
+    (declared rows × columns × slices, checked before any pixel is decoded) raises
+    :class:`~cspine_desktop.errors.ImageTooLargeError`. Every problem the input can cause raises
     a :class:`~cspine_desktop.errors.CspineInputError` subclass with a plain message; oddities
     that were handled are listed in ``Volume.warnings``.
     """
@@ -68,7 +122,9 @@ def load_study(
 def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
     """Every series found at ``path``, usable ones first (for the series chooser).
 
-    NIfTI and PNG/JPEG inputs give one entry describing the file.
+    NIfTI and PNG/JPEG inputs give one entry describing the file. A series larger than
+    :func:`max_voxels` is listed as not usable, with the reason; when that leaves no usable
+    series, :class:`~cspine_desktop.errors.ImageTooLargeError` is raised.
     """
     control = Control(None, None)
     with open_source(path, control) as source:
@@ -86,7 +142,9 @@ def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
                 )
             ]
         scan = scan_headers(source.files, control)
-        return [g.info() for g in group_series(scan)]
+        groups = group_series(scan)
+        _apply_voxel_cap(groups, _where(source))
+        return [g.info() for g in groups]
 
 
 def source_datasets(volume: Volume, stop_before_pixels: bool = True) -> list[Dataset]:
@@ -126,7 +184,11 @@ def _load_dicom(source: Source, series_uid: str | None, control: Control) -> Vol
             f"None of the {n_bad} DICOM file(s) could be read ({example}): "
             f"{_names(source, bad_files) or ', '.join(source.damaged[:_NAMES_SHOWN])}."
         )
-    group = choose_series(group_series(scan), series_uid, _where(source))
+    groups = group_series(scan)
+    too_large = _apply_voxel_cap(groups, _where(source))
+    if series_uid is not None and series_uid in too_large:
+        raise ImageTooLargeError(too_large[series_uid])
+    group = choose_series(groups, series_uid, _where(source))
     warnings = list(group.warnings)
     if n_bad:
         _check_bad_share(source, scan.unreadable, source.damaged, len(group.headers), warnings)
@@ -153,6 +215,34 @@ def _load_dicom(source: Source, series_uid: str | None, control: Control) -> Vol
     _check_plausible(hu, decoded, ordered, warnings)
     meta = _dicom_meta(source, group, ordered)
     return Volume(hu=hu, affine=affine, spacing=geom.spacing, meta=meta, warnings=warnings)
+
+
+def _declared_voxels(group: SeriesGroup) -> int:
+    return sum(h.rows * h.cols for h in group.headers)
+
+
+def _apply_voxel_cap(groups: list[SeriesGroup], where: str) -> dict[str, str]:
+    """Mark usable series larger than the cap as not usable (from their declared size: nothing
+    is decoded or allocated yet); raise when that leaves none. Returns uid → message."""
+    cap = max_voxels()
+    refused: dict[str, str] = {}
+    for g in groups:
+        n = _declared_voxels(g)
+        if not g.usable or n <= cap:
+            continue
+        h = g.headers[0]
+        g.usable = False
+        g.reason = (
+            f"too large to load: {len(g.headers)} slices of {h.rows}×{h.cols} pixels are "
+            f"{n / 1e6:,.0f} million voxels ({n * 4 / 2**30:,.1f} GiB in memory), more than "
+            f"the limit of {cap / 1e6:,.0f} million voxels on this computer (setting "
+            "max_image_voxels)"
+        )
+        refused[g.uid] = f"{where} holds a series that is {g.reason}."
+    if refused and not any(g.usable for g in groups):
+        raise ImageTooLargeError(next(iter(refused.values())))
+    groups.sort(key=lambda g: (not g.usable, not g.axial, -len(g.headers)))
+    return refused
 
 
 def _check_bad_share(
