@@ -96,9 +96,7 @@ def openapi():
 # ---------------------------------------------------------------------- tokens
 @bp.post("/auth/token")
 def issue_token():
-    body = flask.request.get_json(silent=True)
-    if body is None:
-        body = flask.request.form.to_dict()
+    body = flask.request.get_json(silent=True)  # JSON only (form bodies are not accepted)
     if not isinstance(body, dict):
         raise CspineInputError('Send JSON: {"username": "...", "password": "..."}.')
     name, password = body.get("username"), body.get("password")
@@ -145,16 +143,24 @@ def receive_upload(user: UserRecord) -> str:
     """Import the request's files as a study and queue it; returns the job id."""
     state = _state()
     sv = services()
+    address = remote_address()
     if sv.jobs.pending_count() >= sv.settings.queue_max:  # refuse before reading the body
+        sv.audit.record(
+            "analysis_queued",
+            outcome="failure",
+            user=user,
+            address=address,
+            detail={"reason": "queue_full", "status": 503},
+        )
         raise QueueFullError(
             f"The analysis queue is full ({sv.settings.queue_max} studies waiting); please "
             "try again later.",
             retry_after_s=state.config.queue_retry_after_s,
         )
     if flask.request.mimetype != "multipart/form-data":
+        audit_refused_upload(user, 415, "unsupported_media_type")
         raise UnsupportedFormatError(UPLOAD_HINT)
     files = [f for key in flask.request.files for f in flask.request.files.getlist(key)]
-    address = remote_address()
     study = import_upload(sv, state.config, files, user, address)
     try:
         return sv.jobs.enqueue(study.id, user=user, address=address)
@@ -162,6 +168,17 @@ def receive_upload(user: UserRecord) -> str:
         sv.delete_study(study.id, user=user, address=address)  # nothing half-done remains
         err.retry_after_s = state.config.queue_retry_after_s
         raise
+
+
+def audit_refused_upload(user: UserRecord | str | None, status: int, reason: str) -> None:
+    """An upload refused before its files were looked at (size, media type): audited."""
+    services().audit.record(
+        "study_imported",
+        outcome="failure",
+        user=user,
+        address=remote_address(),
+        detail={"reason": reason, "status": status},
+    )
 
 
 @bp.get("/studies")

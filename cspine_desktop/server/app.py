@@ -18,9 +18,11 @@ import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import AccountLockedError, CspineInputError, QueueFullError
+from ..imaging.loader import set_max_voxels
 from ..services import Services
 from ..settings import Settings
 from .config import ServerConfig
+from .gate import SMALL_BODY_MAX, SMALL_BODY_WORDS, is_upload
 from .settle import StudyCollector
 from .uploads import UploadRequest
 
@@ -64,6 +66,7 @@ def create_app(
     elif overrides:
         config = config.replace(**overrides)
     config.upload_tmp_dir.mkdir(parents=True, exist_ok=True)
+    set_max_voxels(config.settings.max_image_voxels)
 
     app = flask.Flask(__name__)
     app.request_class = UploadRequest
@@ -88,6 +91,14 @@ def create_app(
     app.register_blueprint(dicomweb.bp)
     app.register_blueprint(web.bp)
     _register_errors(app)
+
+    @app.before_request
+    def _small_bodies():
+        """Only uploads may send large bodies (waitress refuses them earlier, from the headers;
+        this covers any other WSGI server)."""
+        length = flask.request.content_length or 0
+        if length > SMALL_BODY_MAX and not is_upload(flask.request.method, flask.request.path):
+            raise RequestEntityTooLarge()
 
     @app.after_request
     def _headers(response: flask.Response) -> flask.Response:
@@ -132,6 +143,11 @@ def _register_errors(app: flask.Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(err: RequestEntityTooLarge):
         cfg: ServerConfig = app.extensions["cspine"].config
+        if not is_upload(flask.request.method, flask.request.path):
+            return error_response(413, SMALL_BODY_WORDS)
+        from .api import audit_refused_upload
+
+        audit_refused_upload(flask.g.get("user"), 413, "too_large")
         return error_response(
             413,
             f"The upload is larger than the limit of {cfg.max_upload_bytes / 2**20:.1f} MiB "

@@ -2,9 +2,12 @@
 
 Every API route except health and the OpenAPI document needs ``Authorization: Bearer <token>``
 (a token from ``POST /api/v1/auth/token``); STOW-RS senders such as a PACS may use HTTP Basic
-instead, which goes through the same sign-in checks and lockout. Web pages keep the signed-in
-user's id in Flask's signed session cookie (HttpOnly, SameSite=Strict, Secure under TLS) and
-protect every form with a per-session CSRF token.
+instead, which goes through the same sign-in checks and lockout. An upload's credentials are
+checked from its headers before its body is read (see :mod:`.gate`, which hands the checked user
+to the app in the WSGI environ). Web pages keep a session token in Flask's signed session cookie
+(HttpOnly, SameSite=Strict, Secure under TLS): a server-side token like an API token, so signing
+out, a password reset or disabling the user ends the session even for a copied cookie. Every
+form is protected with a per-session CSRF token.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import flask
 
 from ..errors import AuthenticationError, CspineInputError
 from ..store import UserRecord
+from .gate import USER_KEY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +34,7 @@ NO_CREDENTIALS = (
 )
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+SESSION_TOKEN = "tok"  # the session cookie's server-side token (revocable)
 
 
 class CsrfError(CspineInputError):
@@ -55,6 +60,13 @@ def api_user() -> UserRecord:
     """The caller of an API request (401 :class:`AuthenticationError` otherwise)."""
     user = flask.g.get("user")
     if user is not None:
+        return user
+    checked = flask.request.environ.get(USER_KEY)  # the gate checked the headers already
+    if checked is not None:
+        user = services().store.accounts.get_user_by_id(int(checked))
+        if user is None or not user.is_active:
+            raise AuthenticationError(NO_CREDENTIALS)
+        flask.g.user = user
         return user
     header = flask.request.headers.get("Authorization", "")
     kind, _, value = header.partition(" ")
@@ -107,28 +119,44 @@ def check_csrf() -> None:
 
 
 def start_session(user: UserRecord) -> None:
+    """Sign the browser in: a new server-side session token in the (signed) cookie."""
+    issued = services().users.issue_token(user, label="web session", address=remote_address())
     flask.session.clear()
-    flask.session["uid"] = user.id
+    flask.session[SESSION_TOKEN] = issued.token
     flask.session["seen"] = time.time()
     flask.session["csrf"] = secrets.token_urlsafe(32)
 
 
-def session_user() -> UserRecord | None:
-    """The signed-in, still active user of this browser session (None when signed out or idle
-    for longer than the configured idle time)."""
-    uid = flask.session.get("uid")
-    if uid is None:
+def session_user_from(session: Any, address: str | None = None) -> UserRecord | None:
+    """The active user of a session whose token is still valid and which has not been idle
+    for longer than the configured time (None otherwise). Needs an app context."""
+    token = session.get(SESSION_TOKEN)
+    if not token:
         return None
     cfg = flask.current_app.extensions["cspine"].config
-    now = time.time()
-    if now - float(flask.session.get("seen", 0)) > cfg.session_idle_s:
+    if time.time() - float(session.get("seen", 0)) > cfg.session_idle_s:
+        return None
+    try:
+        return services().users.verify_token(str(token), address=address)
+    except AuthenticationError:  # signed out, password reset, user disabled, expired
+        return None
+
+
+def session_token() -> str | None:
+    token = flask.session.get(SESSION_TOKEN)
+    return str(token) if token else None
+
+
+def session_user() -> UserRecord | None:
+    """The signed-in, still active user of this browser session (None when signed out, when
+    the session's token was revoked, or idle for longer than the configured idle time)."""
+    if not flask.session.get(SESSION_TOKEN):
+        return None
+    user = session_user_from(flask.session, remote_address())
+    if user is None:
         flask.session.clear()
         return None
-    user = services().store.accounts.get_user_by_id(int(uid))
-    if user is None or not user.is_active:
-        flask.session.clear()
-        return None
-    flask.session["seen"] = now
+    flask.session["seen"] = time.time()
     return user
 
 

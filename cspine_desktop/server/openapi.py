@@ -82,9 +82,14 @@ def openapi_document() -> dict[str, Any]:
             "title": "cspine HTTP endpoint",
             "version": __version__,
             "description": "Cervical-spine CT fracture detection. Decision support only: "
-            "not for diagnostic use.",
+            "not for diagnostic use. Every call except health and this document needs a "
+            "bearer token from POST /api/v1/auth/token, or HTTP Basic (user name and password, "
+            "with the same lockout as sign-in; meant for DICOMweb senders such as a PACS). "
+            "An upload's credentials are checked before its body is read. Bodies other than "
+            "uploads may be at most 64 KiB (413). Every error body is JSON: "
+            '{"error": "...", "status": N}.',
         },
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"basic": []}],
         "paths": {
             "/api/v1/health": {
                 "get": {
@@ -117,8 +122,9 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/Token"}, "a new token"),
-                        "400": _err("body is not {username, password}"),
+                        "400": _err("body is not JSON {username, password}"),
                         "401": _err("wrong user name or password (one message for both)"),
+                        "413": _err("body larger than 64 KiB"),
                         "429": {**_err("too many failures: locked"), "headers": _RETRY},
                     },
                 },
@@ -154,7 +160,10 @@ def openapi_document() -> dict[str, Any]:
                         **_AUTH_ERRORS,
                         "413": _err("over the size, file-count or unpacked-size limit"),
                         "415": _err("not multipart/form-data, or an unsupported format"),
-                        "422": _err("not a CT study the loader can read (message says why)"),
+                        "422": _err(
+                            "not a CT study the loader can read, or a series too large to load "
+                            "(max_image_voxels); the message says why"
+                        ),
                         "503": {**_err("analysis queue full"), "headers": _RETRY},
                     },
                 },

@@ -21,9 +21,15 @@ from waitress.server import create_server
 from ..errors import SettingsError
 from ..settings import Settings
 from .config import is_loopback_host
+from .gate import Gate, GatedChannel
 from .tls import TLSChannel, server_context
 
 log = logging.getLogger(__name__)
+
+
+class GatedTLSChannel(GatedChannel, TLSChannel):
+    """The gate's checks (see :mod:`.gate`) on a TLS connection."""
+
 
 STATES = ("stopped", "starting", "running", "stopping", "failed")
 
@@ -133,8 +139,8 @@ class ServerRunner:
         except BaseException:
             sock.close()
             raise
-        if ctx is not None:
-            server.channel_class = TLSChannel
+        server.channel_class = GatedTLSChannel if ctx is not None else GatedChannel
+        server.cspine_gate = Gate(self.app)
         return server
 
     def _serve(self) -> None:
@@ -171,6 +177,9 @@ class ServerRunner:
                 self.app.extensions["cspine"].close()
             except Exception:
                 log.exception("could not publish collected STOW-RS studies")
+            gate = getattr(server, "cspine_gate", None)
+            if gate is not None:
+                gate.close()
             self._server = self._thread = None
             self._state = "stopped"
         log.info("HTTP endpoint stopped")

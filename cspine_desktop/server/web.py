@@ -7,6 +7,7 @@ the verdict table, the key images and "not for diagnostic use".
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 import flask
@@ -14,7 +15,7 @@ import flask
 from .. import DISCLAIMER
 from ..analysis import wording
 from ..analysis.result import SCHEMA
-from ..errors import AuthenticationError, CspineInputError, NotFoundError
+from ..errors import AccountLockedError, AuthenticationError, CspineInputError, NotFoundError
 from ..vertebrae import NAMES
 from .api import RESULT_FILES, finished_job, job_json, receive_upload, send_artifact, visible_job
 from .auth import (
@@ -22,6 +23,7 @@ from .auth import (
     csrf_token,
     remote_address,
     services,
+    session_token,
     session_user,
     start_session,
     web_login_required,
@@ -77,15 +79,15 @@ def login():
 @bp.post("/logout")
 def logout():
     user = session_user()
-    if user is not None:
-        services().users.logout(user, address=remote_address())
+    if user is not None:  # revokes the session's token: a copied cookie stops working too
+        services().users.logout(user, address=remote_address(), token=session_token())
     flask.session.clear()
     return flask.redirect(flask.url_for("web.login"))
 
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
-    error, done, status = None, False, 200
+    error, done, status, headers = None, False, 200, {}
     if flask.request.method == "POST":
         form = flask.request.form
         if form.get("password", "") != form.get("password2", ""):
@@ -98,10 +100,13 @@ def signup():
                     full_name=form.get("full_name", "")[:200],
                     address=remote_address(),
                 )
-                done = True
+                done = True  # also for a taken name: the answer never tells which exist
+            except AccountLockedError as err:  # too many requests from this address
+                error, status = str(err), err.http_status
+                headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
             except CspineInputError as err:
                 error, status = str(err), err.http_status
-    return flask.render_template("signup.html", error=error, done=done), status
+    return flask.render_template("signup.html", error=error, done=done), status, headers
 
 
 @bp.get("/upload")

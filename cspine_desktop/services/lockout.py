@@ -7,13 +7,19 @@ After the n-th consecutive failure for a key, the next attempt is refused for
 which accounts exist) and the remote address (``None``, i.e. this workstation, has no address
 key). A success clears the account key; address keys only expire (``lockout_s`` after their last
 failure), so a valid account cannot be used to reset a password-spraying address.
+
+Sign-in is atomic: :meth:`LoginThrottle.reserve` checks the keys and counts the attempt as a
+failure in one database transaction, before the password is checked; a success then takes the
+count back (:meth:`LoginThrottle.release`). So parallel attempts cannot all pass the check: with
+the growing delay only the first is checked, and never more than ``max_failures`` before the lock.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import AccountLockedError
 from ..store.accounts import AccountTables
@@ -23,6 +29,8 @@ from ..store.accounts import AccountTables
 class ThrottleState:
     failures: int
     locked_until: float
+    # set by reserve(): key → (row before, row written), for release() to take it back
+    undo: dict[Any, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def _wait_words(seconds: float) -> str:
@@ -66,11 +74,62 @@ class LoginThrottle:
 
     def check(self, name: str, address: str | None) -> None:
         """Raise :class:`AccountLockedError` (with ``retry_after_s``) while a key is held."""
+        keys = self._keys(name, address)
+        self._raise_if_held({k: self.tables.throttle_get(*k) for k in keys}, self.clock())
+
+    def reserve(self, name: str, address: str | None) -> ThrottleState:
+        """Atomically: raise like :meth:`check` while a key is held, else count this attempt
+        as a failure on every key (taken back by :meth:`release` when the password is right).
+        Returns the worst resulting state (what :meth:`is_lock` judges after a failure)."""
         now = self.clock()
+        worst = [ThrottleState(0, 0.0)]
+        undo: dict[Any, Any] = {}
+
+        def update(states):
+            self._raise_if_held(states, now)
+            new = {}
+            for k, state in states.items():
+                failures = 0
+                if state is not None and now - state[1] < self.lockout_s:
+                    failures = state[0]
+                failures += 1
+                locked_until = now + self.delay_after(failures)
+                new[k] = (failures, now, locked_until)
+                undo[k] = (state, new[k])
+                if locked_until > worst[0].locked_until:
+                    worst[0] = ThrottleState(failures, locked_until)
+            return new
+
+        self.tables.throttle_update(self._keys(name, address), update)
+        return ThrottleState(worst[0].failures, worst[0].locked_until, undo)
+
+    def release(self, name: str, address: str | None, reserved: ThrottleState) -> None:
+        """The attempt :meth:`reserve` counted succeeded: clear the account key and give the
+        address key back the state it had (an address counter is never cleared by a success,
+        it only expires); if other attempts counted on it meanwhile, take off just this one."""
+        undo = reserved.undo or {}
+
+        def update(states):
+            new: dict = {}
+            for (scope, key), state in states.items():
+                if scope == "account":
+                    new[(scope, key)] = None
+                    continue
+                before, written = undo.get((scope, key), (None, None))
+                if state is None or written is None:
+                    continue
+                if tuple(state) == tuple(written):  # nobody else counted in between
+                    new[(scope, key)] = before
+                elif state[0] > 1:
+                    new[(scope, key)] = (state[0] - 1, state[1], state[2])
+            return new
+
+        self.tables.throttle_update(self._keys(name, address), update)
+
+    def _raise_if_held(self, states, now: float) -> None:
         wait = 0.0
         locked = False
-        for scope, key in self._keys(name, address):
-            state = self.tables.throttle_get(scope, key)
+        for state in states.values():
             if state is not None and state[2] > now:
                 wait = max(wait, state[2] - now)
                 locked = locked or state[0] >= self.max_failures

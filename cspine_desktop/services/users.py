@@ -13,8 +13,10 @@ Sign-in failures get ONE message whether the name exists or not; see
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Callable
 
 from ..errors import (
@@ -37,6 +39,8 @@ __all__ = ["AutoLock", "IdlePolicy", "IssuedToken", "PasswordPolicy", "UserServi
 
 BAD_LOGIN = "Wrong user name or password."
 MAX_NAME_LENGTH = 64
+SIGNUPS_PER_ADDRESS = 3  # sign-up requests one remote address may make …
+SIGNUP_WINDOW_S = 3600.0  # … per this many seconds
 
 
 def check_user_name(name: str) -> str:
@@ -80,6 +84,8 @@ class UserService(TokenOps):
             clock=clock,
         )
         self._dummy_hash: str | None = None
+        self._signups: dict[str, deque[float]] = {}
+        self._signups_lock = threading.Lock()
         # who the audit trail names for admin operations with actor=None (the command line
         # sets its operating-system account, e.g. "os:alice")
         self.local_actor: str | None = None
@@ -121,11 +127,64 @@ class UserService(TokenOps):
 
     def sign_up(
         self, name: str, password: str, full_name: str = "", address: str | None = None
-    ) -> UserRecord:
-        """A sign-up request: a pending radiologist account an admin must approve."""
-        user = self._create(name, password, "radiologist", "pending", full_name, None, address)
+    ) -> UserRecord | None:
+        """A sign-up request: a pending radiologist account an admin must approve.
+
+        The answer must not tell which names exist: a taken name gets the same outcome as a
+        new one (None instead of the record, which only the audit trail shows) after the same
+        work (a bcrypt hash). A remote address may ask :data:`SIGNUPS_PER_ADDRESS` times per
+        :data:`SIGNUP_WINDOW_S` (429 :class:`AccountLockedError` beyond)."""
+        clean = check_user_name(name)
+        self.policy.check(password, clean)
+        self._count_signup(address)
+        if self.store.accounts.get_user(clean) is not None:
+            hash_password(password, self.rounds)  # the same time as a real request
+            self.audit.record(
+                "signup_requested",
+                outcome="failure",
+                user=clean,
+                address=address,
+                detail={"reason": "name_taken"},
+            )
+            return None
+        try:
+            user = self._create(name, password, "radiologist", "pending", full_name, None, address)
+        except ConflictError:  # a concurrent request for the same name
+            self.audit.record(
+                "signup_requested",
+                outcome="failure",
+                user=clean,
+                address=address,
+                detail={"reason": "name_taken"},
+            )
+            return None
         self.audit.record("signup_requested", user=user, address=address)
         return user
+
+    def _count_signup(self, address: str | None) -> None:
+        if not address:  # at the workstation itself
+            return
+        now = self.clock()
+        with self._signups_lock:
+            for key in [k for k, q in self._signups.items() if q and now - q[-1] > SIGNUP_WINDOW_S]:
+                del self._signups[key]
+            times = self._signups.setdefault(address, deque())
+            while times and now - times[0] > SIGNUP_WINDOW_S:
+                times.popleft()
+            if len(times) >= SIGNUPS_PER_ADDRESS:
+                wait = times[0] + SIGNUP_WINDOW_S - now
+                self.audit.record(
+                    "signup_requested",
+                    outcome="failure",
+                    address=address,
+                    detail={"reason": "throttled"},
+                )
+                raise AccountLockedError(
+                    "Too many sign-up requests from this address; try again in "
+                    f"{max(1, round(wait / 60))} minutes.",
+                    retry_after_s=wait,
+                )
+            times.append(now)
 
     def _create(self, name, password, role, status, full_name, actor, address) -> UserRecord:
         name = check_user_name(name)
@@ -256,8 +315,8 @@ class UserService(TokenOps):
         """Check a password. Raises :class:`AuthenticationError` (one message for unknown
         user and wrong password) or :class:`AccountLockedError` (with ``retry_after_s``)."""
         typed = name if isinstance(name, str) else ""
-        try:
-            self.throttle.check(typed, address)
+        try:  # atomic: counted as a failure before the password is checked
+            reserved = self.throttle.reserve(typed, address)
         except AccountLockedError as err:
             self.audit.record(
                 "login",
@@ -275,7 +334,8 @@ class UserService(TokenOps):
         ok = verify_password(password, stored or self._dummy())
         user = self.store.accounts.get_user(clean) if (ok and stored and clean) else None
         if user is None:
-            return self._failed(typed, address)
+            return self._failed(typed, address, reserved)
+        self.throttle.release(typed, address, reserved)  # the right password: no failure
         if user.status != "active":
             self.audit.record(
                 "login",
@@ -298,8 +358,8 @@ class UserService(TokenOps):
             self.audit.record("login", user=user, address=address)
         return user
 
-    def _failed(self, typed: str, address: str | None) -> UserRecord:
-        state = self.throttle.failure(typed, address)
+    def _failed(self, typed: str, address: str | None, state) -> UserRecord:
+        """A wrong password; ``state`` is what :meth:`LoginThrottle.reserve` counted."""
         self.audit.record(
             "login",
             outcome="failure",

@@ -139,5 +139,39 @@ class AccountTables:
             (scope, key, failures, last_failure, locked_until),
         )
 
+    def throttle_update(
+        self,
+        keys: list[tuple[str, str]],
+        update: Callable[
+            [dict[tuple[str, str], tuple[int, float, float] | None]],
+            dict[tuple[str, str], tuple[int, float, float] | None],
+        ],
+    ) -> None:
+        """Read the throttle rows of ``keys``, let ``update`` decide, write its answer (None
+        deletes a row), all in ONE write transaction: parallel sign-ins cannot interleave.
+        ``update`` may raise to write nothing."""
+        with self.db.write() as conn:
+            states = {}
+            for scope, key in keys:
+                row = conn.execute(
+                    "SELECT failures, last_failure, locked_until FROM login_throttle "
+                    "WHERE scope = ? AND key = ?",
+                    (scope, key),
+                ).fetchone()
+                states[(scope, key)] = None if row is None else (row[0], row[1], row[2])
+            for (scope, key), state in update(states).items():
+                if state is None:
+                    conn.execute(
+                        "DELETE FROM login_throttle WHERE scope = ? AND key = ?", (scope, key)
+                    )
+                    continue
+                conn.execute(
+                    "INSERT INTO login_throttle (scope, key, failures, last_failure, "
+                    "locked_until) VALUES (?, ?, ?, ?, ?) ON CONFLICT(scope, key) DO UPDATE SET "
+                    "failures = excluded.failures, last_failure = excluded.last_failure, "
+                    "locked_until = excluded.locked_until",
+                    (scope, key, *state),
+                )
+
     def throttle_clear(self, scope: str, key: str) -> None:
         self.db.execute("DELETE FROM login_throttle WHERE scope = ? AND key = ?", (scope, key))

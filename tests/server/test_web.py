@@ -91,8 +91,9 @@ def test_signup_creates_a_pending_account(client, services):
     assert services.users.get("cleo").status == "pending"
     r = _login(client, "cleo")
     assert r.status_code == 401 and "waiting for an administrator" in r.get_data(as_text=True)
-    r = client.post("/signup", data={**data, "csrf_token": token})
-    assert r.status_code == 409 and "already exists" in r.get_data(as_text=True)
+    r = client.post("/signup", data={**data, "csrf_token": token})  # the name is taken now
+    assert r.status_code == 200 and "administrator must approve" in r.get_data(as_text=True)
+    assert "already exists" not in r.get_data(as_text=True)  # no hint which names exist
     weak = {**data, "username": "dan", "password": "short", "password2": "short"}
     assert client.post("/signup", data={**weak, "csrf_token": token}).status_code == 422
 
