@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cspine_desktop.analysis.levels import _split_at_discs, assign_levels
+from cspine_desktop.analysis.anchors import _split_at_discs
+from cspine_desktop.analysis.levels import assign_levels
 
 
 def _spine(step_mm=2.0, heights_mm=(12, 30, 18, 18, 18, 18, 18), s=12):

@@ -1,0 +1,170 @@
+"""Anatomical anchors found in the CT itself: the tip of the dens (the top of C2) and the
+column of vertebral bodies below it, read from the midline sagittal plane of the HU on the
+model grid [Zg, S, S] (grid z toward the feet). :mod:`.levels` counts the levels from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import cv2
+import numpy as np
+
+BONE_HU = (200.0, 150.0, 120.0)  # bone thresholds tried in turn (osteoporosis: lower)
+BLOCK_AP_MM = (10.0, 35.0)  # AP extent of a body block (the thin C1 arch and the skull: not)
+CHAIN_GAP_MM = 10.0  # disc (or dens–basion gap) between two stacked blocks, at most
+MAX_SLOPE = 0.8  # AP extent / height of C2 (the sloping clivus is about as wide as tall)
+DISC_WAIST = 0.6  # bone across a bridged disc's plane, at most this share of the bodies' AP
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Grid planes of landmarks found in the HU (None when not found): ``dens_tip``, the top
+    of C2 (C1's ring lies around it; occipital condyles and clivus above it), and
+    ``column_bottom``, the lowest plane of the column of vertebral bodies in view."""
+
+    dens_tip: int | None = None
+    column_bottom: int | None = None
+    body_tops: tuple[int, ...] = ()  # top planes of the separate body blocks below C2
+
+
+def _axis_xy(labels: np.ndarray) -> tuple[float, float] | None:
+    """Median in-plane position (x, y) of the predicted vertebra pixels."""
+    _, yy, xx = np.nonzero(labels)
+    if xx.size == 0:
+        return None
+    return float(np.median(xx)), float(np.median(yy))
+
+
+def find_anchors(
+    hu: np.ndarray, labels: np.ndarray, slice_step_mm: float, pixel_mm: float
+) -> Anchors:
+    """Find the tip of the dens (the top of C2) in the HU.
+
+    In the midline sagittal plane the vertebral bodies form a column of bone blocks stacked
+    with discs between them; above C2 the column ends at the dens tip (the clivus above it
+    slopes forward, the C1 anterior arch in front of it is thin). The column is the chain of
+    stacked blocks holding the most bone; its top-most upright block starts at the dens tip.
+    The midline is the in-plane median of the predicted vertebrae, so a skull or thorax in
+    view, or labels wrongly put on them, move it little. A tip far from where the predicted
+    vertebrae start (more than 50 mm above or 70 mm below) is not trusted."""
+    axis = _axis_xy(labels)
+    if axis is None:
+        return Anchors()
+    ax, ay = axis
+    half = max(1, round(2.0 / pixel_mm))
+    x0 = int(np.clip(round(ax) - half, 0, hu.shape[2] - 1))
+    sag = np.asarray(hu[:, :, x0 : x0 + 2 * half + 1], np.float32).mean(axis=2)  # [Zg, S]
+    sag = cv2.GaussianBlur(sag, (0, 0), sigmaX=0.8, sigmaY=0.3)
+    first = int(np.nonzero(labels.reshape(labels.shape[0], -1).any(axis=1))[0][0])
+    lo = first - 50.0 / slice_step_mm
+    hi = first + 70.0 / slice_step_mm
+    # osteoporotic bodies only pass the lower thresholds, where the column may break less;
+    # the highest column top found is the dens tip
+    found = [_column_top(sag > t, ay, slice_step_mm, pixel_mm) for t in BONE_HU]
+    tips = [a for a in found if a.dens_tip is not None and lo <= a.dens_tip <= hi]
+    return min(tips, key=lambda a: a.dens_tip or 0) if tips else Anchors()
+
+
+def _split_at_discs(
+    piece: np.ndarray, top: int, height: int, slice_step_mm: float
+) -> list[tuple[int, int]]:
+    """Split one bone component of the midline sagittal image at the discs it bridges.
+
+    Two bodies touch across a disc where the antero-inferior lip of the upper one reaches
+    down in front of the lower one's top (C2's lip over C3, lordosis): on the disc's plane
+    the bone narrows to the lip and endplate corners, well under the bodies' AP extent above
+    and below it (at most ``DISC_WAIST`` of it).
+    The dens rising from C2's body narrows only one way and is not split off. A body's
+    cancellous core may read below the threshold (only the shell passes it): the bone's
+    enclosed holes taller than a bridged disc are filled first, so a hollow body does not
+    look like a disc while a disc closed by bone in front and behind still does.
+    Returns [(top, bottom)] grid planes, head to feet."""
+    cols = np.nonzero(piece[top : top + height].any(axis=0))[0]
+    bone = np.pad(piece[top : top + height, cols[0] : cols[-1] + 1], 1).astype(np.uint8)
+    outside = bone.copy()
+    cv2.floodFill(outside, None, (0, 0), 2)
+    _, holes, stats, _ = cv2.connectedComponentsWithStats((outside == 0).astype(np.uint8), 4)
+    tall = np.nonzero(stats[:, cv2.CC_STAT_HEIGHT] * slice_step_mm > 4.0)[0]
+    filled = (bone > 0) | np.isin(holes, tall[tall > 0])
+    width = filled[1:-1, 1:-1].sum(axis=1).astype(np.float64)
+    k = max(2, round(8.0 / slice_step_mm))  # bodies within 8 mm either side of the disc
+    min_len = max(1, round(4.0 / slice_step_mm))  # neither part thinner than 4 mm
+    cuts: list[int] = []
+    for r in range(min_len, height - min_len + 1):
+        above, below = width[max(0, r - k) : r].max(), width[r + 1 : r + 1 + k].max(initial=0.0)
+        window = width[max(0, r - k) : r + 1 + k]
+        if width[r] <= DISC_WAIST * min(above, below) and width[r] == window.min():
+            if cuts and r - cuts[-1] < min_len:
+                continue  # the same disc (a flat minimum): keep its first plane
+            cuts.append(r)
+    edges = [0, *cuts, height]
+    return [(top + a, top + b - 1) for a, b in pairwise(edges)]
+
+
+def _column_top(mask: np.ndarray, ay: float, slice_step_mm: float, pixel_mm: float) -> Anchors:
+    """Top of the vertebral-body column in a thresholded midline sagittal image [Zg, S]."""
+    n, comp, stats, cents = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    blocks = []  # (top z, bottom z, y centre px, height mm, AP mm, component)
+    small = []  # thin bone in the midline (the C1 anterior arch): (top z, bottom z, y px)
+    for i in range(1, n):
+        z_px, w_px, h_px = stats[i, cv2.CC_STAT_TOP], stats[i, 2], stats[i, 3]
+        height, ap, yc = h_px * slice_step_mm, w_px * pixel_mm, float(cents[i][0])
+        # bodies lie in front of the canal: up to 40 mm anterior of the vertebrae's median
+        # AP position, at most 8 mm behind it
+        in_band = ay - 40.0 / pixel_mm <= yc <= ay + 8.0 / pixel_mm
+        if in_band and height >= 7.0 and BLOCK_AP_MM[0] <= ap <= BLOCK_AP_MM[1]:
+            for top, bottom in _split_at_discs(comp == i, int(z_px), int(h_px), slice_step_mm):
+                piece = comp[top : bottom + 1] == i
+                cols = np.nonzero(piece.any(axis=0))[0]
+                yc_p = float(np.nonzero(piece)[1].mean())
+                ap_p = float(cols[-1] - cols[0] + 1) * pixel_mm
+                h_mm = (bottom - top + 1) * slice_step_mm
+                if h_mm >= 7.0 and BLOCK_AP_MM[0] <= ap_p <= BLOCK_AP_MM[1]:
+                    blocks.append((top, bottom, yc_p, h_mm, ap_p, i))
+        elif 2.0 <= ap < BLOCK_AP_MM[0] and 4.0 <= height <= 24.0:
+            small.append((int(z_px), int(z_px + h_px - 1), yc))
+    blocks.sort()
+
+    def below(i: int) -> int | None:
+        top, bottom, yc = blocks[i][0], blocks[i][1], blocks[i][2]
+        nxt = [
+            j
+            for j, b in enumerate(blocks)
+            if b[0] > bottom
+            and (b[0] - bottom) * slice_step_mm <= CHAIN_GAP_MM
+            and abs(b[2] - yc) * pixel_mm <= 12.0
+            and b[0] > top
+        ]
+        return min(nxt, key=lambda j: blocks[j][0]) if nxt else None
+
+    best: list[int] = []
+    best_bone = 0.0
+    for i in range(len(blocks)):
+        chain = [i]
+        while (j := below(chain[-1])) is not None:
+            chain.append(j)
+        bone = sum(blocks[j][3] for j in chain)
+        if bone > best_bone:
+            best, best_bone = chain, bone
+    if best_bone < 40.0:  # less than ~3 bodies: not a spine column
+        return Anchors()
+    for pos, j in enumerate(best):
+        top, _, _, height, ap, ci = blocks[j]
+        if top > 0 and height >= 12.0 and ap / height <= MAX_SLOPE:  # not cut by the scan
+            # C2 only if C1's anterior arch sits in front of the dens, at its height
+            rows = comp[top : top + max(1, round(4.0 / slice_step_mm))] == ci
+            front = float(np.nonzero(rows.any(axis=0))[0].min())  # the dens's front
+            reach = 14.0 / slice_step_mm
+            arch = any(
+                front - 14.0 / pixel_mm <= y <= front + 1.0 / pixel_mm
+                and z0 <= top + reach
+                and z1 >= top - 4.0 / slice_step_mm
+                for z0, z1, y in small
+            )
+            if not arch:  # no arch in front: not C2 (e.g. a scan starting lower)
+                return Anchors()
+            tops = tuple(blocks[k][0] for k in best[pos + 1 :])
+            return Anchors(top, blocks[best[-1]][1], tops)
+    return Anchors()
