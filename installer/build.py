@@ -9,7 +9,9 @@ Steps: PyInstaller (``installer/cspine.spec``) → ``dist/cspine/``; the platfor
 empty HOME (a first start): the bundle's ``--self-test`` in a network namespace without
 interfaces (``unshare -n``, when this machine allows it; the self-test's own connect guard runs
 in any case), start times of ``--version``, a check that the install folder was not written to,
-that no TensorFlow is inside, an install/uninstall round trip; finally
+that no TensorFlow is inside, that OpenVINO runs both model stages from the bundle (``cspine
+bench`` of ONNX Runtime and OpenVINO int8; the report gives OpenVINO's share of the size), an
+install/uninstall round trip; finally
 ``dist/cspine-<version>-linux-<arch>.tar.gz``. Numbers go to ``dist/cspine-build-report.json``.
 Exit code 0 only when every check passed.
 """
@@ -93,6 +95,44 @@ def biggest_parts(app: Path, n: int = 12) -> list[tuple[str, int]]:
         size = folder_size(entry)[0] if entry.is_dir() else entry.stat().st_size
         sizes.append((entry.name, size))
     return sorted(sizes, key=lambda x: -x[1])[:n]
+
+
+def openvino_size(app: Path) -> int:
+    """Bytes the OpenVINO runtime adds to the bundle (its package folder and libraries)."""
+    inner = app / "_internal"
+    files = [p for p in inner.rglob("*") if p.is_file() and not p.is_symlink()]
+    return sum(p.stat().st_size for p in files if _is_openvino(p.relative_to(inner)))
+
+
+def _is_openvino(rel: Path) -> bool:
+    return rel.parts[0] in ("openvino", "openvino.libs") or rel.name.startswith(
+        ("libopenvino", "libtbb", "libhwloc")
+    )
+
+
+def openvino_check(exe: Path, env: dict[str, str], offline: bool) -> dict:
+    """``cspine bench`` of the shipped model with ONNX Runtime and OpenVINO int8, both stages,
+    from the built folder: OpenVINO loads its CPU plugin and ONNX reader and runs."""
+    cmd = [str(exe), "bench", "--json", "--only", "onnx-int8,openvino-int8"]
+    cmd += ["--slices", "40", "--size", "128"]
+    t, proc = fs.timed_run(cmd, env, offline)
+    out: dict = {"wall_s": round(t, 1), "ok": False}
+    try:
+        runs = json.loads(proc.stdout)["runs"]
+    except (ValueError, KeyError):
+        out["detail"] = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        return out
+    ov_runs = [r for r in runs if r["key"] == "openvino-int8"]
+    out["runs"] = {
+        f"stage {r['stage']} {r['label']}": r["error"] or f"{r['ms_per_slice']:.1f} ms/slice"
+        for r in runs
+    }
+    bad = [r["error"] for r in ov_runs if r["error"]]
+    stages = {r["stage"] for r in ov_runs}
+    out["ok"] = proc.returncode == 0 and not bad and stages == {1, 2}
+    if not out["ok"]:
+        out["detail"] = "; ".join(bad) or f"stages run: {sorted(stages)}"
+    return out
 
 
 def forbidden_content(app: Path) -> list[str]:
@@ -206,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     size, n_files = folder_size(APP)
     report["bundle_bytes"], report["bundle_files"] = size, n_files
     report["biggest_parts_mb"] = {k: round(v / 2**20, 1) for k, v in biggest_parts(APP)}
+    report["openvino_bytes"] = openvino_size(APP)
     bad = forbidden_content(APP)
     report["checks"]["no training stack inside"] = {"ok": not bad, "detail": bad}
 
@@ -241,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         t, st2 = fs.self_test(exe, env, offline, *strict)
         report["self_test_warm_wall_s"] = round(t, 2)
         checks["self-test offline, second start"] = {"ok": st2["passed"], "detail": _failed(st2)}
+        # 4b. OpenVINO runs both stages of the shipped model offline, beside ONNX Runtime
+        report["openvino"] = openvino_check(exe, env, offline)
+        checks["OpenVINO runs both stages offline"] = {
+            "ok": report["openvino"]["ok"],
+            "detail": report["openvino"].get("detail", ""),
+        }
         # 5. native network attempts (strace), and what was written in HOME
         ok, attempts = fs.network_audit(exe, env, offline)
         checks["no network attempt (strace connect audit)"] = {"ok": ok, "detail": attempts}
@@ -285,7 +332,9 @@ def summary(r: dict) -> str:
     )
     lines = [
         f"cspine {r['version']} ({r['variant']}) bundle: {r['bundle_bytes'] / 2**20:.0f} MB in "
-        f"{r['bundle_files']} files" + (f", built in {r['build_s']} s" if "build_s" in r else ""),
+        f"{r['bundle_files']} files"
+        + (f", built in {r['build_s']} s" if "build_s" in r else "")
+        + f" (OpenVINO {r.get('openvino_bytes', 0) / 2**20:.0f} MB of it)",
         f"assets: model {r['assets']['model']}, demo study {r['assets']['study']}",
         f"network: {r['offline_method']}; page cache "
         f"{'dropped' if r['cold_cache'] else 'NOT dropped'} before cold starts",

@@ -71,6 +71,39 @@ EXCLUDES: tuple[str, ...] = (
 # GPU runtimes: excluded from the CPU variant, collected by the GPU variant
 GPU_MODULES: tuple[str, ...] = ("tensorrt", "tensorrt_libs", "tensorrt_bindings", "cuda")
 
+# OpenVINO ships beside ONNX Runtime (the backend picks whichever measures faster and passed
+# the accuracy gate). The app runs ONNX files on OpenVINO's CPU plugin only, so of its wheel the
+# bundle keeps the core, the CPU plugin, the ONNX and IR readers and the scheduling plugins;
+# the GPU/NPU plugins (and the GPU kernel cache), the readers of other frameworks' formats and
+# the model-conversion tools never run here and are left out (about 80 MB of the wheel's 180).
+OPENVINO_PACKAGE = "openvino"
+OPENVINO_EXCLUDES: tuple[str, ...] = (
+    "openvino.tools",
+    "openvino.torch",
+    "openvino.frontend.pytorch",
+    "openvino.frontend.tensorflow",
+    "openvino.frontend.paddle",
+    "openvino.frontend.jax",
+    "openvino_telemetry",
+)
+OPENVINO_DROPPED_LIBS: tuple[str, ...] = (
+    "libopenvino_intel_gpu_plugin",
+    "libopenvino_intel_npu_plugin",
+    "libopenvino_pytorch_frontend",
+    "libopenvino_tensorflow_frontend",
+    "libopenvino_tensorflow_lite_frontend",
+    "libopenvino_paddle_frontend",
+    "libopenvino_jax_frontend",
+    "libopenvino_gguf_frontend",
+)
+
+
+def openvino_library_kept(file_name: str) -> bool:
+    """False for an OpenVINO library the bundle leaves out (see :data:`OPENVINO_DROPPED_LIBS`),
+    e.g. ``libopenvino_intel_gpu_plugin.so``; True for every other file."""
+    return file_name.split(".", 1)[0] not in OPENVINO_DROPPED_LIBS
+
+
 # Distributions whose metadata the app reads at run time (importlib.metadata): pylibjpeg finds
 # its decoders through entry points, and pydicom checks the plugin versions.
 COPY_METADATA: tuple[str, ...] = (
@@ -83,6 +116,7 @@ COPY_METADATA: tuple[str, ...] = (
     "pydicom",
     "highdicom",
     "onnxruntime",
+    "openvino",
     "numpy",
 )
 
