@@ -9,17 +9,18 @@ key). A success clears the account key; address keys only expire (``lockout_s`` 
 failure), so a valid account cannot be used to reset a password-spraying address.
 
 Sign-in is atomic: :meth:`LoginThrottle.reserve` checks the keys and counts the attempt as a
-failure in one database transaction, before the password is checked; a success then takes the
-count back (:meth:`LoginThrottle.release`). So parallel attempts cannot all pass the check: with
-the growing delay only the first is checked, and never more than ``max_failures`` before the lock.
+failure of the account in one database transaction, before the password is checked; a success
+then clears it as before. So parallel attempts on one account cannot all pass the check: during
+a delay only one password is checked, and never more than ``max_failures`` before the lock. The
+address key is counted (atomically) only for wrong passwords, so many people signing in at once
+from one address (a clinic behind NAT) do not hold each other up.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from ..errors import AccountLockedError
 from ..store.accounts import AccountTables
@@ -29,8 +30,6 @@ from ..store.accounts import AccountTables
 class ThrottleState:
     failures: int
     locked_until: float
-    # set by reserve(): key → (row before, row written), for release() to take it back
-    undo: dict[Any, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def _wait_words(seconds: float) -> str:
@@ -78,53 +77,54 @@ class LoginThrottle:
         self._raise_if_held({k: self.tables.throttle_get(*k) for k in keys}, self.clock())
 
     def reserve(self, name: str, address: str | None) -> ThrottleState:
-        """Atomically: raise like :meth:`check` while a key is held, else count this attempt
-        as a failure on every key (taken back by :meth:`release` when the password is right).
-        Returns the worst resulting state (what :meth:`is_lock` judges after a failure)."""
+        """Atomically: raise like :meth:`check` while a key is held, else count this attempt as
+        a failure of the account key before the password is checked (so parallel attempts on
+        one account wait: at most ``max_failures`` passwords are ever checked). A right
+        password then clears it (:meth:`success`); a wrong one is counted on the address key by
+        :meth:`failed`. Returns the account key's new state."""
+        self.check(name, address)  # the common refusal without a write transaction
         now = self.clock()
-        worst = [ThrottleState(0, 0.0)]
-        undo: dict[Any, Any] = {}
+        keys = self._keys(name, address)
+        account = keys[0]
+        out = [ThrottleState(0, 0.0)]
 
         def update(states):
             self._raise_if_held(states, now)
-            new = {}
-            for k, state in states.items():
-                failures = 0
-                if state is not None and now - state[1] < self.lockout_s:
-                    failures = state[0]
-                failures += 1
-                locked_until = now + self.delay_after(failures)
-                new[k] = (failures, now, locked_until)
-                undo[k] = (state, new[k])
-                if locked_until > worst[0].locked_until:
-                    worst[0] = ThrottleState(failures, locked_until)
-            return new
+            state = states[account]
+            failures = 0
+            if state is not None and now - state[1] < self.lockout_s:
+                failures = state[0]
+            failures += 1
+            out[0] = ThrottleState(failures, now + self.delay_after(failures))
+            return {account: (failures, now, out[0].locked_until)}
 
-        self.tables.throttle_update(self._keys(name, address), update)
-        return ThrottleState(worst[0].failures, worst[0].locked_until, undo)
+        self.tables.throttle_update(keys, update)
+        return out[0]
 
-    def release(self, name: str, address: str | None, reserved: ThrottleState) -> None:
-        """The attempt :meth:`reserve` counted succeeded: clear the account key and give the
-        address key back the state it had (an address counter is never cleared by a success,
-        it only expires); if other attempts counted on it meanwhile, take off just this one."""
-        undo = reserved.undo or {}
+    def failed(self, address: str | None, reserved: ThrottleState) -> ThrottleState:
+        """A wrong password after :meth:`reserve`: count it on the address key too (atomically;
+        legitimate parallel sign-ins from one address are not held up by each other). Returns
+        the worse of the account's and the address's states."""
+        worst = reserved
+        if not address:
+            return worst
+        now = self.clock()
+        key = ("address", address)
+        out = [worst]
 
         def update(states):
-            new: dict = {}
-            for (scope, key), state in states.items():
-                if scope == "account":
-                    new[(scope, key)] = None
-                    continue
-                before, written = undo.get((scope, key), (None, None))
-                if state is None or written is None:
-                    continue
-                if tuple(state) == tuple(written):  # nobody else counted in between
-                    new[(scope, key)] = before
-                elif state[0] > 1:
-                    new[(scope, key)] = (state[0] - 1, state[1], state[2])
-            return new
+            state = states[key]
+            failures = 0
+            if state is not None and now - state[1] < self.lockout_s:
+                failures = state[0]
+            failures += 1
+            until = now + self.delay_after(failures)
+            if until > out[0].locked_until:
+                out[0] = ThrottleState(failures, until)
+            return {key: (failures, now, until)}
 
-        self.tables.throttle_update(self._keys(name, address), update)
+        self.tables.throttle_update([key], update)
+        return out[0]
 
     def _raise_if_held(self, states, now: float) -> None:
         wait = 0.0

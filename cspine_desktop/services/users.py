@@ -335,7 +335,7 @@ class UserService(TokenOps):
         user = self.store.accounts.get_user(clean) if (ok and stored and clean) else None
         if user is None:
             return self._failed(typed, address, reserved)
-        self.throttle.release(typed, address, reserved)  # the right password: no failure
+        self.throttle.success(typed)  # the right password: not a failure after all
         if user.status != "active":
             self.audit.record(
                 "login",
@@ -358,8 +358,9 @@ class UserService(TokenOps):
             self.audit.record("login", user=user, address=address)
         return user
 
-    def _failed(self, typed: str, address: str | None, state) -> UserRecord:
-        """A wrong password; ``state`` is what :meth:`LoginThrottle.reserve` counted."""
+    def _failed(self, typed: str, address: str | None, reserved) -> UserRecord:
+        """A wrong password; ``reserved`` is what :meth:`LoginThrottle.reserve` counted."""
+        state = self.throttle.failed(address, reserved)
         self.audit.record(
             "login",
             outcome="failure",
