@@ -32,7 +32,22 @@ VERTEBRAE: tuple[Vertebra, ...] = (
 NAMES: tuple[str, ...] = tuple(v.name for v in VERTEBRAE)
 N_CLASSES = len(VERTEBRAE) + 1  # background + C1..C7
 SNOMED_CATEGORY = ("123037004", "Anatomical structure")
-FRACTURE_RGB = (255, 255, 0)  # heat-map colour at full probability
+# The fracture heat-map's colour scale, (low, high): probability 0 → 1 runs from blue to cyan.
+# Every vertebra colour above is warm (orange, red, pink, brown) or a muted mauve; this scale
+# stays far from all of them (CIE76 ΔE ≥ 40 at every point, checked by the tests), so heat is
+# never mistaken for a level label.
+HEAT_SCALE_RGB: tuple[tuple[int, int, int], tuple[int, int, int]] = ((40, 70, 255), (0, 235, 255))
+FRACTURE_RGB = HEAT_SCALE_RGB[1]  # heat-map colour at full probability
+EDGE_RGB = (120, 255, 60)  # the edge feature map: green, apart from the labels and the heat
+
+
+def heat_rgb(p: float) -> tuple[int, int, int]:
+    """The heat-map colour of probability ``p`` (clipped to 0–1) on :data:`HEAT_SCALE_RGB`."""
+    t = min(1.0, max(0.0, float(p)))
+    lo, hi = HEAT_SCALE_RGB
+    return tuple(round(a + (b - a) * t) for a, b in zip(lo, hi))  # type: ignore[return-value]
+
+
 # The finding the model reports (SNOMED CT), for DICOM SEG/SR exports.
 FRACTURE_CODE = ("72704001", "Fracture")
 FRACTURE_CATEGORY = ("49755003", "Morphologically abnormal structure")

@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QApplication
 
+from .. import __version__
 from ..settings import Settings
 from .auth import sign_in
 from .main_window import MainWindow
@@ -29,17 +30,27 @@ def run_app(
     app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
     app.setApplicationName("cspine")
     app.setOrganizationName("cspine")
-    warm_up_in_background()  # while the sign-in dialog is shown
-    while True:
-        user = sign_in(services.users)
-        if user is None:
-            return 0
-        window = MainWindow(services, user, settings, server)
-        window.show()
-        app.exec()
-        QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)  # workers use the services
-        settings = window.settings  # the admin may have changed them
-        window.server.stop()
-        window.deleteLater()
-        if not window.user_signed_out:
-            return 0
+    services.audit.record("app_start", detail={"version": __version__, "front_end": "desktop"})
+    last_user = None
+    try:
+        warm_up_in_background()  # while the sign-in dialog is shown
+        while True:
+            user = sign_in(services.users)
+            if user is None:
+                return 0
+            last_user = user
+            window = MainWindow(services, user, settings, server)
+            window.show()
+            app.exec()
+            QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)  # workers use services
+            settings = window.settings  # the admin may have changed them
+            window.server.stop()
+            window.deleteLater()
+            if not window.user_signed_out:
+                return 0
+    finally:
+        services.audit.record(
+            "app_stop",
+            user=last_user,
+            detail={"version": __version__, "front_end": "desktop"},
+        )

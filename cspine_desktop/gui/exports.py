@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from .. import reports
+from ..reports.export import safe_stem
 from .errors import show_error
 from .study import OpenStudy
 from .workers import run_in_background
@@ -34,6 +35,21 @@ def export_stem(opened: OpenStudy) -> str:
     return str(meta.get("PatientID") or meta.get("StudyInstanceUID") or "cspine")
 
 
+def unique_stem(folder: Path, stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``… when ``folder`` already holds files of an export
+    with that stem: a second export to one folder never overwrites the first."""
+    base = safe_stem(stem)
+
+    def taken(s: str) -> bool:
+        return folder.is_dir() and any(folder.glob(f"{s}_*"))
+
+    n, candidate = 1, base
+    while taken(candidate):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
 def run_export(
     services: Any, user: Any, opened: OpenStudy, folder: Path, formats: tuple[str, ...]
 ) -> dict[str, Path]:
@@ -46,7 +62,8 @@ def run_export(
     kind = "report" if formats == ("pdf",) else "export"
     detail = {"formats": list(formats) or ["all"], "folder": str(folder)}
     try:
-        written = reports.export_all(opened, folder, wanted, stem=export_stem(opened))
+        stem = unique_stem(folder, export_stem(opened))
+        written = reports.export_all(opened, folder, wanted, stem=stem)
     except Exception as exc:
         if opened.study is not None:
             services.audit.record(

@@ -15,8 +15,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QMainWindow,
-    QMessageBox,
+    QScrollArea,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -25,16 +26,20 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..settings import Settings
+from .annotations import AnnotationKeeper
 from .auth import LockScreen, SessionGuard
+from .confirm import confirm
 from .dialogs.about import AboutDialog
 from .dialogs.series_chooser import choose_series_dialog
 from .dialogs.settings_dialog import SettingsDialog
+from .dialogs.users_dialog import UsersDialog
 from .errors import show_error
 from .exports import ExportMenu
 from .models import ViewerModel
 from .panels.overlay_panel import OverlayPanel
 from .panels.results_panel import ResultsPanel
 from .server_control import ServerControl, ServerStatus
+from .settings_apply import apply_settings
 from .status_bar import WorkstationStatusBar
 from .study import OpenStudy, StudyController
 from .viewer import ViewerWidget
@@ -47,15 +52,6 @@ OPEN_FILTER = (
     "DICOM (*.dcm *.DCM);;Zip (*.zip);;NIfTI (*.nii *.nii.gz);;Images (*.png *.jpg *.jpeg);;"
     "All files (*)"
 )
-SERVER_FIELDS = (
-    "server_enabled",
-    "server_host",
-    "server_port",
-    "tls_cert",
-    "tls_key",
-    "allow_insecure_lan",
-)
-RESTART_FIELDS = ("model_dir", "backend")
 
 
 class MainWindow(QMainWindow):
@@ -80,6 +76,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"cspine {__version__}")
         self.setAcceptDrops(True)
         self.resize(1500, 900)
+        self.setMinimumSize(1024, 700)
 
         self.viewer_model = ViewerModel()
         self.viewer = ViewerWidget(self.viewer_model)
@@ -90,6 +87,7 @@ class MainWindow(QMainWindow):
             services, user, choose_series or choose_series_dialog(self), self
         )
         self.exports = ExportMenu(services, user, self)
+        self.annotations = AnnotationKeeper(services, user, self.viewer_model.measurements, self)
         self.server = ServerStatus(server, self)
         self.guard = SessionGuard(
             services.users, user, autolock or services.users.autolock(), lock_poll_ms, self
@@ -98,15 +96,24 @@ class MainWindow(QMainWindow):
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.results)
-        right.addWidget(self.overlay_panel)
+        self.overlay_scroll = QScrollArea()  # the verdicts never scroll; the controls may
+        self.overlay_scroll.setWidgetResizable(True)
+        self.overlay_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.overlay_scroll.setWidget(self.overlay_panel)
+        right.addWidget(self.overlay_scroll)
+        right.setCollapsible(0, False)
+        right.setStretchFactor(0, 0)
+        right.setStretchFactor(1, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.worklist)
         split.addWidget(self.viewer)
         split.addWidget(right)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 6)
-        split.setStretchFactor(2, 2)
-        split.setSizes([330, 860, 330])
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 0)
+        self.splitter = split
+        self._user_sized = False
+        split.splitterMoved.connect(lambda *_: setattr(self, "_user_sized", True))
         self.workspace = QWidget()
         QVBoxLayout(self.workspace).addWidget(split)
         self.workspace.layout().setContentsMargins(0, 0, 0, 0)
@@ -122,6 +129,17 @@ class MainWindow(QMainWindow):
         if settings.server_enabled:
             self.server.apply(settings)
 
+    def resizeEvent(self, event) -> None:
+        """Worklist and verdicts keep the width their columns need (font-based, so it scales
+        with DPI); the viewer takes the rest, until the user drags a splitter."""
+        super().resizeEvent(event)
+        if self._user_sized:
+            return
+        w = self.splitter.width() or self.width()
+        worklist = max(self.worklist.minimumSizeHint().width(), int(0.26 * w))
+        right = max(self.results.minimumSizeHint().width() + 8, int(0.24 * w))
+        self.splitter.setSizes([worklist, max(200, w - worklist - right), right])
+
     # ---------------------------------------------------------------- wiring
     def _connect(self) -> None:
         c = self.controller
@@ -133,8 +151,8 @@ class MainWindow(QMainWindow):
         c.busy_changed.connect(self.status.set_busy)
         c.volume_loaded.connect(self._show_volume)
         c.analysis_finished.connect(self._show_results)
-        c.analysis_started.connect(lambda _j: self.results.show_result(None))
-        c.study_stored.connect(lambda study: self.worklist.refresh())
+        c.analysis_started.connect(self._analysis_started)
+        c.study_stored.connect(self._study_stored)
         c.failed.connect(lambda exc: show_error(self, exc))
         c.cancelled.connect(lambda: self.status.showMessage("Cancelled.", 5000))
         self.status.cancel_button.clicked.connect(c.cancel)
@@ -169,7 +187,7 @@ class MainWindow(QMainWindow):
         self.reanalyse_action = self._action(
             study_menu, "&Re-analyse", lambda: self.controller.reanalyse()
         )
-        self._action(study_menu, "&Cancel", self.controller.cancel, "Esc")
+        self.cancel_action = self._action(study_menu, "&Cancel", self.ask_cancel, "Esc")
         view_menu = bar.addMenu("&View")
         for n, name in enumerate(("Bone", "Soft tissue", "Brain", "Lung"), start=1):
             self._action(view_menu, f"{name} window\t{n}", lambda n=n: self._preset(n))
@@ -178,6 +196,8 @@ class MainWindow(QMainWindow):
         tools = bar.addMenu("&Tools")
         self.settings_action = self._action(tools, "&Settings…", self.edit_settings)
         self.settings_action.setEnabled(bool(getattr(self.user, "is_admin", False)))
+        self.users_action = self._action(tools, "&Users…", self.manage_users)
+        self.users_action.setEnabled(self.settings_action.isEnabled())
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About cspine", lambda: AboutDialog(self.settings, self).exec())
 
@@ -227,14 +247,34 @@ class MainWindow(QMainWindow):
         self.results.show_result(None, opened.warnings)
         self.exports.set_study(opened)
         self.setWindowTitle(f"cspine {__version__} — {opened.title()}")
+        self.worklist.follow(opened.study_id)  # None until a new study is stored
+        self.annotations.set_study(opened.study_id)
         self.viewer.setFocus()
 
     def _show_results(self, opened: OpenStudy) -> None:
-        self.viewer_model.overlays.set_arrays(opened.labels, opened.heatmap)
+        overlays = self.viewer_model.overlays
+        overlays.set_heat_threshold(
+            opened.result.patient_overall.threshold if opened.result else None
+        )
+        overlays.set_arrays(opened.labels, opened.heatmap)
         self.results.show_result(opened.result, opened.warnings)
         self.exports.set_study(opened)
         if opened.study_id:
-            self.worklist.select_study(opened.study_id)
+            self.worklist.follow(opened.study_id)
+
+    def _study_stored(self, study) -> None:
+        self.worklist.follow(study.id)
+        self.annotations.set_study(study.id)
+
+    def _analysis_started(self, _job_id: str) -> None:
+        current = self.controller.current
+        if current is not None and current.analysed:  # the earlier result stays until then
+            self.status.showMessage(
+                "Analysing again; the earlier result stays on screen until the new one is ready.",
+                8000,
+            )
+        else:
+            self.results.show_result(None, current.warnings if current else ())
 
     def _study_deleted(self, study_id: str) -> None:
         current = self.controller.current
@@ -244,6 +284,8 @@ class MainWindow(QMainWindow):
             self.results.show_result(None)
             self.exports.set_study(None)
             self.setWindowTitle(f"cspine {__version__}")
+            self.worklist.follow(None)
+            self.annotations.set_study(None)
 
     # ---------------------------------------------------------------- session
     def _locked(self) -> None:
@@ -261,6 +303,18 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"cspine {__version__}{title}")
 
     def sign_out(self) -> None:
+        locked = self.stack.currentWidget() is self.lock_screen  # never name a patient there
+        if (
+            self.controller.busy
+            and not locked
+            and not confirm(
+                self,
+                "Sign out",
+                f"cspine is still working on {self._busy_text()}.\n\nSign out and cancel it?",
+                "Sign out and cancel",
+            )
+        ):
+            return
         self.controller.cancel()
         self.services.users.logout(self.user)
         self.user_signed_out = True
@@ -278,29 +332,45 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, new: Settings) -> None:
         """Save ``new``, audit what changed, and apply what can change while running."""
-        before, after = self.settings.describe(), new.describe()
-        changed = [k for k in after if after[k] != before[k]]
-        if not changed:
-            return
-        try:
-            new.save()
-        except OSError as exc:
-            QMessageBox.warning(self, "Settings", f"The settings could not be saved: {exc}.")
-            return
-        self.settings = new
-        self.services.audit.record(
-            "settings_changed", user=self.user, detail={"changed": sorted(changed)}
-        )
-        self.guard.autolock.timeout_s = new.autolock_minutes * 60.0
-        if any(k in changed for k in SERVER_FIELDS):
-            self.server.apply(new)
-        if any(k in changed for k in RESTART_FIELDS):
-            QMessageBox.information(
-                self, "Settings", "The new model settings take effect when cspine next starts."
-            )
+        apply_settings(self, new)
 
-    # ---------------------------------------------------------------- closing
+    def manage_users(self) -> None:
+        if getattr(self.user, "is_admin", False):
+            UsersDialog(self.services.users, self.user, self).exec()
+
+    # ---------------------------------------------------------------- cancel / closing
+    def _busy_text(self) -> str:
+        current = self.controller.current
+        return current.describe() if current is not None else "the study being opened"
+
+    def ask_cancel(self) -> bool:
+        """Esc: cancel what runs, after asking (a stray key must not stop an analysis)."""
+        if not self.controller.busy:
+            return False
+        if confirm(
+            self,
+            "Cancel analysis",
+            f"Cancel the work on {self._busy_text()}?\n\nAn earlier result of this study stays.",
+            "Cancel analysis",
+        ):
+            self.controller.cancel()
+            return True
+        return False
+
     def closeEvent(self, event) -> None:
+        if (
+            self.controller.busy
+            and not self.user_signed_out
+            and not confirm(
+                self,
+                "Quit cspine",
+                f"cspine is still working on {self._busy_text()}.\n\n"
+                "Quit and cancel it? An earlier result of this study stays.",
+                "Quit and cancel",
+            )
+        ):
+            event.ignore()
+            return
         self.controller.cancel()
         self.guard.stop()
         self.worklist.close_bridge()

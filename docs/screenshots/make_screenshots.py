@@ -2,8 +2,11 @@
 
     QT_QPA_PLATFORM=offscreen python docs/screenshots/make_screenshots.py [--seed 3]
 
-A second study, the same phantom keeping one slice every 6 mm (over the 5 mm limit), shows an
-indeterminate result: no verdict, the amber banner and its reasons
+The main window is saved at 1280×800 and 1920×1080 (``main-window-1280x800.png`` …), with the
+reader's measurement tools in use (``measurements-*.png``: a ruler, a Cobb angle, an ROI with
+mean/SD HU, the level names and a thick-slab MIP), plus the Users screen (``users.png``) and
+About (``about.png``). A second study, the same phantom keeping one slice every 6 mm (over the
+5 mm limit), shows an indeterminate result: no verdict, the amber banner and its reasons
 (``main-window-indeterminate.png``).
 
 The study is a synthetic phantom (``model_training.phantom``) written as a DICOM series and
@@ -38,6 +41,8 @@ from cspine_desktop.analysis.result import (  # noqa: E402
     VertebraVerdict,
 )
 from cspine_desktop.gui.auth import LoginDialog  # noqa: E402
+from cspine_desktop.gui.dialogs.about import AboutDialog  # noqa: E402
+from cspine_desktop.gui.dialogs.users_dialog import UsersDialog  # noqa: E402
 from cspine_desktop.gui.main_window import MainWindow  # noqa: E402
 from cspine_desktop.imaging import load_study  # noqa: E402
 from cspine_desktop.inference.bundle import CARD_NAME  # noqa: E402
@@ -55,6 +60,7 @@ from model_training.phantom import PhantomConfig, generate_study  # noqa: E402
 from model_training.phantom.dicom_writer import write_ct_series  # noqa: E402
 
 PASSWORD = "Screenshot-pass-1"
+SIZES = ((1280, 800), (1920, 1080))
 
 
 def truth_runner(study):
@@ -146,6 +152,54 @@ def show_probe_at_crosshair(window) -> None:
     window.status.show_probe(model.probe(o, row, col))
 
 
+def draw_measurements(window) -> None:
+    """A ruler along the front of the spine and a Cobb angle on two endplates (sagittal), an
+    ROI in a vertebral body (axial), with a 10 mm MIP slab, as a reader would draw them."""
+    model = window.viewer_model
+    ms = model.measurements
+    planes = {o.value: o for o in model.planes}
+    sag, ax = planes["sagittal"], planes["axial"]
+    labels = window.controller.current.labels
+    rows, cols = model.planes[sag].image_shape
+    z, _y, x = model.cursor
+    if labels is not None and (labels > 0).any():
+        zs, ys, _xs = np.nonzero(labels > 0)
+        top, bottom = (
+            model.planes[sag].to_display((zs.max(), ys.min(), x))[0],
+            (model.planes[sag].to_display((zs.min(), ys.min(), x))[0]),
+        )
+        front = model.planes[sag].to_display((z, ys.min(), x))[1] - 6
+    else:
+        top, bottom, front = rows * 0.2, rows * 0.8, cols * 0.3
+
+    def stroke(o, a, b) -> None:
+        ms.press(o, model.slice_index(o), a)
+        ms.drag(b)
+        ms.release(b)
+
+    ms.set_tool("ruler")
+    stroke(sag, (top, front), (bottom, front))
+    ms.set_tool("cobb")
+    mid = (top + bottom) / 2
+    stroke(sag, (top + 4, front + 8), (top + 2, front + 40))
+    stroke(sag, (mid, front + 8), (mid + 5, front + 40))
+    ms.set_tool("roi")
+    r, c = model.planes[ax].to_display(model.cursor)
+    stroke(ax, (r - 6, c - 6), (r + 6, c + 6))
+    ms.set_tool("navigate")
+    window.viewer.toolbar.slab_mode.setCurrentIndex(1)  # MIP, 10 mm
+
+
+def users_screen(services, admin) -> UsersDialog:
+    """The Users screen with a sign-up waiting for approval and a locked account."""
+    services.users.add_user("b.reader", PASSWORD, actor=admin, full_name="Dr B. Reader")
+    services.users.sign_up("c.resident", PASSWORD, full_name="Dr C. Resident")
+    for _ in range(services.settings.max_failed_logins):  # failed sign-ins lock the account
+        services.users.throttle.failure("b.reader", None)
+    dialog = UsersDialog(services.users, admin)
+    return dialog
+
+
 def wait_for(signal, timeout_s: float) -> bool:
     loop = QEventLoop()
     fired = []
@@ -210,8 +264,11 @@ def main(argv=None) -> int:
             window.results.table.selectRow(row)
             window.results.table.cellClicked.emit(row, 0)
             show_probe_at_crosshair(window)
-            settle()
-            window.grab().save(str(args.out / f"main-window{suffix}.png"))
+            for w, h in SIZES:
+                window.resize(w, h)
+                settle()
+                window.grab().save(str(args.out / f"main-window-{w}x{h}{suffix}.png"))
+            window.resize(*SIZES[0])
             window.viewer.views[window.viewer_model.active].setFocus()
             window.viewer.grab().save(str(args.out / f"viewer{suffix}.png"))
             window.overlay_panel.edge_check.setChecked(True)
@@ -220,6 +277,23 @@ def main(argv=None) -> int:
             window.viewer.grab().save(str(args.out / f"viewer-edges{suffix}.png"))
             window.overlay_panel.edge_check.setChecked(False)
             window.overlay_panel.labels_check.setChecked(True)
+            draw_measurements(window)
+            for w, h in SIZES:
+                window.resize(w, h)
+                settle()
+                window.grab().save(str(args.out / f"measurements-{w}x{h}{suffix}.png"))
+            window.viewer.toolbar.slab_mode.setCurrentIndex(0)
+            window.resize(*SIZES[0])
+            users = users_screen(services, user)
+            users.show()
+            settle(800)
+            users.grab().save(str(args.out / "users.png"))
+            users.close()
+            about = AboutDialog(settings, window)
+            about.show()
+            settle()
+            about.grab().save(str(args.out / "about.png"))
+            about.close()
             if use_model:
                 thick = Path(tmp) / "thick"
                 write_thick_series(study, thick)

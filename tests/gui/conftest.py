@@ -46,6 +46,14 @@ def make_workstation(qtbot, settings):
 
     opened = []
 
+    def stop_work(window) -> None:
+        """Cancel what runs, so closing does not stop to ask (pytest-qt closes the window)."""
+        window.controller.cancel()
+        try:
+            qtbot.waitUntil(lambda: not window.controller.busy, timeout=10000)
+        finally:
+            window.user_signed_out = True  # close without the question, whatever happened
+
     def make(runner, **kw):
         services = Services.open(settings, runner=runner, bcrypt_rounds=4)
         user = services.users.create_first_admin("admin", ADMIN_PASSWORD)
@@ -57,7 +65,7 @@ def make_workstation(qtbot, settings):
             autolock=kw.pop("autolock", AutoLock(0)),
             **kw,
         )
-        qtbot.addWidget(window)
+        qtbot.addWidget(window, before_close_func=stop_work)
         window.resize(1400, 850)
         window.show()
         qtbot.waitExposed(window)
@@ -68,6 +76,37 @@ def make_workstation(qtbot, settings):
     from PySide6.QtCore import QThreadPool
 
     for window, services in opened:
-        window.close()
+        try:
+            stop_work(window)
+            window.close()
+        except RuntimeError:  # already closed and deleted by pytest-qt
+            pass
         QThreadPool.globalInstance().waitForDone(10000)
         services.close(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _no_forgotten_dialog(qapp):
+    """A message box nobody answers would block the test forever: close any that stays open
+    for 5 s and fail the test with its text."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen: dict[int, int] = {}
+    stuck: list[str] = []
+
+    def check() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox) and box.isVisible():
+            seen[id(box)] = seen.get(id(box), 0) + 1
+            if seen[id(box)] >= 10:
+                stuck.append(box.text())
+                box.reject()
+
+    timer = QTimer()
+    timer.setInterval(500)
+    timer.timeout.connect(check)
+    timer.start()
+    yield
+    timer.stop()
+    assert not stuck, f"a dialog was left unanswered: {stuck}"

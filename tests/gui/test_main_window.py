@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from dialog_bot import answering
 from factories.dicom_series import write_ct_series
 from fake_analysis import FakeRunner
 from gui_support import ADMIN_PASSWORD
@@ -171,7 +172,7 @@ def test_about_summarises_a_model_card(qtbot, settings, tmp_path):
     dialog = AboutDialog(settings.replace(model_dir=tmp_path))
     qtbot.addWidget(dialog)
     text = dialog.text.toPlainText()
-    assert "cspine-test" in text and "9.9" in text and "patient_auc: 0.91" in text
+    assert "cspine-test 9.9" in text and "patient_auc" in text and "0.91" in text
 
 
 @pytest.mark.parametrize(
@@ -266,8 +267,8 @@ def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, stu
         wl.reanalyse_button.click()
     assert runner.calls == 2
     wl.select_study(opened.study_id)
-    with qtbot.waitSignal(wl.deleted, timeout=10000):
-        wl.delete_selected(confirm=False)
+    with qtbot.waitSignal(wl.deleted, timeout=10000), answering(qtbot, "Delete study"):
+        qtbot.mouseClick(wl.delete_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: [r.patient_id for r in wl.model.rows] == ["ZED-9"], timeout=5000)
     assert not window.viewer_model.has_volume  # the open study was the deleted one
     assert services.audit.query(action="study_deleted")

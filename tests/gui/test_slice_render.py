@@ -76,7 +76,7 @@ def test_heatmap_toggle_and_opacity_change_only_hot_pixels():
     hot = heat[z5] > 0.15
     assert changed.any()
     assert not changed[~hot].any()  # cold pixels never touched by the heat layer
-    assert (on[hot][:, 2] < off[hot][:, 2]).all()  # hot pixels turn toward yellow
+    assert (on[hot][:, 2] > off[hot][:, 2]).all()  # hot pixels turn toward the blue scale
     model.overlays.set_heatmap_visible(True)
     model.overlays.set_heatmap_opacity(0.0)
     assert np.array_equal(render_slice(model, A).astype(int), off)

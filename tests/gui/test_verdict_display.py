@@ -35,7 +35,7 @@ def test_an_indeterminate_result_shows_an_amber_banner_with_its_reasons(qtbot):
     assert REASON in panel.reasons.text() and "threshold 0.5" in panel.reasons.text()
     for row in range(7):
         assert panel.verdict_text(row) == "? indeterminate"
-        cell = panel.table.item(row, 4)
+        cell = panel.table.item(row, 3)
         assert cell.foreground().color().name() != GREEN
         assert REASON in cell.toolTip()
 
@@ -44,8 +44,8 @@ def test_an_assessed_result_shows_each_threshold_and_the_patient_threshold(qtbot
     panel = ResultsPanel()
     qtbot.addWidget(panel)
     panel.show_result(_result())
-    assert [panel.table.item(r, 3).text() for r in range(7)] == ["0.5"] * 7
-    assert panel.table.horizontalHeaderItem(3).text() == "Threshold"
+    assert [panel.table.item(r, 2).text() for r in range(7)] == ["0.5"] * 7
+    assert panel.table.horizontalHeaderItem(2).text() == "Threshold"
     assert panel.patient_label.text() == (
         "Fracture suspected — patient probability 0.92 (threshold 0.5)"
     )

@@ -13,6 +13,7 @@ from ...errors import CspineInputError
 from ...inference.bundle import load_bundle
 from ...inference.resources import demo_model_dir
 from ...settings import Settings
+from .model_card_view import card_html
 
 # distribution → licence (as published by each project)
 LICENCES = (
@@ -43,7 +44,7 @@ def model_card_summary(settings: Settings) -> dict[str, Any]:
     except CspineInputError as err:
         return {"error": str(err), "folder": str(folder)}
     keys = ("name", "version", "architecture", "created", "training_data", "metrics", "thresholds")
-    return {"folder": str(folder), **{k: card.get(k) for k in keys}}
+    return {"folder": str(folder), **{k: card.get(k) for k in keys}, "stage2": card.get("stage2")}
 
 
 def _version(dist: str) -> str:
@@ -51,14 +52,6 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _flat(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_flat(v)}" for k, v in value.items())
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 def about_html(settings: Settings) -> str:
@@ -73,11 +66,7 @@ def about_html(settings: Settings) -> str:
     if "error" in card:
         parts.append(f"<p>{esc(card['error'])}</p>")
     else:
-        parts.append("<table>")
-        for key in ("name", "version", "architecture", "created", "training_data", "metrics"):
-            if card.get(key) is not None:
-                parts.append(f"<tr><td><b>{esc(key)}</b></td><td>{esc(_flat(card[key]))}</td></tr>")
-        parts.append("</table>")
+        parts.append(card_html(card))
     parts.append(f"<p>Model folder: {esc(card['folder'])}</p>")
     parts.append("<h3>Licences</h3><table>")
     for dist, licence in LICENCES:
@@ -104,4 +93,4 @@ class AboutDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.accepted.connect(self.accept)
         layout.addWidget(buttons)
-        self.resize(560, 560)
+        self.resize(self.fontMetrics().horizontalAdvance("x") * 90, 600)

@@ -15,6 +15,8 @@ from .events import Event
 DEFAULT_LABEL_OPACITY = 0.4
 DEFAULT_HEATMAP_OPACITY = 0.6
 DEFAULT_EDGE_OPACITY = 0.8
+DEFAULT_HEAT_THRESHOLD = 0.5  # until an analysis gives its own
+HEAT_FLOOR = 0.05  # heat below this is never drawn, even when asked to show all
 
 
 class OverlayModel:
@@ -30,6 +32,9 @@ class OverlayModel:
         self.hidden_labels: set[int] = set()
         self.heatmap_visible = True
         self.heatmap_opacity = DEFAULT_HEATMAP_OPACITY
+        # heat below the analysis's threshold is hidden unless the reader asks to see it
+        self.heat_threshold = DEFAULT_HEAT_THRESHOLD
+        self.heat_below_threshold = False
         self.edges_visible = False
         self.edge_opacity = DEFAULT_EDGE_OPACITY
 
@@ -83,6 +88,21 @@ class OverlayModel:
     def set_heatmap_opacity(self, opacity: float) -> None:
         self.heatmap_opacity = float(np.clip(opacity, 0.0, 1.0))
         self.changed.emit()
+
+    def set_heat_threshold(self, threshold: float | None) -> None:
+        """The analysis's decision threshold (None → the default)."""
+        value = DEFAULT_HEAT_THRESHOLD if threshold is None else threshold
+        self.heat_threshold = float(np.clip(value, 0.0, 1.0))
+        self.changed.emit()
+
+    def set_heat_below_threshold(self, on: bool) -> None:
+        self.heat_below_threshold = bool(on)
+        self.changed.emit()
+
+    @property
+    def heat_floor(self) -> float:
+        """The lowest heat drawn: the threshold, or nearly 0 when asked to show all."""
+        return HEAT_FLOOR if self.heat_below_threshold else max(HEAT_FLOOR, self.heat_threshold)
 
     def set_edges_visible(self, on: bool) -> None:
         self.edges_visible = bool(on)

@@ -15,14 +15,14 @@ import numpy as np
 
 from ...imaging.features import edge_map
 from ...imaging.windows import Window, apply_window
-from ...vertebrae import FRACTURE_RGB
+from ...vertebrae import EDGE_RGB as EDGE_COLOUR
+from ...vertebrae import HEAT_SCALE_RGB
 from .geometry import Orientation
 from .viewer import ViewerModel
 
-HEAT_FLOOR = 0.15  # heat below this is not drawn (keeps the overlay off healthy bone)
-HEAT_LOW_RGB = np.array((255.0, 64.0, 0.0), np.float32)  # ramp: orange → FRACTURE_RGB
-HEAT_HIGH_RGB = np.array(FRACTURE_RGB, np.float32)
-EDGE_RGB = np.array((0.0, 230.0, 255.0), np.float32)
+HEAT_LOW_RGB = np.array(HEAT_SCALE_RGB[0], np.float32)  # the colour of probability 0 …
+HEAT_HIGH_RGB = np.array(HEAT_SCALE_RGB[1], np.float32)  # … and of 1 (the colour bar's ends)
+EDGE_RGB = np.array(EDGE_COLOUR, np.float32)
 
 
 @lru_cache(maxsize=8)
@@ -65,6 +65,18 @@ def _blend_at(flat: np.ndarray, where: np.ndarray, colour: np.ndarray, alpha: np
     flat[where] = (base * (1.0 - a) + colour * a + 0.5).astype(np.uint8)
 
 
+def slab_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
+    """The displayed HU slice: the slice itself, or the thick-slab MIP / MinIP around it."""
+    plane = model.planes[orientation]
+    lo, hi = model.slab_range(orientation)
+    hu = np.ascontiguousarray(plane.extract(model.volume.hu, lo))
+    if hi > lo:
+        reduce = np.maximum if model.slab_mode == "mip" else np.minimum
+        for i in range(lo + 1, hi + 1):
+            reduce(hu, plane.extract(model.volume.hu, i), out=hu)
+    return hu
+
+
 def render_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
     """The current slice of ``orientation`` as uint8 RGB [rows, cols, 3]."""
     if model.volume is None:
@@ -72,7 +84,7 @@ def render_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
     plane = model.planes[orientation]
     index = model.slice_index(orientation)
     # strided views (sagittal/coronal) are copied once; every later pass is then contiguous
-    hu = np.ascontiguousarray(plane.extract(model.volume.hu, index))
+    hu = slab_slice(model, orientation)
     grey = window_grey(hu, model.window, model.invert)
     rgb = np.empty((*grey.shape, 3), np.uint8)
     rgb[...] = grey[..., None]
@@ -92,10 +104,12 @@ def render_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
             _blend_at(flat, where, colours[lab], fill.reshape(-1)[where])
     if ov.heatmap is not None and ov.heatmap_visible and ov.heatmap_opacity > 0:
         heat = np.ascontiguousarray(plane.extract(ov.heatmap, index)).reshape(-1)
-        where = np.flatnonzero(heat > HEAT_FLOOR)
+        floor = ov.heat_floor  # the threshold, unless the reader shows what lies below it
+        where = np.flatnonzero(heat >= floor)
         if where.size:
-            strength = np.clip((heat[where] - HEAT_FLOOR) / (1.0 - HEAT_FLOOR), 0.0, 1.0)
-            colour = HEAT_LOW_RGB + (HEAT_HIGH_RGB - HEAT_LOW_RGB) * strength[:, None]
+            h = np.clip(heat[where], 0.0, 1.0)
+            colour = HEAT_LOW_RGB + (HEAT_HIGH_RGB - HEAT_LOW_RGB) * h[:, None]  # absolute scale
+            strength = 0.35 + 0.65 * np.clip((h - floor) / max(1e-6, 1.0 - floor), 0.0, 1.0)
             _blend_at(flat, where, colour, strength * ov.heatmap_opacity)
     if ov.edges_visible and ov.edge_opacity > 0 and min(hu.shape) >= 3:
         edges = edge_map(hu.astype(np.float32)).reshape(-1)

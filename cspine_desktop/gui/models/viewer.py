@@ -16,10 +16,13 @@ from ...imaging.volume import Volume
 from ...imaging.windows import BONE, DISPLAY_PRESETS, Window, header_window
 from .events import Event
 from .geometry import Orientation, SlicePlane
+from .measurements import MeasurementSet
 from .overlays import OverlayModel
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 16.0
 MIN_WIDTH_HU = 1.0
+SLAB_MODES = ("off", "mip", "minip")  # thick-slab maximum / minimum intensity projection
+PAGE_SLICES = 10  # PageUp / PageDown
 
 
 @dataclass
@@ -69,6 +72,9 @@ class ViewerModel:
     def __init__(self) -> None:
         self.changed = Event()
         self.overlays = OverlayModel()
+        self.measurements = MeasurementSet()
+        self.slab_mode = "off"
+        self.slab_mm = 10.0
         self.volume: Volume | None = None
         self.planes: dict[Orientation, SlicePlane] = {}
         self.cursor: tuple[int, int, int] = (0, 0, 0)
@@ -83,6 +89,7 @@ class ViewerModel:
         """Show ``volume`` (or nothing): crosshair at the centre, header window when present."""
         self.volume = volume
         self.overlays.clear()
+        self.measurements.load([])
         if volume is None:
             self.planes = {}
             self.cursor = (0, 0, 0)
@@ -152,6 +159,37 @@ class ViewerModel:
                 i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
                 y, x = int(ys[i]), int(xs[i])
         self.set_cursor((z, y, x))
+
+    # ---------------------------------------------------------------- thick slab
+    def set_slab(self, mode: str, thickness_mm: float | None = None) -> None:
+        """Thick-slab MIP / MinIP of ``thickness_mm`` around each view's slice ("off": none)."""
+        if mode not in SLAB_MODES:
+            raise ValueError(f"unknown slab mode {mode!r}")
+        self.slab_mode = mode
+        if thickness_mm is not None:
+            self.slab_mm = float(max(0.0, thickness_mm))
+        self.changed.emit("window")
+
+    def slab_range(self, orientation: Orientation) -> tuple[int, int]:
+        """First and last slice (inclusive) the current slab of ``orientation`` covers."""
+        index = self.slice_index(orientation)
+        if self.slab_mode == "off" or not self.planes:
+            return index, index
+        plane = self.planes[orientation]
+        step = plane.spacing[orientation.index_axis] or 1.0
+        half = round(self.slab_mm / step / 2.0)
+        return max(0, index - half), min(plane.n_slices - 1, index + half)
+
+    def slab_caption(self, orientation: Orientation) -> str:
+        if self.slab_mode == "off" or not self.planes:
+            return ""
+        lo, hi = self.slab_range(orientation)
+        step = self.planes[orientation].spacing[orientation.index_axis]
+        name = "MIP" if self.slab_mode == "mip" else "MinIP"
+        return f"  {name} {(hi - lo + 1) * step:.0f} mm"
+
+    def page_slice(self, orientation: Orientation, pages: int) -> None:
+        self.step_slice(orientation, pages * PAGE_SLICES)
 
     # ---------------------------------------------------------------- window / level
     def set_window(self, window: Window) -> None:

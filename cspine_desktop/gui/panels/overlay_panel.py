@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from ...vertebrae import VERTEBRAE
 from ..models import OverlayModel
+from .heat_scale import HeatScaleBar
 
 
 def colour_icon(rgb: tuple[int, int, int], size: int = 12) -> QIcon:
@@ -69,13 +70,23 @@ class OverlayPanel(QWidget):
         layout.addWidget(self.labels_box)
 
         self.heat_box = QGroupBox("Fracture heat-map")
-        row = QHBoxLayout(self.heat_box)
+        heat = QGridLayout(self.heat_box)
         self.heat_check = QCheckBox("Show")
         self.heat_check.setChecked(overlays.heatmap_visible)
         self.heat_check.toggled.connect(overlays.set_heatmap_visible)
         self.heat_opacity = _opacity_slider(overlays.heatmap_opacity, overlays.set_heatmap_opacity)
-        row.addWidget(self.heat_check)
-        row.addWidget(self.heat_opacity)
+        self.heat_below = QCheckBox("Show below threshold")
+        self.heat_below.setToolTip(
+            "Off: only heat at or above the analysis's threshold is drawn (the greyed part of "
+            "the bar is hidden)."
+        )
+        self.heat_below.setChecked(overlays.heat_below_threshold)
+        self.heat_below.toggled.connect(overlays.set_heat_below_threshold)
+        self.heat_scale = HeatScaleBar(overlays)
+        heat.addWidget(self.heat_check, 0, 0)
+        heat.addWidget(self.heat_opacity, 0, 1)
+        heat.addWidget(self.heat_scale, 1, 0, 1, 2)
+        heat.addWidget(self.heat_below, 2, 0, 1, 2)
         layout.addWidget(self.heat_box)
 
         self.edge_box = QGroupBox("Edge feature map")

@@ -23,8 +23,9 @@ from ...analysis.result import AnalysisResult
 from ...vertebrae import VERTEBRAE
 from .overlay_panel import colour_icon
 
-COLUMNS = ("Vertebra", "Present", "Probability", "Threshold", "Verdict")
-VERDICT_COL = 4
+# whether a level is in view is in its verdict ("— not in view"); no column of its own
+COLUMNS = ("Level", "Probability", "Threshold", "Verdict")
+PROBABILITY_COL, THRESHOLD_COL, VERDICT_COL = 1, 2, 3
 MAX_REASONS = 4  # reasons shown under the banner; all of them in its tooltip
 _MARKS = {wording.FRACTURE: "⚠ ", wording.CLEAR: "✓ ", wording.UNSURE: "? ", wording.ABSENT: "— "}
 FRACTURE_TEXT = _MARKS[wording.FRACTURE] + wording.vertebra_word("assessed", True)
@@ -78,12 +79,17 @@ class ResultsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(VERDICT_COL, QHeaderView.ResizeMode.Stretch)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.cellClicked.connect(self._on_row_clicked)
         for row, v in enumerate(VERTEBRAE):
             item = QTableWidgetItem(colour_icon(v.rgb), v.name)
             self.table.setItem(row, 0, item)
         layout.addWidget(self.table)
+        self._fit_table()
 
         self.details = QLabel("")
         self.details.setWordWrap(True)
@@ -97,12 +103,30 @@ class ResultsPanel(QWidget):
         self.show_result(None)
 
     # ---------------------------------------------------------------- display
+    def _fit_table(self) -> None:
+        """All seven rows and every header in full, never a scroll bar (sizes follow the
+        font, so they scale with the screen's DPI)."""
+        fm = self.table.fontMetrics()
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(fm.height() + 8)
+        header = self.table.horizontalHeader()
+        height = header.sizeHint().height() + len(VERTEBRAE) * rows.defaultSectionSize()
+        self.table.setFixedHeight(height + 2 * self.table.frameWidth() + 2)
+        widest = fm.horizontalAdvance(FRACTURE_TEXT) + 16
+        needed = sum(self.table.sizeHintForColumn(c) for c in range(VERDICT_COL))
+        header_needed = sum(fm.horizontalAdvance(COLUMNS[c]) + 24 for c in range(len(COLUMNS) - 1))
+        self.table.setMinimumWidth(
+            max(needed, header_needed) + widest + 2 * self.table.frameWidth()
+        )
+
     def show_result(self, result: AnalysisResult | None, load_warnings: list[str] = ()) -> None:
         """Fill the panel from ``result`` (None = clear); ``load_warnings`` come from loading."""
         self.result = result
+        self.table.clearSelection()  # a row chosen for another patient must not carry over
+        self.table.setCurrentCell(-1, -1)
         for row in range(len(VERTEBRAE)):
             verdict = result.vertebrae[row] if result else None
-            present = "" if verdict is None else ("yes" if verdict.present else "no")
             prob = (
                 ""
                 if verdict is None or verdict.probability is None or not verdict.present
@@ -113,13 +137,15 @@ class ResultsPanel(QWidget):
                 text, colour = "", QColor(wording.COLOURS[wording.ABSENT])
             else:
                 text, colour = verdict_cell(verdict.status, verdict.fractured)
-            for col, value in ((1, present), (2, prob), (3, threshold), (VERDICT_COL, text)):
+            cells = ((PROBABILITY_COL, prob), (THRESHOLD_COL, threshold), (VERDICT_COL, text))
+            for col, value in cells:
                 item = QTableWidgetItem(value)
                 if col == VERDICT_COL:
                     item.setForeground(QBrush(colour))
                 tip = _tooltip(verdict)
                 item.setToolTip(tip)
                 self.table.setItem(row, col, item)
+        self._fit_table()
         self._show_patient(result)
         self._show_reasons(result)
         self._show_details(result)

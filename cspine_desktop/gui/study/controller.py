@@ -23,7 +23,7 @@ from ...imaging import list_series, load_study
 from ..workers import Progress, Worker, run_in_background
 from .open_study import OpenStudy
 from .outcome import attach_outcome
-from .storing import store_study
+from .storing import find_same_series, store_study
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,22 @@ class StudyController(QObject):
         self._show_volume(OpenStudy(volume=volume, warnings=list(volume.warnings)))
         user = self.user
 
+        services, opened = self.services, self.current
+
         def task(progress, cancel):
             progress(0, 0, "storing the study")
-            study = store_study(self.services, path, volume, user, cancel)
+            study = find_same_series(services, volume)
+            if study is None:
+                study = store_study(services, path, volume, user, cancel)
+            else:  # opened again: show its latest result while the new analysis runs
+                study = services.studies.view(study.id, user=user)
+                opened.study = study
+                done = services.jobs.list(study_id=study.id, states=["succeeded"], limit=1)
+                if done:
+                    attach_outcome(opened, services, done[0])
             if cancel.is_set():
                 return study, None  # stored, not analysed: the worklist shows it so
-            return study, self.services.jobs.enqueue(study.id, user=user)
+            return study, services.jobs.enqueue(study.id, user=user)
 
         self._run(task, "storing", self._stored)
 
@@ -148,6 +158,8 @@ class StudyController(QObject):
         if self.current is not None:
             self.current.study = study
         self.study_stored.emit(study)
+        if self.current is not None and self.current.analysed:
+            self.analysis_finished.emit(self.current)
         if job_id is None:
             self._set_busy(False)
             self.cancelled.emit()
@@ -173,9 +185,11 @@ class StudyController(QObject):
             opened = OpenStudy(volume=volume, study=study, warnings=list(volume.warnings))
             jobs = services.jobs.list(study_id=study_id, limit=1)
             latest = jobs[0] if jobs else None
-            if latest is not None and latest.state == "succeeded":
+            # the latest succeeded analysis, even when a newer one failed or was cancelled
+            done = services.jobs.list(study_id=study_id, states=["succeeded"], limit=1)
+            if done:
                 progress(0, 0, "reading the results")
-                attach_outcome(opened, services, latest)
+                attach_outcome(opened, services, done[0])
             return opened, latest
 
         self._run(task, "opening", self._opened_study)
@@ -186,9 +200,8 @@ class StudyController(QObject):
         opened, latest = value
         self._show_volume(opened)
         if opened.analysed:
-            self._set_busy(False)
             self.analysis_finished.emit(opened)
-        elif latest is not None and latest.state in ("pending", "running"):
+        if latest is not None and latest.state in ("pending", "running"):
             self._track(latest.id)
         else:
             self._set_busy(False)
@@ -217,8 +230,8 @@ class StudyController(QObject):
 
     def _track(self, job_id: str) -> None:
         self._job_id = job_id
-        if self.current is not None:
-            self.current.job_id = job_id
+        if self.current is not None and not self.current.analysed:
+            self.current.job_id = job_id  # an analysed study keeps its result's job until then
         self._set_busy(True)
         self.analysis_started.emit(job_id)
         early = self._finished_early.pop(job_id, None)

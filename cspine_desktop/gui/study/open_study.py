@@ -11,6 +11,7 @@ import numpy as np
 
 from ...analysis.result import AnalysisResult
 from ...imaging.volume import Volume
+from ..models.patient import describe_meta, window_title
 
 
 @dataclass
@@ -35,12 +36,9 @@ class OpenStudy:
         return self.result is not None
 
     def title(self) -> str:
-        meta = self.volume.meta
-        who = str(meta.get("PatientID") or getattr(self.study, "patient_id", "") or "")
-        what = str(
-            meta.get("StudyDescription")
-            or meta.get("SeriesDescription")
-            or getattr(self.study, "description", "")
-            or ""
-        )
-        return " — ".join(p for p in (who, what) if p) or "study"
+        """Patient name, shortened ID and study description for the window title."""
+        return window_title(self.volume.meta, self.study)
+
+    def describe(self) -> str:
+        """Patient and study in the words confirmations use."""
+        return describe_meta(self.volume.meta, self.study)

@@ -40,3 +40,17 @@ def store_study(services: Any, path: Path, volume: Volume, user: Any, cancel=Non
     if files:
         return services.studies.import_paths(list(dict.fromkeys(files)), user=user, **meta)
     return services.studies.import_paths(path, user=user, **meta)
+
+
+def find_same_series(services: Any, volume: Volume) -> Any:
+    """The stored study holding the series ``volume`` was read from (same StudyInstanceUID
+    and SeriesInstanceUID, files still present), or None. Opening a series again reuses its
+    study and adds an analysis to it instead of adding another worklist row."""
+    study_uid = str(volume.meta.get("StudyInstanceUID") or "")
+    series_uid = str(volume.meta.get("SeriesInstanceUID") or "")
+    if not study_uid or not series_uid:
+        return None
+    for study in services.studies.find(study_uid=study_uid, limit=50):
+        if study.series_uid == series_uid and Path(study.files_dir).is_dir():
+            return study
+    return None

@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
-    QFont,
     QImage,
     QMouseEvent,
     QPainter,
@@ -26,6 +25,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..models import Orientation, ViewerModel
 from ..models.render import render_slice
+from .captions import caption_margin, paint_captions
+from .drawing import LevelCache, paint_levels, paint_measurements
 
 CLICK_TOLERANCE_PX = 3
 # colour of the crosshair line that marks each plane (Slicer: axial red, sagittal yellow,
@@ -36,11 +37,6 @@ PLANE_COLOURS = {
     Orientation.CORONAL: QColor(90, 200, 90),
 }
 # letters on the (left, right, top, bottom) edges in radiological orientation
-EDGE_LETTERS = {
-    Orientation.AXIAL: ("R", "L", "A", "P"),
-    Orientation.CORONAL: ("R", "L", "S", "I"),
-    Orientation.SAGITTAL: ("A", "P", "S", "I"),
-}
 
 
 class SliceView(QWidget):
@@ -69,6 +65,8 @@ class SliceView(QWidget):
         self._wheel_rest = 0.0
         model.changed.connect(self._on_model_changed)
         model.overlays.changed.connect(self.invalidate)
+        model.measurements.changed.connect(self.update)
+        self._levels = LevelCache()
 
     # ---------------------------------------------------------------- model → pixels
     def invalidate(self, *_: object) -> None:
@@ -103,11 +101,13 @@ class SliceView(QWidget):
         rows, cols = plane.image_shape
         row_mm, col_mm = plane.pixel_mm
         view = self.model.views[self.orientation]
-        w, h = max(1, self.width()), max(1, self.height())
+        # one caption line above and below stays clear of the image (at zoom 1)
+        margin = caption_margin(self)
+        w, h = max(1, self.width()), max(1, self.height() - 2 * margin)
         scale = min(w / (cols * col_mm), h / (rows * row_mm)) * view.zoom
         sx, sy = scale * col_mm, scale * row_mm
         dx = (w - cols * sx) / 2.0 + view.pan_x
-        dy = (h - rows * sy) / 2.0 + view.pan_y
+        dy = margin + (h - rows * sy) / 2.0 + view.pan_y
         return QTransform(sx, 0.0, 0.0, sy, dx, dy)
 
     def widget_to_pixel(self, pos: QPointF) -> tuple[float, float]:
@@ -121,6 +121,9 @@ class SliceView(QWidget):
         return self.image_transform().map(QPointF(col + 0.5, row + 0.5))
 
     # ---------------------------------------------------------------- painting
+    def plane_colour(self) -> QColor:
+        return PLANE_COLOURS[self.orientation]
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), Qt.GlobalColor.black)
@@ -136,6 +139,8 @@ class SliceView(QWidget):
         painter.drawImage(0, 0, self._qimage)
         painter.restore()
         self._paint_crosshair(painter)
+        paint_levels(painter, self, self._levels)
+        paint_measurements(painter, self)
         self._paint_annotations(painter)
         painter.end()
 
@@ -168,53 +173,38 @@ class SliceView(QWidget):
             painter.drawLine(a, b)
 
     def _paint_annotations(self, painter: QPainter) -> None:
-        font = QFont(painter.font())
-        font.setPointSizeF(9.0)
-        painter.setFont(font)
-        painter.setPen(PLANE_COLOURS[self.orientation])
-        r = QRectF(self.rect()).adjusted(6, 4, -6, -4)
-        n = self.model.planes[self.orientation].n_slices
-        idx = self.model.slice_index(self.orientation)
-        painter.drawText(
-            r,
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-            f"{self.orientation.value.capitalize()}  {idx + 1}/{n}",
-        )
-        win = self.model.window
-        painter.setPen(QColor(220, 220, 220))
-        text = f"W {win.width:.0f}  L {win.center:.0f}" + (
-            "  inverted" if self.model.invert else ""
-        )
-        painter.drawText(r, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, text)
-        zoom = self.model.views[self.orientation].zoom
-        painter.drawText(
-            r, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom, f"{zoom:.2f}×"
-        )
-        left, right, top, bottom = EDGE_LETTERS[self.orientation]
-        painter.setPen(QColor(200, 200, 120))
-        mid = Qt.AlignmentFlag.AlignVCenter
-        line = painter.fontMetrics().height()
-        inner = r.adjusted(0, line, 0, -line)  # keep clear of the text lines above and below
-        painter.drawText(r, Qt.AlignmentFlag.AlignLeft | mid, left)
-        painter.drawText(r, Qt.AlignmentFlag.AlignRight | mid, right)
-        painter.drawText(inner, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, top)
-        painter.drawText(
-            inner, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, bottom
-        )
+        paint_captions(painter, self)
 
     # ---------------------------------------------------------------- mouse
+    def _measuring(self, event: QMouseEvent) -> bool:
+        """A measurement tool is chosen and the left button draws with it."""
+        tool = self.model.measurements.tool
+        return self.model.has_volume and tool != "navigate"
+
+    def _point(self, pos: QPointF) -> tuple[float, float]:
+        """Displayed-pixel (row, col) under ``pos``, sub-pixel, clamped to the image."""
+        inv, _ = self.image_transform().inverted()
+        p = inv.map(QPointF(pos))
+        rows, cols = self.model.planes[self.orientation].image_shape
+        return min(max(p.y(), 0.0), float(rows)), min(max(p.x(), 0.0), float(cols))
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self.model.active = self.orientation
         self.activated.emit(self.orientation)
         self._button = event.button()
         self._press_pos = self._last_pos = event.position()
+        if event.button() == Qt.MouseButton.LeftButton and self._measuring(event):
+            index = self.model.slice_index(self.orientation)
+            self.model.measurements.press(self.orientation, index, self._point(event.position()))
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         dx, dy = pos.x() - self._last_pos.x(), pos.y() - self._last_pos.y()
         self._last_pos = pos
         buttons = event.buttons()
-        if self.model.has_volume and buttons & Qt.MouseButton.LeftButton:
+        if buttons & Qt.MouseButton.LeftButton and self._measuring(event):
+            self.model.measurements.drag(self._point(pos))
+        elif self.model.has_volume and buttons & Qt.MouseButton.LeftButton:
             if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
                 self._move_crosshair(pos)
             elif not self._is_click(pos):
@@ -226,7 +216,9 @@ class SliceView(QWidget):
         self._emit_probe(pos)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and self._is_click(event.position()):
+        if event.button() == Qt.MouseButton.LeftButton and self._measuring(event):
+            self.model.measurements.release(self._point(event.position()))
+        elif event.button() == Qt.MouseButton.LeftButton and self._is_click(event.position()):
             self._move_crosshair(event.position())
         self._button = Qt.MouseButton.NoButton
 

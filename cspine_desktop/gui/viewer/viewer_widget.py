@@ -1,17 +1,19 @@
 """Three linked planes: sagittal (large, where spine readers live), axial and coronal.
 
-Keys (OHIF): ↑/↓ previous/next slice in the active view, Home/End first/last slice,
-1–4 window presets (bone, soft tissue, brain, lung), i invert, Space reset.
+Keys (OHIF): ↑/↓ previous/next slice in the active view, PageUp/PageDown ten slices back or
+on, Home/End first/last slice, 1–4 window presets (bone, soft tissue, brain, lung), i invert,
+Space reset. Above the views: the measurement tools and the thick-slab projection.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QHBoxLayout, QSplitter, QWidget
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from ..models import Orientation, ViewerModel
 from .slice_view import SliceView
+from .toolbar import ViewerToolbar
 
 PRESET_KEYS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4}
 
@@ -41,9 +43,12 @@ class ViewerWidget(QWidget):
         self.splitter = split
         self._user_sized = False
         split.splitterMoved.connect(self._splitter_moved)
-        layout = QHBoxLayout(self)
+        self.toolbar = ViewerToolbar(model)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
+        layout.setSpacing(0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(split, 1)
 
     def _splitter_moved(self, *_: object) -> None:
         self._user_sized = True
@@ -64,6 +69,10 @@ class ViewerWidget(QWidget):
             self.model.step_slice(o, -1)
         elif key == Qt.Key.Key_Down:
             self.model.step_slice(o, 1)
+        elif key == Qt.Key.Key_PageUp:
+            self.model.page_slice(o, -1)
+        elif key == Qt.Key.Key_PageDown:
+            self.model.page_slice(o, 1)
         elif key == Qt.Key.Key_Home:
             self.model.first_slice(o)
         elif key == Qt.Key.Key_End:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFont
 
 from .rows import WorklistRow
 
@@ -16,6 +16,7 @@ class WorklistModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[WorklistRow] = []
+        self.open_study_id: str | None = None  # drawn in bold: the study on screen
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt API
         return 0 if parent.isValid() else len(self.rows)
@@ -52,6 +53,10 @@ class WorklistModel(QAbstractTableModel):
                 return "\n".join(row.reasons)
         if role == Qt.ItemDataRole.ForegroundRole and col == VERDICT_COL and row.verdict_colour:
             return QBrush(QColor(row.verdict_colour))
+        if role == Qt.ItemDataRole.FontRole and row.study_id == self.open_study_id:
+            font = QFont()
+            font.setBold(True)
+            return font
         if role == STUDY_ID_ROLE:
             return row.study_id
         return None
@@ -60,6 +65,12 @@ class WorklistModel(QAbstractTableModel):
         self.beginResetModel()
         self.rows = list(rows)
         self.endResetModel()
+
+    def set_open_study(self, study_id: str | None) -> None:
+        self.open_study_id = study_id
+        if self.rows:
+            last = self.index(len(self.rows) - 1, len(COLUMNS) - 1)
+            self.dataChanged.emit(self.index(0, 0), last)
 
     def row_of(self, study_id: str) -> int:
         return next((i for i, r in enumerate(self.rows) if r.study_id == study_id), -1)

@@ -18,13 +18,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from ..confirm import confirm, describe_record
 from ..errors import show_error
 from ..workers import run_in_background
 from .model import STUDY_ID_ROLE, WorklistModel
@@ -32,7 +32,9 @@ from .rows import fetch_rows
 
 REFRESH_DEBOUNCE_MS = 250
 POLL_S = 30.0
-MAX_PATIENT_PX, MAX_STUDY_PX = 170, 160  # longer names are elided (full text in the tooltip)
+# widest Patient / State / Study columns in characters: longer texts are elided (full text in
+# the tooltip), so Patient, Verdict and State fit side by side in the panel
+MAX_PATIENT_CHARS, MAX_STATE_CHARS, MAX_STUDY_CHARS = 16, 14, 20
 
 
 class JobEventBridge(QObject):
@@ -65,8 +67,10 @@ class WorklistPanel(QWidget):
         self.services = services
         self.user = user
         self.model = WorklistModel(self)
+        self._follow: str | None = None  # the open study's row, to select once it is listed
         self._refreshing = False
         self._again = False
+        self._closed = False  # the window closed: late answers are dropped
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.search = QLineEdit()
@@ -82,6 +86,10 @@ class WorklistPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.doubleClicked.connect(lambda idx: self._emit_for(idx.row(), self.open_requested))
+        self.table.setWordWrap(False)
+        char = self.table.fontMetrics().averageCharWidth()
+        # Patient, Verdict ("fracture suspected (0.92)") and State in view without scrolling
+        self.table.setMinimumWidth((MAX_PATIENT_CHARS + 26 + MAX_STATE_CHARS) * char + 60)
         layout.addWidget(self.table)
         buttons = QHBoxLayout()
         self.open_button = QPushButton("Open")
@@ -93,7 +101,8 @@ class WorklistPanel(QWidget):
         layout.addLayout(buttons)
         self.open_button.clicked.connect(lambda: self._emit_selected(self.open_requested))
         self.reanalyse_button.clicked.connect(lambda: self._emit_selected(self.reanalyse_requested))
-        self.delete_button.clicked.connect(self.delete_selected)
+        # clicked(bool) must not reach delete_selected's arguments: the confirmation always shows
+        self.delete_button.clicked.connect(lambda _checked=False: self.delete_selected())
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -111,6 +120,8 @@ class WorklistPanel(QWidget):
     # ---------------------------------------------------------------- data
     def refresh(self) -> None:
         """Re-read the list off the GUI thread (coalescing requests made meanwhile)."""
+        if self._closed:
+            return
         if self._refreshing:
             self._again = True
             return
@@ -120,21 +131,34 @@ class WorklistPanel(QWidget):
             lambda _p, _c: fetch_rows(self.services, text),
             name="worklist",
             on_result=self._set_rows,
-            on_error=lambda exc: show_error(self, exc),
+            on_error=self._refresh_failed,
             on_finished=self._refresh_done,
         )
 
+    def _refresh_failed(self, exc: BaseException) -> None:
+        if not self._closed:
+            show_error(self, exc)
+
     def _set_rows(self, rows) -> None:
+        if self._closed:
+            return
         selected = self.selected_study_id()
         self.model.set_rows(rows)
+        if self._follow is not None and self.model.row_of(self._follow) >= 0:
+            selected, self._follow = self._follow, None
         self.table.resizeColumnsToContents()
-        for col, widest in ((0, MAX_PATIENT_PX), (4, MAX_STUDY_PX)):
-            self.table.setColumnWidth(col, min(self.table.columnWidth(col), widest))
+        char = self.table.fontMetrics().averageCharWidth()
+        for col, chars in ((0, MAX_PATIENT_CHARS), (2, MAX_STATE_CHARS), (4, MAX_STUDY_CHARS)):
+            self.table.setColumnWidth(col, min(self.table.columnWidth(col), chars * char + 12))
         if selected is not None and (i := self.model.row_of(selected)) >= 0:
             self.table.selectRow(i)
+        else:
+            self.table.clearSelection()
 
     def _refresh_done(self) -> None:
         self._refreshing = False
+        if self._closed:
+            return
         if self._again:
             self._again = False
             self.refresh()
@@ -150,6 +174,7 @@ class WorklistPanel(QWidget):
 
     def close_bridge(self) -> None:
         """Stop following the job queue (the window is closing)."""
+        self._closed = True
         self.bridge.close()
         self._debounce.stop()
         self._poll.stop()
@@ -164,6 +189,20 @@ class WorklistPanel(QWidget):
         if i >= 0:
             self.table.selectRow(i)
 
+    def follow(self, study_id: str | None) -> None:
+        """The study on screen changed: select its row (None: a study not stored yet —
+        select nothing) and show it in bold, so the highlighted patient is the one on screen.
+        A row not listed yet is selected when the next reload brings it."""
+        self.model.set_open_study(study_id)
+        i = self.model.row_of(study_id) if study_id else -1
+        self._follow = study_id if study_id and i < 0 else None
+        if i >= 0:
+            self.table.selectRow(i)
+        else:
+            self.table.clearSelection()
+        if self._follow is not None:
+            self.refresh()
+
     def _emit_for(self, row: int, signal) -> None:
         if 0 <= row < len(self.model.rows):
             signal.emit(self.model.rows[row].study_id)
@@ -173,21 +212,21 @@ class WorklistPanel(QWidget):
         if study_id is not None:
             signal.emit(study_id)
 
-    def delete_selected(self, confirm: bool = True) -> None:
-        """Delete the selected study and its results (admin only), after a confirmation."""
+    def delete_selected(self) -> None:
+        """Delete the selected study and its results (admin only), after a confirmation that
+        names the patient and the study."""
         study_id = self.selected_study_id()
         if study_id is None or not getattr(self.user, "is_admin", False):
             return
         row = self.model.rows[self.model.row_of(study_id)]
-        if confirm:
-            answer = QMessageBox.question(
-                self,
-                "Delete study",
-                f"Delete the study of {row.patient or 'this patient'} ({row.description}) with "
-                "all its results? This cannot be undone.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
+        if not confirm(
+            self,
+            "Delete study",
+            f"Delete {describe_record(row)} with all its analyses and results?\n\n"
+            "This cannot be undone.",
+            "Delete study",
+        ):
+            return
         user = self.user
         run_in_background(
             lambda _p, _c: self.services.delete_study(study_id, user=user),

@@ -70,16 +70,15 @@ class WorklistRow:
 
     @property
     def has_verdict(self) -> bool:
-        return self.state == "succeeded" and self.verdict_status is not None
+        return self.verdict_status is not None
 
     @property
     def verdict_text(self) -> str:
         """ "fracture suspected (0.92)", "no fracture detected (0.03)", "indeterminate", or
-        a request to analyse again for a result stored in an older format."""
-        if self.state != "succeeded":
-            return ""
+        a request to analyse again for a result stored in an older format. The verdict is the
+        latest succeeded analysis's, also while a newer one runs or after it failed."""
         if self.verdict_status is None:
-            return "older result: analyse again" if self.job_id else ""
+            return "older result: analyse again" if self.state == "succeeded" else ""
         word = wording.patient_word(self.verdict_status, self.fractured)
         if self.fractured is None:
             return word
@@ -93,17 +92,25 @@ class WorklistRow:
 
     def with_job(self, job: Any) -> WorklistRow:
         """This row with the state of ``job`` (an AnalysisRecord, or a JobEvent, which carries
-        no result: the verdict is then unknown until the row is fetched again)."""
-        result = getattr(job, "result", None) or {}
-        current = result.get("schema") == SCHEMA
-        overall = (result.get("patient_overall") or {}) if current else {}
-        return replace(
+        no result). A succeeded job sets the verdict; any other keeps the earlier one."""
+        row = replace(
             self,
             job_id=getattr(job, "job_id", None) or getattr(job, "id", None),
             state=job.state,
             progress=int(job.progress or 0),
             stage=job.stage or "",
             error=job.error,
+        )
+        return row.with_verdict(job) if job.state == "succeeded" else row
+
+    def with_verdict(self, job: Any) -> WorklistRow:
+        """This row with the verdict of a succeeded ``job`` (none when its result is missing
+        or in an older format)."""
+        result = getattr(job, "result", None) or {}
+        current = result.get("schema") == SCHEMA
+        overall = (result.get("patient_overall") or {}) if current else {}
+        return replace(
+            self,
             fractured=overall.get("fractured"),
             probability=overall.get("probability"),
             verdict_status=overall.get("status"),
@@ -127,5 +134,10 @@ def fetch_rows(services: Any, text: str | None = None, limit: int = 500) -> list
             address=study.address,
             received_at=study.received_at,
         )
-        rows.append(row if entry.latest_job is None else row.with_job(entry.latest_job))
+        latest = entry.latest_job
+        if latest is not None and latest.state != "succeeded":
+            done = services.jobs.list(study_id=study.id, states=["succeeded"], limit=1)
+            if done:
+                row = row.with_verdict(done[0])
+        rows.append(row if latest is None else row.with_job(latest))
     return rows
