@@ -1,7 +1,7 @@
 """Running the model: bundle loading and checking, the Engine protocol, backend selection.
 
-Importing this package imports no framework; ONNX Runtime, TensorFlow and TensorRT are imported
-inside their backend only when that backend is opened.
+Importing this package imports no framework; ONNX Runtime, OpenVINO, TensorFlow and TensorRT are
+imported inside their backend only when that backend is opened.
 """
 
 from .bundle import CARD_NAME, ModelBundle, ModelFile, load_bundle, sha256_of
