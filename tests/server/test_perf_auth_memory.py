@@ -49,10 +49,11 @@ def _send(port: int, answers: list) -> None:
         conn.putheader("Content-Type", "application/json")
         conn.putheader("Content-Length", str(BODY_MIB * 2**20))
         conn.endheaders()
-        conn.send(b'{"username": "ana", "password": "')
+        head, tail = b'{"username": "ana", "password": "', b'"}'
+        conn.send(head)
         for _ in range(BODY_MIB - 1):
             conn.send(chunk)
-        conn.send(b"x" * (2**20 - 36) + b'"}')
+        conn.send(b"x" * (2**20 - len(head) - len(tail)) + tail)  # exactly BODY_MIB MiB
         r = conn.getresponse()
         answers.append(r.status)
         r.read()
