@@ -13,7 +13,7 @@ import pytest
 from factories.dicom_series import write_ct_series
 from factories.model_bundle import threshold_onnx, write_bundle
 
-LOG_BACKUPS = LOG_MAX_BYTES = log_file_path = setup_logging = None
+from cspine_desktop.cli import LOG_BACKUPS, LOG_MAX_BYTES, log_file_path, setup_logging
 from cspine_desktop.settings import Settings
 
 
