@@ -94,16 +94,18 @@ class MainWindow(QMainWindow):
         )
         self.lock_screen = LockScreen(self.guard)
 
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.results)
-        self.overlay_scroll = QScrollArea()  # the verdicts never scroll; the controls may
+        # verdicts on top at their full height (a plain layout enforces it); the overlay
+        # controls take what is left and scroll when the screen is short
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.results, 3)
+        self.overlay_scroll = QScrollArea()
         self.overlay_scroll.setWidgetResizable(True)
         self.overlay_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.overlay_scroll.setWidget(self.overlay_panel)
-        right.addWidget(self.overlay_scroll)
-        right.setCollapsible(0, False)
-        right.setStretchFactor(0, 0)
-        right.setStretchFactor(1, 1)
+        self.overlay_scroll.setMinimumHeight(4 * self.fontMetrics().lineSpacing())
+        column.addWidget(self.overlay_scroll, 2)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.worklist)
         split.addWidget(self.viewer)

@@ -153,24 +153,31 @@ def show_probe_at_crosshair(window) -> None:
 
 
 def draw_measurements(window) -> None:
-    """A ruler along the front of the spine and a Cobb angle on two endplates (sagittal), an
-    ROI in a vertebral body (axial), with a 10 mm MIP slab, as a reader would draw them."""
+    """A ruler along the front of C3–C7 and a Cobb angle between C3's upper and C7's lower
+    endplate (sagittal), an ROI in C5's body (axial), with a 10 mm MIP slab."""
     model = window.viewer_model
     ms = model.measurements
     planes = {o.value: o for o in model.planes}
     sag, ax = planes["sagittal"], planes["axial"]
     labels = window.controller.current.labels
-    rows, cols = model.planes[sag].image_shape
+    model.jump_to_vertebra(5, None)
     z, _y, x = model.cursor
-    if labels is not None and (labels > 0).any():
-        zs, ys, _xs = np.nonzero(labels > 0)
-        top, bottom = (
-            model.planes[sag].to_display((zs.max(), ys.min(), x))[0],
-            (model.planes[sag].to_display((zs.min(), ys.min(), x))[0]),
-        )
-        front = model.planes[sag].to_display((z, ys.min(), x))[1] - 6
+    plane = model.planes[sag]
+
+    def extent(label: int) -> tuple[float, float, float]:
+        """(top row, bottom row, front column) of ``label`` on the sagittal view."""
+        zs, ys, _xs = np.nonzero(labels == label)
+        rows = [plane.to_display((zz, ys.min(), x))[0] for zz in (zs.min(), zs.max())]
+        return min(rows), max(rows), plane.to_display((z, ys.min(), x))[1]
+
+    have = labels is not None and all((labels == k).any() for k in (3, 7))
+    if have:
+        top, _b, front3 = extent(3)
+        _t, bottom, front7 = extent(7)
+        front = min(front3, front7) - 8
     else:
-        top, bottom, front = rows * 0.2, rows * 0.8, cols * 0.3
+        rows, cols = plane.image_shape
+        top, bottom, front = rows * 0.3, rows * 0.8, cols * 0.3
 
     def stroke(o, a, b) -> None:
         ms.press(o, model.slice_index(o), a)
@@ -180,12 +187,11 @@ def draw_measurements(window) -> None:
     ms.set_tool("ruler")
     stroke(sag, (top, front), (bottom, front))
     ms.set_tool("cobb")
-    mid = (top + bottom) / 2
-    stroke(sag, (top + 4, front + 8), (top + 2, front + 40))
-    stroke(sag, (mid, front + 8), (mid + 5, front + 40))
+    stroke(sag, (top, front + 10), (top - 3, front + 45))
+    stroke(sag, (bottom, front + 10), (bottom + 2, front + 45))
     ms.set_tool("roi")
     r, c = model.planes[ax].to_display(model.cursor)
-    stroke(ax, (r - 6, c - 6), (r + 6, c + 6))
+    stroke(ax, (r - 4, c - 4), (r + 4, c + 4))
     ms.set_tool("navigate")
     window.viewer.toolbar.slab_mode.setCurrentIndex(1)  # MIP, 10 mm
 
@@ -287,6 +293,8 @@ def main(argv=None) -> int:
             users = users_screen(services, user)
             users.show()
             settle(800)
+            users.table.selectRow(1)  # the sign-up waiting for approval
+            settle()
             users.grab().save(str(args.out / "users.png"))
             users.close()
             about = AboutDialog(settings, window)

@@ -37,6 +37,14 @@ def test_12_the_workstation_fits_the_screen(qtbot, make_workstation, tmp_path, s
     assert c7.isValid() and c7.bottom() <= table.viewport().height()
     bottom = table.viewport().mapTo(window, c7.bottomLeft()).y()
     assert bottom <= window.statusBar().mapTo(window, window.statusBar().rect().topLeft()).y()
+    res = window.results  # nothing drawn over the table; the notice whole and on screen
+    assert res.more.geometry().top() >= res.table.geometry().bottom()
+    assert res.notice.geometry().top() >= res.more.geometry().bottom()
+    assert res.notice.height() >= res.notice.heightForWidth(res.notice.width())
+    notice_bottom = res.notice.mapTo(window, res.notice.rect().bottomLeft()).y()
+    assert (
+        notice_bottom <= window.statusBar().mapTo(window, window.statusBar().rect().topLeft()).y()
+    )
     header = table.horizontalHeader()
     fm = header.fontMetrics()
     for col, name in enumerate(COLUMNS):

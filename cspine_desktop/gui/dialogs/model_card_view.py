@@ -118,7 +118,13 @@ def _thresholds(card: dict) -> list[str]:
         return []
     out = ["<h4>Thresholds</h4>"]
     op = _dig(card, ("metrics", "operating_point"))
-    if isinstance(op, dict) and op:
+    if isinstance(op, dict) and op.get("min_sensitivity") is not None:
+        where = f" on {op['chosen_on']}" if op.get("chosen_on") else ""
+        out.append(
+            f"<p>Chosen{esc(where)} for a sensitivity of at least "
+            f"{float(op['min_sensitivity']):.2f}.</p>"
+        )
+    elif isinstance(op, dict) and op:
         out.append(f"<p>Chosen for {esc(_text(op))}.</p>")
     out.append("<table>" + _row("level", "probability ≥", head=True))
     for key in (*NAMES, "patient_overall"):

@@ -37,7 +37,7 @@ class Measurement:
             "kind": self.kind,
             "orientation": self.orientation.value,
             "slice": self.slice_index,
-            "points": [[round(r, 3), round(c, 3)] for r, c in self.points],
+            "points": [[round(float(r), 3), round(float(c), 3)] for r, c in self.points],
         }
 
     @classmethod

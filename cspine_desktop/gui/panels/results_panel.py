@@ -9,8 +9,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHeaderView,
     QLabel,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -71,7 +73,6 @@ class ResultsPanel(QWidget):
         self.reasons.setWordWrap(True)
         self.reasons.setObjectName("verdictReasons")
         self.reasons.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.reasons)
 
         self.table = QTableWidget(len(VERTEBRAE), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -94,13 +95,34 @@ class ResultsPanel(QWidget):
         self.details = QLabel("")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.details)
         self.warnings = QLabel("")
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #8a5a00;")
-        layout.addWidget(self.warnings)
-        layout.addWidget(DisclaimerLabel())
+        # the banner, the C1–C7 table and the notice are always in full view; the reasons,
+        # model details and warnings below the table scroll when the screen is short
+        more = QWidget()
+        more_layout = QVBoxLayout(more)
+        more_layout.setContentsMargins(0, 0, 0, 0)
+        for w in (self.reasons, self.details, self.warnings):
+            more_layout.addWidget(w)
+        more_layout.addStretch(1)
+        self.more = QScrollArea()
+        self.more.setObjectName("verdictDetails")
+        self.more.setWidgetResizable(True)
+        self.more.setFrameShape(QFrame.Shape.NoFrame)
+        self.more.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.more.setWidget(more)
+        self.more.setMinimumHeight(4 * self.fontMetrics().lineSpacing())
+        layout.addWidget(self.more, 1)
+        self.notice = DisclaimerLabel()
+        layout.addWidget(self.notice)
         self.show_result(None)
+
+    def resizeEvent(self, event) -> None:
+        """The banner and the notice keep every wrapped line at the current width."""
+        super().resizeEvent(event)
+        for label in (self.patient_label, self.notice):
+            label.setMinimumHeight(label.heightForWidth(max(1, label.width())))
 
     # ---------------------------------------------------------------- display
     def _fit_table(self) -> None:
@@ -170,6 +192,9 @@ class ResultsPanel(QWidget):
                 f"{wording.AMBER_BORDER}; padding: 4px;"
             )
         self.patient_label.setStyleSheet(style)
+        self.patient_label.setMinimumHeight(
+            self.patient_label.heightForWidth(max(1, self.patient_label.width()))
+        )
         self.patient_label.setToolTip(
             wording.threshold_text(p.threshold, p.operating_point) if p.threshold else ""
         )

@@ -87,6 +87,10 @@ def paint_measurements(painter: QPainter, view) -> None:
         for p in pts:
             painter.drawEllipse(p, 2.5, 2.5)
         text = describe(m, plane, hu)
-        if text:
-            anchor = pts[-1] + QPointF(8, -6)
-            _outlined_text(painter, anchor, text, colour)
+        if text:  # beside the last point, kept inside the view
+            fm = painter.fontMetrics()
+            x = pts[-1].x() + 8
+            if x + fm.horizontalAdvance(text) > view.width() - 4:
+                x = max(4.0, pts[-1].x() - 8 - fm.horizontalAdvance(text))
+            y = min(max(pts[-1].y() - 6, fm.ascent() + 2), view.height() - fm.descent() - 2)
+            _outlined_text(painter, QPointF(x, y), text, colour)

@@ -23,7 +23,7 @@ TOOLS = (
     ("cobb", "Cobb", "Drag one endplate line, then the other: the angle between them"),
     ("roi", "ROI", "Drag a box: mean and SD of HU inside its ellipse, and its area"),
 )
-SLAB_CHOICES = (("off", "Slab off"), ("mip", "MIP"), ("minip", "MinIP"))
+SLAB_CHOICES = (("off", "Off"), ("mip", "MIP"), ("minip", "MinIP"))
 
 
 class ViewerToolbar(QWidget):
@@ -54,6 +54,7 @@ class ViewerToolbar(QWidget):
         for key, text in SLAB_CHOICES:
             self.slab_mode.addItem(text, key)
         self.slab_mode.setToolTip("Thick-slab projection around each view's slice")
+        self.slab_mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.slab_mm = QDoubleSpinBox()
         self.slab_mm.setRange(1.0, 60.0)
         self.slab_mm.setSingleStep(1.0)
