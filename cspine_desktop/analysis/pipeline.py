@@ -1,17 +1,17 @@
 """One study through the model: Volume → model grid → engine → cleanup → verdicts.
 
 ``analyze`` is the single implementation behind ``cspine analyze``, the GUI and the HTTP jobs.
-It takes an engine (anything with ``predict``/``input_shape``/``label``/``sha256``, see
-``cspine_desktop.inference.Engine``) and the model card (a mapping, as in ``model_card.json``);
-it never imports a framework.
+It takes an engine (an :class:`AnalysisEngine`: anything with ``predict``/``input_shape``/
+``label``/``sha256``, as every ``cspine_desktop.inference.Engine`` has) and the model card (a
+mapping, as in ``model_card.json``); it never imports a framework.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -24,10 +24,10 @@ from ..imaging.preprocess import (
 )
 from ..imaging.volume import Volume
 from ..vertebrae import NAMES
-from .aggregate import PATIENT_KEY, AggregationConfig, aggregate_study, verdicts
+from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_study, verdicts
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
 from .plausibility import FinalVerdicts, check_spine, final_verdicts, input_reasons
-from .postprocess import clean_labels
+from .postprocess import CleanLabels, clean_labels
 from .result import (
     AnalysisResult,
     ModelInfo,
@@ -35,11 +35,33 @@ from .result import (
     VertebraVerdict,
     operating_points,
 )
-from .runner import Cancel, Progress, check_cancel, run_model
+from .runner import Cancel, GridOutputs, Predictor, Progress, check_cancel, run_model
 from .stage2 import Stage2Config, score_vertebrae, with_stage2
 
 # share of the progress bar per stage
 _P_PREP, _P_MODEL = 0.1, 0.85
+
+Activation = Callable[[np.ndarray, int], np.ndarray]  # (grid planes, vertebra) → CAM [N, h, w]
+
+
+class AnalysisEngine(Predictor, Protocol):
+    """What :func:`analyze` needs of an engine: the model (:class:`.runner.Predictor`), its label
+    for the result and the digest of the file it runs. Looked up by name where an engine has
+    them: ``classifier`` (stage 2, an AnalysisEngine too), ``warnings`` (plain sentences), and
+    ``supports_cam`` with ``class_activation(batch, vertebra)`` (the engine's own class
+    activation)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+
+class _Explaining(Protocol):
+    """An engine whose ``supports_cam`` is true."""
+
+    def class_activation(self, batch: np.ndarray, vertebra: int) -> np.ndarray: ...
 
 
 @dataclass
@@ -63,7 +85,7 @@ class AnalysisOutcome:
 
 def analyze(
     volume: Volume,
-    engine: Any,
+    engine: AnalysisEngine,
     card: Mapping[str, Any],
     progress: Progress | None = None,
     cancel: Cancel = None,
@@ -108,7 +130,7 @@ def analyze(
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
     labels = from_grid(clean.labels, prepared, order="nearest")
     stage2 = None
-    classifier = getattr(engine, "classifier", None)
+    classifier: AnalysisEngine | None = getattr(engine, "classifier", None)
     if classifier is not None and card.get("stage2"):
         report(0.86, "judging each vertebra at full resolution")
         t2 = time.perf_counter()
@@ -141,10 +163,10 @@ def analyze(
     timings["total"] = time.perf_counter() - t_start
 
     result = AnalysisResult(
-        study_instance_uid=str(volume.meta.get("StudyInstanceUID", "")),
-        series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
+        study_instance_uid=str(volume.meta.get("StudyInstanceUID") or ""),
+        series_instance_uid=str(volume.meta.get("SeriesInstanceUID") or ""),
         model=ModelInfo(str(card["name"]), str(card["version"]), str(engine.sha256)),
-        backend=_backend_label(engine, stage2 is not None),
+        backend=_backend_label(engine, classifier if stage2 is not None else None),
         patient_overall=PatientVerdict(
             round(float(scores.patient_probability), 6),
             final.patient_fractured,
@@ -159,26 +181,29 @@ def analyze(
             dict.fromkeys([*volume.warnings, *getattr(engine, "warnings", ()), *clean.warnings])
         ),
         timings_s={k: round(v, 4) for k, v in timings.items()},
-        patient_id=str(volume.meta.get("PatientID", "")),
+        patient_id=str(volume.meta.get("PatientID") or ""),
     )
     report(1.0, "done")
     return AnalysisOutcome(result, volume, labels, heatmap, gradcam)
 
 
-def _activation(engine: Any, grid: Any, prepared: PreparedVolume):
+def _activation(
+    engine: AnalysisEngine, grid: GridOutputs, prepared: PreparedVolume
+) -> Activation | None:
     """Where class activations come from: the CAM output kept from the main pass, else the
     engine's own (Keras Grad-CAM, one more pass over the vertebra's planes), else nothing."""
     if grid.cam is not None:
         return stored_activation(grid.cam)
     if getattr(engine, "supports_cam", False):
-        return lambda planes, k: engine.class_activation(model_input(prepared, planes), k)
+        explaining = cast(_Explaining, engine)  # supports_cam promises class_activation
+        return lambda planes, k: explaining.class_activation(model_input(prepared, planes), k)
     return None
 
 
 def _plausible_verdicts(
     volume: Volume,
     prepared: PreparedVolume,
-    clean: Any,
+    clean: CleanLabels,
     aggregation: AggregationConfig,
     verdict: dict[str, bool],
 ) -> FinalVerdicts:
@@ -203,7 +228,7 @@ def _plausible_verdicts(
 
 
 def _vertebra_verdicts(
-    scores: Any,
+    scores: StudyScores,
     final: FinalVerdicts,
     prepared: PreparedVolume,
     thresholds: dict[str, float],
@@ -242,10 +267,10 @@ def source_range(prepared: PreparedVolume, grid_range: tuple[int, int]) -> tuple
     return (int(inside.min()), int(inside.max()))
 
 
-def _backend_label(engine: Any, stage2: bool) -> str:
-    """The stage-1 engine's label, plus stage 2's when it ran (e.g. ``onnx-cpu-int8 + stage 2
-    onnx-cpu-int8``)."""
+def _backend_label(engine: AnalysisEngine, stage2: AnalysisEngine | None) -> str:
+    """The stage-1 engine's label, plus the stage-2 classifier's when it ran (e.g.
+    ``onnx-cpu-int8 + stage 2 onnx-cpu-int8``)."""
     label = str(engine.label)
-    if stage2:
-        label += f" + stage 2 {engine.classifier.label}"
+    if stage2 is not None:
+        label += f" + stage 2 {stage2.label}"
     return label

@@ -113,7 +113,12 @@ def load_study(
         if source.kind == KIND_NIFTI:
             from .nifti import load_nifti
 
-            return load_nifti(source.files[0], source_path=source.path, archive=source.archive)
+            return load_nifti(
+                source.files[0],
+                source_path=source.path,
+                archive=source.archive,
+                max_voxels=max_voxels(),
+            )
         from .raster import load_raster
 
         return load_raster(source.files[0], source_path=source.path, archive=source.archive)

@@ -14,19 +14,37 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptFileError, UnsupportedFormatError
+from ..errors import CorruptFileError, ImageTooLargeError, UnsupportedFormatError
 from .provenance import headerless_meta
 from .volume import Volume
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def load_nifti(file: Path, source_path: Path | None = None, archive: Path | None = None) -> Volume:
-    """Read one NIfTI file into a Volume (HU, [z, y, x], LPS affine)."""
+def load_nifti(
+    file: Path,
+    source_path: Path | None = None,
+    archive: Path | None = None,
+    max_voxels: int | None = None,
+) -> Volume:
+    """Read one NIfTI file into a Volume (HU, [z, y, x], LPS affine).
+
+    ``max_voxels``: a file whose header declares more voxels (of its first volume) is refused
+    with :class:`~cspine_desktop.errors.ImageTooLargeError` before any voxel is read."""
     import nibabel as nib
 
     try:
         img = nib.load(str(file))
+        shape = tuple(int(n) for n in img.shape)
+    except Exception as exc:  # nibabel raises many kinds on damaged files
+        raise CorruptFileError(f"{file.name} is not a readable NIfTI file ({exc}).") from exc
+    declared = int(np.prod(shape[:3], dtype=np.int64)) if shape else 0
+    if max_voxels is not None and declared > max_voxels:
+        raise ImageTooLargeError(
+            f"{file.name} declares {' × '.join(map(str, shape[:3]))} = {declared:,} voxels, "
+            f"more than this computer's limit of {max_voxels:,} (setting max_image_voxels)."
+        )
+    try:
         data = np.asanyarray(img.dataobj)
         ras = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # nibabel raises many kinds on damaged files

@@ -65,3 +65,22 @@ def test_the_automatic_cap_comes_from_memory(monkeypatch, cap):
     assert loader.max_voxels() == 5_000
     cap(0)
     assert loader.max_voxels() == 2**30
+
+
+def test_a_nifti_declaring_more_voxels_than_the_cap_is_refused_before_reading(tmp_path, cap):
+    """The header alone decides: a gzip of zeros declaring 2048³ (8.6 G voxels, 8 KB on disk)
+    is refused without reading its data, and one under the cap still loads."""
+    import nibabel as nib
+    import numpy as np
+
+    small = nib.Nifti1Image(np.zeros((8, 8, 4), np.int16), np.eye(4))
+    nib.save(small, tmp_path / "small.nii.gz")
+    header = small.header.copy()
+    header.set_data_shape((2048, 2048, 2048))
+    huge = tmp_path / "huge.nii"
+    huge.write_bytes(header.binaryblock + b"\0" * 4 + b"\0" * 1024)  # truncated: never read
+    cap(8 * 8 * 4)
+    assert load_study(tmp_path / "small.nii.gz").hu.shape == (4, 8, 8)
+    with pytest.raises(ImageTooLargeError) as err:
+        load_study(huge)
+    assert "2048 × 2048 × 2048" in str(err.value) and "max_image_voxels" in str(err.value)
