@@ -7,7 +7,9 @@ validation split mean the same thing in production. All arrays are on the model 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +40,7 @@ class AggregationConfig:
     assign_levels: bool = True
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> AggregationConfig:
+    def from_dict(cls, d: Mapping[str, Any] | None) -> AggregationConfig:
         return cls(**{k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__})
 
 
@@ -59,7 +61,8 @@ def label_grid(vertebrae: np.ndarray) -> np.ndarray:
     if v.ndim == 4:
         if v.shape[-1] != N_CLASSES:
             raise ValueError(f"expected {N_CLASSES} classes, got {v.shape[-1]}")
-        return np.argmax(v, axis=-1).astype(np.uint8)
+        labels: np.ndarray = np.argmax(v, axis=-1)
+        return labels.astype(np.uint8)
     return v.astype(np.uint8, copy=False)
 
 

@@ -85,7 +85,9 @@ def _split_at_discs(
     bone = np.pad(piece[top : top + height, cols[0] : cols[-1] + 1], 1).astype(np.uint8)
     outside = bone.copy()
     cv2.floodFill(outside, None, (0, 0), 2)
-    _, holes, stats, _ = cv2.connectedComponentsWithStats((outside == 0).astype(np.uint8), 4)
+    _, holes, stats, _ = cv2.connectedComponentsWithStats(
+        (outside == 0).astype(np.uint8), connectivity=8
+    )
     tall = np.nonzero(stats[:, cv2.CC_STAT_HEIGHT] * slice_step_mm > 4.0)[0]
     filled = (bone > 0) | np.isin(holes, tall[tall > 0])
     width = filled[1:-1, 1:-1].sum(axis=1).astype(np.float64)

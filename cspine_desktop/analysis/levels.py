@@ -308,7 +308,7 @@ def _best_runs(
             for d in range(1, min(dmax[v], i) + 1):
                 start = i - d
                 if start == 0:
-                    if anchored and v != first_level - 1:
+                    if first_level is not None and v != first_level - 1:
                         continue  # anchored: the first run is that level
                     if first_len is not None and not first_len[0] <= d <= first_len[1]:
                         continue

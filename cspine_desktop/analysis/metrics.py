@@ -19,9 +19,12 @@ RSNA_VERTEBRA_WEIGHTS = (1.0, 2.0)
 RSNA_PATIENT_WEIGHTS = (7.0, 14.0)
 
 
+_LABELS = tuple(v.label for v in VERTEBRAE)
+
+
 # --- segmentation ----------------------------------------------------------------------------
 def dice_per_label(
-    pred: np.ndarray, true: np.ndarray, labels: Sequence[int] = tuple(v.label for v in VERTEBRAE)
+    pred: np.ndarray, true: np.ndarray, labels: Sequence[int] = _LABELS
 ) -> dict[int, float]:
     """Dice 2|P∩T| / (|P| + |T|) per label value; NaN when the label is in neither map."""
     if pred.shape != true.shape:
@@ -34,9 +37,7 @@ def dice_per_label(
     return out
 
 
-def dice_counts(
-    pred: np.ndarray, true: np.ndarray, labels: Sequence[int] = tuple(v.label for v in VERTEBRAE)
-) -> np.ndarray:
+def dice_counts(pred: np.ndarray, true: np.ndarray, labels: Sequence[int] = _LABELS) -> np.ndarray:
     """[len(labels), 2] array of (2|P∩T|, |P| + |T|) — sum over studies for a pooled Dice."""
     rows = []
     for lab in labels:

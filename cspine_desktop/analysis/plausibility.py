@@ -153,7 +153,10 @@ def _holes(mask: np.ndarray) -> np.ndarray:
     return np.isin(comp, inside)
 
 
-def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float]):
+_Canal = tuple[float, tuple[float, float] | None, np.ndarray | None]  # area, centre, hole mask
+
+
+def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float]) -> _Canal:
     """(area mm², centre (y, x) mm, hole mask) of the largest hole in a level's outline."""
     closed = cv2.morphologyEx(
         footprint.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)
@@ -177,14 +180,14 @@ def _level_canal(
     dz: float,
     spacing_yx: tuple[float, float],
     with_c2: bool,
-):
+) -> tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]:
     """(area mm², centre, hole mask, (first, last) plane) of the level's canal: the largest
     hole of a plausible size among the whole outline and its slabs, else the whole outline's."""
     n = max(1, round(CANAL_SLAB_MM / dz))
     windows = [(z0, z1)] + [(a, min(a + n - 1, z1)) for a in range(z0, max(z0, z1 - n + 1) + 1)]
     if with_c2:
         windows.append((0, lab.shape[0] - 1))
-    found = []
+    found: list[tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]] = []
     for a, b in windows:
         part = lab[a : b + 1]
         footprint = (part == level).any(axis=0)

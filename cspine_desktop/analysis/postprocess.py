@@ -38,11 +38,11 @@ def largest_component_3d(mask: np.ndarray) -> np.ndarray:
     """
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
-        return mask.copy()
+        return np.zeros_like(mask)
     comp = np.zeros(mask.shape, dtype=np.int32)
     sizes: list[int] = [0]
     offset = 0
-    for z in np.nonzero(mask.reshape(mask.shape[0], -1).any(axis=1))[0]:
+    for z in np.nonzero(mask.reshape(mask.shape[0], -1).any(axis=1))[0].tolist():
         n, lab, stats, _ = cv2.connectedComponentsWithStats(
             mask[z].astype(np.uint8), connectivity=8, ltype=cv2.CV_32S
         )
@@ -55,7 +55,7 @@ def largest_component_3d(mask: np.ndarray) -> np.ndarray:
     def find(a: int) -> int:
         while parent[a] != a:
             parent[a] = parent[parent[a]]
-            a = parent[a]
+            a = int(parent[a])
         return a
 
     for z in range(mask.shape[0] - 1):
@@ -72,7 +72,8 @@ def largest_component_3d(mask: np.ndarray) -> np.ndarray:
     total = np.bincount(roots, weights=np.asarray(sizes, dtype=np.float64), minlength=offset + 1)
     total[0] = 0
     best = int(np.argmax(total))
-    return roots[comp] == best
+    largest: np.ndarray = roots[comp] == best
+    return largest
 
 
 def clean_labels(

@@ -91,7 +91,7 @@ class PatientVerdict:
         _check_status("patient", self.status, self.fractured, PATIENT_STATUSES)
 
 
-def _check_status(what: str, status: str, fractured: bool | None, allowed: tuple) -> None:
+def _check_status(what: str, status: str, fractured: bool | None, allowed: tuple[str, ...]) -> None:
     if status not in allowed:
         raise ValueError(f"{what}: status must be one of {allowed}, got {status!r}")
     if (status == ASSESSED) != (fractured is not None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +31,11 @@ FLOATS_PER_PIXEL = 128  # rough peak activations per input pixel of the U-Net (f
 
 
 class Predictor(Protocol):
-    input_shape: tuple[int, int, int]
+    """A model analysis can run on the model grid: every ``cspine_desktop.inference.Engine``
+    is one (analysis sits below inference, so it names what it needs instead of importing it)."""
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...  # (S, S, C) of one input slice
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
 
@@ -114,7 +118,7 @@ def run_model(
 ) -> GridOutputs:
     """Run ``engine`` on ``planes`` (default :func:`neck_planes`) of ``prepared``."""
     planes = neck_planes(prepared) if planes is None else np.asarray(planes, dtype=int)
-    batch_size = batch_size or choose_batch_size(tuple(engine.input_shape))
+    batch_size = batch_size or choose_batch_size(engine.input_shape)
     zg, s = prepared.n_slices, prepared.cfg.input_size
     out = GridOutputs(
         labels=np.zeros((zg, s, s), np.uint8),
@@ -143,7 +147,9 @@ def run_model(
     return out
 
 
-def _prefetch(prepared: PreparedVolume, chunks: list[np.ndarray], cancel: Cancel):
+def _prefetch(
+    prepared: PreparedVolume, chunks: list[np.ndarray], cancel: Cancel
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (plane indices, model input) with the next batch prepared on a helper thread."""
     q: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()

@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 
 from ..imaging.crops import CropConfig, map_to_crop, paste_planes, vertebra_crops
+from ..imaging.preprocess import PreparedVolume
 from ..imaging.volume import Volume
 from ..vertebrae import NAMES
+from .aggregate import StudyScores
+from .runner import Predictor
 
 MAX_BATCH = 16
 
@@ -89,7 +92,7 @@ def calibrate(raw: np.ndarray | float, calibration: tuple[float, float]) -> np.n
 def score_vertebrae(
     volume: Volume,
     labels_zyx: np.ndarray,
-    classifier: Any,
+    classifier: Predictor,
     cfg: Stage2Config,
     *,
     check: Callable[[], None] | None = None,
@@ -135,7 +138,7 @@ def _source_slice(z_view: int, axes: tuple[int, int, int], shape: tuple[int, ...
     return int(shape[0] // 2)
 
 
-def with_stage2(scores: Any, stage2: Stage2Scores, prepared: Any) -> Any:
+def with_stage2(scores: StudyScores, stage2: Stage2Scores, prepared: PreparedVolume) -> StudyScores:
     """Stage-1 :class:`~.aggregate.StudyScores` with stage 2's probabilities and peaks: the
     vertebra probability is stage 2's calibrated one (0 where stage 2 found no crop), the
     patient probability their maximum over the levels present."""
