@@ -6,6 +6,7 @@ import functools
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import highdicom as hd
 import numpy as np
@@ -90,7 +91,16 @@ _TYPE2_IDENTIFIERS = (
 )
 
 
-def equipment_kwargs() -> dict[str, str]:
+class Equipment(TypedDict):
+    """Keyword arguments of highdicom's SOP classes naming the equipment."""
+
+    manufacturer: str
+    manufacturer_model_name: str
+    software_versions: str
+    device_serial_number: str
+
+
+def equipment_kwargs() -> Equipment:
     """Enhanced General Equipment attributes of the objects cspine creates."""
     return {
         "manufacturer": MANUFACTURER,

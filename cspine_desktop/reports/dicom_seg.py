@@ -121,7 +121,7 @@ def build_vertebra_seg(
     for number, v in enumerate(segmented, start=1):
         remap[v.label] = number
     labels = np.asarray(outcome.labels)
-    keep = per_slice[:, [v.label for v in segmented]].any(axis=1)
+    keep = np.asarray(per_slice[:, [v.label for v in segmented]].any(axis=1))
     algorithm = _dicom.algorithm_identification(result)
     descriptions = [
         hd.seg.SegmentDescription(

@@ -140,7 +140,7 @@ def _document_evaluations(outcome: OutcomeLike) -> hd.sr.ContainerContentItem:
     """TID 1500 "Qualitative Evaluations": patient verdict, warnings, disclaimer (text)."""
     contains = hd.sr.RelationshipTypeValues.CONTAINS
     container = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS, relationship_type=contains)
-    items = [
+    items: list[hd.sr.ContentItem] = [
         hd.sr.CodeContentItem(
             name=FRACTURE,
             value=_presence(outcome.result.patient_overall.fractured),

@@ -7,6 +7,7 @@ import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 from ..analysis.result import AnalysisResult
 from ..analysis.wording import (
@@ -19,6 +20,7 @@ from ..analysis.wording import (
 from ._common import OutcomeLike, result_of, write_bytes_atomic
 
 RSNA_HEADER = ("row_id", "fractured")
+_One = OutcomeLike | AnalysisResult  # one study's analysis
 
 
 def write_result_json(outcome: OutcomeLike | AnalysisResult, path: str | os.PathLike[str]) -> Path:
@@ -35,11 +37,13 @@ def rsna_csv_text(
     probability (absent vertebrae count as 0). The RSNA format holds probabilities only:
     whether a verdict could be given (``status``) is in the result JSON."""
     if isinstance(results, AnalysisResult) or hasattr(results, "result"):
-        results = [results]  # type: ignore[list-item]
+        items: Iterable[_One] = [cast(_One, results)]  # an outcome or a result, not a list
+    else:
+        items = results
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(RSNA_HEADER)
-    for item in results:  # type: ignore[union-attr]
+    for item in items:
         for row_id, probability in result_of(item).rsna_rows():
             writer.writerow((row_id, f"{probability:.6f}"))
     return buf.getvalue()
