@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--only", default=None, help="comma-separated keys, e.g. onnx-int8,openvino-bf16"
     )
     p.add_argument(
+        "--repeats", type=int, default=3, help="timed batches per backend (best is reported)"
+    )
+    p.add_argument(
         "--analyze",
         default=None,
         metavar="STUDY",
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         cache_dir=settings.cache_dir,
         progress=None if args.json else lambda m: sys.stderr.write(m + "\n"),
         analyze_study=demo_study_path() if args.analyze == "demo" else args.analyze,
+        repeats=args.repeats,
     )
     sys.stdout.write((json.dumps(report, indent=2) if args.json else format_table(report)) + "\n")
     return 0 if any(r["error"] is None for r in report["runs"]) else 1

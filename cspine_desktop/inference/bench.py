@@ -150,9 +150,11 @@ def run_bench(
     batch: int = 4,
     progress: Callable[[str], None] | None = None,
     analyze_study: str | Path | None = None,
+    repeats: int = 3,
 ) -> dict[str, Any]:
     """Measure every variant (or ``only`` those keys) of both stages and the matmul ceiling in
-    this process; with ``analyze_study``, also ``cspine analyze`` of it with ``auto``."""
+    this process; with ``analyze_study``, also ``cspine analyze`` of it with ``auto``. Times
+    per slice are the best of ``repeats`` timed batches (more on a busy machine)."""
     from ..analysis.pipeline import analyze
     from ..analysis.runner import neck_planes
     from ..imaging.preprocess import PreprocessConfig, model_input, prepare_volume
@@ -160,7 +162,7 @@ def run_bench(
     say = progress or (lambda m: None)
     load_start = _load_average()
     say("measuring the numpy float32 matmul ceiling")
-    ceiling = matmul_gflops()
+    ceiling = matmul_gflops(repeats=max(3, repeats))
     flops = bundle.card.get("flops_per_slice") or _flops_from_files(bundle)
     volume = synthetic_study(n_slices, size)
     prepared = prepare_volume(volume, PreprocessConfig.from_dict(bundle.card["preprocessing"]))
@@ -172,7 +174,7 @@ def run_bench(
             continue
         say(f"benchmarking {cand.key}")
         run = BackendRun(key=cand.key, label=cand.key, gate=cand.gate)
-        engine = _time_engine(run, cand.open, x)
+        engine = _time_engine(run, cand.open, x, repeats)
         if engine is not None:
             try:
                 t0 = time.perf_counter()
@@ -194,7 +196,7 @@ def run_bench(
                 continue
             say(f"benchmarking stage 2 {cand.key}")
             run = BackendRun(key=cand.key, label=cand.key, stage=2, gate=cand.gate)
-            engine = _time_engine(run, cand.open, crops)
+            engine = _time_engine(run, cand.open, crops, repeats)
             if engine is not None:
                 engine.close()
             runs.append(run)
@@ -212,6 +214,7 @@ def run_bench(
             "gflop_per_slice": (flops or 0) / 1e9,
         },
         "study": {"slices": n_slices, "size": size, "grid_planes_run": len(planes)},
+        "repeats": repeats,
         "runs": [r.to_dict() for r in runs],
     }
     if analyze_study is not None:
@@ -221,9 +224,11 @@ def run_bench(
     return report
 
 
-def _time_engine(run: BackendRun, opener: Callable[[], Engine], x: np.ndarray) -> Engine | None:
-    """Open, warm up and time ``opener``'s engine on ``x`` into ``run`` (best of 3); the engine,
-    or None when it failed (``run.error`` says why)."""
+def _time_engine(
+    run: BackendRun, opener: Callable[[], Engine], x: np.ndarray, repeats: int = 3
+) -> Engine | None:
+    """Open, warm up and time ``opener``'s engine on ``x`` into ``run`` (best of ``repeats``);
+    the engine, or None when it failed (``run.error`` says why)."""
     try:
         t0 = time.perf_counter()
         engine = opener()
@@ -231,7 +236,7 @@ def _time_engine(run: BackendRun, opener: Callable[[], Engine], x: np.ndarray) -
         run.label = engine.label
         engine.predict(x)  # warm-up
         times, cpu = [], []
-        for _ in range(3):
+        for _ in range(max(1, repeats)):
             t0, c0 = time.perf_counter(), time.process_time()
             engine.predict(x)
             times.append(time.perf_counter() - t0)

@@ -106,11 +106,13 @@ def test_cspine_bench_json(capsys, bench_bundle):
             "48",
             "--only",
             "onnx-fp32",
+            "--repeats",
+            "2",
         ]
     )
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [r["key"] for r in doc["runs"]] == ["onnx-fp32"]
+    assert [r["key"] for r in doc["runs"]] == ["onnx-fp32"] and doc["repeats"] == 2
     assert doc["study"] == {
         "slices": 8,
         "size": 48,
