@@ -60,18 +60,28 @@ class FitData:
     calibration: Any | None = None
 
 
-def load_init_weights(model: Any, path: str | Path) -> None:
-    """Start from the weights of an earlier model of the same architecture (a ``.keras`` file
-    or ``.weights.h5``). A resumed run then restores its own backup over them."""
+def load_init_weights(model: Any, path: str | Path, batches: Any | None = None) -> None:
+    """Start from the weights of an earlier model of the same architecture: a ``.keras`` file,
+    ``.weights.h5``, or a bundle's ``.onnx`` file (:mod:`.from_onnx`; its BatchNorm layers
+    then get moving statistics measured on ``batches`` of the training data). A resumed run
+    then restores its own backup over them."""
     from .config import TrainConfigError
 
+    path = Path(path)
     try:
-        model.load_weights(str(path))
+        if path.suffix == ".onnx":
+            from .from_onnx import load_onnx_weights, unfold_batchnorm
+
+            load_onnx_weights(model, path)
+            if batches is not None:
+                unfold_batchnorm(model, batches)
+        else:
+            model.load_weights(str(path))
     except (ValueError, OSError) as exc:
         raise TrainConfigError(
-            f"cannot start from {Path(path).name}: its weights do not fit this model ({exc})"
+            f"cannot start from {path.name}: its weights do not fit this model ({exc})"
         ) from exc
-    log.info("starting from the weights of %s", Path(path).name)
+    log.info("starting from the weights of %s", path.name)
 
 
 def make_optimizer(cfg: TrainConfig, learning_rate: float) -> Any:
@@ -394,7 +404,11 @@ def fit_run(
     with strategy.scope():
         model = model_factory(cfg.model)
         if cfg.init_weights:
-            load_init_weights(model, cfg.init_weights)
+            load_init_weights(
+                model,
+                cfg.init_weights,
+                data.calibration if data.calibration is not None else data.train,
+            )
         if warmup and not warm_marker.exists():
             log.info("warm-up: %d epoch(s) with the encoder frozen", warmup)
             set_encoder_trainable(model, False)
