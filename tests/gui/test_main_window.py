@@ -257,11 +257,11 @@ def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, stu
     wl = window.worklist
     wl._poll.setInterval(100)
     qtbot.waitUntil(lambda: len(wl.model.rows) == 2, timeout=5000)
-    with qtbot.waitSignal(wl.refreshed, timeout=5000):
-        wl.search.setText("ZED")
-    assert [r.patient_id for r in wl.model.rows] == ["ZED-9"]
-    with qtbot.waitSignal(wl.refreshed, timeout=5000):
-        wl.search.setText("")
+    # the 100 ms poll may finish a reload of the old text first: wait for the filtered rows
+    wl.search.setText("ZED")
+    qtbot.waitUntil(lambda: [r.patient_id for r in wl.model.rows] == ["ZED-9"], timeout=5000)
+    wl.search.setText("")
+    qtbot.waitUntil(lambda: len(wl.model.rows) == 2, timeout=5000)
     wl.select_study(opened.study_id)
     with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
         wl.reanalyse_button.click()
