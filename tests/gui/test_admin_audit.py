@@ -169,7 +169,7 @@ def test_10_admin_screen_lists_approves_disables_resets_unlocks_and_sets_roles(
     assert "unlocked" in changes
 
 
-def test_10_users_entry_is_for_admins_only(qtbot, make_workstation):
+def test_10_users_entry_is_enabled_for_an_admin(qtbot, make_workstation):
     window, _services = make_workstation(FakeRunner())
     assert window.users_action.isEnabled()
 

@@ -122,6 +122,7 @@ def test_non_admin_cannot_open_settings_or_delete(qtbot, settings):
         qtbot.addWidget(window)
         assert not window.settings_action.isEnabled()
         assert window.worklist.delete_button.isHidden()
+        assert not window.users_action.isEnabled()  # Tools ▸ Users is for administrators
         window.close()
     finally:
         from PySide6.QtCore import QThreadPool
