@@ -138,7 +138,7 @@ def add_noise(
 ) -> None:
     """Add correlated noise with per-slice standard deviation ``sigma`` [z] (HU) whose power
     spectrum peaks at ``peak_px`` cycles per pixel (kernel ``nps_peak`` × pixel size)."""
-    nz, ny, nx = hu.shape
+    nz, ny, nx = map(int, hu.shape)
     size = max(ny, nx) + 128
     size = 1 << (size - 1).bit_length()
     bank = _noise_bank(size, _bucket(peak_px))

@@ -94,7 +94,9 @@ class PhantomConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PhantomConfig:
         known = {f.name for f in fields(cls)}
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+        kw: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known
+        }
         return cls(**kw)
 
     @classmethod

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .config import Confounders, PhantomConfig
-from .render import Dense, Lucency, Structure
 from .sdf import Capsule
+from .structure import Dense, Lucency, Structure
 from .vertebrae import VertebraGeometry
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
 from . import artifacts
 from .config import Acquisition, Confounders, PhantomConfig
-from .render import Grid
+from .structure import Grid
 from .vertebrae import DISC_MM, LEVELS, VertebraGeometry, geometry
 
 
@@ -232,7 +233,18 @@ def place(
     return pose, grid
 
 
-def level_table(spine: Spine) -> dict[str, np.ndarray]:
+class LevelTable(TypedDict):
+    """:func:`level_table`: arrays [8] per level C1..T1, and the cranial vault."""
+
+    z: np.ndarray
+    y: np.ndarray
+    half_depth: np.ndarray
+    canal_w: np.ndarray
+    canal_d: np.ndarray
+    skull: tuple[float, float, float, float, float]
+
+
+def level_table(spine: Spine) -> LevelTable:
     """Per level C1..T1: centre Z/Y (anatomy), body half depth, canal width/depth (mm)."""
     ks = range(1, 9)
     g = spine.geoms

@@ -6,6 +6,7 @@ the bone window at the same mm scale)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def _axial_at(study: PhantomStudy, level: int) -> tuple[np.ndarray, float, float
 
 def _variety(matrix: int, seed: int) -> list[tuple[str, PhantomStudy, int]]:
     """The same neck under other scanners: (title, study, level shown)."""
-    base = {
+    base: dict[str, Any] = {
         "matrix": matrix,
         "fov_circle_probability": 0.0,
         "fracture_prevalence": 0.0,

@@ -1,146 +1,19 @@
 """Draw bony structures into a CT grid: local boxes, sub-slice sampling, cortex and marrow.
 
-A :class:`Structure` is a set of SDF primitives (see :mod:`.sdf`) in its own frame (u left,
-v posterior, w superior, mm) placed in patient LPS space by ``center`` and ``rot`` (columns =
-the u, v, w axes in LPS). :func:`render_structure` evaluates it only inside its bounding box,
+:func:`render_structure` evaluates a :class:`~.structure.Structure` only inside its bounding box,
 each primitive only inside its own box, at ``nsub`` sub-slices per slice (partial volume along
 z for thick slices), and composites HU, labels and fracture masks into the [z, y, x] arrays.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import texture
-
-Vec3 = tuple[float, float, float]
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Voxel grid: ``shape`` (z, y, x); ``affine`` maps voxel (x, y, z, 1) → LPS mm."""
-
-    shape: tuple[int, int, int]
-    affine: np.ndarray
-    pixel_mm: float
-    slice_mm: float
-    thickness_mm: float
-
-    @property
-    def nsub(self) -> int:
-        """Sub-slices per slice so bone is sampled at least every 1.1 mm along z."""
-        return max(1, math.ceil(self.thickness_mm / 1.1 - 1e-6))
-
-
-@dataclass(frozen=True)
-class Shift:
-    """Fracture displacement: the side ``n·(p − p0) > 0`` moves by ``vec`` mm, fading to zero
-    at ``radius`` mm from p0 (a fragment step-off at the line, no second break)."""
-
-    p0: Vec3
-    n: Vec3
-    vec: Vec3
-    radius: float
-    parts: tuple[str, ...] | None = None  # the parts that move (None: all)
-
-
-@dataclass(frozen=True)
-class Compression:
-    """Body height loss: end-plate at ``w_top`` sinks by ``loss`` × (its height above
-    ``w_bottom``), weighted ``anterior`` (1 = wedge, 0 = uniform) toward the front."""
-
-    w_top: float
-    w_bottom: float
-    half_depth: float
-    half_width: float
-    loss: float
-    anterior: float = 1.0
-
-
-@dataclass(frozen=True)
-class Cut:
-    """A lucent line: bone within ``gap``/2 of the (wavy) plane through p0 with normal n,
-    inside radius mm of p0, becomes ``hu`` (clot/fragments 50–300 HU). ``fracture`` is the
-    index into the study's fracture list, or -1 for a mimic (vascular channel)."""
-
-    p0: Vec3
-    n: Vec3
-    gap: float
-    radius: float
-    hu: float = 150.0
-    wave: float = 0.4
-    fracture: int = -1
-
-
-@dataclass(frozen=True)
-class Lucency:
-    """A lucent tube (vascular channel, mimic) from a to b, radius r, filled with ``hu``."""
-
-    a: Vec3
-    b: Vec3
-    r: float
-    hu: float = 60.0
-
-
-@dataclass(frozen=True)
-class Dense:
-    """Extra marrow density ``add_hu`` (sclerosis / impaction) inside an ellipsoid."""
-
-    c: Vec3
-    r: Vec3
-    add_hu: float
-
-
-@dataclass(frozen=True)
-class MaskRegion:
-    """Fractured bone of fracture ``fracture`` inside an ellipsoid (compression, burst)."""
-
-    c: Vec3
-    r: Vec3
-    fracture: int
-
-
-@dataclass
-class Structure:
-    name: str
-    label: int  # 0 = background bone (occiput, T1, ribs…), 1..7 = C1..C7
-    center: np.ndarray  # LPS mm
-    rot: np.ndarray  # 3×3, columns = local u, v, w in LPS
-    parts: dict[str, list] = field(default_factory=dict)  # part name → SDF primitives
-    cortex_hu: float = 1300.0
-    marrow_hu: float = 350.0
-    cortex_mm: float = 1.0
-    shifts: list[Shift] = field(default_factory=list)
-    compressions: list[Compression] = field(default_factory=list)
-    cuts: list[Cut] = field(default_factory=list)
-    lucencies: list[Lucency] = field(default_factory=list)
-    dense: list[Dense] = field(default_factory=list)
-    mask_regions: list[MaskRegion] = field(default_factory=list)
-    mask_margin: float = 2.5
-    compact_parts: tuple[str, ...] = ()  # name prefixes of parts with compact (dense) marrow
-    texture_hu: float = 0.0  # trabecular texture amplitude (SD, HU) in the marrow
-    texture: tuple[float, ...] = ()  # lookup parameters of :func:`.texture.lookup`
-
-    def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        los, his = zip(*(p.bounds() for ps in self.parts.values() for p in ps))
-        return np.min(los, axis=0), np.max(his, axis=0)
-
-    def to_lps(self, p: Vec3) -> np.ndarray:
-        return self.center + self.rot @ np.asarray(p, dtype=float)
-
-
-@dataclass
-class Canvas:
-    """The arrays a study is drawn into ([z, y, x])."""
-
-    hu: np.ndarray  # float32
-    labels: np.ndarray  # uint8
-    fracture: np.ndarray  # uint8
-    # fracture index → flat indices (into [z, y, x]) of its fracture_mask voxels
-    fracture_boxes: dict[int, list[np.ndarray]] = field(default_factory=dict)
+from .structure import Canvas, Cut, Grid, Structure
 
 
 def _box_from_local(lo, hi, m_inv, m0, shape, margin_vox=1) -> tuple[slice, slice, slice] | None:
@@ -194,13 +67,47 @@ def _deform(st: Structure, u0: np.ndarray, v0: np.ndarray, w0: np.ndarray):
     return (u, v, w), moved
 
 
-def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
-    """Draw one structure into ``canvas`` (in place).
+Coords = tuple[np.ndarray, np.ndarray, np.ndarray]  # local u, v, w (mm)
 
-    Coarse to fine: the signed distance of each primitive is first evaluated at the centres of
-    blocks of 2 slices × 8 × 8 pixels; only blocks that can hold bone of that primitive are
-    evaluated voxel by voxel (at ``grid.nsub`` sub-slices per slice).
-    """
+
+@dataclass(frozen=True)
+class _Blocks:
+    """A structure's box on the grid, cut into blocks of ``BLOCK_Z`` slices × by × bx pixels
+    (``nsub`` sub-slices per slice); the last blocks along each axis may overhang the box.
+
+    kf, jj, ii : voxel z (per sub-slice), y and x of every block [nb*, size]; m, m0: voxel
+    (x, y, z) → local (u, v, w), linear part and offset."""
+
+    zs: slice
+    ys: slice
+    xs: slice
+    nsub: int
+    by: int
+    bx: int
+    kf: np.ndarray
+    jj: np.ndarray
+    ii: np.ndarray
+    m: np.ndarray
+    m0: np.ndarray
+
+    @property
+    def count(self) -> tuple[int, int, int]:
+        return len(self.kf), len(self.jj), len(self.ii)
+
+    def local(self, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> Coords:
+        """Voxel coordinates (broadcast) → local (u, v, w), float32."""
+        f32, m, m0 = np.float32, self.m, self.m0
+        u, v, w = (
+            (m[r, 2] * k + m0[r]).astype(f32)
+            + (m[r, 1] * j).astype(f32)
+            + (m[r, 0] * i).astype(f32)
+            for r in range(3)
+        )
+        return u, v, w
+
+
+def _block_grid(st: Structure, grid: Grid) -> _Blocks | None:
+    """The blocks covering ``st`` (grown by its shifts and a margin); None when off the grid."""
     aff = grid.affine
     m = st.rot.T @ aff[:3, :3]  # voxel (x, y, z) → local (u, v, w), linear part
     m0 = st.rot.T @ (aff[:3, 3] - st.center)
@@ -209,7 +116,7 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
     extra = 2.5 + max([float(np.linalg.norm(s.vec)) for s in st.shifts], default=0.0)
     box = _box_from_local(lo - extra, hi + extra, m_inv, m0, grid.shape)
     if box is None:
-        return
+        return None
     zs, ys, xs = box
     nzc, ny, nx = zs.stop - zs.start, ys.stop - ys.start, xs.stop - xs.start
     nsub = grid.nsub
@@ -220,47 +127,79 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
     kf = ((zs.start + np.arange(nbz * BLOCK_Z))[:, None] + offs[None, :]).reshape(nbz, bz)
     jj = (ys.start + np.arange(nby * by, dtype=float)).reshape(nby, by)
     ii = (xs.start + np.arange(nbx * bx, dtype=float)).reshape(nbx, bx)
+    return _Blocks(zs, ys, xs, nsub, by, bx, kf, jj, ii, m, m0)
 
-    def local(k: np.ndarray, j: np.ndarray, i: np.ndarray):
-        f32 = np.float32
-        return tuple(
-            (m[r, 2] * k + m0[r]).astype(f32)
-            + (m[r, 1] * j).astype(f32)
-            + (m[r, 0] * i).astype(f32)
-            for r in range(3)
-        )
 
-    # block centres
-    kc, jc, ic = kf.mean(1), jj.mean(1), ii.mean(1)
-    cu, cv, cw = local(kc[:, None, None], jc[None, :, None], ic[None, None, :])
+_Active = list[tuple[str, Callable[..., np.ndarray], np.ndarray]]  # part, primitive, blocks
+
+
+def _active_blocks(
+    st: Structure, grid: Grid, blocks: _Blocks, blur: float
+) -> tuple[_Active, np.ndarray] | None:
+    """Per primitive, the blocks that can hold its bone, and the flat indices of the blocks
+    any primitive can (None when there are none)."""
+    kc, jc, ic = blocks.kf.mean(1), blocks.jj.mean(1), blocks.ii.mean(1)
+    cu, cv, cw = blocks.local(kc[:, None, None], jc[None, :, None], ic[None, None, :])
     (cu, cv, cw), cmoved = _deform(st, cu, cv, cw)
     # a block is evaluated where its centre is closer to a surface than its half diagonal
     # (× 1.25: the SDFs are approximate) plus the edge blur
     ext = np.array(
         [
-            (BLOCK_Z - 1) * grid.slice_mm + grid.thickness_mm * (1 - 1 / nsub),
-            (by - 1) * grid.pixel_mm,
-            (bx - 1) * grid.pixel_mm,
+            (BLOCK_Z - 1) * grid.slice_mm + grid.thickness_mm * (1 - 1 / blocks.nsub),
+            (blocks.by - 1) * grid.pixel_mm,
+            (blocks.bx - 1) * grid.pixel_mm,
         ]
     )
-    blur = max(0.45, 0.8 * grid.pixel_mm)
     thr = 1.25 * 0.5 * float(np.linalg.norm(ext)) + blur
-    prim_active = []
+    prim_active: _Active = []
     for name, prims in st.parts.items():
         pu, pv, pw = cmoved.get(name, (cu, cv, cw))
         for p in prims:
             prim_active.append((name, p, (p(pu, pv, pw) < thr).ravel()))
     if not prim_active:
-        return
+        return None
     active = np.logical_or.reduce([a for _, _, a in prim_active])
     idx = np.flatnonzero(active)
     if idx.size == 0:
-        return
-    iz, iy, ix = np.unravel_index(idx, (nbz, nby, nbx))
-    u0, v0, w0 = local(kf[iz][:, :, None, None], jj[iy][:, None, :, None], ii[ix][:, None, None, :])
-    (u, v, w), moved = _deform(st, u0, v0, w0)
-    shape = u0.shape  # (n, bz, by, bx)
+        return None
+    return prim_active, idx
 
+
+def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
+    """Draw one structure into ``canvas`` (in place).
+
+    Coarse to fine: the signed distance of each primitive is first evaluated at the centres of
+    blocks of 2 slices × 8 × 8 pixels; only blocks that can hold bone of that primitive are
+    evaluated voxel by voxel (at ``grid.nsub`` sub-slices per slice).
+    """
+    blocks = _block_grid(st, grid)
+    if blocks is None:
+        return
+    blur = max(0.45, 0.8 * grid.pixel_mm)
+    found = _active_blocks(st, grid, blocks, blur)
+    if found is None:
+        return
+    prim_active, idx = found
+    iz, iy, ix = np.unravel_index(idx, blocks.count)
+    at = (blocks.kf[iz][:, :, None, None], blocks.jj[iy][:, None, :, None])
+    u0, v0, w0 = blocks.local(*at, blocks.ii[ix][:, None, None, :])
+    (u, v, w), moved = _deform(st, u0, v0, w0)
+    sd, sd_spongy = _signed_distance(st, prim_active, idx, (u, v, w), moved)
+    occ = _soft(sd, blur)
+    bone = _bone_hu(st, sd, sd_spongy, occ, (u, v, w), blur)
+    if st.cuts or st.lucencies:
+        bone = _lucent_lines(st, bone, occ, (u0, v0, w0), blur)
+    masks = _fracture_masks(st, occ >= 0.5, (u0, v0, w0))
+    _composite(canvas, st, grid, blocks, (iz, iy, ix), occ, bone, masks)
+
+
+def _signed_distance(
+    st: Structure, prim_active: _Active, idx: np.ndarray, uvw: Coords, moved: dict[str, Coords]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance (mm, negative inside) to the structure's surface in the active blocks,
+    and to its spongy parts (the same array when it has no compact parts)."""
+    u, v, w = uvw
+    shape = u.shape  # (n, bz, by, bx)
     sd = np.full(shape, 50.0, np.float32)
     # thin parts (laminae, spinous and transverse processes) are nearly all cortical bone
     sd_spongy = np.full(shape, 50.0, np.float32) if st.compact_parts else sd
@@ -279,41 +218,54 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
             sd[pos] = np.minimum(sd[pos], d)
             if spongy:
                 sd_spongy[pos] = np.minimum(sd_spongy[pos], d)
+    return sd, sd_spongy
 
-    occ = _soft(sd, blur)
+
+def _bone_hu(
+    st: Structure, sd: np.ndarray, sd_spongy: np.ndarray, occ: np.ndarray, uvw: Coords, blur: float
+) -> np.ndarray:
+    """HU of the bone in each fine voxel: cortex, and marrow (compact in thin parts, denser
+    where impacted, textured) inside it; weighted by how much of the voxel is bone."""
+    u, v, w = uvw
     marrow = _soft(sd + st.cortex_mm, blur)
     marrow_hu: np.ndarray | float = st.marrow_hu
     if st.compact_parts:
         compact = np.float32(0.3 * st.cortex_hu + 0.7 * st.marrow_hu)
         marrow_hu = np.where(sd_spongy <= sd + 0.5, np.float32(st.marrow_hu), compact)
     if st.dense:
-        marrow_hu = marrow_hu + np.zeros(shape, np.float32)
+        marrow_hu = marrow_hu + np.zeros(sd.shape, np.float32)
         for dn in st.dense:
             q = ((u - dn.c[0]) / dn.r[0]) ** 2 + ((v - dn.c[1]) / dn.r[1]) ** 2
             q += ((w - dn.c[2]) / dn.r[2]) ** 2
             marrow_hu += dn.add_hu * np.clip(1.5 - q, 0.0, 1.0)
     if st.texture_hu and st.texture:
         marrow_hu = marrow_hu + np.float32(st.texture_hu) * texture.lookup(st.texture, u, v, w)
-    bone = (occ - marrow) * st.cortex_hu + marrow * marrow_hu
+    bone: np.ndarray = (occ - marrow) * st.cortex_hu + marrow * marrow_hu
+    return bone
 
-    # lucent lines (fractures) and channels (mimics): bone replaced by soft-tissue HU
-    if st.cuts or st.lucencies:
-        from .sdf import Capsule  # local import keeps the module graph flat
 
-        gap = np.zeros(shape, np.float32)
-        fill = np.zeros(shape, np.float32)
-        fields = [(_cut_field(c, u0, v0, w0, blur), c.hu) for c in st.cuts]
-        fields += [
-            (_soft(Capsule(lc.a, lc.b, lc.r)(u0, v0, w0), blur), lc.hu) for lc in st.lucencies
-        ]
-        for g, hu_fill in fields:
-            fill = np.where(g > gap, np.float32(hu_fill), fill)
-            np.maximum(gap, g, out=gap)
-        bone = bone * (1 - gap) + gap * occ * fill
+def _lucent_lines(
+    st: Structure, bone: np.ndarray, occ: np.ndarray, uvw0: Coords, blur: float
+) -> np.ndarray:
+    """Lucent lines (fractures) and channels (mimics): bone replaced by soft-tissue HU."""
+    from .sdf import Capsule  # local import keeps the module graph flat
 
-    # fracture masks (per fracture, on the fine grid)
+    u0, v0, w0 = uvw0
+    gap = np.zeros(bone.shape, np.float32)
+    fill = np.zeros(bone.shape, np.float32)
+    fields = [(_cut_field(c, u0, v0, w0, blur), c.hu) for c in st.cuts]
+    fields += [(_soft(Capsule(lc.a, lc.b, lc.r)(u0, v0, w0), blur), lc.hu) for lc in st.lucencies]
+    for g, hu_fill in fields:
+        fill = np.where(g > gap, np.float32(hu_fill), fill)
+        np.maximum(gap, g, out=gap)
+    lucent: np.ndarray = bone * (1 - gap) + gap * occ * fill
+    return lucent
+
+
+def _fracture_masks(st: Structure, solid: np.ndarray, uvw0: Coords) -> dict[int, np.ndarray]:
+    """Per fracture index, the solid bone near its lines and inside its regions (fine grid)."""
+    u0, v0, w0 = uvw0
     masks: dict[int, np.ndarray] = {}
-    solid = occ >= 0.5
     for c in st.cuts:
         if c.fracture < 0:
             continue
@@ -325,8 +277,23 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
         q = ((u0 - mr.c[0]) / mr.r[0]) ** 2 + ((v0 - mr.c[1]) / mr.r[1]) ** 2
         q += ((w0 - mr.c[2]) / mr.r[2]) ** 2
         masks[mr.fracture] = masks.get(mr.fracture, False) | ((q < 1.0) & solid)
+    return masks
 
-    # composite the active blocks into the canvas (flat indices; padding dropped)
+
+def _composite(
+    canvas: Canvas,
+    st: Structure,
+    grid: Grid,
+    blocks: _Blocks,
+    at: tuple[np.ndarray, np.ndarray, np.ndarray],
+    occ: np.ndarray,
+    bone: np.ndarray,
+    masks: dict[int, np.ndarray],
+) -> None:
+    """Composite the active blocks (at block indices ``at``) into the canvas, sub-slices
+    averaged, through flat indices; the blocks' overhang is dropped."""
+    iz, iy, ix = at
+    zs, ys, xs, nsub, by, bx = blocks.zs, blocks.ys, blocks.xs, blocks.nsub, blocks.by, blocks.bx
     zz = zs.start + iz[:, None] * BLOCK_Z + np.arange(BLOCK_Z)[None, :]
     yy = ys.start + iy[:, None] * by + np.arange(by)[None, :]
     xx = xs.start + ix[:, None] * bx + np.arange(bx)[None, :]
@@ -339,12 +306,12 @@ def render_structure(st: Structure, grid: Grid, canvas: Canvas) -> None:
     flat = (zz[:, :, None, None] * gy + yy[:, None, :, None]) * gx + xx[:, None, None, :]
     fi = flat[valid]
 
-    def coarse(blocks: np.ndarray, reduce: str) -> np.ndarray:
+    def coarse(fine: np.ndarray, reduce: str) -> np.ndarray:
         """(n, bz, by, bx) fine blocks → values of the valid coarse voxels."""
         if nsub > 1:
-            b5 = blocks.reshape(len(idx), BLOCK_Z, nsub, by, bx)
-            blocks = b5.mean(2) if reduce == "mean" else b5.any(2)
-        return blocks[valid]
+            b5 = fine.reshape(len(iz), BLOCK_Z, nsub, by, bx)
+            fine = np.asarray(b5.mean(2) if reduce == "mean" else b5.any(2))
+        return fine[valid]
 
     occ_c = coarse(occ, "mean")
     bone_c = coarse(bone, "mean")

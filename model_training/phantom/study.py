@@ -15,9 +15,10 @@ from .config import Acquisition, Confounders, FractureSpec, PhantomConfig
 from .confounders import apply_confounders, sample_confounders
 from .fractures import apply_fracture, sample_fractures
 from .layout import Pose, Spine, build_spine, level_table, place, sample_acquisition
-from .render import Canvas, Grid, Structure, render_structure
+from .render import render_structure
 from .sdf import Ellipsoid
 from .softtissue import Plane, Profile, draw_soft_tissue, sample_params
+from .structure import Canvas, Grid, Structure
 from .vertebrae import atlas, axis, subaxial
 
 UID_ROOT = "cspine-phantom"
@@ -350,7 +351,8 @@ def _finish_fractures(fractures: list[FractureSpec], canvas: Canvas, grid: Grid)
             continue
         zz, yy, xx = np.unravel_index(flat, grid.shape)
         c = grid.affine @ np.array([xx.mean(), yy.mean(), zz.mean(), 1.0])
-        spec.center_lps = tuple(round(float(v), 2) for v in c[:3])
+        x, y, z = (round(float(v), 2) for v in c[:3])
+        spec.center_lps = (x, y, z)
         spec.slice_range = (int(zz.min()), int(zz.max()))
         for z in np.unique(zz):
             sel = zz == z
