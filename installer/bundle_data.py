@@ -87,6 +87,7 @@ OPENVINO_EXCLUDES: tuple[str, ...] = (
     "openvino_telemetry",
 )
 OPENVINO_DROPPED_LIBS: tuple[str, ...] = (
+    "libopenvino_c",  # the C API; the app uses the Python one
     "libopenvino_intel_gpu_plugin",
     "libopenvino_intel_npu_plugin",
     "libopenvino_pytorch_frontend",
@@ -96,6 +97,24 @@ OPENVINO_DROPPED_LIBS: tuple[str, ...] = (
     "libopenvino_jax_frontend",
     "libopenvino_gguf_frontend",
 )
+
+
+def openvino_binaries(libs_dir: Path) -> list[tuple[str, str]]:
+    """OpenVINO's libraries to ship, as PyInstaller ``binaries`` (source, ``openvino/libs``):
+    every shared library in the wheel's ``libs`` folder but the left-out ones. Listed by name,
+    because OpenVINO loads its plugins and model readers at run time (no import or link leads
+    PyInstaller to them) and they carry version suffixes (``libopenvino_onnx_frontend.so.2641``)
+    that a ``*.so`` pattern misses."""
+    libs = Path(libs_dir)
+    if not libs.is_dir():
+        return []
+    return [
+        (str(p), f"{OPENVINO_PACKAGE}/libs")
+        for p in sorted(libs.iterdir())
+        if p.is_file()
+        and (".so" in p.name or p.suffix in (".dll", ".dylib"))
+        and openvino_library_kept(p.name)
+    ]
 
 
 def openvino_library_kept(file_name: str) -> bool:

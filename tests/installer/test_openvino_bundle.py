@@ -43,3 +43,13 @@ def test_the_excluded_modules_are_not_ones_the_backend_imports():
     text = backend.read_text(encoding="utf-8")
     assert "import openvino" in text
     assert not any(m in text for m in bd.OPENVINO_EXCLUDES)
+
+
+def test_the_spec_collects_the_cpu_plugin_and_onnx_reader_of_the_installed_wheel():
+    libs = Path(openvino.__file__).parent / "libs"
+    shipped = {Path(src).name.split(".", 1)[0]: dest for src, dest in bd.openvino_binaries(libs)}
+    # loaded at run time by name (not linked), with version suffixes such as .so.2641
+    for needed in ("libopenvino", "libopenvino_intel_cpu_plugin", "libopenvino_onnx_frontend"):
+        assert shipped.get(needed) == "openvino/libs", needed
+    assert not set(shipped) & set(bd.OPENVINO_DROPPED_LIBS)
+    assert bd.openvino_binaries(libs.parent / "no-such-folder") == []
