@@ -79,7 +79,8 @@ def _draw_transform(size: int, cfg: AugmentConfig, rng: np.random.Generator):
         fields = []
         for _ in range(2):
             field = rng.uniform(-1, 1, size=(size, size)).astype(np.float32)
-            field = cv2.GaussianBlur(field, (k, k), cfg.elastic_sigma_px)
+            blurred = cv2.GaussianBlur(field, (k, k), cfg.elastic_sigma_px)
+            field = blurred.astype(np.float32, copy=False)  # float32 in, float32 out
             field *= cfg.elastic_alpha_px / max(float(np.abs(field).max()), 1e-6)
             fields.append(field)
         elastic = tuple(fields)

@@ -137,7 +137,7 @@ def source_signature(study: RsnaStudy) -> str:
         return [s.st_size, s.st_mtime_ns]
 
     files = dicom_files(study.image_dir)
-    stats = [stat(f) for f in files]
+    stats = [[s.st_size, s.st_mtime_ns] for s in (f.stat() for f in files)]
     blob = json.dumps(
         {
             "files": [len(files), sum(s[0] for s in stats), max((s[1] for s in stats), default=0)],

@@ -31,6 +31,8 @@ def _load_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
 
     try:
         img = nib.load(str(path))
+        if not isinstance(img, nib.spatialimages.SpatialImage):
+            raise TypeError(f"{type(img).__name__} is not an image with a geometry")
         data = np.asanyarray(img.dataobj)
         affine = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # nibabel raises many types for truncated/garbled files

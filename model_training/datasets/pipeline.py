@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,9 @@ def epoch_samples(
 
 
 # --------------------------------------------------------------------------- loading
+_Handles = tuple[PreparedVolume, np.ndarray, np.ndarray, np.ndarray]  # prepared, labels, …
+
+
 class _SliceSource:
     """Reads one training sample from the memory-mapped cache (thread-safe, lazy)."""
 
@@ -91,18 +94,23 @@ class _SliceSource:
         self.augment = augment
         self.size, self.channels = size, channels
         self.min_px = min_px
-        self._open: dict[int, tuple[PreparedVolume, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._open: dict[int, _Handles] = {}
 
-    def _handles(self, i: int):
+    def _handles(self, i: int) -> _Handles:
         h = self._open.get(i)
         if h is None:
             s = self.studies[i]
             prepared = s.prepared()
-            h = (prepared, s.labels(), s.fracture(), s.flags().astype(np.float32))
+            labels, fracture = s.labels(), s.fracture()
+            if labels is None or fracture is None:  # a cache file lost during training
+                raise FileNotFoundError(f"{s.path}: the labels or the fracture mask are gone")
+            h = (prepared, labels, fracture, s.flags().astype(np.float32))
             self._open[i] = h
         return h
 
-    def sample(self, i: int, z: int, seed: int):
+    def sample(
+        self, i: int, z: int, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One sample: x [S, S, C], labels [S, S], fracture [S, S, 1], fracture_cls target [7]
         (flags of the vertebrae the augmented slice shows, IGNORE for the others)."""
         prepared, labels, fracture, flags = self._handles(i)
@@ -176,6 +184,45 @@ def _usable(cached: Iterable[CachedStudy], report: SkipReport | None = None) -> 
     return out
 
 
+def _training_source(
+    cached: Sequence[CachedStudy], augment: AugmentConfig | bool | None, report: SkipReport | None
+) -> _SliceSource:
+    """The samples of the studies that can train (see :func:`make_dataset`), all prepared alike."""
+    studies = _usable(cached, report)
+    if not studies:
+        raise ValueError("no cached study has vertebra labels and a known fracture location")
+    cfgs = {json.dumps(s.meta()["preprocessing"], sort_keys=True) for s in studies}
+    if len(cfgs) != 1:
+        raise ValueError("cached studies were prepared with different configurations")
+    cfg = studies[0].prepared().cfg
+    aug = AugmentConfig() if augment is True else (augment or None)
+    min_px = min_pixels(cfg.pixel_spacing_mm)
+    return _SliceSource(studies, aug, cfg.input_size, cfg.n_channels, min_px)
+
+
+def _epoch_draws(
+    studies: Sequence[CachedStudy],
+    slices_per_study: int,
+    oversample: float,
+    seed: int,
+    resample: bool,
+) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """A generator function yielding, per call, one epoch's (study index, slice, augmentation
+    seed) columns: epoch ``e`` is drawn from the seed ``[seed, e]`` (e = 0 every time unless
+    ``resample``)."""
+    positives = [_positive_slices(s) for s in studies]
+    epochs = itertools.count()
+
+    def one_epoch() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        e = next(epochs) if resample else 0
+        rng = np.random.default_rng([seed, e])
+        pairs = epoch_samples(studies, slices_per_study, oversample, rng, positives)
+        seeds = rng.integers(0, 2**62, size=len(pairs), dtype=np.int64)
+        yield pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32), seeds
+
+    return one_epoch
+
+
 def make_dataset(
     cached: Sequence[CachedStudy],
     batch_size: int = 8,
@@ -203,26 +250,9 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    studies = _usable(cached, report)
-    if not studies:
-        raise ValueError("no cached study has vertebra labels and a known fracture location")
-    cfgs = {json.dumps(s.meta()["preprocessing"], sort_keys=True) for s in studies}
-    if len(cfgs) != 1:
-        raise ValueError("cached studies were prepared with different configurations")
-    cfg = studies[0].prepared().cfg
-    size, channels = cfg.input_size, cfg.n_channels
-    aug = AugmentConfig() if augment is True else (augment or None)
-    source = _SliceSource(studies, aug, size, channels, min_pixels(cfg.pixel_spacing_mm))
-    positives = [_positive_slices(s) for s in studies]
-    epochs = itertools.count()
-
-    def one_epoch():
-        e = next(epochs) if resample else 0
-        rng = np.random.default_rng([seed, e])
-        pairs = epoch_samples(studies, slices_per_study, oversample, rng, positives)
-        seeds = rng.integers(0, 2**62, size=len(pairs), dtype=np.int64)
-        yield pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32), seeds
-
+    source = _training_source(cached, augment, report)
+    size, channels = source.size, source.channels
+    one_epoch = _epoch_draws(source.studies, slices_per_study, oversample, seed, resample)
     spec = (
         tf.TensorSpec([None], tf.int32),
         tf.TensorSpec([None], tf.int32),

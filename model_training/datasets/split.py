@@ -100,9 +100,9 @@ def split_studies(
     uids = {
         k: tuple(sorted(s.study_uid for p in v for s in by_patient[p])) for k, v in parts.items()
     }
-    patients = {s.study_uid: (s.patient_id or s.study_uid) for s in studies}
+    patient_of = {s.study_uid: (s.patient_id or s.study_uid) for s in studies}
     return Split(
-        uids["train"], uids["val"], uids["test"], seed, test_fraction, val_fraction, patients
+        uids["train"], uids["val"], uids["test"], seed, test_fraction, val_fraction, patient_of
     )
 
 

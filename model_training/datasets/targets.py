@@ -83,14 +83,14 @@ def boxes_to_mask(
     files = [f for f in dicom_files(image_dir) if not f.stem.isdigit() or int(f.stem) in wanted]
     geo = _box_slices(files)
     inv = np.linalg.inv(np.asarray(volume.affine, dtype=np.float64))
-    nz, ny, nx = mask.shape
+    nz, ny, nx = volume.hu.shape
     for b in boxes:
         g = geo.get(b.slice_number)
         if g is None:
             notes.append(f"box on slice {b.slice_number}: no such image")
             continue
         row_dir, col_dir = g["iop"][:3], g["iop"][3:]
-        corners = []
+        points = []
         for c, r in (
             (b.x, b.y),
             (b.x + b.width, b.y + b.height),
@@ -98,8 +98,8 @@ def boxes_to_mask(
             (b.x, b.y + b.height),
         ):
             lps = g["ipp"] + c * g["ps"][1] * row_dir + r * g["ps"][0] * col_dir
-            corners.append((inv @ np.append(lps, 1.0))[:3])
-        corners = np.array(corners)  # voxel (x, y, z)
+            points.append((inv @ np.append(lps, 1.0))[:3])
+        corners = np.array(points)  # voxel (x, y, z)
         z = round(float(corners[:, 2].mean()))
         x0, y0 = np.floor(corners[:, :2].min(axis=0)).astype(int)
         x1, y1 = np.ceil(corners[:, :2].max(axis=0)).astype(int)
@@ -130,15 +130,20 @@ def slice_flags(
     min_px = min_pixels(pixel_spacing_mm, cfg)
     flags = np.zeros((nz, 7), dtype=bool)
     kernel = np.ones((2 * cfg.attach_px + 1,) * 2, np.uint8)
-    frac_z = np.nonzero(fracture.reshape(nz, -1).any(axis=1))[0] if fracture is not None else []
+    # the slices where the fracture shows: (z, its fracture plane)
+    planes = (
+        [(z, fracture[z]) for z in np.nonzero(fracture.reshape(nz, -1).any(axis=1))[0]]
+        if fracture is not None
+        else []
+    )
     near = max(0, int(np.floor(cfg.near_mm / slice_step_mm + 1e-6)))
     for v in range(7):
         if not fractured[v]:
             continue
         present = (labels == v + 1).reshape(nz, -1).sum(axis=1) >= min_px
         located = np.zeros(nz, dtype=bool)
-        for z in frac_z:
-            grown = cv2.dilate(np.ascontiguousarray(fracture[z] != 0, dtype=np.uint8), kernel)
+        for z, plane in planes:
+            grown = cv2.dilate(np.ascontiguousarray(plane != 0, dtype=np.uint8), kernel)
             located[z] = bool(np.any(grown.astype(bool) & (labels[z] == v + 1)))
         if located.any():
             zs = np.nonzero(located)[0]
