@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--repeats", type=int, default=3, help="timed batches per backend (best is reported)"
     )
     p.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime / OpenVINO threads (default: cores)"
+    )
+    p.add_argument(
         "--analyze",
         default=None,
         metavar="STUDY",
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         progress=None if args.json else lambda m: sys.stderr.write(m + "\n"),
         analyze_study=demo_study_path() if args.analyze == "demo" else args.analyze,
         repeats=args.repeats,
+        threads=args.threads,
     )
     sys.stdout.write((json.dumps(report, indent=2) if args.json else format_table(report)) + "\n")
     return 0 if any(r["error"] is None for r in report["runs"]) else 1

@@ -93,15 +93,17 @@ def variants(bundle: ModelBundle, cache_dir: Any = None) -> dict[str, Callable[[
     return {c.key: c.open for c in _candidates(bundle, cache_dir)}
 
 
-def _candidates(bundle: ModelBundle, cache_dir: Any) -> list[Any]:
+def _candidates(bundle: ModelBundle, cache_dir: Any, threads: int | None = None) -> list[Any]:
     from .hardware import has_bf16
     from .select import candidates
 
     keras = ("fp32", "bf16") if has_bf16() else ("fp32",)
-    return candidates(bundle, "auto", cache_dir, keras_precisions=keras)
+    return candidates(bundle, "auto", cache_dir, keras_precisions=keras, threads=threads)
 
 
-def _classifier_candidates(bundle: ModelBundle, cache_dir: Any) -> list[Any]:
+def _classifier_candidates(
+    bundle: ModelBundle, cache_dir: Any, threads: int | None = None
+) -> list[Any]:
     from .engine import CLASSIFIER_OUTPUTS
     from .select import GATED_RUNTIMES, onnx_candidates
 
@@ -115,6 +117,7 @@ def _classifier_candidates(bundle: ModelBundle, cache_dir: Any) -> list[Any]:
         device="cpu",
         input_shape=bundle.classifier_input_shape,
         outputs=CLASSIFIER_OUTPUTS,
+        threads=threads,
     )
 
 
@@ -151,10 +154,13 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
     analyze_study: str | Path | None = None,
     repeats: int = 3,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Measure every variant (or ``only`` those keys) of both stages and the matmul ceiling in
     this process; with ``analyze_study``, also ``cspine analyze`` of it with ``auto``. Times
-    per slice are the best of ``repeats`` timed batches (more on a busy machine)."""
+    per slice are the best of ``repeats`` timed batches (more on a busy machine). ``threads``
+    sets the ONNX Runtime / OpenVINO compute threads (1 = the CPU cost of a slice on one core,
+    which a busy machine distorts least)."""
     from ..analysis.pipeline import analyze
     from ..analysis.runner import neck_planes
     from ..imaging.preprocess import PreprocessConfig, model_input, prepare_volume
@@ -169,7 +175,7 @@ def run_bench(
     planes = neck_planes(prepared)
     x = model_input(prepared, planes[:batch])
     runs: list[BackendRun] = []
-    for cand in _candidates(bundle, cache_dir):
+    for cand in _candidates(bundle, cache_dir, threads):
         if only and cand.key not in only:
             continue
         say(f"benchmarking {cand.key}")
@@ -191,7 +197,7 @@ def run_bench(
     crops_shape = bundle.classifier_input_shape
     if crops_shape is not None:
         crops = np.random.default_rng(0).random((8, *crops_shape), dtype=np.float32)
-        for cand in _classifier_candidates(bundle, cache_dir):
+        for cand in _classifier_candidates(bundle, cache_dir, threads):
             if only and cand.key not in only:
                 continue
             say(f"benchmarking stage 2 {cand.key}")
@@ -215,6 +221,7 @@ def run_bench(
         },
         "study": {"slices": n_slices, "size": size, "grid_planes_run": len(planes)},
         "repeats": repeats,
+        "threads": threads,
         "runs": [r.to_dict() for r in runs],
     }
     if analyze_study is not None:

@@ -62,6 +62,7 @@ def candidates(
     backend: str,
     cache_dir: Path | None,
     keras_precisions: tuple[str, ...] = ("auto",),
+    threads: int | None = None,
 ) -> list[Candidate]:
     """Ways to run ``bundle`` with ``backend`` ("auto" = all) that are installed here.
 
@@ -88,7 +89,7 @@ def candidates(
                     )
     if backend in ("auto", "onnx", "tensorrt", "openvino"):
         runtimes = ("onnx",) if backend in ("onnx", "tensorrt") else ("onnx", "openvino")
-        out += onnx_candidates(bundle, bundle.files, runtimes, cache_dir)
+        out += onnx_candidates(bundle, bundle.files, runtimes, cache_dir, threads=threads)
     if backend in ("auto", "keras"):
         from .backends import keras_tf
 
@@ -117,12 +118,15 @@ def onnx_candidates(
     device: str = "auto",
     input_shape: tuple[int, int, int] | None = None,
     outputs: tuple[str, ...] = OUTPUTS,
+    threads: int | None = None,
 ) -> list[Candidate]:
     """ONNX Runtime and OpenVINO candidates for the ONNX ``files`` (of either stage), each with
-    the accuracy gate's verdict on its pair. A runtime that is not installed offers none."""
+    the accuracy gate's verdict on its pair. A runtime that is not installed offers none.
+    ``threads``: compute threads per engine (default: the physical cores)."""
     out: list[Candidate] = []
     onnx_files = [f for f in files if f.format == "onnx"]
     kw = {"cache_dir": cache_dir, "input_shape": input_shape, "outputs": outputs}
+    kw["threads"] = threads
     if "onnx" in runtimes:
         from .backends import ort
 

@@ -325,3 +325,10 @@ def test_auto_times_openvino_by_its_cached_load_not_its_first_compile(
     open_engine(load_bundle(fp32_bundle), "auto", cache_dir)
     assert len(opened) == 2  # compiled + cached, then re-opened from the cache to time that
     assert ov.blob_path(cache_dir, load_bundle(fp32_bundle).find("onnx"), "fp32").is_file()
+
+
+def test_candidates_take_a_thread_count_for_both_runtimes(bundle):
+    found = select.onnx_candidates(bundle, bundle.files, ("onnx", "openvino"), None, threads=1)
+    engines = {c.key: c.open() for c in found}
+    assert engines["openvino-fp32"].config["INFERENCE_NUM_THREADS"] == 1
+    assert engines["onnx-fp32"]._session.get_session_options().intra_op_num_threads == 1
