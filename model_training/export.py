@@ -39,7 +39,7 @@ from typing import Any
 
 from cspine_desktop.errors import CspineInputError, ModelBundleError
 from cspine_desktop.imaging.preprocess import PreprocessConfig
-from cspine_desktop.inference.bundle import CARD_NAME, ModelBundle, sha256_of
+from cspine_desktop.inference.bundle import CARD_NAME, ModelBundle, ModelFile, sha256_of
 
 from .deploy import gate
 
@@ -159,6 +159,14 @@ def export_onnx(model_dir: Path, card: dict[str, Any], args: argparse.Namespace)
     return card["files"][ONNX_FILE]
 
 
+def _bundle_file(bundle: ModelBundle, fmt: str, precision: str) -> ModelFile:
+    """The bundle's ``fmt`` file of ``precision``, which the export has just written or found."""
+    found = bundle.find(fmt, precision)
+    if found is None:
+        raise ModelBundleError(f"The model bundle has no {fmt} {precision} file.")
+    return found
+
+
 def export_onnx_int8(model_dir: Path, card: dict[str, Any], args: argparse.Namespace) -> dict:
     from cspine_desktop.inference.backends import ort
 
@@ -169,14 +177,14 @@ def export_onnx_int8(model_dir: Path, card: dict[str, Any], args: argparse.Names
         export_onnx(model_dir, card, args)
     cfg = PreprocessConfig.from_dict(card["preprocessing"])
     bundle = bundle_view(model_dir, card)
-    fp32 = bundle.find("onnx", "fp32")
+    fp32 = _bundle_file(bundle, "onnx", "fp32")
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".export-") as tmp:
         staged = Path(tmp) / INT8_FILE
         slices = calibration_slices(cfg, args.calibration_studies, phantom_config=_phantom(args))
         quantize_int8(bundle.verified_path(fp32), staged, slices)
         entry = file_entry(staged, "onnx", "int8", calibration="MinMax, QDQ, per-channel")
         trial = bundle_view(Path(tmp), {**card, "files": {INT8_FILE: entry}})
-        candidate = ort.open_engine(trial, trial.find("onnx", "int8"), device="cpu")
+        candidate = ort.open_engine(trial, _bundle_file(trial, "onnx", "int8"), device="cpu")
         reference = ort.open_engine(bundle, fp32, device="cpu")
         report = run_gate(reference, candidate, card, args)
         os.replace(staged, model_dir / INT8_FILE)
@@ -248,8 +256,8 @@ def export_tftrt(model_dir: Path, card: dict[str, Any], args: argparse.Namespace
         entry = file_entry(staged, "savedmodel", args.precision, tftrt=True)
         trial = bundle_view(Path(tmp), {**card, "files": {name: entry}})
         bundle = bundle_view(model_dir, card)
-        candidate = keras_tf.open_engine(trial, trial.find("savedmodel", args.precision))
-        reference = keras_tf.open_engine(bundle, bundle.find("savedmodel", "fp32"))
+        candidate = keras_tf.open_engine(trial, _bundle_file(trial, "savedmodel", args.precision))
+        reference = keras_tf.open_engine(bundle, _bundle_file(bundle, "savedmodel", "fp32"))
         report = run_gate(reference, candidate, card, args)
         os.replace(staged, model_dir / name)
     entry["accuracy_gate"] = report.to_dict()
@@ -269,7 +277,7 @@ def export_tensorrt(model_dir: Path, card: dict[str, Any], args: argparse.Namesp
     if args.precision == "int8" and INT8_FILE not in card["files"]:  # pragma: no cover
         export_onnx_int8(model_dir, card, args)
     bundle = bundle_view(model_dir, card)  # pragma: no cover
-    source = bundle.find("onnx", "int8" if args.precision == "int8" else "fp32")
+    source = _bundle_file(bundle, "onnx", "int8" if args.precision == "int8" else "fp32")
     name = f"model.{gpu.slug}.{args.precision}.plan"
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".export-") as tmp:
         staged = trt.build_engine(
@@ -292,7 +300,7 @@ def export_tensorrt(model_dir: Path, card: dict[str, Any], args: argparse.Namesp
             sha256=entry["sha256"],
             input_shape=bundle.input_shape,
         )
-        reference = ort.open_engine(bundle, bundle.find("onnx", "fp32"), device="cpu")
+        reference = ort.open_engine(bundle, _bundle_file(bundle, "onnx", "fp32"), device="cpu")
         report = run_gate(reference, candidate, card, args)
         os.replace(staged, model_dir / name)
     entry["accuracy_gate"] = report.to_dict()
@@ -410,7 +418,7 @@ def _judge_stage2(bundle: ModelBundle, card: dict[str, Any], pairs, args):
 
     stage2 = card.get("stage2") or {}
     shape = bundle.classifier_input_shape
-    kw = {"input_shape": shape, "outputs": CLASSIFIER_OUTPUTS}
+    kw: dict[str, Any] = {"input_shape": shape, "outputs": CLASSIFIER_OUTPUTS}
     reference, ref = _reference_engine(bundle, card, args, bundle.classifier_files, stage=2, **kw)
     n = args.classifier_studies or int((stage2.get("int8_gate") or {}).get("studies", 16))
     seed = int((stage2.get("int8_gate") or {}).get("seed", GATE_SEED0))

@@ -69,7 +69,8 @@ class KerasPredictor:
     """The engine protocol of ``analysis.runner`` around an in-memory Keras model."""
 
     def __init__(self, model: Any) -> None:
-        self.input_shape = tuple(int(d) for d in model.input.shape[1:])
+        s1, s2, c = (int(d) for d in model.input.shape[1:])
+        self.input_shape = (s1, s2, c)
         self._run = make_predictor(model)
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -154,10 +154,10 @@ def _multi_worker_strategy() -> Any:
 
     class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         def reduce(self, reduce_op: Any, value: Any, axis: Any = None) -> Any:
-            parent = super()
+            parent_reduce = super().reduce
 
             def one(v: Any) -> Any:
-                return parent.reduce(reduce_op, v, None if rank(v) == 0 else axis)
+                return parent_reduce(reduce_op, v, None if rank(v) == 0 else axis)
 
             if isinstance(value, (tuple, list, dict)):
                 return tf.nest.map_structure(one, value)

@@ -83,8 +83,8 @@ def choose_thresholds(
     best: tuple[tuple[float, ...], float, float] | None = None
     for tv in _vertebra_candidates(prob, present):
         called_v = present & (prob >= tv)
-        v_sens, v_spec = _rates_of(truth.ravel(), called_v.ravel()[None, :])
-        v_sens, v_spec = float(v_sens[0]), float(v_spec[0])
+        v_sens_1, v_spec_1 = _rates_of(truth.ravel(), called_v.ravel()[None, :])
+        v_sens, v_spec = float(v_sens_1[0]), float(v_spec_1[0])
         p_sens, p_spec = _rates_of(pt, by_patient | called_v.any(axis=1)[None, :])
         ok = np.isnan(p_sens) | (p_sens >= min_sensitivity - 1e-12)
         if not ok.any():
