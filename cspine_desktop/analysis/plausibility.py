@@ -421,11 +421,11 @@ def check_spine(
             "No vertebral canal runs through most of the levels found: what was segmented may "
             "not be a spine."
         )
-    with_canal = [n for n in present if measures[n].canal_centre_mm is not None]
-    for upper, lower in pairwise(with_canal):
+    centres = {n: c for n in present if (c := measures[n].canal_centre_mm) is not None}
+    for upper, lower in pairwise(centres):
         if NAMES.index(lower) - NAMES.index(upper) != 1:
             continue
-        (y0, x0), (y1, x1) = measures[upper].canal_centre_mm, measures[lower].canal_centre_mm  # type: ignore[misc]
+        (y0, x0), (y1, x1) = centres[upper], centres[lower]
         step = float(np.hypot(y1 - y0, x1 - x0))
         if step > MAX_CANAL_STEP_MM and upper not in no_canal and lower not in no_canal:
             study.append(

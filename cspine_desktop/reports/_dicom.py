@@ -56,6 +56,8 @@ def _memoize_iod_lookups() -> None:
         exclude = None if exclude_path_elements is None else tuple(exclude_path_elements)
         return cached(str(attribute), str(sop_class_uid), exclude)
 
+    # a marker on the replacement, so it is not wrapped twice (functions take attributes; their
+    # type does not declare them)
     is_attribute_in_iod.cspine_memoized = True  # type: ignore[attr-defined]
     standard.is_attribute_in_iod = is_attribute_in_iod
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import highdicom as hd
@@ -234,8 +233,3 @@ def write_fracture_seg(
     with atomic_path(path) as tmp:
         seg.save_as(tmp)
     return seg
-
-
-def read_seg(path: str | os.PathLike[str]) -> hd.seg.Segmentation:
-    """Read a SEG written by :func:`write_dicom_seg` (for the SR export)."""
-    return hd.seg.segread(Path(path))

@@ -78,6 +78,8 @@ class CachedStudy:
         return np.load(p, mmap_mode="r") if p.is_file() else None
 
     def hu(self) -> np.ndarray:
+        # hu.npy is written for every cached study; a damaged cache yields None here, which
+        # _why_unusable checks for
         return self._npy("hu")  # type: ignore[return-value]
 
     def labels(self) -> np.ndarray | None:

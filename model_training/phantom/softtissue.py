@@ -108,11 +108,6 @@ class Plane:
     off: np.ndarray  # [z, 2]
     shape: tuple[int, int, int]
 
-    def to_pixels(self, k: int, xy: np.ndarray) -> np.ndarray:
-        """Anatomy (X, Y) points [n, 2] of slice k → cv2 fixed-point pixel coordinates."""
-        ij = (xy - self.off[k]) @ self.m_inv_t
-        return np.rint(ij * _ONE).astype(np.int32)
-
     @property
     def m_inv_t(self) -> np.ndarray:
         cached = self.__dict__.get("_m_inv_t")
