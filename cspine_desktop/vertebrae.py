@@ -37,9 +37,9 @@ SNOMED_CATEGORY = ("123037004", "Anatomical structure")
 # stays far from all of them (CIE76 ΔE ≥ 40 at every point, checked by the tests), so heat is
 # never mistaken for a level label.
 HEAT_SCALE_RGB: tuple[tuple[int, int, int], tuple[int, int, int]] = ((40, 70, 255), (0, 235, 255))
-# The heat-map colour of the exported key images and the fracture SEG's display colour. Still
-# yellow, which is close to C1/C6; the viewer draws with HEAT_SCALE_RGB.
-FRACTURE_RGB = (255, 255, 0)
+# The heat-map colour of the exported key images and the fracture SEG's display colour: the
+# top of the viewer's scale (a key image blends it in by probability, as the viewer does).
+FRACTURE_RGB: tuple[int, int, int] = HEAT_SCALE_RGB[1]
 EDGE_RGB = (120, 255, 60)  # the edge feature map: green, apart from the labels and the heat
 
 

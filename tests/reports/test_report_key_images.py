@@ -64,8 +64,8 @@ def test_axial_overlay_blends_the_vertebra_colour_and_the_heat_map(nifti_outcome
     c2 = np.array(by_name("C2").rgb, float)
     expected = (1 - ki.LABEL_ALPHA) * grey + ki.LABEL_ALPHA * c2
     np.testing.assert_allclose(at(14, 12), expected, atol=3)  # inside C2, no heat
-    heat = at(13, 10)  # hottest voxel (0.95): pulled toward yellow
-    assert heat[0] > expected[0] + 30 and heat[1] > expected[1] + 60 and heat[2] < expected[2]
+    heat = at(13, 10)  # hottest voxel (0.95): pulled toward the heat scale's cyan
+    assert heat[2] > expected[2] + 60 and heat[1] > expected[1] + 30 and heat[0] < expected[0]
     outside = at(2, 1)  # air, no label: plain bone-window grey
     np.testing.assert_allclose(
         outside, 255 * float(apply_window(np.array([-1000.0]), BONE)[0]), atol=1
