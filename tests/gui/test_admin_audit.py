@@ -3,6 +3,8 @@ audit trail, administrators manage accounts in the app, and About shows the mode
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dialog_bot import answering
 from fake_analysis import FakeRunner
@@ -13,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 from cspine_desktop.gui.auth import LoginDialog
 from cspine_desktop.gui.dialogs.about import AboutDialog
 from cspine_desktop.gui.dialogs.users_dialog import PasswordDialog, UsersDialog
+from cspine_desktop.inference.resources import demo_model_dir
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -178,7 +181,8 @@ def test_11_about_shows_the_model_card_in_words(qtbot, settings):
     dialog = AboutDialog(settings)  # the bundled demo model's card
     qtbot.addWidget(dialog)
     text = dialog.text.toPlainText()
-    assert "cspine-demo 0.3.0" in text
+    card = json.loads((demo_model_dir() / "model_card.json").read_text())
+    assert f"cspine-demo {card['version']}" in text
     assert "synthetic cervical-spine CT phantom" in text and "300 train" in text
     assert "Patient AUC" in text and "≥ 0.97" in text
     assert "Patient sensitivity at the threshold" in text and "Dice, lowest vertebra" in text
