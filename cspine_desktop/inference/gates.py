@@ -33,8 +33,9 @@ def pair_key(runtime: str, precision: str) -> str:
 def record(model_file: ModelFile, pair: str) -> Mapping[str, Any] | None:
     """The gate record of ``pair`` for ``model_file``, or None when it was never judged."""
     runtimes = model_file.extra.get("runtime_gates")
-    if isinstance(runtimes, Mapping) and isinstance(runtimes.get(pair), Mapping):
-        return runtimes[pair]
+    found = runtimes.get(pair) if isinstance(runtimes, Mapping) else None
+    if isinstance(found, Mapping):
+        return found
     own = model_file.extra.get("accuracy_gate")
     if pair == pair_key("onnx", model_file.precision) and isinstance(own, Mapping):
         return own

@@ -26,12 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import CspineInputError, ModelBundleError, SettingsError
 from . import gates
-from .bundle import ModelBundle
+from .bundle import ModelBundle, ModelFile
 from .engine import CLASSIFIER_OUTPUTS, OUTPUTS, Engine, warn_once
 from .hardware import fingerprint
 
@@ -111,7 +112,7 @@ def candidates(
 
 def onnx_candidates(
     bundle: ModelBundle,
-    files: tuple,
+    files: tuple[ModelFile, ...],
     runtimes: tuple[str, ...],
     cache_dir: Path | None,
     *,
@@ -125,8 +126,12 @@ def onnx_candidates(
     ``threads``: compute threads per engine (default: the physical cores)."""
     out: list[Candidate] = []
     onnx_files = [f for f in files if f.format == "onnx"]
-    kw = {"cache_dir": cache_dir, "input_shape": input_shape, "outputs": outputs}
-    kw["threads"] = threads
+    kw: dict[str, Any] = {
+        "cache_dir": cache_dir,
+        "input_shape": input_shape,
+        "outputs": outputs,
+        "threads": threads,
+    }
     if "onnx" in runtimes:
         from .backends import ort
 
@@ -340,12 +345,15 @@ def open_classifier(
         return None
     for f in files:  # a damaged classifier file is refused, never skipped for another
         bundle.verified_path(f)
-    kw = {"input_shape": bundle.classifier_input_shape, "outputs": CLASSIFIER_OUTPUTS}
+    kw: dict[str, Any] = {
+        "input_shape": bundle.classifier_input_shape,
+        "outputs": CLASSIFIER_OUTPUTS,
+    }
     if not str(engine.device).startswith("cpu"):
         from .backends import ort
 
-        chosen = next((f for f in files if f.precision == "fp32"), files[0])
-        return ort.open_engine(bundle, chosen, device="auto", cache_dir=cache_dir, **kw)
+        fp32 = next((f for f in files if f.precision == "fp32"), files[0])
+        return ort.open_engine(bundle, fp32, device="auto", cache_dir=cache_dir, **kw)
     runtimes = {"onnx": ("onnx",), "openvino": ("openvino",)}.get(backend, GATED_RUNTIMES)
     # int8 first: without measurements (``measure=False``) the first that opens is taken
     files = tuple(sorted(files, key=lambda f: f.precision != "int8"))

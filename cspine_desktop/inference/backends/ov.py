@@ -106,7 +106,14 @@ def blob_path(cache_dir: Path, model_file: ModelFile, precision: str) -> Path:
 class OpenVinoEngine(BaseEngine):
     name = "openvino"
 
-    def __init__(self, compiled: Any, *, outputs=OUTPUTS, config=None, **kw: Any) -> None:
+    def __init__(
+        self,
+        compiled: Any,
+        *,
+        outputs: tuple[str, ...] = OUTPUTS,
+        config: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self._compiled = compiled
         self._request = compiled.create_infer_request()
@@ -137,7 +144,7 @@ class OpenVinoEngine(BaseEngine):
         if not self.supports_cam:
             raise RuntimeError("this ONNX model has no fracture_cam output")
         cam = self._run(batch)[CAM_OUTPUT]
-        return np.maximum(cam[..., vertebra], 0.0)
+        return np.asarray(np.maximum(cam[..., vertebra], 0.0), np.float32)
 
     def close(self) -> None:
         self._request = self._compiled = None
