@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from cspine_desktop.errors import CspineInputError
 from cspine_desktop.imaging.preprocess import PreprocessConfig
 
 from .model.config import TrainConfig, TrainConfigError
+
+if TYPE_CHECKING:
+    from cspine_desktop.analysis.aggregate import AggregationConfig
 
 log = logging.getLogger("cspine.evaluate")
 
@@ -110,6 +113,8 @@ def _load_model(path: Path) -> Any:
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Choose the aggregation and thresholds on the run's validation split, measure the test
+    set with them and write the outputs (see the module docstring); returns the metrics."""
     from cspine_desktop.analysis.aggregate import AggregationConfig
     from model_training.datasets import iter_eval_studies
 
@@ -128,12 +133,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = _load_model(Path(args.model) if args.model else run / "checkpoints" / "best.keras")
-    try:
-        weights = [float(w) for w in str(args.map_weights).split(",") if w.strip()]
-    except ValueError:
-        raise TrainConfigError("--map-weights takes numbers in [0, 1], e.g. 0,0.5,1") from None
-    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
-        raise TrainConfigError("--map-weights takes numbers in [0, 1], e.g. 0,0.5,1")
+    weights = _map_weights(args.map_weights)
     candidates = [AggregationConfig(top_k=args.top_k, map_weight=w) for w in weights]
 
     t0 = time.perf_counter()
@@ -169,10 +169,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         model, iter_eval_studies(test_cached), agg, test_conf, args.batch_size
     )
     metrics = compute_metrics(test_out, thresholds, n_boot=args.bootstrap, seed=cfg.seed)
-    metrics["validation"] = compute_metrics(val_out, thresholds, n_boot=200, seed=cfg.seed)
-    metrics["validation"] = {
-        k: metrics["validation"][k] for k in ("n_studies", "patient", "vertebra_pooled")
-    }
+    validation = compute_metrics(val_out, thresholds, n_boot=200, seed=cfg.seed)
+    metrics["validation"] = {k: validation[k] for k in ("n_studies", "patient", "vertebra_pooled")}
     metrics["aggregation_choice"] = {
         "map_weights_tried": weights,
         "validation_score": [None if not np.isfinite(c) else round(c, 5) for c in choice],
@@ -199,34 +197,63 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "aggregation": agg,
     }
     write_outputs(out, metrics, test_out, seg_cm, val_out, thresholds, context)
-    with open(out / "per_study.csv", "w", newline="") as fh:
-        rows = [o.to_row() for o in test_out]
+    _write_per_study(out / "per_study.csv", test_out)
+    if args.bundle:
+        _write_bundle(args, model, cfg, thresholds, agg, metrics, context, out)
+    return metrics
+
+
+def _map_weights(text: str) -> list[float]:
+    """``--map-weights``: comma-separated numbers in [0, 1]."""
+    try:
+        weights = [float(w) for w in str(text).split(",") if w.strip()]
+    except ValueError:
+        raise TrainConfigError("--map-weights takes numbers in [0, 1], e.g. 0,0.5,1") from None
+    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+        raise TrainConfigError("--map-weights takes numbers in [0, 1], e.g. 0,0.5,1")
+    return weights
+
+
+def _write_per_study(path: Path, outcomes: list[Any]) -> None:
+    with open(path, "w", newline="") as fh:
+        rows = [o.to_row() for o in outcomes]
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    if args.bundle:
-        from .model.card import write_bundle
-        from .model.report import card_metrics, training_data
 
-        notes = dict(n.split("=", 1) for n in args.note if "=" in n)
-        card = write_bundle(
-            model,
-            args.bundle,
-            cfg,
-            thresholds,
-            agg,
-            card_metrics(metrics),
-            training_data(context, cfg),
-            args.name,
-            args.version,
-            notes,
-        )
-        log.info("bundle written: %s", card)
-        if args.docs:
-            from .model.card_doc import write_card_docs
 
-            log.info("model card page: %s", write_card_docs(card, out, args.docs))
-    return metrics
+def _write_bundle(
+    args: argparse.Namespace,
+    model: Any,
+    cfg: TrainConfig,
+    thresholds: dict[str, float],
+    agg: AggregationConfig,
+    metrics: dict[str, Any],
+    context: dict[str, Any],
+    out: Path,
+) -> None:
+    """``--bundle``: the model bundle with its card; with ``--docs``, the card's page."""
+    from .model.card import write_bundle
+    from .model.report import card_metrics, training_data
+
+    notes = dict(n.split("=", 1) for n in args.note if "=" in n)
+    card = write_bundle(
+        model,
+        args.bundle,
+        cfg,
+        thresholds,
+        agg,
+        card_metrics(metrics),
+        training_data(context, cfg),
+        args.name,
+        args.version,
+        notes,
+    )
+    log.info("bundle written: %s", card)
+    if args.docs:
+        from .model.card_doc import write_card_docs
+
+        log.info("model card page: %s", write_card_docs(card, out, args.docs))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,11 +27,31 @@ def _ci(m: dict[str, Any] | None) -> str:
 
 
 def render(card: dict[str, Any], figures: str = "model_card") -> str:
-    m, pre, td = card["metrics"], card["preprocessing"], card.get("training_data", {})
-    tr, arch = card.get("training", {}), card["architecture"]
-    fov = pre["input_size"] * pre["pixel_spacing_mm"]
+    """The card as a Markdown page; ``figures``: the folder of the figures, relative to it."""
     L = [f"# Model card — {card['name']} {card['version']}", "", f"**{card['disclaimer']}**", ""]
+    L += _what_it_is(card)
+    L += _stage2_section(card)
+    notes = card.get("notes") or {}
+    for k, v in notes.items():
+        L += [f"**{k}.** {v}", ""]
+    L += _training(card)
+    L += _results(card["metrics"])
+    L += _thresholds(card)
+    L += ["", "## Files", "", "| file | format | precision | sha256 |", "|---|---|---|---|"]
     L += [
+        f"| {k} | {v['format']} | {v.get('precision', '')} | `{v['sha256'][:16]}…` |"
+        for k, v in card["files"].items()
+    ]
+    L += ["", "## Figures", ""]
+    L += [f"![{f[:-4]}]({figures}/{f})" for f in FIGURES]
+    L += ["", f"*{card['disclaimer']}*", ""]
+    return "\n".join(L)
+
+
+def _what_it_is(card: dict[str, Any]) -> list[str]:
+    pre, arch = card["preprocessing"], card["architecture"]
+    fov = pre["input_size"] * pre["pixel_spacing_mm"]
+    return [
         "## What it is",
         "",
         f"{arch['family']} ({arch['parameters']:,} parameters), Keras 3; created "
@@ -47,11 +67,12 @@ def render(card: dict[str, Any], figures: str = "model_card") -> str:
         "vertebra; patient probability = noisy-OR over present vertebrae.",
         "",
     ]
-    L += _stage2_section(card)
-    notes = card.get("notes") or {}
-    for k, v in notes.items():
-        L += [f"**{k}.** {v}", ""]
-    L += [
+
+
+def _training(card: dict[str, Any]) -> list[str]:
+    td, tr = card.get("training_data", {}), card.get("training", {})
+    arch = card["architecture"]
+    return [
         "## Training data",
         "",
         f"{td.get('source', '')}. Training seed {td.get('train_seed')}, test seed "
@@ -68,42 +89,21 @@ def render(card: dict[str, Any], figures: str = "model_card") -> str:
         f"{arch['model'].get('encoder_weights') or 'none (trained from scratch)'}.",
         "",
     ]
-    L += [
+
+
+def _results(m: dict[str, Any]) -> list[str]:
+    """The test-set figures: against their targets, per vertebra, per fracture kind and on
+    studies with mimics."""
+    L = [
         "## Results on the held-out test set vs targets",
         "",
         "| metric | target | measured | met |",
         "|---|---|---|---|",
     ]
-    targets = m.get("targets", {})
     p = m["patient"]
-    dmin = min(m["dice"][n]["mean"] for n in NAMES)
-    sev = (m.get("by_fracture") or {}).get("severity:severe")
-    rows = [
-        ("Dice, every vertebra (lowest)", targets.get("dice_min"), dmin, f"{dmin:.3f}"),
-        ("Patient AUC", targets.get("patient_auc"), p["auc"]["value"], _ci(p["auc"])),
-        (
-            "Patient sensitivity",
-            targets.get("sensitivity"),
-            p["sensitivity"]["value"],
-            _ci(p["sensitivity"]),
-        ),
-        (
-            "Patient specificity",
-            targets.get("specificity"),
-            p["specificity"]["value"],
-            _ci(p["specificity"]),
-        ),
-        (
-            "Severe fractures found (vertebra level)",
-            targets.get("severe_sensitivity"),
-            sev["vertebra_sensitivity"] if sev else None,
-            f"{sev['vertebra_sensitivity']:.3f} of {sev['n']}" if sev else "n/a",
-        ),
-    ]
-    rows += _more_target_rows(m)
-    for what, target, value, shown in rows:
+    for what, target, value, shown in _target_rows(m):
         if what.startswith("Degenerative-only"):  # an upper bound
-            met = "—" if value is None else ("yes" if value <= target else "NO")
+            met = "—" if value is None or target is None else ("yes" if value <= target else "NO")
             L.append(f"| {what} | ≤ {target} | {shown} | {met} |")
             continue
         met = "—" if value is None or target is None else ("yes" if value >= target else "NO")
@@ -146,7 +146,43 @@ def render(card: dict[str, Any], figures: str = "model_card") -> str:
             L.append(
                 f"| {k} | {g['n']} | {g['patient_fp_rate']:.3f} | {g['vertebra_fp_rate']:.3f} |"
             )
-    L += [
+    return L
+
+
+def _target_rows(m: dict[str, Any]) -> list[tuple[str, float | None, float | None, str]]:
+    """(what, target, measured, measured as shown) for every target."""
+    targets = m.get("targets", {})
+    p = m["patient"]
+    dmin = min(m["dice"][n]["mean"] for n in NAMES)
+    sev = (m.get("by_fracture") or {}).get("severity:severe")
+    rows: list[tuple[str, float | None, float | None, str]] = [
+        ("Dice, every vertebra (lowest)", targets.get("dice_min"), dmin, f"{dmin:.3f}"),
+        ("Patient AUC", targets.get("patient_auc"), p["auc"]["value"], _ci(p["auc"])),
+        (
+            "Patient sensitivity",
+            targets.get("sensitivity"),
+            p["sensitivity"]["value"],
+            _ci(p["sensitivity"]),
+        ),
+        (
+            "Patient specificity",
+            targets.get("specificity"),
+            p["specificity"]["value"],
+            _ci(p["specificity"]),
+        ),
+        (
+            "Severe fractures found (vertebra level)",
+            targets.get("severe_sensitivity"),
+            sev["vertebra_sensitivity"] if sev else None,
+            f"{sev['vertebra_sensitivity']:.3f} of {sev['n']}" if sev else "n/a",
+        ),
+    ]
+    return rows + list(_more_target_rows(m))
+
+
+def _thresholds(card: dict[str, Any]) -> list[str]:
+    m = card["metrics"]
+    L = [
         "",
         "## Thresholds",
         "",
@@ -157,15 +193,7 @@ def render(card: dict[str, Any], figures: str = "model_card") -> str:
         "|---|---|",
     ]
     L += [f"| {k} | {v:.4f} |" for k, v in card["thresholds"].items()]
-    L += ["", "## Files", "", "| file | format | precision | sha256 |", "|---|---|---|---|"]
-    L += [
-        f"| {k} | {v['format']} | {v.get('precision', '')} | `{v['sha256'][:16]}…` |"
-        for k, v in card["files"].items()
-    ]
-    L += ["", "## Figures", ""]
-    L += [f"![{f[:-4]}]({figures}/{f})" for f in FIGURES]
-    L += ["", f"*{card['disclaimer']}*", ""]
-    return "\n".join(L)
+    return L
 
 
 def write_card_docs(card_path: str | Path, eval_dir: str | Path, docs_dir: str | Path) -> Path:
