@@ -23,6 +23,7 @@ CLEAN = [
     "cspine_desktop.errors",
     "cspine_desktop.settings",
     "cspine_desktop.vertebrae",
+    "cspine_desktop.store",
     "model_training.demo_study",
     "model_training.deploy",
     "model_training.evaluate",

@@ -26,7 +26,7 @@ class AccountTables:
         sql = (
             "SELECT COUNT(*) FROM users WHERE (? IS NULL OR role = ?) AND (? IS NULL OR status = ?)"
         )
-        return int(self.db.query_one(sql, (role, role, status, status))[0])
+        return self.db.query_count(sql, (role, role, status, status))
 
     def insert_user(
         self, name: str, role: str, status: str, password_hash: str, full_name: str = ""
@@ -86,7 +86,8 @@ class AccountTables:
                 "VALUES (?, ?, ?, ?, ?)",
                 (user_id, token_hash, label, self.clock(), expires_at),
             )
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # set by every INSERT
+            return cur.lastrowid
 
     def get_token(self, token_id: int) -> TokenRecord | None:
         row = self.db.query_one(_TOKEN_SELECT + "WHERE t.id = ?", (token_id,))

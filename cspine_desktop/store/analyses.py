@@ -206,16 +206,7 @@ class AnalysisTables:
         )
         return [row_analysis(r) for r in rows]
 
-    def latest_result(self, study_id: str) -> AnalysisRecord | None:
-        row = self.db.query_one(
-            "SELECT * FROM analyses WHERE study_id = ? AND state = 'succeeded' "
-            "ORDER BY finished_at DESC LIMIT 1",
-            (study_id,),
-        )
-        return None if row is None else row_analysis(row)
-
     def count(self, state: str | None = None) -> int:
-        row = self.db.query_one(
+        return self.db.query_count(
             "SELECT COUNT(*) FROM analyses WHERE (? IS NULL OR state = ?)", (state, state)
         )
-        return int(row[0])

@@ -49,7 +49,8 @@ class AuditTable:
                     None if detail is None else json.dumps(detail, sort_keys=True, default=str),
                 ),
             )
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # set by every INSERT
+            return cur.lastrowid
 
     def query(
         self,

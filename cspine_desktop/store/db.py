@@ -146,6 +146,12 @@ class Database:
         with self.read() as conn:
             return conn.execute(sql, params).fetchone()
 
+    def query_count(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
+        """The number an aggregate query (``SELECT COUNT(*) ...``) returns: always one row."""
+        row = self.query_one(sql, params)
+        assert row is not None, "an aggregate query returns one row"
+        return int(row[0])
+
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
         """Run one write statement in its own transaction; returns the number of changed rows."""
         with self.write() as conn:

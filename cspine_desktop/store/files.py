@@ -136,13 +136,3 @@ def remove_tree(path: Path) -> None:
     os.replace(path, doomed)
     fsync_dir(path.parent)
     shutil.rmtree(doomed, ignore_errors=True)
-
-
-def dir_size(path: Path) -> tuple[int, int]:
-    """(number of files, total bytes) under a folder."""
-    n = total = 0
-    for p in path.rglob("*"):
-        if p.is_file():
-            n += 1
-            total += p.stat().st_size
-    return n, total

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 from ..errors import CspineInputError, NotFoundError, StorageFullError, StudyTooLargeError
 from .db import Database
@@ -98,7 +98,8 @@ class StudyStaging:
         if self.max_bytes is not None and self.size_bytes + more_bytes > self.max_bytes:
             self._too_large()
 
-    def _too_large(self) -> None:
+    def _too_large(self) -> NoReturn:
+        assert self.max_bytes is not None  # only a set limit can be exceeded
         raise StudyTooLargeError(
             f"The study is larger than the limit of {self.max_bytes / 2**20:.0f} MiB."
         )
@@ -266,7 +267,7 @@ class StudyTables:
         return [row_study(r, self.root) for r in rows]
 
     def count(self) -> int:
-        return int(self.db.query_one("SELECT COUNT(*) FROM studies")[0])
+        return self.db.query_count("SELECT COUNT(*) FROM studies")
 
     def latest_jobs(self, study_ids: list[str]) -> dict[str, AnalysisRecord]:
         """The newest analysis of each given study (studies without one are left out)."""
