@@ -24,6 +24,7 @@ CLEAN = [
     "cspine_desktop.settings",
     "cspine_desktop.vertebrae",
     "cspine_desktop.store",
+    "cspine_desktop.services",
     "model_training.demo_study",
     "model_training.deploy",
     "model_training.evaluate",

@@ -45,10 +45,6 @@ class AutoLock:
             if not self._locked:
                 self._last = self.clock()
 
-    def idle_s(self) -> float:
-        with self._mutex:
-            return max(0.0, self.clock() - self._last)
-
     def remaining_s(self) -> float:
         """Seconds until auto-lock (``inf`` when disabled, 0 when locked or due)."""
         if not self.enabled:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import AuthenticationError, CspineInputError, NotFoundError, PermissionDeniedError
-from ..store import TokenRecord, UserRecord
+from ..store import Store, TokenRecord, UserRecord
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .audit import AuditLog
 
 BAD_TOKEN = "The access token is invalid, expired or revoked; please sign in again."
 TOKEN_PREFIX = "csp_"
@@ -33,6 +39,18 @@ def token_hash(token: str) -> str:
 
 class TokenOps:
     """Token methods of UserService (uses its ``store``, ``audit``, ``settings``, ``clock``)."""
+
+    # provided by UserService
+    store: Store
+    audit: AuditLog
+    settings: Settings
+    clock: Callable[[], float]
+
+    if TYPE_CHECKING:
+
+        def _require_admin(self, actor: UserRecord | None) -> None: ...
+
+        def _actor_name(self, actor: UserRecord | None) -> str | None: ...
 
     # ------------------------------------------------------------------ API tokens
     def issue_token(
@@ -60,7 +78,9 @@ class TokenOps:
             address=address,
             detail={"token_id": token_id, "label": label, "ttl_hours": ttl},
         )
-        return IssuedToken(token, self.store.accounts.get_token(token_id))
+        record = self.store.accounts.get_token(token_id)
+        assert record is not None  # inserted just above
+        return IssuedToken(token, record)
 
     def verify_token(self, token: str, address: str | None = None) -> UserRecord:
         """The active user a token belongs to; :class:`AuthenticationError` otherwise."""

@@ -349,6 +349,7 @@ class UserService(TokenOps):
                     "Your account is waiting for an administrator's approval."
                 )
             raise AuthenticationError("This account is disabled; ask an administrator.")
+        assert stored is not None  # a user is only found when its stored hash matched
         self.throttle.success(user.name)
         fields: dict[str, object] = {"last_login_at": self.clock()}
         if hash_cost(stored) < self.rounds:  # upgrade an old, cheaper hash
