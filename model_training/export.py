@@ -335,19 +335,26 @@ def export_openvino(model_dir: Path, card: dict[str, Any], args: argparse.Namesp
         raise FormatUnavailable("The bundle has no ONNX file OpenVINO can run here.")
     stage1 = [(f, p) for f, p in pairs if f in bundle.files]
     stage2 = [(f, p) for f, p in pairs if f in bundle.classifier_files]
-    if stage1:
-        for (f, p), report, ref in _judge_stage1(bundle, card, stage1, args):
-            judged.setdefault(f.name, {})[f"openvino-{p}"] = {**common, **ref, **report.to_dict()}
-    if stage2:
-        for (f, p), report, ref in _judge_stage2(bundle, card, stage2, args):
-            judged.setdefault(f.name, {})[f"openvino-{p}"] = {**common, **ref, **report.to_dict()}
+    skipped: list[str] = []
+    for pairs_of_stage, judge in ((stage1, _judge_stage1), (stage2, _judge_stage2)):
+        if not pairs_of_stage:
+            continue
+        try:
+            for (f, p), report, ref in judge(bundle, card, pairs_of_stage, args):
+                record = {**common, **ref, **report.to_dict()}
+                judged.setdefault(f.name, {})[f"openvino-{p}"] = record
+        except FormatUnavailable as why:  # e.g. no fp32 file of that stage to judge against
+            log.warning("not judged: %s", why)
+            skipped.append(str(why))
+    if not judged:
+        raise FormatUnavailable(" ".join(skipped) or "Nothing could be judged.")
     for name, records in judged.items():
         card["files"][name].setdefault("runtime_gates", {}).update(records)
         refused += [f"{name} {pair}" for pair, r in records.items() if not r["passed"]]
     if refused:
         write_card(model_dir, card)  # the refusal is recorded: auto never picks these pairs
         raise PairsRefused(refused)
-    return judged
+    return {**judged, **({"not_judged": skipped} if skipped else {})}
 
 
 def _cpu_name() -> str:

@@ -332,3 +332,22 @@ def test_candidates_take_a_thread_count_for_both_runtimes(bundle):
     engines = {c.key: c.open() for c in found}
     assert engines["openvino-fp32"].config["INFERENCE_NUM_THREADS"] == 1
     assert engines["onnx-fp32"]._session.get_session_options().intra_op_num_threads == 1
+
+
+def test_a_stage_without_an_fp32_reference_is_left_unjudged_not_the_whole_bundle(tmp_path, capsys):
+    folder = write_bundle(
+        tmp_path / "i8clf",
+        {
+            "model.onnx": threshold_onnx(dense_label=None),
+            "classifier.int8.onnx": classifier_onnx(),
+        },
+        card=STAGE2,
+    )
+    card = json.loads((folder / "model_card.json").read_text())
+    card["files"]["classifier.int8.onnx"]["stage"] = 2
+    (folder / "model_card.json").write_text(json.dumps(card))
+    assert export.main([str(folder), "--format", "openvino", *PHANTOM]) == 0
+    files = json.loads((folder / "model_card.json").read_text())["files"]
+    assert files["model.onnx"]["runtime_gates"]["openvino-fp32"]["passed"] is True
+    assert "runtime_gates" not in files["classifier.int8.onnx"]  # no reference: not judged
+    assert "No fp32 ONNX file to judge against for stage 2" in capsys.readouterr().out
