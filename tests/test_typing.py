@@ -25,6 +25,7 @@ CLEAN = [
     "cspine_desktop.vertebrae",
     "cspine_desktop.store",
     "cspine_desktop.services",
+    "cspine_desktop.cli",
     "model_training.demo_study",
     "model_training.deploy",
     "model_training.evaluate",

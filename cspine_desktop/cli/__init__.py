@@ -97,14 +97,15 @@ def setup_logging(settings: Settings, verbose: bool = False) -> Path | None:
         level = logging.INFO
     root.setLevel(min(level, logging.INFO) if verbose else level)
     formatter = logging.Formatter(LOG_FORMAT)
-    path: Path | None = log_file_path(settings)
+    target = log_file_path(settings)
+    path: Path | None = target
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         to_file: logging.Handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True
+            target, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True
         )
         if os.name == "posix":
-            path.touch(mode=0o600, exist_ok=True)
+            target.touch(mode=0o600, exist_ok=True)
     except OSError:
         path, to_file = None, logging.NullHandler()
     to_file.setFormatter(formatter)

@@ -47,13 +47,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     bundle = load_bundle(args.model or settings.model_dir or demo_model_dir())
     only = [k.strip() for k in args.only.split(",")] if args.only else None
+
+    def progress(message: str) -> None:
+        sys.stderr.write(message + "\n")
+
     report = run_bench(
         bundle,
         n_slices=args.slices,
         size=args.size,
         only=only,
         cache_dir=settings.cache_dir,
-        progress=None if args.json else lambda m: sys.stderr.write(m + "\n"),
+        progress=None if args.json else progress,
         analyze_study=demo_study_path() if args.analyze == "demo" else args.analyze,
         repeats=args.repeats,
         threads=args.threads,

@@ -46,7 +46,7 @@ def find_demo_study(settings: Settings) -> tuple[Path, dict]:
         if study.is_file() and truth.is_file():
             return study, json.loads(truth.read_text(encoding="utf-8"))
     try:  # a development checkout can make it (the installed app has no phantom code)
-        from model_training.demo_study import write_demo  # type: ignore[import-not-found]
+        from model_training.demo_study import write_demo
     except ImportError:
         raise StudyNotFoundError(
             "The demo study is not installed (assets/demo/demo-study.zip is missing)."

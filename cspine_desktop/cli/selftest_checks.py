@@ -21,9 +21,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CspineInputError
+
+if TYPE_CHECKING:
+    import _socket  # the class whose methods the network guard replaces
 
 # model formats only TensorFlow runs (not shipped in the CPU bundle)
 TF_FORMATS = frozenset({"keras", "savedmodel", "h5"})
@@ -100,17 +103,17 @@ class NetworkGuard:
         orig_connect_ex = socket.socket.connect_ex
         orig_getaddrinfo = socket.getaddrinfo
 
-        def _check(sock: socket.socket, address: Any) -> None:
+        def _check(sock: _socket.socket, address: Any) -> None:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 host, port = address[0], address[1]
                 if not _is_loopback(host):
                     raise guard._refuse(host, port)
 
-        def connect(sock: socket.socket, address: Any) -> None:
+        def connect(sock: _socket.socket, address: Any) -> None:
             _check(sock, address)
             return orig_connect(sock, address)
 
-        def connect_ex(sock: socket.socket, address: Any) -> int:
+        def connect_ex(sock: _socket.socket, address: Any) -> int:
             _check(sock, address)
             return orig_connect_ex(sock, address)
 
@@ -126,13 +129,13 @@ class NetworkGuard:
         }
         socket.socket.connect = connect  # type: ignore[method-assign]
         socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
-        socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+        socket.getaddrinfo = getaddrinfo
         return self
 
     def __exit__(self, *exc: object) -> None:
         socket.socket.connect = self._saved["connect"]  # type: ignore[method-assign]
         socket.socket.connect_ex = self._saved["connect_ex"]  # type: ignore[method-assign]
-        socket.getaddrinfo = self._saved["getaddrinfo"]  # type: ignore[assignment]
+        socket.getaddrinfo = self._saved["getaddrinfo"]
 
 
 # --------------------------------------------------------------------------- runtime
@@ -172,7 +175,8 @@ def check_model(model_dir: Path) -> tuple[Check, Any]:
         bundle = load_bundle(model_dir)
         holder["bundle"] = bundle
         keras_ok = keras_tf.is_available()
-        verified, skipped = [], []
+        verified: list[dict[str, Any]] = []
+        skipped: list[str] = []
         for f in bundle.files:
             if f.format in TF_FORMATS and not keras_ok and not bundle.file_path(f).exists():
                 skipped.append(f"{f.name} (needs TensorFlow; not shipped)")
@@ -254,12 +258,13 @@ def check_qt() -> Check:
 
             from ..gui import main_window  # noqa: F401 - the whole GUI import tree
 
-            app = QApplication.instance() or QApplication(["cspine-self-test"])
+            # the application is held (in _app) while the widget draws
+            _app = QApplication.instance() or QApplication(["cspine-self-test"])
             label = QLabel("cspine")
             label.resize(120, 40)
             pixmap = label.grab()
             ok = not pixmap.isNull() and pixmap.width() > 0
-            platform = app.platformName()
+            platform = QApplication.platformName()
             label.deleteLater()
         finally:
             if saved is None:
@@ -307,7 +312,7 @@ def check_demo_study(study: Path, engine: Any, bundle: Any) -> tuple[Check, Any]
         analyse_s = time.perf_counter() - t0
         holder["outcome"] = outcome
         problems = result_problems(outcome.result)
-        data = {"read_s": round(read_s, 3), "analyse_s": round(analyse_s, 3)}
+        data: dict[str, Any] = {"read_s": round(read_s, 3), "analyse_s": round(analyse_s, 3)}
         data["shape"] = list(volume.hu.shape)
         if problems:
             return False, "implausible result: " + "; ".join(problems), data
