@@ -26,6 +26,7 @@ CLEAN = [
     "cspine_desktop.store",
     "cspine_desktop.services",
     "cspine_desktop.cli",
+    "cspine_desktop.imaging",
     "model_training.demo_study",
     "model_training.deploy",
     "model_training.evaluate",

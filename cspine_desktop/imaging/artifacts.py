@@ -70,6 +70,7 @@ def remove_burned_in_text(image: np.ndarray) -> np.ndarray:
         if area <= max_area and (fill < 0.6 or min(bw, bh) <= 3):
             mask[cc == i] = 1
     if not mask.any():
-        return img.copy()
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    return cv2.inpaint(img, mask, 3, cv2.INPAINT_TELEA)
+        unchanged: np.ndarray = img.copy()
+        return unchanged
+    grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    return cv2.inpaint(img, grown, 3, cv2.INPAINT_TELEA)

@@ -158,7 +158,7 @@ class _PlaneSampler:
         k = int(np.clip(k, 0, self.view.shape[0] - 1))
         out = self.cache.get(k)
         if out is None:
-            src = np.ascontiguousarray(self.view[k], dtype=np.float32)
+            src: np.ndarray = np.ascontiguousarray(self.view[k], dtype=np.float32)
             factor = float(np.linalg.norm(self.geom.inplane[:, 0]))  # source px per crop px
             if factor > 1.3:
                 src = cv2.GaussianBlur(src, (0, 0), 0.5 * factor)
@@ -184,7 +184,11 @@ class _PlaneSampler:
 
 
 def sample_planes(
-    array_zyx: np.ndarray, geom: CropGeometry, size: int, border: float = 0.0, offset_mm=0.0
+    array_zyx: np.ndarray,
+    geom: CropGeometry,
+    size: int,
+    border: float = 0.0,
+    offset_mm: float = 0.0,
 ) -> np.ndarray:
     """float32 [n, size, size]: ``array_zyx`` (source grid) on the crop planes of ``geom``,
     shifted ``offset_mm`` toward the head."""

@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -120,6 +120,28 @@ class ImageHeader:
     samples: int
     transfer_syntax: str
     pixel_offset: int | None
+    big_endian: bool
+    instance_number: int | None
+    acquisition_number: int | None
+    description: str
+
+
+class _Common(TypedDict):
+    """The ImageHeader fields every frame of one file shares."""
+
+    file: Path
+    n_frames: int
+    series_uid: str
+    modality: str
+    sop_class: str
+    image_type: tuple[str, ...]
+    rows: int
+    cols: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_rep: int
+    samples: int
+    transfer_syntax: str
     big_endian: bool
     instance_number: int | None
     acquisition_number: int | None
@@ -252,7 +274,7 @@ def _headers_from_dataset(
             pixel_offset = None  # unusual layouts go through pydicom
     elif ts in NATIVE_SYNTAXES and peek[:4] != _tag_bytes(big_endian=ts == ExplicitVRBigEndian):
         raise _Unreadable("the file holds no pixel data (truncated?)")
-    common = dict(
+    common = _Common(
         file=path,
         n_frames=n_frames,
         series_uid=series_uid,
@@ -316,7 +338,7 @@ def derived_series_key(ds: Dataset, rows: int, cols: int) -> str:
 
 
 def _frame_headers(
-    ds: Dataset, sop_uid: str, pixel_offset: int | None, frame_bytes: int, common: dict
+    ds: Dataset, sop_uid: str, pixel_offset: int | None, frame_bytes: int, common: _Common
 ) -> list[ImageHeader]:
     """One header per frame of a multi-frame (enhanced) image, from its functional groups."""
     shared = first_item(ds.get("SharedFunctionalGroupsSequence"))

@@ -13,8 +13,10 @@ with that slice's own RescaleSlope/Intercept.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +158,9 @@ def _reason(exc: BaseException) -> str:
     return (text or type(exc).__name__)[:200]
 
 
-def _read_slices(file: Path, hs: list[ImageHeader], zs: list[int], scratch: _Scratch):
+def _read_slices(
+    file: Path, hs: list[ImageHeader], zs: list[int], scratch: _Scratch
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (slice index, stored values [rows, cols]) for the frames of one file."""
     if all(h.pixel_offset is not None for h in hs):
         dtype = _stored_dtype(hs[0])
@@ -164,7 +168,7 @@ def _read_slices(file: Path, hs: list[ImageHeader], zs: list[int], scratch: _Scr
         with open(file, "rb", buffering=0) as f:
             for z, h in zip(zs, hs):
                 f.seek(h.pixel_offset)  # type: ignore[arg-type]
-                n = f.readinto(memoryview(raw).cast("B"))
+                n = f.readinto(raw.data.cast("B"))
                 if n != raw.nbytes:
                     raise ValueError("truncated: the pixel data end before the image does")
                 if h.big_endian and dtype.itemsize > 1:
@@ -216,7 +220,7 @@ def _store(
     out = result.hu[z]
     if arr.shape != out.shape:
         raise ValueError(f"decoded image is {arr.shape}, expected {out.shape}")
-    values = arr
+    values: np.ndarray | None = arr
     if arr.dtype.kind in "iu":
         _, work = scratch.buffers(out.shape, np.dtype(arr.dtype))
         values = _mask_bits(arr, h, work)
@@ -239,7 +243,7 @@ def _store(
 
 
 def _read_native_in_place(
-    f,
+    f: io.FileIO,
     result: DecodeResult,
     z: int,
     h: ImageHeader,
@@ -251,6 +255,7 @@ def _read_native_in_place(
     int16 volume slice and rescale them there (no copy) whenever the result provably fits
     int16; otherwise hand a copy of the stored values to :func:`_store`."""
     out = result.hu[z]
+    assert h.pixel_offset is not None  # the caller sends only slices stored uncompressed
     f.seek(h.pixel_offset)
     if f.readinto(memoryview(out).cast("B")) != out.nbytes:
         raise ValueError("truncated: the pixel data end before the image does")
@@ -306,7 +311,9 @@ def _finish_slice(
             result.implausible.append(z)
 
 
-def _clip_into(out: np.ndarray, values: np.ndarray, result: DecodeResult, lock) -> None:
+def _clip_into(
+    out: np.ndarray, values: np.ndarray, result: DecodeResult, lock: threading.Lock
+) -> None:
     """Copy ``values`` into the int16 slice ``out``, clipping (and counting) overflow."""
     lo, hi = values.min(), values.max()
     if lo < -32768 or hi > 32767:

@@ -1,4 +1,4 @@
-"""Feature maps the viewer can show: edges, gradient magnitude, intensity histogram.
+"""Feature maps the viewer can show: edges and gradient magnitude.
 
 These are the "feature extraction" layer for the reader, not model inputs.
 """
@@ -25,17 +25,9 @@ def edge_map(hu_slice: np.ndarray, window: Window = BONE) -> np.ndarray:
     """Bone edges of one slice [y, x] as float32 in [0, 1] (Canny on the bone-windowed slice,
     thresholds from the gradient distribution so it adapts to noise)."""
     img = (apply_window(hu_slice, window) * 255.0).astype(np.uint8)
-    img = cv2.GaussianBlur(img, (3, 3), 0)
+    blurred = cv2.GaussianBlur(img, (3, 3), 0)
     mag = gradient_magnitude(hu_slice, window)
     nz = mag[mag > 0]
     hi = float(np.percentile(nz, 95)) * 255.0 if nz.size else 100.0
-    edges = cv2.Canny(img, max(1.0, hi * 0.4), max(2.0, hi))
+    edges = cv2.Canny(blurred, max(1.0, hi * 0.4), max(2.0, hi))
     return edges.astype(np.float32) / 255.0
-
-
-def hu_histogram(
-    hu: np.ndarray, mask: np.ndarray | None = None, bins: int = 64, hu_range=(-200.0, 2000.0)
-) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram (counts, bin edges in HU) of ``hu`` inside ``mask`` (e.g. one vertebra)."""
-    values = hu[mask] if mask is not None else hu.ravel()
-    return np.histogram(values, bins=bins, range=hu_range)

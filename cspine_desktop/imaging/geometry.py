@@ -76,7 +76,7 @@ def is_axial(orientation: tuple[float, ...] | None, max_angle_deg: float = 45.0)
         normal = plane_axes(orientation)[2]
     except InconsistentSeriesError:
         return False
-    return abs(normal[2]) >= math.cos(math.radians(max_angle_deg))
+    return bool(abs(normal[2]) >= math.cos(math.radians(max_angle_deg)))
 
 
 def stack_geometry(

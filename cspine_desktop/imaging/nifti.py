@@ -11,12 +11,16 @@ volume is assumed to be CT in HU, and the meta holds UIDs derived from the file 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from ..errors import CorruptFileError, ImageTooLargeError, UnsupportedFormatError
 from .provenance import headerless_meta
 from .volume import Volume
+
+if TYPE_CHECKING:
+    from nibabel.spatialimages import SpatialImage
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -34,7 +38,8 @@ def load_nifti(
     import nibabel as nib
 
     try:
-        img = nib.load(str(file))
+        # a NIfTI file loads as a spatial image; nibabel annotates load() with the base class
+        img = cast("SpatialImage", nib.load(str(file)))
         shape = tuple(int(n) for n in img.shape)
     except Exception as exc:  # nibabel raises many kinds on damaged files
         raise CorruptFileError(f"{file.name} is not a readable NIfTI file ({exc}).") from exc
@@ -65,7 +70,8 @@ def load_nifti(
         raise CorruptFileError(f"{file.name} has an invalid orientation (affine).")
     hu = _to_hu(data, warnings)
     affine = RAS_TO_LPS @ ras
-    spacing = tuple(float(np.linalg.norm(affine[:3, i])) for i in (2, 1, 0))
+    z_mm, y_mm, x_mm = (float(np.linalg.norm(affine[:3, i])) for i in (2, 1, 0))
+    spacing = (z_mm, y_mm, x_mm)
     meta = headerless_meta(file, source_path or file, archive, "nifti", "CT")
     return Volume(hu=hu, affine=affine, spacing=spacing, meta=meta, warnings=warnings)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .artifacts import AIR_HU, remove_table
 from .volume import Volume
@@ -162,7 +163,7 @@ def _neck_centre_lps(hu: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
     if not pts:  # no body found: centre of the image
         ny, nx = hu.shape[1:]
         return tuple((affine @ np.array([(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2, 1.0]))[:2])
-    return tuple(np.median(np.array(pts), axis=0))  # type: ignore[return-value]
+    return tuple(np.median(np.array(pts), axis=0))
 
 
 def _slab_weights(
@@ -270,14 +271,14 @@ def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> Prepa
         hu=out,
         affine=grid_affine,
         grid_to_voxel=_view_to_source(axes) @ g2v,
-        source_shape=tuple(volume.hu.shape),  # type: ignore[arg-type]
+        source_shape=tuple(volume.hu.shape),
         source_z=source_z,
         cfg=cfg,
         _axes=axes,
     )
 
 
-def model_input(prepared: PreparedVolume, z_indices=None) -> np.ndarray:
+def model_input(prepared: PreparedVolume, z_indices: ArrayLike | None = None) -> np.ndarray:
     """Model input float32 [N, S, S, C] in [0, 1] for grid planes ``z_indices`` (default all).
 
     Channel c is plane ``k + offset_c / slice_step`` (linear between planes, clamped at the

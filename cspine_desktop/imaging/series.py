@@ -141,7 +141,7 @@ def choose_series(groups: list[SeriesGroup], series_uid: str | None, where: str)
 def _same(a: Any, b: Any, tol: float) -> bool:
     """Equal within ``tol`` (absolute) for numeric tuples; exact otherwise (None, ints)."""
     if a is None or b is None or not isinstance(a, tuple) or not a or isinstance(a[0], int):
-        return a == b
+        return bool(a == b)
     return len(a) == len(b) and max(abs(x - y) for x, y in zip(a, b)) <= tol
 
 
@@ -182,12 +182,12 @@ def _clean(group: SeriesGroup) -> None:
     if kept:
         _note(group, len(h) - len(kept), "images without position or orientation were left out")
         h = kept
-    for what, key, tol in (
+    for what, value_of, tol in (
         ("a different orientation", lambda x: x.orientation, 1e-3),
         ("a different matrix size", lambda x: (x.rows, x.cols), 0),
         ("a different pixel spacing", lambda x: x.pixel_spacing, 1e-3),
     ):
-        kept = _majority_group(h, key, tol)
+        kept = _majority_group(h, value_of, tol)
         _note(group, len(h) - len(kept), f"images with {what} than the rest were left out")
         h = kept
     group.headers = h

@@ -29,11 +29,12 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.hu.shape)  # type: ignore[return-value]
+        return tuple(self.hu.shape)
 
     def voxel_to_lps(self, x: float, y: float, z: float) -> np.ndarray:
         """Patient LPS position (mm) of voxel index (x=col, y=row, z=slice)."""
-        return (self.affine @ np.array([x, y, z, 1.0]))[:3]
+        point: np.ndarray = self.affine @ np.array([x, y, z, 1.0])
+        return point[:3]
 
 
 @dataclass(frozen=True)

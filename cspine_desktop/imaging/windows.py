@@ -47,6 +47,8 @@ def apply_window(hu: np.ndarray, window: Window, out: np.ndarray | None = None) 
 def header_window(meta: dict[str, Any]) -> Window | None:
     """The first display window stored in the DICOM header (``WindowCenter``/``WindowWidth``)."""
     center, width = meta.get("WindowCenter"), meta.get("WindowWidth")
+    if center is None or width is None:
+        return None
     try:
         center = float(center[0] if isinstance(center, list | tuple) else center)
         width = float(width[0] if isinstance(width, list | tuple) else width)
