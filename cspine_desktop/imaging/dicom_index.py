@@ -300,8 +300,8 @@ def _headers_from_dataset(
                 frame=None,
                 sop_uid=sop_uid,
                 orientation=get_floats(ds, "ImageOrientationPatient", 6),
-                position=get_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
-                pixel_spacing=get_floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
+                position=get_floats(ds, "ImagePositionPatient", 3),
+                pixel_spacing=get_floats(ds, "PixelSpacing", 2),
                 thickness=get_float(ds, "SliceThickness"),
                 slope=get_float(ds, "RescaleSlope") or 1.0,
                 intercept=get_float(ds, "RescaleIntercept") or 0.0,

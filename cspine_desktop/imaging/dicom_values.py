@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import Any, Literal, overload
 
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
@@ -161,7 +161,14 @@ def get_float(ds: Dataset, name: str) -> float | None:
 first_float = get_float
 
 
+@overload
+def get_floats(ds: Dataset, name: str, n: Literal[2]) -> tuple[float, float] | None: ...
+@overload
+def get_floats(ds: Dataset, name: str, n: Literal[3]) -> tuple[float, float, float] | None: ...
+@overload
+def get_floats(ds: Dataset, name: str, n: int) -> tuple[float, ...] | None: ...
 def get_floats(ds: Dataset, name: str, n: int) -> tuple[float, ...] | None:
+    """``n`` finite numbers from a multi-valued element, or None (missing, wrong count, bad)."""
     try:
         values = [float(v) for v in (get_values(ds, name) or [])]
     except Exception:

@@ -167,7 +167,8 @@ def _read_slices(
         raw, _ = scratch.buffers((hs[0].rows, hs[0].cols), dtype)
         with open(file, "rb", buffering=0) as f:
             for z, h in zip(zs, hs):
-                f.seek(h.pixel_offset)  # type: ignore[arg-type]
+                assert h.pixel_offset is not None  # checked for all of hs above
+                f.seek(h.pixel_offset)
                 n = f.readinto(raw.data.cast("B"))
                 if n != raw.nbytes:
                     raise ValueError("truncated: the pixel data end before the image does")

@@ -136,9 +136,9 @@ def _reorient(volume: Volume) -> tuple[np.ndarray, np.ndarray, tuple[int, int, i
     if abs(dirs[0, rest[0]]) < abs(dirs[0, rest[1]]):
         rest = [rest[1], rest[0]]
     vox_order = (rest[0], rest[1], slice_axis_vox)  # new x, y, z as old voxel axes
-    arr_axes = tuple(2 - v for v in (vox_order[2], vox_order[1], vox_order[0]))
-    view_affine = a @ _view_to_source(arr_axes)  # type: ignore[arg-type]
-    return np.transpose(volume.hu, arr_axes), view_affine, arr_axes  # type: ignore[return-value]
+    arr_axes = (2 - vox_order[2], 2 - vox_order[1], 2 - vox_order[0])
+    view_affine = a @ _view_to_source(arr_axes)
+    return np.transpose(volume.hu, arr_axes), view_affine, arr_axes
 
 
 def canonical_view(volume: Volume) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
