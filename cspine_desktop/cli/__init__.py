@@ -121,7 +121,11 @@ def setup_logging(settings: Settings, verbose: bool = False) -> Path | None:
     for handler in (to_file, console):
         handler._cspine = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    logging.captureWarnings(True)  # warnings.warn → the "py.warnings" logger → the log file
+    # warnings.warn → the "py.warnings" logger → the log file. Off first: captureWarnings(True)
+    # does nothing while it believes it is on, even if something (a test harness, an embedding
+    # application) has put its own warnings.showwarning back since
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     return path
 
 
