@@ -261,7 +261,10 @@ def truth_mask_outcomes(bundle_dir: Path, seeds: list[int], workers: int = 1) ->
     from .phantom.study import generate_study
 
     bundle = load_bundle(bundle_dir)
-    clf = open_engine(bundle, "auto", None, measure=False).classifier
+    # stage 2 rides on the engine when the bundle has one (not part of the Engine protocol)
+    clf = getattr(open_engine(bundle, "auto", None, measure=False), "classifier", None)
+    if clf is None:
+        raise ValueError(f"{bundle_dir} has no stage-2 classifier to test")
     cfg = Stage2Config.from_card(bundle.card["stage2"])
     stream = StreamConfig(phantom_defaults=True)
     out = []

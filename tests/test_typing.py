@@ -27,22 +27,7 @@ CLEAN = [
     "cspine_desktop.services",
     "cspine_desktop.cli",
     "cspine_desktop.imaging",
-    "model_training.demo_study",
-    "model_training.deploy",
-    "model_training.evaluate",
-    "model_training.export",
-    "model_training.model",
-    "model_training.phantom",
-    "model_training.train",
-    "model_training.datasets.augment",
-    "model_training.datasets.cache",
-    "model_training.datasets.masks",
-    "model_training.datasets.pipeline",
-    "model_training.datasets.report",
-    "model_training.datasets.rsna",
-    "model_training.datasets.samples",
-    "model_training.datasets.split",
-    "model_training.datasets.targets",
+    "model_training",
 ]
 
 

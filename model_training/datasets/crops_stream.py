@@ -155,7 +155,7 @@ def study_planes(
     fmask = st.in_volume_order(st.fracture_mask)
     conf = st.confounders
     mimic_levels = set(conf.osteophytes) | set(conf.sclerosis) | set(conf.vascular_channels)
-    kinds = {}
+    kinds: dict[int, str] = {}
     for f in st.fractures:
         kinds.setdefault(f.vertebra, f"{f.kind}/{f.severity}")
     parts: list[Planes] = []
