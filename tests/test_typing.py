@@ -27,6 +27,7 @@ CLEAN = [
     "cspine_desktop.services",
     "cspine_desktop.cli",
     "cspine_desktop.imaging",
+    "cspine_desktop.server",
     "model_training",
 ]
 

@@ -22,6 +22,7 @@ from ..errors import (
     QueueFullError,
     UnsupportedFormatError,
 )
+from ..services import WorklistRow
 from ..store import AnalysisRecord, StudyRecord, UserRecord, iso_utc
 from .auth import api_login_required, api_user, bearer_token, can_see, remote_address, services
 from .openapi import openapi_document
@@ -105,7 +106,8 @@ def issue_token():
     users = services().users
     address = remote_address()
     user = users.authenticate(name, password, address=address)
-    label = body.get("label") if isinstance(body.get("label"), str) else "api"
+    given = body.get("label")
+    label = given if isinstance(given, str) else "api"
     issued = users.issue_token(user, label=label[:80], address=address)
     return flask.jsonify(
         {
@@ -185,7 +187,7 @@ def audit_refused_upload(user: UserRecord | str | None, status: int, reason: str
 @api_login_required
 def list_studies():
     user = api_user()
-    rows = []
+    rows: list[WorklistRow] = []
     offset = 0
     while len(rows) < MAX_LIST:
         page = services().studies.worklist(limit=MAX_LIST, offset=offset)

@@ -229,7 +229,7 @@ class Gate:
         req = self.app.request_class(environ)
         session = self.app.session_interface.open_session(self.app, req)
         user = session_user_from(session, _address(request)) if session is not None else None
-        if user is None:
+        if session is None or user is None:
             raise AuthenticationError("Sign in first: your session has ended.")
         sent = request.headers.get("X_CSRF_TOKEN")
         expected = session.get("csrf")
@@ -271,6 +271,9 @@ class GatedChannel(HTTPChannel):
     task_class = GatedTask
     error_task_class = JsonErrorTask
     _held: bytes | None = None  # bytes received while the gate's check runs
+    # waitress has no types; these declare what its HTTPChannel sets up
+    request: Any  # the HTTPRequestParser being filled, or None between requests
+    sent_continue: bool
 
     def readable(self) -> bool:
         return self._held is None and super().readable()

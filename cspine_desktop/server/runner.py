@@ -118,8 +118,11 @@ class ServerRunner:
     def _create(self) -> Any:
         check_exposure(self.host, self.tls, self.settings.allow_insecure_lan)
         ctx = None
-        if self.tls:
-            ctx = server_context(self.settings.tls_cert, self.settings.tls_key)
+        cert, key = self.settings.tls_cert, self.settings.tls_key
+        if cert is not None:
+            if key is None:  # Settings refuses one without the other; this keeps it so here
+                raise SettingsError("A TLS certificate needs its key.")
+            ctx = server_context(cert, key)
         sock = _bind(self.host, self.requested_port)
         self.port = sock.getsockname()[1]
         if ctx is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from ..errors import CspineInputError, QueueFullError
@@ -118,24 +118,24 @@ class StudyCollector:
         with bucket.lock:
             bucket.closed = True
         n = len(bucket.instances)
-        base = {"study_uid": bucket.study_uid, "user": bucket.user.name, "n_instances": n}
+        base = SettledStudy(bucket.study_uid, bucket.user.name, n)
         try:
             with bucket.imp as imp:
                 study = commit_validated(imp, f"The study {bucket.study_uid}")
         except CspineInputError as err:
             log.warning("STOW-RS study refused: %s", err)
-            return self._remember(SettledStudy(**base, error=str(err)))
+            return self._remember(replace(base, error=str(err)))
         except Exception as exc:
             log.exception("could not publish a STOW-RS study")
-            return self._remember(SettledStudy(**base, error=f"internal error ({exc})"))
+            return self._remember(replace(base, error=f"internal error ({exc})"))
         try:
             job_id = self.services.jobs.enqueue(
                 study.id, user=bucket.user, address=bucket.imp.address
             )
         except QueueFullError as err:
             log.warning("STOW-RS study %s stored but not queued: %s", study.id, err)
-            return self._remember(SettledStudy(**base, study_id=study.id, error=str(err)))
-        return self._remember(SettledStudy(**base, study_id=study.id, job_id=job_id))
+            return self._remember(replace(base, study_id=study.id, error=str(err)))
+        return self._remember(replace(base, study_id=study.id, job_id=job_id))
 
     def _remember(self, item: SettledStudy) -> SettledStudy:
         self.history.append(item)

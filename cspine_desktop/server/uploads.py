@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import flask
 from werkzeug.datastructures import FileStorage
@@ -59,7 +59,7 @@ class UploadRequest(flask.Request):
 class _Bounded(io.RawIOBase):
     """A zip member stream that refuses to yield more than the member declared."""
 
-    def __init__(self, raw: BinaryIO, declared: int, name: str) -> None:
+    def __init__(self, raw: IO[bytes], declared: int, name: str) -> None:
         self.raw, self.left, self.name = raw, declared, name
 
     def readable(self) -> bool:
@@ -73,14 +73,14 @@ class _Bounded(io.RawIOBase):
         return data
 
 
-def is_zip(fh: BinaryIO) -> bool:
+def is_zip(fh: IO[bytes]) -> bool:
     pos = fh.tell()
     head = fh.read(4)
     fh.seek(pos)
     return head in ZIP_MAGIC
 
 
-def add_zip(imp: StudyImport, fh: BinaryIO, label: str, cfg: ServerConfig) -> int:
+def add_zip(imp: StudyImport, fh: IO[bytes], label: str, cfg: ServerConfig) -> int:
     """Check one zip and stream its members into the import; returns the member count."""
     fh.seek(0, io.SEEK_END)
     packed = fh.tell()

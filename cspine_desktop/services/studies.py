@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import StudyNotFoundError
 from ..settings import Settings
@@ -30,6 +30,9 @@ from ..store import (
     UserRecord,
 )
 from .audit import AuditLog
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class StudyImport:
     def size_bytes(self) -> int:
         return self.staging.size_bytes
 
-    def add(self, name: str, data: bytes | BinaryIO) -> Path:
+    def add(self, name: str, data: bytes | SupportsRead[bytes]) -> Path:
         """Store one file (``name`` is a relative path; it is sanitised)."""
         return self.staging.add(name, data)
 

@@ -15,7 +15,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 TEMP_PREFIX = ".tmp-"
 CHUNK = 1024 * 1024
@@ -76,7 +79,7 @@ def atomic_write(final: Path, data: bytes | BinaryIO) -> tuple[int, str]:
 
 
 def write_durable(
-    path: Path, data: bytes | BinaryIO, max_bytes: int | None = None
+    path: Path, data: bytes | SupportsRead[bytes], max_bytes: int | None = None
 ) -> tuple[int, str]:
     """Write a NEW file inside a scratch folder and fsync it (no rename needed there).
 

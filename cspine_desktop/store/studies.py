@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from ..errors import CspineInputError, NotFoundError, StorageFullError, StudyTooLargeError
 from .db import Database
@@ -44,6 +44,9 @@ from .records import (
     row_artifact,
     row_study,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class StudyStaging:
             f"The study is larger than the limit of {self.max_bytes / 2**20:.0f} MiB."
         )
 
-    def add(self, name: str, data: bytes | BinaryIO) -> Path:
+    def add(self, name: str, data: bytes | SupportsRead[bytes]) -> Path:
         """Store one file under a sanitised version of ``name`` (a relative path)."""
         self._check_limits(len(data) if isinstance(data, bytes) else 0)
         target = self._target(name)
