@@ -28,6 +28,7 @@ CLEAN = [
     "cspine_desktop.cli",
     "cspine_desktop.imaging",
     "cspine_desktop.server",
+    "cspine_desktop.gui",
     "model_training",
 ]
 

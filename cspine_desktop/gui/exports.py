@@ -105,10 +105,10 @@ class ExportMenu(QObject):
         """Enable the entries this study can have (analysed, with labels)."""
         self.opened = opened
         ready = opened is not None and opened.analysed and opened.labels is not None
-        avail = opened.export_formats if ready else {}
+        avail = opened.export_formats if ready and opened is not None else {}
         for title, formats in CHOICES:
             action = self.actions[title]
-            reasons = [avail.get(f) for f in formats if avail.get(f)]
+            reasons = [r for r in (avail.get(f) for f in formats) if r]
             usable = ready and (not formats or len(reasons) < len(formats))
             action.setEnabled(usable)
             action.setToolTip(reasons[0] if reasons and not usable else "")

@@ -117,8 +117,9 @@ class MainWindow(QMainWindow):
         self._user_sized = False
         split.splitterMoved.connect(lambda *_: setattr(self, "_user_sized", True))
         self.workspace = QWidget()
-        QVBoxLayout(self.workspace).addWidget(split)
-        self.workspace.layout().setContentsMargins(0, 0, 0, 0)
+        box = QVBoxLayout(self.workspace)
+        box.addWidget(split)
+        box.setContentsMargins(0, 0, 0, 0)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.workspace)
         self.stack.addWidget(self.lock_screen)
@@ -145,7 +146,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- wiring
     def _connect(self) -> None:
         c = self.controller
-        self.worklist.bridge.event.connect(c.on_job_event)
+        self.worklist.bridge.job_event.connect(c.on_job_event)
         self.worklist.open_requested.connect(c.open_study)
         self.worklist.reanalyse_requested.connect(c.reanalyse)
         self.worklist.deleted.connect(self._study_deleted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -18,6 +18,9 @@ from PySide6.QtWidgets import (
 from ..errors import plain_message
 from ..workers import run_in_background
 
+if TYPE_CHECKING:
+    from ...store import UserRecord
+
 
 class FirstRunDialog(QDialog):
     """Creates the first administrator through ``users.create_first_admin``; ``self.created``
@@ -28,7 +31,7 @@ class FirstRunDialog(QDialog):
     def __init__(self, users: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.users = users
-        self.created = None
+        self.created: UserRecord | None = None
         self.setWindowTitle("cspine — create the administrator account")
         layout = QVBoxLayout(self)
         intro = QLabel(

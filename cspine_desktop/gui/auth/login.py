@@ -204,7 +204,8 @@ def sign_in(users: Any, parent: QWidget | None = None):
         first = FirstRunDialog(users, parent)
         if first.exec() != QDialog.DialogCode.Accepted:
             return None
-        suggested = first.created.name
+        created = first.created  # set when the dialog was accepted
+        suggested = created.name if created is not None else ""
     dialog = LoginDialog(users, parent)
     if suggested:
         dialog.name_edit.setText(suggested)

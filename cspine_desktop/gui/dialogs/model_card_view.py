@@ -79,23 +79,25 @@ def _metrics(card: dict) -> list[str]:
     metrics = card.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
         return ["<p>The card holds no measurements.</p>"]
-    targets = metrics.get("targets") if isinstance(metrics.get("targets"), dict) else {}
+    given = metrics.get("targets")
+    targets = given if isinstance(given, dict) else {}
     where = metrics.get("evaluated_on") or "its test set"
     n = metrics.get("n_studies")
     out = [f"<p>Measured on {esc(str(where))}" + (f", {int(n)} studies" if n else "") + ".</p>"]
     out.append("<table>" + _row("measure", "value", "target", "met", head=True))
     dice = metrics.get("dice")
     if isinstance(dice, dict):
-        means = [_num(dice.get(name)) for name in NAMES if name in dice]
-        means = [m for m in means if m is not None]
+        found = [_num(dice.get(name)) for name in NAMES if name in dice]
+        means = [m for m in found if m is not None]
         if means:
             target = _num(targets.get("dice_min"))
             out.append(_metric_row("Dice, lowest vertebra", min(means), "", target))
     for label, path, key in TARGETED:
         value = _dig(metrics, path)
-        if _num(value) is not None:
+        number = _num(value)
+        if number is not None:
             target = _num(targets.get(key)) if key else None
-            out.append(_metric_row(label, _num(value), _ci(value), target))
+            out.append(_metric_row(label, number, _ci(value), target))
     for key, value in metrics.items():  # plain numbers of simpler cards
         if isinstance(value, (int, float)) and key != "n_studies":
             out.append(_row(esc(key), f"{value:.3g}", "", ""))

@@ -67,13 +67,16 @@ def _blend_at(flat: np.ndarray, where: np.ndarray, colour: np.ndarray, alpha: np
 
 def slab_slice(model: ViewerModel, orientation: Orientation) -> np.ndarray:
     """The displayed HU slice: the slice itself, or the thick-slab MIP / MinIP around it."""
+    volume = model.volume
+    if volume is None:
+        raise ValueError("There is no volume to take a slice of.")
     plane = model.planes[orientation]
     lo, hi = model.slab_range(orientation)
-    hu = np.ascontiguousarray(plane.extract(model.volume.hu, lo))
+    hu = np.ascontiguousarray(plane.extract(volume.hu, lo))
     if hi > lo:
         reduce = np.maximum if model.slab_mode == "mip" else np.minimum
         for i in range(lo + 1, hi + 1):
-            reduce(hu, plane.extract(model.volume.hu, i), out=hu)
+            reduce(hu, plane.extract(volume.hu, i), out=hu)
     return hu
 
 

@@ -128,7 +128,7 @@ class ViewerModel:
     def last_slice(self, orientation: Orientation) -> None:
         self.set_slice(orientation, self.planes[orientation].n_slices - 1 if self.planes else 0)
 
-    def set_cursor(self, zyx: tuple[int, int, int]) -> None:
+    def set_cursor(self, zyx: tuple[float, float, float]) -> None:
         """Move the shared crosshair to voxel (z, y, x), clamped to the volume."""
         if self.volume is None:
             return

@@ -5,6 +5,8 @@ result or not). Words and colours come from :mod:`cspine_desktop.analysis.wordin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -142,7 +144,7 @@ class ResultsPanel(QWidget):
             max(needed, header_needed) + widest + 2 * self.table.frameWidth()
         )
 
-    def show_result(self, result: AnalysisResult | None, load_warnings: list[str] = ()) -> None:
+    def show_result(self, result: AnalysisResult | None, load_warnings: Sequence[str] = ()) -> None:
         """Fill the panel from ``result`` (None = clear); ``load_warnings`` come from loading."""
         self.result = result
         self.table.clearSelection()  # a row chosen for another patient must not carry over

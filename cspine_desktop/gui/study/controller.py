@@ -115,8 +115,9 @@ class StudyController(QObject):
         self._worker = None
         usable = [i for i in infos if i.usable]
         uid = None
-        if len(usable) > 1:
-            uid = self.choose_series(usable)
+        choose = self.choose_series  # set: it is what sent the listing here
+        if len(usable) > 1 and choose is not None:
+            uid = choose(usable)
             if uid is None:
                 self._set_busy(self._job_id is not None)
                 self.cancelled.emit()
@@ -130,10 +131,11 @@ class StudyController(QObject):
         self._run(task, "loading", lambda volume: self._loaded_path(path, volume))
 
     def _loaded_path(self, path: Path, volume) -> None:
-        self._show_volume(OpenStudy(volume=volume, warnings=list(volume.warnings)))
+        opened = OpenStudy(volume=volume, warnings=list(volume.warnings))
+        self._show_volume(opened)
         user = self.user
 
-        services, opened = self.services, self.current
+        services = self.services
 
         def task(progress, cancel):
             progress(0, 0, "storing the study")

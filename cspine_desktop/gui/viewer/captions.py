@@ -37,7 +37,9 @@ def _lines(painter: QPainter, rect: QRectF, lines: list[str], align) -> None:
     fm = painter.fontMetrics()
     for i, text in enumerate(lines):
         r = QRectF(rect).adjusted(0, i * fm.height(), 0, 0)
-        painter.drawText(r, align, fm.elidedText(text, Qt.TextElideMode.ElideRight, rect.width()))
+        painter.drawText(
+            r, align, fm.elidedText(text, Qt.TextElideMode.ElideRight, int(rect.width()))
+        )
 
 
 def paint_captions(painter: QPainter, view) -> None:

@@ -136,7 +136,8 @@ class SliceView(QWidget):
         painter.save()
         painter.setTransform(self.image_transform())
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-        painter.drawImage(0, 0, self._qimage)
+        if self._qimage is not None:  # current_image() has just made it
+            painter.drawImage(0, 0, self._qimage)
         painter.restore()
         self._paint_crosshair(painter)
         paint_levels(painter, self, self._levels)

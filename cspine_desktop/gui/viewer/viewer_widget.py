@@ -15,7 +15,7 @@ from ..models import Orientation, ViewerModel
 from .slice_view import SliceView
 from .toolbar import ViewerToolbar
 
-PRESET_KEYS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4}
+PRESET_KEYS: dict[int, int] = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4}
 
 
 class ViewerWidget(QWidget):

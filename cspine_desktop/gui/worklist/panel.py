@@ -40,11 +40,11 @@ MAX_PATIENT_CHARS, MAX_STATE_CHARS, MAX_STUDY_CHARS = 16, 14, 20
 class JobEventBridge(QObject):
     """Subscribes to the job queue; re-emits each JobEvent in the GUI thread."""
 
-    event = Signal(object)
+    job_event = Signal(object)
 
     def __init__(self, jobs: Any, parent=None) -> None:
         super().__init__(parent)
-        self._unsubscribe = jobs.subscribe(self.event.emit)  # emitted from worker threads
+        self._unsubscribe = jobs.subscribe(self.job_event.emit)  # emitted from worker threads
 
     def close(self) -> None:
         if self._unsubscribe is not None:
@@ -110,7 +110,7 @@ class WorklistPanel(QWidget):
         self._debounce.timeout.connect(self.refresh)
         self.search.textChanged.connect(lambda _t: self._debounce.start())
         self.bridge = JobEventBridge(services.jobs, self)
-        self.bridge.event.connect(self.on_job_event)
+        self.bridge.job_event.connect(self.on_job_event)
         self._poll = QTimer(self)
         self._poll.setInterval(int(poll_s * 1000))
         self._poll.timeout.connect(self.refresh)
@@ -228,9 +228,14 @@ class WorklistPanel(QWidget):
         ):
             return
         user = self.user
+
+        def deleted(_study: object) -> None:
+            self.deleted.emit(study_id)
+            self.refresh()
+
         run_in_background(
             lambda _p, _c: self.services.delete_study(study_id, user=user),
             name="delete",
-            on_result=lambda _s: (self.deleted.emit(study_id), self.refresh()),
+            on_result=deleted,
             on_error=lambda exc: show_error(self, exc),
         )
