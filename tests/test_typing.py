@@ -17,20 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-CLEAN = [
-    "cspine_desktop.analysis",
-    "cspine_desktop.reports",
-    "cspine_desktop.errors",
-    "cspine_desktop.settings",
-    "cspine_desktop.vertebrae",
-    "cspine_desktop.store",
-    "cspine_desktop.services",
-    "cspine_desktop.cli",
-    "cspine_desktop.imaging",
-    "cspine_desktop.server",
-    "cspine_desktop.gui",
-    "model_training",
-]
+CLEAN = ["cspine_desktop", "model_training"]
 
 
 def _tool(name: str) -> str:

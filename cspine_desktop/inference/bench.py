@@ -186,7 +186,7 @@ def run_bench(
                 t0 = time.perf_counter()
                 analyze(volume, engine, bundle.card, explain=True)
                 run.s_per_study = time.perf_counter() - t0
-                if flops:
+                if flops and run.ms_per_slice:
                     run.gflops = flops / (run.ms_per_slice / 1000.0) / 1e9
                     run.ceiling_fraction = run.gflops / ceiling
             except Exception as exc:  # one broken backend must not hide the others
@@ -326,7 +326,7 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"{head}{r['error'][:80]}")
             continue
 
-        def f(v, fmt):
+        def f(v: float | None, fmt: str) -> str:
             return format(v, fmt) if v is not None else "-"
 
         lines.append(

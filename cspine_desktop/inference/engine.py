@@ -34,6 +34,7 @@ class Engine(Protocol):
     sha256: str  # that file's digest, as in the card
     warnings: tuple[str, ...]  # plain sentences (e.g. a fallback to the CPU)
     input_shape: tuple[int, int, int]  # (S, S, C) of one input slice
+    classifier: Engine | None  # the stage-2 crop classifier riding on a stage-1 engine
 
     @property
     def label(self) -> str: ...  # e.g. "onnx-cpu-int8", for results and logs
@@ -47,6 +48,7 @@ class BaseEngine:
     """Shared plumbing: attribute storage and output checking."""
 
     name = "base"
+    classifier: Engine | None = None  # set by select.open_engine when the bundle has stage 2
 
     def __init__(
         self,
@@ -62,7 +64,11 @@ class BaseEngine:
         self.precision = precision
         self.model_file = model_file
         self.sha256 = sha256
-        self.input_shape = tuple(input_shape)
+        self.input_shape: tuple[int, int, int] = (
+            int(input_shape[0]),
+            int(input_shape[1]),
+            int(input_shape[2]),
+        )
         self.warnings = tuple(warnings)
 
     @property

@@ -19,7 +19,7 @@ def cpu_info() -> tuple[str, frozenset[str]]:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return platform.processor() or platform.machine(), frozenset()
-    name, flags = "", frozenset()
+    name, flags = "", frozenset[str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()

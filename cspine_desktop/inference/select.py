@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,7 @@ def candidates(
                             "tensorrt",
                             f"tensorrt-{prec}",
                             src.sha256,
-                            lambda p=prec: trt.open_engine(
-                                bundle, cache_dir=cache_dir, precision=p
-                            ),
+                            partial(trt.open_engine, bundle, cache_dir=cache_dir, precision=prec),
                         )
                     )
     if backend in ("auto", "onnx", "tensorrt", "openvino"):
@@ -104,7 +103,7 @@ def candidates(
                             "keras",
                             f"keras-{f.format if prec == 'auto' else prec}",
                             f.sha256,
-                            lambda f=f, p=prec: keras_tf.open_engine(bundle, f, precision=p),
+                            partial(keras_tf.open_engine, bundle, f, precision=prec),
                         )
                     )
     return out
@@ -143,7 +142,7 @@ def onnx_candidates(
                         "onnx",
                         key,
                         f.sha256,
-                        lambda f=f: ort.open_engine(bundle, f, device=device, **kw),
+                        partial(ort.open_engine, bundle, f, device=device, **kw),
                         gates.verdict(f, key),
                     )
                 )
@@ -159,7 +158,7 @@ def onnx_candidates(
                             "openvino",
                             key,
                             f.sha256,
-                            lambda f=f, p=prec: ov.open_engine(bundle, f, precision=p, **kw),
+                            partial(ov.open_engine, bundle, f, precision=prec, **kw),
                             gates.verdict(f, key),
                         )
                     )
@@ -240,9 +239,7 @@ def open_engine(
     notes += _unjudged_note(chosen)
     if notes:
         engine.warnings = (*engine.warnings, *notes)
-    engine.classifier = open_classifier(  # type: ignore[attr-defined]
-        bundle, engine, cache_dir, backend=backend, measure=measure
-    )
+    engine.classifier = open_classifier(bundle, engine, cache_dir, backend=backend, measure=measure)
     log.info("inference backend: %r (stage 2: %r)", engine, engine.classifier)
     return engine
 
@@ -259,7 +256,7 @@ def choose(
     timings = _load_timings(cache_dir) if measure else {}
     machine = fingerprint()
 
-    def score(timing: dict | None) -> float:
+    def score(timing: dict[str, Any] | None) -> float:
         return _score(timing, per_study)
 
     ordered = sorted(found, key=lambda c: score(timings.get(_timing_key(machine, c))))
@@ -382,7 +379,7 @@ def measure_ms_per_slice(engine: Engine, batch: int = 2) -> float:
     return (time.perf_counter() - t0) * 1000.0 / batch
 
 
-def _score(timing: dict | None, per_study: int = TYPICAL_SLICES) -> float:
+def _score(timing: dict[str, Any] | None, per_study: int = TYPICAL_SLICES) -> float:
     if not timing:
         return float("inf")
     return float(timing["load_s"]) + float(timing["ms_per_slice"]) * per_study / 1000.0
@@ -410,7 +407,7 @@ def _timings_path(cache_dir: Path | None) -> Path | None:
     return None if cache_dir is None else Path(cache_dir) / TIMINGS_FILE
 
 
-def _load_timings(cache_dir: Path | None) -> dict:
+def _load_timings(cache_dir: Path | None) -> dict[str, Any]:
     path = _timings_path(cache_dir)
     if path is None or not path.is_file():
         return {}
@@ -421,7 +418,7 @@ def _load_timings(cache_dir: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _save_timings(cache_dir: Path | None, timings: dict) -> None:
+def _save_timings(cache_dir: Path | None, timings: dict[str, Any]) -> None:
     path = _timings_path(cache_dir)
     if path is None:
         return

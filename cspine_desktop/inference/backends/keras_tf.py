@@ -83,7 +83,7 @@ class KerasEngine(BaseEngine):
         grads = tf.cast(tape.gradient(target, feats), tf.float32)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * tf.cast(feats, tf.float32), axis=-1))
-        return cam.numpy().astype(np.float32)
+        return np.asarray(cam.numpy(), dtype=np.float32)
 
     def close(self) -> None:
         self._model = self._call = self._cam_model = None

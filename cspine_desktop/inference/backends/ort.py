@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,14 @@ def gpu_providers() -> list[str]:
 class OnnxEngine(BaseEngine):
     name = "onnx"
 
-    def __init__(self, session, *, input_name: str, outputs=OUTPUTS, **kw) -> None:
+    def __init__(
+        self,
+        session: Any,
+        *,
+        input_name: str,
+        outputs: tuple[str, ...] = OUTPUTS,
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self._session = session
         self._input = input_name
@@ -133,10 +141,12 @@ def open_engine(
     )
 
 
-def _provider_entry(provider: str, cache_dir: Path | None, model_file: ModelFile):
+def _provider_entry(
+    provider: str, cache_dir: Path | None, model_file: ModelFile
+) -> str | tuple[str, dict[str, bool | str]]:
     if provider != "TensorrtExecutionProvider":
         return provider
-    options = {"trt_fp16_enable": True}
+    options: dict[str, bool | str] = {"trt_fp16_enable": True}
     if cache_dir is not None:
         trt_cache = Path(cache_dir) / "ort-tensorrt" / model_file.sha256[:16]
         trt_cache.mkdir(parents=True, exist_ok=True)

@@ -224,7 +224,7 @@ class TensorRTEngine(BaseEngine):
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         cudart = self._cudart
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(x), MAX_BATCH):
             part = x[start : start + MAX_BATCH]
             self._context.set_input_shape(self._input, part.shape)
@@ -248,8 +248,8 @@ class TensorRTEngine(BaseEngine):
                 )
             _check(cudart.cudaStreamSynchronize(self._stream))
             for name, host in hosts.items():
-                out.setdefault(name, []).append(host)  # type: ignore[arg-type]
-        merged = {k: np.concatenate(v) for k, v in out.items()}  # type: ignore[arg-type]
+                out.setdefault(name, []).append(host)
+        merged = {k: np.concatenate(v) for k, v in out.items()}
         return check_outputs(merged, len(x))
 
     def close(self) -> None:
