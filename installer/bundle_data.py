@@ -166,12 +166,6 @@ def _card_files(model_dir: Path) -> dict[str, str] | None:
         return None  # no card, or one the app will refuse itself: ship the folder as it is
 
 
-def tf_only_files(model_dir: Path) -> set[str]:
-    """Card entries (relative names) of a model bundle that only TensorFlow can run."""
-    listed = _card_files(model_dir) or {}
-    return {name for name, fmt in listed.items() if fmt in TF_ONLY_FORMATS}
-
-
 def _model_file_shipped(model_dir: Path, rel: Path, listed: dict[str, str]) -> bool:
     """Inside a model folder with a card: the card, and listed files the CPU runtime can run
     (a listed folder, e.g. a SavedModel, with everything inside it)."""

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def find_demo_study(settings: Settings) -> tuple[Path, dict]:
-    """(study zip, truth) from the assets, else the cache (made there if the phantom exists)."""
+    """(study zip, truth) from the assets (or a copy in the cache folder). The app never makes
+    the study itself: ``python -m model_training.demo_study`` writes it into the assets."""
     from ..inference.resources import DEMO_STUDY, DEMO_TRUTH, demo_study_path, demo_truth_path
 
     cached = settings.cache_dir / "demo"
@@ -45,15 +46,10 @@ def find_demo_study(settings: Settings) -> tuple[Path, dict]:
     ):
         if study.is_file() and truth.is_file():
             return study, json.loads(truth.read_text(encoding="utf-8"))
-    try:  # a development checkout can make it (the installed app has no phantom code)
-        from model_training.demo_study import write_demo
-    except ImportError:
-        raise StudyNotFoundError(
-            "The demo study is not installed (assets/demo/demo-study.zip is missing)."
-        ) from None
-    log.info("making the demo study in %s", cached)
-    study, truth = write_demo(cached)
-    return study, json.loads(truth.read_text(encoding="utf-8"))
+    raise StudyNotFoundError(
+        "The demo study is not installed (assets/demo/demo-study.zip is missing); "
+        "reinstall cspine, or write it with: python -m model_training.demo_study"
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

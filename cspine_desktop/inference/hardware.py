@@ -9,7 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
 
 
 @lru_cache(maxsize=1)
@@ -35,11 +34,6 @@ def cpu_info() -> tuple[str, frozenset[str]]:
 def has_bf16() -> bool:
     """The CPU computes bfloat16 natively (AMX or AVX-512 BF16)."""
     return any(f in cpu_info()[1] for f in BF16_FLAGS)
-
-
-def has_int8_dot() -> bool:
-    """The CPU has int8 dot-product instructions (AMX-INT8 or VNNI)."""
-    return any(f in cpu_info()[1] for f in INT8_FLAGS)
 
 
 def physical_cores() -> int:
