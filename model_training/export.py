@@ -375,9 +375,13 @@ def _reference_engine(bundle: ModelBundle, card: dict[str, Any], args, files, **
         ref_bundle = bundle_view(path.parent, {**card, "files": {path.name: entry}})
         fp32, bundle = ref_bundle.files[0], ref_bundle
     if fp32 is None:
+        hint = (
+            "give the model's fp32 ONNX with --reference FILE"
+            if kw.get("stage", 1) == 1
+            else "the bundle ships no fp32 classifier"
+        )
         raise FormatUnavailable(
-            "No fp32 ONNX file to judge against for stage "
-            f"{kw.get('stage', 1)}; give the model's fp32 ONNX with --reference FILE."
+            f"No fp32 ONNX file to judge against for stage {kw.get('stage', 1)}; {hint}."
         )
     engine = ort.open_engine(
         bundle,
