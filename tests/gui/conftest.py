@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from factories.dicom_series import write_ct_series
 from gui_support import ADMIN_PASSWORD, PASSWORD, FakeClock
 
 from cspine_desktop.settings import Settings
@@ -110,3 +111,9 @@ def _no_forgotten_dialog(qapp):
     yield
     timer.stop()
     assert not stuck, f"a dialog was left unanswered: {stuck}"
+
+
+@pytest.fixture
+def study_dir(tmp_path):
+    write_ct_series(tmp_path / "study", n_slices=14, rows=32, cols=32, spacing=(2.0, 2.5, 2.5))
+    return tmp_path / "study"

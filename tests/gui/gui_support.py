@@ -78,3 +78,27 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def open_and_analyse(qtbot, window, path):
+    """Open ``path`` in the main window as a user does and wait for its analysis."""
+    with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
+        window.open_path(path)
+    return window.controller.current
+
+
+def shown_viewer(qtbot, width: int, height: int):
+    """A ViewerWidget on the synthetic neck (labels and heat-map), shown at ``width``×``height``."""
+    from cspine_desktop.gui.models import ViewerModel
+    from cspine_desktop.gui.viewer import ViewerWidget
+
+    model = ViewerModel()
+    vol, labels, heat = neck_volume()
+    model.set_volume(vol)
+    model.overlays.set_arrays(labels, heat)
+    widget = ViewerWidget(model)
+    widget.resize(width, height)
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

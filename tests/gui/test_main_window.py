@@ -9,7 +9,7 @@ import pytest
 from dialog_bot import answering
 from factories.dicom_series import write_ct_series
 from fake_analysis import FakeRunner
-from gui_support import ADMIN_PASSWORD
+from gui_support import ADMIN_PASSWORD, open_and_analyse
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -42,18 +42,6 @@ class FakeServer:
 
     def is_running(self):
         return self.running
-
-
-@pytest.fixture
-def study_dir(tmp_path):
-    write_ct_series(tmp_path / "study", n_slices=14, rows=32, cols=32, spacing=(2.0, 2.5, 2.5))
-    return tmp_path / "study"
-
-
-def _open_and_analyse(qtbot, window, path):
-    with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
-        window.open_path(path)
-    return window.controller.current
 
 
 def test_settings_are_saved_audited_and_start_the_server(qtbot, make_workstation, settings):
@@ -133,7 +121,7 @@ def test_non_admin_cannot_open_settings_or_delete(qtbot, settings):
 
 def test_lock_hides_the_workspace_but_keeps_the_study(qtbot, make_workstation, study_dir):
     window, _services = make_workstation(FakeRunner())
-    opened = _open_and_analyse(qtbot, window, study_dir)
+    opened = open_and_analyse(qtbot, window, study_dir)
     window.guard.lock_now()
     assert window.stack.currentWidget() is window.lock_screen
     assert not window.menuBar().isEnabled()
@@ -188,7 +176,7 @@ def test_export_writes_files_and_audits(
     qtbot, make_workstation, study_dir, tmp_path, formats, kind, suffix
 ):
     window, services = make_workstation(FakeRunner())
-    opened = _open_and_analyse(qtbot, window, study_dir)
+    opened = open_and_analyse(qtbot, window, study_dir)
     assert window.exports.menu.isEnabled()
     out = tmp_path / "out"
     with qtbot.waitSignal(window.exports.exported, timeout=20000) as sig:
@@ -231,7 +219,7 @@ def test_series_chooser_picks_among_several_ct_series(qtbot, make_workstation, t
 
     runner = FakeRunner()
     window, _services = make_workstation(runner, choose_series=choose)
-    opened = _open_and_analyse(qtbot, window, folder)
+    opened = open_and_analyse(qtbot, window, folder)
     assert asked == [sorted([a.series_uid, b.series_uid])]
     assert opened.volume.meta["SeriesInstanceUID"] == a.series_uid
     assert opened.volume.hu.shape[0] == 6
@@ -252,7 +240,7 @@ def test_series_chooser_dialog_preselects_the_largest(qtbot, tmp_path):
 def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, study_dir, tmp_path):
     runner = FakeRunner()
     window, services = make_workstation(runner)
-    opened = _open_and_analyse(qtbot, window, study_dir)
+    opened = open_and_analyse(qtbot, window, study_dir)
     other = write_ct_series(tmp_path / "other", n_slices=6, rows=16, cols=16, patient_id="ZED-9")
     services.studies.import_paths(other.folder)  # no job, so no event: the poll finds it
     wl = window.worklist
@@ -278,7 +266,7 @@ def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, stu
 def test_open_from_worklist_shows_stored_verdicts(qtbot, make_workstation, study_dir):
     runner = FakeRunner()
     window, services = make_workstation(runner)
-    first = _open_and_analyse(qtbot, window, study_dir)
+    first = open_and_analyse(qtbot, window, study_dir)
     window.viewer_model.set_volume(None)
     with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
         window.worklist.open_requested.emit(first.study_id)
@@ -298,7 +286,7 @@ def test_sign_out_is_audited_and_closes_the_window(qtbot, make_workstation):
 def test_idle_autolock_in_the_window_then_unlock(qtbot, make_workstation, study_dir, clock):
     autolock = AutoLock(120.0, clock=clock)
     window, _ = make_workstation(FakeRunner(), autolock=autolock, lock_poll_ms=10)
-    opened = _open_and_analyse(qtbot, window, study_dir)
+    opened = open_and_analyse(qtbot, window, study_dir)
     with qtbot.waitSignal(window.guard.locked, timeout=5000):
         clock.advance(121)
     assert window.stack.currentWidget() is window.lock_screen

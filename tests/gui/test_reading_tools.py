@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from factories.dicom_series import write_ct_series
 from fake_analysis import FakeRunner
-from gui_support import neck_volume
+from gui_support import neck_volume, shown_viewer
 from PySide6.QtCore import Qt
 from qt_input import drag
 
@@ -16,7 +16,6 @@ from cspine_desktop.gui.models import Orientation, ViewerModel
 from cspine_desktop.gui.models.levels import level_positions
 from cspine_desktop.gui.models.measurements import describe
 from cspine_desktop.gui.models.render import render_slice, window_grey
-from cspine_desktop.gui.viewer import ViewerWidget
 from cspine_desktop.vertebrae import EDGE_RGB, HEAT_SCALE_RGB, VERTEBRAE, heat_rgb
 
 A, S, C = Orientation.AXIAL, Orientation.SAGITTAL, Orientation.CORONAL
@@ -26,16 +25,7 @@ MIN_DELTA_E = 40.0
 
 @pytest.fixture
 def viewer(qtbot):
-    model = ViewerModel()
-    vol, labels, heat = neck_volume()
-    model.set_volume(vol)
-    model.overlays.set_arrays(labels, heat)
-    widget = ViewerWidget(model)
-    widget.resize(1000, 700)
-    qtbot.addWidget(widget)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+    return shown_viewer(qtbot, 1000, 700)
 
 
 def _at(view, row, col):

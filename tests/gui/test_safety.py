@@ -4,28 +4,16 @@ opening or exporting again does not duplicate or overwrite."""
 
 from __future__ import annotations
 
-import pytest
 from dialog_bot import answering
 from factories.dicom_series import write_ct_series
 from fake_analysis import FakeRunner
+from gui_support import open_and_analyse
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from cspine_desktop.gui.models.patient import corner_lines
 
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture
-def study_dir(tmp_path):
-    write_ct_series(tmp_path / "study", n_slices=14, rows=32, cols=32, spacing=(2.0, 2.5, 2.5))
-    return tmp_path / "study"
-
-
-def _open_and_analyse(qtbot, window, path):
-    with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
-        window.open_path(path)
-    return window.controller.current
 
 
 def _click_row(qtbot, table, row, col=0, double=False):
@@ -42,7 +30,7 @@ def _rows(window):
 
 def test_1_delete_button_confirms_naming_patient_and_study(qtbot, make_workstation, study_dir):
     window, services = make_workstation(FakeRunner())
-    opened = _open_and_analyse(qtbot, window, study_dir)
+    opened = open_and_analyse(qtbot, window, study_dir)
     wl = window.worklist
     qtbot.waitUntil(lambda: len(_rows(window)) == 1, timeout=5000)
     _click_row(qtbot, wl.table, 0)
@@ -64,7 +52,7 @@ def test_2_worklist_and_viewer_show_the_same_patient(
     qtbot, make_workstation, study_dir, tmp_path, monkeypatch
 ):
     window, _services = make_workstation(FakeRunner())
-    first = _open_and_analyse(qtbot, window, study_dir)
+    first = open_and_analyse(qtbot, window, study_dir)
     wl = window.worklist
     qtbot.waitUntil(lambda: wl.selected_study_id() == first.study_id, timeout=5000)
     _click_row(qtbot, window.results.table, 2)  # the reader looks at C3
@@ -96,7 +84,7 @@ def test_2_worklist_and_viewer_show_the_same_patient(
 def test_3_a_cancelled_reanalysis_keeps_the_earlier_result(qtbot, make_workstation, study_dir):
     runner = FakeRunner()
     window, services = make_workstation(runner)
-    first = _open_and_analyse(qtbot, window, study_dir)
+    first = open_and_analyse(qtbot, window, study_dir)
     c = window.controller
     runner.block_at = 3
     with qtbot.waitSignal(c.analysis_started, timeout=10000):
@@ -134,7 +122,7 @@ def test_4_same_series_reuses_its_study_and_exports_never_overwrite(
 ):
     runner = FakeRunner()
     window, services = make_workstation(runner)
-    first = _open_and_analyse(qtbot, window, study_dir)
+    first = open_and_analyse(qtbot, window, study_dir)
     finished = []
     window.controller.analysis_finished.connect(finished.append)
     window.open_path(study_dir)  # the earlier result shows at once, then the new one

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_support import neck_volume
+from gui_support import shown_viewer
 from PySide6.QtCore import Qt
 from qt_input import click, drag, hover, wheel
 
-from cspine_desktop.gui.models import Orientation, ViewerModel
-from cspine_desktop.gui.viewer import ViewerWidget
+from cspine_desktop.gui.models import Orientation
 
 A, S, C = Orientation.AXIAL, Orientation.SAGITTAL, Orientation.CORONAL
 
 
 @pytest.fixture
 def viewer(qtbot):
-    model = ViewerModel()
-    vol, labels, heat = neck_volume()
-    model.set_volume(vol)
-    model.overlays.set_arrays(labels, heat)
-    widget = ViewerWidget(model)
-    widget.resize(900, 600)
-    qtbot.addWidget(widget)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+    return shown_viewer(qtbot, 900, 600)
 
 
 def _centre(view):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
-from factories.dicom_series import write_ct_series
 from fake_analysis import FRACTURED, FakeRunner
 from PySide6.QtWidgets import QMessageBox
 
@@ -15,12 +13,6 @@ from cspine_desktop.gui.models import Orientation
 from cspine_desktop.gui.panels.results_panel import CLEAR_TEXT, FRACTURE_TEXT
 
 A = Orientation.AXIAL
-
-
-@pytest.fixture
-def study_dir(tmp_path):
-    write_ct_series(tmp_path / "study", n_slices=14, rows=32, cols=32, spacing=(2.0, 2.5, 2.5))
-    return tmp_path / "study"
 
 
 def _record(controller):
