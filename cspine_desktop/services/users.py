@@ -139,27 +139,25 @@ class UserService(TokenOps):
         self._count_signup(address)
         if self.store.accounts.get_user(clean) is not None:
             hash_password(password, self.rounds)  # the same time as a real request
-            self.audit.record(
-                "signup_requested",
-                outcome="failure",
-                user=clean,
-                address=address,
-                detail={"reason": "name_taken"},
-            )
+            self._name_taken(clean, address)
             return None
         try:
             user = self._create(name, password, "radiologist", "pending", full_name, None, address)
         except ConflictError:  # a concurrent request for the same name
-            self.audit.record(
-                "signup_requested",
-                outcome="failure",
-                user=clean,
-                address=address,
-                detail={"reason": "name_taken"},
-            )
+            self._name_taken(clean, address)
             return None
         self.audit.record("signup_requested", user=user, address=address)
         return user
+
+    def _name_taken(self, name: str, address: str | None) -> None:
+        """A sign-up for a taken name: recorded in the audit trail only, answered as any other."""
+        self.audit.record(
+            "signup_requested",
+            outcome="failure",
+            user=name,
+            address=address,
+            detail={"reason": "name_taken"},
+        )
 
     def _count_signup(self, address: str | None) -> None:
         if not address:  # at the workstation itself
