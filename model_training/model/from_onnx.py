@@ -72,16 +72,20 @@ def load_onnx_weights(model: Any, path: str | Path) -> int:
                 return weights[by_suffix[s]]
         return None
 
+    def added_after(node: Any, size: int | None = None) -> np.ndarray | None:
+        """The constant an ``Add`` adds to ``node``'s output (of ``size`` values if given)."""
+        for nxt in consumers.get(node.output[0], []):
+            if nxt.op_type == "Add":
+                other = [i for i in nxt.input if i != node.output[0]]
+                fits = other and other[0] in weights
+                if fits and (size is None or weights[other[0]].size == size):
+                    return weights[other[0]]
+        return None
+
     def add_after_mul(mul_suffix: str) -> np.ndarray | None:
-        name = by_suffix.get(mul_suffix)
-        for node in consumers.get(name or "", []):
-            if node.op_type != "Mul":
-                continue
-            for nxt in consumers.get(node.output[0], []):
-                if nxt.op_type == "Add":
-                    other = [i for i in nxt.input if i != node.output[0]]
-                    if other and other[0] in weights:
-                        return weights[other[0]]
+        for node in consumers.get(by_suffix.get(mul_suffix) or "", []):
+            if node.op_type == "Mul" and (add := added_after(node)) is not None:
+                return add
         return None
 
     def bias_of(kernel: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -90,11 +94,8 @@ def load_onnx_weights(model: Any, path: str | Path) -> int:
         for node in consumers.get(kernel, []):
             if node.op_type == "Conv" and len(node.input) > 2 and node.input[2] in weights:
                 return weights[node.input[2]]
-            for nxt in consumers.get(node.output[0], []):
-                if nxt.op_type == "Add":
-                    other = [i for i in nxt.input if i != node.output[0]]
-                    if other and other[0] in weights and weights[other[0]].size == np.prod(shape):
-                        return weights[other[0]]
+            if (add := added_after(node, int(np.prod(shape)))) is not None:
+                return add
         return np.zeros(shape, np.float32)
 
     problems: list[str] = []
