@@ -29,22 +29,22 @@ class EmbeddedServer:
 
     def __init__(self, services: Any) -> None:
         self.services = services
-        self._runner: Any = None
+        self._endpoint: Any = None
 
     def start(self, settings: Settings) -> str:
-        from ..server import ServerRunner, create_app
+        from ..server import HttpEndpoint, create_app
 
         app = create_app(settings, self.services)
-        self._runner = ServerRunner(app, settings)
-        return self._runner.start()
+        self._endpoint = HttpEndpoint(app, settings)
+        return self._endpoint.start()
 
     def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.stop()
-            self._runner = None
+        if self._endpoint is not None:
+            self._endpoint.stop()
+            self._endpoint = None
 
     def is_running(self) -> bool:
-        return self._runner is not None and self._runner.is_running()
+        return self._endpoint is not None and self._endpoint.is_running()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

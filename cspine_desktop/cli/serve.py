@@ -58,7 +58,7 @@ def settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ..server import ServerRunner, create_app
+    from ..server import HttpEndpoint, create_app
     from ..services import Services
 
     settings = settings_for(args, settings)
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(sig, lambda *_: stop.set())
     services = Services.open(settings)
     try:
-        runner = ServerRunner(create_app(settings, services), settings, threads=args.threads)
-        url = runner.start()
+        endpoint = HttpEndpoint(create_app(settings, services), settings, threads=args.threads)
+        url = endpoint.start()
         try:
             if services.users.first_run():
                 sys.stderr.write(
@@ -78,11 +78,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(f"cspine endpoint on {url} (Ctrl-C to stop)\n")
             sys.stdout.flush()
             while not stop.wait(0.5):
-                if runner.state == "failed":
+                if endpoint.state == "failed":
                     sys.stderr.write("cspine: the HTTP endpoint stopped; see the log.\n")
                     return 1
         finally:
-            runner.stop()
+            endpoint.stop()
     finally:
         services.close()
     return 0

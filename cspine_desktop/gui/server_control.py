@@ -1,8 +1,8 @@
 """The HTTP endpoint as the GUI sees it: something that starts and stops, and a state to show.
 
 The GUI never imports the server package (front ends stay independent); ``cspine gui`` hands it
-a :class:`ServerControl` built from the server's runner. Start and stop run off the GUI thread;
-:class:`ServerStatus` reports the state in words for the status bar.
+a :class:`ServerControl` built from the server's ``HttpEndpoint``. Start and stop run off the GUI
+thread; :class:`ServerStatus` reports the state in words for the status bar.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class ServerStatus(QObject):
         run_in_background(task, name="server", on_result=done, on_error=failed)
 
     def stop(self) -> None:
-        """Stop at shutdown (blocking only as long as the runner takes to stop)."""
+        """Stop at shutdown (blocking only as long as the endpoint takes to stop)."""
         if self.control is not None and self.control.is_running():
             self.control.stop()
             self._set("Server: off")

@@ -132,7 +132,7 @@ def is_upload(method: str, path: str) -> bool:
 
 
 class Gate:
-    """The checks and the thread pool; one per running server (see ``ServerRunner``)."""
+    """The checks and the thread pool; one per running server (see ``HttpEndpoint``)."""
 
     def __init__(self, app: flask.Flask, workers: int = 4) -> None:
         self.app = app

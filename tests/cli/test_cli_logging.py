@@ -31,7 +31,7 @@ def restore_logging():
 
 def _emit() -> None:
     logging.getLogger("highdicom.seg.sop").info("library chatter")
-    logging.getLogger("cspine_desktop.server.runner").info("own progress")
+    logging.getLogger("cspine_desktop.server.endpoint").info("own progress")
     logging.getLogger("cspine_desktop.imaging").warning("own warning")
     with warnings.catch_warnings():
         warnings.simplefilter("always")

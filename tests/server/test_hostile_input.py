@@ -23,7 +23,7 @@ from test_load import Client
 
 from cspine_desktop.errors import NotFoundError
 from cspine_desktop.imaging import loader
-from cspine_desktop.server import ServerRunner
+from cspine_desktop.server import HttpEndpoint
 from cspine_desktop.services import users as users_module
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -31,19 +31,19 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest.fixture
 def live(make_services, make_app):
-    """``live(**settings)`` → (runner, services) of a started server; stopped afterwards."""
+    """``live(**settings)`` → (endpoint, services) of a started server; stopped afterwards."""
     started = []
 
     def start(app_overrides=None, **settings):
         sv = add_users(make_services(**settings))
-        runner = ServerRunner(make_app(sv, **(app_overrides or {})), sv.settings, port=0)
-        runner.start()
-        started.append(runner)
-        return runner, sv
+        endpoint = HttpEndpoint(make_app(sv, **(app_overrides or {})), sv.settings, port=0)
+        endpoint.start()
+        started.append(endpoint)
+        return endpoint, sv
 
     yield start
-    for runner in started:
-        runner.stop()
+    for endpoint in started:
+        endpoint.stop()
     loader.set_max_voxels(None)
 
 
@@ -88,22 +88,22 @@ def audit_reasons(sv, action: str) -> list[str]:
 
 # ---------------------------------------------------------------------- 1. sign-in bodies
 def test_a_large_sign_in_body_is_refused_from_its_headers(live):
-    runner, sv = live()
+    endpoint, sv = live()
     head = (
         "POST /api/v1/auth/token HTTP/1.1\nHost: x\nContent-Type: application/json\n"
         f"Content-Length: {200 * 2**20}\n"
     )
-    reply, first = raw(runner.port, head)  # no body sent at all: the answer comes anyway
+    reply, first = raw(endpoint.port, head)  # no body sent at all: the answer comes anyway
     status, body = status_and_json(reply)
     assert status == 413 and "64 KiB" in body["error"] and first < 5
     # a body just over the bound, sent in full, and the same body chunked (no length up front)
-    c = Client(runner.port)
+    c = Client(endpoint.port)
     big = json.dumps({"username": "ana", "password": "x" * (65 * 1024)})
     status, body, _ = c.call(
         "POST", "/api/v1/auth/token", big, {"Content-Type": "application/json"}
     )
     assert status == 413 and "64 KiB" in body["error"]
-    conn = http.client.HTTPConnection("127.0.0.1", runner.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=10)
     chunks = (big[i : i + 4096].encode() for i in range(0, len(big), 4096))
     conn.request(
         "POST",
@@ -115,13 +115,13 @@ def test_a_large_sign_in_body_is_refused_from_its_headers(live):
     r = conn.getresponse()
     assert r.status == 413 and json.loads(r.read())["status"] == 413
     assert "body_too_large" in audit_reasons(sv, "login")
-    assert token(runner.port)  # a normal sign-in still works
+    assert token(endpoint.port)  # a normal sign-in still works
 
 
 def test_the_token_endpoint_takes_json_only(live):
-    runner, _ = live()
+    endpoint, _ = live()
     form = urllib.parse.urlencode({"username": "ana", "password": PASSWORD})
-    c = Client(runner.port)
+    c = Client(endpoint.port)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     status, body, _ = c.call("POST", "/api/v1/auth/token", form, headers)
     assert status == 400 and "JSON" in body["error"]
@@ -129,7 +129,7 @@ def test_the_token_endpoint_takes_json_only(live):
 
 # ---------------------------------------------------------------------- 2. uploads
 def test_an_upload_without_valid_credentials_is_refused_before_its_body(live):
-    runner, sv = live()
+    endpoint, sv = live()
     size = 300 * 2**20
     base = (
         "POST /api/v1/studies HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=b\n"
@@ -137,12 +137,12 @@ def test_an_upload_without_valid_credentials_is_refused_before_its_body(live):
     )
     wrong = base64.b64encode(b"ana:wrong-Password-1").decode()
     for extra in ("", "Authorization: Bearer csp_forged\n", f"Authorization: Basic {wrong}\n"):
-        reply, first = raw(runner.port, base + extra)
+        reply, first = raw(endpoint.port, base + extra)
         status, body = status_and_json(reply)
         assert status == 401 and first < 5 and body["error"], (extra, reply[:200])
         assert b"100 Continue" not in reply
     # the web upload: no session cookie, no upload
-    reply, _ = raw(runner.port, base.replace("/api/v1/studies", "/upload"))
+    reply, _ = raw(endpoint.port, base.replace("/api/v1/studies", "/upload"))
     assert status_and_json(reply)[0] == 401
     assert not list(sv.settings.data_dir.joinpath("tmp", "uploads").iterdir())
     assert sv.studies.find() == []
@@ -150,7 +150,7 @@ def test_an_upload_without_valid_credentials_is_refused_before_its_body(live):
 
 @pytest.mark.parametrize("scheme", ["Bearer", "Basic"])
 def test_valid_credentials_get_100_continue_then_the_upload_is_read(live, ct_folder, scheme):
-    runner, sv = live()
+    endpoint, sv = live()
     files = folder_files(ct_folder)
     parts = [
         f'--b\r\nContent-Disposition: form-data; name="file"; filename="{n}"\r\n'
@@ -161,7 +161,7 @@ def test_valid_credentials_get_100_continue_then_the_upload_is_read(live, ct_fol
     ]
     body = b"".join(parts) + b"--b--\r\n"
     cred = (
-        token(runner.port)
+        token(endpoint.port)
         if scheme == "Bearer"
         else base64.b64encode(f"ana:{PASSWORD}".encode()).decode()
     )
@@ -169,7 +169,7 @@ def test_valid_credentials_get_100_continue_then_the_upload_is_read(live, ct_fol
         "POST /api/v1/studies HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=b\n"
         f"Content-Length: {len(body)}\nExpect: 100-continue\nAuthorization: {scheme} {cred}\n"
     )
-    with socket.create_connection(("127.0.0.1", runner.port), timeout=20) as s:
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=20) as s:
         s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
         s.sendall(body)
@@ -184,19 +184,19 @@ def test_valid_credentials_get_100_continue_then_the_upload_is_read(live, ct_fol
 
 
 def test_refused_uploads_are_audited(live, ct_folder):
-    runner, sv = live(app_overrides={"max_upload_bytes": 50_000}, start_jobs=False, queue_max=1)
-    auth = {"Authorization": f"Bearer {token(runner.port)}"}
-    c = Client(runner.port)
+    endpoint, sv = live(app_overrides={"max_upload_bytes": 50_000}, start_jobs=False, queue_max=1)
+    auth = {"Authorization": f"Bearer {token(endpoint.port)}"}
+    c = Client(endpoint.port)
     c.headers.update(auth)
     status, body, _ = c.call("POST", "/api/v1/studies", b"x" * 100, {"Content-Type": "text/plain"})
     assert status == 415
     reply, _ = raw(
-        runner.port,
+        endpoint.port,
         "POST /api/v1/studies HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=b\n"
         f"Content-Length: 60000\nAuthorization: {auth['Authorization']}\n",
     )
     assert status_and_json(reply)[0] == 413
-    c = Client(runner.port)
+    c = Client(endpoint.port)
     c.headers.update(auth)
     assert c.upload(folder_files(ct_folder))[0] == 202  # fills the queue (no worker runs)
     status, body, r = c.upload(folder_files(ct_folder))
@@ -212,7 +212,7 @@ def test_refused_uploads_are_audited(live, ct_folder):
 # ---------------------------------------------------------------------- 3. lockout
 @pytest.mark.parametrize("delay", [1.0, 0.0])
 def test_parallel_wrong_passwords_check_at_most_max_failures(live, monkeypatch, delay):
-    runner, sv = live()
+    endpoint, sv = live()
     sv.users.throttle.base_delay_s = delay  # 0: as if every guesser waited out the delay
     checked = []
     real = users_module.verify_password
@@ -227,7 +227,7 @@ def test_parallel_wrong_passwords_check_at_most_max_failures(live, monkeypatch, 
     codes = []
 
     def guess(n: int) -> None:
-        c = Client(runner.port)
+        c = Client(endpoint.port)
         barrier.wait()
         codes.append(c.login("ana", f"guess-{n:02d}-Xy")[0])
 
@@ -277,21 +277,21 @@ def _signup(port: int, name: str):
 
 
 def test_sign_up_does_not_tell_which_names_exist_and_is_throttled(live, monkeypatch):
-    runner, sv = live()
+    endpoint, sv = live()
     hashed = []
     real = users_module.hash_password
     monkeypatch.setattr(
         users_module, "hash_password", lambda pw, rounds: hashed.append(1) or real(pw, rounds)
     )
-    taken = _signup(runner.port, "ana")
-    new = _signup(runner.port, "newcomer")
+    taken = _signup(endpoint.port, "ana")
+    new = _signup(endpoint.port, "newcomer")
     assert taken[0] == new[0] == 200
     assert taken[1] == new[1] and "approve" in new[1]
     assert len(hashed) == 2  # the same bcrypt work for both, so the same time
     assert sv.users.get("newcomer").status == "pending"
     assert "name_taken" in audit_reasons(sv, "signup_requested")
-    _signup(runner.port, "third")
-    status, page, _ = _signup(runner.port, "fourth")
+    _signup(endpoint.port, "third")
+    status, page, _ = _signup(endpoint.port, "fourth")
     assert status == 429 and "Too many sign-up requests" in page
     with pytest.raises(NotFoundError):
         sv.users.get("fourth")
@@ -300,12 +300,12 @@ def test_sign_up_does_not_tell_which_names_exist_and_is_throttled(live, monkeypa
 # ---------------------------------------------------------------------- 5. sessions
 @pytest.mark.parametrize("how", ["sign_out", "password_reset", "disable"])
 def test_a_copied_session_cookie_stops_working(live, how):
-    runner, sv = live()
-    browser = WebClient(runner.port)
+    endpoint, sv = live()
+    browser = WebClient(endpoint.port)
     status, _, r = browser.form("/login", {"username": "ana", "password": PASSWORD})
     assert status == 302, r.getheader("Location")
     assert browser.call("GET", "/jobs")[0] == 200
-    thief = WebClient(runner.port)
+    thief = WebClient(endpoint.port)
     thief.cookie = browser.cookie
     assert thief.call("GET", "/jobs")[0] == 200
     if how == "sign_out":
@@ -334,11 +334,11 @@ def huge_declared_zip(tmp_path, n: int = 300, size: int = 8192) -> bytes:
 
 
 def test_a_series_declaring_a_huge_size_is_422_before_any_pixel_is_decoded(live, tmp_path):
-    runner, sv = live(max_image_voxels=2**30)  # what a 16 GiB computer gets automatically
+    endpoint, sv = live(max_image_voxels=2**30)  # what a 16 GiB computer gets automatically
     data = huge_declared_zip(tmp_path)
     assert len(data) < 2**20
-    c = Client(runner.port)
-    c.headers["Authorization"] = f"Bearer {token(runner.port)}"
+    c = Client(endpoint.port)
+    c.headers["Authorization"] = f"Bearer {token(endpoint.port)}"
     status, body, _ = c.upload([("study.zip", data)])
     assert status == 422, body
     assert "too large" in body["error"] and "8192×8192" in body["error"]
@@ -348,18 +348,18 @@ def test_a_series_declaring_a_huge_size_is_422_before_any_pixel_is_decoded(live,
 
 # ---------------------------------------------------------------------- 7. waitress's refusals
 def test_waitress_own_refusals_are_json(live):
-    runner, _ = live(app_overrides={"max_upload_bytes": 50_000})
-    auth = f"Authorization: Bearer {token(runner.port)}\n"
+    endpoint, _ = live(app_overrides={"max_upload_bytes": 50_000})
+    auth = f"Authorization: Bearer {token(endpoint.port)}\n"
     bad = [
         ("POST /api/v1/auth/token HTTP/1.1\nHost: x\nContent-Length: abc\n", 400),
         ("POST /api/v1/studies HTTP/1.1\nHost: x\nTransfer-Encoding: gzip\n" + auth, 501),
     ]
     for head, code in bad:
-        reply, _ = raw(runner.port, head)
+        reply, _ = raw(endpoint.port, head)
         status, body = status_and_json(reply)
         assert status == code and body["error"], reply[:300]
     # a chunked upload past waitress's own body limit
-    conn = http.client.HTTPConnection("127.0.0.1", runner.port, timeout=20)
+    conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=20)
     chunks = (b"x" * 8192 for _ in range(200))
     conn.request(
         "POST",
@@ -375,8 +375,8 @@ def test_waitress_own_refusals_are_json(live):
 
 # ---------------------------------------------------------------------- 8. docs agree
 def test_openapi_names_basic_auth_and_the_sign_in_body_limit(live):
-    runner, _ = live()
-    status, doc, _ = Client(runner.port).call("GET", "/api/v1/openapi.json")
+    endpoint, _ = live()
+    status, doc, _ = Client(endpoint.port).call("GET", "/api/v1/openapi.json")
     assert status == 200
     assert {"basic": []} in doc["security"] and {"bearer": []} in doc["security"]
     token_op = doc["paths"]["/api/v1/auth/token"]["post"]

@@ -15,7 +15,7 @@ import uuid
 import pytest
 from server_support import PASSWORD, add_users, folder_files
 
-from cspine_desktop.server import ServerRunner
+from cspine_desktop.server import HttpEndpoint
 
 CLIENTS, UPLOADS = 20, 5
 
@@ -57,14 +57,14 @@ def server(make_services, make_app):
     sv = add_users(make_services(queue_max=CLIENTS * UPLOADS))
     for i in range(CLIENTS):
         sv.users.add_user(f"user{i:02d}", PASSWORD)
-    runner = ServerRunner(make_app(sv), sv.settings, port=0, threads=8)
-    runner.start()
-    yield runner, sv
-    runner.stop()
+    endpoint = HttpEndpoint(make_app(sv), sv.settings, port=0, threads=8)
+    endpoint.start()
+    yield endpoint, sv
+    endpoint.stop()
 
 
 def test_load_20_clients_x_5_uploads(server, ct_folder):
-    runner, sv = server
+    endpoint, sv = server
     files = folder_files(ct_folder)
     statuses: list[int] = []
     poll_s: list[float] = []
@@ -74,7 +74,7 @@ def test_load_20_clients_x_5_uploads(server, ct_folder):
 
     def client(i: int) -> None:
         try:
-            c = Client(runner.port)
+            c = Client(endpoint.port)
             status, body, _ = c.login(f"user{i:02d}", PASSWORD)
             assert status == 200, body
             c.headers["Authorization"] = f"Bearer {body['token']}"
@@ -133,8 +133,8 @@ def test_load_20_clients_x_5_uploads(server, ct_folder):
 
 def test_brute_force_is_slowed_at_once(server):
     """Fifty quick guesses: one real try, then 429s while the growing delay runs."""
-    runner, sv = server
-    c = Client(runner.port)
+    endpoint, sv = server
+    c = Client(endpoint.port)
     codes = [c.login("ana", f"guess-{n:04d}-Xy")[0] for n in range(50)]
     assert codes[0] == 401 and codes[1:] == [429] * 49
     assert sv.audit.query(action="login", outcome="failure")
@@ -143,9 +143,9 @@ def test_brute_force_is_slowed_at_once(server):
 def test_brute_force_locks_the_account_then_429s(server):
     """Without the growing delay (as if the guesser waited it out), the account locks after
     max_failed_logins failures; from then on even the right password gets 429 + Retry-After."""
-    runner, sv = server
+    endpoint, sv = server
     sv.users.throttle.base_delay_s = 0.0
-    c = Client(runner.port)
+    c = Client(endpoint.port)
     answers = [c.login("ana", f"guess-{n:04d}-Xy") for n in range(50)]
     codes = [status for status, _, _ in answers]
     n = sv.settings.max_failed_logins

@@ -1,4 +1,4 @@
-"""``ServerRunner``: serve the app with waitress in a background thread (desktop or headless).
+"""``HttpEndpoint``: serve the app with waitress in a background thread (desktop or headless).
 
 The desktop app starts and stops it from Settings; ``cspine serve`` runs it in the foreground.
 ``start()`` binds the socket first (so "port in use" or a bad TLS file is a plain
@@ -51,7 +51,7 @@ def check_exposure(host: str, tls: bool, allow_insecure_lan: bool) -> None:
     )
 
 
-class ServerRunner:
+class HttpEndpoint:
     """Start/stop waitress for ``app`` per ``settings`` (host, port, TLS, LAN permission).
 
     ``port=0`` (tests) binds an ephemeral port; :attr:`port` is the one actually bound.
@@ -187,7 +187,7 @@ class ServerRunner:
             self._state = "stopped"
         log.info("HTTP endpoint stopped")
 
-    def __enter__(self) -> ServerRunner:
+    def __enter__(self) -> HttpEndpoint:
         self.start()
         return self
 

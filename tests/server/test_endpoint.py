@@ -17,7 +17,7 @@ import pytest
 from server_support import PASSWORD, folder_files
 
 from cspine_desktop.errors import SettingsError
-from cspine_desktop.server import ServerRunner
+from cspine_desktop.server import HttpEndpoint
 from cspine_desktop.server.config import is_loopback_host
 
 
@@ -27,39 +27,39 @@ def _get(url: str, context: ssl.SSLContext | None = None, timeout: float = 10.0)
 
 
 @pytest.fixture
-def runner_for(app, services):
-    started: list[ServerRunner] = []
+def endpoint_for(app, services):
+    started: list[HttpEndpoint] = []
 
     def make(settings=None, **kw):
-        runner = ServerRunner(app, settings or services.settings, port=0, **kw)
-        started.append(runner)
-        return runner
+        endpoint = HttpEndpoint(app, settings or services.settings, port=0, **kw)
+        started.append(endpoint)
+        return endpoint
 
     yield make
     for r in started:
         r.stop()
 
 
-def test_start_serve_stop(runner_for):
-    runner = runner_for()
-    assert runner.state == "stopped" and not runner.is_running()
-    url = runner.start()
-    assert runner.is_running() and runner.state == "running"
-    assert runner.port and url == f"http://127.0.0.1:{runner.port}"
+def test_start_serve_stop(endpoint_for):
+    endpoint = endpoint_for()
+    assert endpoint.state == "stopped" and not endpoint.is_running()
+    url = endpoint.start()
+    assert endpoint.is_running() and endpoint.state == "running"
+    assert endpoint.port and url == f"http://127.0.0.1:{endpoint.port}"
     status, body = _get(url + "/api/v1/health")
     assert status == 200 and body["status"] == "ok"
-    runner.stop()
-    assert runner.state == "stopped"
+    endpoint.stop()
+    assert endpoint.state == "stopped"
     with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", runner.port), timeout=2).close()
-    url2 = runner.start()  # the same runner starts again
+        socket.create_connection(("127.0.0.1", endpoint.port), timeout=2).close()
+    url2 = endpoint.start()  # the same endpoint starts again
     assert _get(url2 + "/api/v1/health")[0] == 200
 
 
-def test_port_in_use_is_a_plain_settings_error(runner_for, services, app):
-    first = runner_for()
+def test_port_in_use_is_a_plain_settings_error(endpoint_for, services, app):
+    first = endpoint_for()
     first.start()
-    second = ServerRunner(app, services.settings, port=first.port)
+    second = HttpEndpoint(app, services.settings, port=first.port)
     with pytest.raises(SettingsError, match="already in use"):
         second.start()
     assert second.state == "failed"
@@ -67,21 +67,21 @@ def test_port_in_use_is_a_plain_settings_error(runner_for, services, app):
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20"])
 def test_lan_without_tls_is_refused(services, app, host):
-    runner = ServerRunner(app, services.settings, host=host, port=0)
+    endpoint = HttpEndpoint(app, services.settings, host=host, port=0)
     with pytest.raises(SettingsError, match="without TLS"):
-        runner.start()
+        endpoint.start()
 
 
-def test_lan_without_tls_allowed_explicitly_logs_a_warning(services, app, caplog, runner_for):
+def test_lan_without_tls_allowed_explicitly_logs_a_warning(services, app, caplog, endpoint_for):
     settings = services.settings.replace(allow_insecure_lan=True)
-    runner = ServerRunner(app, settings, host="0.0.0.0", port=0)
-    with caplog.at_level(logging.WARNING, logger="cspine_desktop.server.runner"):
-        runner.start()
+    endpoint = HttpEndpoint(app, settings, host="0.0.0.0", port=0)
+    with caplog.at_level(logging.WARNING, logger="cspine_desktop.server.endpoint"):
+        endpoint.start()
     try:
         assert "WITHOUT TLS" in caplog.text
-        assert _get(f"http://127.0.0.1:{runner.port}/api/v1/health")[0] == 200
+        assert _get(f"http://127.0.0.1:{endpoint.port}/api/v1/health")[0] == 200
     finally:
-        runner.stop()
+        endpoint.stop()
 
 
 def test_loopback_names():
@@ -153,44 +153,44 @@ def tls_files(tmp_path):
 
 
 @pytest.fixture
-def tls_runner(runner_for, services, tls_files):
+def tls_endpoint(endpoint_for, services, tls_files):
     cert, key = tls_files
-    runner = runner_for(services.settings.replace(tls_cert=cert, tls_key=key))
-    runner.start()
+    endpoint = endpoint_for(services.settings.replace(tls_cert=cert, tls_key=key))
+    endpoint.start()
     context = ssl.create_default_context(cafile=str(cert))
-    return runner, context
+    return endpoint, context
 
 
-def test_tls_serves_https_and_verifies(tls_runner, tls_files):
-    runner, context = tls_runner
-    assert runner.url.startswith("https://127.0.0.1:")
-    status, body = _get(runner.url + "/api/v1/health", context)
+def test_tls_serves_https_and_verifies(tls_endpoint, tls_files):
+    endpoint, context = tls_endpoint
+    assert endpoint.url.startswith("https://127.0.0.1:")
+    status, body = _get(endpoint.url + "/api/v1/health", context)
     assert status == 200 and body["status"] == "ok"
     with pytest.raises(urllib.error.URLError):  # an untrusting client refuses the self-signed cert
-        _get(runner.url + "/api/v1/health", ssl.create_default_context())
+        _get(endpoint.url + "/api/v1/health", ssl.create_default_context())
 
 
-def test_tls_refuses_plain_http_and_survives_stalled_handshakes(tls_runner):
-    runner, context = tls_runner
+def test_tls_refuses_plain_http_and_survives_stalled_handshakes(tls_endpoint):
+    endpoint, context = tls_endpoint
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
-        _get(f"http://127.0.0.1:{runner.port}/api/v1/health", timeout=5)
-    stalled = [socket.create_connection(("127.0.0.1", runner.port)) for _ in range(5)]
+        _get(f"http://127.0.0.1:{endpoint.port}/api/v1/health", timeout=5)
+    stalled = [socket.create_connection(("127.0.0.1", endpoint.port)) for _ in range(5)]
     try:
         started = time.monotonic()
-        assert _get(runner.url + "/api/v1/health", context)[0] == 200
+        assert _get(endpoint.url + "/api/v1/health", context)[0] == 200
         assert time.monotonic() - started < 5
     finally:
         for s in stalled:
             s.close()
 
 
-def test_tls_upload_of_a_study_and_large_download(tls_runner, ct_folder):
+def test_tls_upload_of_a_study_and_large_download(tls_endpoint, ct_folder):
     """Bodies larger than one TLS record both ways: token, multipart upload, job, result."""
     import http.client
     import uuid
 
-    runner, context = tls_runner
-    conn = http.client.HTTPSConnection("127.0.0.1", runner.port, context=context, timeout=20)
+    endpoint, context = tls_endpoint
+    conn = http.client.HTTPSConnection("127.0.0.1", endpoint.port, context=context, timeout=20)
     conn.request(
         "POST",
         "/api/v1/auth/token",
@@ -240,16 +240,16 @@ def test_tls_upload_of_a_study_and_large_download(tls_runner, ct_folder):
 
 def test_missing_tls_file_is_a_settings_error(services, app, tmp_path):
     settings = services.settings.replace(tls_cert=tmp_path / "no.pem", tls_key=tmp_path / "no.key")
-    runner = ServerRunner(app, settings, port=0)
+    endpoint = HttpEndpoint(app, settings, port=0)
     with pytest.raises(SettingsError, match="does not exist"):
-        runner.start()
+        endpoint.start()
 
 
 def test_mismatched_tls_files_are_a_settings_error(services, app, tmp_path, tls_files):
     cert, _ = tls_files
     settings = services.settings.replace(tls_cert=cert, tls_key=cert)
     with pytest.raises(SettingsError, match="cannot be used"):
-        ServerRunner(app, settings, port=0).start()
+        HttpEndpoint(app, settings, port=0).start()
 
 
 # ---------------------------------------------------------------------- real-server bodies
@@ -274,18 +274,18 @@ def test_stow_with_chunked_transfer_encoding(make_app, services, tmp_path):
     from server_support import related_body
 
     app = make_app(services)
-    runner = ServerRunner(app, services.settings, port=0)
-    runner.start()
+    endpoint = HttpEndpoint(app, services.settings, port=0)
+    endpoint.start()
     try:
         w = write_ct_series(tmp_path / "ct", n_slices=6, rows=16, cols=16)
         body, ctype = related_body([p.read_bytes() for p in w.files])
-        conn = http.client.HTTPConnection("127.0.0.1", runner.port, timeout=20)
+        conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=20)
         chunks = (body[i : i + 1000] for i in range(0, len(body), 1000))
         conn.request(
             "POST",
             "/dicomweb/studies",
             chunks,
-            {"Authorization": f"Bearer {_token(runner.port)}", "Content-Type": ctype},
+            {"Authorization": f"Bearer {_token(endpoint.port)}", "Content-Type": ctype},
             encode_chunked=True,
         )
         r = conn.getresponse()
@@ -293,7 +293,7 @@ def test_stow_with_chunked_transfer_encoding(make_app, services, tmp_path):
         assert r.status == 200, reply
         assert len(reply["00081199"]["Value"]) == 6
     finally:
-        runner.stop()  # publishes the collected study
+        endpoint.stop()  # publishes the collected study
     [study] = services.studies.find()
     assert study.study_uid == w.study_uid and study.n_files == 6
 
@@ -302,20 +302,20 @@ def test_oversize_body_is_413_on_the_real_server(make_app, services):
     import http.client
 
     app = make_app(services, max_upload_bytes=50_000)
-    runner = ServerRunner(app, services.settings, port=0)
-    runner.start()
+    endpoint = HttpEndpoint(app, services.settings, port=0)
+    endpoint.start()
     try:
-        token = _token(runner.port)
+        token = _token(endpoint.port)
         headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "multipart/form-data; boundary=zz",
         }
-        conn = http.client.HTTPConnection("127.0.0.1", runner.port, timeout=20)
+        conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=20)
         conn.request("POST", "/api/v1/studies", b"x" * 60_000, headers)
         r = conn.getresponse()
         assert r.status == 413 and "limit" in json.loads(r.read())["error"]
         # far over the limit: refused from the headers alone, before any body is sent
-        with socket.create_connection(("127.0.0.1", runner.port), timeout=20) as raw:
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=20) as raw:
             head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             raw.sendall(
                 f"POST /api/v1/studies HTTP/1.1\r\nHost: x\r\n{head}"
@@ -323,5 +323,5 @@ def test_oversize_body_is_413_on_the_real_server(make_app, services):
             )
             assert raw.recv(100).startswith(b"HTTP/1.1 413")
     finally:
-        runner.stop()
+        endpoint.stop()
     assert services.studies.find() == []
