@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 bp = flask.Blueprint("api", __name__, url_prefix="/api/v1")
 
-# result files: URL name → (artifact kind written by the analysis runner, MIME type)
+# result files: URL name → (artifact kind written by the analysis handler, MIME type)
 RESULT_FILES: dict[str, tuple[str, str]] = {
     "mask.nii.gz": ("nifti", "application/gzip"),
     "seg.dcm": ("seg", "application/dicom"),

@@ -9,8 +9,8 @@ Open everything at once with :meth:`Services.open`::
     ...
     services.close()
 
-``Services.open(settings, runner=...)`` takes the analysis runner for the job queue; without
-one it uses ``cspine_desktop.services.analysis.make_runner(settings)``. Front ends never touch
+``Services.open(settings, handler=...)`` takes the analysis handler for the job queue; without
+one it uses ``cspine_desktop.services.analysis.make_job_handler(settings)``. Front ends never touch
 SQLite or the data folder directly.
 """
 
@@ -25,7 +25,7 @@ from ..settings import Settings
 from ..store import Store, StudyRecord, UserRecord
 from .audit import AuditLog
 from .autolock import AutoLock
-from .jobs import JobContext, JobEvent, JobQueue, Runner
+from .jobs import JobContext, JobEvent, JobHandler, JobQueue
 from .studies import StudyImport, StudyService, WorklistRow
 from .users import IssuedToken, PasswordPolicy, UserService
 
@@ -37,9 +37,9 @@ __all__ = [
     "IssuedToken",
     "JobContext",
     "JobEvent",
+    "JobHandler",
     "JobQueue",
     "PasswordPolicy",
-    "Runner",
     "Services",
     "StudyImport",
     "StudyService",
@@ -48,16 +48,16 @@ __all__ = [
 ]
 
 
-def default_runner(settings: Settings) -> Runner:
-    """The real analysis runner, ``services.analysis.make_runner(settings)``, imported at the
+def default_job_handler(settings: Settings) -> JobHandler:
+    """The real analysis handler, ``services.analysis.make_job_handler(settings)``, imported at the
     first job (so opening the services for user administration loads no inference code)."""
-    real: list[Runner] = []
+    real: list[JobHandler] = []
 
     def run(ctx: JobContext) -> dict:
         if not real:
             from . import analysis
 
-            real.append(analysis.make_runner(settings))
+            real.append(analysis.make_job_handler(settings))
         return real[0](ctx)
 
     return run
@@ -77,7 +77,7 @@ class Services:
         cls,
         settings: Settings,
         *,
-        runner: Runner | None = None,
+        handler: JobHandler | None = None,
         start_jobs: bool = True,
         clock: Callable[[], float] = time.time,
         bcrypt_rounds: int | None = None,
@@ -94,7 +94,7 @@ class Services:
             studies = StudyService(store, audit, settings)
             jobs = JobQueue(
                 store,
-                runner if runner is not None else default_runner(settings),
+                handler if handler is not None else default_job_handler(settings),
                 workers=settings.workers,
                 max_pending=settings.queue_max,
                 audit=audit,

@@ -133,8 +133,8 @@ class AnalysisService:
         return future, cancel
 
     # ------------------------------------------------------------------ job queue
-    def job_runner(self, ctx: Any) -> dict:
-        """Runner for :class:`~cspine_desktop.services.jobs.JobQueue`: analyse the study's stored
+    def run_job(self, ctx: Any) -> dict:
+        """The job handler of :class:`~cspine_desktop.services.jobs.JobQueue`: analyse the stored
         files, store every export as an artifact, return the ``cspine.analysis/2`` dict."""
         series = getattr(ctx.study, "series_uid", "") or None
         outcome = self.analyze_path(
@@ -151,9 +151,9 @@ class AnalysisService:
         return doc
 
 
-def make_runner(settings: Settings) -> Callable[[Any], dict]:
-    """The job-queue runner (one AnalysisService, so the model loads once per process)."""
-    return AnalysisService(settings).job_runner
+def make_job_handler(settings: Settings) -> Callable[[Any], dict]:
+    """The job-queue handler (one AnalysisService, so the model loads once per process)."""
+    return AnalysisService(settings).run_job
 
 
 def write_artifacts(outcome: AnalysisOutcome, ctx: Any) -> list[str]:

@@ -1,4 +1,4 @@
-"""What the job queue hands to an analysis runner (:class:`JobContext`) and tells its
+"""What the job queue hands to an analysis handler (:class:`JobContext`) and tells its
 subscribers (:class:`JobEvent`). See :mod:`cspine_desktop.services.jobs` for the contract."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class JobEvent:
 
 
 class JobContext:
-    """What a runner gets: the study, progress reporting, cancellation and artifact writing."""
+    """What a handler gets: the study, progress reporting, cancellation and artifact writing."""
 
     def __init__(
         self,

@@ -1,13 +1,13 @@
 """ONE analysis queue for the GUI, the HTTP endpoint and the command line.
 
-The queue knows nothing about inference: it runs an injected ``runner(ctx: JobContext) -> dict``
+The queue knows nothing about inference: it runs an injected ``handler(ctx: JobContext) -> dict``
 (the real one comes from :mod:`cspine_desktop.services.analysis`) on worker threads and stores
 the returned dict as the analysis's result JSON. States: pending → running → succeeded | failed |
 cancelled (pending → cancelled directly). Jobs live in the database, so after a crash or restart
 unfinished jobs are queued again (a job is never left "running"); a job interrupted
 ``max_attempts`` times is marked failed instead of crashing the app forever.
 
-Runner contract:
+Handler contract:
 - report progress with ``ctx.progress(pct 0–100, stage words)``;
 - check ``ctx.cancelled()`` (or ``ctx.cancel_event``, a ``threading.Event``) between steps and
   return early or raise :class:`~cspine_desktop.errors.AnalysisCancelled`;
@@ -36,12 +36,12 @@ from ..store import AnalysisRecord, Store, StudyRecord, UserRecord
 from .audit import AuditLog
 from .job_context import JobContext, JobEvent
 
-__all__ = ["JobContext", "JobEvent", "JobQueue", "Runner"]
+__all__ = ["JobContext", "JobEvent", "JobHandler", "JobQueue"]
 
 log = logging.getLogger(__name__)
 
 
-Runner = Callable[[JobContext], dict]
+JobHandler = Callable[[JobContext], dict]
 
 
 class JobQueue:
@@ -51,7 +51,7 @@ class JobQueue:
     def __init__(
         self,
         store: Store,
-        runner: Runner,
+        handler: JobHandler,
         *,
         workers: int = 1,
         max_pending: int = 32,
@@ -62,7 +62,7 @@ class JobQueue:
         poll_s: float = 1.0,
     ) -> None:
         self.store = store
-        self.runner = runner
+        self.handler = handler
         self.workers = max(1, int(workers))
         self.max_pending = max(1, int(max_pending))
         self.audit = audit
@@ -256,11 +256,11 @@ class JobQueue:
             self._emit(JobEvent("started", job.id, job.study_id, "running", 0))
             ctx = JobContext(self, job, study, cancel)
             try:
-                result = self.runner(ctx)
+                result = self.handler(ctx)
                 if cancel.is_set():
                     raise AnalysisCancelled("The analysis was cancelled.")
                 if not isinstance(result, dict):
-                    raise TypeError(f"runner returned {type(result).__name__}, not dict")
+                    raise TypeError(f"handler returned {type(result).__name__}, not dict")
                 json.dumps(result, allow_nan=False)
             except AnalysisCancelled:
                 if self._stopping.is_set() and not self.store.analyses.get(job.id).cancel_requested:

@@ -63,8 +63,8 @@ PASSWORD = "Screenshot-pass-1"
 SIZES = ((1280, 800), (1920, 1080))
 
 
-def truth_runner(study):
-    """A job runner that answers with the phantom's ground truth (no model involved)."""
+def truth_handler(study):
+    """A job handler that answers with the phantom's ground truth (no model involved)."""
 
     def run(ctx) -> dict:
         volume = load_study(ctx.files_dir)
@@ -246,8 +246,8 @@ def main(argv=None) -> int:
             slice_thickness_mm=study.acquisition.slice_thickness_mm,
         )
         settings = Settings.load({"data_dir": str(Path(tmp) / "data")}, env={})
-        runner = AnalysisService(settings).job_runner if use_model else truth_runner(study)
-        services = Services.open(settings, runner=runner, bcrypt_rounds=4)
+        handler = AnalysisService(settings).run_job if use_model else truth_handler(study)
+        services = Services.open(settings, handler=handler, bcrypt_rounds=4)
         try:
             user = services.users.create_first_admin("reader", PASSWORD, full_name="Dr A. Reader")
             login = LoginDialog(services.users)

@@ -40,7 +40,7 @@ def alice(users):
 
 @pytest.fixture
 def make_workstation(qtbot, settings):
-    """Build a MainWindow over real services whose job queue runs ``runner``."""
+    """Build a MainWindow over real services whose job queue runs ``handler``."""
     from cspine_desktop.gui.main_window import MainWindow
     from cspine_desktop.services import Services
     from cspine_desktop.services.autolock import AutoLock
@@ -55,8 +55,8 @@ def make_workstation(qtbot, settings):
         finally:
             window.user_signed_out = True  # close without the question, whatever happened
 
-    def make(runner, **kw):
-        services = Services.open(settings, runner=runner, bcrypt_rounds=4)
+    def make(handler, **kw):
+        services = Services.open(settings, handler=handler, bcrypt_rounds=4)
         user = services.users.create_first_admin("admin", ADMIN_PASSWORD)
         window = MainWindow(
             services,

@@ -1,8 +1,8 @@
-"""A stand-in for the analysis runner of the job queue: real loading, made-up verdicts.
+"""A stand-in for the analysis handler of the job queue: real loading, made-up verdicts.
 
 It labels bone (HU > 300) in seven bands from head to feet as C1–C7, puts fracture heat on C5's
 bone, reports per-slice progress ("analysing k/n"), honours cancellation, and saves labels and
-heat-map as the real runner does (``save_overlays`` → the ``overlays.npz`` artifact).
+heat-map as the real handler does (``save_overlays`` → the ``overlays.npz`` artifact).
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def indeterminate(result: AnalysisResult, reason: str) -> AnalysisResult:
     return dataclasses.replace(result, vertebrae=vertebrae, patient_overall=patient)
 
 
-class FakeRunner:
-    """``runner(ctx) -> dict`` for :class:`JobQueue`. ``gate``: when set up with
-    ``block_at``, the runner waits (still checking cancellation) before that slice until
+class FakeHandler:
+    """``handler(ctx) -> dict`` for :class:`JobQueue`. ``gate``: when set up with
+    ``block_at``, the handler waits (still checking cancellation) before that slice until
     ``gate`` is set. ``work_s`` of numpy work per slice makes a CPU-bound analysis."""
 
     def __init__(self, delay_s: float = 0.0, block_at: int | None = None, work_s: float = 0.0):

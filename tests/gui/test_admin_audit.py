@@ -7,7 +7,7 @@ import json
 
 import pytest
 from dialog_bot import answering
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 from gui_support import ADMIN_PASSWORD, PASSWORD
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog
@@ -58,7 +58,7 @@ def test_9_app_start_and_stop_are_audited(qtbot, settings):
     from cspine_desktop.gui.main_window import MainWindow
     from cspine_desktop.services import Services
 
-    services = Services.open(settings, runner=FakeRunner(), bcrypt_rounds=4)
+    services = Services.open(settings, handler=FakeHandler(), bcrypt_rounds=4)
     services.users.create_first_admin("admin", ADMIN_PASSWORD)
     steps: list[str] = []
 
@@ -88,7 +88,7 @@ def test_9_app_start_and_stop_are_audited(qtbot, settings):
     assert steps == ["login", "close"]
     from cspine_desktop.services import Services as S2
 
-    with S2.open(settings, runner=FakeRunner(), bcrypt_rounds=4) as again:
+    with S2.open(settings, handler=FakeHandler(), bcrypt_rounds=4) as again:
         events = [(e.action, e.user_name) for e in again.audit.query()]
     actions = [a for a, _ in events]
     assert actions.index("app_start") < actions.index("login") < actions.index("app_stop")
@@ -173,7 +173,7 @@ def test_10_admin_screen_lists_approves_disables_resets_unlocks_and_sets_roles(
 
 
 def test_10_users_entry_is_enabled_for_an_admin(qtbot, make_workstation):
-    window, _services = make_workstation(FakeRunner())
+    window, _services = make_workstation(FakeHandler())
     assert window.users_action.isEnabled()
 
 

@@ -6,7 +6,7 @@ import json
 import socket
 import urllib.request
 
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 
 from cspine_desktop.cli import build_parser
 from cspine_desktop.cli.gui import EmbeddedServer, run
@@ -26,7 +26,7 @@ def test_gui_subcommand_is_registered():
 def test_embedded_server_starts_serves_and_stops(settings):
     from cspine_desktop.services import Services
 
-    services = Services.open(settings, runner=FakeRunner(), bcrypt_rounds=4)
+    services = Services.open(settings, handler=FakeHandler(), bcrypt_rounds=4)
     server = EmbeddedServer(services)
     try:
         url = server.start(settings.replace(server_enabled=True, server_port=_free_port()))
@@ -45,7 +45,7 @@ def test_run_app_returns_when_sign_in_is_closed(qtbot, settings, monkeypatch):
     from cspine_desktop.gui import app as gui_app
     from cspine_desktop.services import Services
 
-    services = Services.open(settings, runner=FakeRunner(), bcrypt_rounds=4)
+    services = Services.open(settings, handler=FakeHandler(), bcrypt_rounds=4)
     try:
         monkeypatch.setattr(gui_app, "sign_in", lambda users: None)
         assert gui_app.run_app(settings, services) == 0
@@ -61,7 +61,7 @@ def test_run_app_shows_the_window_and_sign_out_returns_to_sign_in(qtbot, setting
     from cspine_desktop.gui.main_window import MainWindow
     from cspine_desktop.services import Services
 
-    services = Services.open(settings, runner=FakeRunner(), bcrypt_rounds=4)
+    services = Services.open(settings, handler=FakeHandler(), bcrypt_rounds=4)
     user = services.users.create_first_admin("admin", "Root-secret-77x")
     answers = [user, user, None]  # sign in, sign out → sign in again, quit → closed dialog
     shown = []

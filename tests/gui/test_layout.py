@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from factories.dicom_series import write_ct_series
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 from PySide6.QtCore import Qt
 
 from cspine_desktop.gui.auth import LoginDialog
@@ -22,7 +22,7 @@ LEFT = Qt.MouseButton.LeftButton
 @pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
 def test_12_the_workstation_fits_the_screen(qtbot, make_workstation, tmp_path, size):
     write_ct_series(tmp_path / "study", n_slices=14, rows=32, cols=32, spacing=(2.0, 2.5, 2.5))
-    window, _services = make_workstation(FakeRunner())
+    window, _services = make_workstation(FakeHandler())
     window.resize(*size)
     with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
         window.open_path(tmp_path / "study")

@@ -8,7 +8,7 @@ import json
 import pytest
 from dialog_bot import answering
 from factories.dicom_series import write_ct_series
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 from gui_support import ADMIN_PASSWORD, open_and_analyse
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -46,7 +46,7 @@ class FakeServer:
 
 def test_settings_are_saved_audited_and_start_the_server(qtbot, make_workstation, settings):
     server = FakeServer()
-    window, services = make_workstation(FakeRunner(), server=server)
+    window, services = make_workstation(FakeHandler(), server=server)
     assert window.settings_action.isEnabled()  # the first account is an admin
     dialog = SettingsDialog(window.settings, window)
     qtbot.addWidget(dialog)
@@ -69,7 +69,7 @@ def test_settings_are_saved_audited_and_start_the_server(qtbot, make_workstation
 
 
 def test_settings_refuse_a_missing_tls_file_in_plain_words(qtbot, make_workstation, tmp_path):
-    window, _ = make_workstation(FakeRunner())
+    window, _ = make_workstation(FakeHandler())
     dialog = SettingsDialog(window.settings, window)
     qtbot.addWidget(dialog)
     dialog.tls_cert.edit.setText(str(tmp_path / "nope.pem"))
@@ -91,7 +91,7 @@ def test_server_failure_is_shown_and_state_says_off(qtbot, make_workstation, mon
         lambda parent, title, text: shown.append(text),
     )
     server = FakeServer(fail=SettingsError("Port 8765 on 127.0.0.1 is already in use."))
-    window, _ = make_workstation(FakeRunner(), server=server)
+    window, _ = make_workstation(FakeHandler(), server=server)
     with qtbot.waitSignal(window.server.error, timeout=5000):
         window.server.apply(window.settings.replace(server_enabled=True))
     assert shown == ["Port 8765 on 127.0.0.1 is already in use."]
@@ -102,7 +102,7 @@ def test_non_admin_cannot_open_settings_or_delete(qtbot, settings):
     from cspine_desktop.gui.main_window import MainWindow
     from cspine_desktop.services import Services
 
-    services = Services.open(settings, runner=FakeRunner(), bcrypt_rounds=4)
+    services = Services.open(settings, handler=FakeHandler(), bcrypt_rounds=4)
     try:
         services.users.create_first_admin("admin", ADMIN_PASSWORD)
         bob = services.users.add_user("bob", "Reader-pass-42x")
@@ -120,7 +120,7 @@ def test_non_admin_cannot_open_settings_or_delete(qtbot, settings):
 
 
 def test_lock_hides_the_workspace_but_keeps_the_study(qtbot, make_workstation, study_dir):
-    window, _services = make_workstation(FakeRunner())
+    window, _services = make_workstation(FakeHandler())
     opened = open_and_analyse(qtbot, window, study_dir)
     window.guard.lock_now()
     assert window.stack.currentWidget() is window.lock_screen
@@ -175,7 +175,7 @@ def test_about_summarises_a_model_card(qtbot, settings, tmp_path):
 def test_export_writes_files_and_audits(
     qtbot, make_workstation, study_dir, tmp_path, formats, kind, suffix
 ):
-    window, services = make_workstation(FakeRunner())
+    window, services = make_workstation(FakeHandler())
     opened = open_and_analyse(qtbot, window, study_dir)
     assert window.exports.menu.isEnabled()
     out = tmp_path / "out"
@@ -190,7 +190,7 @@ def test_export_writes_files_and_audits(
 
 
 def test_drop_a_folder_opens_it(qtbot, make_workstation, study_dir):
-    window, _ = make_workstation(FakeRunner())
+    window, _ = make_workstation(FakeHandler())
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(study_dir))])
     event = QDropEvent(
@@ -217,8 +217,8 @@ def test_series_chooser_picks_among_several_ct_series(qtbot, make_workstation, t
         asked.append(sorted(s.series_uid for s in series))
         return a.series_uid  # the reader wants the smaller one
 
-    runner = FakeRunner()
-    window, _services = make_workstation(runner, choose_series=choose)
+    handler = FakeHandler()
+    window, _services = make_workstation(handler, choose_series=choose)
     opened = open_and_analyse(qtbot, window, folder)
     assert asked == [sorted([a.series_uid, b.series_uid])]
     assert opened.volume.meta["SeriesInstanceUID"] == a.series_uid
@@ -238,8 +238,8 @@ def test_series_chooser_dialog_preselects_the_largest(qtbot, tmp_path):
 
 
 def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, study_dir, tmp_path):
-    runner = FakeRunner()
-    window, services = make_workstation(runner)
+    handler = FakeHandler()
+    window, services = make_workstation(handler)
     opened = open_and_analyse(qtbot, window, study_dir)
     other = write_ct_series(tmp_path / "other", n_slices=6, rows=16, cols=16, patient_id="ZED-9")
     services.studies.import_paths(other.folder)  # no job, so no event: the poll finds it
@@ -254,7 +254,7 @@ def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, stu
     wl.select_study(opened.study_id)
     with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
         wl.reanalyse_button.click()
-    assert runner.calls == 2
+    assert handler.calls == 2
     wl.select_study(opened.study_id)
     with qtbot.waitSignal(wl.deleted, timeout=10000), answering(qtbot, "Delete study"):
         qtbot.mouseClick(wl.delete_button, Qt.MouseButton.LeftButton)
@@ -264,20 +264,20 @@ def test_worklist_search_reanalyse_and_admin_delete(qtbot, make_workstation, stu
 
 
 def test_open_from_worklist_shows_stored_verdicts(qtbot, make_workstation, study_dir):
-    runner = FakeRunner()
-    window, services = make_workstation(runner)
+    handler = FakeHandler()
+    window, services = make_workstation(handler)
     first = open_and_analyse(qtbot, window, study_dir)
     window.viewer_model.set_volume(None)
     with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
         window.worklist.open_requested.emit(first.study_id)
     again = window.controller.current
-    assert again.result == first.result and runner.calls == 1  # not analysed twice
+    assert again.result == first.result and handler.calls == 1  # not analysed twice
     assert (again.labels == first.labels).all()
     assert services.audit.query(action="study_viewed")
 
 
 def test_sign_out_is_audited_and_closes_the_window(qtbot, make_workstation):
-    window, services = make_workstation(FakeRunner())
+    window, services = make_workstation(FakeHandler())
     window.sign_out()
     assert window.user_signed_out and not window.isVisible()
     assert services.audit.query(action="logout")
@@ -285,7 +285,7 @@ def test_sign_out_is_audited_and_closes_the_window(qtbot, make_workstation):
 
 def test_idle_autolock_in_the_window_then_unlock(qtbot, make_workstation, study_dir, clock):
     autolock = AutoLock(120.0, clock=clock)
-    window, _ = make_workstation(FakeRunner(), autolock=autolock, lock_poll_ms=10)
+    window, _ = make_workstation(FakeHandler(), autolock=autolock, lock_poll_ms=10)
     opened = open_and_analyse(qtbot, window, study_dir)
     with qtbot.waitSignal(window.guard.locked, timeout=5000):
         clock.advance(121)

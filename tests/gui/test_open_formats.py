@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from factories.dicom_series import write_ct_series
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 
 
 def _zip(tmp_path):
@@ -41,7 +41,7 @@ def _png(tmp_path):
 @pytest.mark.parametrize("make", [_zip, _nifti, _png], ids=["zip", "nifti", "png"])
 def test_open_other_inputs(qtbot, make_workstation, tmp_path, make):
     path, shape = make(tmp_path)
-    window, services = make_workstation(FakeRunner())
+    window, services = make_workstation(FakeHandler())
     with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
         window.open_path(path)
     opened = window.controller.current

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from factories.dicom_series import write_ct_series
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 from gui_support import neck_volume, shown_viewer
 from PySide6.QtCore import Qt
 from qt_input import drag
@@ -77,7 +77,7 @@ def test_5_measurements_stay_with_the_study(qtbot, make_workstation, tmp_path):
     from cspine_desktop.services.annotations import load_annotations
 
     write_ct_series(tmp_path / "study", n_slices=14, rows=32, cols=32, spacing=(2.0, 2.5, 2.5))
-    window, services = make_workstation(FakeRunner())
+    window, services = make_workstation(FakeHandler())
     with qtbot.waitSignal(window.controller.analysis_finished, timeout=20000):
         window.open_path(tmp_path / "study")
     study_id = window.controller.current.study_id

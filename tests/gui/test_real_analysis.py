@@ -31,7 +31,7 @@ def test_real_analysis_fills_results_and_overlays(
     write_ct_series(tmp_path / "study", n_slices=60, rows=64, cols=64, spacing=(1.0, 1.25, 1.25))
     svc_settings = settings.replace(model_dir=bundle_dir, backend="onnx")
     warm_up()
-    window, _services = make_workstation(AnalysisService(svc_settings).job_runner)
+    window, _services = make_workstation(AnalysisService(svc_settings).run_job)
     c = window.controller
     qtbot.wait(500)
 

@@ -1,6 +1,6 @@
 """The GUI thread is never blocked: a QTimer heartbeat keeps ticking through load + analysis.
 
-The analysis here is the fake runner doing real CPU work in numpy on the job-queue thread (as an
+The analysis here is the fake handler doing real CPU work in numpy on the job-queue thread (as an
 inference engine does); the load is the real loader in a worker. Two measurements per gap
 between heartbeats: wall-clock time, and the CPU time the GUI thread itself spent in it.
 
@@ -19,7 +19,7 @@ import os
 import time
 
 from factories.dicom_series import write_ct_series
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 from PySide6.QtCore import QTimer
 
 from cspine_desktop.gui.warmup import warm_up
@@ -52,7 +52,7 @@ def test_heartbeat_never_late_by_100ms_during_a_full_analysis(
 ):
     write_ct_series(tmp_path / "study", n_slices=48, rows=64, cols=64, spacing=(2.0, 2.0, 2.0))
     warm_up()  # what the app does while the sign-in dialog is shown
-    window, _services = make_workstation(FakeRunner(work_s=0.04))
+    window, _services = make_workstation(FakeHandler(work_s=0.04))
     c = window.controller
     qtbot.wait(500)  # the window settles (a reader takes longer than this to pick a study)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dialog_bot import answering
 from factories.dicom_series import write_ct_series
-from fake_analysis import FakeRunner
+from fake_analysis import FakeHandler
 from gui_support import open_and_analyse
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
@@ -29,7 +29,7 @@ def _rows(window):
 
 
 def test_1_delete_button_confirms_naming_patient_and_study(qtbot, make_workstation, study_dir):
-    window, services = make_workstation(FakeRunner())
+    window, services = make_workstation(FakeHandler())
     opened = open_and_analyse(qtbot, window, study_dir)
     wl = window.worklist
     qtbot.waitUntil(lambda: len(_rows(window)) == 1, timeout=5000)
@@ -51,7 +51,7 @@ def test_1_delete_button_confirms_naming_patient_and_study(qtbot, make_workstati
 def test_2_worklist_and_viewer_show_the_same_patient(
     qtbot, make_workstation, study_dir, tmp_path, monkeypatch
 ):
-    window, _services = make_workstation(FakeRunner())
+    window, _services = make_workstation(FakeHandler())
     first = open_and_analyse(qtbot, window, study_dir)
     wl = window.worklist
     qtbot.waitUntil(lambda: wl.selected_study_id() == first.study_id, timeout=5000)
@@ -82,14 +82,14 @@ def test_2_worklist_and_viewer_show_the_same_patient(
 
 
 def test_3_a_cancelled_reanalysis_keeps_the_earlier_result(qtbot, make_workstation, study_dir):
-    runner = FakeRunner()
-    window, services = make_workstation(runner)
+    handler = FakeHandler()
+    window, services = make_workstation(handler)
     first = open_and_analyse(qtbot, window, study_dir)
     c = window.controller
-    runner.block_at = 3
+    handler.block_at = 3
     with qtbot.waitSignal(c.analysis_started, timeout=10000):
         window.reanalyse_action.trigger()
-    assert runner.reached_block.wait(10)
+    assert handler.reached_block.wait(10)
     assert window.results.result is not None  # the earlier result stays while it runs
     window.activateWindow()
     qtbot.waitActive(window)
@@ -120,15 +120,15 @@ def test_3_a_cancelled_reanalysis_keeps_the_earlier_result(qtbot, make_workstati
 def test_4_same_series_reuses_its_study_and_exports_never_overwrite(
     qtbot, make_workstation, study_dir, tmp_path, monkeypatch
 ):
-    runner = FakeRunner()
-    window, services = make_workstation(runner)
+    handler = FakeHandler()
+    window, services = make_workstation(handler)
     first = open_and_analyse(qtbot, window, study_dir)
     finished = []
     window.controller.analysis_finished.connect(finished.append)
     window.open_path(study_dir)  # the earlier result shows at once, then the new one
     qtbot.waitUntil(lambda: len(finished) == 2 and not window.controller.busy, timeout=20000)
     second = window.controller.current
-    assert second.study_id == first.study_id and runner.calls == 2
+    assert second.study_id == first.study_id and handler.calls == 2
     assert len(services.studies.find()) == 1
     states = [j.state for j in services.jobs.list(study_id=first.study_id)]
     assert states == ["succeeded", "succeeded"]

@@ -1,4 +1,4 @@
-"""The workstation end to end with a fake analysis runner: open → progress → verdicts →
+"""The workstation end to end with a fake analysis handler: open → progress → verdicts →
 overlays; cancel; bad input; worklist updates from another thread."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from fake_analysis import FRACTURED, FakeRunner
+from fake_analysis import FRACTURED, FakeHandler
 from PySide6.QtWidgets import QMessageBox
 
 from cspine_desktop.gui.models import Orientation
@@ -34,7 +34,7 @@ def _record(controller):
 def test_open_study_progress_in_order_then_verdicts_and_overlays(
     qtbot, make_workstation, study_dir
 ):
-    window, services = make_workstation(FakeRunner(delay_s=0.01))
+    window, services = make_workstation(FakeHandler(delay_s=0.01))
     c = window.controller
     log = _record(c)
     milestones = [c.opening, c.volume_loaded, c.study_stored, c.analysis_started]
@@ -90,12 +90,12 @@ def test_open_study_progress_in_order_then_verdicts_and_overlays(
 
 
 def test_cancel_mid_analysis_leaves_a_consistent_state(qtbot, make_workstation, study_dir):
-    runner = FakeRunner(block_at=4)
-    window, services = make_workstation(runner)
+    handler = FakeHandler(block_at=4)
+    window, services = make_workstation(handler)
     c = window.controller
     with qtbot.waitSignal(c.analysis_started, timeout=20000):
         window.open_path(study_dir)
-    assert runner.reached_block.wait(10)
+    assert handler.reached_block.wait(10)
     qtbot.waitUntil(lambda: window.status.stage_label.text().startswith("analysing"), timeout=5000)
     assert window.status.cancel_button.isVisible()
     with qtbot.waitSignal(c.cancelled, timeout=10000):
@@ -109,7 +109,7 @@ def test_cancel_mid_analysis_leaves_a_consistent_state(qtbot, make_workstation, 
     assert not c.busy and not window.status.progress_bar.isVisible()
     assert not window.exports.menu.isEnabled()
     # re-analysing afterwards works
-    runner.block_at = None
+    handler.block_at = None
     with qtbot.waitSignal(c.analysis_finished, timeout=20000):
         window.reanalyse_action.trigger()
     assert window.results.result is not None
@@ -123,7 +123,7 @@ def test_bad_folder_shows_a_plain_error_dialog(qtbot, make_workstation, tmp_path
     monkeypatch.setattr(
         QMessageBox, "critical", staticmethod(lambda parent, title, text, *a: shown.append(text))
     )
-    window, services = make_workstation(FakeRunner())
+    window, services = make_workstation(FakeHandler())
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("not a study")
@@ -138,7 +138,7 @@ def test_bad_folder_shows_a_plain_error_dialog(qtbot, make_workstation, tmp_path
 
 
 def test_worklist_updates_when_a_job_finishes_on_another_thread(qtbot, make_workstation, study_dir):
-    window, services = make_workstation(FakeRunner())
+    window, services = make_workstation(FakeHandler())
     qtbot.waitUntil(lambda: not window.worklist._refreshing, timeout=5000)
     assert window.worklist.model.rows == []
 

@@ -1,4 +1,4 @@
-"""Fixtures for the HTTP endpoint: services with the fast fake runner, the app and test
+"""Fixtures for the HTTP endpoint: services with the fast fake handler, the app and test
 client, three users (admin, ana, ben) with their bearer headers, a tiny CT series."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from factories.dicom_series import write_ct_series
-from server_support import ROUNDS, add_users, bearer, fake_runner, token_for
+from server_support import ROUNDS, add_users, bearer, fake_handler, token_for
 
 from cspine_desktop.server import ServerConfig, create_app
 from cspine_desktop.services import Services
@@ -24,9 +24,9 @@ def settings(_isolated_data_dir):
 def make_services(settings):
     opened: list[Services] = []
 
-    def make(runner=fake_runner, start_jobs=True, **overrides):
+    def make(handler=fake_handler, start_jobs=True, **overrides):
         s = settings.replace(**overrides) if overrides else settings
-        sv = Services.open(s, runner=runner, start_jobs=start_jobs, bcrypt_rounds=ROUNDS)
+        sv = Services.open(s, handler=handler, start_jobs=start_jobs, bcrypt_rounds=ROUNDS)
         opened.append(sv)
         return sv
 

@@ -1,4 +1,4 @@
-"""Helpers for the endpoint tests: a fake analysis runner with a valid result, tokens, and
+"""Helpers for the endpoint tests: a fake analysis handler with a valid result, tokens, and
 builders for uploads (form-data files, zips, multipart/related bodies)."""
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def indeterminate_result(ctx) -> AnalysisResult:
     )
 
 
-def fake_runner(ctx) -> dict:
-    """Stands in for the analysis: progress, cancellation, the artifacts the real runner
+def fake_handler(ctx) -> dict:
+    """Stands in for the analysis: progress, cancellation, the artifacts the real handler
     stores for nifti/pdf/png (no DICOM SEG, so its 404 can be tested), a valid result."""
     for pct in (20, 60):
         ctx.progress(pct, "thinking")

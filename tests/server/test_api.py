@@ -232,7 +232,7 @@ def test_failed_analysis_reports_its_error(make_services, make_app, ct_folder):
     def failing(ctx):
         raise InconsistentSeriesError("slice 3 of 6 is missing")
 
-    sv = make_services(runner=failing)
+    sv = make_services(handler=failing)
     sv.users.add_user("ana", PASSWORD)
     client = make_app(sv).test_client()
     ana = bearer(token_for(client, "ana"))

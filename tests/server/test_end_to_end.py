@@ -1,4 +1,4 @@
-"""One upload through the REAL analysis runner: a tiny ONNX model bundle built on the fly
+"""One upload through the REAL analysis handler: a tiny ONNX model bundle built on the fly
 (the inference tests' threshold model), a small synthetic CT series, every result served."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)
 @pytest.fixture
 def real_services(make_services, tmp_path):
     bundle = write_bundle(tmp_path / "bundle", {"model.onnx": threshold_onnx(cls_prob=CLS)})
-    sv = make_services(runner=None, model_dir=bundle, backend="onnx")  # runner=None: the real one
+    sv = make_services(handler=None, model_dir=bundle, backend="onnx")  # handler=None: the real one
     return add_users(sv)
 
 

@@ -1,5 +1,5 @@
 """Factories for service tests: a fake clock, settings in the test's data dir, Services with a
-fake analysis runner and a cheap bcrypt cost (tests about the cost itself use the real one)."""
+fake analysis handler and a cheap bcrypt cost (tests about the cost itself use the real one)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class FakeClock:
         self.t += seconds
 
 
-def fake_runner(ctx):
+def fake_handler(ctx):
     for pct in (10, 50, 90):
         ctx.progress(pct, f"step {pct}")
         ctx.check_cancelled()
@@ -54,9 +54,9 @@ def settings(_isolated_data_dir):
 def make_services(settings):
     opened: list[Services] = []
 
-    def make(runner=fake_runner, start_jobs=True, clock=None, **overrides):
+    def make(handler=fake_handler, start_jobs=True, clock=None, **overrides):
         s = settings.replace(**overrides) if overrides else settings
-        kwargs = {"runner": runner, "start_jobs": start_jobs, "bcrypt_rounds": TEST_ROUNDS}
+        kwargs = {"handler": handler, "start_jobs": start_jobs, "bcrypt_rounds": TEST_ROUNDS}
         if clock is not None:
             kwargs["clock"] = clock
         sv = Services.open(s, **kwargs)

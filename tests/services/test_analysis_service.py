@@ -1,4 +1,4 @@
-"""AnalysisService: load once, analyse paths (also off-thread), run as the job queue's runner."""
+"""AnalysisService: load once, analyse paths (also off-thread), run as the job queue's handler."""
 
 from __future__ import annotations
 
@@ -69,9 +69,9 @@ def test_a_missing_model_is_a_plain_error_at_first_use(settings, tmp_path, serie
         service.analyze_path(series)
 
 
-def test_job_runner_stores_artifacts_and_returns_the_result(make_services, svc_settings, series):
+def test_run_job_stores_artifacts_and_returns_the_result(make_services, svc_settings, series):
     service = AnalysisService(svc_settings)
-    services = make_services(runner=service.job_runner)
+    services = make_services(handler=service.run_job)
     study = services.studies.import_paths(series)
     job_id = services.jobs.enqueue(study.id)
     record = services.jobs.wait(job_id, timeout=120)
@@ -89,19 +89,19 @@ def test_job_runner_stores_artifacts_and_returns_the_result(make_services, svc_s
     assert heat.dtype == np.float32 and heat.min() >= 0 and heat.max() <= 1
 
 
-def test_job_runner_honours_cancellation(make_services, svc_settings, series):
+def test_run_job_honours_cancellation(make_services, svc_settings, series):
     service = AnalysisService(svc_settings)
     cancelled = []
 
-    def runner(ctx):
+    def handler(ctx):
         ctx.cancel_event.set()  # the user pressed cancel as the job started
         try:
-            return service.job_runner(ctx)
+            return service.run_job(ctx)
         except AnalysisCancelled:
             cancelled.append(True)
             raise
 
-    services = make_services(runner=runner)
+    services = make_services(handler=handler)
     study = services.studies.import_paths(series)
     record = services.jobs.wait(services.jobs.enqueue(study.id), timeout=60)
     assert record.state == "cancelled" and cancelled

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from conftest import fake_runner
+from conftest import fake_handler
 
 from cspine_desktop.errors import ConflictError, CspineInputError, NotFoundError, QueueFullError
 from cspine_desktop.services.jobs import JobQueue
@@ -51,11 +51,11 @@ def test_job_runs_to_success_with_progress_events_and_result(services):
     ],
 )
 def test_failures_keep_a_message_and_remove_partial_artifacts(make_services, exc, message):
-    def runner(ctx):
+    def handler(ctx):
         ctx.write_artifact("half.bin", "mask", b"1")
         raise exc
 
-    sv = make_services(runner=runner)
+    sv = make_services(handler=handler)
     st = _study(sv)
     job = sv.jobs.wait(sv.jobs.enqueue(st.id), timeout=10)
     assert job.state == "failed" and job.error.startswith(message)
@@ -63,8 +63,8 @@ def test_failures_keep_a_message_and_remove_partial_artifacts(make_services, exc
     assert sv.audit.query(action="analysis_run")[0].outcome == "failure"
 
 
-def test_a_runner_returning_non_json_fails_cleanly(make_services):
-    sv = make_services(runner=lambda ctx: {"x": object()})
+def test_a_handler_returning_non_json_fails_cleanly(make_services):
+    sv = make_services(handler=lambda ctx: {"x": object()})
     job = sv.jobs.wait(sv.jobs.enqueue(_study(sv).id), timeout=10)
     assert job.state == "failed" and "TypeError" in job.error
 
@@ -79,7 +79,7 @@ def test_cancel_pending_and_running_jobs(make_services):
         ctx.check_cancelled()
         return {}
 
-    sv = make_services(runner=slow)
+    sv = make_services(handler=slow)
     a, b = _study(sv, 1), _study(sv, 2)
     ja = sv.jobs.enqueue(a.id)
     assert started.wait(5)
@@ -100,7 +100,7 @@ def test_queue_is_bounded_and_says_busy(make_services):
         gate.wait(10)
         return {}
 
-    sv = make_services(runner=blocked, queue_max=2)
+    sv = make_services(handler=blocked, queue_max=2)
     studies = [_study(sv, i) for i in range(4)]
     first = sv.jobs.enqueue(studies[0].id)
     deadline = time.monotonic() + 5
@@ -157,11 +157,11 @@ def test_jobs_of_a_dead_process_are_requeued_once_their_heartbeat_is_stale(make_
     other_process = Store.open(sv.store.data_dir)  # not alone: must not touch running jobs
     try:
         sv.store.analyses.claim_next()
-        queue = JobQueue(other_process, fake_runner, stale_after_s=3600)
+        queue = JobQueue(other_process, fake_handler, stale_after_s=3600)
         assert queue.start() == []  # fresh heartbeat: someone is working on it
         queue.stop()
         sv.store.db.execute("UPDATE analyses SET heartbeat_at = 0")  # that worker died
-        queue = JobQueue(other_process, fake_runner, stale_after_s=3600, poll_s=0.05)
+        queue = JobQueue(other_process, fake_handler, stale_after_s=3600, poll_s=0.05)
         assert queue.start() == [job_id]
         assert queue.wait(job_id, timeout=10).state == "succeeded"
         queue.stop()
@@ -179,7 +179,7 @@ def test_shutdown_mid_run_puts_the_job_back(make_services):
         ctx.check_cancelled()
         return {}
 
-    sv = make_services(runner=slow)
+    sv = make_services(handler=slow)
     job_id = sv.jobs.enqueue(_study(sv).id)
     assert started.wait(5)
     sv.close()

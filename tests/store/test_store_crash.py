@@ -33,7 +33,7 @@ CHILD = textwrap.dedent(
     from cspine_desktop.settings import Settings
     from cspine_desktop.store import Store
 
-    def runner(ctx):
+    def handler(ctx):
         for step in range(20):
             ctx.progress(step * 5, "working")
             with ctx.artifact_path(f"part{step % 3}.bin", "mask") as tmp:
@@ -47,7 +47,7 @@ CHILD = textwrap.dedent(
     store = Store.open(sys.argv[1])
     audit = AuditLog(store)
     studies = StudyService(store, audit, Settings.load({"data_dir": sys.argv[1]}))
-    jobs = JobQueue(store, runner, workers=1, max_pending=1000, audit=audit)
+    jobs = JobQueue(store, handler, workers=1, max_pending=1000, audit=audit)
     jobs.start()
     n = 0
     while True:

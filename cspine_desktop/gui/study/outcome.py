@@ -1,5 +1,5 @@
 """Read a finished analysis back from the store: the verdicts (result JSON) plus the label map
-and heat-map the analysis runner saved as the ``overlays.npz`` artifact (source grid)."""
+and heat-map the analysis handler saved as the ``overlays.npz`` artifact (source grid)."""
 
 from __future__ import annotations
 
