@@ -23,6 +23,7 @@ from ..imaging.preprocess import (
     prepare_volume,
 )
 from ..imaging.volume import Volume
+from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled, reporter, within
 from ..vertebrae import NAMES
 from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_study, verdicts
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
@@ -35,7 +36,7 @@ from .result import (
     VertebraVerdict,
     operating_points,
 )
-from .runner import Cancel, GridOutputs, Predictor, Progress, check_cancel, run_model
+from .runner import GridOutputs, Predictor, run_model
 from .stage2 import Stage2Config, score_vertebrae, with_stage2
 
 # share of the progress bar per stage
@@ -87,37 +88,37 @@ def analyze(
     volume: Volume,
     engine: AnalysisEngine,
     card: Mapping[str, Any],
-    progress: Progress | None = None,
-    cancel: Cancel = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken = None,
     *,
     explain: bool = True,
 ) -> AnalysisOutcome:
     """Analyse ``volume`` with ``engine`` using the card's preprocessing, aggregation and
-    thresholds. ``progress(fraction, message)`` is called from this thread; ``cancel`` (an
-    Event or a callable) is checked between batches → AnalysisCancelled."""
+    thresholds. ``progress`` gets a :class:`~cspine_desktop.progress.Progress` from this
+    thread; ``cancel`` is checked between batches → AnalysisCancelled."""
     t_start = time.perf_counter()
-    report = progress or (lambda f, m: None)
+    report = reporter(progress)
     cfg = PreprocessConfig.from_dict(dict(card["preprocessing"]))
     if tuple(engine.input_shape) != (cfg.input_size, cfg.input_size, cfg.n_channels):
         raise ValueError(f"engine input {engine.input_shape} does not match the card")
     timings: dict[str, float] = {}
 
-    report(0.0, "resampling to the model grid")
+    report(Progress(0.0, "resampling to the model grid"))
     t0 = time.perf_counter()
     prepared = prepare_volume(volume, cfg)
     timings["preprocess"] = time.perf_counter() - t0
-    check_cancel(cancel)
+    check_cancelled(cancel)
 
     t0 = time.perf_counter()
     grid = run_model(
         engine,
         prepared,
-        progress=lambda f, m: report(_P_PREP + (_P_MODEL - _P_PREP) * f, m),
+        progress=within(report, _P_PREP, _P_MODEL),
         cancel=cancel,
     )
     timings["inference"] = time.perf_counter() - t0
 
-    report(_P_MODEL, "checking the segmentation")
+    report(Progress(_P_MODEL, "checking the segmentation"))
     t0 = time.perf_counter()
     aggregation = AggregationConfig.from_dict(card.get("aggregation"))
     clean = clean_labels(
@@ -132,14 +133,14 @@ def analyze(
     stage2 = None
     classifier: AnalysisEngine | None = getattr(engine, "classifier", None)
     if classifier is not None and card.get("stage2"):
-        report(0.86, "judging each vertebra at full resolution")
+        report(Progress(0.86, "judging each vertebra at full resolution"))
         t2 = time.perf_counter()
         stage2 = score_vertebrae(
             volume,
             labels,
             classifier,
             Stage2Config.from_card(card["stage2"]),
-            check=lambda: check_cancel(cancel),
+            check=lambda: check_cancelled(cancel),
         )
         scores = with_stage2(scores, stage2, prepared)
         timings["stage2"] = time.perf_counter() - t2
@@ -151,9 +152,9 @@ def analyze(
     if explain and stage2 is None and any(verdict[n] for n in NAMES):
         activation = _activation(engine, grid, prepared)
         if activation is not None:
-            report(0.9, "explaining the findings")
+            report(Progress(0.9, "explaining the findings"))
             cam_grid = class_activation_grid(activation, clean.labels, verdict)
-    check_cancel(cancel)
+    check_cancelled(cancel)
     if stage2 is not None:  # stage 2's localisation, drawn on the source grid
         heatmap = stage2.heatmap
     else:
@@ -183,7 +184,7 @@ def analyze(
         timings_s={k: round(v, 4) for k, v in timings.items()},
         patient_id=str(volume.meta.get("PatientID") or ""),
     )
-    report(1.0, "done")
+    report(Progress(1.0, "done"))
     return AnalysisOutcome(result, volume, labels, heatmap, gradcam)
 
 

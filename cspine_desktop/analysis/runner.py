@@ -11,18 +11,15 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import AnalysisCancelled
 from ..imaging.preprocess import PreparedVolume, model_input
+from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled
 from ..vertebrae import NAMES
-
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool] | threading.Event | None
 
 BONE_HU = 250.0  # a plane with fewer bone pixels than MIN_BONE_MM2 holds no neck
 MIN_BONE_MM2 = 20.0
@@ -59,19 +56,6 @@ class GridOutputs:
     planes: np.ndarray
     seconds: float
     cam: np.ndarray | None = None
-
-
-def is_cancelled(cancel: Cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
-
-
-def check_cancel(cancel: Cancel) -> None:
-    if is_cancelled(cancel):
-        raise AnalysisCancelled("The analysis was cancelled.")
 
 
 def neck_planes(prepared: PreparedVolume, margin: int = 1) -> np.ndarray:
@@ -113,8 +97,8 @@ def run_model(
     prepared: PreparedVolume,
     planes: np.ndarray | None = None,
     batch_size: int | None = None,
-    progress: Progress | None = None,
-    cancel: Cancel = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken = None,
 ) -> GridOutputs:
     """Run ``engine`` on ``planes`` (default :func:`neck_planes`) of ``prepared``."""
     planes = neck_planes(prepared) if planes is None else np.asarray(planes, dtype=int)
@@ -142,13 +126,14 @@ def run_model(
             out.cam[idx] = y["fracture_cam"]
         done += len(idx)
         if progress is not None:
-            progress(done / max(len(planes), 1), f"analysing slice {done} of {len(planes)}")
-        check_cancel(cancel)
+            n = len(planes)
+            progress(Progress(done / max(n, 1), f"analysing slice {done} of {n}"))
+        check_cancelled(cancel)
     return out
 
 
 def _prefetch(
-    prepared: PreparedVolume, chunks: list[np.ndarray], cancel: Cancel
+    prepared: PreparedVolume, chunks: list[np.ndarray], cancel: CancelToken
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (plane indices, model input) with the next batch prepared on a helper thread."""
     q: queue.Queue[Any] = queue.Queue(maxsize=1)
@@ -174,7 +159,7 @@ def _prefetch(
     worker.start()
     try:
         while True:
-            check_cancel(cancel)
+            check_cancelled(cancel)
             item = q.get()
             if item is None:
                 return

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .. import DISCLAIMER
+from ..progress import Progress
 from ..settings import BACKENDS, Settings
 from . import add_verbose_flag
 
@@ -114,13 +115,14 @@ class ProgressBar:
         self._last = 0.0
         self._shown = False
 
-    def __call__(self, fraction: float, message: str) -> None:
+    def __call__(self, progress: Progress) -> None:
+        fraction = progress.fraction or 0.0
         now = time.monotonic()
         if now - self._last < 0.1 and fraction < 1.0:
             return
         self._last = now
         filled = int(self.WIDTH * max(0.0, min(1.0, fraction)))
-        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%}  {message}"
+        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%}  {progress.stage}"
         self.stream.write("\r" + line[:100].ljust(100))
         self.stream.flush()
         self._shown = True

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
 
+from ..progress import Progress
 from .models import Probe
-from .workers import Progress
 
 SHORT_NOTICE = "Not for diagnostic use"
 
@@ -39,9 +39,12 @@ class WorkstationStatusBar(QStatusBar):
 
     def show_progress(self, progress: Progress) -> None:
         self.stage_label.setText(progress.describe())
-        if progress.total > 0:
+        if progress.total and progress.done is not None:  # files of a stage: the bar counts them
             self.progress_bar.setRange(0, progress.total)
             self.progress_bar.setValue(min(progress.done, progress.total))
+        elif progress.fraction is not None:
+            self.progress_bar.setRange(0, 100)
+            self.progress_bar.setValue(progress.percent)
         else:
             self.progress_bar.setRange(0, 0)  # busy indicator: the size is not known yet
 

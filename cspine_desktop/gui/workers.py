@@ -3,8 +3,9 @@
 A :class:`Worker` runs one callable in the global ``QThreadPool`` and reports through a
 :class:`WorkerSignals` object living in the GUI thread, so every emission from the pool thread
 arrives as a queued signal. Workers hold no logic: the callable is a service call that receives
-``progress(done, total, stage)`` and a ``threading.Event`` cancel token (the convention of the
-loader and the analysis service) and checks the token cooperatively.
+a progress callback and a ``threading.Event`` cancel token (the convention of
+:mod:`cspine_desktop.progress`) and checks the token cooperatively; each
+:class:`~cspine_desktop.progress.Progress` it reports is emitted as it is.
 """
 
 from __future__ import annotations
@@ -12,36 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from ..errors import AnalysisCancelled
+from ..progress import Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress report: ``done`` of ``total`` units in ``stage`` ("reading", …), or, with
-    ``in_percent``, ``done`` per cent of a task whose ``stage`` words carry their own counts
-    ("analysing slice 140 of 300", from the job queue)."""
-
-    done: int
-    total: int
-    stage: str
-    in_percent: bool = False
-
-    @property
-    def percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total > 0 else 0
-
-    def describe(self) -> str:
-        """What the status bar shows: "decoding 212/300", "analysing slice 140 of 300"."""
-        if self.in_percent or self.total <= 0:
-            return self.stage
-        return f"{self.stage} {self.done}/{self.total}"
 
 
 class WorkerSignals(QObject):
@@ -52,7 +31,7 @@ class WorkerSignals(QObject):
     finished = Signal()  # always last, after result or error
 
 
-Task = Callable[[Callable[[int, int, str], None], threading.Event], Any]
+Task = Callable[[ProgressCallback, threading.Event], Any]
 
 
 class Worker(QRunnable):
@@ -78,8 +57,8 @@ class Worker(QRunnable):
     def is_running(self) -> bool:
         return not self.done_event.is_set()
 
-    def _report(self, done: int, total: int, stage: str) -> None:
-        self.signals.progress.emit(Progress(int(done), int(total), str(stage)))
+    def _report(self, progress: Progress) -> None:
+        self.signals.progress.emit(progress)
 
     def run(self) -> None:
         self.signals.started.emit()

@@ -1,24 +1,19 @@
-"""Progress reporting and cooperative cancellation shared by the loader stages."""
+"""The loader stages' progress and cancellation (see :mod:`cspine_desktop.progress`)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Union
 
-from ..errors import AnalysisCancelled
-
-ProgressCallback = Callable[[int, int, str], None]
-CancelToken = Union[threading.Event, Callable[[], bool], None]  # noqa: UP007 - py3.10 alias
+from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled
 
 
 class Control:
-    """Wraps the caller's ``progress(done, total, stage)`` callback and cancel token.
+    """The caller's ``progress`` callback and ``cancel`` token, shared by the loader stages.
 
-    ``cancel`` is a :class:`threading.Event` (cancelled when set) or a callable returning
-    ``True`` when the user asked to stop. :meth:`check` raises :class:`AnalysisCancelled`.
-    Stages reported, in order: ``"extracting"`` (zips only), ``"scanning"`` (finding files;
-    total 0 = not yet known), ``"reading headers"``, ``"decoding"`` (done/total = files).
+    :meth:`check` raises :class:`~cspine_desktop.errors.AnalysisCancelled` once the token says
+    stop. Stages reported, in order, as :meth:`Progress.counted` files: ``"extracting"`` (zips
+    only), ``"scanning"`` (finding files; total not yet known), ``"reading headers"``,
+    ``"decoding"``. Reports from several threads reach the callback one at a time.
     """
 
     def __init__(self, progress: ProgressCallback | None, cancel: CancelToken) -> None:
@@ -26,18 +21,10 @@ class Control:
         self._cancel = cancel
         self._lock = threading.Lock()
 
-    def cancelled(self) -> bool:
-        if self._cancel is None:
-            return False
-        if isinstance(self._cancel, threading.Event):
-            return self._cancel.is_set()
-        return bool(self._cancel())
-
     def check(self) -> None:
-        if self.cancelled():
-            raise AnalysisCancelled("Loading was cancelled.")
+        check_cancelled(self._cancel, "Loading")
 
     def report(self, done: int, total: int, stage: str) -> None:
         if self._progress is not None:
             with self._lock:
-                self._progress(done, total, stage)
+                self._progress(Progress.counted(done, total, stage))

@@ -26,7 +26,7 @@ import pydicom
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
-from ..errors import AnalysisCancelled, UnsupportedEncodingError
+from ..errors import UnsupportedEncodingError
 from ._control import Control
 from .dicom_index import NATIVE_SYNTAXES, ImageHeader, transfer_syntax_of
 
@@ -143,8 +143,7 @@ def decode_into_volume(
                 done += 1
                 if done % 8 == 0 or done == total:
                     control.report(done, total, "decoding")
-                if control.cancelled():
-                    raise AnalysisCancelled("Loading was cancelled.")
+                control.check()
         except BaseException:
             stop.set()
             for fut in futures:

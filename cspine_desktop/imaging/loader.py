@@ -24,7 +24,8 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ..errors import CorruptFileError, ImageTooLargeError, InconsistentSeriesError
-from ._control import CancelToken, Control, ProgressCallback
+from ..progress import CancelToken, ProgressCallback
+from ._control import Control
 from .dicom_index import ImageHeader, scan_headers
 from .dicom_volume import DecodeResult, decode_into_volume
 from .geometry import stack_geometry
@@ -98,8 +99,9 @@ def load_study(
     """Read the CT study at ``path`` (folder, zip, DICOM file, NIfTI, PNG/JPEG) into a Volume.
 
     ``series_uid`` picks a series explicitly (default: the axial CT series with most slices).
-    ``progress(done, total, stage)`` is called from the loading thread(s) as work advances;
-    ``cancel`` (a threading.Event or a callable returning True) stops the load with
+    ``progress`` is called with a :class:`~cspine_desktop.progress.Progress` (files done of
+    total per stage) from the loading thread(s) as work advances; ``cancel`` (a
+    :data:`~cspine_desktop.progress.CancelToken`) stops the load with
     :class:`~cspine_desktop.errors.AnalysisCancelled`. A series larger than :func:`max_voxels`
     (declared rows × columns × slices, checked before any pixel is decoded) raises
     :class:`~cspine_desktop.errors.ImageTooLargeError`. Every problem the input can cause raises

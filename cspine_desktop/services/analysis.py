@@ -2,8 +2,8 @@
 
 ``AnalysisService(settings)`` loads the model bundle and opens the engine once, lazily, at the
 first analysis (so a front end starts without any framework). Engines are not thread-safe, so
-analyses through one service run one at a time. Progress callbacks receive
-``(fraction 0–1, words)``; cancellation is a ``threading.Event`` or a callable.
+analyses through one service run one at a time. Progress and cancellation follow
+:mod:`cspine_desktop.progress`: reading the study is the first quarter of the progress bar.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..analysis.pipeline import AnalysisOutcome, analyze
-from ..analysis.runner import Cancel, Progress
 from ..imaging import load_study
 from ..inference import Engine, ModelBundle, demo_model_dir, load_bundle, open_engine
+from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled, reporter, within
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class AnalysisService:
 
     # ------------------------------------------------------------------ analysis
     def analyze_volume(
-        self, volume: Any, progress: Progress | None = None, cancel: Cancel = None
+        self, volume: Any, progress: ProgressCallback | None = None, cancel: CancelToken = None
     ) -> AnalysisOutcome:
         with self._lock:
             return analyze(volume, self.engine, self.bundle.card, progress, cancel)
@@ -78,30 +78,23 @@ class AnalysisService:
         self,
         path: str | Path,
         series_uid: str | None = None,
-        progress: Progress | None = None,
-        cancel: Cancel = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken = None,
     ) -> AnalysisOutcome:
         """Read the study at ``path`` (folder, zip, DICOM, NIfTI, PNG/JPEG) and analyse it.
 
         Raises CspineInputError subclasses for problems with the input or the model bundle,
         AnalysisCancelled when cancelled.
         """
-        report = progress or (lambda f, m: None)
-        report(0.0, "reading the study")
+        report = reporter(progress)
+        report(Progress(0.0, "reading the study"))
         t0 = time.perf_counter()
         volume = load_study(
-            path,
-            series_uid=series_uid,
-            progress=lambda done, total, stage: report(LOAD_SHARE * done / max(total, 1), stage),
-            cancel=cancel,
+            path, series_uid=series_uid, progress=within(report, 0.0, LOAD_SHARE), cancel=cancel
         )
         load_s = time.perf_counter() - t0
         self.engine  # noqa: B018 - open the model before the clock of the analysis starts
-        outcome = self.analyze_volume(
-            volume,
-            lambda f, m: report(LOAD_SHARE + (1 - LOAD_SHARE) * f, m),
-            cancel,
-        )
+        outcome = self.analyze_volume(volume, within(report, LOAD_SHARE, 1.0), cancel)
         timings = {"load": round(load_s, 4), **outcome.result.timings_s}
         timings["total"] = round(timings.get("total", 0.0) + load_s, 4)
         outcome.result = replace(outcome.result, timings_s=timings)
@@ -111,7 +104,7 @@ class AnalysisService:
         self,
         path: str | Path,
         series_uid: str | None = None,
-        progress: Progress | None = None,
+        progress: ProgressCallback | None = None,
     ) -> tuple[Future, threading.Event]:
         """Analyse ``path`` on a worker thread. Returns (future of the outcome, cancel event).
 
@@ -140,11 +133,11 @@ class AnalysisService:
         outcome = self.analyze_path(
             ctx.files_dir,
             series_uid=series,
-            progress=lambda f, m: ctx.progress(95 * f, m),
+            progress=within(ctx.progress, 0.0, 0.95),
             cancel=ctx.cancel_event,
         )
-        ctx.check_cancelled()
-        ctx.progress(95, "writing the reports")
+        check_cancelled(ctx.cancel_event)
+        ctx.progress(Progress(0.95, "writing the reports"))
         write_artifacts(outcome, ctx)
         doc = outcome.result.to_dict()
         doc["timings"] = dict(outcome.result.timings_s)  # the job table's timings column

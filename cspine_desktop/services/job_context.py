@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..errors import AnalysisCancelled
+from ..progress import Progress, check_cancelled, is_cancelled
 from ..store import AnalysisRecord, ArtifactRecord, StudyRecord
 
 if TYPE_CHECKING:
@@ -62,9 +62,10 @@ class JobContext:
     def files(self) -> list[Path]:
         return self.study.files()
 
-    def progress(self, pct: float, stage: str = "") -> None:
-        """Report progress 0–100 with a few words on the current stage (throttled writes)."""
-        pct_i = max(0, min(100, int(pct)))
+    def progress(self, progress: Progress) -> None:
+        """Report how far the job is: stored as whole per cent with the stage words (the same
+        per cent and words again within half a second are not stored twice)."""
+        pct_i, stage = progress.percent, progress.stage
         now = time.monotonic()
         if pct_i == self._last_pct and stage == self._last_stage and now - self._last_t < 0.5:
             return
@@ -72,12 +73,12 @@ class JobContext:
         self._queue._progress(self, pct_i, stage)
 
     def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
+        return is_cancelled(self.cancel_event)
 
     def check_cancelled(self) -> None:
-        """Raise :class:`AnalysisCancelled` if the user cancelled this job."""
-        if self.cancel_event.is_set():
-            raise AnalysisCancelled("The analysis was cancelled.")
+        """Raise :class:`~cspine_desktop.errors.AnalysisCancelled` if the user cancelled this
+        job."""
+        check_cancelled(self.cancel_event)
 
     @contextmanager
     def artifact_path(self, name: str, kind: str) -> Iterator[Path]:

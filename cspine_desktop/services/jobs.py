@@ -8,9 +8,10 @@ unfinished jobs are queued again (a job is never left "running"); a job interrup
 ``max_attempts`` times is marked failed instead of crashing the app forever.
 
 Handler contract:
-- report progress with ``ctx.progress(pct 0–100, stage words)``;
-- check ``ctx.cancelled()`` (or ``ctx.cancel_event``, a ``threading.Event``) between steps and
-  return early or raise :class:`~cspine_desktop.errors.AnalysisCancelled`;
+- report progress with ``ctx.progress(Progress(fraction, stage words))`` (see
+  :mod:`cspine_desktop.progress`);
+- call ``ctx.check_cancelled()`` between steps (``ctx.cancel_event`` is the cancel token, a
+  ``threading.Event``), or return early when ``ctx.cancelled()``;
 - write derived files with ``ctx.artifact_path(name, kind)`` / ``ctx.write_artifact(...)``;
 - return a JSON-serialisable dict; ``result["model"]["sha256"]``, ``result["backend"]`` and
   ``result["timings"]`` are copied to their own columns;
@@ -257,8 +258,7 @@ class JobQueue:
             ctx = JobContext(self, job, study, cancel)
             try:
                 result = self.handler(ctx)
-                if cancel.is_set():
-                    raise AnalysisCancelled("The analysis was cancelled.")
+                ctx.check_cancelled()  # a handler may return early once cancelled
                 if not isinstance(result, dict):
                     raise TypeError(f"handler returned {type(result).__name__}, not dict")
                 json.dumps(result, allow_nan=False)

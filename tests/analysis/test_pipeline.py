@@ -113,7 +113,7 @@ def test_model_and_backend_are_recorded(outcome, engine, bundle):
 
 def test_progress_is_monotonic_and_ends_at_one(volume, engine, bundle):
     seen = []
-    analyze(volume, engine, bundle.card, progress=lambda f, m: seen.append(f))
+    analyze(volume, engine, bundle.card, progress=lambda p: seen.append(p.fraction))
     assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] == 1.0
 
 

@@ -64,7 +64,7 @@ def test_all_planes_when_no_bone_is_found():
 def test_run_model_fills_run_planes_and_leaves_the_rest_empty():
     engine = CountingEngine()
     seen = []
-    out = run_model(engine, _prepared(), batch_size=4, progress=lambda f, m: seen.append(f))
+    out = run_model(engine, _prepared(), batch_size=4, progress=lambda p: seen.append(p.fraction))
     assert engine.batches == [4, 4, 1]
     assert (out.labels[4:13] == 2).all() and not out.labels[:4].any() and not out.labels[13:].any()
     assert np.allclose(out.fracture_map[4:13], 0.25) and not out.fracture_map[13:].any()

@@ -22,6 +22,7 @@ from cspine_desktop.analysis.result import (
     VertebraVerdict,
 )
 from cspine_desktop.imaging import load_study
+from cspine_desktop.progress import Progress
 from cspine_desktop.services.analysis import OVERLAY_ARTIFACT, save_overlays
 from cspine_desktop.vertebrae import NAMES
 
@@ -110,7 +111,7 @@ class FakeHandler:
                 _busy(self.work_s)
             if self.delay_s:
                 time.sleep(self.delay_s)
-            ctx.progress(100.0 * (i + 1) / n, f"analysing {i + 1}/{n}")
+            ctx.progress(Progress((i + 1) / n, f"analysing {i + 1}/{n}"))
         labels, heat = fake_outcome_arrays(volume.hu)
         outcome = AnalysisOutcome(fake_result(volume, labels), volume, labels, heat)
         with tempfile.TemporaryDirectory() as tmp:

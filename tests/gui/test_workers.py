@@ -8,15 +8,16 @@ import pytest
 
 from cspine_desktop.errors import AnalysisCancelled, CorruptFileError
 from cspine_desktop.gui.status_bar import WorkstationStatusBar
-from cspine_desktop.gui.workers import Progress, Worker
+from cspine_desktop.gui.workers import Worker
+from cspine_desktop.progress import Progress
 
 
 def test_signals_arrive_in_order_in_the_gui_thread(qtbot):
     seen_threads = []
 
     def task(progress, cancel):
-        progress(1, 3, "decoding")
-        progress(3, 3, "decoding")
+        progress(Progress.counted(1, 3, "decoding"))
+        progress(Progress.counted(3, 3, "decoding"))
         return "volume"
 
     worker = Worker(task, "loading")
@@ -32,8 +33,8 @@ def test_signals_arrive_in_order_in_the_gui_thread(qtbot):
         worker.start()
     assert log == [
         ("started", ()),
-        ("progress", (Progress(1, 3, "decoding"),)),
-        ("progress", (Progress(3, 3, "decoding"),)),
+        ("progress", (Progress.counted(1, 3, "decoding"),)),
+        ("progress", (Progress.counted(3, 3, "decoding"),)),
         ("result", ("volume",)),
         ("finished", ()),
     ]
@@ -73,19 +74,20 @@ def test_abort_is_cooperative_and_reported_as_cancelled(qtbot):
 
 
 @pytest.mark.parametrize(
-    ("progress", "text"),
+    ("progress", "text", "maximum", "value"),
     [
-        (Progress(212, 300, "decoding"), "decoding 212/300"),
-        (Progress(0, 0, "storing the study"), "storing the study"),
-        (Progress(47, 100, "analysing slice 140 of 300", True), "analysing slice 140 of 300"),
+        (Progress.counted(212, 300, "decoding"), "decoding 212/300", 300, 212),
+        (Progress.counted(0, 0, "scanning"), "scanning", 0, None),  # 0: busy indicator
+        (Progress(None, "storing the study"), "storing the study", 0, None),
+        (Progress(0.47, "analysing slice 140 of 300"), "analysing slice 140 of 300", 100, 47),
     ],
 )
-def test_progress_wording_and_bar(qtbot, progress, text):
+def test_progress_wording_and_bar(qtbot, progress, text, maximum, value):
     bar = WorkstationStatusBar()
     qtbot.addWidget(bar)
     bar.set_busy(True)
     bar.show_progress(progress)
     assert bar.stage_label.text() == text
-    assert bar.progress_bar.maximum() == progress.total  # 0 → busy indicator
-    if progress.total:
-        assert bar.progress_bar.value() == progress.done
+    assert bar.progress_bar.maximum() == maximum
+    if value is not None:
+        assert bar.progress_bar.value() == value

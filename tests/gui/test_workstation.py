@@ -49,7 +49,7 @@ def test_open_study_progress_in_order_then_verdicts_and_overlays(
     assert "progress" in names[:first_vol]
     stages = [a[0].stage for n, a in log[started:] if n == "progress"]
     assert any(s.startswith("analysing") for s in stages)
-    done = [a[0].done for n, a in log[started:] if n == "progress" and a[0].total == 100]
+    done = [a[0].percent for n, a in log[started:] if n == "progress" and a[0].fraction is not None]
     assert done == sorted(done) and done[-1] == 100
     assert names[-1] == "analysis_finished"
 

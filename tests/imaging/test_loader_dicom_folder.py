@@ -159,7 +159,7 @@ def test_single_file_loads_one_slice(ct_series):
 def test_progress_reports_stages_and_reaches_total(ct_series):
     s = ct_series(n_slices=20)
     calls = []
-    load_study(s.folder, progress=lambda done, total, stage: calls.append((done, total, stage)))
+    load_study(s.folder, progress=lambda p: calls.append((p.done, p.total, p.stage)))
     stages = [c[2] for c in calls]
     assert "reading headers" in stages and "decoding" in stages
     last_decode = [c for c in calls if c[2] == "decoding"][-1]
@@ -172,9 +172,9 @@ def test_cancel_stops_the_load(ct_series, kind):
     event = threading.Event()
     seen = []
 
-    def progress(done, total, stage):
-        seen.append(stage)
-        if stage == "decoding" or len(seen) > 1:
+    def progress(p):
+        seen.append(p.stage)
+        if p.stage == "decoding" or len(seen) > 1:
             event.set()
 
     cancel = event if kind == "event" else event.is_set

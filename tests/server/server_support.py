@@ -15,6 +15,7 @@ from cspine_desktop.analysis.result import (
     PatientVerdict,
     VertebraVerdict,
 )
+from cspine_desktop.progress import Progress
 from cspine_desktop.vertebrae import NAMES
 
 ROUNDS = 4  # bcrypt cost for tests
@@ -72,7 +73,7 @@ def fake_handler(ctx) -> dict:
     """Stands in for the analysis: progress, cancellation, the artifacts the real handler
     stores for nifti/pdf/png (no DICOM SEG, so its 404 can be tested), a valid result."""
     for pct in (20, 60):
-        ctx.progress(pct, "thinking")
+        ctx.progress(Progress(pct / 100, "thinking"))
         ctx.check_cancelled()
     ctx.write_artifact("cspine_labels.nii.gz", "nifti", b"\x1f\x8bNIFTI")
     ctx.write_artifact("cspine_report.pdf", "pdf", b"%PDF-1.4 fake")

@@ -7,6 +7,7 @@ import contextlib
 
 import pytest
 
+from cspine_desktop.progress import Progress
 from cspine_desktop.services import Services
 from cspine_desktop.settings import Settings
 
@@ -28,7 +29,7 @@ class FakeClock:
 
 def fake_handler(ctx):
     for pct in (10, 50, 90):
-        ctx.progress(pct, f"step {pct}")
+        ctx.progress(Progress(pct / 100, f"step {pct}"))
         ctx.check_cancelled()
     ctx.write_artifact("mask.bin", "mask", b"\x00\x01" * 8)
     return {

@@ -50,13 +50,13 @@ def test_the_engine_is_opened_lazily_and_once(svc_settings, series):
 def test_start_runs_off_the_calling_thread_and_can_be_cancelled(svc_settings, series):
     service = AnalysisService(svc_settings)
     threads = []
-    future, _ = service.start(series, progress=lambda f, m: threads.append(threading.get_ident()))
+    future, _ = service.start(series, progress=lambda p: threads.append(threading.get_ident()))
     outcome = future.result(timeout=60)
     assert outcome.result.vertebra("C3").probability == pytest.approx(0.9, abs=1e-3)
     assert threads and threading.get_ident() not in set(threads)
 
     gate = threading.Event()
-    future, cancel = service.start(series, progress=lambda f, m: gate.wait(5))
+    future, cancel = service.start(series, progress=lambda p: gate.wait(5))
     cancel.set()
     gate.set()
     with pytest.raises(AnalysisCancelled):

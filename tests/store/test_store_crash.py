@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX-onl
 CHILD = textwrap.dedent(
     """
     import sys, time
+    from cspine_desktop.progress import Progress
     from cspine_desktop.services.audit import AuditLog
     from cspine_desktop.services.jobs import JobQueue
     from cspine_desktop.services.studies import StudyService
@@ -35,7 +36,7 @@ CHILD = textwrap.dedent(
 
     def handler(ctx):
         for step in range(20):
-            ctx.progress(step * 5, "working")
+            ctx.progress(Progress(step / 20, "working"))
             with ctx.artifact_path(f"part{step % 3}.bin", "mask") as tmp:
                 with open(tmp, "wb") as fh:
                     for _ in range(8):

@@ -20,7 +20,8 @@ from PySide6.QtCore import QObject, Signal
 
 from ...errors import AnalysisCancelled, CspineInputError
 from ...imaging import list_series, load_study
-from ..workers import Progress, Worker, run_in_background
+from ...progress import Progress
+from ..workers import Worker, run_in_background
 from .open_study import OpenStudy
 from .outcome import attach_outcome
 from .storing import find_same_series, store_study
@@ -138,7 +139,7 @@ class StudyController(QObject):
         services = self.services
 
         def task(progress, cancel):
-            progress(0, 0, "storing the study")
+            progress(Progress(None, "storing the study"))
             study = find_same_series(services, volume)
             if study is None:
                 study = store_study(services, path, volume, user, cancel)
@@ -190,7 +191,7 @@ class StudyController(QObject):
             # the latest succeeded analysis, even when a newer one failed or was cancelled
             done = services.jobs.list(study_id=study_id, states=["succeeded"], limit=1)
             if done:
-                progress(0, 0, "reading the results")
+                progress(Progress(None, "reading the results"))
                 attach_outcome(opened, services, done[0])
             return opened, latest
 
@@ -249,9 +250,9 @@ class StudyController(QObject):
                     self._finished_early.popitem(last=False)
             return
         if event.kind == "progress":
-            self.progress.emit(Progress(event.progress, 100, event.stage or "analysing", True))
+            self.progress.emit(Progress(event.progress / 100, event.stage or "analysing"))
         elif event.kind == "started":
-            self.progress.emit(Progress(0, 100, "analysing", True))
+            self.progress.emit(Progress(0.0, "analysing"))
         elif event.kind == "finished":
             self._job_finished(event)
 
@@ -262,7 +263,7 @@ class StudyController(QObject):
             services = self.services
 
             def task(progress, _cancel):
-                progress(0, 0, "reading the results")
+                progress(Progress(None, "reading the results"))
                 attach_outcome(opened, services, services.jobs.get(job_id))
                 return opened
 
