@@ -34,6 +34,7 @@ from cspine_desktop.imaging.crops import CropConfig
 from .datasets.crops_stream import (
     TRAIN_SEED0,
     VAL_SEED0,
+    VIEWS,
     CropStream,
     Planes,
     StreamConfig,
@@ -55,12 +56,21 @@ def vertebra_table(planes: Planes, probs: np.ndarray, top_k: int = 2) -> dict[st
 
 
 def evaluate_planes(model: Any, planes: Planes, batch: int = 64) -> dict[str, float]:
+    """Plane and vertebra AUC over every view together, and the vertebra AUC of each view alone
+    (``vertebra_auc_axial``: comparable with a model that had only axial planes)."""
     probs = predict_planes(model, planes.x, batch)
     vt = vertebra_table(planes, probs)
-    return {
+    out = {
         "plane_auc": roc_auc(planes.y.astype(bool), probs),
         "vertebra_auc": roc_auc(vt["label"], vt["score"]),
     }
+    for i, view in enumerate(VIEWS):
+        sel = planes.view == i
+        if sel.any() and sel.sum() < len(planes):
+            one = planes.take(np.nonzero(sel)[0])
+            vv = vertebra_table(one, probs[sel])
+            out[f"vertebra_auc_{view}"] = roc_auc(vv["label"], vv["score"])
+    return out
 
 
 def predict_planes(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -68,6 +78,14 @@ def predict_planes(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
         return np.zeros(0)
     y = model.predict(x.astype(np.float32), batch_size=batch, verbose=0)
     return np.asarray(y["fracture"]).reshape(-1)
+
+
+def _auc_fields(val: dict[str, float], probe: dict[str, float]) -> dict[str, float]:
+    """History fields: training-probe and validation AUCs and their vertebra-AUC gap."""
+    out = {f"train_{k}": v for k, v in probe.items()}
+    out.update({f"val_{k}": v for k, v in val.items()})
+    out["gap"] = probe["vertebra_auc"] - val["vertebra_auc"]
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--pool", type=int, default=3000)
     p.add_argument("--crop-size", type=int, default=128)
+    p.add_argument(
+        "--sagittal-mm",
+        type=float,
+        default=12.0,
+        help="sagittal planes within this many mm of the midline as a second view (0: axial only)",
+    )
+    p.add_argument(
+        "--init-weights", type=Path, default=None, help="start from this .keras model's weights"
+    )
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
     p.add_argument("--resume", action="store_true")
     return p
@@ -102,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     run: Path = args.run
     run.mkdir(parents=True, exist_ok=True)
-    crop = CropConfig(size=args.crop_size)
+    crop = CropConfig(size=args.crop_size, sagittal_half_mm=args.sagittal_mm)
     stream_cfg = StreamConfig()
     state_path = run / "state.json"
     state: dict[str, Any] = {"epoch": 0, "seeds_used": 0, "lr": args.lr, "best": -1.0, "wait": 0}
@@ -157,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = keras.models.load_model(run / "last.keras", compile=True)
     else:
         model = build_classifier(cfg)
+        if args.init_weights is not None:
+            model.set_weights(
+                keras.models.load_model(args.init_weights, compile=False).get_weights()
+            )
+            log.info("weights from %s", args.init_weights)
         compile_classifier(model, state["lr"], args.map_weight)
     model.optimizer.learning_rate.assign(state["lr"])
     # probe studies: their training planes enter the pool first
@@ -166,6 +198,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream.fill(min(args.pool, 600))
     history_path = run / "history.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    if args.init_weights is not None and not args.resume:
+        # the starting point, measured the same way and in the same run
+        tv = time.time()
+        v, pr = evaluate_planes(model, val), evaluate_planes(model, probe)
+        history.append(
+            {"epoch": 0, **_auc_fields(v, pr), "eval_seconds": round(time.time() - tv, 1)}
+        )
+        log.info("epoch %s", json.dumps(history[-1]))
+        _write_json(history_path, history)
     start = time.time()
     for epoch in range(state["epoch"], args.epochs):
         te = time.time()
@@ -185,11 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lr": float(np.asarray(model.optimizer.learning_rate)),
             "loss": float(np.mean(losses)),
             "train_batch_plane_auc": float(logs.get("fracture_auc", logs.get("auc", float("nan")))),
-            "train_plane_auc": pr["plane_auc"],
-            "train_vertebra_auc": pr["vertebra_auc"],
-            "val_plane_auc": v["plane_auc"],
-            "val_vertebra_auc": v["vertebra_auc"],
-            "gap": pr["vertebra_auc"] - v["vertebra_auc"],
+            **_auc_fields(v, pr),
             "studies_seen": stream.seeds_used,
             "train_seconds": round(train_s, 1),
             "eval_seconds": round(time.time() - tv, 1),

@@ -1,10 +1,11 @@
 """Stage 2: each vertebra the segmentation found, judged on a high-resolution crop of the source.
 
 For every level present in the stage-1 label map (on the source grid) this cuts the crop planes
-(:func:`cspine_desktop.imaging.crops.vertebra_crops`, every ``plane_stride``-th plane), runs the
-classifier engine on them, and turns the plane probabilities into
+(:func:`cspine_desktop.imaging.crops.vertebra_crops`, every ``plane_stride``-th plane; axial, and
+sagittal near the midline when the card's crops have ``sagittal_half_mm``), runs the classifier
+engine on them, and turns the plane probabilities into
 
-* a raw vertebra score: the mean of the ``top_k`` most suspicious planes;
+* a raw vertebra score: the mean of the ``top_k`` most suspicious planes of either view;
 * a calibrated probability: Platt scaling fitted on the validation split
   (``p = σ(a · logit(score) + b)``), so that 0.3 means about 30 % of such vertebrae were
   fractured on validation;
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..imaging.crops import CropConfig, map_to_crop, paste_planes, vertebra_crops
+from ..imaging.crops import CropConfig, map_to_crop, paste_planes, vertebra_crops, view_slice
 from ..imaging.preprocess import PreparedVolume
 from ..imaging.volume import Volume
 from ..vertebrae import NAMES
@@ -105,27 +106,38 @@ def score_vertebrae(
     heat = np.zeros(volume.hu.shape, np.float32)
     n_planes, seconds = 0, 0.0
     for level in range(1, len(NAMES) + 1):
-        crops = vertebra_crops(volume, labels_zyx, level, cfg.crops, plane_stride=cfg.plane_stride)
-        if crops is None:
+        best_p, best_z, axes = -1.0, None, (0, 1, 2)
+        level_probs: list[np.ndarray] = []
+        for view in cfg.crops.views:
+            crops = vertebra_crops(
+                volume, labels_zyx, level, cfg.crops, plane_stride=cfg.plane_stride, view=view
+            )
+            if crops is None:
+                continue
+            probs, maps = [], []
+            for i in range(0, len(crops.x), MAX_BATCH):
+                t0 = time.perf_counter()
+                out = classifier.predict(np.ascontiguousarray(crops.x[i : i + MAX_BATCH]))
+                seconds += time.perf_counter() - t0
+                probs.append(np.asarray(out["fracture"], np.float32).reshape(-1))
+                maps.append(np.asarray(out["fracture_map"], np.float32))
+                if check is not None:
+                    check()
+            p = np.concatenate(probs)
+            m = map_to_crop(np.concatenate(maps), cfg.crops)
+            level_probs.append(p)
+            k = int(np.argmax(p))
+            if p[k] > best_p:
+                best_p, best_z = float(p[k]), view_slice(crops.geometry, k, m[k])
+                axes = crops.geometry.axes
+            paste_planes(heat, np.clip(m * p[:, None, None], 0.0, 1.0), crops.geometry)
+        if not level_probs:
             continue
-        probs, maps = [], []
-        for i in range(0, len(crops.x), MAX_BATCH):
-            t0 = time.perf_counter()
-            out = classifier.predict(np.ascontiguousarray(crops.x[i : i + MAX_BATCH]))
-            seconds += time.perf_counter() - t0
-            probs.append(np.asarray(out["fracture"], np.float32).reshape(-1))
-            maps.append(np.asarray(out["fracture_map"], np.float32))
-            if check is not None:
-                check()
-        p = np.concatenate(probs)
-        m = np.concatenate(maps)
-        n_planes += len(p)
-        raw[level - 1] = top_k_score(p, cfg.top_k)
-        best = int(np.argmax(p))
-        z_view = round(float(crops.geometry.planes[best]))
-        peaks[level - 1] = _source_slice(z_view, crops.geometry.axes, volume.hu.shape)
-        weighted = map_to_crop(m, cfg.crops) * p[:, None, None]
-        paste_planes(heat, np.clip(weighted, 0.0, 1.0), crops.geometry)
+        p_all = np.concatenate(level_probs)
+        n_planes += len(p_all)
+        raw[level - 1] = top_k_score(p_all, cfg.top_k)
+        if best_z is not None:
+            peaks[level - 1] = _source_slice(round(best_z), axes, volume.hu.shape)
     prob = np.where(np.isfinite(raw), calibrate(np.nan_to_num(raw), cfg.calibration), np.nan)
     return Stage2Scores(raw, prob, tuple(peaks), heat, n_planes, seconds)
 

@@ -6,7 +6,8 @@ cortical break) is invisible on 1.25 mm pixels. Training (``model_training``) an
 (``cspine_desktop.analysis``) both call :func:`vertebra_crops`, so they can never disagree on
 what a crop is.
 
-A crop is a stack of axial planes through one vertebra:
+A crop is a stack of axial planes through one vertebra (and, when ``sagittal_half_mm`` > 0, a
+second stack of sagittal planes near its midline: :mod:`.sagittal`):
 
 * in-plane ``size`` × ``size`` pixels at ``pixel_mm`` (0.5 mm by default: a coarser source is
   resampled up to it), centred on
@@ -31,6 +32,13 @@ import cv2
 import numpy as np
 
 from .preprocess import canonical_view
+from .sagittal import (
+    SagittalGeometry,
+    paste_sagittal,
+    sagittal_geometry,
+    sample_sagittal,
+    view_slice_of,
+)
 from .volume import Volume
 from .windows import Window, apply_window
 
@@ -46,6 +54,8 @@ class CropConfig:
     window: tuple[float, float] = (400.0, 1800.0)  # bone window (centre, width)
     map_stride: int = 8  # localisation map cell, crop pixels (128 px → 16 × 16 map)
     min_mask_px: int = 40  # a plane shows the vertebra when its mask covers this many pixels
+    # sagittal planes within this many mm of the vertebra's midline (0: axial planes only)
+    sagittal_half_mm: float = 0.0
 
     def __post_init__(self) -> None:
         if self.size < 16 or self.size % self.map_stride:
@@ -56,6 +66,10 @@ class CropConfig:
     @property
     def n_channels(self) -> int:
         return 4
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return ("axial", "sagittal") if self.sagittal_half_mm > 0 else ("axial",)
 
     @property
     def map_size(self) -> int:
@@ -92,12 +106,15 @@ class CropGeometry:
     slice_mm: float
 
 
+Geometry = CropGeometry | SagittalGeometry
+
+
 @dataclass
 class VertebraCrops:
     """``x`` float32 [n, S, S, 4] model input; ``geometry`` to map results back."""
 
     x: np.ndarray
-    geometry: CropGeometry
+    geometry: Geometry
 
 
 def _view_array(array_zyx: np.ndarray, axes: tuple[int, int, int]) -> np.ndarray:
@@ -183,15 +200,34 @@ class _PlaneSampler:
         return (1.0 - f) * self.slice(k0) + f * self.slice(k0 + 1)
 
 
+def geometry(
+    volume: Volume,
+    labels_zyx: np.ndarray,
+    level: int,
+    cfg: CropConfig,
+    view: str = "axial",
+    *,
+    centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
+    plane_stride: int = 1,
+) -> Geometry | None:
+    """The crop geometry of vertebra ``level`` in ``view`` ("axial" or "sagittal")."""
+    make = sagittal_geometry if view == "sagittal" else crop_geometry
+    return make(
+        volume, labels_zyx, level, cfg, centre_jitter_mm=centre_jitter_mm, plane_stride=plane_stride
+    )
+
+
 def sample_planes(
     array_zyx: np.ndarray,
-    geom: CropGeometry,
+    geom: Geometry,
     size: int,
     border: float = 0.0,
     offset_mm: float = 0.0,
 ) -> np.ndarray:
     """float32 [n, size, size]: ``array_zyx`` (source grid) on the crop planes of ``geom``,
-    shifted ``offset_mm`` toward the head."""
+    shifted ``offset_mm`` toward the head (axial) or patient left (sagittal)."""
+    if isinstance(geom, SagittalGeometry):
+        return sample_sagittal(array_zyx, geom, border, offset_mm)
     sampler = _PlaneSampler(_view_array(np.asarray(array_zyx), geom.axes), geom, size, border)
     dz = geom.head_dir * offset_mm / max(geom.slice_mm, 1e-6)
     return np.stack([sampler.at(z + dz) for z in geom.planes]).astype(np.float32, copy=False)
@@ -219,15 +255,23 @@ def vertebra_crops(
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
     hu_zyx: np.ndarray | None = None,
     mask_zyx: np.ndarray | None = None,
+    view: str = "axial",
 ) -> VertebraCrops | None:
-    """The stage-2 input for vertebra ``level``: crops of ``volume`` around ``labels == level``.
+    """The stage-2 input for vertebra ``level``: crops of ``volume`` around ``labels == level``,
+    in ``view`` ("axial" or "sagittal").
 
     ``hu_zyx`` replaces the volume's HU (training passes an augmented copy); ``mask_zyx`` replaces
     the mask channel's source (training passes a perturbed stage-1 mask). None when the level is
     not in the label map.
     """
-    geom = crop_geometry(
-        volume, labels_zyx, level, cfg, centre_jitter_mm=centre_jitter_mm, plane_stride=plane_stride
+    geom = geometry(
+        volume,
+        labels_zyx,
+        level,
+        cfg,
+        view,
+        centre_jitter_mm=centre_jitter_mm,
+        plane_stride=plane_stride,
     )
     if geom is None:
         return None
@@ -237,8 +281,20 @@ def vertebra_crops(
         for off in (cfg.context_mm, 0.0, -cfg.context_mm)
     ]
     src_mask = (np.asarray(labels_zyx) == level) if mask_zyx is None else mask_zyx
-    mask = sample_planes(src_mask.astype(np.float32), geom, cfg.size)
+    mask = sample_planes(src_mask, geom, cfg.size)  # converted per plane, not the whole volume
     return VertebraCrops(crop_input(planes, mask, cfg), geom)
+
+
+def view_slice(geom: Geometry, k: int, plane_map: np.ndarray | None = None) -> float:
+    """View slice index (z) of plane ``k``: the plane itself when axial; for a sagittal plane,
+    the row of ``plane_map``'s peak (crop resolution), or the crop centre without a map."""
+    if isinstance(geom, SagittalGeometry):
+        c = (geom.size - 1) // 2
+        i, j = c, c
+        if plane_map is not None and float(np.max(plane_map)) > 0:
+            i, j = (int(v) for v in np.unravel_index(int(np.argmax(plane_map)), plane_map.shape))
+        return view_slice_of(geom, k, int(i), int(j))
+    return float(geom.planes[k])
 
 
 def map_to_crop(maps: np.ndarray, cfg: CropConfig) -> np.ndarray:
@@ -252,10 +308,14 @@ def map_to_crop(maps: np.ndarray, cfg: CropConfig) -> np.ndarray:
 
 
 def paste_planes(
-    out_zyx: np.ndarray, planes: np.ndarray, geom: CropGeometry, weight: float = 1.0
+    out_zyx: np.ndarray, planes: np.ndarray, geom: Geometry, weight: float = 1.0
 ) -> None:
     """Draw crop-plane maps ``planes`` [n, S, S] into ``out_zyx`` (source grid, float) by
-    maximum, every source slice between the first and last plane interpolated in z."""
+    maximum; for axial planes every source slice between the first and last plane is
+    interpolated in z."""
+    if isinstance(geom, SagittalGeometry):
+        paste_sagittal(out_zyx, np.asarray(planes, np.float32) * np.float32(weight), geom)
+        return
     view = _view_array(out_zyx, geom.axes)  # a view: writes land in out_zyx
     n = planes.shape[0]
     ny, nx = view.shape[1:]

@@ -20,15 +20,15 @@ import queue
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 
 from cspine_desktop.imaging.crops import (
     CropConfig,
-    crop_geometry,
     crop_input,
+    geometry,
     sample_planes,
 )
 
@@ -72,7 +72,7 @@ class Planes:
     """Crop planes with their targets. ``x`` float16 [n, S, S, 4], ``y`` uint8 [n] plane label,
     ``maps`` uint8 [n, m, m], ``group`` str [n] ("kind/severity" for positives, "mimic" or
     "plain" for negatives), ``vertebra`` [n] 1..7, ``study`` [n] seed, ``fractured`` [n]
-    vertebra-level label."""
+    vertebra-level label, ``view`` [n] index into ``VIEWS``."""
 
     x: np.ndarray
     y: np.ndarray
@@ -81,6 +81,7 @@ class Planes:
     vertebra: np.ndarray
     study: np.ndarray
     fractured: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    view: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
 
     @staticmethod
     def concat(parts: list[Planes]) -> Planes:
@@ -93,7 +94,8 @@ class Planes:
         return int(self.y.shape[0])
 
 
-_FIELDS = ("x", "y", "maps", "group", "vertebra", "study", "fractured")
+_FIELDS = ("x", "y", "maps", "group", "vertebra", "study", "fractured", "view")
+VIEWS = ("axial", "sagittal")
 
 
 def _augment_hu(planes: list[np.ndarray], rng: np.random.Generator, px_mm: float) -> None:
@@ -160,56 +162,32 @@ def study_planes(
         kinds.setdefault(f.vertebra, f"{f.kind}/{f.severity}")
     parts: list[Planes] = []
     for level in range(1, 8):
-        jitter = (0.0, 0.0)
-        if train:
-            jitter = tuple(rng.uniform(-1, 1, 2) * stream.centre_jitter_mm)
-        geom = crop_geometry(
-            vol, labels, level, crop, centre_jitter_mm=jitter, plane_stride=plane_stride
-        )
-        if geom is None:
-            continue
         vmask = labels == level
-        frac = sample_planes((vmask & (fmask > 0)).astype(np.float32), geom, crop.size) > 0.5
-        count = frac.reshape(frac.shape[0], -1).sum(axis=1)
-        y = count >= stream.min_fracture_px
-        idx = np.arange(len(y))
+        src = _LevelSource(vol, labels, vmask & (fmask > 0), vmask)
         if train:
-            pos, neg = idx[y], idx[~y]
-            pos = rng.permutation(pos)[: stream.positives_per_vertebra]
-            neg = rng.permutation(neg)[: stream.negatives_per_vertebra]
-            idx = np.sort(np.concatenate([pos, neg]))
-            if idx.size == 0:
-                continue
-            geom.planes = geom.planes[idx]
-            frac, y = frac[idx], y[idx]
-        hu = [
-            sample_planes(vol.hu, geom, crop.size, border=-1000.0, offset_mm=off)
-            for off in (crop.context_mm, 0.0, -crop.context_mm)
-        ]
-        src_mask = _perturb_mask(vmask, rng) if train else vmask.astype(np.float32)
-        mask = sample_planes(src_mask, geom, crop.size)
-        if train and stream.augment:
-            _augment_hu(hu, rng, crop.pixel_mm)
-        x = crop_input(hu, mask, crop)
-        if train and stream.augment and rng.random() < 0.5:  # gamma on the windowed image
-            g = float(rng.uniform(0.8, 1.25))
-            x[..., :3] = np.clip(x[..., :3], 0, 1) ** g
-        m = crop.map_size
-        maps = frac.reshape(len(y), m, crop.map_stride, m, crop.map_stride).max(axis=(2, 4))
-        n = len(y)
+            src = src._replace(mask=_perturb_mask(vmask, rng))
         neg_group = "mimic" if level in mimic_levels or conf.osteoporosis else "plain"
-        group = np.where(y, kinds.get(level, "unknown"), neg_group)
-        parts.append(
-            Planes(
-                x.astype(np.float16),
-                y.astype(np.uint8),
-                maps.astype(np.uint8),
-                group.astype("U32"),
-                np.full(n, level, np.int8),
-                np.full(n, int(seed), np.int64),
-                np.full(n, bool(st.fractured[level - 1])),
+        for view in crop.views:
+            part = _level_planes(
+                src, level, view, crop, stream, rng, train=train, plane_stride=plane_stride
             )
-        )
+            if part is None:
+                continue
+            y, x, maps = part
+            n = len(y)
+            group = np.where(y, kinds.get(level, "unknown"), neg_group)
+            parts.append(
+                Planes(
+                    x.astype(np.float16),
+                    y.astype(np.uint8),
+                    maps.astype(np.uint8),
+                    group.astype("U32"),
+                    np.full(n, level, np.int8),
+                    np.full(n, int(seed), np.int64),
+                    np.full(n, bool(st.fractured[level - 1])),
+                    np.full(n, VIEWS.index(view), np.int8),
+                )
+            )
     if not parts:
         s = crop.size
         return Planes(
@@ -220,8 +198,68 @@ def study_planes(
             np.zeros(0, np.int8),
             np.zeros(0, np.int64),
             np.zeros(0, bool),
+            np.zeros(0, np.int8),
         )
     return Planes.concat(parts)
+
+
+class _LevelSource(NamedTuple):
+    """One vertebra's source arrays: the volume, the label map, the vertebra's voxel fracture
+    mask and the mask its crops carry (true or perturbed like stage 1's)."""
+
+    vol: Any
+    labels: np.ndarray
+    fracture: np.ndarray
+    mask: np.ndarray
+
+
+def _level_planes(
+    src: _LevelSource,
+    level: int,
+    view: str,
+    crop: CropConfig,
+    stream: StreamConfig,
+    rng: np.random.Generator,
+    *,
+    train: bool,
+    plane_stride: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(plane labels, model input, localisation targets) of one vertebra in one view; training
+    keeps a few planes per vertebra (positives first) and augments them."""
+    jitter = (0.0, 0.0)
+    if train:
+        jitter = tuple(rng.uniform(-1, 1, 2) * stream.centre_jitter_mm)
+    geom = geometry(
+        src.vol, src.labels, level, crop, view, centre_jitter_mm=jitter, plane_stride=plane_stride
+    )
+    if geom is None:
+        return None
+    frac = sample_planes(src.fracture, geom, crop.size) > 0.5
+    count = frac.reshape(frac.shape[0], -1).sum(axis=1)
+    y = count >= stream.min_fracture_px
+    if train:
+        idx = np.arange(len(y))
+        pos = rng.permutation(idx[y])[: stream.positives_per_vertebra]
+        neg = rng.permutation(idx[~y])[: stream.negatives_per_vertebra]
+        idx = np.sort(np.concatenate([pos, neg]))
+        if idx.size == 0:
+            return None
+        geom.planes = geom.planes[idx]
+        frac, y = frac[idx], y[idx]
+    hu = [
+        sample_planes(src.vol.hu, geom, crop.size, border=-1000.0, offset_mm=off)
+        for off in (crop.context_mm, 0.0, -crop.context_mm)
+    ]
+    mask = sample_planes(src.mask, geom, crop.size)
+    if train and stream.augment:
+        _augment_hu(hu, rng, crop.pixel_mm)
+    x = crop_input(hu, mask, crop)
+    if train and stream.augment and rng.random() < 0.5:  # gamma on the windowed image
+        g = float(rng.uniform(0.8, 1.25))
+        x[..., :3] = np.clip(x[..., :3], 0, 1) ** g
+    m = crop.map_size
+    maps = frac.reshape(len(y), m, crop.map_stride, m, crop.map_stride).max(axis=(2, 4))
+    return y, x, maps
 
 
 def _worker(q: Any, seeds: Any, crop: dict, stream: StreamConfig, stop: Any) -> None:
@@ -229,6 +267,8 @@ def _worker(q: Any, seeds: Any, crop: dict, stream: StreamConfig, stop: Any) -> 
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cv2.setNumThreads(1)
+    # the trainer comes first: fresh studies fill the CPU it leaves idle
+    os.nice(5)
     cc = CropConfig.from_dict(crop)
     while not stop.is_set():
         with seeds.get_lock():

@@ -90,3 +90,41 @@ def test_top_k_and_calibration_helpers():
     assert top_k_score(np.array([]), 2) == 0.0
     assert float(calibrate(0.5, (1.0, 0.0))) == pytest.approx(0.5)
     assert float(calibrate(0.5, (1.0, np.log(3)))) == pytest.approx(0.75)
+
+
+def test_sagittal_planes_are_scored_with_the_axial_ones(volume, tmp_path):
+    """With ``sagittal_half_mm`` in the card, every vertebra is also cut sagittally; the raw
+    score is the top-k over both views and the sagittal maps land inside the vertebra too."""
+    bundle = load_bundle(write_bundle(tmp_path, {"model.onnx": threshold_onnx()}))
+    card = dict(bundle.card)
+    crops = {"size": 32, "pixel_mm": 0.5, "map_stride": 8, "min_mask_px": 4}
+    counts = {}
+    for half in (0.0, 3.0):
+        engine = open_engine(bundle, "onnx", None)
+        seen: list[int] = []
+        fake = DenseCentreClassifier()
+        real_predict = fake.predict
+
+        def predict(x, real_predict=real_predict, seen=seen):
+            seen.append(len(x))
+            return real_predict(x)
+
+        fake.predict = predict
+        engine.classifier = fake
+        card["stage2"] = {
+            "crops": {**crops, "sagittal_half_mm": half},
+            "top_k": 2,
+            "plane_stride": 1,
+            "calibration": {"a": CALIBRATION[0], "b": CALIBRATION[1]},
+        }
+        out = analyze(volume, engine, card)
+        counts[half] = sum(seen)
+        probs = {v.name: v.probability for v in out.result.vertebrae if v.present}
+        assert probs["C4"] > probs["C3"]
+        # the heat is centred on C4 (a sagittal map square reaches past the small ball in z)
+        hot = np.argwhere(out.heatmap > 0.5)
+        c4 = np.argwhere(out.labels == 4)
+        centroid = hot.mean(axis=0)
+        assert np.all(centroid >= c4.min(axis=0)) and np.all(centroid <= c4.max(axis=0))
+    # 7 sagittal planes (−3…3 mm) per vertebra on top of the axial ones
+    assert counts[3.0] > counts[0.0]

@@ -72,3 +72,18 @@ def test_batches_are_balanced(fractured):
         assert y["fracture_map"].shape == (16, 8, 8, 1)
     finally:
         stream.close()
+
+
+def test_sagittal_planes_join_the_axial_ones_with_their_own_labels(fractured):
+    """With the sagittal view on, every vertebra also gives sagittal planes, labelled from the
+    same voxel fracture mask; the axial planes are the ones the axial-only stream gives."""
+    seed, st = fractured
+    both = CropConfig(size=64, pixel_mm=0.8, sagittal_half_mm=8.0)
+    p = study_planes(seed, both, STREAM, train=False, study=st)
+    axial_only = study_planes(seed, CROP, STREAM, train=False, study=st)
+    assert set(np.unique(p.view)) == {0, 1}
+    assert np.array_equal(p.x[p.view == 0], axial_only.x)
+    sag = p.view == 1
+    # sagittal planes of fractured vertebrae carry positives too, never those of intact ones
+    assert p.y[sag & p.fractured].sum() > 0
+    assert p.y[sag & ~p.fractured].sum() == 0
