@@ -1,18 +1,27 @@
-"""Errors a user can cause, told in words a radiologist understands.
+"""Errors whose message is meant for the user, told in words a radiologist understands.
 
-Every error that follows from what the user gave us (a path, an upload, a password, a model
-bundle) is a subclass of :class:`CspineInputError`. Front ends catch exactly this base class:
-the CLI exits with code 2, the HTTP API answers with ``http_status``, the GUI shows a dialog.
-Anything else that escapes is a bug and is reported as an internal error.
+:class:`UserFacingError` is the base of every error the user is shown rather than a traceback.
+Every front end catches exactly this base class: the command lines (``cspine`` and the training
+tools) exit with code 2 and the message, the HTTP API answers with the error's status
+(:func:`http_status_of`), the GUI shows a dialog. Anything else that escapes is a bug and is
+reported as an internal error. Its kinds:
+
+- :class:`CspineInputError`: caused by what the user gave us (a path, an upload, a request, a
+  password, a setting, a model bundle, a training configuration);
+- :class:`Cancelled`: the user stopped the work (a front end shows no error for it);
+- the state of this computer or of the app: a full disk (:class:`StorageFullError`), a full
+  analysis queue (:class:`QueueFullError`), a database from a newer cspine
+  (:class:`StoreVersionError`).
+
+The errors the app raises carry the HTTP status they are answered with (``http_status``); the
+training tools' errors carry none (they never reach HTTP).
 """
 
 from __future__ import annotations
 
 
-class CspineInputError(Exception):
-    """Base of every user-caused error. ``str(err)`` is the plain message shown to the user."""
-
-    http_status: int = 400
+class UserFacingError(Exception):
+    """An error whose message is meant for the user. ``str(err)`` is the plain message shown."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -20,6 +29,25 @@ class CspineInputError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CspineInputError(UserFacingError):
+    """The user gave us something we cannot use. The plain class answers HTTP 400 (a bad
+    request); the app's kinds below say more."""
+
+
+class Cancelled(UserFacingError):
+    """The user stopped a running load or analysis; not a failure (HTTP 409: the work did not
+    finish)."""
+
+    http_status = 409
+
+
+def http_status_of(err: UserFacingError) -> int:
+    """The HTTP status the endpoint answers ``err`` with: its class's ``http_status``, or 400
+    (a bad request) for one that declares none."""
+    status = getattr(err, "http_status", None)
+    return status if isinstance(status, int) else 400
 
 
 # --- reading studies -------------------------------------------------------------------------
@@ -107,7 +135,7 @@ class NotFoundError(CspineInputError):
     http_status = 404
 
 
-class QueueFullError(CspineInputError):
+class QueueFullError(UserFacingError):
     """The analysis queue is at its bound; try again later."""
 
     http_status = 503
@@ -115,12 +143,6 @@ class QueueFullError(CspineInputError):
     def __init__(self, message: str, retry_after_s: float = 30.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
-
-
-class AnalysisCancelled(CspineInputError):
-    """The user cancelled a running load or analysis."""
-
-    http_status = 409
 
 
 class SettingsError(CspineInputError):
@@ -136,7 +158,7 @@ class ConflictError(CspineInputError):
     http_status = 409
 
 
-class StoreVersionError(CspineInputError):
+class StoreVersionError(UserFacingError):
     """The database was written by a newer cspine than this one."""
 
     http_status = 409
@@ -156,7 +178,7 @@ class ExportNotAvailableError(CspineInputError):
     http_status = 422
 
 
-class StorageFullError(CspineInputError):
+class StorageFullError(UserFacingError):
     """The disk holding the data folder is full."""
 
     http_status = 507

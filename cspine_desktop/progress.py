@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Union
 
-from .errors import AnalysisCancelled as Cancelled
+from .errors import Cancelled
 
 CancelToken = Union[threading.Event, Callable[[], bool], None]  # noqa: UP007 - py3.10 alias
 """A :class:`threading.Event` (set: stop) or a callable returning True to stop; None: never."""

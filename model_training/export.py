@@ -56,7 +56,8 @@ KERAS_FILE, ONNX_FILE, INT8_FILE, SAVEDMODEL_DIR = (
 
 
 class FormatUnavailable(CspineInputError):
-    """This machine cannot build the requested format (the message says why)."""
+    """This machine cannot build the requested format (the message says why); cspine-export
+    exits 2 with it (no HTTP status: it never reaches the endpoint)."""
 
 
 class GateRefused(Exception):

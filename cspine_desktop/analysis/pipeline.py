@@ -95,7 +95,7 @@ def analyze(
 ) -> AnalysisOutcome:
     """Analyse ``volume`` with ``engine`` using the card's preprocessing, aggregation and
     thresholds. ``progress`` gets a :class:`~cspine_desktop.progress.Progress` from this
-    thread; ``cancel`` is checked between batches → AnalysisCancelled."""
+    thread; ``cancel`` is checked between batches → Cancelled."""
     t_start = time.perf_counter()
     report = reporter(progress)
     cfg = PreprocessConfig.from_dict(dict(card["preprocessing"]))

@@ -1,8 +1,8 @@
 """The ``cspine`` command line: one entry point, one module per subcommand.
 
 Each module in :data:`COMMANDS` defines ``register(subparsers)``, which adds its subcommand and
-sets ``func(args, settings) -> int`` as the handler. Errors the user caused
-(:class:`~cspine_desktop.errors.CspineInputError`) become a plain message and exit code 2;
+sets ``func(args, settings) -> int`` as the handler. Errors meant for the user
+(:class:`~cspine_desktop.errors.UserFacingError`) become a plain message and exit code 2;
 anything else is an internal error: exit code 1, traceback only in the log file.
 
 Logging: everything (cspine's own records, third-party libraries, Python warnings) goes to a
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
-from ..errors import CspineInputError
+from ..errors import UserFacingError
 from ..imaging.loader import set_max_voxels
 from ..settings import Settings
 
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_path = setup_logging(settings, verbose=bool(getattr(args, "verbose", False)))
         set_max_voxels(settings.max_image_voxels)  # the GUI and the server run from here too
         return int(args.func(args, settings) or EXIT_OK)
-    except CspineInputError as err:
+    except UserFacingError as err:
         print(f"cspine: {err}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CspineInputError
+from ..errors import UserFacingError
 
 if TYPE_CHECKING:
     import _socket  # the class whose methods the network guard replaces
@@ -63,7 +63,7 @@ def timed(name: str, fn: Callable[[], tuple[bool, str, dict[str, Any]]]) -> Chec
     t0 = time.perf_counter()
     try:
         ok, detail, data = fn()
-    except CspineInputError as exc:
+    except UserFacingError as exc:
         ok, detail, data = False, str(exc), {}
     except Exception as exc:  # a self-test reports every failure, it never crashes
         ok, detail, data = False, f"{type(exc).__name__}: {exc}", {}

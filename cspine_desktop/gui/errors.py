@@ -6,7 +6,7 @@ import logging
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from ..errors import AnalysisCancelled, CspineInputError
+from ..errors import Cancelled, UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +17,12 @@ INTERNAL_ERROR = (
 
 
 def show_error(parent: QWidget | None, exc: BaseException, title: str = "cspine") -> None:
-    """:class:`CspineInputError` → warning box with its plain message; anything else → logged
-    with its traceback and reported as an internal error. A cancellation shows nothing."""
-    if isinstance(exc, AnalysisCancelled):
+    """A :class:`~cspine_desktop.errors.UserFacingError` → warning box with its plain message;
+    anything else → logged with its traceback and reported as an internal error. A cancellation
+    shows nothing."""
+    if isinstance(exc, Cancelled):
         return
-    if isinstance(exc, CspineInputError):
+    if isinstance(exc, UserFacingError):
         QMessageBox.warning(parent, title, str(exc))
         return
     log.error("internal error", exc_info=(type(exc), exc, exc.__traceback__))
@@ -30,7 +31,7 @@ def show_error(parent: QWidget | None, exc: BaseException, title: str = "cspine"
 
 def plain_message(exc: BaseException) -> str:
     """The text to show inline (forms): the plain message, or the internal-error notice."""
-    if isinstance(exc, CspineInputError):
+    if isinstance(exc, UserFacingError):
         return str(exc)
     log.error("internal error", exc_info=(type(exc), exc, exc.__traceback__))
     return INTERNAL_ERROR

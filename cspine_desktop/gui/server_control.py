@@ -11,14 +11,14 @@ from typing import Protocol
 
 from PySide6.QtCore import QObject, Signal
 
-from ..errors import CspineInputError
+from ..errors import UserFacingError
 from ..settings import Settings
 from .workers import run_in_background
 
 
 class ServerControl(Protocol):
     def start(self, settings: Settings) -> str:
-        """Start serving per ``settings``; returns the base URL. Raises CspineInputError
+        """Start serving per ``settings``; returns the base URL. Raises a SettingsError
         (e.g. port in use, TLS file missing, LAN without TLS) with a plain message."""
         ...
 
@@ -51,7 +51,7 @@ class ServerStatus(QObject):
         """Start (or restart) when ``settings.server_enabled``, else stop."""
         if self.control is None:
             if settings.server_enabled:
-                self.error.emit(CspineInputError("The network endpoint is not available here."))
+                self.error.emit(UserFacingError("The network endpoint is not available here."))
             return
         control = self.control
         self._set("Server: starting…" if settings.server_enabled else "Server: stopping…")

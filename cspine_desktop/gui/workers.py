@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from ..errors import AnalysisCancelled
+from ..errors import Cancelled
 from ..progress import Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class WorkerSignals(QObject):
     started = Signal()
     progress = Signal(object)  # Progress
     result = Signal(object)  # whatever the callable returned
-    error = Signal(object)  # the exception (CspineInputError → dialog; others → logged)
+    error = Signal(object)  # the exception (UserFacingError → dialog; others → logged)
     finished = Signal()  # always last, after result or error
 
 
@@ -36,7 +36,7 @@ Task = Callable[[ProgressCallback, threading.Event], Any]
 
 class Worker(QRunnable):
     """Runs ``task(progress, cancel)`` off the GUI thread. :meth:`abort` sets ``cancel``;
-    a task that returns after an abort is reported as :class:`AnalysisCancelled`."""
+    a task that returns after an abort is reported as :class:`Cancelled`."""
 
     _alive: ClassVar[set[Worker]] = set()  # keep Python wrappers alive until finished
 
@@ -65,9 +65,9 @@ class Worker(QRunnable):
         try:
             result = self.task(self._report, self.cancel_event)
             if self.cancel_event.is_set():
-                raise AnalysisCancelled(f"{self.name.capitalize()} was cancelled.")
+                raise Cancelled(f"{self.name.capitalize()} was cancelled.")
         except Exception as exc:  # reported to the GUI thread, never swallowed
-            if not isinstance(exc, AnalysisCancelled):
+            if not isinstance(exc, Cancelled):
                 log.debug("%s failed", self.name, exc_info=True)
             self.signals.error.emit(exc)
         else:

@@ -10,7 +10,7 @@ from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled
 class Control:
     """The caller's ``progress`` callback and ``cancel`` token, shared by the loader stages.
 
-    :meth:`check` raises :class:`~cspine_desktop.errors.AnalysisCancelled` once the token says
+    :meth:`check` raises :class:`~cspine_desktop.errors.Cancelled` once the token says
     stop. Stages reported, in order, as :meth:`Progress.counted` files: ``"extracting"`` (zips
     only), ``"scanning"`` (finding files; total not yet known), ``"reading headers"``,
     ``"decoding"``. Reports from several threads reach the callback one at a time.

@@ -102,7 +102,7 @@ def load_study(
     ``progress`` is called with a :class:`~cspine_desktop.progress.Progress` (files done of
     total per stage) from the loading thread(s) as work advances; ``cancel`` (a
     :data:`~cspine_desktop.progress.CancelToken`) stops the load with
-    :class:`~cspine_desktop.errors.AnalysisCancelled`. A series larger than :func:`max_voxels`
+    :class:`~cspine_desktop.errors.Cancelled`. A series larger than :func:`max_voxels`
     (declared rows × columns × slices, checked before any pixel is decoded) raises
     :class:`~cspine_desktop.errors.ImageTooLargeError`. Every problem the input can cause raises
     a :class:`~cspine_desktop.errors.CspineInputError` subclass with a plain message; oddities

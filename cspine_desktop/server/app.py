@@ -17,7 +17,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import AccountLockedError, CspineInputError, QueueFullError
+from ..errors import AccountLockedError, QueueFullError, UserFacingError, http_status_of
 from ..imaging.loader import set_max_voxels
 from ..services import Services
 from ..settings import Settings
@@ -131,14 +131,15 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def _register_errors(app: flask.Flask) -> None:
-    @app.errorhandler(CspineInputError)
-    def _input_error(err: CspineInputError):
+    @app.errorhandler(UserFacingError)
+    def _user_facing_error(err: UserFacingError):
         headers = {}
+        status = http_status_of(err)
         if isinstance(err, (AccountLockedError, QueueFullError)):
             headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
-        if err.http_status == 401:
+        if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="cspine"'
-        return error_response(err.http_status, str(err), headers)
+        return error_response(status, str(err), headers)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(err: RequestEntityTooLarge):

@@ -22,7 +22,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from werkzeug.http import parse_options_header
 
-from ..errors import CspineInputError, QueueFullError, UnsupportedFormatError
+from ..errors import QueueFullError, UnsupportedFormatError, UserFacingError, http_status_of
 from .auth import api_login_required, api_user, remote_address
 from .multipart_related import MalformedMultipartError, check_boundary, iter_parts
 from .uploads import new_spool_file
@@ -123,7 +123,7 @@ def _store_one(headers, fh, user, address, url_study: str | None) -> dict[str, A
     fh.seek(0)
     try:
         _state().collector.add(user, address, study, sop_instance, fh)
-    except CspineInputError as err:
-        reason = OUT_OF_RESOURCES if err.http_status in (413, 507) else PROCESSING_FAILURE
+    except UserFacingError as err:
+        reason = OUT_OF_RESOURCES if http_status_of(err) in (413, 507) else PROCESSING_FAILURE
         return {**ids, "reason": reason}
     return ids

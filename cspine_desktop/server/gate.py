@@ -36,7 +36,7 @@ from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import Error
 
-from ..errors import AccountLockedError, AuthenticationError, CspineInputError
+from ..errors import AccountLockedError, AuthenticationError, UserFacingError, http_status_of
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,12 @@ class Gate:
             return Refusal(
                 429, str(err), {"Retry-After": str(max(1, math.ceil(err.retry_after_s)))}
             )
-        except CspineInputError as err:
+        except UserFacingError as err:
+            status = http_status_of(err)
             return Refusal(
-                err.http_status if err.http_status in _REASONS else 401,
+                status if status in _REASONS else 401,
                 str(err),
-                {"WWW-Authenticate": 'Bearer realm="cspine"'} if err.http_status == 401 else {},
+                {"WWW-Authenticate": 'Bearer realm="cspine"'} if status == 401 else {},
             )
         except Exception:
             log.exception("checking the credentials of an upload failed")

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
-from ..errors import CspineInputError, QueueFullError
+from ..errors import QueueFullError, UserFacingError
 from ..services import Services, StudyImport
 from ..store import UserRecord
 from .config import ServerConfig
@@ -122,7 +122,7 @@ class StudyCollector:
         try:
             with bucket.imp as imp:
                 study = commit_validated(imp, f"The study {bucket.study_uid}")
-        except CspineInputError as err:
+        except UserFacingError as err:
             log.warning("STOW-RS study refused: %s", err)
             return self._remember(replace(base, error=str(err)))
         except Exception as exc:

@@ -15,7 +15,13 @@ import flask
 from .. import DISCLAIMER
 from ..analysis import wording
 from ..analysis.result import SCHEMA
-from ..errors import AccountLockedError, AuthenticationError, CspineInputError, NotFoundError
+from ..errors import (
+    AccountLockedError,
+    AuthenticationError,
+    NotFoundError,
+    UserFacingError,
+    http_status_of,
+)
 from ..vertebrae import NAMES
 from .api import RESULT_FILES, finished_job, job_json, receive_upload, send_artifact, visible_job
 from .auth import (
@@ -104,8 +110,8 @@ def signup():
             except AccountLockedError as err:  # too many requests from this address
                 error, status = str(err), err.http_status
                 headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
-            except CspineInputError as err:
-                error, status = str(err), err.http_status
+            except UserFacingError as err:
+                error, status = str(err), http_status_of(err)
     return flask.render_template("signup.html", error=error, done=done), status, headers
 
 

@@ -84,7 +84,7 @@ class AnalysisService:
         """Read the study at ``path`` (folder, zip, DICOM, NIfTI, PNG/JPEG) and analyse it.
 
         Raises CspineInputError subclasses for problems with the input or the model bundle,
-        AnalysisCancelled when cancelled.
+        Cancelled when cancelled.
         """
         report = reporter(progress)
         report(Progress(0.0, "reading the study"))
@@ -109,7 +109,7 @@ class AnalysisService:
         """Analyse ``path`` on a worker thread. Returns (future of the outcome, cancel event).
 
         ``progress`` is called on the worker thread; set the event to cancel (the future then
-        raises AnalysisCancelled).
+        raises Cancelled).
         """
         future: Future = Future()
         cancel = threading.Event()

@@ -76,7 +76,7 @@ class JobContext:
         return is_cancelled(self.cancel_event)
 
     def check_cancelled(self) -> None:
-        """Raise :class:`~cspine_desktop.errors.AnalysisCancelled` if the user cancelled this
+        """Raise :class:`~cspine_desktop.errors.Cancelled` if the user cancelled this
         job."""
         check_cancelled(self.cancel_event)
 

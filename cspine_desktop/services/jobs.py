@@ -15,8 +15,9 @@ Handler contract:
 - write derived files with ``ctx.artifact_path(name, kind)`` / ``ctx.write_artifact(...)``;
 - return a JSON-serialisable dict; ``result["model"]["sha256"]``, ``result["backend"]`` and
   ``result["timings"]`` are copied to their own columns;
-- raise a :class:`~cspine_desktop.errors.CspineInputError` for a problem with the study (its
-  message is stored as the job's error); any other exception is stored as an internal error.
+- raise a :class:`~cspine_desktop.errors.UserFacingError` for a problem the user should read
+  about (the study, a full disk; its message is stored as the job's error); any other
+  exception is stored as an internal error.
 
 Events: ``subscribe(callback)`` calls ``callback(JobEvent)`` on the WORKER thread for "queued",
 "started", "progress", "finished" and "requeued"; a GUI must hand them to its own thread (e.g.
@@ -32,7 +33,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import AnalysisCancelled, ConflictError, CspineInputError, QueueFullError
+from ..errors import (
+    Cancelled,
+    ConflictError,
+    CspineInputError,
+    QueueFullError,
+    UserFacingError,
+)
 from ..store import AnalysisRecord, Store, StudyRecord, UserRecord
 from .audit import AuditLog
 from .job_context import JobContext, JobEvent
@@ -251,7 +258,7 @@ class JobQueue:
         try:
             try:
                 study = self.store.studies.get(job.study_id)
-            except CspineInputError as err:
+            except UserFacingError as err:
                 self._finish(job, "failed", error=str(err))
                 return
             self._emit(JobEvent("started", job.id, job.study_id, "running", 0))
@@ -262,12 +269,12 @@ class JobQueue:
                 if not isinstance(result, dict):
                     raise TypeError(f"handler returned {type(result).__name__}, not dict")
                 json.dumps(result, allow_nan=False)
-            except AnalysisCancelled:
+            except Cancelled:
                 if self._stopping.is_set() and not self.store.analyses.get(job.id).cancel_requested:
                     self._release(job)  # shut down mid-run: run again at the next start
                 else:
                     self._finish(job, "cancelled", study=study)
-            except CspineInputError as err:
+            except UserFacingError as err:
                 self._finish(job, "failed", error=str(err), study=study)
             except Exception as exc:
                 log.exception("analysis %s failed", job.id)

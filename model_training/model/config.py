@@ -28,9 +28,8 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 class TrainConfigError(CspineInputError):
-    """A training configuration value that cannot be used (unknown optimiser, bad size...)."""
-
-    http_status = 422
+    """A training configuration value that cannot be used (unknown optimiser, bad size...).
+    The training tools exit 2 with its message; it never reaches HTTP, so it has no status."""
 
 
 @dataclass(frozen=True)

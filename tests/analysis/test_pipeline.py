@@ -11,7 +11,7 @@ from factories.model_bundle import threshold_onnx, write_bundle
 
 from cspine_desktop import DISCLAIMER
 from cspine_desktop.analysis.pipeline import analyze
-from cspine_desktop.errors import AnalysisCancelled
+from cspine_desktop.errors import Cancelled
 from cspine_desktop.imaging import load_study
 from cspine_desktop.inference import load_bundle, open_engine
 
@@ -120,7 +120,7 @@ def test_progress_is_monotonic_and_ends_at_one(volume, engine, bundle):
 def test_cancel_raises_analysis_cancelled(volume, engine, bundle):
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(AnalysisCancelled):
+    with pytest.raises(Cancelled):
         analyze(volume, engine, bundle.card, cancel=cancel)
 
 

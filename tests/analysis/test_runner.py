@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cspine_desktop.analysis.runner import choose_batch_size, neck_planes, run_model
-from cspine_desktop.errors import AnalysisCancelled
+from cspine_desktop.errors import Cancelled
 from cspine_desktop.imaging.preprocess import PreparedVolume, PreprocessConfig
 
 
@@ -74,7 +74,7 @@ def test_run_model_fills_run_planes_and_leaves_the_rest_empty():
 def test_cancel_stops_between_batches():
     cancel = threading.Event()
     engine = CountingEngine(on_batch=lambda n: cancel.set() if n == 1 else None)
-    with pytest.raises(AnalysisCancelled):
+    with pytest.raises(Cancelled):
         run_model(engine, _prepared(), batch_size=2, cancel=cancel)
     assert len(engine.batches) == 1
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cspine_desktop.errors import AnalysisCancelled
+from cspine_desktop.errors import Cancelled
 from cspine_desktop.progress import Progress, check_cancelled, is_cancelled, within
 
 
@@ -46,5 +46,5 @@ def test_one_cancel_token_for_every_task(kind):
     if kind == "none":
         check_cancelled(token)
     else:
-        with pytest.raises(AnalysisCancelled, match="Loading was cancelled"):
+        with pytest.raises(Cancelled, match="Loading was cancelled"):
             check_cancelled(token, "Loading")

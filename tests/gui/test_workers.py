@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cspine_desktop.errors import AnalysisCancelled, CorruptFileError
+from cspine_desktop.errors import Cancelled, CorruptFileError
 from cspine_desktop.gui.status_bar import WorkstationStatusBar
 from cspine_desktop.gui.workers import Worker
 from cspine_desktop.progress import Progress
@@ -69,7 +69,7 @@ def test_abort_is_cooperative_and_reported_as_cancelled(qtbot):
         worker.start()
         assert started.wait(5)
         worker.abort()
-    assert isinstance(sig.args[0], AnalysisCancelled) and results == []
+    assert isinstance(sig.args[0], Cancelled) and results == []
     qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
 
 

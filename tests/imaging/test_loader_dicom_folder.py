@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from cspine_desktop.errors import AnalysisCancelled, CspineInputError
+from cspine_desktop.errors import Cancelled, CspineInputError, UserFacingError
 from cspine_desktop.imaging import Volume, list_series, load_study
 from tests.factories.dicom_series import BALL_LPS
 
@@ -178,9 +178,10 @@ def test_cancel_stops_the_load(ct_series, kind):
             event.set()
 
     cancel = event if kind == "event" else event.is_set
-    with pytest.raises(AnalysisCancelled):
+    with pytest.raises(Cancelled):
         load_study(s.folder, progress=progress, cancel=cancel)
-    assert isinstance(AnalysisCancelled("x"), CspineInputError)
+    assert isinstance(Cancelled("x"), UserFacingError)  # shown, never a traceback
+    assert not isinstance(Cancelled("x"), CspineInputError)  # the user stopped it: no fault
 
 
 def test_list_series_describes_the_series(ct_series):

@@ -10,7 +10,7 @@ from factories.dicom_series import write_ct_series
 from factories.model_bundle import threshold_onnx, write_bundle
 
 from cspine_desktop.analysis.result import AnalysisResult
-from cspine_desktop.errors import AnalysisCancelled, ModelBundleError
+from cspine_desktop.errors import Cancelled, ModelBundleError
 from cspine_desktop.services.analysis import AnalysisService, load_overlays
 
 CLS = (0.05, 0.05, 0.9, 0.1, 0.05, 0.05, 0.05)
@@ -59,7 +59,7 @@ def test_start_runs_off_the_calling_thread_and_can_be_cancelled(svc_settings, se
     future, cancel = service.start(series, progress=lambda p: gate.wait(5))
     cancel.set()
     gate.set()
-    with pytest.raises(AnalysisCancelled):
+    with pytest.raises(Cancelled):
         future.result(timeout=60)
 
 
@@ -97,7 +97,7 @@ def test_run_job_honours_cancellation(make_services, svc_settings, series):
         ctx.cancel_event.set()  # the user pressed cancel as the job started
         try:
             return service.run_job(ctx)
-        except AnalysisCancelled:
+        except Cancelled:
             cancelled.append(True)
             raise
 

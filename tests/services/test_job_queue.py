@@ -8,7 +8,13 @@ import time
 import pytest
 from conftest import fake_handler
 
-from cspine_desktop.errors import ConflictError, CspineInputError, NotFoundError, QueueFullError
+from cspine_desktop.errors import (
+    ConflictError,
+    CspineInputError,
+    NotFoundError,
+    QueueFullError,
+    StorageFullError,
+)
 from cspine_desktop.services.jobs import JobQueue
 
 
@@ -47,6 +53,7 @@ def test_job_runs_to_success_with_progress_events_and_result(services):
     "exc, message",
     [
         (CspineInputError("The folder holds no CT series."), "The folder holds no CT series."),
+        (StorageFullError("The disk is full."), "The disk is full."),
         (ZeroDivisionError("x"), "Internal error during analysis (ZeroDivisionError)"),
     ],
 )

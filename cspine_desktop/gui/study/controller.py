@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from ...errors import AnalysisCancelled, CspineInputError
+from ...errors import Cancelled, UserFacingError
 from ...imaging import list_series, load_study
 from ...progress import Progress
 from ..workers import Worker, run_in_background
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 ChooseSeries = Callable[[list], "str | None"]  # usable SeriesInfo list → chosen UID or None
 
 
-class AnalysisFailedError(CspineInputError):
+class AnalysisFailedError(UserFacingError):
     """The job queue reported the analysis as failed; the message is the job's error."""
 
 
@@ -46,7 +46,7 @@ class StudyController(QObject):
     study_stored = Signal(object)  # StudyRecord
     analysis_started = Signal(str)  # job id
     analysis_finished = Signal(object)  # OpenStudy with result
-    failed = Signal(object)  # exception (CspineInputError → plain dialog)
+    failed = Signal(object)  # exception (UserFacingError → plain dialog)
     cancelled = Signal()
     busy_changed = Signal(bool)
 
@@ -90,7 +90,7 @@ class StudyController(QObject):
     def _on_error(self, exc: BaseException) -> None:
         self._worker = None
         self._set_busy(self._job_id is not None)
-        if isinstance(exc, AnalysisCancelled):
+        if isinstance(exc, Cancelled):
             self.cancelled.emit()
         else:
             self.failed.emit(exc)
