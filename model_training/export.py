@@ -481,7 +481,7 @@ def _phantom(args: argparse.Namespace) -> Any:
 
 def _phantom_batch(card: dict[str, Any], args: argparse.Namespace):
     """A few real model inputs from one held-out phantom (for the Keras ↔ ONNX check)."""
-    from cspine_desktop.analysis.runner import neck_planes
+    from cspine_desktop.analysis.model_pass import neck_planes
     from cspine_desktop.imaging.preprocess import model_input, prepare_volume
 
     cfg = PreprocessConfig.from_dict(card["preprocessing"])

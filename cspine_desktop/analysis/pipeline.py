@@ -27,6 +27,7 @@ from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled,
 from ..vertebrae import NAMES
 from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_study, verdicts
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
+from .model_pass import GridOutputs, Predictor, run_model
 from .plausibility import FinalVerdicts, check_spine, final_verdicts, input_reasons
 from .postprocess import CleanLabels, clean_labels
 from .result import (
@@ -36,7 +37,6 @@ from .result import (
     VertebraVerdict,
     operating_points,
 )
-from .runner import GridOutputs, Predictor, run_model
 from .stage2 import Stage2Config, score_vertebrae, with_stage2
 
 # share of the progress bar per stage

@@ -31,7 +31,7 @@ from ..imaging.preprocess import PreparedVolume
 from ..imaging.volume import Volume
 from ..vertebrae import NAMES
 from .aggregate import StudyScores
-from .runner import Predictor
+from .model_pass import Predictor
 
 MAX_BATCH = 16
 

@@ -161,8 +161,8 @@ def run_bench(
     per slice are the best of ``repeats`` timed batches (more on a busy machine). ``threads``
     sets the ONNX Runtime / OpenVINO compute threads (1 = the CPU cost of a slice on one core,
     which a busy machine distorts least)."""
+    from ..analysis.model_pass import neck_planes
     from ..analysis.pipeline import analyze
-    from ..analysis.runner import neck_planes
     from ..imaging.preprocess import PreprocessConfig, model_input, prepare_volume
 
     say = progress or (lambda m: None)

@@ -27,7 +27,7 @@ import numpy as np
 
 from cspine_desktop.analysis.aggregate import AggregationConfig, aggregate_study
 from cspine_desktop.analysis.metrics import dice_counts, roc_auc
-from cspine_desktop.analysis.runner import run_model
+from cspine_desktop.analysis.model_pass import run_model
 from cspine_desktop.imaging.preprocess import (
     PreparedVolume,
     PreprocessConfig,

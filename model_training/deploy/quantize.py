@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cspine_desktop.analysis.runner import neck_planes
+from cspine_desktop.analysis.model_pass import neck_planes
 from cspine_desktop.imaging.preprocess import PreprocessConfig, model_input, prepare_volume
 
 from .gate import CALIBRATION_SEED, phantom_studies

@@ -16,8 +16,8 @@ import numpy as np
 
 from cspine_desktop.analysis.aggregate import AggregationConfig, aggregate_study
 from cspine_desktop.analysis.metrics import confusion_matrix, dice_counts
+from cspine_desktop.analysis.model_pass import run_model
 from cspine_desktop.analysis.postprocess import clean_labels
-from cspine_desktop.analysis.runner import run_model
 from cspine_desktop.vertebrae import N_CLASSES
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def make_predictor(model: Any) -> Any:
 
 
 class KerasPredictor:
-    """The engine protocol of ``analysis.runner`` around an in-memory Keras model."""
+    """The engine protocol of ``analysis.model_pass`` around an in-memory Keras model."""
 
     def __init__(self, model: Any) -> None:
         s1, s2, c = (int(d) for d in model.input.shape[1:])

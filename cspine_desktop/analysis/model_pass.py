@@ -1,4 +1,5 @@
-"""Run an engine over the model grid in bounded batches, with progress and cancellation.
+"""One model pass over the model grid: the engine run in bounded batches, with progress and
+cancellation.
 
 Only the planes that hold the neck are run (planes without bone are air or padding). While the
 engine works on one batch, a helper thread windows the next one, so at most two input batches

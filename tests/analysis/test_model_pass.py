@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from cspine_desktop.analysis.runner import choose_batch_size, neck_planes, run_model
+from cspine_desktop.analysis.model_pass import choose_batch_size, neck_planes, run_model
 from cspine_desktop.errors import Cancelled
 from cspine_desktop.imaging.preprocess import PreparedVolume, PreprocessConfig
 
