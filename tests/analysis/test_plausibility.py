@@ -210,7 +210,7 @@ def test_the_ranges_cover_every_level_and_keep_lumbar_sizes_out():
 
 def test_a_tilted_level_still_shows_its_canal_in_thin_slabs(spine):
     """C4 leaning forward plane by plane: its whole outline covers the canal, its slabs don't."""
-    from cspine_desktop.analysis.plausibility import _canal
+    from cspine_desktop.analysis.plausibility.measure import _canal
 
     labels, hu = spine
     tilted = labels.copy()

@@ -1,0 +1,80 @@
+"""Is what the segmentation found a believable cervical spine? The checks, each failure in words.
+
+A fracture verdict is only as good as the vertebrae it is about: "no fracture" said about a
+clivus labelled C2, a lumbar spine or a single picture is a confident wrong answer. So every
+analysis is checked, and whatever fails becomes a *reason* in plain words:
+
+* **the input** — a CT series (``Modality``), not a single 2D image, with slices at most
+  ``MAX_SLICE_MM`` thick: a fracture line is often 1–2 mm wide and is averaged away in a thicker
+  slice (the RSNA 2022 challenge used ≤ 1 mm, C-spine protocols 0.5–3 mm);
+* **the levels** — the levels found lie in head-to-feet order without a missing level or a gap
+  wider than ``MAX_GAP_MM`` between neighbours; each has a volume, height (head–feet extent),
+  width (left–right) and depth (front–back) inside ``LEVEL_RANGES``; when most levels are too
+  large for a neck, the images show another part of the spine (judged from the images, never
+  from the header's body part);
+* **the canal** — each level's outline (axial footprint) encloses a vertebral canal of at least
+  ``CANAL_MIN_MM2`` holding soft tissue, not bone, and the canal runs on from level to level;
+* **the level assignment** — it relabelled at most ``MAX_RELABELLED_FRACTION`` of the pixels;
+* **coverage** — a level cut by the top or bottom edge of the scan is *partly in view*.
+
+Reasons about the whole study make every vertebra and the patient indeterminate; a reason
+about one level makes that level indeterminate. :func:`final_verdicts` then says which fracture
+verdicts may be given (a "fractured" flag only where the status is ``assessed``).
+
+Labels are uint8 [z, y, x] with 0 background and 1–7 = C1–C7, **z increasing toward the feet**
+(the model grid of :mod:`cspine_desktop.imaging.preprocess`), spacing (z, y, x) in mm, HU on the
+same grid. Pure numpy/OpenCV.
+
+The limits are in :mod:`.limits`, the measuring in :mod:`.measure`, the checks in
+:mod:`.checks` and the verdicts that may then be given in :mod:`.verdicts`.
+"""
+
+from .checks import SpineCheck, check_spine, input_reasons
+from .limits import (
+    ASSESSED,
+    CANAL_MAX_HU,
+    CANAL_MAX_MM2,
+    CANAL_MIN_MM2,
+    CANAL_SLAB_MM,
+    EDGE_CUT_FRACTION,
+    INDETERMINATE,
+    LEVEL_RANGES,
+    MAX_CANAL_STEP_MM,
+    MAX_GAP_MM,
+    MAX_RELABELLED_FRACTION,
+    MAX_SLICE_MM,
+    NOT_IN_VIEW,
+    PARTLY_IN_VIEW,
+    PATIENT_STATUSES,
+    VERTEBRA_STATUSES,
+    LevelRange,
+)
+from .measure import LevelMeasure, measure_levels
+from .verdicts import FinalVerdicts, final_verdicts
+
+__all__ = [
+    "ASSESSED",
+    "CANAL_MAX_HU",
+    "CANAL_MAX_MM2",
+    "CANAL_MIN_MM2",
+    "CANAL_SLAB_MM",
+    "EDGE_CUT_FRACTION",
+    "INDETERMINATE",
+    "LEVEL_RANGES",
+    "MAX_CANAL_STEP_MM",
+    "MAX_GAP_MM",
+    "MAX_RELABELLED_FRACTION",
+    "MAX_SLICE_MM",
+    "NOT_IN_VIEW",
+    "PARTLY_IN_VIEW",
+    "PATIENT_STATUSES",
+    "VERTEBRA_STATUSES",
+    "FinalVerdicts",
+    "LevelMeasure",
+    "LevelRange",
+    "SpineCheck",
+    "check_spine",
+    "final_verdicts",
+    "input_reasons",
+    "measure_levels",
+]

@@ -1,0 +1,266 @@
+"""The checks themselves: the input, each level's size, order and contiguity, the canal and the
+level assignment; each failure becomes a reason in plain words (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+
+from ...vertebrae import NAMES
+from .limits import (
+    ASSESSED,
+    CANAL_MAX_HU,
+    CANAL_MAX_MM2,
+    CANAL_MIN_MM2,
+    INDETERMINATE,
+    LEVEL_RANGES,
+    MAX_CANAL_STEP_MM,
+    MAX_GAP_MM,
+    MAX_RELABELLED_FRACTION,
+    MAX_SLICE_MM,
+    NOT_IN_VIEW,
+    PARTLY_IN_VIEW,
+)
+from .measure import LevelMeasure, measure_levels
+
+
+@dataclass(frozen=True)
+class SpineCheck:
+    """The outcome of the checks, before any fracture verdict.
+
+    study_reasons : reasons that make the whole study indeterminate (empty = none).
+    status        : C1..C7 → assessed / partly_in_view / not_in_view / indeterminate.
+    reasons       : C1..C7 → that level's own reasons (the study reasons are not repeated).
+    measures      : the measured levels.
+    """
+
+    study_reasons: tuple[str, ...]
+    status: dict[str, str]
+    reasons: dict[str, tuple[str, ...]]
+    measures: dict[str, LevelMeasure] = field(default_factory=dict)
+
+
+def input_reasons(
+    modality: str | None,
+    n_slices: int,
+    slice_mm: float | None,
+    source_kind: str | None = None,
+) -> tuple[str, ...]:
+    """Reasons the input itself cannot give a fracture verdict.
+
+    ``slice_mm``: the larger of the slice spacing and the slice thickness (mm), if known.
+    """
+    if (source_kind or "").lower() == "image" or n_slices <= 1:
+        what = "a picture (PNG/JPEG)" if (source_kind or "").lower() == "image" else "one slice"
+        return (
+            f"The input is {what}, not a CT series: a fracture verdict needs a CT series "
+            "(a stack of axial slices through the neck).",
+        )
+    out = []
+    mod = (modality or "").strip().upper()
+    if mod != "CT":
+        out.append(
+            f"The images are {mod or 'of unknown modality'}, not CT: the model was made for "
+            "CT and its fracture verdicts mean nothing on other images."
+        )
+    if slice_mm is not None and slice_mm > MAX_SLICE_MM + 1e-6:
+        out.append(
+            f"The slices are {slice_mm:.1f} mm thick; fracture verdicts need slices of at most "
+            f"{MAX_SLICE_MM:.0f} mm (a 1–2 mm fracture line is averaged away in thicker slices)."
+        )
+    return tuple(out)
+
+
+def _fmt(lo_hi: tuple[float, float]) -> str:
+    return f"{lo_hi[0]:g}–{lo_hi[1]:g}"
+
+
+def _size_reasons(m: LevelMeasure) -> tuple[list[str], bool]:
+    """(reasons, too large) for one level's size: the first measure out of range (one reason
+    per level keeps the list readable); lower limits only for a level not cut."""
+    r = LEVEL_RANGES[m.name]
+    out: list[str] = []
+    large = False
+    checks = (
+        ("volume", m.volume_ml, r.volume_ml, "ml"),
+        ("height (head to feet)", m.height_mm, r.height_mm, "mm"),
+        ("width", m.width_mm, r.width_mm, "mm"),
+        ("depth (front to back)", m.depth_mm, r.depth_mm, "mm"),
+    )
+    for what, value, (lo, hi), unit in checks:
+        if value > hi:
+            large = large or what in ("volume", "width", "depth (front to back)")
+            out.append(
+                f"{m.name} is too large for a {m.name}: {what} {value:.0f} {unit} "
+                f"(expected {_fmt((lo, hi))} {unit})."
+            )
+        elif value < lo and m.cut is None:
+            out.append(
+                f"{m.name} is too small for a {m.name}: {what} {value:.1f} {unit} "
+                f"(expected {_fmt((lo, hi))} {unit})."
+            )
+    return out[:1], large
+
+
+def check_spine(
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None = None,
+    *,
+    relabelled_fraction: float | None = None,
+    input_problems: tuple[str, ...] = (),
+    min_voxels: int = 10,
+) -> SpineCheck:
+    """Run every check on one label map (see the package docstring for the contract)."""
+    found = _Findings.start(measure_levels(labels, spacing, hu, min_voxels), input_problems)
+    _check_coverage(found)
+    _check_sizes(found)
+    _check_order(found, float(spacing[0]))
+    _check_canal(found)
+    _check_assignment(found, relabelled_fraction)
+    return found.result()
+
+
+@dataclass
+class _Findings:
+    """What the checks have found so far: study reasons, each level's own reasons and status."""
+
+    measures: dict[str, LevelMeasure]
+    present: list[str]
+    study: list[str]
+    own: dict[str, list[str]]
+    status: dict[str, str]
+
+    @classmethod
+    def start(cls, measures: dict[str, LevelMeasure], input_problems: tuple[str, ...]) -> _Findings:
+        """Every measured level assessed, every other one not in view; the input's reasons."""
+        status = {n: NOT_IN_VIEW for n in NAMES}
+        for n in measures:
+            status[n] = ASSESSED
+        study = list(input_problems)
+        if not measures:
+            study.append("No cervical vertebra was found in the images.")
+        return cls(
+            measures=measures,
+            present=[n for n in NAMES if n in measures],
+            study=study,
+            own={n: [] for n in NAMES},
+            status=status,
+        )
+
+    def result(self) -> SpineCheck:
+        """A study reason makes every level in view indeterminate; reasons said once each."""
+        study_reasons = tuple(dict.fromkeys(self.study))
+        status = self.status
+        if study_reasons:
+            status = {n: (INDETERMINATE if s != NOT_IN_VIEW else s) for n, s in status.items()}
+        own = dict(self.own)
+        for n in NAMES:
+            if status[n] == NOT_IN_VIEW:
+                own[n] = ["Not in the images (outside the scan, or not found)."]
+        return SpineCheck(
+            study_reasons=study_reasons,
+            status=status,
+            reasons={n: tuple(dict.fromkeys(own[n])) for n in NAMES},
+            measures=self.measures,
+        )
+
+
+def _check_coverage(f: _Findings) -> None:
+    """A level cut by the top or bottom edge of the scan is partly in view."""
+    for n in f.present:
+        if f.measures[n].cut:
+            f.status[n] = PARTLY_IN_VIEW
+            f.own[n].append(
+                f"{n} is cut by the {f.measures[n].cut} edge of the scan: part of it is outside "
+                "the images."
+            )
+
+
+def _check_sizes(f: _Findings) -> None:
+    """Each level's size, and what the sizes say about the body part."""
+    too_large = []
+    for n in f.present:
+        reasons, large = _size_reasons(f.measures[n])
+        if reasons:
+            f.status[n] = INDETERMINATE
+            f.own[n].extend(reasons)
+        if large:
+            too_large.append(n)
+    uncut = [n for n in f.present if f.measures[n].cut is None] or f.present
+    if len(too_large) >= 2 and len(too_large) * 2 >= len(uncut):
+        f.study.append(
+            f"{len(too_large)} of the {len(f.present)} levels found are larger than cervical "
+            "vertebrae: the images look like a thoracic or lumbar spine, not a neck."
+        )
+
+
+def _check_order(f: _Findings, dz: float) -> None:
+    """The levels lie in head-to-feet order, without a missing level or a wide gap."""
+    measures, present = f.measures, f.present
+    for upper, lower in pairwise(present):
+        if measures[lower].centre_z_mm <= measures[upper].centre_z_mm:
+            f.study.append(
+                f"{lower} was found at or above {upper}: the levels are not in head-to-feet order."
+            )
+        gap = (measures[lower].first_plane - measures[upper].last_plane - 1) * dz
+        if gap > MAX_GAP_MM:
+            f.study.append(
+                f"There is a gap of {gap:.0f} mm between {upper} and {lower}; neighbouring "
+                f"vertebrae are at most {MAX_GAP_MM:.0f} mm apart."
+            )
+    missing = [n for n in NAMES if present and present[0] < n < present[-1] and n not in measures]
+    if missing:
+        f.study.append(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing between "
+            f"{present[0]} and {present[-1]}: the levels are not contiguous."
+        )
+
+
+def _check_canal(f: _Findings) -> None:
+    """Each level not cut encloses a canal of soft tissue, and the canal runs on from level to
+    level."""
+    measures, present = f.measures, f.present
+    no_canal = []
+    for n in present:
+        m = measures[n]
+        if m.cut is not None:
+            continue
+        if m.canal_mm2 < CANAL_MIN_MM2 or m.canal_mm2 > CANAL_MAX_MM2:
+            no_canal.append(n)
+            f.own[n].append(f"No vertebral canal was found inside the outline of {n}.")
+        elif m.canal_hu is not None and m.canal_hu > CANAL_MAX_HU:
+            no_canal.append(n)
+            f.own[n].append(
+                f"What {n} encloses is bone-dense ({m.canal_hu:.0f} HU), not a vertebral canal."
+            )
+    for n in no_canal:
+        f.status[n] = INDETERMINATE
+    checked = [n for n in present if measures[n].cut is None]
+    if checked and len(no_canal) * 2 > len(checked):
+        f.study.append(
+            "No vertebral canal runs through most of the levels found: what was segmented may "
+            "not be a spine."
+        )
+    centres = {n: c for n in present if (c := measures[n].canal_centre_mm) is not None}
+    for upper, lower in pairwise(centres):
+        if NAMES.index(lower) - NAMES.index(upper) != 1:
+            continue
+        (y0, x0), (y1, x1) = centres[upper], centres[lower]
+        step = float(np.hypot(y1 - y0, x1 - x0))
+        if step > MAX_CANAL_STEP_MM and upper not in no_canal and lower not in no_canal:
+            f.study.append(
+                f"The vertebral canal jumps {step:.0f} mm sideways between {upper} and {lower}: "
+                "it is not one continuous canal."
+            )
+
+
+def _check_assignment(f: _Findings, relabelled_fraction: float | None) -> None:
+    """The level assignment relabelled no more than it may."""
+    if relabelled_fraction is not None and relabelled_fraction > MAX_RELABELLED_FRACTION:
+        f.study.append(
+            f"The level assignment had to relabel {relabelled_fraction:.0%} of the vertebra "
+            f"pixels (at most {MAX_RELABELLED_FRACTION:.0%} is trusted): the levels may be wrong."
+        )

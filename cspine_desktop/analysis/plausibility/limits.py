@@ -1,0 +1,97 @@
+"""What the plausibility checks measure against: the statuses they give and the limits.
+
+Each limit says where its value comes from (ANATOMY: the adult textbook values; the benchmarks
+for what the demo model needs on unseen phantom studies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ASSESSED, PARTLY_IN_VIEW, NOT_IN_VIEW, INDETERMINATE = (
+    "assessed",
+    "partly_in_view",
+    "not_in_view",
+    "indeterminate",
+)
+VERTEBRA_STATUSES = (ASSESSED, PARTLY_IN_VIEW, NOT_IN_VIEW, INDETERMINATE)
+PATIENT_STATUSES = (ASSESSED, INDETERMINATE)
+
+# ---------------------------------------------------------------------------------- the limits
+MAX_SLICE_MM = 5.0
+"""Thickest slice (or slice spacing) a fracture verdict is given for, mm."""
+
+MAX_RELABELLED_FRACTION = 0.35
+"""Largest share of vertebra pixels the level assignment may relabel. On unseen phantom studies
+the demo model's labels need 4–20 % (docs/benchmarks.md); a real head-and-neck CT whose C2 was
+found on the clivus needed 74 %."""
+
+MAX_GAP_MM = 12.0
+"""Widest head–feet gap between neighbouring levels: a disc is 4–6 mm (ANATOMY: discs),
+doubled for thin segmentations at the end-plates."""
+
+CANAL_MIN_MM2 = 50.0
+"""Smallest canal cross-section (mm²) enclosed by a level's outline. The cervical canal is a
+triangle AP 14–17 × 22–28 mm (≈ 150–240 mm², ANATOMY: spinal canal); a third of that allows for
+stenosis and a segmentation that closes only part of the ring."""
+
+CANAL_MAX_MM2 = 900.0
+"""Largest hole a vertebra's outline may enclose: the C1 ring around the dens and the canal
+(outer AP ≈ 45 mm, ANATOMY: C1) encloses ≈ 400–700 mm²; larger holes are not a canal."""
+
+CANAL_MAX_HU = 200.0
+"""The canal holds cord and CSF (0–35 HU) and epidural fat; a "hole" whose median is denser than
+this is bone the segmentation left out, not a canal."""
+
+CANAL_SLAB_MM = 10.0
+"""Thickness of the slabs whose outline is searched for the canal: the pedicles and laminae
+that close the ring around it are 5–10 mm tall."""
+
+MAX_CANAL_STEP_MM = 12.0
+"""Largest in-plane shift of the canal's centre from one level to the next (lordosis moves it by
+2–6 mm per level; the phantom's largest is 8 mm)."""
+
+EDGE_CUT_FRACTION = 0.2
+"""A level touching the first or last plane is cut when that plane still shows at least this
+share of the level's largest cross-section: more than the tip of a process lies outside."""
+
+
+@dataclass(frozen=True)
+class LevelRange:
+    """Plausible size of one level's whole label (body, arch and processes), as segmented:
+    (low, high) for the volume (ml), height = head–feet extent, width = left–right extent and
+    depth = front–back extent (mm)."""
+
+    volume_ml: tuple[float, float]
+    height_mm: tuple[float, float]
+    width_mm: tuple[float, float]
+    depth_mm: tuple[float, float]
+
+
+_SUBAXIAL = LevelRange(
+    volume_ml=(3.0, 32.0), height_mm=(10.0, 45.0), width_mm=(30.0, 70.0), depth_mm=(30.0, 75.0)
+)
+LEVEL_RANGES: dict[str, LevelRange] = {
+    "C1": LevelRange(
+        volume_ml=(1.5, 28.0), height_mm=(4.0, 38.0), width_mm=(50.0, 105.0), depth_mm=(25.0, 65.0)
+    ),
+    "C2": LevelRange(
+        volume_ml=(4.0, 40.0), height_mm=(16.0, 68.0), width_mm=(30.0, 72.0), depth_mm=(32.0, 78.0)
+    ),
+    "C3": _SUBAXIAL,
+    "C4": _SUBAXIAL,
+    "C5": _SUBAXIAL,
+    "C6": _SUBAXIAL,
+    "C7": LevelRange(
+        volume_ml=(3.0, 38.0), height_mm=(10.0, 52.0), width_mm=(35.0, 85.0), depth_mm=(35.0, 90.0)
+    ),
+}
+"""Sizes of each level's whole label. From ANATOMY (adult textbook values): C3–C7 bodies
+15–20 mm wide, 15–17 mm deep and 13–15 mm tall, behind them a canal 14–17 mm deep and 22–28 mm
+wide, short bifid spinous processes, C7's 15–20 mm longer; transverse processes with a 5–6 mm
+foramen; C1 a ring ≈ 45 mm deep and 75–80 mm wide; C2's dens ≈ 15 mm tall on a C3-sized body.
+A whole subaxial level is therefore ≈ 40–55 mm wide, 40–60 mm deep and, with the down-sloping
+processes, 20–35 mm tall; volumes 7–18 ml (C2 and C7 the largest). The ranges widen these by
+about a third each way for build, age, lordosis and segmentation error. Thoracic levels (with
+their transverse processes ≈ 60–75 mm wide, 55–75 mm tall) and lumbar ones (75–95 mm wide,
+> 50 ml) fall outside."""

@@ -1,0 +1,146 @@
+"""Measuring each level of a label map: extent, volume, whether the scan's edge cuts it, and
+the vertebral canal its outline encloses.
+
+Labels are uint8 [z, y, x] with 0 background and 1–7 = C1–C7, z increasing toward the feet;
+spacing (z, y, x) in mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ...vertebrae import NAMES
+from .limits import CANAL_MAX_MM2, CANAL_MIN_MM2, CANAL_SLAB_MM, EDGE_CUT_FRACTION
+
+
+@dataclass(frozen=True)
+class LevelMeasure:
+    """What one level of a label map measures (mm, ml; planes are indices of the label map)."""
+
+    name: str
+    volume_ml: float
+    height_mm: float
+    width_mm: float
+    depth_mm: float
+    first_plane: int
+    last_plane: int
+    centre_z_mm: float
+    cut: str | None  # "top", "bottom" or None
+    canal_mm2: float
+    canal_centre_mm: tuple[float, float] | None  # (y, x)
+    canal_hu: float | None
+
+
+def _holes(mask: np.ndarray) -> np.ndarray:
+    """Background pixels of a 2-D mask not connected (4-connectivity) to the image border."""
+    inv = (mask == 0).astype(np.uint8)
+    n, comp = cv2.connectedComponents(inv, connectivity=4)
+    border = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
+    inside = np.setdiff1d(np.arange(1, n), border)
+    return np.isin(comp, inside)
+
+
+_Canal = tuple[float, tuple[float, float] | None, np.ndarray | None]  # area, centre, hole mask
+
+
+def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float]) -> _Canal:
+    """(area mm², centre (y, x) mm, hole mask) of the largest hole in a level's outline."""
+    closed = cv2.morphologyEx(
+        footprint.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)
+    )
+    n, comp, stats, centres = cv2.connectedComponentsWithStats(
+        _holes(closed).astype(np.uint8), connectivity=4
+    )
+    if n <= 1:
+        return 0.0, None, None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = float(stats[i, cv2.CC_STAT_AREA]) * spacing_yx[0] * spacing_yx[1]
+    cx, cy = centres[i]
+    return area, (float(cy) * spacing_yx[0], float(cx) * spacing_yx[1]), comp == i
+
+
+def _level_canal(
+    lab: np.ndarray,
+    level: int,
+    z0: int,
+    z1: int,
+    dz: float,
+    spacing_yx: tuple[float, float],
+    with_c2: bool,
+) -> tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]:
+    """(area mm², centre, hole mask, (first, last) plane) of the level's canal: the largest
+    hole of a plausible size among the whole outline and its slabs, else the whole outline's."""
+    n = max(1, round(CANAL_SLAB_MM / dz))
+    windows = [(z0, z1)] + [(a, min(a + n - 1, z1)) for a in range(z0, max(z0, z1 - n + 1) + 1)]
+    if with_c2:
+        windows.append((0, lab.shape[0] - 1))
+    found: list[tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]] = []
+    for a, b in windows:
+        part = lab[a : b + 1]
+        footprint = (part == level).any(axis=0)
+        if with_c2:
+            footprint |= (part == 2).any(axis=0)
+        area, centre, hole = _canal(footprint, spacing_yx)
+        found.append((area, centre, hole, (a, b)))
+    good = [f for f in found if CANAL_MIN_MM2 <= f[0] <= CANAL_MAX_MM2]
+    return max(good, key=lambda f: f[0]) if good else found[0]
+
+
+def measure_levels(
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None = None,
+    min_voxels: int = 10,
+) -> dict[str, LevelMeasure]:
+    """Measure every level with at least ``min_voxels`` pixels on some plane.
+
+    The canal is looked for in the outline of the whole level and of each ``CANAL_SLAB_MM``
+    slab of it (a tilted or turned vertebra's whole outline can cover its own canal); the
+    largest hole of a plausible size counts. C1's is looked for in the outline of C1 and C2
+    together: the dens of C2 rises through the C1 ring, and a thin ring is often segmented with
+    gaps.
+    """
+    lab = np.asarray(labels)
+    dz, dy, dx = (float(s) for s in spacing)
+    nz = lab.shape[0]
+    flat = lab.reshape(nz, -1)
+    areas = np.stack([(flat == v).sum(axis=1) for v in range(1, len(NAMES) + 1)], axis=1)
+    out: dict[str, LevelMeasure] = {}
+    for i, name in enumerate(NAMES):
+        planes = np.nonzero(areas[:, i] >= min_voxels)[0]
+        if planes.size == 0:
+            continue
+        z0, z1 = int(planes[0]), int(planes[-1])
+        mask = lab[z0 : z1 + 1] == i + 1
+        cols = np.nonzero(mask.any(axis=(0, 1)))[0]
+        rows = np.nonzero(mask.any(axis=(0, 2)))[0]
+        largest = float(areas[:, i].max())
+        cut = None
+        if areas[0, i] >= EDGE_CUT_FRACTION * largest and areas[0, i] > 0:
+            cut = "top"
+        elif areas[-1, i] >= EDGE_CUT_FRACTION * largest and areas[-1, i] > 0:
+            cut = "bottom"
+        with_c2 = name == "C1" and areas[:, 1].max() >= min_voxels
+        area, centre, hole, (h0, h1) = _level_canal(lab, i + 1, z0, z1, dz, (dy, dx), with_c2)
+        canal_hu = None
+        if hu is not None and hole is not None:
+            canal_hu = float(np.median(np.asarray(hu)[h0 : h1 + 1][:, hole]))
+        zc = float((areas[:, i] * np.arange(nz)).sum() / max(areas[:, i].sum(), 1)) * dz
+        out[name] = LevelMeasure(
+            name=name,
+            volume_ml=float(areas[:, i].sum()) * dz * dy * dx / 1000.0,
+            height_mm=(z1 - z0 + 1) * dz,
+            width_mm=(int(cols[-1]) - int(cols[0]) + 1) * dx,
+            depth_mm=(int(rows[-1]) - int(rows[0]) + 1) * dy,
+            first_plane=z0,
+            last_plane=z1,
+            centre_z_mm=zc,
+            cut=cut,
+            canal_mm2=area,
+            canal_centre_mm=centre,
+            canal_hu=canal_hu,
+        )
+    return out
