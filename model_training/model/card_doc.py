@@ -230,6 +230,50 @@ def _more_target_rows(m: dict[str, Any]) -> list[tuple[str, float, float | None,
     return rows
 
 
+def _sagittal_words(crops: dict[str, Any]) -> str:
+    half = float(crops.get("sagittal_half_mm") or 0.0)
+    if half <= 0:
+        return ""
+    return (
+        f"A second view: sagittal planes {crops['plane_mm']} mm apart within {half:g} mm of the "
+        "vertebra's midline (channels toward patient left, at, toward patient right, and the "
+        "mask), scored by the same network; a near-axial fracture (dens, end-plate, a burst's "
+        "height loss) shows only there. "
+    )
+
+
+# history columns: (title, key, format); a missing value (the starting point has no loss) is "—"
+_HISTORY = (
+    ("run", "run", "{}"),
+    ("epoch", "epoch", "{}"),
+    ("lr", "lr", "{:.2g}"),
+    ("loss", "loss", "{:.3f}"),
+    ("train plane AUC", "train_plane_auc", "{:.3f}"),
+    ("train vertebra AUC", "train_vertebra_auc", "{:.3f}"),
+    ("val plane AUC", "val_plane_auc", "{:.3f}"),
+    ("val vertebra AUC", "val_vertebra_auc", "{:.3f}"),
+    ("val axial only", "val_vertebra_auc_axial", "{:.3f}"),
+    ("val sagittal only", "val_vertebra_auc_sagittal", "{:.3f}"),
+    ("gap", "gap", "{:+.3f}"),
+    ("studies seen", "studies_seen", "{}"),
+    ("train s", "train_seconds", "{:.0f}"),
+    ("eval s", "eval_seconds", "{:.0f}"),
+)
+
+
+def _history_table(hist: list[dict[str, Any]]) -> list[str]:
+    """Every epoch of stage 2's training; columns no epoch has are left out."""
+    cols = [c for c in _HISTORY if any(h.get(c[1]) is not None for h in hist)]
+    rows = [
+        "| " + " | ".join(t for t, _, _ in cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    for h in hist:
+        cells = [f.format(h[k]) if h.get(k) is not None else "—" for _, k, f in cols]
+        rows.append("| " + " | ".join(cells) + " |")
+    return [*rows, ""]
+
+
 def _stage2_section(card: dict[str, Any]) -> list[str]:
     """What stage 2 is, how it was trained (every epoch) and calibrated, and its int8 gate."""
     s2 = card.get("stage2")
@@ -247,7 +291,9 @@ def _stage2_section(card: dict[str, Any]) -> list[str]:
         f"vertebra's stage-1 mask, planes {c['plane_mm']} mm apart (or the source spacing), "
         f"every {s2.get('plane_stride', 1)}th plane scored; channels: bone window "
         f"{c['context_mm']:g} mm toward the head, at the plane, {c['context_mm']:g} mm toward "
-        "the feet, and the vertebra's mask. Outputs per plane: `fracture` (sigmoid) and "
+        "the feet, and the vertebra's mask. "
+        + _sagittal_words(c)
+        + "Outputs per plane: `fracture` (sigmoid) and "
         f"`fracture_map` ({c['size'] // c['map_stride']}² localisation map, the heat-map). "
         f"Vertebra probability = Platt-calibrated mean of the top {s2.get('top_k')} plane "
         f"scores (a = {cal.get('a', 1.0):.3f}, b = {cal.get('b', 0.0):.3f}, "
@@ -262,19 +308,7 @@ def _stage2_section(card: dict[str, Any]) -> list[str]:
     ]
     hist = tr.get("history") or []
     if hist:
-        L += [
-            "| epoch | lr | loss | train plane AUC | train vertebra AUC | val plane AUC "
-            "| val vertebra AUC | gap | studies seen | train s | eval s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for h in hist:
-            L.append(
-                f"| {h['epoch']} | {h['lr']:.2g} | {h['loss']:.3f} | {h['train_plane_auc']:.3f} "
-                f"| {h['train_vertebra_auc']:.3f} | {h['val_plane_auc']:.3f} "
-                f"| {h['val_vertebra_auc']:.3f} | {h['gap']:+.3f} | {h['studies_seen']} "
-                f"| {h['train_seconds']:.0f} | {h['eval_seconds']:.0f} |"
-            )
-        L.append("")
+        L += _history_table(hist)
     gate = s2.get("int8_gate") or {}
     if "passed" in gate:
         L += [

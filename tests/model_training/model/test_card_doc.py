@@ -1,0 +1,46 @@
+"""The model card page describes stage 2 as the card says: both views, and every epoch of its
+training, including the starting point of a run that continued an earlier classifier."""
+
+from __future__ import annotations
+
+from model_training.model.card_doc import _stage2_section
+
+CROPS = {"size": 128, "pixel_mm": 0.5, "plane_mm": 1.0, "context_mm": 1.0, "map_stride": 8}
+
+
+def _card(crops, history):
+    return {
+        "stage2": {
+            "architecture": {"family": "DenseNet121 crop classifier", "parameters": 7_000_000},
+            "crops": crops,
+            "top_k": 2,
+            "plane_stride": 2,
+            "calibration": {"a": 0.7, "b": -2.0, "method": "platt", "n_vertebrae": 420},
+            "training": {"data": "streamed phantoms", "epochs": len(history), "history": history},
+        }
+    }
+
+
+def test_sagittal_view_and_a_starting_point_without_loss_are_rendered():
+    hist = [
+        {"run": "+ sagittal", "epoch": 0, "val_vertebra_auc": 0.685, "gap": -0.02},
+        {
+            "run": "+ sagittal",
+            "epoch": 1,
+            "lr": 5e-4,
+            "loss": 0.64,
+            "val_vertebra_auc": 0.71,
+            "val_vertebra_auc_sagittal": 0.72,
+            "gap": 0.01,
+        },
+    ]
+    text = "\n".join(_stage2_section(_card({**CROPS, "sagittal_half_mm": 12.0}, hist)))
+    assert "sagittal planes 1.0 mm apart within 12 mm" in text
+    assert "| run | epoch | lr | loss | val vertebra AUC | val sagittal only | gap |" in text
+    assert "| + sagittal | 0 | — | — | 0.685 | — | -0.020 |" in text
+    assert "| + sagittal | 1 | 0.0005 | 0.640 | 0.710 | 0.720 | +0.010 |" in text
+
+
+def test_axial_only_card_says_nothing_of_a_sagittal_view():
+    text = "\n".join(_stage2_section(_card(CROPS, [])))
+    assert "sagittal" not in text
