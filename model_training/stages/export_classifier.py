@@ -1,0 +1,199 @@
+"""``stages export``: the trained stage-2 classifier into a bundle.
+
+Writes ``classifier.onnx`` (fp32, checked against Keras) and ``classifier.int8.onnx`` when the
+int8 model passes the accuracy gate (vertebra and plane AUC drop ≤ ``GATE_MAX_DROP`` on the
+planes of held-out phantom studies), and the card's ``stage2`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cspine_desktop.analysis.metrics import roc_auc
+from cspine_desktop.imaging.crops import CropConfig
+
+from ..datasets.crops_stream import StreamConfig, evaluation_planes
+from .card_file import write_json
+
+log = logging.getLogger("cspine.stages")
+
+GATE_SEED0 = 41_000_000  # int8 gate studies
+QUANT_SEED0 = 42_000_000  # int8 calibration studies
+GATE_MAX_DROP = 0.005
+
+
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    from ..deploy.onnx_export import export_onnx
+
+    run = Path(args.classifier).parent
+    config = json.loads((run / "config.json").read_text())
+    crop = CropConfig.from_dict(config["crops"])
+    bundle = Path(args.bundle)
+    card_path = bundle / "model_card.json"
+    card = json.loads(card_path.read_text())
+    model = _reload_as_image_input(Path(args.classifier), config["classifier"])
+    fp32 = export_onnx(model, bundle / "classifier.onnx")
+    gate_planes = _plane_inputs(GATE_SEED0, args.gate_studies, crop)
+    x = gate_planes.x.astype(np.float32)
+    p32, diff = _fp32_probs_checked(model, fp32, x)
+    files = {k: v for k, v in card["files"].items() if int(v.get("stage", 1)) != 2}
+    files["classifier.onnx"] = {
+        "format": "onnx",
+        "precision": "fp32",
+        "sha256": _sha256(fp32),
+        "stage": 2,
+        "max_abs_diff_vs_keras": diff,
+    }
+    gate: dict[str, Any] = {"studies": args.gate_studies, "planes": len(x), "seed": GATE_SEED0}
+    if not args.no_int8:
+        verdict, i8 = _int8_gate(fp32, bundle, crop, gate_planes, x, p32, args)
+        gate.update(verdict)
+        log.info("int8 gate: %s", gate)
+        if gate["passed"]:
+            files["classifier.int8.onnx"] = {
+                "format": "onnx",
+                "precision": "int8",
+                "sha256": _sha256(i8),
+                "stage": 2,
+                "accuracy_gate": gate,
+            }
+        else:
+            os.unlink(i8)
+    stage2 = _stage2_section(card, config, crop, model, run, args, gate)
+    card["files"] = files
+    card["stage2"] = stage2
+    write_json(card_path, card)
+    return card
+
+
+def _fp32_probs_checked(model: Any, fp32: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """The fp32 ONNX model's plane probabilities, and its largest difference from Keras (an
+    export that differs by more than 1e-3 is an error)."""
+    ref = np.asarray(model.predict(x, batch_size=32, verbose=0)["fracture"]).reshape(-1)
+    p32 = _onnx_probs(fp32, x)
+    diff = float(np.abs(ref - p32).max())
+    log.info("classifier.onnx: max |Keras − ONNX| %.2e over %d planes", diff, len(x))
+    if diff > 1e-3:
+        raise RuntimeError(f"ONNX export differs from Keras by {diff}")
+    return p32, diff
+
+
+def _int8_gate(
+    fp32: Path,
+    bundle: Path,
+    crop: CropConfig,
+    gate_planes: Any,
+    x: np.ndarray,
+    p32: np.ndarray,
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], Path]:
+    """``classifier.int8.onnx``, calibrated on planes of studies of its own, and the gate's
+    numbers: vertebra and plane AUC of fp32 and int8 on the gate planes, and whether it passed."""
+    from ..deploy.quantize import quantize_int8
+
+    quant = _plane_inputs(QUANT_SEED0, args.quant_studies, crop)
+    pick = np.random.default_rng(0).permutation(len(quant.x))[: args.quant_planes]
+    i8 = quantize_int8(
+        fp32,
+        bundle / "classifier.int8.onnx",
+        (quant.x[i : i + 1].astype(np.float32) for i in pick),
+    )
+    p8 = _onnx_probs(i8, x)
+    a32 = _vertebra_auc(gate_planes, p32, args.top_k)
+    a8 = _vertebra_auc(gate_planes, p8, args.top_k)
+    pl32 = roc_auc(gate_planes.y.astype(bool), p32)
+    pl8 = roc_auc(gate_planes.y.astype(bool), p8)
+    ok = (a32 - a8) <= GATE_MAX_DROP + 1e-9 and (pl32 - pl8) <= GATE_MAX_DROP + 1e-9
+    verdict = {
+        "vertebra_auc_fp32": a32,
+        "vertebra_auc_int8": a8,
+        "plane_auc_fp32": pl32,
+        "plane_auc_int8": pl8,
+        "max_drop": GATE_MAX_DROP,
+        "passed": bool(ok),
+    }
+    return verdict, i8
+
+
+def _stage2_section(
+    card: dict[str, Any],
+    config: dict[str, Any],
+    crop: CropConfig,
+    model: Any,
+    run: Path,
+    args: argparse.Namespace,
+    gate: dict[str, Any],
+) -> dict[str, Any]:
+    """The card's ``stage2`` section: architecture, crops, scoring, the calibration so far (the
+    identity until ``calibrate``), how it was trained and the int8 gate."""
+    history = (
+        json.loads((run / "history.json").read_text()) if (run / "history.json").is_file() else []
+    )
+    return {
+        "architecture": {
+            "family": "DenseNet121 encoder, plane classifier + localisation map",
+            **config["classifier"],
+            "parameters": int(model.count_params()),
+        },
+        "crops": crop.to_dict(),
+        "top_k": args.top_k,
+        "plane_stride": 2,
+        "calibration": card.get("stage2", {}).get("calibration", {"a": 1.0, "b": 0.0}),
+        "training": {
+            "data": "a stream of fresh synthetic phantom studies (no study seen twice)",
+            "stream": config.get("stream"),
+            "seeds": config.get("seeds"),
+            "epochs": len(history),
+            "history": history,
+        },
+        "int8_gate": gate,
+    }
+
+
+def _reload_as_image_input(path: Path, cfg: dict[str, Any]) -> Any:
+    """The trained classifier rebuilt with its input named ``image`` (the ONNX contract)."""
+    import keras
+
+    from ..model.classifier import ClassifierConfig, build_classifier
+
+    trained = keras.models.load_model(str(path), compile=False)
+    ccfg = ClassifierConfig.from_dict({**cfg, "encoder_weights": None})
+    model = build_classifier(ccfg)
+    model.set_weights(trained.get_weights())
+    return model
+
+
+def _sha256(path: Path) -> str:
+    from cspine_desktop.inference.bundle import sha256_of
+
+    return sha256_of(path)
+
+
+def _plane_inputs(seed0: int, n: int, crop: CropConfig) -> Any:
+    return evaluation_planes([seed0 + i for i in range(n)], crop, StreamConfig(), plane_stride=2)
+
+
+def _vertebra_auc(planes: Any, probs: np.ndarray, top_k: int) -> float:
+    from ..train_classifier import vertebra_table
+
+    vt = vertebra_table(planes, probs, top_k)
+    return roc_auc(vt["label"], vt["score"])
+
+
+def _onnx_probs(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    out = []
+    for i in range(0, len(x), 32):
+        (p,) = sess.run(["fracture"], {name: x[i : i + 32].astype(np.float32)})
+        out.append(p.reshape(-1))
+    return np.concatenate(out)
