@@ -75,7 +75,6 @@ def _file(mime: str, what: str) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    job = {"$ref": "#/components/schemas/Job"}
     return {
         "openapi": "3.0.3",
         "info": {
@@ -90,167 +89,189 @@ def openapi_document() -> dict[str, Any]:
             '{"error": "...", "status": N}.',
         },
         "security": [{"bearer": []}, {"basic": []}],
-        "paths": {
-            "/api/v1/health": {
-                "get": {
-                    "summary": "Is the endpoint up; model and backend",
-                    "operationId": "health",
-                    "security": [],
-                    "responses": {"200": _json({"$ref": "#/components/schemas/Health"}, "up")},
-                }
-            },
-            "/api/v1/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "operationId": "openapi",
-                    "security": [],
-                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3 document")},
-                }
-            },
-            "/api/v1/auth/token": {
-                "post": {
-                    "summary": "Exchange a user name and password for a bearer token",
-                    "operationId": "issue_token",
-                    "security": [],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Credentials"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json({"$ref": "#/components/schemas/Token"}, "a new token"),
-                        "400": _err("body is not JSON {username, password}"),
-                        "401": _err("wrong user name or password (one message for both)"),
-                        "413": _err("body larger than 64 KiB"),
-                        "429": {**_err("too many failures: locked"), "headers": _RETRY},
-                    },
-                },
-                "delete": {
-                    "summary": "Revoke the bearer token of this request (sign out)",
-                    "operationId": "revoke_token",
-                    "responses": {"204": {"description": "revoked"}, **_AUTH_ERRORS},
-                },
-            },
-            "/api/v1/studies": {
-                "post": {
-                    "summary": "Upload a CT study (DICOM files or one zip) and queue it",
-                    "operationId": "upload_study",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "file": {
-                                            "type": "array",
-                                            "items": {"type": "string", "format": "binary"},
-                                        }
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "202": _json({"$ref": "#/components/schemas/Accepted"}, "queued"),
-                        "400": _err("empty upload, unsafe zip or no files"),
-                        **_AUTH_ERRORS,
-                        "413": _err("over the size, file-count or unpacked-size limit"),
-                        "415": _err("not multipart/form-data, or an unsupported format"),
-                        "422": _err(
-                            "not a CT study the loader can read, or a series too large to load "
-                            "(max_image_voxels); the message says why"
-                        ),
-                        "503": {**_err("analysis queue full"), "headers": _RETRY},
-                    },
-                },
-                "get": {
-                    "summary": "The caller's studies with their latest verdicts",
-                    "operationId": "list_studies",
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "studies": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/Study"},
-                                    }
-                                },
-                            },
-                            "studies, newest first",
-                        ),
-                        **_AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/v1/jobs/{job_id}": {
-                "get": {
-                    "summary": "State and progress of an analysis",
-                    "operationId": "job_status",
-                    "parameters": [_JOB_ID],
-                    "responses": {"200": _json(job, "the job"), **_JOB_ERRORS},
-                },
-                "delete": {
-                    "summary": "Cancel an analysis",
-                    "operationId": "cancel_job",
-                    "parameters": [_JOB_ID],
-                    "responses": {
-                        "202": _json(job, "cancelled or cancelling"),
-                        **_JOB_ERRORS,
-                        "409": _err("already finished"),
-                    },
-                },
-            },
-            "/api/v1/jobs/{job_id}/result": {
-                "get": {
-                    "summary": "The cspine.analysis/2 result JSON "
-                    "(docs/schemas/cspine.analysis-2.schema.json)",
-                    "operationId": "job_result",
-                    "parameters": [_JOB_ID],
-                    "responses": {
-                        "200": _json({"type": "object"}, "cspine.analysis/2 document"),
-                        **_RESULT_ERRORS,
-                    },
-                }
-            },
-            "/api/v1/jobs/{job_id}/result/mask.nii.gz": _file("application/gzip", "label mask"),
-            "/api/v1/jobs/{job_id}/result/seg.dcm": _file("application/dicom", "DICOM SEG"),
-            "/api/v1/jobs/{job_id}/result/report.pdf": _file("application/pdf", "PDF report"),
-            "/dicomweb/studies": {
-                "post": {
-                    "summary": "STOW-RS: store instances; studies are analysed once settled",
-                    "operationId": "stow",
-                    "requestBody": _STOW_BODY,
-                    "responses": _STOW_RESPONSES,
-                }
-            },
-            "/dicomweb/studies/{study_uid}": {
-                "post": {
-                    "summary": "STOW-RS into one study (instances of other studies fail)",
-                    "operationId": "stow_study",
-                    "parameters": [
-                        {
-                            "name": "study_uid",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "maxLength": 64},
-                        }
-                    ],
-                    "requestBody": _STOW_BODY,
-                    "responses": _STOW_RESPONSES,
-                }
-            },
-        },
+        "paths": {**_service_paths(), **_study_paths(), **_job_paths(), **_dicomweb_paths()},
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic"},
             },
             "schemas": _schemas(),
+        },
+    }
+
+
+def _service_paths() -> dict[str, Any]:
+    """Health, this document, and signing in and out."""
+    return {
+        "/api/v1/health": {
+            "get": {
+                "summary": "Is the endpoint up; model and backend",
+                "operationId": "health",
+                "security": [],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Health"}, "up")},
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3 document")},
+            }
+        },
+        "/api/v1/auth/token": {
+            "post": {
+                "summary": "Exchange a user name and password for a bearer token",
+                "operationId": "issue_token",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Credentials"}}
+                    },
+                },
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Token"}, "a new token"),
+                    "400": _err("body is not JSON {username, password}"),
+                    "401": _err("wrong user name or password (one message for both)"),
+                    "413": _err("body larger than 64 KiB"),
+                    "429": {**_err("too many failures: locked"), "headers": _RETRY},
+                },
+            },
+            "delete": {
+                "summary": "Revoke the bearer token of this request (sign out)",
+                "operationId": "revoke_token",
+                "responses": {"204": {"description": "revoked"}, **_AUTH_ERRORS},
+            },
+        },
+    }
+
+
+def _study_paths() -> dict[str, Any]:
+    """Uploading a study, and the caller's studies."""
+    return {
+        "/api/v1/studies": {
+            "post": {
+                "summary": "Upload a CT study (DICOM files or one zip) and queue it",
+                "operationId": "upload_study",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "file": {
+                                        "type": "array",
+                                        "items": {"type": "string", "format": "binary"},
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/Accepted"}, "queued"),
+                    "400": _err("empty upload, unsafe zip or no files"),
+                    **_AUTH_ERRORS,
+                    "413": _err("over the size, file-count or unpacked-size limit"),
+                    "415": _err("not multipart/form-data, or an unsupported format"),
+                    "422": _err(
+                        "not a CT study the loader can read, or a series too large to load "
+                        "(max_image_voxels); the message says why"
+                    ),
+                    "503": {**_err("analysis queue full"), "headers": _RETRY},
+                },
+            },
+            "get": {
+                "summary": "The caller's studies with their latest verdicts",
+                "operationId": "list_studies",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "studies": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Study"},
+                                }
+                            },
+                        },
+                        "studies, newest first",
+                    ),
+                    **_AUTH_ERRORS,
+                },
+            },
+        },
+    }
+
+
+def _job_paths() -> dict[str, Any]:
+    """An analysis: its state, cancelling it, its result and the files made from it."""
+    job = {"$ref": "#/components/schemas/Job"}
+    return {
+        "/api/v1/jobs/{job_id}": {
+            "get": {
+                "summary": "State and progress of an analysis",
+                "operationId": "job_status",
+                "parameters": [_JOB_ID],
+                "responses": {"200": _json(job, "the job"), **_JOB_ERRORS},
+            },
+            "delete": {
+                "summary": "Cancel an analysis",
+                "operationId": "cancel_job",
+                "parameters": [_JOB_ID],
+                "responses": {
+                    "202": _json(job, "cancelled or cancelling"),
+                    **_JOB_ERRORS,
+                    "409": _err("already finished"),
+                },
+            },
+        },
+        "/api/v1/jobs/{job_id}/result": {
+            "get": {
+                "summary": "The cspine.analysis/2 result JSON "
+                "(docs/schemas/cspine.analysis-2.schema.json)",
+                "operationId": "job_result",
+                "parameters": [_JOB_ID],
+                "responses": {
+                    "200": _json({"type": "object"}, "cspine.analysis/2 document"),
+                    **_RESULT_ERRORS,
+                },
+            }
+        },
+        "/api/v1/jobs/{job_id}/result/mask.nii.gz": _file("application/gzip", "label mask"),
+        "/api/v1/jobs/{job_id}/result/seg.dcm": _file("application/dicom", "DICOM SEG"),
+        "/api/v1/jobs/{job_id}/result/report.pdf": _file("application/pdf", "PDF report"),
+    }
+
+
+def _dicomweb_paths() -> dict[str, Any]:
+    """STOW-RS: DICOM instances stored, their studies analysed once settled."""
+    return {
+        "/dicomweb/studies": {
+            "post": {
+                "summary": "STOW-RS: store instances; studies are analysed once settled",
+                "operationId": "stow",
+                "requestBody": _STOW_BODY,
+                "responses": _STOW_RESPONSES,
+            }
+        },
+        "/dicomweb/studies/{study_uid}": {
+            "post": {
+                "summary": "STOW-RS into one study (instances of other studies fail)",
+                "operationId": "stow_study",
+                "parameters": [
+                    {
+                        "name": "study_uid",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 64},
+                    }
+                ],
+                "requestBody": _STOW_BODY,
+                "responses": _STOW_RESPONSES,
+            }
         },
     }
 
