@@ -37,7 +37,7 @@ from .result import (
     VertebraVerdict,
     operating_points,
 )
-from .stage2 import Stage2Config, score_vertebrae, with_stage2
+from .stage2 import Stage2Config, Stage2Scores, score_vertebrae, with_stage2
 
 # share of the progress bar per stage
 _P_PREP, _P_MODEL = 0.1, 0.85
@@ -121,27 +121,15 @@ def analyze(
     report(Progress(_P_MODEL, "checking the segmentation"))
     t0 = time.perf_counter()
     aggregation = AggregationConfig.from_dict(card.get("aggregation"))
-    clean = clean_labels(
-        grid.labels,
-        min_voxels=aggregation.min_voxels,
-        slice_step_mm=cfg.slice_step_mm if aggregation.assign_levels else None,
-        hu=prepared.hu,
-        pixel_mm=cfg.pixel_spacing_mm,
-    )
+    clean = _clean_labels(grid, prepared, cfg, aggregation)
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
     labels = from_grid(clean.labels, prepared, order="nearest")
-    stage2 = None
     classifier: AnalysisEngine | None = getattr(engine, "classifier", None)
+    stage2 = None
     if classifier is not None and card.get("stage2"):
         report(Progress(0.86, "judging each vertebra at full resolution"))
         t2 = time.perf_counter()
-        stage2 = score_vertebrae(
-            volume,
-            labels,
-            classifier,
-            Stage2Config.from_card(card["stage2"]),
-            check=lambda: check_cancelled(cancel),
-        )
+        stage2 = _stage2_scores(volume, labels, classifier, card, cancel)
         scores = with_stage2(scores, stage2, prepared)
         timings["stage2"] = time.perf_counter() - t2
     thresholds = {k: float(v) for k, v in card["thresholds"].items()}
@@ -149,11 +137,8 @@ def analyze(
     final = _plausible_verdicts(volume, prepared, clean, aggregation, verdict)
     heat_grid = fracture_heatmap(grid.fracture_map, clean.labels, cfg.pixel_spacing_mm)
     cam_grid = None
-    if explain and stage2 is None and any(verdict[n] for n in NAMES):
-        activation = _activation(engine, grid, prepared)
-        if activation is not None:
-            report(Progress(0.9, "explaining the findings"))
-            cam_grid = class_activation_grid(activation, clean.labels, verdict)
+    if explain and stage2 is None:
+        cam_grid = _explanation_grid(engine, grid, prepared, clean, verdict, report)
     check_cancelled(cancel)
     if stage2 is not None:  # stage 2's localisation, drawn on the source grid
         heatmap = stage2.heatmap
@@ -163,11 +148,93 @@ def analyze(
     timings["postprocess"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
-    result = AnalysisResult(
+    result = _result(
+        volume,
+        card,
+        scores,
+        final,
+        prepared,
+        thresholds,
+        backend=_backend_label(engine, classifier if stage2 is not None else None),
+        sha256=str(engine.sha256),
+        warnings=[*volume.warnings, *getattr(engine, "warnings", ()), *clean.warnings],
+        timings=timings,
+    )
+    report(Progress(1.0, "done"))
+    return AnalysisOutcome(result, volume, labels, heatmap, gradcam)
+
+
+def _clean_labels(
+    grid: GridOutputs,
+    prepared: PreparedVolume,
+    cfg: PreprocessConfig,
+    aggregation: AggregationConfig,
+) -> CleanLabels:
+    """The model's labels cleaned up, and their levels assigned when the card asks for it."""
+    return clean_labels(
+        grid.labels,
+        min_voxels=aggregation.min_voxels,
+        slice_step_mm=cfg.slice_step_mm if aggregation.assign_levels else None,
+        hu=prepared.hu,
+        pixel_mm=cfg.pixel_spacing_mm,
+    )
+
+
+def _stage2_scores(
+    volume: Volume,
+    labels: np.ndarray,
+    classifier: AnalysisEngine,
+    card: Mapping[str, Any],
+    cancel: CancelToken,
+) -> Stage2Scores:
+    """Stage 2: each vertebra judged at full resolution on the source grid."""
+    return score_vertebrae(
+        volume,
+        labels,
+        classifier,
+        Stage2Config.from_card(card["stage2"]),
+        check=lambda: check_cancelled(cancel),
+    )
+
+
+def _explanation_grid(
+    engine: AnalysisEngine,
+    grid: GridOutputs,
+    prepared: PreparedVolume,
+    clean: CleanLabels,
+    verdict: dict[str, bool],
+    report: ProgressCallback,
+) -> np.ndarray | None:
+    """Class activation on the model grid for the vertebrae judged fractured, or None when
+    nothing is fractured or the engine cannot explain its classifier."""
+    if not any(verdict[n] for n in NAMES):
+        return None
+    activation = _activation(engine, grid, prepared)
+    if activation is None:
+        return None
+    report(Progress(0.9, "explaining the findings"))
+    return class_activation_grid(activation, clean.labels, verdict)
+
+
+def _result(
+    volume: Volume,
+    card: Mapping[str, Any],
+    scores: StudyScores,
+    final: FinalVerdicts,
+    prepared: PreparedVolume,
+    thresholds: dict[str, float],
+    *,
+    backend: str,
+    sha256: str,
+    warnings: list[str],
+    timings: dict[str, float],
+) -> AnalysisResult:
+    """The verdicts as the result document states them."""
+    return AnalysisResult(
         study_instance_uid=str(volume.meta.get("StudyInstanceUID") or ""),
         series_instance_uid=str(volume.meta.get("SeriesInstanceUID") or ""),
-        model=ModelInfo(str(card["name"]), str(card["version"]), str(engine.sha256)),
-        backend=_backend_label(engine, classifier if stage2 is not None else None),
+        model=ModelInfo(str(card["name"]), str(card["version"]), sha256),
+        backend=backend,
         patient_overall=PatientVerdict(
             round(float(scores.patient_probability), 6),
             final.patient_fractured,
@@ -178,14 +245,10 @@ def analyze(
         ),
         vertebrae=_vertebra_verdicts(scores, final, prepared, thresholds, card),
         thresholds=thresholds,
-        warnings=tuple(
-            dict.fromkeys([*volume.warnings, *getattr(engine, "warnings", ()), *clean.warnings])
-        ),
+        warnings=tuple(dict.fromkeys(warnings)),
         timings_s={k: round(v, 4) for k, v in timings.items()},
         patient_id=str(volume.meta.get("PatientID") or ""),
     )
-    report(Progress(1.0, "done"))
-    return AnalysisOutcome(result, volume, labels, heatmap, gradcam)
 
 
 def _activation(
