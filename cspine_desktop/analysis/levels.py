@@ -105,33 +105,18 @@ def assign_levels(
     flat = lab.reshape(nz, -1)
     counts = np.stack([(flat == v).sum(axis=1) for v in range(1, len(NAMES) + 1)], axis=1)
     spine = np.nonzero(counts.sum(axis=1) >= min_voxels)[0]
-    plane_level = np.zeros(nz, np.int8)
     if spine.size == 0:
-        return LevelAssignment(lab.copy(), plane_level, 0.0, ())
-    z0, z1 = int(spine[0]), int(spine[-1])
+        return LevelAssignment(lab.copy(), np.zeros(nz, np.int8), 0.0, ())
     anchors = None
     c1_first = False
     if hu is not None and pixel_mm:
         anchors = find_anchors(hu, lab, slice_step_mm, pixel_mm)
-        if anchors.dens_tip is not None:
-            top = max(0, anchors.dens_tip - round(C1_ABOVE_DENS_MM / slice_step_mm))
-            if z0 <= anchors.dens_tip + ANCHOR_REACH_MM / slice_step_mm:
-                c1_first = True
-                z0 = max(z0, top)
-                spine = spine[spine >= z0]
-                if spine.size == 0:
-                    return LevelAssignment(lab.copy(), plane_level, 0.0, (), anchors)
-                z0, z1 = int(spine[0]), int(spine[-1])
-    # C1's ring lies around the dens, above C2's middle: "C1" below that (or far below the
-    # dens tip) is other bone (an occiput, a shoulder), left out of the check and cleared if
-    # the labels are kept
-    c1_end = nz
-    c2 = counts[:, 1].astype(np.float64)
-    if c2.sum() > 0:
-        c1_end = int(np.searchsorted(np.cumsum(c2), c2.sum() / 2.0))
-    if c1_first and anchors is not None and anchors.dens_tip is not None:
-        tip_end = anchors.dens_tip + int(np.ceil(C1_BELOW_TIP_MAX_MM / slice_step_mm))
-        c1_end = min(c1_end, tip_end)
+        spine, c1_first = _below_skull_base(spine, anchors, slice_step_mm)
+        if spine.size == 0:
+            return LevelAssignment(lab.copy(), np.zeros(nz, np.int8), 0.0, (), anchors)
+    z0, z1 = int(spine[0]), int(spine[-1])
+    dens_tip = anchors.dens_tip if c1_first and anchors is not None else None
+    c1_end = _c1_end(counts, dens_tip, slice_step_mm)
     gate_counts = counts.copy()
     gate_counts[:z0] = 0
     gate_counts[c1_end:, 0] = 0
@@ -149,44 +134,94 @@ def assign_levels(
         and _agrees_with_anatomy(without_c1, slice_step_mm, min_voxels, None)
     )
     if keep_c1 or drop_c1:
-        # the model's own labels already run C1→C7 where the anatomy puts them: keep them
-        # voxel by voxel (one level per plane cannot hold C1's ring around C2's dens), and
-        # only clear what lies above C1's ring (skull base) and "C1" far below it
-        out = lab.copy()
-        out[:z0] = 0
-        tail = out[0 if drop_c1 else c1_end :]
-        tail[tail == 1] = 0
-        for v in range(1, 8):
-            if 0 < (out == v).sum() < NOISE_LEVEL_VOXELS * max(min_voxels, 1):
-                out[out == v] = 0
-        kept = np.stack([(out.reshape(nz, -1) == v).sum(axis=1) for v in range(1, 8)], axis=1)
-        plane_level[:] = np.where(kept.sum(axis=1) > 0, kept.argmax(axis=1) + 1, 0)
-        n_fg = int((lab > 0).sum())
-        changed = float((out != lab).sum() / n_fg) if n_fg else 0.0
-        note: tuple[str, ...] = ()
-        if drop_c1 and (lab == 1).any():
-            note = (
-                "C1 could not be placed (no dens found in the images to count from); "
-                "its labels were left out.",
-            )
-        return LevelAssignment(out, plane_level, changed, note, anchors)
+        return _kept_labels(lab, z0, c1_end, drop_c1, min_voxels, anchors)
+    return _counted_levels(lab, counts, z0, z1, slice_step_mm, anchors, dens_tip)
+
+
+def _below_skull_base(
+    spine: np.ndarray, anchors: Anchors, step_mm: float
+) -> tuple[np.ndarray, bool]:
+    """(the spine's planes, whether the count starts at C1): with the dens tip found near the
+    top of the labelled spine, the planes above C1's ring (skull base, clivus) are left out."""
+    z0 = int(spine[0])
+    if anchors.dens_tip is None:
+        return spine, False
+    top = max(0, anchors.dens_tip - round(C1_ABOVE_DENS_MM / step_mm))
+    if z0 > anchors.dens_tip + ANCHOR_REACH_MM / step_mm:
+        return spine, False
+    z0 = max(z0, top)
+    return spine[spine >= z0], True
+
+
+def _c1_end(counts: np.ndarray, dens_tip: int | None, step_mm: float) -> int:
+    """The plane where "C1" stops being C1: C1's ring lies around the dens, above C2's middle,
+    so "C1" below that (or far below the dens tip) is other bone (an occiput, a shoulder), left
+    out of the check and cleared if the labels are kept."""
+    c1_end = counts.shape[0]
+    c2 = counts[:, 1].astype(np.float64)
+    if c2.sum() > 0:
+        c1_end = int(np.searchsorted(np.cumsum(c2), c2.sum() / 2.0))
+    if dens_tip is not None:
+        tip_end = dens_tip + int(np.ceil(C1_BELOW_TIP_MAX_MM / step_mm))
+        c1_end = min(c1_end, tip_end)
+    return int(c1_end)
+
+
+def _kept_labels(
+    lab: np.ndarray,
+    z0: int,
+    c1_end: int,
+    drop_c1: bool,
+    min_voxels: int,
+    anchors: Anchors | None,
+) -> LevelAssignment:
+    """The model's own labels, which already run C1→C7 where the anatomy puts them: kept voxel
+    by voxel (one level per plane cannot hold C1's ring around C2's dens); only what lies
+    above C1's ring (skull base), "C1" far below it (every "C1" with ``drop_c1``) and levels
+    too small to be more than noise are cleared."""
+    nz = lab.shape[0]
+    plane_level = np.zeros(nz, np.int8)
+    out = lab.copy()
+    out[:z0] = 0
+    tail = out[0 if drop_c1 else c1_end :]
+    tail[tail == 1] = 0
+    for v in range(1, 8):
+        if 0 < (out == v).sum() < NOISE_LEVEL_VOXELS * max(min_voxels, 1):
+            out[out == v] = 0
+    kept = np.stack([(out.reshape(nz, -1) == v).sum(axis=1) for v in range(1, 8)], axis=1)
+    plane_level[:] = np.where(kept.sum(axis=1) > 0, kept.argmax(axis=1) + 1, 0)
+    n_fg = int((lab > 0).sum())
+    changed = float((out != lab).sum() / n_fg) if n_fg else 0.0
+    note: tuple[str, ...] = ()
+    if drop_c1 and (lab == 1).any():
+        note = (
+            "C1 could not be placed (no dens found in the images to count from); "
+            "its labels were left out.",
+        )
+    return LevelAssignment(out, plane_level, changed, note, anchors)
+
+
+def _counted_levels(
+    lab: np.ndarray,
+    counts: np.ndarray,
+    z0: int,
+    z1: int,
+    step_mm: float,
+    anchors: Anchors | None,
+    dens_tip: int | None,
+) -> LevelAssignment:
+    """The levels counted plane by plane (:func:`_best_runs`) from the top of the spine, from
+    C1 when the dens tip was found (``dens_tip``), and every plane's bone relabelled to its
+    level."""
+    plane_level = np.zeros(lab.shape[0], np.int8)
     votes = counts[z0 : z1 + 1].astype(np.float64)
     votes /= np.maximum(votes.sum(axis=1, keepdims=True), 1.0)  # per-plane shares
     boundary = None
     first_len = None
-    if c1_first and anchors is not None and anchors.dens_tip is not None:
-        # a level starts where a separate body block starts (just below a disc)
-        boundary = np.zeros(z1 - z0 + 1)
-        for t in anchors.body_tops:
-            for dz, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
-                if 0 <= t + dz - z0 < boundary.size:
-                    boundary[t + dz - z0] = max(boundary[t + dz - z0], w)
-        boundary *= DISC_BONUS_PLANES
-        # C1's ring ends (C2 starts) C2_BELOW_TIP_MM below the dens tip
-        end = anchors.dens_tip + C2_BELOW_TIP_MM / slice_step_mm - z0
-        tol = max(1.0, 2.0 / slice_step_mm)
-        first_len = (max(1, int(np.floor(end - tol))), max(1, int(np.ceil(end + tol))))
-    runs = _best_runs(votes, slice_step_mm, 1 if c1_first else None, boundary, first_len)
+    if dens_tip is not None and anchors is not None:
+        boundary, first_len = _anchored_priors(anchors, dens_tip, z0, z1, step_mm)
+    first_level = 1 if dens_tip is not None else None
+    runs = _best_runs(votes, step_mm, first_level, boundary, first_len)
     if runs is None:
         return LevelAssignment(
             lab.copy(),
@@ -210,6 +245,24 @@ def assign_levels(
             "order; check the level labels on the sagittal view.",
         )
     return LevelAssignment(out, plane_level, changed, warnings, anchors)
+
+
+def _anchored_priors(
+    anchors: Anchors, dens_tip: int, z0: int, z1: int, step_mm: float
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """What the anatomy adds to the count: a bonus for a level starting where a separate body
+    block starts (just below a disc), and the first run's length (C1's ring ends, C2 starts,
+    ``C2_BELOW_TIP_MM`` below the dens tip)."""
+    boundary = np.zeros(z1 - z0 + 1)
+    for t in anchors.body_tops:
+        for dz, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
+            if 0 <= t + dz - z0 < boundary.size:
+                boundary[t + dz - z0] = max(boundary[t + dz - z0], w)
+    boundary *= DISC_BONUS_PLANES
+    end = dens_tip + C2_BELOW_TIP_MM / step_mm - z0
+    tol = max(1.0, 2.0 / step_mm)
+    first_len = (max(1, int(np.floor(end - tol))), max(1, int(np.ceil(end + tol))))
+    return boundary, first_len
 
 
 def _agrees_with_anatomy(
