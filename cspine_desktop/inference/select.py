@@ -10,18 +10,16 @@ are filtered by the card's gate records (:mod:`.gates`): ``auto`` takes only the
 only when nothing else can run the bundle (TensorFlow's import time and memory outweigh its
 speed for one study; ask for ``keras`` explicitly to use it). The first time a model runs on a
 machine each candidate is opened and timed on two slices; the timings are cached in
-``<cache_dir>/backend-timings.json`` (per machine fingerprint and model digest), so later starts
-open only the winner. The score is the expected time for a typical study: load time + time per
-slice × :data:`TYPICAL_SLICES` (stage 2: × :data:`TYPICAL_CROP_PLANES`). Both stages are chosen
-this way; the stage-2 classifier on the CPU among its own files' pairs.
+``<cache_dir>/backend-timings.json`` (per machine fingerprint and model digest; see
+:mod:`.timings`), so later starts open only the winner. The score is the expected time for a
+typical study: load time + time per slice × :data:`TYPICAL_SLICES` (stage 2:
+× :data:`TYPICAL_CROP_PLANES`). Both stages are chosen this way; the stage-2 classifier on the
+CPU among its own files' pairs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,16 +34,15 @@ from . import gates
 from .bundle import ModelBundle, ModelFile
 from .engine import CLASSIFIER_OUTPUTS, OUTPUTS, Engine, warn_once
 from .hardware import fingerprint
+from .timings import expected_seconds, load_timings, save_timings, timing_key
 
 log = logging.getLogger(__name__)
 
-TIMINGS_FILE = "backend-timings.json"
 TYPICAL_SLICES = 100  # model-grid planes of a typical neck study (2 mm steps)
 # stage-2 crop planes of a typical study: 7 levels × ~20 planes (0.5 mm crops, every 2nd plane)
 TYPICAL_CROP_PLANES = 150
 BACKEND_NAMES = ("auto", "onnx", "openvino", "keras", "tensorrt")
 GATED_RUNTIMES = ("onnx", "openvino")  # the pairs the card's gate records judge
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -253,32 +250,24 @@ def choose(
 ) -> tuple[Engine, Candidate]:
     """Open the candidate with the best cached score (measuring the unknown ones and caching
     their timings); without ``measure``, the first that opens."""
-    timings = _load_timings(cache_dir) if measure else {}
+    timings = load_timings(cache_dir) if measure else {}
     machine = fingerprint()
 
     def score(timing: dict[str, Any] | None) -> float:
-        return _score(timing, per_study)
+        return expected_seconds(timing, per_study)
 
-    ordered = sorted(found, key=lambda c: score(timings.get(_timing_key(machine, c))))
+    ordered = sorted(found, key=lambda c: score(timings.get(timing_key(machine, c.sha256, c.key))))
     problems: list[str] = []
     engine: Engine | None = None
     chosen: Candidate | None = None
     best = float("inf")
     for cand in ordered:
-        key = _timing_key(machine, cand)
+        key = timing_key(machine, cand.sha256, cand.key)
         known = timings.get(key)
         if engine is not None and (not measure or (known is not None and score(known) >= best)):
             continue  # known to be slower, or we take the first that opens
         try:
-            t0 = time.perf_counter()
-            opened = cand.open()
-            load_s = time.perf_counter() - t0
-            if measure and known is None and getattr(opened, "built_cache", False):
-                # it compiled and cached itself: later starts load the cache, so time that
-                opened.close()
-                t0 = time.perf_counter()
-                opened = cand.open()
-                load_s = time.perf_counter() - t0
+            opened, load_s = _open_timed(cand, reopen_built=measure and known is None)
         except ModelBundleError as exc:
             problems.append(str(exc))
             warn_once(f"Skipping {cand.key}: {exc}")
@@ -293,7 +282,7 @@ def choose(
                 "ms_per_slice": round(measure_ms_per_slice(opened), 3),
             }
             timings[key] = known
-            _save_timings(cache_dir, timings)
+            save_timings(cache_dir, timings)
             log.info("measured %s: %s", cand.key, known)
         s = score(known)
         if engine is None or s < best:
@@ -307,6 +296,20 @@ def choose(
             "No model file in the bundle can be used: " + "; ".join(problems or ["none listed"])
         )
     return engine, chosen
+
+
+def _open_timed(cand: Candidate, *, reopen_built: bool) -> tuple[Engine, float]:
+    """Open ``cand`` and time it. ``reopen_built``: an engine that compiled and cached itself
+    while opening is opened again, since later starts load that cache: their time is timed."""
+    t0 = time.perf_counter()
+    opened = cand.open()
+    load_s = time.perf_counter() - t0
+    if reopen_built and getattr(opened, "built_cache", False):
+        opened.close()
+        t0 = time.perf_counter()
+        opened = cand.open()
+        load_s = time.perf_counter() - t0
+    return opened, load_s
 
 
 def _unjudged_note(cand: Candidate) -> list[str]:
@@ -379,16 +382,6 @@ def measure_ms_per_slice(engine: Engine, batch: int = 2) -> float:
     return (time.perf_counter() - t0) * 1000.0 / batch
 
 
-def _score(timing: dict[str, Any] | None, per_study: int = TYPICAL_SLICES) -> float:
-    if not timing:
-        return float("inf")
-    return float(timing["load_s"]) + float(timing["ms_per_slice"]) * per_study / 1000.0
-
-
-def _timing_key(machine: str, cand: Candidate) -> str:
-    return f"{machine}:{cand.sha256[:16]}:{cand.key}"
-
-
 def _nothing_to_run(bundle: ModelBundle, backend: str) -> CspineInputError:
     formats = sorted({f.format for f in bundle.files})
     if backend == "keras":
@@ -401,32 +394,3 @@ def _nothing_to_run(bundle: ModelBundle, backend: str) -> CspineInputError:
         "ONNX Runtime is required for ONNX files, and a reduced-precision pair must have "
         "passed the accuracy gate)."
     )
-
-
-def _timings_path(cache_dir: Path | None) -> Path | None:
-    return None if cache_dir is None else Path(cache_dir) / TIMINGS_FILE
-
-
-def _load_timings(cache_dir: Path | None) -> dict[str, Any]:
-    path = _timings_path(cache_dir)
-    if path is None or not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # a damaged cache is re-measured
-    return data if isinstance(data, dict) else {}
-
-
-def _save_timings(cache_dir: Path | None, timings: dict[str, Any]) -> None:
-    path = _timings_path(cache_dir)
-    if path is None:
-        return
-    with _lock:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(timings, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:  # caching is an optimisation; never fail the analysis for it
-            log.warning("could not cache backend timings in %s: %s", path, exc)

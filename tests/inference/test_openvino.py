@@ -25,6 +25,7 @@ from cspine_desktop.inference import gates, load_bundle, open_engine, select
 from cspine_desktop.inference.backends import ort, ov
 from cspine_desktop.inference.bench import synthetic_study
 from cspine_desktop.inference.engine import CLASSIFIER_OUTPUTS
+from cspine_desktop.inference.timings import TIMINGS_FILE
 from model_training import export
 from model_training.deploy import gate
 
@@ -218,7 +219,7 @@ def test_both_stages_run_on_openvino_when_it_passed_and_measures_fastest(
     assert engine.classifier.label == "openvino-cpu-fp32"
     out = engine.classifier.predict(np.zeros((2, 32, 32, 4), np.float32))
     assert out["fracture"].shape == (2, 1)
-    timings = json.loads((cache_dir / select.TIMINGS_FILE).read_text())
+    timings = json.loads((cache_dir / TIMINGS_FILE).read_text())
     assert sum(k.endswith(":openvino-fp32") for k in timings) == 2  # one per stage's file
 
     _fake_timings(monkeypatch, {"onnx": 10.0, "openvino": 50.0})  # a new machine: ONNX wins

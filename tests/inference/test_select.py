@@ -15,6 +15,7 @@ from gate_records import record_gate
 from cspine_desktop.errors import ModelBundleError, SettingsError
 from cspine_desktop.inference import load_bundle, open_engine, select
 from cspine_desktop.inference.backends import keras_tf, ort, trt
+from cspine_desktop.inference.timings import TIMINGS_FILE
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_auto_picks_the_fastest_and_caches_the_timings(
     engine = open_engine(two_file_bundle, "auto", cache_dir)
     assert engine.model_file == fast
     assert sorted(calls) == sorted([fast, slow])  # both measured the first time
-    cached = json.loads((cache_dir / select.TIMINGS_FILE).read_text())
+    cached = json.loads((cache_dir / TIMINGS_FILE).read_text())
     assert len(cached) == 2 and all("ms_per_slice" in v for v in cached.values())
 
     opened = []
