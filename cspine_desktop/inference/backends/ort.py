@@ -90,48 +90,22 @@ def open_engine(
     first when this onnxruntime build has them. A GPU provider that fails to load (no GPU,
     driver mismatch) falls back to the CPU with one warning.
     """
-    import onnxruntime as ort
-
+    opts = _session_options(threads)  # imports onnxruntime: without it, nothing else is tried
     path = bundle.verified_path(model_file)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or physical_cores()
-    opts.log_severity_level = 3
     wanted = gpu_providers() if device in ("auto", "gpu") else []
+    warnings: list[str] = []
     if device == "gpu" and not wanted:
-        wanted_msg = "this onnxruntime has no CUDA/TensorRT support (install onnxruntime-gpu)"
-        warnings = [_fallback_message(wanted_msg)]
-        warn_once(warnings[0])
-    else:
-        warnings = []
-    providers = [_provider_entry(p, cache_dir, model_file) for p in wanted]
-    providers.append("CPUExecutionProvider")
-    try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as exc:  # a GPU provider that cannot start must not stop the analysis
-        if not wanted:
-            raise
-        msg = _fallback_message(f"the GPU could not be used ({_short(exc)})")
-        warn_once(msg)
-        warnings.append(msg)
-        session = ort.InferenceSession(
-            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-        wanted = []
-    active = session.get_providers()
-    gpu_active = [p for p in active if p in GPU_PROVIDERS]
-    if wanted and not gpu_active:
-        msg = _fallback_message("the CUDA provider did not load (no GPU or a driver mismatch)")
-        warn_once(msg)
-        warnings.append(msg)
-    device_name = _gpu_device_name(gpu_active[0]) if gpu_active else "cpu"
+        reason = "this onnxruntime has no CUDA/TensorRT support (install onnxruntime-gpu)"
+        warnings.append(_warn_fallback(reason))
+    session, gpu_active, notes = _start_session(path, opts, wanted, cache_dir, model_file)
+    warnings += notes
     precision = model_file.precision
     if "TensorrtExecutionProvider" in gpu_active and precision == "fp32":
-        precision = "fp16"
+        precision = "fp16"  # trt_fp16_enable: the TensorRT provider runs an fp32 file in fp16
     return OnnxEngine(
         session,
         input_name=session.get_inputs()[0].name,
-        device=device_name,
+        device=_gpu_device_name(gpu_active[0]) if gpu_active else "cpu",
         precision=precision,
         model_file=model_file.name,
         sha256=model_file.sha256,
@@ -139,6 +113,48 @@ def open_engine(
         warnings=tuple(warnings),
         outputs=outputs,
     )
+
+
+def _session_options(threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or physical_cores()
+    opts.log_severity_level = 3
+    return opts
+
+
+def _start_session(
+    path: Path,
+    opts: Any,
+    wanted: list[str],
+    cache_dir: Path | None,
+    model_file: ModelFile,
+) -> tuple[Any, list[str], list[str]]:
+    """A session on the ``wanted`` GPU providers, then the CPU: (session, the GPU providers
+    active in it, warnings). A GPU provider that cannot start or does not load falls back to
+    the CPU with one warning."""
+    import onnxruntime as ort
+
+    providers = [_provider_entry(p, cache_dir, model_file) for p in wanted]
+    providers.append("CPUExecutionProvider")
+    warnings: list[str] = []
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:  # a GPU provider that cannot start must not stop the analysis
+        if not wanted:
+            raise
+        warnings.append(_warn_fallback(f"the GPU could not be used ({_short(exc)})"))
+        session = ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        wanted = []
+    gpu_active = [p for p in session.get_providers() if p in GPU_PROVIDERS]
+    if wanted and not gpu_active:
+        reason = "the CUDA provider did not load (no GPU or a driver mismatch)"
+        warnings.append(_warn_fallback(reason))
+    return session, gpu_active, warnings
 
 
 def _provider_entry(
@@ -160,6 +176,13 @@ def _gpu_device_name(provider: str) -> str:
 
 def _fallback_message(reason: str) -> str:
     return f"Running on the CPU: {reason}. The analysis is the same, only slower."
+
+
+def _warn_fallback(reason: str) -> str:
+    """Warn (once per process) that the engine runs on the CPU; returns the warning."""
+    msg = _fallback_message(reason)
+    warn_once(msg)
+    return msg
 
 
 def _short(exc: BaseException) -> str:
