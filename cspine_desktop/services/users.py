@@ -13,10 +13,8 @@ Sign-in failures get ONE message whether the name exists or not; see
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 import unicodedata
-from collections import deque
 from collections.abc import Callable
 
 from ..errors import (
@@ -33,14 +31,13 @@ from .audit import AuditLog
 from .autolock import AutoLock, IdlePolicy
 from .lockout import LoginThrottle
 from .passwords import PasswordPolicy, hash_cost, hash_password, verify_password
+from .signups import SignupLimiter
 from .tokens import IssuedToken, TokenOps, token_hash
 
 __all__ = ["AutoLock", "IdlePolicy", "IssuedToken", "PasswordPolicy", "UserService"]
 
 BAD_LOGIN = "Wrong user name or password."
 MAX_NAME_LENGTH = 64
-SIGNUPS_PER_ADDRESS = 3  # sign-up requests one remote address may make …
-SIGNUP_WINDOW_S = 3600.0  # … per this many seconds
 
 
 def check_user_name(name: str) -> str:
@@ -84,8 +81,7 @@ class UserService(TokenOps):
             clock=clock,
         )
         self._dummy_hash: str | None = None
-        self._signups: dict[str, deque[float]] = {}
-        self._signups_lock = threading.Lock()
+        self.signups = SignupLimiter(audit, clock)
         # who the audit trail names for admin operations with actor=None (the command line
         # sets its operating-system account, e.g. "os:alice")
         self.local_actor: str | None = None
@@ -132,11 +128,11 @@ class UserService(TokenOps):
 
         The answer must not tell which names exist: a taken name gets the same outcome as a
         new one (None instead of the record, which only the audit trail shows) after the same
-        work (a bcrypt hash). A remote address may ask :data:`SIGNUPS_PER_ADDRESS` times per
-        :data:`SIGNUP_WINDOW_S` (429 :class:`AccountLockedError` beyond)."""
+        work (a bcrypt hash). A remote address may ask only so often (:mod:`.signups`; 429
+        :class:`AccountLockedError` beyond)."""
         clean = check_user_name(name)
         self.policy.check(password, clean)
-        self._count_signup(address)
+        self.signups.count(address)
         if self.store.accounts.get_user(clean) is not None:
             hash_password(password, self.rounds)  # the same time as a real request
             self._name_taken(clean, address)
@@ -158,31 +154,6 @@ class UserService(TokenOps):
             address=address,
             detail={"reason": "name_taken"},
         )
-
-    def _count_signup(self, address: str | None) -> None:
-        if not address:  # at the workstation itself
-            return
-        now = self.clock()
-        with self._signups_lock:
-            for key in [k for k, q in self._signups.items() if q and now - q[-1] > SIGNUP_WINDOW_S]:
-                del self._signups[key]
-            times = self._signups.setdefault(address, deque())
-            while times and now - times[0] > SIGNUP_WINDOW_S:
-                times.popleft()
-            if len(times) >= SIGNUPS_PER_ADDRESS:
-                wait = times[0] + SIGNUP_WINDOW_S - now
-                self.audit.record(
-                    "signup_requested",
-                    outcome="failure",
-                    address=address,
-                    detail={"reason": "throttled"},
-                )
-                raise AccountLockedError(
-                    "Too many sign-up requests from this address; try again in "
-                    f"{max(1, round(wait / 60))} minutes.",
-                    retry_after_s=wait,
-                )
-            times.append(now)
 
     def _create(self, name, password, role, status, full_name, actor, address) -> UserRecord:
         name = check_user_name(name)
