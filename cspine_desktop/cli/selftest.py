@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import DISCLAIMER
 from ..settings import BACKENDS, Settings
+from .network_guard import guarded_network
 from .selftest_checks import (
     Check,
     check_decoders,
@@ -35,7 +36,6 @@ from .selftest_checks import (
     check_qt,
     check_runtime,
     check_telemetry,
-    guarded_network,
     loaded_training_modules,
 )
 

@@ -2,31 +2,24 @@
 
 They exercise what an installed copy needs at run time: the model files against their card's
 sha256, the image decoders (DICOM plugins found through package metadata), Qt offscreen, the
-inference engine and the whole analysis of the bundled demo study, and the exports. A
-:class:`NetworkGuard` records (and refuses) every connection or name lookup that leaves the
-machine while the checks run.
+inference engine and the whole analysis of the bundled demo study, and the exports. They run
+inside :func:`~cspine_desktop.cli.network_guard.guarded_network`, which records (and refuses)
+every connection or name lookup that leaves the machine.
 """
 
 from __future__ import annotations
 
-import errno
-import ipaddress
 import logging
 import math
 import os
-import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import UserFacingError
-
-if TYPE_CHECKING:
-    import _socket  # the class whose methods the network guard replaces
 
 # model formats only TensorFlow runs (not shipped in the CPU bundle)
 TF_FORMATS = frozenset({"keras", "savedmodel", "h5"})
@@ -68,74 +61,6 @@ def timed(name: str, fn: Callable[[], tuple[bool, str, dict[str, Any]]]) -> Chec
     except Exception as exc:  # a self-test reports every failure, it never crashes
         ok, detail, data = False, f"{type(exc).__name__}: {exc}", {}
     return Check(name, ok, detail, round(time.perf_counter() - t0, 3), data)
-
-
-# --------------------------------------------------------------------------- network guard
-def _is_loopback(host: Any) -> bool:
-    if host in (None, "", "localhost", "localhost.localdomain", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-class NetworkGuard:
-    """While active, connects and name lookups of anything but loopback/AF_UNIX are refused
-    (``OSError(ENETUNREACH)``) and recorded in :attr:`attempts` as ``"host:port"``.
-
-    Covers everything that goes through Python's ``socket`` module (urllib, http.client,
-    requests, ssl); native code that opens its own sockets is caught by running the self-test
-    in a network namespace without interfaces (``unshare -n``), as the installer build does.
-    """
-
-    def __init__(self) -> None:
-        self.attempts: list[str] = []
-        self._saved: dict[str, Any] = {}
-
-    def _refuse(self, host: Any, port: Any) -> OSError:
-        self.attempts.append(f"{host}:{port}")
-        return OSError(errno.ENETUNREACH, f"network access refused during the self-test ({host})")
-
-    def __enter__(self) -> NetworkGuard:
-        guard = self
-        orig_connect = socket.socket.connect
-        orig_connect_ex = socket.socket.connect_ex
-        orig_getaddrinfo = socket.getaddrinfo
-
-        def _check(sock: _socket.socket, address: Any) -> None:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                host, port = address[0], address[1]
-                if not _is_loopback(host):
-                    raise guard._refuse(host, port)
-
-        def connect(sock: _socket.socket, address: Any) -> None:
-            _check(sock, address)
-            return orig_connect(sock, address)
-
-        def connect_ex(sock: _socket.socket, address: Any) -> int:
-            _check(sock, address)
-            return orig_connect_ex(sock, address)
-
-        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if not _is_loopback(host.decode() if isinstance(host, bytes) else host):
-                raise guard._refuse(host, port)
-            return orig_getaddrinfo(host, port, *args, **kwargs)
-
-        self._saved = {
-            "connect": orig_connect,
-            "connect_ex": orig_connect_ex,
-            "getaddrinfo": orig_getaddrinfo,
-        }
-        socket.socket.connect = connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
-        socket.getaddrinfo = getaddrinfo
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        socket.socket.connect = self._saved["connect"]  # type: ignore[method-assign]
-        socket.socket.connect_ex = self._saved["connect_ex"]  # type: ignore[method-assign]
-        socket.getaddrinfo = self._saved["getaddrinfo"]
 
 
 # --------------------------------------------------------------------------- runtime
@@ -394,9 +319,3 @@ def check_isolation(engine_label: str | None, before: frozenset[str] = frozenset
         return True, "TensorFlow and Keras not loaded", {}
 
     return timed("isolation", run)
-
-
-@contextmanager
-def guarded_network() -> Iterator[NetworkGuard]:
-    with NetworkGuard() as guard:
-        yield guard

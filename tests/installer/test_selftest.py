@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from installer_support import TRUTH, make_assets
 
-from cspine_desktop.cli import main, selftest_checks
+from cspine_desktop.cli import main, network_guard, selftest_checks
 from cspine_desktop.cli.selftest import read_truth
 
 
@@ -135,7 +135,7 @@ def test_guard_allows_loopback_and_restores_the_socket_module():
     port = server.getsockname()[1]
     accepted = threading.Thread(target=lambda: server.accept()[0].close(), daemon=True)
     accepted.start()
-    with selftest_checks.NetworkGuard() as guard:
+    with network_guard.NetworkGuard() as guard:
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
         with pytest.raises(OSError):
