@@ -208,22 +208,22 @@ def _inplane_map(g2v: np.ndarray, n_grid: int) -> np.ndarray:
     )
 
 
-# --------------------------------------------------------------------------- main entry
-def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> PreparedVolume:
-    """Resample ``volume`` onto the model grid (see module docstring). Never modifies it."""
-    cfg = cfg or PreprocessConfig()
-    hu, a, axes = _reorient(volume)
+def _slice_positions_mm(hu: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Head–feet position (LPS z, mm) of every source slice, through the in-plane centre."""
     nz, ny, nx = hu.shape
-    s = cfg.input_size
-    cx, cy = _neck_centre_lps(hu, a)
-
-    # head–feet position (LPS z, mm) of every source slice, through the in-plane centre
     centre_vox = np.array([(nx - 1) / 2, (ny - 1) / 2])
-    zs_mm = np.array([(a @ np.array([*centre_vox, z, 1.0]))[2] for z in range(nz)])
+    return np.array([(affine @ np.array([*centre_vox, z, 1.0]))[2] for z in range(nz)])
+
+
+def _model_grid(
+    zs_mm: np.ndarray, centre: tuple[float, float], cfg: PreprocessConfig
+) -> tuple[np.ndarray, int]:
+    """The grid's affine (grid index → LPS mm) and its number of planes: ``cfg``'s field of
+    view around the neck ``centre`` (LPS x, y), from the top source slice to the bottom one."""
     top, bottom = float(zs_mm.max()), float(zs_mm.min())
     n_grid = max(1, int(np.floor((top - bottom) / cfg.slice_step_mm + 1e-6)) + 1)
-
-    half = cfg.pixel_spacing_mm * (s - 1) / 2.0
+    cx, cy = centre
+    half = cfg.pixel_spacing_mm * (cfg.input_size - 1) / 2.0
     grid_affine = np.array(
         [
             [cfg.pixel_spacing_mm, 0, 0, cx - half],
@@ -232,15 +232,24 @@ def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> Prepa
             [0, 0, 0, 1.0],
         ]
     )
-    g2v = np.linalg.inv(a) @ grid_affine  # grid (i, j, k) → view voxel (x, y, z)
-    source_z = (top - zs_mm) / cfg.slice_step_mm  # grid z of each source slice
+    return grid_affine, n_grid
 
-    m2 = _inplane_map(g2v, n_grid)
-    src_step = float(np.median(np.abs(np.diff(zs_mm)))) if nz > 1 else cfg.slice_step_mm
-    hw = max(src_step, cfg.slice_step_mm / 2.0) / cfg.slice_step_mm
-    weights = _slab_weights(source_z, n_grid, hw)
 
-    out = np.empty((n_grid, s, s), dtype=np.float32)
+def _slab_half_width(zs_mm: np.ndarray, cfg: PreprocessConfig) -> float:
+    """Half-width (grid units) of the triangle kernel: averages thin slices, blends thick ones."""
+    src_step = float(np.median(np.abs(np.diff(zs_mm)))) if len(zs_mm) > 1 else cfg.slice_step_mm
+    return max(src_step, cfg.slice_step_mm / 2.0) / cfg.slice_step_mm
+
+
+def _resample_planes(
+    hu: np.ndarray,
+    m2: np.ndarray,
+    weights: list[tuple[np.ndarray, np.ndarray]],
+    cfg: PreprocessConfig,
+) -> np.ndarray:
+    """The grid planes: weighted sums of their source slices, each warped in-plane by ``m2``."""
+    s = cfg.input_size
+    out = np.empty((len(weights), s, s), dtype=np.float32)
     cache: dict[int, np.ndarray] = {}
     for k, (idx, w) in enumerate(weights):
         acc = out[k]
@@ -266,9 +275,21 @@ def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> Prepa
             del cache[i]
         if cfg.remove_table:
             out[k] = remove_table(acc, cfg.pixel_spacing_mm)
+    return out
 
+
+# --------------------------------------------------------------------------- main entry
+def prepare_volume(volume: Volume, cfg: PreprocessConfig | None = None) -> PreparedVolume:
+    """Resample ``volume`` onto the model grid (see module docstring). Never modifies it."""
+    cfg = cfg or PreprocessConfig()
+    hu, a, axes = _reorient(volume)
+    zs_mm = _slice_positions_mm(hu, a)
+    grid_affine, n_grid = _model_grid(zs_mm, _neck_centre_lps(hu, a), cfg)
+    g2v = np.linalg.inv(a) @ grid_affine  # grid (i, j, k) → view voxel (x, y, z)
+    source_z = (float(zs_mm.max()) - zs_mm) / cfg.slice_step_mm  # grid z of each source slice
+    weights = _slab_weights(source_z, n_grid, _slab_half_width(zs_mm, cfg))
     return PreparedVolume(
-        hu=out,
+        hu=_resample_planes(hu, _inplane_map(g2v, n_grid), weights, cfg),
         affine=grid_affine,
         grid_to_voxel=_view_to_source(axes) @ g2v,
         source_shape=tuple(volume.hu.shape),
