@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +113,17 @@ def _load_model(path: Path) -> Any:
     return keras.models.load_model(str(path), compile=False)
 
 
+@dataclass(frozen=True)
+class ValidationChoice:
+    """What the validation split decided: the aggregation (of the ``candidates`` tried, by
+    ``scores``), its outcomes there, and the thresholds of the operating point."""
+
+    aggregation: AggregationConfig
+    outcomes: list[Any]
+    scores: list[float]
+    thresholds: dict[str, float]
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Choose the aggregation and thresholds on the run's validation split, measure the test
     set with them and write the outputs (see the module docstring); returns the metrics."""
@@ -121,13 +133,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .model.data import load_studies, run_split
     from .model.predict import evaluate_studies
     from .model.report import write_outputs
-    from .model.scoring import choose_thresholds, compute_metrics
 
     run = Path(args.run)
-    cfg_path = run / "train_config.yaml"
-    if not cfg_path.is_file():
-        raise TrainConfigError(f"{run} is not a training run (no train_config.yaml)")
-    cfg = TrainConfig.load(cfg_path)
+    cfg = _run_config(run)
     pcfg = PreprocessConfig.from_dict(cfg.preprocessing)
     cache = Path(args.cache_dir or cfg.cache_dir or run / "cache")
     out = Path(args.out)
@@ -140,8 +148,63 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     val_data = args.val_data or cfg.data_dir
     train_cached = load_studies(val_data, pcfg, cache, args.workers, cfg.max_studies)
     split = run_split(train_cached, run, cfg.val_fraction, cfg.seed)
+    val = _choose_on_validation(
+        model, split.select(train_cached, "val"), val_data, candidates, args
+    )
+
+    test_cached = load_studies(args.test, pcfg, cache, args.workers, args.max_studies)
+    overlap = {s.study_uid for s in test_cached} & {s.study_uid for s in train_cached}
+    if overlap:
+        raise TrainConfigError(f"{len(overlap)} test studies are also in the training data")
+    test_conf, test_meta = _phantom_extras(args.test)
+    log.info("test: predicting %d studies", len(test_cached))
+    test_out, seg_cm = evaluate_studies(
+        model, iter_eval_studies(test_cached), val.aggregation, test_conf, args.batch_size
+    )
+    metrics = _metrics(test_out, seg_cm, val, weights, args, cfg.seed)
+    metrics["evaluation_time_s"] = round(time.perf_counter() - t0, 1)
+    _, train_meta = _phantom_extras(cfg.data_dir)
+    context = {
+        "run": str(run),
+        "model": str(args.model or "checkpoints/best.keras"),
+        "test_dir": str(args.test),
+        "train_meta": train_meta,
+        "test_meta": test_meta,
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(test_cached),
+        "aggregation": val.aggregation,
+    }
+    write_outputs(out, metrics, test_out, seg_cm, val.outcomes, val.thresholds, context)
+    _write_per_study(out / "per_study.csv", test_out)
+    if args.bundle:
+        _write_bundle(args, model, cfg, val.thresholds, val.aggregation, metrics, context, out)
+    return metrics
+
+
+def _run_config(run: Path) -> TrainConfig:
+    """The training configuration the run was made with."""
+    cfg_path = run / "train_config.yaml"
+    if not cfg_path.is_file():
+        raise TrainConfigError(f"{run} is not a training run (no train_config.yaml)")
+    return TrainConfig.load(cfg_path)
+
+
+def _choose_on_validation(
+    model: Any,
+    val_set: list[Any],
+    val_data: str | Path,
+    candidates: list[AggregationConfig],
+    args: argparse.Namespace,
+) -> ValidationChoice:
+    """Predict the validation studies once per candidate aggregation, keep the best scoring
+    one (:func:`_val_score`) and choose the thresholds for ``--min-sensitivity`` on it."""
+    from model_training.datasets import iter_eval_studies
+
+    from .model.predict import evaluate_studies
+    from .model.scoring import choose_thresholds
+
     val_conf, _ = _phantom_extras(val_data)
-    val_set = split.select(train_cached, "val")
     if not val_set:
         raise TrainConfigError("the run has no validation split to choose thresholds on")
     log.info("validation: predicting %d studies", len(val_set))
@@ -158,23 +221,27 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     )
     thresholds = choose_thresholds(val_out, args.min_sensitivity)
     log.info("thresholds (validation, sensitivity ≥ %.2f): %s", args.min_sensitivity, thresholds)
+    return ValidationChoice(agg, val_out, choice, thresholds)
 
-    test_cached = load_studies(args.test, pcfg, cache, args.workers, args.max_studies)
-    overlap = {s.study_uid for s in test_cached} & {s.study_uid for s in train_cached}
-    if overlap:
-        raise TrainConfigError(f"{len(overlap)} test studies are also in the training data")
-    test_conf, test_meta = _phantom_extras(args.test)
-    log.info("test: predicting %d studies", len(test_cached))
-    test_out, seg_cm = evaluate_studies(
-        model, iter_eval_studies(test_cached), agg, test_conf, args.batch_size
-    )
-    metrics = compute_metrics(test_out, thresholds, n_boot=args.bootstrap, seed=cfg.seed)
-    validation = compute_metrics(val_out, thresholds, n_boot=200, seed=cfg.seed)
+
+def _metrics(
+    test_out: list[Any],
+    seg_cm: np.ndarray,
+    val: ValidationChoice,
+    weights: list[float],
+    args: argparse.Namespace,
+    seed: int,
+) -> dict[str, Any]:
+    """The test-set metrics, with the validation split's and how the choices were made."""
+    from .model.scoring import compute_metrics
+
+    metrics = compute_metrics(test_out, val.thresholds, n_boot=args.bootstrap, seed=seed)
+    validation = compute_metrics(val.outcomes, val.thresholds, n_boot=200, seed=seed)
     metrics["validation"] = {k: validation[k] for k in ("n_studies", "patient", "vertebra_pooled")}
     metrics["aggregation_choice"] = {
         "map_weights_tried": weights,
-        "validation_score": [None if not np.isfinite(c) else round(c, 5) for c in choice],
-        "chosen_map_weight": agg.map_weight,
+        "validation_score": [None if not np.isfinite(c) else round(c, 5) for c in val.scores],
+        "chosen_map_weight": val.aggregation.map_weight,
         "score": "mean of patient AUC and all-vertebrae AUC on the validation split",
     }
     metrics["operating_point"] = {
@@ -183,23 +250,6 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     }
     metrics["segmentation_confusion"] = seg_cm.tolist()
     metrics["targets"] = TARGETS
-    metrics["evaluation_time_s"] = round(time.perf_counter() - t0, 1)
-    _, train_meta = _phantom_extras(cfg.data_dir)
-    context = {
-        "run": str(run),
-        "model": str(args.model or "checkpoints/best.keras"),
-        "test_dir": str(args.test),
-        "train_meta": train_meta,
-        "test_meta": test_meta,
-        "n_train": len(split.train),
-        "n_val": len(split.val),
-        "n_test": len(test_cached),
-        "aggregation": agg,
-    }
-    write_outputs(out, metrics, test_out, seg_cm, val_out, thresholds, context)
-    _write_per_study(out / "per_study.csv", test_out)
-    if args.bundle:
-        _write_bundle(args, model, cfg, thresholds, agg, metrics, context, out)
     return metrics
 
 
