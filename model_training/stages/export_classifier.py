@@ -1,8 +1,9 @@
 """``stages export``: the trained stage-2 classifier into a bundle.
 
-Writes ``classifier.onnx`` (fp32, checked against Keras) and ``classifier.int8.onnx`` when the
-int8 model passes the accuracy gate (vertebra and plane AUC drop ≤ ``GATE_MAX_DROP`` on the
-planes of held-out phantom studies), and the card's ``stage2`` section.
+Writes ``classifier.onnx`` (float32 arithmetic on weights stored as float16, checked against
+Keras) and ``classifier.int8.onnx`` when the int8 model passes the accuracy gate (vertebra and
+plane AUC drop ≤ ``GATE_MAX_DROP`` on the planes of held-out phantom studies), and the card's
+``stage2`` section.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ GATE_MAX_DROP = 0.005
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
-    from ..deploy.onnx_export import export_onnx
+    from ..deploy.onnx_export import export_onnx, store_weights_fp16
 
     run = Path(args.classifier).parent
     config = json.loads((run / "config.json").read_text())
@@ -42,15 +43,8 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     fp32 = export_onnx(model, bundle / "classifier.onnx")
     gate_planes = _plane_inputs(GATE_SEED0, args.gate_studies, crop)
     x = gate_planes.x.astype(np.float32)
-    p32, diff = _fp32_probs_checked(model, fp32, x)
+    p32 = _onnx_probs(fp32, x)
     files = {k: v for k, v in card["files"].items() if int(v.get("stage", 1)) != 2}
-    files["classifier.onnx"] = {
-        "format": "onnx",
-        "precision": "fp32",
-        "sha256": _sha256(fp32),
-        "stage": 2,
-        "max_abs_diff_vs_keras": diff,
-    }
     gate: dict[str, Any] = {"studies": args.gate_studies, "planes": len(x), "seed": GATE_SEED0}
     if not args.no_int8:
         verdict, i8 = _int8_gate(fp32, bundle, crop, gate_planes, x, p32, args)
@@ -66,6 +60,17 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
             }
         else:
             os.unlink(i8)
+    # the float file as shipped: float16 weights, float32 arithmetic (half the size)
+    store_weights_fp16(fp32)
+    _, diff = _fp32_probs_checked(model, fp32, x)
+    files["classifier.onnx"] = {
+        "format": "onnx",
+        "precision": "fp32",
+        "weights": "fp16",
+        "sha256": _sha256(fp32),
+        "stage": 2,
+        "max_abs_diff_vs_keras": diff,
+    }
     stage2 = _stage2_section(card, config, crop, model, run, args, gate)
     card["files"] = files
     card["stage2"] = stage2

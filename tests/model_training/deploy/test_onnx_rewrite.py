@@ -8,7 +8,7 @@ import onnxruntime as ort
 from factories.model_bundle import threshold_onnx
 
 from cspine_desktop.inference.flops import onnx_flops_per_slice
-from model_training.deploy.onnx_export import decompose_softmax
+from model_training.deploy.onnx_export import decompose_softmax, store_weights_fp16
 
 
 def _run(path, x):
@@ -34,3 +34,56 @@ def test_flops_count_matmuls_of_the_threshold_model(tmp_path):
     path.write_bytes(threshold_onnx(with_cam=False))
     # image[1,64,64,4] @ [4,8] and @ [4,1]; pooled[1,4] @ [4,7]
     assert onnx_flops_per_slice(path) == 2 * (64 * 64 * 8 * 4 + 64 * 64 * 1 * 4 + 7 * 4)
+
+
+def _matmul_model(path, w, b):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["image", "w"], ["h"]),
+            helper.make_node("Add", ["h", "b"], ["y"]),
+        ],
+        "m",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, w.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, w.shape[1]])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_fp16_weight_storage_halves_the_file_and_keeps_float32_arithmetic(tmp_path):
+    from onnx import TensorProto
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.05, (256, 128)).astype(np.float32)
+    b = rng.normal(0, 1, 128).astype(np.float32)
+    path = tmp_path / "m.onnx"
+    _matmul_model(path, w, b)
+    x = rng.random((4, 256), dtype=np.float32)
+    before, size = _run_y(path, x), path.stat().st_size
+    assert store_weights_fp16(path) == 1  # the bias is too small to be worth a cast
+    kinds = {t.name: t.data_type for t in onnx.load(str(path)).graph.initializer}
+    assert kinds == {"w__fp16": TensorProto.FLOAT16, "b": TensorProto.FLOAT}
+    assert path.stat().st_size < 0.6 * size
+    after = _run_y(path, x)
+    assert after.dtype == np.float32
+    # only the weights were rounded (11 significant bits): the product is within their error
+    expected = x @ w.astype(np.float16).astype(np.float32) + b
+    assert np.allclose(after, expected, atol=1e-5)
+    assert 0 < np.abs(after - before).max() < 1e-2
+    assert store_weights_fp16(path) == 0  # idempotent
+
+
+def test_fp16_weight_storage_keeps_weights_beyond_float16_range(tmp_path):
+    w = np.full((64, 32), 1.0e5, np.float32)
+    path = tmp_path / "m.onnx"
+    _matmul_model(path, w, np.zeros(32, np.float32))
+    assert store_weights_fp16(path) == 0
+    x = np.ones((1, 64), np.float32)
+    assert np.allclose(_run_y(path, x), 64 * 1.0e5)
+
+
+def _run_y(path, x):
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return s.run(["y"], {"image": x})[0]
