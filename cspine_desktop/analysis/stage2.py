@@ -9,8 +9,9 @@ engine on them, and turns the plane probabilities into
 * a calibrated probability: Platt scaling fitted on the validation split
   (``p = σ(a · logit(score) + b)``), so that 0.3 means about 30 % of such vertebrae were
   fractured on validation;
-* the heat-map: the classifier's localisation map × its plane probability, drawn back onto the
-  source grid;
+* the heat-map: the classifier's localisation map × its plane probability, calibrated like the
+  vertebra score (so heat at or above a vertebra threshold marks a plane that alone would be
+  called), drawn back onto the source grid;
 * the most suspicious source slice.
 
 The patient probability is the maximum over the vertebrae's calibrated probabilities. All the
@@ -130,7 +131,9 @@ def score_vertebrae(
             if p[k] > best_p:
                 best_p, best_z = float(p[k]), view_slice(crops.geometry, k, m[k])
                 axes = crops.geometry.axes
-            paste_planes(heat, np.clip(m * p[:, None, None], 0.0, 1.0), crops.geometry)
+            # on the calibrated scale, so the heat compares with the vertebra thresholds
+            p_cal = calibrate(p, cfg.calibration).astype(np.float32)
+            paste_planes(heat, np.clip(m * p_cal[:, None, None], 0.0, 1.0), crops.geometry)
         if not level_probs:
             continue
         p_all = np.concatenate(level_probs)

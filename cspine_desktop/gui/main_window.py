@@ -36,6 +36,7 @@ from .dialogs.users_dialog import UsersDialog
 from .errors import show_error
 from .exports import ExportMenu
 from .models import ViewerModel
+from .models.overlays import heat_threshold_of
 from .panels.overlay_panel import OverlayPanel
 from .panels.results_panel import ResultsPanel
 from .server_control import ServerControl, ServerStatus
@@ -256,8 +257,9 @@ class MainWindow(QMainWindow):
 
     def _show_results(self, opened: OpenStudy) -> None:
         overlays = self.viewer_model.overlays
+        r = opened.result
         overlays.set_heat_threshold(
-            opened.result.patient_overall.threshold if opened.result else None
+            heat_threshold_of(r.thresholds, r.patient_overall.threshold) if r else None
         )
         overlays.set_arrays(opened.labels, opened.heatmap)
         self.results.show_result(opened.result, opened.warnings)

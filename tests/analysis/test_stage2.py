@@ -82,7 +82,9 @@ def test_stage2_heatmap_is_on_the_source_grid_inside_the_vertebra(outcome):
     assert hot.any()
     c4 = out.labels == 4
     assert (hot & c4).sum() / hot.sum() > 0.5
-    assert out.heatmap.max() <= 0.8 + 1e-5  # map × plane probability
+    # map × plane probability on the calibrated scale (the scale of the vertebra thresholds):
+    # the fractured planes' heat peaks at calibrate(0.8), not at the raw 0.8
+    assert out.heatmap.max() == pytest.approx(float(calibrate(0.8, CALIBRATION)), abs=1e-3)
 
 
 def test_top_k_and_calibration_helpers():

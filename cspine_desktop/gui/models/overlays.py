@@ -7,9 +7,11 @@ never altered; overlays are blended on the displayed copy only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from ...vertebrae import VERTEBRAE
+from ...vertebrae import NAMES, VERTEBRAE
 from .events import Event
 
 DEFAULT_LABEL_OPACITY = 0.4
@@ -17,6 +19,18 @@ DEFAULT_HEATMAP_OPACITY = 0.6
 DEFAULT_EDGE_OPACITY = 0.8
 DEFAULT_HEAT_THRESHOLD = 0.5  # until an analysis gives its own
 HEAT_FLOOR = 0.05  # heat below this is never drawn, even when asked to show all
+
+
+def heat_threshold_of(thresholds: Mapping[str, float], patient_threshold: float) -> float:
+    """The threshold the heat-map is drawn against: the lowest vertebra threshold.
+
+    The heat is a plane's fracture probability on the vertebra scale, so heat at or above a
+    vertebra threshold marks a place that alone would call its vertebra fractured. The patient
+    threshold is no guide: it can be 1 (the patient is then called through its vertebrae),
+    which would hide all heat. Without vertebra thresholds, the patient's is used.
+    """
+    levels = [float(thresholds[n]) for n in NAMES if n in thresholds]
+    return min(levels) if levels else float(patient_threshold)
 
 
 class OverlayModel:
