@@ -16,6 +16,7 @@ Keras on any backend.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 from collections import deque
 from collections.abc import Iterator
@@ -225,20 +226,27 @@ def _level_planes(
     return y, x, maps
 
 
-def _worker(q: Any, seeds: Any, crop: dict, stream: StreamConfig, stop: Any) -> None:
-    import os
-
+def _worker(q: Any, seeds: Any, crop: dict, stream: StreamConfig, stop: Any, parent: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cv2.setNumThreads(1)
     # the trainer comes first: fresh studies fill the CPU it leaves idle
     os.nice(5)
     cc = CropConfig.from_dict(crop)
-    while not stop.is_set():
+    # planes still buffered when the trainer stops reading are dropped: otherwise the queue's
+    # feeder thread holds the worker at exit until a reader that is gone drains the pipe
+    q.cancel_join_thread()
+
+    def wanted() -> bool:
+        # a trainer killed before close() (a signal, a crash) leaves no worker generating
+        # studies for nobody: orphaned, the worker's parent is no longer the trainer
+        return not stop.is_set() and os.getppid() == parent
+
+    while wanted():
         with seeds.get_lock():
             seed = TRAIN_SEED0 + seeds.value
             seeds.value += 1
         planes = study_planes(seed, cc, stream, train=True)
-        while not stop.is_set():
+        while wanted():
             try:
                 q.put(planes, timeout=0.5)
                 break
@@ -271,7 +279,7 @@ class CropStream:
         self.procs = [
             ctx.Process(
                 target=_worker,
-                args=(self.queue, self.seeds, crop.to_dict(), stream, self.stop),
+                args=(self.queue, self.seeds, crop.to_dict(), stream, self.stop, os.getpid()),
                 daemon=True,
             )
             for _ in range(workers)

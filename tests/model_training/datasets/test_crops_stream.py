@@ -87,3 +87,50 @@ def test_sagittal_planes_join_the_axial_ones_with_their_own_labels(fractured):
     # sagittal planes of fractured vertebrae carry positives too, never those of intact ones
     assert p.y[sag & p.fractured].sum() > 0
     assert p.y[sag & ~p.fractured].sum() == 0
+
+
+ORPHAN_PARENT = """
+import sys, time
+from cspine_desktop.imaging.crops import CropConfig
+from model_training.datasets.crops_stream import CropStream, StreamConfig
+if __name__ == "__main__":
+    stream = CropStream(CropConfig(size=64, pixel_mm=0.8), StreamConfig(), workers=1, pool_size=10)
+    print(stream.procs[0].pid, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_workers_stop_when_the_trainer_is_killed(tmp_path):
+    """A trainer killed before ``close()`` (SIGKILL here) must not leave a worker generating
+    studies for nobody: it once went on for an hour after its trainer was stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = tmp_path / "parent.py"
+    script.write_text(ORPHAN_PARENT)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    env = {**os.environ, "PYTHONPATH": root}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    worker_pid = int(parent.stdout.readline())
+    worker = psutil.Process(worker_pid)
+    assert worker.is_running() and worker.ppid() == parent.pid
+    time.sleep(2.0)  # inside a study
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 120
+    gone = False
+    while time.time() < deadline and not gone:
+        try:
+            gone = worker.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            gone = True
+        time.sleep(0.5)
+    if not gone:
+        worker.kill()
+    assert gone, "the worker outlived its trainer by 2 minutes"
