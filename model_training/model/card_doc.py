@@ -217,6 +217,17 @@ def _more_target_rows(m: dict[str, Any]) -> list[tuple[str, float, float | None,
     pooled = (m.get("vertebra_pooled") or {}).get("auc")
     if pooled:
         rows.append(("Per-vertebra fracture AUC (pooled)", 0.95, pooled["value"], _ci(pooled)))
+    within = (m.get("vertebra_pooled") or {}).get("auc_within_level")
+    if within:
+        level_only = m["vertebra_pooled"]["auc_level_only"]
+        rows.append(
+            (
+                "Per-vertebra fracture AUC within a level",
+                0.95,
+                within["value"],
+                f"{_ci(within)}; the level alone scores {level_only:.3f} pooled",
+            )
+        )
     minor = (m.get("by_fracture") or {}).get("severity:minor")
     if minor:
         v = minor["vertebra_sensitivity"]

@@ -203,6 +203,14 @@ def report_markdown(m: dict[str, Any], ctx: dict[str, Any], thresholds: dict[str
         f"| all | — | {_ci(r['auc'])} | {_ci(r['sensitivity'])} | "
         f"{_ci(r['specificity'])} | {_ci(r['accuracy'])} | {r['positives']} |"
     )
+    if "auc_within_level" in r:
+        L += [
+            "",
+            f"Pooled AUC {r['auc']['value']:.3f} against {r['auc_level_only']:.3f} for the level "
+            "alone (each vertebra scored by its level's share of fractures in this set); AUC "
+            f"within a level (fractured and intact vertebrae of the same level only): "
+            f"{_ci(r['auc_within_level'])}.",
+        ]
     L += [
         "",
         "## By fracture kind and severity",

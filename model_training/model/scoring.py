@@ -214,7 +214,36 @@ def _pooled(a: dict[str, np.ndarray], called: np.ndarray, n_boot: int, seed: int
             seed=seed + 2,
         ),
         "auc": _with_ci(flat(roc_auc), t, p, n_boot=n_boot, seed=seed + 3),
+        # what the pooled AUC owes to the level alone, and what the score knows beyond it
+        "auc_within_level": _with_ci(within_level_auc, t, p, n_boot=n_boot, seed=seed + 4),
+        "auc_level_only": level_only_auc(t, p),
     }
+
+
+def within_level_auc(truth: np.ndarray, prob: np.ndarray) -> float:
+    """AUC over fractured/intact pairs of the same level only ([n, 7] arrays; NaN = absent).
+
+    The pooled AUC also rewards a score that only knows which levels fracture most often (C2
+    and C7 on the phantom, as in real trauma); within a level that knowledge is worth nothing.
+    """
+    num = den = 0.0
+    for i in range(truth.shape[1]):
+        ok = np.isfinite(prob[:, i])
+        t = truth[ok, i].astype(bool)
+        pairs = float(t.sum()) * float((~t).sum())
+        if pairs:
+            num += roc_auc(t, prob[ok, i]) * pairs
+            den += pairs
+    return num / den if den else float("nan")
+
+
+def level_only_auc(truth: np.ndarray, prob: np.ndarray) -> float:
+    """Pooled AUC of a score that knows only the level: every vertebra scored by its level's
+    share of fractures in these same studies (so an upper bound of a level prior)."""
+    ok = np.isfinite(prob)
+    t = truth.astype(float)
+    share = np.array([t[ok[:, i], i].mean() if ok[:, i].any() else 0.0 for i in range(t.shape[1])])
+    return roc_auc(truth[ok], np.broadcast_to(share, truth.shape)[ok])
 
 
 def _by_fracture(

@@ -8,7 +8,13 @@ import pytest
 from cspine_desktop.analysis.aggregate import PATIENT_KEY
 from cspine_desktop.vertebrae import NAMES
 from model_training.model.predict import StudyOutcome
-from model_training.model.scoring import _arrays, choose_thresholds, patient_verdicts
+from model_training.model.scoring import (
+    _arrays,
+    choose_thresholds,
+    level_only_auc,
+    patient_verdicts,
+    within_level_auc,
+)
 
 
 def _outcome(i: int, truth, prob, patient_prob) -> StudyOutcome:
@@ -86,3 +92,25 @@ def test_the_chosen_pair_meets_the_sensitivity_it_was_asked_for(min_sensitivity)
     th = choose_thresholds(outcomes, min_sensitivity)
     sens, _spec = _rates(outcomes, th)
     assert sens >= min_sensitivity - 1e-12
+
+
+def test_a_score_that_only_knows_the_level_is_found_out():
+    """Fractures at C2 and C7 far more often than elsewhere: a score that only says "this is
+    C2 or C7" reaches a fair pooled AUC, the level-only baseline, and 0.5 within a level."""
+    rng = np.random.default_rng(0)
+    share = np.array([0.05, 0.4, 0.05, 0.05, 0.05, 0.1, 0.4])
+    truth = rng.random((400, 7)) < share
+    prior = np.broadcast_to(share, truth.shape) + 0.0
+    from cspine_desktop.analysis.metrics import roc_auc
+
+    pooled = roc_auc(truth.ravel(), prior.ravel())
+    assert pooled > 0.65
+    assert level_only_auc(truth, prior) == pytest.approx(pooled, abs=0.02)
+    assert within_level_auc(truth, prior) == pytest.approx(0.5)
+    # a score that sees the fracture is as good within a level as pooled
+    seen = truth + rng.normal(0, 0.3, truth.shape)
+    assert within_level_auc(truth, seen) > 0.9
+    # absent vertebrae (NaN) are left out
+    seen[:10, 0] = np.nan
+    assert np.isfinite(within_level_auc(truth, seen))
+    assert np.isfinite(level_only_auc(truth, seen))
