@@ -4,8 +4,10 @@ Streams fresh phantom studies (:mod:`model_training.datasets.crops_stream`), so 
 memorised; after every epoch it scores a fixed validation set *and* a probe of training studies
 the same way inference does (every other plane of every vertebra, top-k mean per vertebra), and
 records plane and vertebra AUC for both. A train − validation vertebra-AUC gap above 0.05 is
-logged as a defect. ``best.keras`` is the epoch with the best validation vertebra AUC; the
-learning rate halves when that AUC has not improved for ``--patience`` epochs.
+logged as a defect. ``best.keras`` is the epoch with the best validation vertebra AUC *within a
+level* (fractured and intact vertebrae of the same level only: the pooled AUC also rewards a
+model that has only learnt which levels fracture most often); the learning rate halves when
+that AUC has not improved for ``--patience`` epochs.
 
 Runs in chunks: ``--max-minutes`` stops cleanly after the epoch that crosses the budget, and
 ``--resume`` continues from ``last.keras`` with the optimizer state, the epoch counter, the
@@ -41,9 +43,11 @@ from .datasets.crops_stream import (
     evaluation_planes,
 )
 from .model.classifier import ClassifierConfig
+from .model.scoring import within_level_auc_flat
 
 log = logging.getLogger("cspine.train_classifier")
 MAX_GAP = 0.05
+SELECT_ON = "vertebra_auc_within_level"  # best.keras and the plateau schedule
 
 
 def vertebra_table(planes: Planes, probs: np.ndarray, top_k: int = 2) -> dict[str, np.ndarray]:
@@ -63,6 +67,8 @@ def evaluate_planes(model: Any, planes: Planes, batch: int = 64) -> dict[str, fl
     out = {
         "plane_auc": roc_auc(planes.y.astype(bool), probs),
         "vertebra_auc": roc_auc(vt["label"], vt["score"]),
+        # the pooled AUC also rewards knowing which levels fracture most: not what we want
+        "vertebra_auc_within_level": within_level_auc_flat(vt["label"], vt["score"], vt["level"]),
     }
     for i, view in enumerate(VIEWS):
         sel = planes.view == i
@@ -240,8 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rec["gap"],
                 MAX_GAP,
             )
-        if v["vertebra_auc"] > state["best"]:
-            state["best"], state["wait"] = v["vertebra_auc"], 0
+        if v[SELECT_ON] > state["best"]:
+            state["best"], state["wait"] = v[SELECT_ON], 0
             model.save(run / "best.keras")
         else:
             state["wait"] += 1
@@ -249,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 new_lr = rec["lr"] * 0.5
                 model.optimizer.learning_rate.assign(new_lr)
                 log.info(
-                    "validation vertebra AUC flat for %d epochs: lr → %.2g", state["wait"], new_lr
+                    "validation within-level vertebra AUC flat for %d epochs: lr → %.2g",
+                    state["wait"],
+                    new_lr,
                 )
                 state["wait"] = 0
         model.save(run / "last.keras")

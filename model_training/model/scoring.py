@@ -226,13 +226,20 @@ def within_level_auc(truth: np.ndarray, prob: np.ndarray) -> float:
     The pooled AUC also rewards a score that only knows which levels fracture most often (C2
     and C7 on the phantom, as in real trauma); within a level that knowledge is worth nothing.
     """
+    levels = np.broadcast_to(np.arange(truth.shape[1]), truth.shape)
+    ok = np.isfinite(prob)
+    return within_level_auc_flat(truth[ok], prob[ok], levels[ok])
+
+
+def within_level_auc_flat(label: np.ndarray, score: np.ndarray, level: np.ndarray) -> float:
+    """:func:`within_level_auc` on one row per vertebra: label, score and level."""
     num = den = 0.0
-    for i in range(truth.shape[1]):
-        ok = np.isfinite(prob[:, i])
-        t = truth[ok, i].astype(bool)
+    for lv in np.unique(level):
+        sel = level == lv
+        t = np.asarray(label)[sel].astype(bool)
         pairs = float(t.sum()) * float((~t).sum())
         if pairs:
-            num += roc_auc(t, prob[ok, i]) * pairs
+            num += roc_auc(t, np.asarray(score)[sel]) * pairs
             den += pairs
     return num / den if den else float("nan")
 

@@ -134,3 +134,29 @@ def test_workers_stop_when_the_trainer_is_killed(tmp_path):
     if not gone:
         worker.kill()
     assert gone, "the worker outlived its trainer by 2 minutes"
+
+
+def test_negatives_come_from_the_levels_of_the_positives(fractured):
+    """Positives only at one level: every negative of a batch is from that level too, so
+    recognising the level earns nothing."""
+    seed, st = fractured
+    stream = CropStream(CROP, STREAM, workers=0, rng_seed=1)
+    try:
+        planes = study_planes(seed, CROP, STREAM, train=False, study=st)
+        level = int(planes.vertebra[planes.y == 1][0])
+        keep = (planes.y == 0) | (planes.vertebra == level)
+        assert (planes.vertebra[keep] != level).sum() > 20  # plenty of other levels pooled
+        pooled = planes.take(np.nonzero(keep)[0])
+        stream.pool.append(pooled)
+        stream.n_pool = len(pooled)
+        at_level = {
+            pooled.x[i].astype(np.float32).tobytes()
+            for i in np.nonzero(pooled.vertebra == level)[0]
+        }
+        for _ in range(5):
+            x, y = stream.batch(16)
+            negatives = x[y["fracture"][:, 0] == 0]
+            assert len(negatives) == 8
+            assert all(n.tobytes() in at_level for n in negatives)
+    finally:
+        stream.close()
