@@ -21,16 +21,19 @@ DEFAULT_HEAT_THRESHOLD = 0.5  # until an analysis gives its own
 HEAT_FLOOR = 0.05  # heat below this is never drawn, even when asked to show all
 
 
-def heat_threshold_of(thresholds: Mapping[str, float], patient_threshold: float) -> float:
+def heat_threshold_of(
+    thresholds: Mapping[str, float], patient_threshold: float | None
+) -> float | None:
     """The threshold the heat-map is drawn against: the lowest vertebra threshold.
 
     The heat is a plane's fracture probability on the vertebra scale, so heat at or above a
     vertebra threshold marks a place that alone would call its vertebra fractured. The patient
     threshold is no guide: it can be 1 (the patient is then called through its vertebrae),
-    which would hide all heat. Without vertebra thresholds, the patient's is used.
+    which would hide all heat. Without vertebra thresholds, the patient's is used (None: the
+    default).
     """
     levels = [float(thresholds[n]) for n in NAMES if n in thresholds]
-    return min(levels) if levels else float(patient_threshold)
+    return min(levels) if levels else patient_threshold
 
 
 class OverlayModel:
