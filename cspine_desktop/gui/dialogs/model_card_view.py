@@ -16,6 +16,7 @@ TARGETED = (
     ("Patient sensitivity at the threshold", ("patient", "sensitivity"), "sensitivity"),
     ("Patient specificity at the threshold", ("patient", "specificity"), "specificity"),
     ("Vertebra AUC (all levels pooled)", ("vertebra_pooled", "auc"), None),
+    ("Vertebra AUC within a level", ("vertebra_pooled", "auc_within_level"), None),
     ("Vertebra sensitivity (pooled)", ("vertebra_pooled", "sensitivity"), None),
     ("Vertebra specificity (pooled)", ("vertebra_pooled", "specificity"), None),
 )
