@@ -37,7 +37,7 @@ def fake_outcome_arrays(hu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, heat
 
 
-def fake_result(volume, labels: np.ndarray) -> AnalysisResult:
+def fake_result(volume, labels: np.ndarray, patient_threshold: float = 0.5) -> AnalysisResult:
     verdicts = []
     for k, name in enumerate(NAMES, start=1):
         zs = np.nonzero((labels == k).any(axis=(1, 2)))[0]
@@ -60,9 +60,9 @@ def fake_result(volume, labels: np.ndarray) -> AnalysisResult:
         series_instance_uid=str(volume.meta.get("SeriesInstanceUID", "")),
         model=ModelInfo("fake-model", "0.0-test", "0" * 64),
         backend="fake",
-        patient_overall=PatientVerdict(0.92, True, threshold=0.5),
+        patient_overall=PatientVerdict(0.92, True, threshold=patient_threshold),
         vertebrae=tuple(verdicts),
-        thresholds={name: 0.5 for name in (*NAMES, "patient_overall")},
+        thresholds={**{name: 0.5 for name in NAMES}, "patient_overall": patient_threshold},
         timings_s={"load": 0.1, "inference": 0.2, "total": 0.3},
         patient_id=str(volume.meta.get("PatientID", "")),
     )
@@ -89,8 +89,15 @@ class FakeHandler:
     ``block_at``, the handler waits (still checking cancellation) before that slice until
     ``gate`` is set. ``work_s`` of numpy work per slice makes a CPU-bound analysis."""
 
-    def __init__(self, delay_s: float = 0.0, block_at: int | None = None, work_s: float = 0.0):
+    def __init__(
+        self,
+        delay_s: float = 0.0,
+        block_at: int | None = None,
+        work_s: float = 0.0,
+        patient_threshold: float = 0.5,
+    ):
         self.delay_s = delay_s
+        self.patient_threshold = patient_threshold
         self.block_at = block_at
         self.work_s = work_s
         self.gate = threading.Event()
@@ -113,7 +120,8 @@ class FakeHandler:
                 time.sleep(self.delay_s)
             ctx.progress(Progress((i + 1) / n, f"analysing {i + 1}/{n}"))
         labels, heat = fake_outcome_arrays(volume.hu)
-        outcome = AnalysisOutcome(fake_result(volume, labels), volume, labels, heat)
+        result = fake_result(volume, labels, self.patient_threshold)
+        outcome = AnalysisOutcome(result, volume, labels, heat)
         with tempfile.TemporaryDirectory() as tmp:
             path = save_overlays(outcome, Path(tmp) / OVERLAY_ARTIFACT)
             ctx.write_artifact(OVERLAY_ARTIFACT, "overlay", path.read_bytes())

@@ -295,3 +295,11 @@ def test_idle_autolock_in_the_window_then_unlock(qtbot, make_workstation, study_
         window.lock_screen.submit()
     assert window.stack.currentWidget() is window.workspace
     assert window.controller.current is opened
+
+
+def test_the_heat_map_is_drawn_against_the_vertebra_threshold(qtbot, make_workstation, study_dir):
+    """A patient called through its vertebrae has a patient threshold of 1: drawn against it,
+    no heat would ever show. The heat scale takes the vertebra threshold."""
+    window, _ = make_workstation(FakeHandler(patient_threshold=1.0))
+    open_and_analyse(qtbot, window, study_dir)
+    assert window.overlay_panel.heat_scale.threshold_text() == "threshold 0.50"
