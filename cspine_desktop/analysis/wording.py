@@ -85,17 +85,26 @@ def patient_headline(
         text = FRACTURE_HEADLINE if fractured else CLEAR_HEADLINE
         if probability is not None:
             text += f" — patient probability {probability:.2f}"
-            if threshold is not None:
+            if through_vertebrae(threshold):
+                text += " (called through the vertebrae)"
+            elif threshold is not None:
                 text += f" (threshold {threshold:.3g})"
     return _ascii(text) if ascii else text
 
 
+def through_vertebrae(threshold: float | None) -> bool:
+    """A patient threshold of 1 or more is never reached by a probability: the card calls the
+    patient fractured when any vertebra reaches its own threshold, and says so this way."""
+    return threshold is not None and threshold >= 1.0
+
+
 def threshold_text(threshold: float | None, operating_point: Any = None) -> str:
-    """ "0.93" or "0.93 (validation sensitivity 0.12, specificity 0.95)"; "-" when unknown.
+    """ "0.93" or "0.93 (validation sensitivity 0.12, specificity 0.95)"; "-" when unknown;
+    "any vertebra at its threshold" for a patient threshold the patient is called through.
     ``operating_point`` is an OperatingPoint or its dict."""
     if threshold is None:
         return "-"
-    text = f"{threshold:.3g}"
+    text = "any vertebra at its threshold" if through_vertebrae(threshold) else f"{threshold:.3g}"
     op = _as_dict(operating_point)
     parts = [
         f"{key} {op[key]:.2f}"
