@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quant-studies", type=int, default=6)
     e.add_argument("--quant-planes", type=int, default=200)
     e.add_argument("--no-int8", action="store_true")
+    e.add_argument("--version", help="the bundle's new version (its old notes are dropped)")
+    e.add_argument("--note", action="append", help="KEY=TEXT, a note of the card (repeatable)")
     c = sub.add_parser("calibrate")
     c.add_argument("--bundle", required=True)
     c.add_argument("--studies", type=int, default=80)

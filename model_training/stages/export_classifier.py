@@ -74,8 +74,26 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     stage2 = _stage2_section(card, config, crop, model, run, args, gate)
     card["files"] = files
     card["stage2"] = stage2
+    card.update(versioned(card, getattr(args, "version", None), getattr(args, "note", None)))
     write_json(card_path, card)
     return card
+
+
+def versioned(card: dict[str, Any], version: str | None, notes: list[str] | None) -> dict[str, Any]:
+    """The card's ``version`` and ``notes`` for a new export: a new version starts with no notes
+    (the old version's notes describe other files and would be read as this one's), then each
+    ``KEY=TEXT`` note is set."""
+    out = {"version": card.get("version"), "notes": dict(card.get("notes") or {})}
+    if version and version != out["version"]:
+        if out["notes"]:
+            log.info("version %s → %s: the old notes are dropped", out["version"], version)
+        out = {"version": version, "notes": {}}
+    for note in notes or []:
+        key, sep, text = note.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--note takes KEY=TEXT, got {note!r}")
+        out["notes"][key.strip()] = text.strip()
+    return out
 
 
 def _keras_difference_checked(model: Any, path: Path, x: np.ndarray) -> float:
