@@ -42,6 +42,9 @@ KIND_WEIGHTS: dict[int, dict[str, float]] = {
 }
 
 
+FILL_HU = (20.0, 90.0)  # a fracture cleft's fill: clot
+
+
 def sample_fractures(rng: np.random.Generator, cfg: PhantomConfig) -> list[FractureSpec]:
     """Fractures of one study: none with probability 1 − prevalence, else ≥ 1 vertebra drawn
     with the per-vertebra frequencies (RSNA: C2 and C7 most often), 1–2 fractures each."""
@@ -276,7 +279,10 @@ def apply_fracture(
 ) -> None:
     """Add fracture ``spec`` (index ``index`` in the study list) to vertebra ``st``."""
     severe = spec.severity == "severe"
-    hu = float(rng.uniform(60.0, 260.0))
+    # the cleft holds clot (haematoma 20–90 HU), darker than any marrow but the most porotic:
+    # a fill up to 260 HU was as bright as cancellous bone (150–300 HU), so a line through the
+    # body showed only where it crossed the cortex, and not at all in osteoporotic bone
+    hu = float(rng.uniform(FILL_HU[0], FILL_HU[1]))
     displaced = severe and spec.kind != "compression"
     disp = float(rng.uniform(1.5, 4.5)) if displaced else 0.0
     draw = _DRAW.get(spec.kind)

@@ -169,3 +169,19 @@ def test_minor_fracture_breaks_the_cortex_visibly_at_half_mm_pixels(kind, seed):
     broken_hair = int(((ref.hu - hair.hu)[cortex] > 400).sum())
     assert broken * 0.5 * 0.5 * DZ > 10.0  # > 10 mm³ of cortex turned lucent
     assert broken > 1.6 * broken_hair, (broken, broken_hair)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_line_through_the_body_is_darker_than_the_marrow_it_crosses(seed):
+    """The cleft holds clot (20–90 HU): darker than the least dense normal cancellous bone
+    (150 HU), so the line shows inside the body, not only where it breaks the cortex."""
+    parts, g = subaxial(5, 1.0, 9.5, 9.5)
+    spec = FractureSpec(5, "cortical_line", "minor")
+    broken = Structure("C5", 5, np.zeros(3), np.eye(3), parts, 1100.0, 150.0, 0.6)
+    apply_fracture(broken, g, spec, 0, np.random.default_rng(seed))
+    intact = Structure("C5", 5, np.zeros(3), np.eye(3), parts, 1100.0, 150.0, 0.6)
+    frac, ref = _render(broken, PX), _render(intact, PX)
+    marrow = (frac.fracture > 0) & (ref.hu > 120) & (ref.hu < 200)
+    cleft = marrow & (np.abs(ref.hu - frac.hu) > 1.0)
+    assert cleft.sum() > 50
+    assert np.median(ref.hu[cleft] - frac.hu[cleft]) > 50.0
