@@ -313,15 +313,16 @@ class CropStream:
         while self.n_pool < n:
             self._refill(block=True)
 
-    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(part, row, label, group, level) of every pooled plane (metadata only)."""
+    def _index(self) -> tuple[np.ndarray, ...]:
+        """(part, row, label, group, level, vertebra fractured) of every pooled plane."""
         parts = list(self.pool)
         part = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
         row = np.concatenate([np.arange(len(p)) for p in parts])
         y = np.concatenate([p.y for p in parts])
         group = np.concatenate([p.group for p in parts])
         level = np.concatenate([p.vertebra for p in parts])
-        return part, row, y, group, level
+        fractured = np.concatenate([p.fractured for p in parts]).astype(bool)
+        return part, row, y, group, level, fractured
 
     def batch(self, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """One batch: half positive planes spread evenly over fracture kind/severity, half
@@ -329,11 +330,19 @@ class CropStream:
 
         Negatives come from the same levels as the batch's positives: else recognising C2 and
         C7, where fractures are most common, scores well (model 0.5.0's pooled vertebra AUC was
-        what the level alone gives; within C2 and C7 it was at chance)."""
+        what the level alone gives; within C2 and C7 it was at chance).
+
+        Negatives come from intact vertebrae (while the pool has any): a plane of a fractured
+        vertebra without enough of the line to be labelled positive often shows it in its
+        context channels (the planes 1 mm either side) or its partial volume, a negative label
+        on a fracture. Inference scores those planes too; the top-k score takes the worst."""
         self._refill(block=False)
-        part, row, y, group, level = self._index()
+        part, row, y, group, level, fractured = self._index()
         pos = np.nonzero(y == 1)[0]
         neg = np.nonzero(y == 0)[0]
+        intact = neg[~fractured[neg]]
+        if intact.size:
+            neg = intact
         chosen: list[np.ndarray] = []
         n_pos = size // 2 if pos.size else 0
         if n_pos:

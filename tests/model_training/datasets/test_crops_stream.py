@@ -136,9 +136,19 @@ def test_workers_stop_when_the_trainer_is_killed(tmp_path):
     assert gone, "the worker outlived its trainer by 2 minutes"
 
 
-def test_negatives_come_from_the_levels_of_the_positives(fractured):
+def _intact_at(level: int, skip: int):
+    """A study (not ``skip``) whose vertebra ``level`` is intact."""
+    for seed in range(skip + 1, skip + 60):
+        st = _study(seed)
+        if not st.fractured[level - 1]:
+            return seed, st
+    raise AssertionError(f"no phantom study with an intact C{level} in 60 seeds")
+
+
+def test_negatives_come_from_intact_vertebrae_at_the_levels_of_the_positives(fractured):
     """Positives only at one level: every negative of a batch is from that level too, so
-    recognising the level earns nothing."""
+    recognising the level earns nothing; and from an intact vertebra, never a plane of the
+    fractured one (its context channels may show the line)."""
     seed, st = fractured
     stream = CropStream(CROP, STREAM, workers=0, rng_seed=1)
     try:
@@ -146,17 +156,22 @@ def test_negatives_come_from_the_levels_of_the_positives(fractured):
         level = int(planes.vertebra[planes.y == 1][0])
         keep = (planes.y == 0) | (planes.vertebra == level)
         assert (planes.vertebra[keep] != level).sum() > 20  # plenty of other levels pooled
-        pooled = planes.take(np.nonzero(keep)[0])
-        stream.pool.append(pooled)
-        stream.n_pool = len(pooled)
-        at_level = {
-            pooled.x[i].astype(np.float32).tobytes()
-            for i in np.nonzero(pooled.vertebra == level)[0]
+        mine = planes.take(np.nonzero(keep)[0])
+        assert ((mine.vertebra == level) & (mine.y == 0)).sum() > 0  # the fractured one's
+        seed2, st2 = _intact_at(level, seed)
+        other = study_planes(seed2, CROP, STREAM, train=False, study=st2)
+        other = other.take(np.nonzero(other.y == 0)[0])
+        stream.pool.extend([mine, other])
+        stream.n_pool = len(mine) + len(other)
+        wanted = {
+            other.x[i].astype(np.float32).tobytes()
+            for i in np.nonzero((other.vertebra == level) & ~other.fractured)[0]
         }
+        assert wanted
         for _ in range(5):
             x, y = stream.batch(16)
             negatives = x[y["fracture"][:, 0] == 0]
             assert len(negatives) == 8
-            assert all(n.tobytes() in at_level for n in negatives)
+            assert all(n.tobytes() in wanted for n in negatives)
     finally:
         stream.close()
