@@ -83,17 +83,18 @@ def versioned(card: dict[str, Any], version: str | None, notes: list[str] | None
     """The card's ``version`` and ``notes`` for a new export: a new version starts with no notes
     (the old version's notes describe other files and would be read as this one's), then each
     ``KEY=TEXT`` note is set."""
-    out = {"version": card.get("version"), "notes": dict(card.get("notes") or {})}
-    if version and version != out["version"]:
-        if out["notes"]:
-            log.info("version %s → %s: the old notes are dropped", out["version"], version)
-        out = {"version": version, "notes": {}}
+    current = card.get("version")
+    kept: dict[str, str] = dict(card.get("notes") or {})
+    if version and version != current:
+        if kept:
+            log.info("version %s → %s: the old notes are dropped", current, version)
+        current, kept = version, {}
     for note in notes or []:
         key, sep, text = note.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--note takes KEY=TEXT, got {note!r}")
-        out["notes"][key.strip()] = text.strip()
-    return out
+        kept[key.strip()] = text.strip()
+    return {"version": current, "notes": kept}
 
 
 def _keras_difference_checked(model: Any, path: Path, x: np.ndarray) -> float:
