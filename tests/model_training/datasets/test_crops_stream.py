@@ -29,11 +29,18 @@ def _study(seed: int):
 
 @pytest.fixture(scope="module")
 def fractured():
-    for seed in range(50):
+    return _first_study(
+        range(50), lambda st: any(f.n_voxels > 50 for f in st.fractures), "fractured"
+    )
+
+
+def _first_study(seeds, wanted, what: str):
+    """(seed, study) of the first of ``seeds`` whose study is ``wanted``."""
+    for seed in seeds:
         st = _study(seed)
-        if any(f.n_voxels > 50 for f in st.fractures):
+        if wanted(st):
             return seed, st
-    raise AssertionError("no fractured phantom study in 50 seeds")
+    raise AssertionError(f"no {what} phantom study in seeds {seeds}")
 
 
 def test_positive_planes_only_in_fractured_vertebrae(fractured):
@@ -136,15 +143,6 @@ def test_workers_stop_when_the_trainer_is_killed(tmp_path):
     assert gone, "the worker outlived its trainer by 2 minutes"
 
 
-def _intact_at(level: int, skip: int):
-    """A study (not ``skip``) whose vertebra ``level`` is intact."""
-    for seed in range(skip + 1, skip + 60):
-        st = _study(seed)
-        if not st.fractured[level - 1]:
-            return seed, st
-    raise AssertionError(f"no phantom study with an intact C{level} in 60 seeds")
-
-
 def test_negatives_come_from_intact_vertebrae_at_the_levels_of_the_positives(fractured):
     """Positives only at one level: every negative of a batch is from that level too, so
     recognising the level earns nothing; and from an intact vertebra, never a plane of the
@@ -158,7 +156,9 @@ def test_negatives_come_from_intact_vertebrae_at_the_levels_of_the_positives(fra
         assert (planes.vertebra[keep] != level).sum() > 20  # plenty of other levels pooled
         mine = planes.take(np.nonzero(keep)[0])
         assert ((mine.vertebra == level) & (mine.y == 0)).sum() > 0  # the fractured one's
-        seed2, st2 = _intact_at(level, seed)
+        seed2, st2 = _first_study(
+            range(seed + 1, seed + 60), lambda s: not s.fractured[level - 1], f"intact-C{level}"
+        )
         other = study_planes(seed2, CROP, STREAM, train=False, study=st2)
         other = other.take(np.nonzero(other.y == 0)[0])
         stream.pool.extend([mine, other])
