@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from ..imaging.crops import CropConfig, map_to_crop, paste_planes, vertebra_crops, view_slice
+from ..imaging.crops import (
+    CropConfig,
+    level_boxes,
+    map_to_crop,
+    paste_planes,
+    vertebra_crops,
+    view_slice,
+)
 from ..imaging.preprocess import PreparedVolume
 from ..imaging.volume import Volume
 from ..vertebrae import NAMES
@@ -106,12 +113,19 @@ def score_vertebrae(
     peaks: list[int | None] = [None] * len(NAMES)
     heat = np.zeros(volume.hu.shape, np.float32)
     n_planes, seconds = 0, 0.0
+    boxes = level_boxes(labels_zyx, range(1, len(NAMES) + 1))
     for level in range(1, len(NAMES) + 1):
         best_p, best_z, axes = -1.0, None, (0, 1, 2)
         level_probs: list[np.ndarray] = []
-        for view in cfg.crops.views:
+        for view in cfg.crops.views if level in boxes else ():
             crops = vertebra_crops(
-                volume, labels_zyx, level, cfg.crops, plane_stride=cfg.plane_stride, view=view
+                volume,
+                labels_zyx,
+                level,
+                cfg.crops,
+                plane_stride=cfg.plane_stride,
+                view=view,
+                box=boxes[level],
             )
             if crops is None:
                 continue

@@ -24,7 +24,7 @@ can be drawn on the source grid (:func:`paste_planes`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,10 +33,11 @@ import numpy as np
 
 from .preprocess import canonical_view
 from .sagittal import (
+    Box,
     SagittalGeometry,
     paste_sagittal,
     sagittal_geometry,
-    sample_sagittal,
+    sample_sagittal_offsets,
     view_slice_of,
 )
 from .volume import Volume
@@ -121,6 +122,48 @@ def _view_array(array_zyx: np.ndarray, axes: tuple[int, int, int]) -> np.ndarray
     return np.transpose(array_zyx, axes) if axes != (0, 1, 2) else array_zyx
 
 
+def level_boxes(labels_zyx: np.ndarray, levels: Iterable[int] = range(1, 8)) -> dict[int, Box]:
+    """Bounding box (source array z, y, x slices) of every level in ``levels`` present in the
+    label map. One pass over the slices, then one over each level's slab: far cheaper than
+    comparing the whole volume for every level and view, as a study's crops otherwise would."""
+    lab = np.asarray(labels_zyx)
+    wanted = sorted({int(v) for v in levels})
+    present = np.zeros((lab.shape[0], len(wanted)), bool)
+    for z in range(lab.shape[0]):
+        present[z] = np.isin(
+            wanted,
+            np.unique(lab[z])
+            if lab.dtype != np.uint8
+            else np.flatnonzero(np.bincount(lab[z].ravel(), minlength=256)),
+        )
+    out: dict[int, Box] = {}
+    for i, v in enumerate(wanted):
+        zs = np.flatnonzero(present[:, i])
+        if zs.size == 0:
+            continue
+        slab = lab[zs[0] : zs[-1] + 1] == v
+        ys = np.flatnonzero(slab.any(axis=(0, 2)))
+        xs = np.flatnonzero(slab.any(axis=(0, 1)))
+        out[v] = (
+            slice(int(zs[0]), int(zs[-1]) + 1),
+            slice(int(ys[0]), int(ys[-1]) + 1),
+            slice(int(xs[0]), int(xs[-1]) + 1),
+        )
+    return out
+
+
+def _level_box(labels_zyx: np.ndarray, level: int, box: Box | None) -> Box | None:
+    """``box`` as given, or the level's bounding box (None: the level is absent)."""
+    if box is not None:
+        return box
+    return level_boxes(labels_zyx, (level,)).get(level)
+
+
+def _view_box(box: Box, axes: tuple[int, int, int]) -> Box:
+    """A source-array box in the view's axis order."""
+    return (box[axes[0]], box[axes[1]], box[axes[2]])
+
+
 def crop_geometry(
     volume: Volume,
     labels_zyx: np.ndarray,
@@ -129,12 +172,18 @@ def crop_geometry(
     *,
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
     plane_stride: int = 1,
+    box: Box | None = None,
 ) -> CropGeometry | None:
     """Crop geometry of vertebra ``level`` (1..7) from a label map on the source grid, or None
-    when the level holds fewer than ``cfg.min_mask_px``-sized planes."""
+    when the level holds fewer than ``cfg.min_mask_px``-sized planes. ``box``: the level's
+    bounding box in the label map (:func:`level_boxes`), found here when not given."""
     _hu, a, axes = canonical_view(volume)
-    lab = _view_array(np.asarray(labels_zyx), axes)
-    mask = lab == level
+    box = _level_box(labels_zyx, level, box)
+    if box is None:
+        return None
+    vb = _view_box(box, axes)
+    mask = _view_array(np.asarray(labels_zyx), axes)[vb] == level
+    z0, y0, x0 = (s.start for s in vb)
     # enough pixels (at source resolution) to count as showing the vertebra on a slice
     px_mm2 = float(np.linalg.norm(a[:3, 0]) * np.linalg.norm(a[:3, 1]))
     min_px = max(1, int(cfg.min_mask_px * cfg.pixel_mm**2 / max(px_mm2, 1e-6)))
@@ -143,6 +192,7 @@ def crop_geometry(
     if zs.size == 0:
         return None
     _zz, yy, xx = np.nonzero(mask[zs[0] : zs[-1] + 1])
+    zs, yy, xx = zs + z0, yy + y0, xx + x0
     # centre: middle of the mask's in-plane bounding box (robust to a long spinous process)
     cx = 0.5 * (float(xx.min()) + float(xx.max()))
     cy = 0.5 * (float(yy.min()) + float(yy.max()))
@@ -164,24 +214,67 @@ def crop_geometry(
     return CropGeometry(level, inplane, planes, axes, head_dir, slice_mm)
 
 
-class _PlaneSampler:
-    """Bilinear in-plane samples of a view array, cached per source slice, linear in z."""
+def _footprint(m: np.ndarray, size: int, margin: int, shape: tuple[int, int]) -> Box | None:
+    """(slice y, slice x, unused) of the source pixels that a ``size``² crop mapped by the 2×3
+    ``m`` (crop pixel → source x, y) reads, widened by ``margin``, clipped to ``shape`` (ny,
+    nx); None when that is empty."""
+    e = float(size - 1)
+    corners = m @ np.array([[0.0, e, 0.0, e], [0.0, 0.0, e, e], [1.0, 1.0, 1.0, 1.0]])
+    x0 = max(0, int(np.floor(corners[0].min())) - margin)
+    x1 = min(shape[1], int(np.ceil(corners[0].max())) + margin + 1)
+    y0 = max(0, int(np.floor(corners[1].min())) - margin)
+    y1 = min(shape[0], int(np.ceil(corners[1].max())) + margin + 1)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return (slice(y0, y1), slice(x0, x1), slice(None))
 
-    def __init__(self, view: np.ndarray, geom: CropGeometry, size: int, border: float):
+
+class _PlaneSampler:
+    """Bilinear in-plane samples of a view array, cached per source slice, linear in z.
+
+    Only the source pixels the crop reads are converted, smoothed and warped (the crop's
+    footprint, widened by the smoothing kernel's reach): the same values as doing it on the
+    whole slice, for a fraction of the work. With ``equals`` the source is ``view == equals``
+    (a label map's level, compared slice by slice instead of over the whole volume)."""
+
+    def __init__(
+        self,
+        view: np.ndarray,
+        geom: CropGeometry,
+        size: int,
+        border: float,
+        equals: int | None = None,
+    ):
         self.view, self.geom, self.size, self.border = view, geom, size, border
+        self.equals = equals
         self.cache: dict[int, np.ndarray] = {}
+        factor = float(np.linalg.norm(geom.inplane[:, 0]))  # source px per crop px
+        self.sigma = 0.5 * factor if factor > 1.3 else 0.0
+        # cv2's float kernel reaches 4σ; +2 for the bilinear neighbours and rounding
+        margin = int(np.ceil(4.0 * self.sigma)) + 3
+        self.rect = _footprint(geom.inplane, size, margin, view.shape[1:3])
+        self.m = geom.inplane.copy()
+        if self.rect is not None:
+            self.m[0, 2] -= self.rect[1].start
+            self.m[1, 2] -= self.rect[0].start
 
     def slice(self, k: int) -> np.ndarray:
         k = int(np.clip(k, 0, self.view.shape[0] - 1))
         out = self.cache.get(k)
         if out is None:
-            src: np.ndarray = np.ascontiguousarray(self.view[k], dtype=np.float32)
-            factor = float(np.linalg.norm(self.geom.inplane[:, 0]))  # source px per crop px
-            if factor > 1.3:
-                src = cv2.GaussianBlur(src, (0, 0), 0.5 * factor)
+            if self.rect is None:  # the crop lies wholly outside the slice
+                out = np.full((self.size, self.size), self.border, np.float32)
+                self.cache[k] = out
+                return out
+            part = self.view[k][self.rect[:2]]
+            if self.equals is not None:
+                part = part == self.equals
+            src: np.ndarray = np.ascontiguousarray(part, dtype=np.float32)
+            if self.sigma > 0:
+                src = cv2.GaussianBlur(src, (0, 0), self.sigma)
             out = cv2.warpAffine(
                 src,
-                self.geom.inplane,
+                self.m,
                 (self.size, self.size),
                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                 borderMode=cv2.BORDER_CONSTANT,
@@ -209,11 +302,19 @@ def geometry(
     *,
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
     plane_stride: int = 1,
+    box: Box | None = None,
 ) -> Geometry | None:
-    """The crop geometry of vertebra ``level`` in ``view`` ("axial" or "sagittal")."""
+    """The crop geometry of vertebra ``level`` in ``view`` ("axial" or "sagittal"); ``box``:
+    the level's bounding box (:func:`level_boxes`), found here when not given."""
     make = sagittal_geometry if view == "sagittal" else crop_geometry
     return make(
-        volume, labels_zyx, level, cfg, centre_jitter_mm=centre_jitter_mm, plane_stride=plane_stride
+        volume,
+        labels_zyx,
+        level,
+        cfg,
+        centre_jitter_mm=centre_jitter_mm,
+        plane_stride=plane_stride,
+        box=_level_box(labels_zyx, level, box),
     )
 
 
@@ -223,14 +324,37 @@ def sample_planes(
     size: int,
     border: float = 0.0,
     offset_mm: float = 0.0,
+    *,
+    equals: int | None = None,
 ) -> np.ndarray:
     """float32 [n, size, size]: ``array_zyx`` (source grid) on the crop planes of ``geom``,
-    shifted ``offset_mm`` toward the head (axial) or patient left (sagittal)."""
+    shifted ``offset_mm`` toward the head (axial) or patient left (sagittal). With ``equals``
+    the sampled array is ``array_zyx == equals``, compared only where the crop reads."""
+    return sample_planes_offsets(array_zyx, geom, size, border, (offset_mm,), equals=equals)[0]
+
+
+def sample_planes_offsets(
+    array_zyx: np.ndarray,
+    geom: Geometry,
+    size: int,
+    border: float,
+    offsets_mm: Sequence[float],
+    *,
+    equals: int | None = None,
+) -> list[np.ndarray]:
+    """:func:`sample_planes` at several offsets, reading the source once for all of them."""
     if isinstance(geom, SagittalGeometry):
-        return sample_sagittal(array_zyx, geom, border, offset_mm)
-    sampler = _PlaneSampler(_view_array(np.asarray(array_zyx), geom.axes), geom, size, border)
-    dz = geom.head_dir * offset_mm / max(geom.slice_mm, 1e-6)
-    return np.stack([sampler.at(z + dz) for z in geom.planes]).astype(np.float32, copy=False)
+        return sample_sagittal_offsets(array_zyx, geom, border, offsets_mm, equals=equals)
+    sampler = _PlaneSampler(
+        _view_array(np.asarray(array_zyx), geom.axes), geom, size, border, equals
+    )
+    out = []
+    for offset_mm in offsets_mm:
+        dz = geom.head_dir * offset_mm / max(geom.slice_mm, 1e-6)
+        out.append(
+            np.stack([sampler.at(z + dz) for z in geom.planes]).astype(np.float32, copy=False)
+        )
+    return out
 
 
 def crop_input(hu_planes: Sequence[np.ndarray], mask: np.ndarray, cfg: CropConfig) -> np.ndarray:
@@ -256,13 +380,15 @@ def vertebra_crops(
     hu_zyx: np.ndarray | None = None,
     mask_zyx: np.ndarray | None = None,
     view: str = "axial",
+    box: Box | None = None,
 ) -> VertebraCrops | None:
     """The stage-2 input for vertebra ``level``: crops of ``volume`` around ``labels == level``,
     in ``view`` ("axial" or "sagittal").
 
     ``hu_zyx`` replaces the volume's HU (training passes an augmented copy); ``mask_zyx`` replaces
-    the mask channel's source (training passes a perturbed stage-1 mask). None when the level is
-    not in the label map.
+    the mask channel's source (training passes a perturbed stage-1 mask). ``box``: the level's
+    bounding box in the label map (:func:`level_boxes`; a caller cropping every level passes
+    them all from one pass). None when the level is not in the label map.
     """
     geom = geometry(
         volume,
@@ -272,16 +398,17 @@ def vertebra_crops(
         view,
         centre_jitter_mm=centre_jitter_mm,
         plane_stride=plane_stride,
+        box=box,
     )
     if geom is None:
         return None
     hu = volume.hu if hu_zyx is None else hu_zyx
-    planes = [
-        sample_planes(hu, geom, cfg.size, border=-1000.0, offset_mm=off)
-        for off in (cfg.context_mm, 0.0, -cfg.context_mm)
-    ]
-    src_mask = (np.asarray(labels_zyx) == level) if mask_zyx is None else mask_zyx
-    mask = sample_planes(src_mask, geom, cfg.size)  # converted per plane, not the whole volume
+    offsets = (cfg.context_mm, 0.0, -cfg.context_mm)
+    planes = sample_planes_offsets(hu, geom, cfg.size, -1000.0, offsets)
+    if mask_zyx is None:  # the level compared only where the crop reads, not the whole volume
+        mask = sample_planes(labels_zyx, geom, cfg.size, equals=level)
+    else:
+        mask = sample_planes(mask_zyx, geom, cfg.size)
     return VertebraCrops(crop_input(planes, mask, cfg), geom)
 
 

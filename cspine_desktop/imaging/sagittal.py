@@ -16,6 +16,7 @@ in all three axes; a source finer than the crop is smoothed first, as for axial 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ from .volume import Volume
 
 if TYPE_CHECKING:
     from .crops import CropConfig
+
+Box = tuple[slice, slice, slice]  # z, y, x slices of an array
 
 
 @dataclass
@@ -73,20 +76,24 @@ def sagittal_geometry(
     *,
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
     plane_stride: int = 1,
+    box: Box | None = None,
 ) -> SagittalGeometry | None:
     """Sagittal planes ``cfg.plane_mm`` apart within ``cfg.sagittal_half_mm`` of vertebra
     ``level``'s midline that show at least ``cfg.min_mask_px`` crop pixels of it; None when
-    there are none (or the sagittal view is off)."""
+    there are none (or the sagittal view is off). ``box``: a source-array box holding every
+    voxel of the level (``crops.level_boxes``); the whole label map when not given."""
     if cfg.sagittal_half_mm <= 0:
         return None
     _hu, a, axes = canonical_view(volume)
-    mask = _view(np.asarray(labels_zyx), axes) == level
-    zz = np.nonzero(mask.any(axis=(1, 2)))[0]
+    lab = _view(np.asarray(labels_zyx), axes)
+    vb: Box = (slice(None),) * 3 if box is None else (box[axes[0]], box[axes[1]], box[axes[2]])
+    block = lab[vb] == level
+    z0, y0, x0 = (s.indices(n)[0] for s, n in zip(vb, lab.shape, strict=True))
+    zz = np.nonzero(block.any(axis=(1, 2)))[0] + z0
     if zz.size == 0:
         return None
-    block = mask[zz[0] : zz[-1] + 1]
-    yy = np.nonzero(block.any(axis=(0, 2)))[0]
-    xx = np.nonzero(block.any(axis=(0, 1)))[0]
+    yy = np.nonzero(block.any(axis=(0, 2)))[0] + y0
+    xx = np.nonzero(block.any(axis=(0, 1)))[0] + x0
     # the same centre as the axial crop: middle of the mask's bounding box
     centre_vox = 0.5 * np.array([xx[0] + xx[-1], yy[0] + yy[-1], zz[0] + zz[-1]], np.float64)
     centre_lps = a @ np.array([*centre_vox, 1.0])
@@ -107,7 +114,8 @@ def sagittal_geometry(
     geom = SagittalGeometry(
         level, centre, offsets, col, row, left, axes, cfg.size, 0.5 * factor if factor > 1.3 else 0
     )
-    counts = (sample_sagittal(mask.astype(np.float32), geom, view=True) > 0.5).sum(axis=(1, 2))
+    (mask,) = sample_sagittal_offsets(lab, geom, 0.0, (0.0,), view=True, equals=level, box=vb)
+    counts = (mask > 0.5).sum(axis=(1, 2))
     keep = counts >= cfg.min_mask_px
     if not keep.any():
         return None
@@ -115,10 +123,10 @@ def sagittal_geometry(
     return geom
 
 
-def _column_image(view: np.ndarray, xf: float, smooth_px: float) -> np.ndarray:
-    """float32 [nz, ny]: the view at (fractional) column ``xf``, linear between columns, or a
-    Gaussian-weighted mean of the nearby columns when the source is finer than the crop."""
-    nx = view.shape[2]
+def _column_weights(xf: float, smooth_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """View columns and weights of the column image at (fractional) column ``xf``: linear
+    between columns, or a Gaussian-weighted mean of the nearby columns when the source is finer
+    than the crop."""
     if smooth_px > 0:
         r = int(np.ceil(2 * smooth_px))
         xs = np.arange(int(np.floor(xf)) - r, int(np.floor(xf)) + r + 2)
@@ -127,14 +135,7 @@ def _column_image(view: np.ndarray, xf: float, smooth_px: float) -> np.ndarray:
         x0 = int(np.floor(xf))
         xs = np.array([x0, x0 + 1])
         w = np.array([1.0 - (xf - x0), xf - x0])
-    ok = (xs >= 0) & (xs < nx) & (w > 1e-6)
-    if not ok.any():
-        return np.full(view.shape[:2], np.nan, np.float32)
-    xs, w = xs[ok], w[ok] / w[ok].sum()
-    out = np.zeros(view.shape[:2], np.float32)
-    for x, wx in zip(xs, w, strict=True):
-        out += np.float32(wx) * np.asarray(view[:, :, x], np.float32)
-    return out
+    return xs, w
 
 
 def sample_sagittal(
@@ -153,26 +154,84 @@ def sample_sagittal(
     rotated about the patient's vertical axis (gantry tilt, a rotation about the left-right axis,
     is exact), and ``canonical_view`` keeps any such rotation well under 45°.
     """
+    return sample_sagittal_offsets(array, geom, border, (offset_mm,), view=view)[0]
+
+
+def sample_sagittal_offsets(
+    array: np.ndarray,
+    geom: SagittalGeometry,
+    border: float,
+    offsets_mm: Sequence[float],
+    *,
+    view: bool = False,
+    equals: int | None = None,
+    box: Box | None = None,
+) -> list[np.ndarray]:
+    """:func:`sample_sagittal` at several offsets, reading the source once for all of them:
+    only the slab of view columns the planes use, and within it the rows and slices their
+    crops cover, is converted to float32 (with ``equals``: to ``array == equals``). ``box``
+    (view axes) limits that slab further, for an array that is zero outside it and a border
+    of 0 (a level's mask)."""
     v = np.asarray(array) if view else _view(np.asarray(array), geom.axes)
+    nz, ny, nx = v.shape
     c = (geom.size - 1) / 2.0
+    e = float(geom.size - 1)
+    jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+    lo = np.array([np.inf, np.inf, np.inf])  # view x, y, z the planes read
+    hi = -lo
+    for offset_mm in offsets_mm:
+        for k in range(len(geom.planes)):
+            centre = geom.centre + (float(geom.planes[k]) + offset_mm) * geom.left
+            xs, w = _column_weights(float(centre[0]), geom.smooth_px)
+            ok = (xs >= 0) & (xs < nx) & (w > 1e-6)
+            if not ok.any():
+                jobs.append(None)
+                continue
+            xs, w = xs[ok], w[ok] / w[ok].sum()
+            jobs.append((centre, xs, w))
+            for i, j in ((0.0, 0.0), (0.0, e), (e, 0.0), (e, e)):
+                p = centre + (j - c) * geom.col + (i - c) * geom.row
+                lo[1:], hi[1:] = np.minimum(lo[1:], p[1:]), np.maximum(hi[1:], p[1:])
+            lo[0], hi[0] = min(lo[0], xs[0]), max(hi[0], xs[-1])
+    region = [(0, 0)] * 3  # (start, stop) along view z, y, x
+    if np.isfinite(lo).all():
+        region = [
+            (max(0, int(np.floor(lo[2])) - 2), min(nz, int(np.ceil(hi[2])) + 3)),
+            (max(0, int(np.floor(lo[1])) - 2), min(ny, int(np.ceil(hi[1])) + 3)),
+            (max(0, int(lo[0])), min(nx, int(hi[0]) + 1)),
+        ]
+    if box is not None:
+        for a, s in enumerate(box):
+            start, stop, _ = s.indices(v.shape[a])
+            region[a] = (max(region[a][0], start), min(region[a][1], stop))
+    (z0, z1), (y0, y1), (x0, x1) = region
+    slab = np.zeros((0, 0, 0), np.float32)
+    if z1 > z0 and y1 > y0 and x1 > x0:
+        part = v[z0:z1, y0:y1, x0:x1]
+        if equals is not None:
+            part = part == equals
+        slab = np.ascontiguousarray(np.moveaxis(part, 2, 0), dtype=np.float32)  # [x, z, y]
     n = len(geom.planes)
-    out = np.empty((n, geom.size, geom.size), np.float32)
-    for k in range(n):
-        o = float(geom.planes[k]) + offset_mm
-        centre = geom.centre + o * geom.left
-        img = _column_image(v, float(centre[0]), geom.smooth_px)
-        if np.isnan(img[0, 0]):
-            out[k] = border
+    outs = [np.empty((n, geom.size, geom.size), np.float32) for _ in offsets_mm]
+    for q, job in enumerate(jobs):
+        out = outs[q // n][q % n]
+        if job is None or slab.size == 0:
+            out[:] = border
             continue
+        centre, xs, w = job
+        img = np.zeros(slab.shape[1:], np.float32)
+        for x, wx in zip(xs, w, strict=True):
+            if x0 <= x < x1:
+                img += np.float32(wx) * slab[x - x0]
         # crop (column j, row i) → column image (X = view y, Y = view z)
         m = np.array(
             [
-                [geom.col[1], geom.row[1], centre[1] - c * (geom.col[1] + geom.row[1])],
-                [geom.col[2], geom.row[2], centre[2] - c * (geom.col[2] + geom.row[2])],
+                [geom.col[1], geom.row[1], centre[1] - c * (geom.col[1] + geom.row[1]) - y0],
+                [geom.col[2], geom.row[2], centre[2] - c * (geom.col[2] + geom.row[2]) - z0],
             ],
             np.float64,
         )
-        out[k] = cv2.warpAffine(
+        out[:] = cv2.warpAffine(
             img,
             m,
             (geom.size, geom.size),
@@ -180,7 +239,7 @@ def sample_sagittal(
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=border,
         )
-    return out
+    return outs
 
 
 def paste_sagittal(out_zyx: np.ndarray, planes: np.ndarray, geom: SagittalGeometry) -> None:
@@ -191,13 +250,17 @@ def paste_sagittal(out_zyx: np.ndarray, planes: np.ndarray, geom: SagittalGeomet
     vox_mm = 1.0 / max(float(np.linalg.norm(geom.left)), 1e-6)  # mm per view voxel along L
     n_side = int(np.ceil(0.5 * spacing / vox_mm))
     shape = np.array(view.shape[::-1])
+    c = (geom.size - 1) / 2.0
+    ii, jj = np.mgrid[: geom.size, : geom.size].astype(np.float64) - c
     for k in range(len(geom.planes)):
         vals = np.asarray(planes[k], np.float32)
         hot = vals > 1e-3
         if not hot.any():
             continue
+        ih, jh = ii[hot][:, None], jj[hot][:, None]
         for s in range(-n_side, n_side + 1):
-            pts = geom.points(k, s * vox_mm)[hot]
+            base = geom.centre + (float(geom.planes[k]) + s * vox_mm) * geom.left
+            pts = base + jh * geom.col + ih * geom.row  # as geom.points, hot pixels only
             idx = np.rint(pts).astype(np.int64)
             ok = np.all((idx >= 0) & (idx < shape), axis=1)
             np.maximum.at(view, (idx[ok, 2], idx[ok, 1], idx[ok, 0]), vals[hot][ok])

@@ -127,3 +127,109 @@ def test_sample_planes_interpolates_between_slices():
     ramp = np.broadcast_to(np.arange(40, dtype=np.float32)[:, None, None], vol.hu.shape)
     half = sample_planes(ramp, g, 64, offset_mm=1.0)  # half a slice toward the head
     assert np.allclose(half[:, 32, 32], g.planes + 0.5, atol=1e-4)
+
+
+# --- the samplers read only what a crop needs: same values as reading everything ------------
+
+
+def _noisy_volume(spacing, shape=(48, 140, 150), seed=0):
+    """Random HU (so any misplaced pixel shows) and two levels, one touching the image edge."""
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(200.0, 300.0, shape).astype(np.float32)
+    labels = np.zeros(shape, np.uint8)
+    labels[8:30, 40:90, 50:110] = 4
+    labels[30:46, 100:140, 0:40] = 5  # cut by the image's edge: its crops reach outside
+    dz, dy, dx = spacing
+    affine = np.diag([dx, dy, dz, 1.0])
+    return Volume(hu=hu, affine=affine, spacing=spacing, meta={"Modality": "CT"}), labels
+
+
+def _reference_axial(array_zyx, geom, size, border, offset_mm=0.0):
+    """The plain way: each whole source slice converted, smoothed and warped."""
+    import cv2
+
+    factor = float(np.linalg.norm(geom.inplane[:, 0]))
+
+    def one(k):
+        k = int(np.clip(k, 0, array_zyx.shape[0] - 1))
+        src = np.ascontiguousarray(array_zyx[k], dtype=np.float32)
+        if factor > 1.3:
+            src = cv2.GaussianBlur(src, (0, 0), 0.5 * factor)
+        return cv2.warpAffine(
+            src, geom.inplane, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=border,
+        )  # fmt: skip
+
+    out = []
+    for z in geom.planes + geom.head_dir * offset_mm / geom.slice_mm:
+        z = float(np.clip(z, 0, array_zyx.shape[0] - 1))
+        k0, f = int(np.floor(z)), z - np.floor(z)
+        out.append(one(k0) if f < 1e-6 else (1 - f) * one(k0) + f * one(k0 + 1))
+    return np.stack(out).astype(np.float32)
+
+
+@pytest.mark.parametrize("pixel", [0.3, 0.8])  # finer than the crop (smoothed), and coarser
+def test_axial_planes_equal_sampling_the_whole_slice(pixel):
+    vol, labels = _noisy_volume((1.0, pixel, pixel))
+    cfg = CropConfig(size=64)
+    for level in (4, 5):
+        geom = crop_geometry(vol, labels, level, cfg)
+        assert geom is not None
+        for off in (1.0, 0.0):
+            fast = sample_planes(vol.hu, geom, cfg.size, border=-1000.0, offset_mm=off)
+            ref = _reference_axial(vol.hu, geom, cfg.size, -1000.0, off)
+            np.testing.assert_allclose(fast, ref, atol=1e-3)
+        mask = sample_planes(labels, geom, cfg.size, equals=level)
+        np.testing.assert_allclose(mask, _reference_axial(labels == level, geom, cfg.size, 0.0))
+
+
+def test_sagittal_planes_equal_sampling_whole_columns():
+    from cspine_desktop.imaging.sagittal import _column_weights, sagittal_geometry
+
+    vol, labels = _noisy_volume((1.0, 0.3, 0.3))
+    cfg = CropConfig(size=64, sagittal_half_mm=6.0)
+    geom = sagittal_geometry(vol, labels, 4, cfg)
+    assert geom is not None and geom.smooth_px > 0
+    fast = sample_planes(vol.hu, geom, cfg.size, border=-1000.0, offset_mm=1.0)
+    import cv2
+
+    c = (cfg.size - 1) / 2.0
+    for k, o in enumerate(geom.planes):
+        centre = geom.centre + (o + 1.0) * geom.left
+        xs, w = _column_weights(float(centre[0]), geom.smooth_px)
+        img = sum(np.float32(wx / w.sum()) * vol.hu[:, :, x] for x, wx in zip(xs, w, strict=True))
+        m = np.array(
+            [
+                [geom.col[1], geom.row[1], centre[1] - c * (geom.col[1] + geom.row[1])],
+                [geom.col[2], geom.row[2], centre[2] - c * (geom.col[2] + geom.row[2])],
+            ]
+        )
+        ref = cv2.warpAffine(
+            img.astype(np.float32), m, (cfg.size, cfg.size),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=-1000.0,
+        )  # fmt: skip
+        np.testing.assert_allclose(fast[k], ref, atol=1e-2)
+
+
+def test_level_boxes_bound_every_voxel_of_each_level():
+    from cspine_desktop.imaging.crops import level_boxes
+
+    _vol, labels = _noisy_volume((1.0, 0.5, 0.5))
+    labels[0, 0, 149] = 2  # a single voxel in a corner
+    for lab in (labels, labels.astype(np.int32)):
+        boxes = level_boxes(lab)
+        assert sorted(boxes) == [2, 4, 5]
+        for v, box in boxes.items():
+            zz, yy, xx = np.nonzero(lab == v)
+            assert box == (slice(zz.min(), zz.max() + 1), slice(yy.min(), yy.max() + 1),
+                           slice(xx.min(), xx.max() + 1))  # fmt: skip
+    # cropping every level with the boxes gives what cropping without them gives
+    vol, labels = _noisy_volume((1.0, 0.5, 0.5))
+    cfg = CropConfig(size=64, sagittal_half_mm=6.0)
+    boxes = level_boxes(labels)
+    for view in ("axial", "sagittal"):
+        a = vertebra_crops(vol, labels, 4, cfg, view=view, box=boxes[4])
+        b = vertebra_crops(vol, labels, 4, cfg, view=view)
+        assert a is not None and b is not None
+        np.testing.assert_array_equal(a.x, b.x)
