@@ -163,7 +163,7 @@ def _judge_stage2(bundle: ModelBundle, card: dict[str, Any], pairs, args):
         plane_stride=int(stage2.get("plane_stride", 2)),
     )
     top_k = int(stage2.get("top_k", 2))
-    ref_aucs = gate.classifier_aucs(planes, gate.classifier_probs(reference, planes.x), top_k)
+    ref_probs = gate.classifier_probs(reference, planes.x)
     for f, p in pairs:
         candidate = ov.open_engine(bundle, f, precision=p, **kw)
         report = gate.compare_classifier(
@@ -174,7 +174,7 @@ def _judge_stage2(bundle: ModelBundle, card: dict[str, Any], pairs, args):
             seed=seed,
             n_studies=n,
             max_auc_drop=args.max_auc_drop,
-            reference_aucs=ref_aucs,
+            reference_probs=ref_probs,
         )
         candidate.close()
         log.info("gate %s openvino-%s: %s", f.name, p, json.dumps(report.to_dict()))

@@ -322,11 +322,23 @@ def _stage2_section(card: dict[str, Any]) -> list[str]:
         L += _history_table(hist)
     gate = s2.get("int8_gate") or {}
     if "passed" in gate:
+        within = ""
+        if "within_level_auc_int8" in gate:
+            within = (
+                f", within a level {gate['within_level_auc_fp32']:.4f} → "
+                f"{gate['within_level_auc_int8']:.4f}"
+            )
+        bound = ""
+        if "drop_upper_95" in gate:
+            bound = (
+                f"; paired study bootstrap, 95th percentile of the vertebra-AUC drop "
+                f"{gate['drop_upper_95']:.4f} (allowed {gate['max_drop_upper']})"
+            )
         L += [
             f"**int8 gate** ({gate['studies']} held-out phantoms, {gate['planes']} planes): "
             f"vertebra AUC fp32 {gate['vertebra_auc_fp32']:.4f} → int8 "
-            f"{gate['vertebra_auc_int8']:.4f}, plane AUC {gate['plane_auc_fp32']:.4f} → "
-            f"{gate['plane_auc_int8']:.4f}; allowed drop {gate['max_drop']}: "
+            f"{gate['vertebra_auc_int8']:.4f}{within}, plane AUC {gate['plane_auc_fp32']:.4f} → "
+            f"{gate['plane_auc_int8']:.4f}; allowed drop {gate['max_drop']}{bound}: "
             f"{'passed, int8 shipped' if gate['passed'] else 'refused, int8 not shipped'}.",
             "",
         ]

@@ -1,9 +1,10 @@
 """``stages export``: the trained stage-2 classifier into a bundle.
 
 Writes ``classifier.onnx`` (float32 arithmetic on weights stored as float16, checked against
-Keras) and ``classifier.int8.onnx`` when the int8 model passes the accuracy gate (vertebra and
-plane AUC drop ≤ ``GATE_MAX_DROP`` on the planes of held-out phantom studies), and the card's
-``stage2`` section.
+Keras) and ``classifier.int8.onnx`` when the int8 model passes the accuracy gate
+(:func:`..deploy.gate.judge_classifier`: vertebra AUC, pooled and within a level, and plane AUC
+drop ≤ ``GATE_MAX_DROP`` on the planes of held-out phantom studies, and the paired bootstrap's
+95 % bound of the vertebra-AUC drop ≤ 0.02), and the card's ``stage2`` section.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from cspine_desktop.analysis.metrics import roc_auc
 from cspine_desktop.imaging.crops import CropConfig
 
 from ..datasets.crops_stream import StreamConfig, evaluation_planes
+from ..deploy.gate import judge_classifier
 from .card_file import write_json
 
 log = logging.getLogger("cspine.stages")
@@ -129,18 +130,26 @@ def _int8_gate(
         (quant.x[i : i + 1].astype(np.float32) for i in pick),
     )
     p8 = _onnx_probs(i8, x)
-    a32 = _vertebra_auc(gate_planes, p32, args.top_k)
-    a8 = _vertebra_auc(gate_planes, p8, args.top_k)
-    pl32 = roc_auc(gate_planes.y.astype(bool), p32)
-    pl8 = roc_auc(gate_planes.y.astype(bool), p8)
-    ok = (a32 - a8) <= GATE_MAX_DROP + 1e-9 and (pl32 - pl8) <= GATE_MAX_DROP + 1e-9
+    report = judge_classifier(
+        gate_planes,
+        p32,
+        p8,
+        top_k=args.top_k,
+        seed=GATE_SEED0,
+        n_studies=args.gate_studies,
+        max_auc_drop=GATE_MAX_DROP,
+    )
     verdict = {
-        "vertebra_auc_fp32": a32,
-        "vertebra_auc_int8": a8,
-        "plane_auc_fp32": pl32,
-        "plane_auc_int8": pl8,
+        "vertebra_auc_fp32": report.reference_vertebra_auc,
+        "vertebra_auc_int8": report.candidate_vertebra_auc,
+        "within_level_auc_fp32": report.reference_within_level_auc,
+        "within_level_auc_int8": report.candidate_within_level_auc,
+        "plane_auc_fp32": report.reference_plane_auc,
+        "plane_auc_int8": report.candidate_plane_auc,
         "max_drop": GATE_MAX_DROP,
-        "passed": bool(ok),
+        "drop_upper_95": report.drop_upper_95,
+        "max_drop_upper": report.max_drop_upper_allowed,
+        "passed": report.passed,
     }
     return verdict, i8
 
@@ -201,13 +210,6 @@ def _sha256(path: Path) -> str:
 
 def _plane_inputs(seed0: int, n: int, crop: CropConfig) -> Any:
     return evaluation_planes([seed0 + i for i in range(n)], crop, StreamConfig(), plane_stride=2)
-
-
-def _vertebra_auc(planes: Any, probs: np.ndarray, top_k: int) -> float:
-    from ..train_classifier import vertebra_table
-
-    vt = vertebra_table(planes, probs, top_k)
-    return roc_auc(vt["label"], vt["score"])
 
 
 def _onnx_probs(path: Path, x: np.ndarray) -> np.ndarray:

@@ -124,3 +124,55 @@ def test_a_drop_equal_to_the_allowance_passes_despite_binary_rounding():
     assert gate.within(drop, 0.005)
     assert not gate.within(0.0075, 0.005)
     assert not gate.within(0.005 + 1e-6, 0.005)
+
+
+def _vertebra_planes(n_studies=60, seed=5):
+    """Stage-2 gate planes without images: 7 vertebrae × 2 planes per study, a third fractured,
+    and a reference whose plane scores separate them (AUC ≈ 0.8)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    study = np.repeat(np.arange(n_studies), 14)
+    vertebra = np.tile(np.repeat(np.arange(1, 8), 2), n_studies)
+    fractured = np.repeat(rng.random(n_studies * 7) < 1 / 3, 2)
+    ref = 1 / (1 + np.exp(-(1.2 * fractured + rng.normal(0, 1, fractured.size))))
+    planes = SimpleNamespace(
+        x=np.zeros((fractured.size, 1)), y=fractured.astype(np.uint8), fractured=fractured,
+        study=study, vertebra=vertebra,
+    )  # fmt: skip
+    return planes, ref
+
+
+def test_classifier_gate_passes_a_faithful_copy_with_a_tight_bound():
+    import numpy as np
+
+    planes, ref = _vertebra_planes()
+    same = ref + np.random.default_rng(0).normal(0, 1e-5, ref.size)
+    r = gate.judge_classifier(planes, ref, same, top_k=2, seed=0, n_studies=60)
+    assert r.passed and r.auc_drop <= 0.005 and r.drop_upper_95 <= 0.005
+    assert r.reference_within_level_auc > 0.7 and r.reference_vertebra_auc > 0.7
+
+
+def test_classifier_gate_refuses_scores_that_reorder_vertebrae_despite_a_small_point_drop():
+    """The failure the 16-study gate let through: a noisy copy whose point drops happen to be
+    small on the gate's studies. Among noisy copies (logit noise σ = 0.3) the first whose point
+    drops all stay ≤ 0.005 is taken; the paired bootstrap still sees how far it reorders the
+    vertebrae and refuses it."""
+    import numpy as np
+
+    planes, ref = _vertebra_planes(n_studies=16)
+    logit = np.log(ref / (1 - ref))
+    lucky = None
+    for k in range(100):
+        noise = np.random.default_rng(100 + k).normal(0, 0.3, ref.size)
+        cand = 1 / (1 + np.exp(-(logit + noise)))
+        point = gate.judge_classifier(planes, ref, cand, top_k=2, seed=0, n_studies=16, rounds=0)
+        if point.passed:  # no bootstrap rounds: the point drops alone decide, as before
+            lucky = cand
+            break
+    assert lucky is not None, "no noisy copy with small point drops: the premise changed"
+    r = gate.judge_classifier(planes, ref, lucky, top_k=2, seed=0, n_studies=16)
+    assert r.auc_drop <= 0.005
+    assert r.drop_upper_95 > 0.02 and not r.passed

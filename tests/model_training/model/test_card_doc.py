@@ -44,3 +44,22 @@ def test_sagittal_view_and_a_starting_point_without_loss_are_rendered():
 def test_axial_only_card_says_nothing_of_a_sagittal_view():
     text = "\n".join(_stage2_section(_card(CROPS, [])))
     assert "sagittal" not in text
+
+
+def test_int8_gate_is_rendered_with_its_bound_and_old_records_still_render():
+    old = {"studies": 16, "planes": 2840, "seed": 41000000, "vertebra_auc_fp32": 0.7583,
+           "vertebra_auc_int8": 0.7323, "plane_auc_fp32": 0.7434, "plane_auc_int8": 0.7265,
+           "max_drop": 0.005, "passed": False}  # fmt: skip
+    card = _card(CROPS, [])
+    card["stage2"]["int8_gate"] = old
+    text = "\n".join(_stage2_section(card))
+    assert "**int8 gate** (16 held-out phantoms, 2840 planes)" in text
+    assert "refused, int8 not shipped" in text and "bootstrap" not in text
+    card["stage2"]["int8_gate"] = {
+        **old, "studies": 60, "within_level_auc_fp32": 0.65, "within_level_auc_int8": 0.649,
+        "drop_upper_95": 0.012, "max_drop_upper": 0.02, "passed": True,
+    }  # fmt: skip
+    text = "\n".join(_stage2_section(card))
+    assert "within a level 0.6500 → 0.6490" in text
+    assert "95th percentile of the vertebra-AUC drop 0.0120 (allowed 0.02)" in text
+    assert "passed, int8 shipped" in text
