@@ -214,10 +214,12 @@ def crop_geometry(
     return CropGeometry(level, inplane, planes, axes, head_dir, slice_mm)
 
 
-def _footprint(m: np.ndarray, size: int, margin: int, shape: tuple[int, int]) -> Box | None:
-    """(slice y, slice x, unused) of the source pixels that a ``size``² crop mapped by the 2×3
-    ``m`` (crop pixel → source x, y) reads, widened by ``margin``, clipped to ``shape`` (ny,
-    nx); None when that is empty."""
+def _footprint(
+    m: np.ndarray, size: int, margin: int, shape: tuple[int, ...]
+) -> tuple[slice, slice] | None:
+    """(slice y, slice x) of the source pixels that a ``size``² crop mapped by the 2×3 ``m``
+    (crop pixel → source x, y) reads, widened by ``margin``, clipped to ``shape`` (ny, nx);
+    None when that is empty."""
     e = float(size - 1)
     corners = m @ np.array([[0.0, e, 0.0, e], [0.0, 0.0, e, e], [1.0, 1.0, 1.0, 1.0]])
     x0 = max(0, int(np.floor(corners[0].min())) - margin)
@@ -226,7 +228,7 @@ def _footprint(m: np.ndarray, size: int, margin: int, shape: tuple[int, int]) ->
     y1 = min(shape[0], int(np.ceil(corners[1].max())) + margin + 1)
     if x0 >= x1 or y0 >= y1:
         return None
-    return (slice(y0, y1), slice(x0, x1), slice(None))
+    return (slice(y0, y1), slice(x0, x1))
 
 
 class _PlaneSampler:
@@ -266,7 +268,7 @@ class _PlaneSampler:
                 out = np.full((self.size, self.size), self.border, np.float32)
                 self.cache[k] = out
                 return out
-            part = self.view[k][self.rect[:2]]
+            part = self.view[k][self.rect]
             if self.equals is not None:
                 part = part == self.equals
             src: np.ndarray = np.ascontiguousarray(part, dtype=np.float32)
