@@ -141,22 +141,32 @@ def level_boxes(labels_zyx: np.ndarray, levels: Iterable[int] = range(1, 8)) -> 
         zs = np.flatnonzero(present[:, i])
         if zs.size == 0:
             continue
-        slab = lab[zs[0] : zs[-1] + 1] == v
-        ys = np.flatnonzero(slab.any(axis=(0, 2)))
-        xs = np.flatnonzero(slab.any(axis=(0, 1)))
-        out[v] = (
-            slice(int(zs[0]), int(zs[-1]) + 1),
-            slice(int(ys[0]), int(ys[-1]) + 1),
-            slice(int(xs[0]), int(xs[-1]) + 1),
-        )
+        out[v] = _box(zs, lab[zs[0] : zs[-1] + 1] == v)
     return out
 
 
+def _box(zs: np.ndarray, slab: np.ndarray) -> Box:
+    """The box of a mask given the slices ``zs`` that hold it and its ``slab`` (bool, from the
+    first of them to the last)."""
+    ys = np.flatnonzero(slab.any(axis=(0, 2)))
+    xs = np.flatnonzero(slab.any(axis=(0, 1)))
+    return (
+        slice(int(zs[0]), int(zs[-1]) + 1),
+        slice(int(ys[0]), int(ys[-1]) + 1),
+        slice(int(xs[0]), int(xs[-1]) + 1),
+    )
+
+
 def _level_box(labels_zyx: np.ndarray, level: int, box: Box | None) -> Box | None:
-    """``box`` as given, or the level's bounding box (None: the level is absent)."""
+    """``box`` as given, or the level's bounding box (None: the level is absent): one
+    comparison of the label map, cheaper than :func:`level_boxes` for a single level."""
     if box is not None:
         return box
-    return level_boxes(labels_zyx, (level,)).get(level)
+    mask = np.asarray(labels_zyx) == level
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    if zs.size == 0:
+        return None
+    return _box(zs, mask[zs[0] : zs[-1] + 1])
 
 
 def _view_box(box: Box, axes: tuple[int, int, int]) -> Box:
