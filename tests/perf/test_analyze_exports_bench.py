@@ -9,13 +9,14 @@ what the exports cost; then, in one process per tree, each export of the same an
 own (time, CPU time, file size) and all of them through one ``export_all``.
 
 With ``CSPINE_BENCH_BASELINE=<git revision>`` the same measurements also run, alternating, on a
-baseline: this checkout with ``cspine_desktop/reports`` taken from that revision (everything
-else, model and analysis included, is the same), so before/after come from the same run on the
-same study. The table goes into the "cspine analyze with every export" section of
-docs/benchmarks.md.
+baseline: this checkout with the folders named in ``CSPINE_BENCH_BASELINE_PATHS`` (comma-
+separated, default ``cspine_desktop/reports``) taken from that revision (everything else, model
+included, is the same), so before/after come from the same run on the same study. The table,
+with each tree's stage timings from its ``result.json``, goes into the "cspine analyze with
+every export" section of docs/benchmarks.md.
 
-Run: ``CSPINE_BENCH_BASELINE=<rev> .venv/bin/python -m pytest -m perf -s
-tests/perf/test_analyze_exports_bench.py``
+Run: ``CSPINE_BENCH_BASELINE=<rev> [CSPINE_BENCH_BASELINE_PATHS=cspine_desktop/imaging,...]
+.venv/bin/python -m pytest -m perf -s tests/perf/test_analyze_exports_bench.py``
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.perf
@@ -40,6 +42,13 @@ TARGET_S, RSS_LIMIT_MB = 6.4, 3072
 SLICE_MM = 0.9  # → about 300 slices for the phantom's head-and-neck coverage
 FORMATS = ("nifti", "png", "pdf", "seg", "fracture_seg", "sr")
 RUNS = 2
+STAGE_NAMES = {
+    "load": "load",
+    "preprocess": "preprocessing",
+    "inference": "stage 1",
+    "stage2": "stage 2",
+    "total": "analysis",
+}
 
 RUNNER = textwrap.dedent(
     """
@@ -92,26 +101,26 @@ def study(tmp_path_factory):
     return folder, s.hu.shape
 
 
-def _baseline_tree(rev: str, dest: Path) -> Path:
-    """This checkout's ``cspine_desktop`` with ``reports/`` as of ``rev``; returns its parent."""
+def _baseline_paths() -> list[str]:
+    paths = os.environ.get("CSPINE_BENCH_BASELINE_PATHS", "cspine_desktop/reports")
+    return [p.strip().strip("/") for p in paths.split(",") if p.strip()]
+
+
+def _baseline_tree(rev: str, dest: Path, paths: list[str]) -> Path:
+    """This checkout's ``cspine_desktop`` with each of ``paths`` as of ``rev``; returns its
+    parent."""
     shutil.copytree(
         ROOT / "cspine_desktop",
         dest / "cspine_desktop",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    reports = dest / "cspine_desktop" / "reports"
-    shutil.rmtree(reports)
-    reports.mkdir()
-    names = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{rev}:cspine_desktop/reports"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    for name in names:
-        text = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{rev}:cspine_desktop/reports/{name}"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        (reports / name).write_text(text)
+    for path in paths:
+        assert path.startswith("cspine_desktop"), path
+        shutil.rmtree(dest / path)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, path], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
 
 
@@ -136,6 +145,15 @@ def _write_section(text: str) -> None:
     DOC.write_text(doc[:start] + "\n\n" + text.strip() + "\n\n" + doc[end:].lstrip("\n"))
 
 
+def _env_words(rev: str | None, paths: list[str]) -> str:
+    if not rev:
+        return ""
+    words = f"CSPINE_BENCH_BASELINE={rev} "
+    if paths != ["cspine_desktop/reports"]:
+        words += f"CSPINE_BENCH_BASELINE_PATHS={','.join(paths)} "
+    return words
+
+
 def _kib(sizes: dict[str, int]) -> str:
     return f"{sum(sizes.values()) / 1024:,.0f}"
 
@@ -150,8 +168,9 @@ def test_analyze_with_every_export(study, tmp_path):
     )
     trees = {"now": dict(base_env)}
     rev = os.environ.get("CSPINE_BENCH_BASELINE")
+    paths = _baseline_paths()
     if rev:
-        src = _baseline_tree(rev, tmp_path / "baseline")
+        src = _baseline_tree(rev, tmp_path / "baseline", paths)
         trees = {
             "before": dict(base_env, PYTHONPATH=os.pathsep.join([str(src), str(ROOT)])),
             "now": dict(base_env, PYTHONPATH=str(ROOT)),
@@ -181,6 +200,24 @@ def test_analyze_with_every_export(study, tmp_path):
         assert per_export["before"]["reports"].startswith(str(tmp_path / "baseline"))
     assert per_export["now"]["reports"].startswith(str(ROOT))
     result = json.loads((tmp_path / "now-0" / "result.json").read_text())
+    # each tree's stage timings (in-process, from its result.json), median over its runs
+    stages = ("load", "preprocess", "inference", "stage2", "total")
+    timings = {
+        n: {
+            k: float(
+                np.median(
+                    [
+                        json.loads((tmp_path / f"{n}-{i}" / "result.json").read_text())[
+                            "timings_s"
+                        ].get(k, float("nan"))
+                        for i in range(RUNS)
+                    ]
+                )
+            )
+            for k in stages
+        }
+        for n in trees
+    }
 
     def best(runs: list[dict]) -> dict:
         return min(runs, key=lambda d: d["wall_s"])
@@ -203,6 +240,12 @@ def test_analyze_with_every_export(study, tmp_path):
         "| peak RSS with every export (MB) | "
         + " | ".join(f"{max(d['peak_rss_mb'] for d in full[n]):.0f}" for n in names)
         + " |",
+        *(
+            f"| `--no-exports` runs, {STAGE_NAMES[k]} (s, median, in-process) | "
+            + " | ".join(f"{timings[n][k]:.2f}" for n in names)
+            + " |"
+            for k in stages
+        ),
     ]
     for fmt in FORMATS:
         rows.append(
@@ -223,14 +266,14 @@ def test_analyze_with_every_export(study, tmp_path):
         + " |"
     )
     baseline = (
-        f"`before` = this checkout with `cspine_desktop/reports` from `{rev}`, measured "
-        "alternately with `now` in the same run. "
+        f"`before` = this checkout with {', '.join(f'`{p}`' for p in paths)} from `{rev}`, "
+        "measured alternately with `now` in the same run. "
         if rev
         else ""
     )
     text = "\n".join(
         [
-            f"Measured with `{'CSPINE_BENCH_BASELINE=' + rev + ' ' if rev else ''}.venv/bin/python"
+            f"Measured with `{_env_words(rev, paths)}.venv/bin/python"
             " -m pytest -m perf -s tests/perf/test_analyze_exports_bench.py` on 2 CPU cores,"
             f" Python {platform.python_version()}, 1-minute load average "
             + " / ".join(f"{x:.1f}" for x in loads)
