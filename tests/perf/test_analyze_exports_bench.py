@@ -140,8 +140,9 @@ def _write_section(text: str) -> None:
     if SECTION not in doc:
         doc = doc.rstrip("\n") + "\n\n" + SECTION + "\n"
     start = doc.index(SECTION) + len(SECTION)
-    nxt = doc.find("\n## ", start)
-    end = len(doc) if nxt < 0 else nxt + 1
+    # up to the next section or the first subsection: subsections are the dated history
+    ends = [i for i in (doc.find("\n## ", start), doc.find("\n### ", start)) if i >= 0]
+    end = min(ends) + 1 if ends else len(doc)
     DOC.write_text(doc[:start] + "\n\n" + text.strip() + "\n\n" + doc[end:].lstrip("\n"))
 
 
