@@ -158,3 +158,31 @@ def store_weights_fp16(onnx_path: str | Path) -> int:
         onnx.checker.check_model(model)
         onnx.save(model, str(onnx_path))
     return len(casts)
+
+
+def weights_fp32(onnx_path: str | Path, out_path: str | Path) -> Path:
+    """The inverse of :func:`store_weights_fp16`, into ``out_path``: every float16 weight that is
+    cast to float32 becomes a float32 weight again (the values the float file computes with), as
+    a quantiser needs them."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    halves = {i.name: i for i in graph.initializer if i.data_type == TensorProto.FLOAT16}
+    nodes, widened = [], []
+    for node in graph.node:
+        if node.op_type == "Cast" and len(node.input) == 1 and node.input[0] in halves:
+            w = numpy_helper.to_array(halves[node.input[0]]).astype(np.float32)
+            widened.append(numpy_helper.from_array(w, node.output[0]))
+        else:
+            nodes.append(node)
+    used = {n for node in nodes for n in node.input}
+    kept = [i for i in graph.initializer if i.name not in halves or i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + widened)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return Path(out_path)

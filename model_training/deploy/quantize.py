@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +38,31 @@ def calibration_slices(
             yield x[i : i + 1]
 
 
-def head_nodes(onnx_path: Path) -> list[str]:
-    """Names of the nodes that compute the output heads (kept in float32)."""
+def head_nodes(onnx_path: Path, markers: Sequence[str] = HEAD_MARKERS) -> list[str]:
+    """Names of the nodes that compute the output heads, or hold another of ``markers`` (kept
+    in float32)."""
     import onnx
 
     graph = onnx.load(str(onnx_path)).graph
     return [
         n.name
         for n in graph.node
-        if any(f"/{m}" in n.name or n.name.startswith(m) for m in HEAD_MARKERS)
+        if any(f"/{m}" in n.name or n.name.startswith(m) for m in markers)
     ]
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, slices: Iterator[np.ndarray]) -> Path:
-    """Write the QDQ int8 model of ``fp32_path`` to ``out_path``."""
+def quantize_int8(
+    fp32_path: Path,
+    out_path: Path,
+    slices: Iterator[np.ndarray],
+    *,
+    op_types: Sequence[str] | None = None,
+    float_markers: Sequence[str] = (),
+) -> Path:
+    """Write the QDQ int8 model of ``fp32_path`` to ``out_path``.
+
+    ``op_types``: quantise only these operators (None: every one ONNX Runtime can); nodes whose
+    name holds one of ``float_markers`` stay float32, like the output heads."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -72,7 +83,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, slices: Iterator[np.ndarray])
     with tempfile.TemporaryDirectory(prefix="cspine-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        excluded = head_nodes(pre)
+        excluded = head_nodes(pre, (*HEAD_MARKERS, *float_markers))
         log.info("quantising to int8 (%d head nodes stay float32)", len(excluded))
         quantize_static(
             str(pre),
@@ -84,5 +95,6 @@ def quantize_int8(fp32_path: Path, out_path: Path, slices: Iterator[np.ndarray])
             per_channel=True,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=excluded,
+            op_types_to_quantize=list(op_types) if op_types else None,
         )
     return out_path

@@ -2,12 +2,14 @@
 thresholds on validation phantoms, and evaluate the bundle end to end — as the app runs it.
 
     cspine-evaluate stages export   --classifier RUN/best.keras --bundle BUNDLE
+    cspine-evaluate stages quantize --bundle BUNDLE      # int8 classifier for a float bundle
     cspine-evaluate stages calibrate --bundle BUNDLE --studies 80
     cspine-evaluate stages test     --bundle BUNDLE --studies 200 --out OUT [--docs docs]
 
 ``export`` writes ``classifier.onnx`` (fp32, checked against Keras) and ``classifier.int8.onnx``
-when the int8 model passes the accuracy gate (vertebra AUC drop ≤ 0.005 on held-out phantoms),
-and the card's ``stage2`` section. ``calibrate`` runs the bundle through
+when the int8 model passes the accuracy gate (:func:`model_training.deploy.gate.judge_classifier`
+on 60 held-out phantoms), and the card's ``stage2`` section; ``quantize`` does the int8 part
+alone for a bundle that ships only the float classifier. ``calibrate`` runs the bundle through
 :func:`cspine_desktop.analysis.pipeline.analyze` (both stages, the backend ``auto`` picks) on
 validation phantoms, fits the Platt calibration of the vertebra scores and chooses the
 thresholds for sensitivity ≥ 0.90 (:func:`model_training.model.scoring.choose_thresholds`).
@@ -24,7 +26,7 @@ import argparse
 import logging
 
 from .calibrate import calibrate_bundle, fit_platt
-from .export_classifier import GATE_MAX_DROP, GATE_SEED0, QUANT_SEED0, export
+from .export_classifier import GATE_MAX_DROP, GATE_SEED0, QUANT_SEED0, export, quantize_bundle
 from .held_out import test_bundle
 from .outcomes import run_bundle, study_planes_eval, truth_mask_outcomes
 
@@ -57,11 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=60,
         help="held-out phantoms for the int8 gate (16 could not resolve its 0.005 drop)",
     )
-    e.add_argument("--quant-studies", type=int, default=6)
-    e.add_argument("--quant-planes", type=int, default=200)
+    e.add_argument("--quant-studies", type=int, default=12)
+    e.add_argument("--quant-planes", type=int, default=400)
     e.add_argument("--no-int8", action="store_true")
     e.add_argument("--version", help="the bundle's new version (its old notes are dropped)")
     e.add_argument("--note", action="append", help="KEY=TEXT, a note of the card (repeatable)")
+    q = sub.add_parser("quantize", help="add the int8 classifier to a bundle, if it passes")
+    q.add_argument("--bundle", required=True)
+    q.add_argument("--gate-studies", type=int, default=60)
+    q.add_argument("--quant-studies", type=int, default=12)
+    q.add_argument("--quant-planes", type=int, default=400)
     c = sub.add_parser("calibrate")
     c.add_argument("--bundle", required=True)
     c.add_argument("--studies", type=int, default=80)
@@ -81,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    step = {"export": export, "calibrate": calibrate_bundle, "test": test_bundle}[args.step]
+    step = {
+        "export": export,
+        "quantize": quantize_bundle,
+        "calibrate": calibrate_bundle,
+        "test": test_bundle,
+    }[args.step]
     step(args)
     return 0

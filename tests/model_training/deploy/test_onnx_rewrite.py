@@ -87,3 +87,28 @@ def test_fp16_weight_storage_keeps_weights_beyond_float16_range(tmp_path):
 def _run_y(path, x):
     s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return s.run(["y"], {"image": x})[0]
+
+
+def test_fp32_weights_restore_what_the_fp16_storage_computes_with(tmp_path):
+    """``stages quantize`` widens the stored float16 weights back before quantising: the same
+    float32 values the float file runs with, no Cast left, the file full size again."""
+    from onnx import TensorProto
+
+    from model_training.deploy.onnx_export import weights_fp32
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 0.05, (256, 128)).astype(np.float32)
+    b = rng.normal(0, 1, 128).astype(np.float32)
+    path = tmp_path / "m.onnx"
+    _matmul_model(path, w, b)
+    assert store_weights_fp16(path) == 1
+    x = rng.random((4, 256), dtype=np.float32)
+    stored = _run_y(path, x)
+    wide = weights_fp32(path, tmp_path / "wide.onnx")
+    graph = onnx.load(str(wide)).graph
+    assert {t.name: t.data_type for t in graph.initializer} == {
+        "w": TensorProto.FLOAT,
+        "b": TensorProto.FLOAT,
+    }
+    assert "Cast" not in {n.op_type for n in graph.node}
+    np.testing.assert_array_equal(_run_y(wide, x), stored)
