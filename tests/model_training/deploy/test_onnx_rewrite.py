@@ -112,3 +112,55 @@ def test_fp32_weights_restore_what_the_fp16_storage_computes_with(tmp_path):
     }
     assert "Cast" not in {n.op_type for n in graph.node}
     np.testing.assert_array_equal(_run_y(wide, x), stored)
+
+
+def _conv_bn_model(path):
+    """Conv → Concat → Mul → Add → Relu → Conv: DenseNet's pre-activation BatchNorm, which
+    follows a concatenation and so cannot be folded into a convolution."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (8, 4, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(1, 0.1, (1, 12, 1, 1)).astype(np.float32), "scale"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (1, 12, 1, 1)).astype(np.float32), "shift"),
+        numpy_helper.from_array(rng.normal(0, 0.3, (2, 12, 3, 3)).astype(np.float32), "w2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["image", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Concat", ["c1", "image"], ["cat"], axis=1, name="concat"),
+        helper.make_node("Mul", ["cat", "scale"], ["m"], name="bn_mul"),
+        helper.make_node("Add", ["m", "shift"], ["a"], name="bn_add"),
+        helper.make_node("Relu", ["a"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "w2"], ["y"], pads=[1, 1, 1, 1], name="conv2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "m",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 4, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2, 16, 16])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_int8_of_the_convolutions_only_leaves_the_batchnorm_float(tmp_path):
+    from model_training.deploy.quantize import quantize_int8
+
+    src = tmp_path / "m.onnx"
+    _conv_bn_model(src)
+    rng = np.random.default_rng(0)
+
+    def slices():
+        return (rng.random((1, 4, 16, 16), dtype=np.float32) for _ in range(4))
+
+    def quantised_inputs(path):
+        graph = onnx.load(str(path)).graph
+        dq = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        return {n.name for n in graph.node if n.op_type != "DequantizeLinear" and dq & set(n.input)}
+
+    every = quantize_int8(src, tmp_path / "all.onnx", slices())
+    convs = quantize_int8(src, tmp_path / "conv.onnx", slices(), op_types=("Conv",))
+    assert {"bn_mul", "bn_add"} & quantised_inputs(every)  # the default quantises them too
+    only = quantised_inputs(convs)
+    assert {"conv1", "conv2"} <= only and not {"bn_mul", "bn_add"} & only
