@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pydicom.uid
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,8 +126,9 @@ def write_thick_series(study, folder: Path, apart_mm: float = 6.0) -> None:
         folder,
         np.ascontiguousarray(study.hu[::step]),
         affine,
-        study_uid=study.study_uid + ".1",
-        series_uid=study.series_uid + ".1",
+        # new UIDs derived from the study's (appending to a 64-character UID breaks the VR)
+        study_uid=pydicom.uid.generate_uid(entropy_srcs=[study.study_uid, "thick"]),
+        series_uid=pydicom.uid.generate_uid(entropy_srcs=[study.series_uid, "thick"]),
         patient_id=study.patient_id,
         slice_thickness_mm=round(study.spacing[0] * step, 2),
     )
