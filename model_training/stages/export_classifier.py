@@ -56,17 +56,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_int8:
         verdict, i8 = _int8_gate(fp32, bundle, crop, gate_planes, x, p32, args)
         gate.update(verdict)
-        log.info("int8 gate: %s", gate)
-        if gate["passed"]:
-            files["classifier.int8.onnx"] = {
-                "format": "onnx",
-                "precision": "int8",
-                "sha256": _sha256(i8),
-                "stage": 2,
-                "accuracy_gate": gate,
-            }
-        else:
-            os.unlink(i8)
+        _keep_if_passed(files, gate, i8)
     # the float file as shipped: float16 weights, float32 arithmetic (half the size)
     store_weights_fp16(fp32)
     diff = _keras_difference_checked(model, fp32, x)
@@ -111,8 +101,18 @@ def quantize_bundle(args: argparse.Namespace) -> dict[str, Any]:
         "seed": GATE_SEED0,
         **verdict,
     }
-    log.info("int8 gate: %s", gate)
     files = {k: v for k, v in card["files"].items() if k != "classifier.int8.onnx"}
+    _keep_if_passed(files, gate, i8)
+    card["files"] = files
+    card["stage2"] = {**stage2, "int8_gate": gate}
+    write_json(card_path, card)
+    return card
+
+
+def _keep_if_passed(files: dict[str, Any], gate: dict[str, Any], i8: Path) -> None:
+    """The int8 file into the card's ``files`` with its gate record when it passed; deleted
+    otherwise."""
+    log.info("int8 gate: %s", gate)
     if gate["passed"]:
         files["classifier.int8.onnx"] = {
             "format": "onnx",
@@ -123,10 +123,6 @@ def quantize_bundle(args: argparse.Namespace) -> dict[str, Any]:
         }
     else:
         os.unlink(i8)
-    card["files"] = files
-    card["stage2"] = {**stage2, "int8_gate": gate}
-    write_json(card_path, card)
-    return card
 
 
 def versioned(card: dict[str, Any], version: str | None, notes: list[str] | None) -> dict[str, Any]:
