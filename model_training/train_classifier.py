@@ -124,6 +124,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _devices(backend: str) -> list[str]:
+    """The devices the backend computes on, as it names them."""
+    try:
+        if backend == "jax":
+            import jax
+
+            return [str(d) for d in jax.devices()]
+        if backend == "torch":
+            import torch
+
+            return [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else ["cpu"]
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [d.name for d in tf.config.list_logical_devices()]
+    except Exception as exc:  # a record, never a reason to stop training
+        return [f"unknown ({exc})"]
+    return []
+
+
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1, default=str))
@@ -170,10 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "building evaluation sets (%d validation, %d training probe)", args.val_studies, probe_n
     )
-    val = evaluation_planes([VAL_SEED0 + i for i in range(args.val_studies)], crop, stream_cfg)
+    # as many processes as the stream has (they start before the model is built)
+    val = evaluation_planes(
+        [VAL_SEED0 + i for i in range(args.val_studies)], crop, stream_cfg, workers=args.workers
+    )
     # the probe's studies are also trained on (each once, like every stream study)
     probe_seeds = [TRAIN_SEED0 + i for i in range(probe_n)]
-    probe = evaluation_planes(probe_seeds, crop, stream_cfg)
+    probe = evaluation_planes(probe_seeds, crop, stream_cfg, workers=args.workers)
     log.info(
         "evaluation planes: %d validation, %d probe (%.0f s)",
         len(val),
@@ -186,6 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .datasets.crops_stream import study_planes
     from .model.classifier import build_classifier, compile_classifier
 
+    # which backend and devices trained this run (docs/training.md says what has been run)
+    config = json.loads((run / "config.json").read_text())
+    config["keras"] = {"version": keras.__version__, "backend": keras.backend.backend()}
+    config["keras"]["devices"] = _devices(keras.backend.backend())
+    _write_json(run / "config.json", config)
+    log.info("keras %s on %s: %s", keras.__version__, keras.backend.backend(), config["keras"])
     if args.resume:
         model = keras.models.load_model(run / "last.keras", compile=True)
     else:
@@ -246,7 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rec["gap"],
                 MAX_GAP,
             )
-        if v[SELECT_ON] > state["best"]:
+        if not np.isfinite(v[SELECT_ON]):
+            # no level with both fractured and intact vertebrae: nothing to choose on
+            log.warning("validation %s undefined: use more --val-studies", SELECT_ON)
+        elif v[SELECT_ON] > state["best"]:
             state["best"], state["wait"] = v[SELECT_ON], 0
             model.save(run / "best.keras")
         else:

@@ -1,0 +1,51 @@
+"""``cspine-train-classifier`` end to end on a tiny network: an epoch is recorded with the
+backend that ran it, a chunk resumes where the last one stopped, and the evaluation sets built
+in parallel are the ones built in one process."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+
+from cspine_desktop.imaging.crops import CropConfig
+from model_training.datasets.crops_stream import VAL_SEED0, StreamConfig, evaluation_planes
+from model_training.train_classifier import main
+
+TINY = [
+    "--backbone", "tiny", "--crop-size", "32", "--steps", "2", "--batch", "8",
+    "--val-studies", "3", "--probe-studies", "1", "--pool", "200", "--sagittal-mm", "0",
+]  # fmt: skip
+
+
+def test_evaluation_planes_in_worker_processes_are_the_same_planes():
+    crop, stream = CropConfig(size=32), StreamConfig()
+    seeds = [VAL_SEED0, VAL_SEED0 + 1]
+    one = evaluation_planes(seeds, crop, stream, workers=1)
+    two = evaluation_planes(seeds, crop, stream, workers=2)
+    assert len(one) > 0
+    np.testing.assert_array_equal(one.x, two.x)
+    np.testing.assert_array_equal(one.study, two.study)
+    np.testing.assert_array_equal(one.y, two.y)
+
+
+def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
+    run = tmp_path / "run"
+    assert main(["--run", str(run), "--epochs", "1", *TINY]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["keras"]["backend"] == keras.backend.backend()
+    assert config["keras"]["devices"]  # what computed it, as the backend names it
+    first = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in first] == [1]
+    assert {"val_vertebra_auc_within_level", "gap", "studies_seen"} <= set(first[0])
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 1 and state["seeds_used"] >= 1
+    assert (run / "best.keras").is_file() and (run / "last.keras").is_file()
+
+    assert main(["--run", str(run), "--epochs", "2", "--resume", *TINY]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]  # the next epoch, not a restart
+    resumed = json.loads((run / "state.json").read_text())
+    assert resumed["epoch"] == 2
+    assert resumed["seeds_used"] >= state["seeds_used"]  # the stream continues its seeds
