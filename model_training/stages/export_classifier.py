@@ -231,6 +231,12 @@ def _stage2_section(
             "seeds": config.get("seeds"),
             "epochs": len(history),
             "history": history,
+            # which Keras backend and device ran it, and the settings that shape an epoch
+            "keras": config.get("keras"),
+            "settings": {
+                k: config.get("args", {}).get(k)
+                for k in ("batch", "steps", "lr", "patience", "encoder_weights", "init_weights")
+            },
         },
         "int8_gate": gate,
     }

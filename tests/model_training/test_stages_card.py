@@ -31,3 +31,25 @@ def test_the_export_step_takes_version_and_repeated_notes():
     argv = "export --classifier r/best.keras --bundle b --version 0.6.0 --note A=1 --note B=2"
     args = build_parser().parse_args(argv.split())
     assert args.version == "0.6.0" and args.note == ["A=1", "B=2"]
+
+
+def test_the_card_says_which_backend_and_settings_trained_the_classifier(tmp_path):
+    from cspine_desktop.imaging.crops import CropConfig
+    from model_training.stages.export_classifier import _stage2_section
+
+    class Model:
+        def count_params(self) -> int:
+            return 7
+
+    (tmp_path / "history.json").write_text('[{"epoch": 1}]')
+    config = {
+        "classifier": {"backbone": "densenet121"},
+        "keras": {"version": "3", "backend": "torch", "devices": ["gpu"]},
+        "args": {"run": "/somewhere/run", "batch": "128", "steps": "200", "lr": "0.001"},
+    }
+    args = build_parser().parse_args(["export", "--classifier", "c", "--bundle", "b"])
+    section = _stage2_section({}, config, CropConfig(), Model(), tmp_path, args, {})
+    training = section["training"]
+    assert training["keras"]["backend"] == "torch" and training["epochs"] == 1
+    assert training["settings"]["batch"] == "128"
+    assert "run" not in training["settings"]  # where the run lived is no business of the card
