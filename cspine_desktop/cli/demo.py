@@ -100,12 +100,13 @@ def format_comparison(comparison: dict, truth: dict) -> str:
     ]
     lines = [
         "Known truth of this synthetic study: " + (", ".join(found) or "no fracture"),
-        f"{'':<9}{'model':<13}{'truth':<13}agree",
+        f"{'':<9}{'model':<15}{'truth':<13}agree",
     ]
     for name, row in comparison.items():
         label = "Patient" if name == "patient_overall" else name
         mark = "yes" if row["agree"] else "NO"
-        lines.append(f"{label:<9}{word(row['model']):<13}{word(row['truth']):<13}{mark}")
+        # "indeterminate" is 13 characters: the column is wider, so words never run together
+        lines.append(f"{label:<9}{word(row['model']):<15}{word(row['truth']):<13}{mark}")
     n = sum(r["agree"] for k, r in comparison.items() if k != "patient_overall")
     lines.append(
         f"Agreement: {n} of 7 vertebrae; patient verdict "

@@ -62,3 +62,14 @@ def test_without_assets_or_phantom_code_the_demo_says_what_is_missing(
     code = main(["demo", "--model", str(bundle)])
     assert code == 2
     assert "demo study is not installed" in capsys.readouterr().err
+
+
+def test_an_indeterminate_verdict_does_not_run_into_the_truth_column():
+    from cspine_desktop.cli.demo import format_comparison
+
+    comparison = {
+        "C5": {"model": None, "truth": False, "agree": False},
+        "patient_overall": {"model": True, "truth": True, "agree": True},
+    }
+    line = next(x for x in format_comparison(comparison, {}).splitlines() if x.startswith("C5"))
+    assert line.split() == ["C5", "indeterminate", "no", "fracture", "NO"]
