@@ -167,16 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = ClassifierConfig(
         backbone=args.backbone, input_size=crop.size, encoder_weights=args.encoder_weights
     )
-    _write_json(
-        run / "config.json",
-        {
-            "classifier": cfg.to_dict(),
-            "crops": crop.to_dict(),
-            "stream": asdict(stream_cfg),
-            "args": {k: str(v) for k, v in vars(args).items()},
-            "seeds": {"train_from": TRAIN_SEED0, "validation_from": VAL_SEED0},
-        },
-    )
+    config: dict[str, Any] = {
+        "classifier": cfg.to_dict(),
+        "crops": crop.to_dict(),
+        "stream": asdict(stream_cfg),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "seeds": {"train_from": TRAIN_SEED0, "validation_from": VAL_SEED0},
+    }
+    _write_json(run / "config.json", config)
     # the stream's workers are spawned before TensorFlow is imported
     probe_n = args.probe_studies
     stream = CropStream(
@@ -210,11 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .model.classifier import build_classifier, compile_classifier
 
     # which backend and devices trained this run (docs/training.md says what has been run)
-    config = json.loads((run / "config.json").read_text())
-    config["keras"] = {"version": keras.__version__, "backend": keras.backend.backend()}
-    config["keras"]["devices"] = _devices(keras.backend.backend())
+    backend = keras.backend.backend()
+    config["keras"] = {
+        "version": keras.__version__,
+        "backend": backend,
+        "devices": _devices(backend),
+    }
     _write_json(run / "config.json", config)
-    log.info("keras %s on %s: %s", keras.__version__, keras.backend.backend(), config["keras"])
+    log.info("keras %s on %s: %s", keras.__version__, backend, config["keras"]["devices"])
     if args.resume:
         model = keras.models.load_model(run / "last.keras", compile=True)
     else:

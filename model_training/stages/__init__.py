@@ -46,6 +46,18 @@ __all__ = [
 ]
 
 
+def _int8_options(p: argparse.ArgumentParser) -> None:
+    """The int8 classifier's calibration and gate sizes (``export`` and ``quantize``)."""
+    p.add_argument(
+        "--gate-studies",
+        type=int,
+        default=60,
+        help="held-out phantoms for the int8 gate (16 could not resolve its 0.005 drop)",
+    )
+    p.add_argument("--quant-studies", type=int, default=12)
+    p.add_argument("--quant-planes", type=int, default=400)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cspine-evaluate stages", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="step", required=True)
@@ -53,22 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--classifier", required=True, help="RUN/best.keras of cspine-train-classifier")
     e.add_argument("--bundle", required=True)
     e.add_argument("--top-k", type=int, default=2)
-    e.add_argument(
-        "--gate-studies",
-        type=int,
-        default=60,
-        help="held-out phantoms for the int8 gate (16 could not resolve its 0.005 drop)",
-    )
-    e.add_argument("--quant-studies", type=int, default=12)
-    e.add_argument("--quant-planes", type=int, default=400)
+    _int8_options(e)
     e.add_argument("--no-int8", action="store_true")
     e.add_argument("--version", help="the bundle's new version (its old notes are dropped)")
     e.add_argument("--note", action="append", help="KEY=TEXT, a note of the card (repeatable)")
     q = sub.add_parser("quantize", help="add the int8 classifier to a bundle, if it passes")
     q.add_argument("--bundle", required=True)
-    q.add_argument("--gate-studies", type=int, default=60)
-    q.add_argument("--quant-studies", type=int, default=12)
-    q.add_argument("--quant-planes", type=int, default=400)
+    _int8_options(q)
     c = sub.add_parser("calibrate")
     c.add_argument("--bundle", required=True)
     c.add_argument("--studies", type=int, default=80)

@@ -203,22 +203,13 @@ def test_analyze_with_every_export(study, tmp_path):
     result = json.loads((tmp_path / "now-0" / "result.json").read_text())
     # each tree's stage timings (in-process, from its result.json), median over its runs
     stages = ("load", "preprocess", "inference", "stage2", "total")
-    timings = {
-        n: {
-            k: float(
-                np.median(
-                    [
-                        json.loads((tmp_path / f"{n}-{i}" / "result.json").read_text())[
-                            "timings_s"
-                        ].get(k, float("nan"))
-                        for i in range(RUNS)
-                    ]
-                )
-            )
-            for k in stages
-        }
-        for n in trees
-    }
+    timings = {}
+    for n in trees:
+        runs = [
+            json.loads((tmp_path / f"{n}-{i}" / "result.json").read_text())["timings_s"]
+            for i in range(RUNS)
+        ]
+        timings[n] = {k: float(np.median([r.get(k, np.nan) for r in runs])) for k in stages}
 
     def best(runs: list[dict]) -> dict:
         return min(runs, key=lambda d: d["wall_s"])
