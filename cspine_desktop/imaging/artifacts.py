@@ -11,6 +11,11 @@ import numpy as np
 
 AIR_HU = -1000.0
 BODY_THRESHOLD_HU = -500.0
+# a region besides the largest is body when it has at least this share of the largest's area
+# and is thicker than 2 × this radius (a table top's shells are 1.5–3 mm, a head holder ≤ 5 mm,
+# a chin cut off from the neck about 12 mm)
+MIN_PART_SHARE = 0.1
+MIN_PART_RADIUS_MM = 8.0
 
 
 def body_mask(hu_slice: np.ndarray, pixel_mm: float = 1.0) -> np.ndarray:
@@ -18,7 +23,11 @@ def body_mask(hu_slice: np.ndarray, pixel_mm: float = 1.0) -> np.ndarray:
 
     The body is the largest connected region denser than −500 HU after a small opening (which
     cuts the thin bridges between the body and the table), with internal holes (airway) kept
-    inside and a 2 mm margin added back.
+    inside and a 2 mm margin added back — together with every other region that is at least
+    ``MIN_PART_SHARE`` of its area and thicker than a table: in a plane cut through the lungs
+    within a neck-sized field of view, the lungs split the body into a front (sternum,
+    clavicles) and a back (the spine), and neither is outside the patient. A table, head
+    holder or cable is a thin shell (at most ``2 × MIN_PART_RADIUS_MM`` thick).
     """
     fg = (hu_slice > BODY_THRESHOLD_HU).astype(np.uint8)
     if not fg.any():
@@ -29,14 +38,23 @@ def body_mask(hu_slice: np.ndarray, pixel_mm: float = 1.0) -> np.ndarray:
     n, cc, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     if n <= 1:
         return fg.astype(bool)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    body = (cc == largest).astype(np.uint8)
+    areas = stats[:, cv2.CC_STAT_AREA]
+    largest = 1 + int(np.argmax(areas[1:]))
+    parts = [largest]
+    others = [
+        i for i in range(1, n) if i != largest and areas[i] >= MIN_PART_SHARE * areas[largest]
+    ]
+    if others:
+        # mm to the outside; beyond the image's edge counts as outside
+        depth = cv2.distanceTransform(np.pad(opened, 1), cv2.DIST_L2, 5)[1:-1, 1:-1] * pixel_mm
+        parts += [i for i in others if float(depth[cc == i].max()) >= MIN_PART_RADIUS_MM]
+    body = np.isin(cc, parts).astype(np.uint8)
     # fill holes: everything not reachable from the border through background is body
     contours, _ = cv2.findContours(body, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(body)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    filled = cv2.dilate(filled, kernel)
-    return filled > 0
+    grown: np.ndarray = cv2.dilate(filled, kernel)
+    return grown > 0
 
 
 def remove_table(hu_slice: np.ndarray, pixel_mm: float = 1.0) -> np.ndarray:
