@@ -1,11 +1,13 @@
 """Anatomical anchors found in the CT itself: the tip of the dens (the top of C2) and the
 column of vertebral bodies below it, read from the midline sagittal plane of the HU on the
-model grid [Zg, S, S] (grid z toward the feet). :mod:`.levels` counts the levels from them.
+model grid [Zg, S, S] (grid z toward the feet); and the top of the thoracic spine, where ribs
+first lie beside the vertebrae (T1 carries the first ribs). :mod:`.levels` counts the levels
+from them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import cv2
@@ -17,6 +19,25 @@ CHAIN_GAP_MM = 10.0  # disc (or dens–basion gap) between two stacked blocks, a
 MAX_SLOPE = 0.8  # AP extent / height of C2 (the sloping clivus is about as wide as tall)
 DISC_WAIST = 0.6  # bone across a bridged disc's plane, at most this share of the bodies' AP
 
+# Ribs beside the spine: bone 45–75 mm to either side of the spine's axis, from 20 mm in front
+# of it to 25 mm behind it (rib necks, tubercles and angles; C7's transverse processes end
+# within ±40 mm, the clavicles lie further forward, the scapulae further back). A plane shows
+# ribs with at least RIB_MIN_AREA_MM2 of such bone on one side.
+RIB_LATERAL_MM = (45.0, 75.0)
+RIB_AP_MM = (-20.0, 25.0)
+RIB_BONE_HU = 200.0
+RIB_MIN_AREA_MM2 = 12.0
+RIB_GAP_MM = 8.0  # gaps this short between planes with ribs are bridged
+RIB_MIN_RUN_MM = 8.0  # the thorax shows ribs over at least this height (half if cut by the scan)
+# The same bone signature appears around C1 (mastoids, C1's transverse processes, the skull
+# base), from 30 mm above to 30 mm below the top of C1 on the phantom; ribs start ≥ 110 mm
+# below it. So the ribs' top counts only this far below the first labelled plane (a skull
+# base labelled C1 adds up to 28 mm), or below the dens tip when it was found.
+RIB_BELOW_LABELS_MM = 60.0
+RIB_BELOW_DENS_MM = 80.0
+RIB_QUIET_MM = 20.0  # the lower neck above the first ribs: no rib-like bone beside it
+AXIS_REACH_MM = 24.0  # the spine's axis is carried this far beyond the labelled planes
+
 
 @dataclass(frozen=True)
 class Anchors:
@@ -27,6 +48,7 @@ class Anchors:
     dens_tip: int | None = None
     column_bottom: int | None = None
     body_tops: tuple[int, ...] = ()  # top planes of the separate body blocks below C2
+    rib_top: int | None = None  # the first plane with ribs beside the spine: T1's top
 
 
 def _axis_xy(labels: np.ndarray) -> tuple[float, float] | None:
@@ -64,7 +86,116 @@ def find_anchors(
     # the highest column top found is the dens tip
     found = [_column_top(sag > t, ay, slice_step_mm, pixel_mm) for t in BONE_HU]
     tips = [a for a in found if a.dens_tip is not None and lo <= a.dens_tip <= hi]
-    return min(tips, key=lambda a: a.dens_tip or 0) if tips else Anchors()
+    best = min(tips, key=lambda a: a.dens_tip or 0) if tips else Anchors()
+    ribs = find_rib_top(hu, labels, slice_step_mm, pixel_mm, best.dens_tip)
+    return replace(best, rib_top=ribs)
+
+
+def _plane_axes(labels: np.ndarray, slice_step_mm: float) -> np.ndarray:
+    """[Zg, 2] in-plane position (x, y) of the spine in every plane: the median of the labelled
+    pixels, smoothed over ±6 mm and carried ``AXIS_REACH_MM`` beyond the labelled planes (NaN
+    further away). Per plane, because the spine leans: on a real chest CT its axis moved 50 mm
+    backwards from C6 to T3."""
+    nz = labels.shape[0]
+    raw = np.full((nz, 2), np.nan)
+    for z in range(nz):
+        yy, xx = np.nonzero(labels[z])
+        if xx.size >= 20:
+            raw[z] = (np.median(xx), np.median(yy))
+    have = np.nonzero(~np.isnan(raw[:, 0]))[0]
+    out = np.full((nz, 2), np.nan)
+    if have.size == 0:
+        return out
+    half = max(1, round(6.0 / slice_step_mm))
+    reach = AXIS_REACH_MM / slice_step_mm
+    for z in range(nz):
+        near = have[np.abs(have - z) <= half]
+        if near.size:
+            out[z] = np.median(raw[near], axis=0)
+        else:
+            j = have[np.argmin(np.abs(have - z))]
+            if abs(j - z) <= reach:
+                out[z] = raw[j]
+    return out
+
+
+def rib_planes(
+    hu: np.ndarray, labels: np.ndarray, slice_step_mm: float, pixel_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ribs, seen), bool [Zg] each: whether a plane shows ribs beside the spine (see
+    ``RIB_LATERAL_MM``), and whether the spine's axis is known there (it was looked for)."""
+    nz, ny, nx = hu.shape
+    axes = _plane_axes(labels, slice_step_mm)
+    xs, ys = np.arange(nx), np.arange(ny)
+    px2 = pixel_mm * pixel_mm
+    seen = ~np.isnan(axes[:, 0])
+    out = np.zeros(nz, bool)
+    for z in np.nonzero(seen)[0]:
+        cx, cy = axes[z]
+        dy = (ys - cy) * pixel_mm
+        rows = (dy >= RIB_AP_MM[0]) & (dy <= RIB_AP_MM[1])
+        dx = (xs - cx) * pixel_mm
+        bone = hu[z][rows] > RIB_BONE_HU
+        for side in (-1.0, 1.0):
+            cols = (side * dx >= RIB_LATERAL_MM[0]) & (side * dx <= RIB_LATERAL_MM[1])
+            if bone[:, cols].sum() * px2 >= RIB_MIN_AREA_MM2:
+                out[z] = True
+                break
+    return out, seen
+
+
+def find_rib_top(
+    hu: np.ndarray,
+    labels: np.ndarray,
+    slice_step_mm: float,
+    pixel_mm: float,
+    dens_tip: int | None = None,
+) -> int | None:
+    """The top plane of the thorax: where ribs first lie beside the spine, T1's top.
+
+    Planes with ribs form stretches (gaps up to ``RIB_GAP_MM`` bridged). The thorax is the
+    highest stretch that starts far enough below the neck's top — the first labelled plane,
+    or the dens tip when found — that it cannot be the skull base, mastoids or C1's
+    transverse processes, that is at least ``RIB_MIN_RUN_MM`` high (half that when the scan
+    cuts it) and that has ``RIB_QUIET_MM`` of spine without ribs above it (the lower neck);
+    its top plane is the answer. None when no stretch qualifies — or when the first one
+    below that line does not have the lower neck above it (its top is not where the ribs
+    begin)."""
+    has, seen = rib_planes(hu, labels, slice_step_mm, pixel_mm)
+    labelled = np.nonzero(labels.reshape(labels.shape[0], -1).any(axis=1))[0]
+    idx = np.nonzero(has)[0]
+    if idx.size == 0 or labelled.size == 0:
+        return None
+    filled = has.copy()
+    gap = round(RIB_GAP_MM / slice_step_mm)
+    for a, b in pairwise(idx):
+        if b - a <= gap + 1:
+            filled[a:b] = True
+    if dens_tip is not None:
+        line = dens_tip + RIB_BELOW_DENS_MM / slice_step_mm
+    else:
+        line = int(labelled[0]) + RIB_BELOW_LABELS_MM / slice_step_mm
+    quiet = max(1, round(RIB_QUIET_MM / slice_step_mm))
+    nz = filled.size
+    z = 0
+    while z < nz:
+        if not filled[z]:
+            z += 1
+            continue
+        top = z
+        while z + 1 < nz and filled[z + 1]:
+            z += 1
+        bottom, z = z, z + 1
+        if top < line:
+            continue  # the upper neck's bone, or ribs that cannot be told from it
+        height = (bottom - top + 1) * slice_step_mm
+        if height < (RIB_MIN_RUN_MM / 2 if bottom == nz - 1 else RIB_MIN_RUN_MM):
+            continue
+        above = slice(top - quiet, top)
+        if top < quiet or not seen[above].all() or has[above].any():
+            return None
+        return top
+    return None
 
 
 def _split_at_discs(

@@ -23,7 +23,7 @@ Arrays are on the model grid [Zg, S, S], grid z toward the feet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import cv2
@@ -76,6 +76,15 @@ C1_BELOW_TIP_MAX_MM = 20.0  # C1 (anterior arch, lateral masses) ends this far b
 # cleared when the labels are kept (a sliver of the next vertebra at the scan's edge)
 NOISE_LEVEL_VOXELS = 10
 
+# With the thorax in view (:func:`~.anchors.find_rib_top`): C7's median plane lies 0–20 mm
+# above the first plane with ribs on 47 phantom studies (the 2 mm and 0.625–1.25 mm grids),
+# widened here; in the count, C7's run ends ``C7_END_BELOW_RIBS_MM`` below that plane and the
+# planes further down are T1's (only pieces labelled C7 that are not a plane's largest — C7's
+# spinous process over T1 — keep a label there).
+C7_ABOVE_RIBS_MM = (-2.0, 24.0)
+C7_END_BELOW_RIBS_MM = 6.0
+T1 = 8  # the level below C7 in the count (never a label)
+
 
 @dataclass(frozen=True)
 class LevelAssignment:
@@ -84,6 +93,9 @@ class LevelAssignment:
     relabelled_fraction: float  # share of vertebra pixels whose label changed
     warnings: tuple[str, ...]
     anchors: Anchors | None = None  # landmarks found in the HU (None: no HU given)
+    # where the result disagrees with the anatomy found in the HU, in plain words: a reason
+    # not to trust the levels (the plausibility checks make the study indeterminate)
+    problems: tuple[str, ...] = ()
 
 
 def assign_levels(
@@ -99,7 +111,25 @@ def assign_levels(
     anatomy: the dens tip found in the HU (:func:`find_anchors`) places C2, C1's ring just
     around and above it, and anything labelled higher (skull base, clivus) is cleared; the
     levels below are then counted from there, so a skull or thorax in view cannot shift them.
+    With the thorax in view, the first ribs (T1's) end the count: C7 lies just above them,
+    the vertebrae beside ribs are not cervical, and without a dens the count runs up from C7.
+    A C7 that still does not sit above the ribs is reported in ``problems``.
     """
+    result = _assign(labels, slice_step_mm, min_voxels, hu, pixel_mm)
+    if result.anchors is None or result.anchors.rib_top is None:
+        return result
+    problems = _rib_problems(result.labels, result.anchors.rib_top, slice_step_mm, min_voxels)
+    return replace(result, problems=result.problems + problems)
+
+
+def _assign(
+    labels: np.ndarray,
+    slice_step_mm: float,
+    min_voxels: int,
+    hu: np.ndarray | None,
+    pixel_mm: float | None,
+) -> LevelAssignment:
+    """:func:`assign_levels` before the check against the ribs."""
     lab = np.asarray(labels, dtype=np.uint8)
     nz = lab.shape[0]
     flat = lab.reshape(nz, -1)
@@ -116,12 +146,13 @@ def assign_levels(
             return LevelAssignment(lab.copy(), np.zeros(nz, np.int8), 0.0, (), anchors)
     z0, z1 = int(spine[0]), int(spine[-1])
     dens_tip = anchors.dens_tip if c1_first and anchors is not None else None
+    rib_top = anchors.rib_top if anchors is not None else None
     c1_end = _c1_end(counts, dens_tip, slice_step_mm)
     gate_counts = counts.copy()
     gate_counts[:z0] = 0
     gate_counts[c1_end:, 0] = 0
     keep_c1 = _agrees_with_anatomy(
-        gate_counts, slice_step_mm, min_voxels, anchors if c1_first else None
+        gate_counts, slice_step_mm, min_voxels, anchors if c1_first else None, rib_top
     )
     without_c1 = gate_counts.copy()
     without_c1[:, 0] = 0
@@ -131,11 +162,43 @@ def assign_levels(
     drop_c1 = (
         not keep_c1
         and not c1_first
-        and _agrees_with_anatomy(without_c1, slice_step_mm, min_voxels, None)
+        and _agrees_with_anatomy(without_c1, slice_step_mm, min_voxels, None, rib_top)
     )
     if keep_c1 or drop_c1:
         return _kept_labels(lab, z0, c1_end, drop_c1, min_voxels, anchors)
-    return _counted_levels(lab, counts, z0, z1, slice_step_mm, anchors, dens_tip)
+    c7_end = None
+    if rib_top is not None:
+        c7_end = rib_top + round(C7_END_BELOW_RIBS_MM / slice_step_mm) - 1
+        if c7_end <= z0:
+            c7_end = None  # nothing labelled above the ribs: nothing to count up from
+    return _counted_levels(lab, counts, z0, z1, slice_step_mm, anchors, dens_tip, c7_end)
+
+
+def _rib_problems(
+    labels: np.ndarray, rib_top: int, step_mm: float, min_voxels: int
+) -> tuple[str, ...]:
+    """Whether the final C7 sits just above the first ribs (``C7_ABOVE_RIBS_MM``)."""
+    c7 = (labels == 7).reshape(labels.shape[0], -1).sum(axis=1).astype(np.float64)
+    if c7.sum() < NOISE_LEVEL_VOXELS * max(min_voxels, 1):
+        return (
+            "Ribs were found beside the spine but no C7 above them: the levels may be "
+            "counted wrong.",
+        )
+    cum = np.cumsum(c7)
+    median = float(np.searchsorted(cum, cum[-1] / 2.0))
+    above = (rib_top - median) * step_mm
+    lo, hi = C7_ABOVE_RIBS_MM
+    if above < lo:
+        return (
+            f"What was labelled C7 lies {-above:.0f} mm below the top of the first ribs: it "
+            "may be T1, and every level counted one too low.",
+        )
+    if above > hi:
+        return (
+            f"What was labelled C7 lies {above:.0f} mm above the first ribs (C7 sits just "
+            f"above them, at most {hi:.0f} mm): the levels may be counted wrong.",
+        )
+    return ()
 
 
 def _below_skull_base(
@@ -209,19 +272,25 @@ def _counted_levels(
     step_mm: float,
     anchors: Anchors | None,
     dens_tip: int | None,
+    c7_end: int | None = None,
 ) -> LevelAssignment:
     """The levels counted plane by plane (:func:`_best_runs`) from the top of the spine, from
     C1 when the dens tip was found (``dens_tip``), and every plane's bone relabelled to its
-    level."""
+    level. With ``c7_end`` (the ribs found below), C7 ends on that plane and the count is
+    anchored there too; the planes below it are T1's."""
     plane_level = np.zeros(lab.shape[0], np.int8)
-    votes = counts[z0 : z1 + 1].astype(np.float64)
+    end = z1 if c7_end is None else min(z1, c7_end)
+    votes = counts[z0 : end + 1].astype(np.float64)
     votes /= np.maximum(votes.sum(axis=1, keepdims=True), 1.0)  # per-plane shares
     boundary = None
     first_len = None
     if dens_tip is not None and anchors is not None:
-        boundary, first_len = _anchored_priors(anchors, dens_tip, z0, z1, step_mm)
+        boundary, first_len = _anchored_priors(anchors, dens_tip, z0, end, step_mm)
     first_level = 1 if dens_tip is not None else None
-    runs = _best_runs(votes, step_mm, first_level, boundary, first_len)
+    last_level = 7 if c7_end is not None else None
+    runs = _best_runs(votes, step_mm, first_level, boundary, first_len, last_level)
+    if runs is None and last_level is not None:  # the ribs cannot end this count
+        runs = _best_runs(votes, step_mm, first_level, boundary, first_len)
     if runs is None:
         return LevelAssignment(
             lab.copy(),
@@ -235,7 +304,8 @@ def _counted_levels(
     out = lab.copy()
     out[:z0] = 0  # above C1's ring when anchored (skull base); nothing otherwise
     for z in range(z0, z1 + 1):
-        _relabel_plane(out[z], int(plane_level[z]))
+        _relabel_plane(out[z], int(plane_level[z]) if z <= end else T1)
+    out[out == T1] = 0
     n_fg = int((lab > 0).sum())
     changed = float((out != lab).sum() / n_fg) if n_fg else 0.0
     warnings: tuple[str, ...] = ()
@@ -266,13 +336,17 @@ def _anchored_priors(
 
 
 def _agrees_with_anatomy(
-    counts: np.ndarray, step_mm: float, min_voxels: int, anchors: Anchors | None
+    counts: np.ndarray,
+    step_mm: float,
+    min_voxels: int,
+    anchors: Anchors | None,
+    rib_top: int | None = None,
 ) -> bool:
     """Whether the predicted levels already lie in anatomical order and spacing: no level
     missing between two found ones, none spread over more planes than a vertebra spans (10th
     to 90th percentile of its pixels), each level's median plane below the level above it by
-    a plausible vertebral spacing and, when the dens tip was found, C1 around the tip and C2
-    just below it.
+    a plausible vertebral spacing, when the dens tip was found, C1 around the tip and C2
+    just below it, and when the first ribs were found (``rib_top``), C7 just above them.
 
     ``counts`` [Zg, 7]: pixels of each level per plane. Levels with fewer than
     ``NOISE_LEVEL_VOXELS`` × ``min_voxels`` pixels are noise and ignored."""
@@ -288,6 +362,13 @@ def _agrees_with_anatomy(
         present.append((k + 1, q50 * step_mm))
     if len(present) < 2:
         return False
+    if rib_top is not None:
+        where7 = dict(present).get(7)
+        if where7 is None:
+            return False  # the ribs are in view, so C7 is
+        above = rib_top * step_mm - where7
+        if not C7_ABOVE_RIBS_MM[0] <= above <= C7_ABOVE_RIBS_MM[1]:
+            return False
     for (ka, za), (kb, zb) in pairwise(present):
         if kb != ka + 1:
             return False  # a level missing between two found ones
@@ -331,6 +412,7 @@ def _best_runs(
     first_level: int | None = None,
     boundary: np.ndarray | None = None,
     first_len: tuple[int, int] | None = None,
+    last_level: int | None = None,
 ) -> list[tuple[int, int, int]] | None:
     """Split planes 0..N−1 into consecutive level runs maximising the agreeing votes minus the
     height prior.
@@ -341,7 +423,9 @@ def _best_runs(
     and is not cut by the scan; a run then scores the votes of whichever label it holds most
     (the level itself is counted from the anchor, the votes only say where labels change),
     plus ``boundary[start]`` planes' worth for starting where a disc ends; ``first_len``
-    bounds the first run's length (planes).
+    bounds the first run's length (planes). ``last_level``: when given (the ribs below), the
+    last run must be that level and is not cut by the scan; the count is then anchored at the
+    bottom, and the votes only say where labels change.
     Returns [(level 1–7, start, stop)] or None when no split fits.
     """
     n, n_levels = counts.shape
@@ -349,7 +433,7 @@ def _best_runs(
     dmin = [max(1, int(np.floor(lo / step_mm))) for lo, _ in LEVEL_HEIGHT_MM]
     dmax = [max(1, int(np.ceil(hi / step_mm))) for _, hi in LEVEL_HEIGHT_MM]
     typ = [t / step_mm for t in LEVEL_TYPICAL_MM]
-    anchored = first_level is not None
+    anchored = first_level is not None or last_level is not None
     bonus = np.zeros(n + 1) if boundary is None else np.append(boundary, 0.0)
     neg = -np.inf
     # best[i, v]: best score for planes [0, i) with the last run being level v (0-based)
@@ -357,7 +441,8 @@ def _best_runs(
     back = np.zeros((n + 1, n_levels), dtype=np.int64)  # run length
     for i in range(1, n + 1):
         for v in range(n_levels):
-            lo = 1 if i == n else dmin[v]  # the last run may be cut by the scan
+            # the last run may be cut by the scan, unless the ribs end it
+            lo = 1 if i == n and last_level is None else dmin[v]
             for d in range(1, min(dmax[v], i) + 1):
                 start = i - d
                 if start == 0:
@@ -374,7 +459,7 @@ def _best_runs(
                         continue
                     prev += bonus[start]
                 dev = d - typ[v]
-                if (start == 0 and not anchored) or i == n:
+                if (start == 0 and first_level is None) or (i == n and last_level is None):
                     dev = max(dev, 0.0)  # a run cut by the scan's edge may be short
                 agree = prefix[i] - prefix[start]
                 vote = float(agree.max()) if anchored else float(agree[v])
@@ -382,7 +467,7 @@ def _best_runs(
                 if score > best[i, v]:
                     best[i, v] = score
                     back[i, v] = d
-    v = int(np.argmax(best[n]))
+    v = last_level - 1 if last_level is not None else int(np.argmax(best[n]))
     if best[n, v] == neg:
         return None
     runs = []

@@ -286,6 +286,7 @@ def _plausible_verdicts(
         prepared.hu,
         relabelled_fraction=clean.relabelled_fraction if aggregation.assign_levels else None,
         input_problems=problems,
+        level_problems=clean.level_problems,
         min_voxels=aggregation.min_voxels,
     )
     return final_verdicts(check, verdict, verdict[PATIENT_KEY])

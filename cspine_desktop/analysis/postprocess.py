@@ -22,12 +22,15 @@ from .levels import assign_levels
 class CleanLabels:
     """labels: uint8 [Zg, S, S] after cleanup; warnings: plain sentences; removed_voxels per
     vertebra (C1..C7) tells how much was dropped as stray islands; relabelled_fraction is the
-    share of vertebra pixels the level assignment relabelled (0 when it did not run)."""
+    share of vertebra pixels the level assignment relabelled (0 when it did not run);
+    level_problems: where the levels disagree with the anatomy found in the CT (reasons for
+    the plausibility checks)."""
 
     labels: np.ndarray
     warnings: tuple[str, ...]
     removed_voxels: tuple[int, ...]
     relabelled_fraction: float = 0.0
+    level_problems: tuple[str, ...] = ()
 
 
 def largest_component_3d(mask: np.ndarray) -> np.ndarray:
@@ -95,13 +98,14 @@ def clean_labels(
     """
     src = np.asarray(labels, dtype=np.uint8)
     level_warnings: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
     relabelled = 0.0
     if slice_step_mm is not None:
         assigned = assign_levels(
             src, slice_step_mm, min_voxels=min_voxels, hu=hu, pixel_mm=pixel_mm
         )
         src, level_warnings = assigned.labels, assigned.warnings
-        relabelled = assigned.relabelled_fraction
+        relabelled, problems = assigned.relabelled_fraction, assigned.problems
     out = np.zeros_like(src)
     removed = []
     for v in range(1, len(NAMES) + 1):
@@ -113,7 +117,9 @@ def clean_labels(
         keep = largest_component_3d(mask)
         out[keep] = v
         removed.append(n - int(keep.sum()))
-    return CleanLabels(out, level_warnings + order_warnings(out), tuple(removed), relabelled)
+    return CleanLabels(
+        out, level_warnings + order_warnings(out), tuple(removed), relabelled, problems
+    )
 
 
 def centroids_z(labels: np.ndarray) -> dict[str, float]:

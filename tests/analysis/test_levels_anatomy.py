@@ -1,4 +1,5 @@
-"""Levels counted from the anatomy on phantom CTs with the skull and/or thorax in view.
+"""Levels counted from the anatomy on phantom CTs with the skull and/or thorax in view: down
+from the dens, and up from T1's first ribs.
 
 The phantom study is resampled to the model grid exactly as the pipeline does; its true labels
 are then corrupted the way a model trained on neck-only scans failed on a real head-and-neck
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from cspine_desktop.analysis.anchors import find_anchors
-from cspine_desktop.analysis.levels import assign_levels
+from cspine_desktop.analysis.levels import C7_ABOVE_RIBS_MM, _rib_problems, assign_levels
+from cspine_desktop.analysis.plausibility import check_spine
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
 from model_training.phantom import PhantomConfig, generate_study
 
@@ -147,3 +149,72 @@ def test_right_labels_with_stray_c1_low_in_the_neck_are_kept_voxel_by_voxel(stud
         for k in range(1, 8):
             if (lab == k).sum() > 200:
                 assert _dice(res.labels, lab, k) > 0.97, (cov, seed, k)
+
+
+# ------------------------------------------------------------------ the thorax: T1's first ribs
+
+
+def _c7_median(labels: np.ndarray) -> float:
+    c = (labels == 7).reshape(labels.shape[0], -1).sum(axis=1)
+    return float(np.searchsorted(np.cumsum(c), c.sum() / 2.0))
+
+
+def test_the_first_ribs_are_found_just_below_c7(studies):
+    """Every study of the fixture shows T1 with its ribs: the thorax's top is found just below
+    C7 (C7's median plane 0–24 mm above it), and not at all once the scan stops at C7."""
+    lo, hi = C7_ABOVE_RIBS_MM
+    for (cov, seed), (_st, hu, lab) in studies.items():
+        a = find_anchors(hu, lab, STEP, PX)
+        assert a.rib_top is not None, (cov, seed)
+        above = (a.rib_top - _c7_median(lab)) * STEP
+        assert lo <= above <= hi, (cov, seed, above)
+        cut = int(_c7_median(lab))  # the scan ends in the middle of C7
+        b = find_anchors(hu[:cut], lab[:cut], STEP, PX)
+        assert b.rib_top is None, (cov, seed, b.rib_top)
+
+
+def _one_level_high_from_c3(lab: np.ndarray, hu: np.ndarray):
+    """A scan starting at C3's top (no dens to count from) whose labels are all one level too
+    high: C3 labelled C2, …, C7 labelled C6, nothing labelled C7."""
+    c3 = int(np.nonzero((lab == 3).any(axis=(1, 2)))[0][0])
+    cut_lab, cut_hu = lab[c3:], hu[c3:]
+    pred = cut_lab.copy()
+    for k in range(3, 8):
+        pred[cut_lab == k] = k - 1
+    return cut_lab, cut_hu, pred
+
+
+def test_without_a_dens_the_levels_are_counted_up_from_the_ribs(studies):
+    near = near_votes = total = 0
+    for (cov, seed), (_st, hu, lab) in studies.items():
+        truth_lab, cut_hu, pred = _one_level_high_from_c3(lab, hu)
+        new = assign_levels(pred, STEP, hu=cut_hu, pixel_mm=PX)
+        votes = assign_levels(pred, STEP)
+        assert new.anchors is not None and new.anchors.dens_tip is None, (cov, seed)
+        assert new.anchors.rib_top is not None, (cov, seed)
+        assert new.problems == (), (cov, seed, new.problems)
+        truth = _tops(_plane_levels(truth_lab))
+        got, got_votes = _tops(new.plane_level), _tops(votes.plane_level)
+        for k in range(4, 8):  # C3's top is where the scan starts
+            total += 1
+            near += k in got and abs(got[k] - truth[k]) <= 1
+            near_votes += k in got_votes and abs(got_votes[k] - truth[k]) <= 1
+        assert _dice(new.labels, truth_lab, 7) > 0.8, (cov, seed)
+    assert near / total >= 0.85, (near, total)
+    assert near_votes / total <= 0.3, (near_votes, total)
+
+
+def test_c7_found_on_t1_is_a_problem_for_the_plausibility_checks():
+    """A C7 whose centre lies below the first ribs is reported in words, and the checks turn
+    it into a study reason: no verdict."""
+    lab = np.zeros((60, 32, 32), np.uint8)
+    lab[10:20, 8:24, 8:24] = 6
+    lab[20:40, 8:24, 8:24] = 7  # half its pixels by plane 29
+    problems = _rib_problems(lab, rib_top=24, step_mm=2.0, min_voxels=10)
+    assert len(problems) == 1 and "may be T1" in problems[0] and "10 mm below" in problems[0]
+    assert _rib_problems(lab, rib_top=34, step_mm=2.0, min_voxels=10) == ()
+    assert "above the first ribs" in _rib_problems(lab, rib_top=50, step_mm=2.0, min_voxels=10)[0]
+    no_c7 = np.where(lab == 7, 0, lab).astype(np.uint8)
+    assert "no C7" in _rib_problems(no_c7, rib_top=34, step_mm=2.0, min_voxels=10)[0]
+    check = check_spine(lab, (2.0, 1.0, 1.0), level_problems=problems)
+    assert problems[0] in check.study_reasons

@@ -111,15 +111,20 @@ def check_spine(
     *,
     relabelled_fraction: float | None = None,
     input_problems: tuple[str, ...] = (),
+    level_problems: tuple[str, ...] = (),
     min_voxels: int = 10,
 ) -> SpineCheck:
-    """Run every check on one label map (see the package docstring for the contract)."""
+    """Run every check on one label map (see the package docstring for the contract).
+
+    ``level_problems``: where the level assignment found the levels at odds with the anatomy
+    in the CT (C7 not just above the first ribs); each one is a study reason."""
     found = _Findings.start(measure_levels(labels, spacing, hu, min_voxels), input_problems)
     _check_coverage(found)
     _check_sizes(found)
     _check_order(found, float(spacing[0]))
     _check_canal(found)
     _check_assignment(found, relabelled_fraction)
+    found.study.extend(level_problems)
     return found.result()
 
 
