@@ -1,0 +1,299 @@
+"""``cspine-train-segmenter``: train the stage-1 U-Net on a stream of fresh phantom studies.
+
+``cspine-train`` trains on a fixed RSNA-layout folder through ``tf.data`` (TensorFlow only);
+this trainer streams new phantom studies instead (:mod:`model_training.datasets.grid_stream`),
+so nothing can be memorised, and feeds numpy batches to ``train_on_batch``, so the same model
+trains on Keras' TensorFlow, JAX or PyTorch backend. After every epoch it predicts a fixed set
+of validation studies *and* a probe of training studies plane by plane and records the Dice of
+each level (C1…C7, pooled over the planes) for both; a train − validation gap in mean Dice
+above 0.05 is logged as a defect. ``best.keras`` is the epoch with the best validation mean
+Dice; the learning rate halves when it has not improved for ``--patience`` epochs.
+
+Start from a shipped model with ``--like-bundle DIR`` (its preprocessing and architecture)
+and ``--init-weights DIR/model.onnx`` (or a ``.keras`` / ``.weights.h5`` file).
+
+Runs in chunks: ``--max-minutes`` stops cleanly after the epoch that crosses the budget, and
+``--resume`` continues from ``last.keras`` with the optimizer state, the epoch counter, the
+learning rate and the stream's position in the seed sequence.
+Exit codes: 0 done, 2 bad input (a missing run to resume, an unreadable bundle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cspine_desktop.analysis.metrics import roc_auc
+from cspine_desktop.imaging.preprocess import PreprocessConfig
+from cspine_desktop.vertebrae import NAMES
+
+from .datasets.grid_stream import (
+    TRAIN_SEED0,
+    VAL_SEED0,
+    GridPlanes,
+    GridStream,
+    GridStreamConfig,
+    evaluation_planes,
+    study_planes,
+)
+from .model.config import LossConfig, ModelConfig, TrainConfig
+from .train_classifier import _devices, _write_json
+
+log = logging.getLogger("cspine.train_segmenter")
+MAX_GAP = 0.05
+SELECT_ON = "dice_mean"  # best.keras and the plateau schedule
+
+
+def dice_by_level(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Dice of each level over all planes together (NaN for a level in neither), and their
+    mean over the levels present in the truth (``dice_mean``)."""
+    out: dict[str, float] = {}
+    for k, name in enumerate(NAMES, start=1):
+        t, p = truth == k, pred == k
+        denom = int(t.sum()) + int(p.sum())
+        out[f"dice_{name}"] = 2.0 * float((t & p).sum()) / denom if denom else float("nan")
+    present = [out[f"dice_{n}"] for k, n in enumerate(NAMES, start=1) if (truth == k).any()]
+    out["dice_mean"] = float(np.mean(present)) if present else float("nan")
+    return out
+
+
+def evaluate(model: Any, planes: GridPlanes, batch: int = 16) -> dict[str, float]:
+    """Per-level Dice of the argmax labels, and the AUC of the per-slice fracture head over the
+    vertebrae each plane shows."""
+    if len(planes) == 0:
+        return {"dice_mean": float("nan")}
+    pred = model.predict(planes.x.astype(np.float32), batch_size=batch, verbose=0)
+    labels = np.asarray(pred["vertebrae"]).argmax(axis=-1).astype(np.uint8)
+    out = dice_by_level(planes.labels, labels)
+    cls = np.asarray(pred["fracture_cls"]).reshape(planes.cls.shape)
+    shown = planes.cls >= 0
+    out["fracture_cls_auc"] = roc_auc(planes.cls[shown] > 0.5, cls[shown])
+    return out
+
+
+def _fields(val: dict[str, float], probe: dict[str, float]) -> dict[str, float]:
+    out = {f"train_{k}": v for k, v in probe.items()}
+    out.update({f"val_{k}": v for k, v in val.items()})
+    out["gap"] = probe["dice_mean"] - val["dice_mean"]
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cspine-train-segmenter", description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True, type=Path, help="run folder (checkpoints, history)")
+    p.add_argument(
+        "--like-bundle",
+        type=Path,
+        default=None,
+        help="model bundle whose preprocessing and U-Net architecture to use",
+    )
+    p.add_argument("--input-size", type=int, default=None, help="grid size (default: bundle's)")
+    p.add_argument("--pixel-mm", type=float, default=None, help="grid pixel (default: bundle's)")
+    p.add_argument("--encoder-weights", default=None, help="none | imagenet (local) | PATH")
+    p.add_argument("--init-weights", type=Path, default=None, help=".onnx, .keras or .weights.h5")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps", type=int, default=200, help="batches per epoch")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--patience", type=int, default=2, help="epochs without val gain → lr / 2")
+    p.add_argument("--planes-per-study", type=int, default=8)
+    p.add_argument("--val-studies", type=int, default=24)
+    p.add_argument("--probe-studies", type=int, default=8)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--pool", type=int, default=2000)
+    p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
+    p.add_argument(
+        "--run-eagerly",
+        action="store_true",
+        help="no compiled training step: for a few steps on a small grid (tests, debugging)",
+    )
+    p.add_argument("--resume", action="store_true")
+    return p
+
+
+def _configs(args: argparse.Namespace) -> tuple[PreprocessConfig, ModelConfig]:
+    """The grid and the U-Net: the bundle's (``--like-bundle``), or the defaults, with the
+    size and pixel given on the command line."""
+    pre = PreprocessConfig()
+    model: dict[str, Any] = {}
+    if args.like_bundle is not None:
+        card = json.loads((args.like_bundle / "model_card.json").read_text())
+        pre = PreprocessConfig.from_dict(card["preprocessing"])
+        model = dict(card["architecture"]["model"])
+    d = pre.to_dict()
+    if args.input_size is not None:
+        d["input_size"] = args.input_size
+    if args.pixel_mm is not None:
+        d["pixel_spacing_mm"] = args.pixel_mm
+    pre = PreprocessConfig.from_dict(d)
+    model.update(
+        input_size=pre.input_size, channels=pre.n_channels, encoder_weights=args.encoder_weights
+    )
+    return pre, ModelConfig.from_dict(model)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    run: Path = args.run
+    state_path = run / "state.json"
+    state: dict[str, Any] = {"epoch": 0, "seeds_used": 0, "lr": args.lr, "best": -1.0, "wait": 0}
+    if args.resume:
+        if not state_path.is_file():
+            print(f"--resume: {state_path} not found", file=sys.stderr)
+            return 2
+        state = json.loads(state_path.read_text())
+    try:
+        pre, mcfg = _configs(args)
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"cannot use {args.like_bundle}: {exc}", file=sys.stderr)
+        return 2
+    run.mkdir(parents=True, exist_ok=True)
+    stream_cfg = GridStreamConfig(planes_per_study=args.planes_per_study)
+    config: dict[str, Any] = {
+        "model": mcfg.to_dict(),
+        "preprocessing": pre.to_dict(),
+        "stream": stream_cfg.to_dict(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "seeds": {"train_from": TRAIN_SEED0, "validation_from": VAL_SEED0},
+    }
+    _write_json(run / "config.json", config)
+    probe_n = args.probe_studies
+    # the stream's workers are spawned before the Keras backend is imported
+    stream = GridStream(
+        pre,
+        stream_cfg,
+        workers=args.workers,
+        pool_size=args.pool,
+        start_index=max(state["seeds_used"], probe_n),
+    )
+    try:
+        return _train(args, run, pre, mcfg, stream_cfg, stream, state, config)
+    finally:
+        stream.close()
+
+
+def _train(
+    args: argparse.Namespace,
+    run: Path,
+    pre: PreprocessConfig,
+    mcfg: ModelConfig,
+    stream_cfg: GridStreamConfig,
+    stream: GridStream,
+    state: dict[str, Any],
+    config: dict[str, Any],
+) -> int:
+    t0 = time.time()
+    val_seeds = [VAL_SEED0 + i for i in range(args.val_studies)]
+    val = evaluation_planes(val_seeds, pre, stream_cfg, workers=args.workers)
+    # the probe's studies are also trained on (each once, like every stream study)
+    probe_seeds = [TRAIN_SEED0 + i for i in range(args.probe_studies)]
+    probe = evaluation_planes(probe_seeds, pre, stream_cfg, workers=args.workers)
+    log.info(
+        "evaluation planes: %d validation, %d probe (%.0f s)",
+        len(val),
+        len(probe),
+        time.time() - t0,
+    )
+
+    import keras
+
+    from .model.fit import compile_model, load_init_weights
+    from .model.unet import build_model
+
+    backend = keras.backend.backend()
+    config["keras"] = {
+        "version": keras.__version__,
+        "backend": backend,
+        "devices": _devices(backend),
+    }
+    _write_json(run / "config.json", config)
+    log.info("keras %s on %s: %s", keras.__version__, backend, config["keras"]["devices"])
+    tcfg = TrainConfig(model=mcfg, loss=LossConfig(), optimizer="adamw", learning_rate=args.lr)
+    if args.resume:
+        model = keras.models.load_model(run / "last.keras", compile=True)
+    else:
+        model = build_model(mcfg)
+        if args.init_weights is not None:
+            first = [study_planes(s, pre, stream_cfg, train=True) for s in probe_seeds[:4]]
+            calib = GridPlanes.concat(first) if first else None
+            batches = [calib.batch()[0]] if calib is not None and len(calib) else None
+            load_init_weights(model, args.init_weights, batches)
+        compile_model(model, tcfg, state["lr"])
+    model.optimizer.learning_rate.assign(state["lr"])
+    model.run_eagerly = bool(args.run_eagerly)
+    for s in probe_seeds:  # their training planes enter the pool first
+        stream.add(study_planes(s, pre, stream_cfg, train=True))
+    stream.fill(min(args.pool, 4 * args.batch))
+    history_path = run / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    if args.init_weights is not None and not args.resume:
+        tv = time.time()  # the starting point, measured the same way and in the same run
+        rec0 = {"epoch": 0, **_fields(evaluate(model, val), evaluate(model, probe))}
+        rec0["eval_seconds"] = round(time.time() - tv, 1)
+        history.append(rec0)
+        log.info("epoch %s", json.dumps(rec0))
+        _write_json(history_path, history)
+    start = time.time()
+    for epoch in range(state["epoch"], args.epochs):
+        te = time.time()
+        losses = []
+        for _ in range(args.steps):
+            x, y = stream.batch(args.batch)
+            logs = model.train_on_batch(x, y, return_dict=True)
+            losses.append(float(logs["loss"]))
+        train_s = time.time() - te
+        tv = time.time()
+        v, pr = evaluate(model, val), evaluate(model, probe)
+        rec = {
+            "epoch": epoch + 1,
+            "lr": float(np.asarray(model.optimizer.learning_rate)),
+            "loss": float(np.mean(losses)),
+            **_fields(v, pr),
+            "studies_seen": stream.seeds_used,
+            "train_seconds": round(train_s, 1),
+            "eval_seconds": round(time.time() - tv, 1),
+        }
+        history.append(rec)
+        log.info("epoch %s", json.dumps(rec))
+        if rec["gap"] > MAX_GAP:
+            log.warning(
+                "train − validation Dice gap %.3f > %.2f: memorisation, fix the data or the design",
+                rec["gap"],
+                MAX_GAP,
+            )
+        if np.isfinite(v[SELECT_ON]) and v[SELECT_ON] > state["best"]:
+            state["best"], state["wait"] = v[SELECT_ON], 0
+            model.save(run / "best.keras")
+        else:
+            state["wait"] += 1
+            if state["wait"] >= args.patience:
+                model.optimizer.learning_rate.assign(rec["lr"] * 0.5)
+                log.info("validation Dice flat for %d epochs: lr → %.2g", state["wait"], rec["lr"])
+                state["wait"] = 0
+        model.save(run / "last.keras")
+        state.update(
+            epoch=epoch + 1,
+            seeds_used=stream.seeds_used,
+            lr=float(np.asarray(model.optimizer.learning_rate)),
+        )
+        _write_json(history_path, history)
+        _write_json(run / "state.json", state)
+        if (time.time() - start) / 60 > args.max_minutes and epoch + 1 < args.epochs:
+            log.info(
+                "time budget of %.0f min used: stopping; continue with --resume", args.max_minutes
+            )
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

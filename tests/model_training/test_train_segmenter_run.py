@@ -1,0 +1,108 @@
+"""``cspine-train-segmenter`` on a tiny grid: the stream's planes come from the one
+preprocessing with their targets, the evaluation planes built in worker processes are the ones
+built in one, the Dice is pooled per level, and a run records its backend and resumes where it
+stopped."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from cspine_desktop.imaging.preprocess import PreprocessConfig, model_input, prepare_volume
+from model_training.datasets.grid_stream import (
+    TRAIN_SEED0,
+    VAL_SEED0,
+    GridStreamConfig,
+    evaluation_planes,
+    spine_planes,
+    study_planes,
+)
+from model_training.train_segmenter import dice_by_level, main
+
+PRE = PreprocessConfig(input_size=32, pixel_spacing_mm=5.0)
+TINY = [
+    "--input-size", "32", "--pixel-mm", "5", "--steps", "1", "--batch", "4",
+    "--val-studies", "2", "--probe-studies", "1", "--pool", "64", "--run-eagerly",
+]  # fmt: skip
+
+
+def test_training_planes_are_the_inference_input_with_their_targets():
+    stream = GridStreamConfig(planes_per_study=6, augment=False)
+    a = study_planes(TRAIN_SEED0 + 3, PRE, stream, train=True)
+    b = study_planes(TRAIN_SEED0 + 3, PRE, stream, train=True)
+    assert len(a) == 6
+    np.testing.assert_array_equal(a.x, b.x)  # the seed decides the planes
+    assert a.labels.max() >= 1  # most planes go through the spine
+    x, y = a.batch()
+    assert x.shape == (6, 32, 32, PRE.n_channels) and x.dtype == np.float32
+    assert y["vertebrae"].shape == (6, 32, 32) and y["fracture_cls"].shape == (6, 7)
+    # unaugmented, a training plane is exactly what inference feeds the model
+    from model_training.phantom.study import generate_study
+
+    st = generate_study(TRAIN_SEED0 + 3, stream.phantom_config())
+    prepared = prepare_volume(st.to_volume(), PRE)
+    planes = [
+        z for z in range(prepared.n_slices)
+        if np.allclose(model_input(prepared, [z])[0], a.x[0].astype(np.float32), atol=1e-3)
+    ]  # fmt: skip
+    assert planes, "the first training plane is not a plane of the prepared study"
+
+
+def test_evaluation_planes_in_worker_processes_are_the_same_planes():
+    seeds = [VAL_SEED0, VAL_SEED0 + 1]
+    one = evaluation_planes(seeds, PRE, GridStreamConfig(), workers=1)
+    two = evaluation_planes(seeds, PRE, GridStreamConfig(), workers=2)
+    assert len(one) > 0
+    np.testing.assert_array_equal(one.x, two.x)
+    np.testing.assert_array_equal(one.labels, two.labels)
+    np.testing.assert_array_equal(one.study, two.study)
+
+
+def test_spine_planes_reach_ten_mm_beyond_the_labels():
+    lab = np.zeros((40, 4, 4), np.uint8)
+    lab[10:20, 1, 1] = 3
+    assert spine_planes(lab, 2.0).tolist() == list(range(5, 25))
+    assert spine_planes(np.zeros((5, 2, 2), np.uint8), 2.0).tolist() == list(range(5))
+
+
+def test_dice_is_pooled_per_level_and_averaged_over_the_levels_present():
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[0, :2] = 1  # 8 px of C1
+    truth[1, :1] = 2  # 4 px of C2
+    pred = truth.copy()
+    pred[1, :1] = 0  # C2 missed
+    pred[1, 3] = 3  # C3 where there is none
+    d = dice_by_level(truth, pred)
+    assert d["dice_C1"] == 1.0 and d["dice_C2"] == 0.0 and d["dice_C3"] == 0.0
+    assert np.isnan(d["dice_C4"])
+    assert d["dice_mean"] == pytest.approx(0.5)  # C1 and C2: the levels in the truth
+
+
+@pytest.mark.slow
+def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
+    run = tmp_path / "run"
+    assert main(["--run", str(run), "--epochs", "1", *TINY]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["keras"]["backend"] == keras.backend.backend()
+    assert config["preprocessing"]["input_size"] == 32
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1]
+    assert {"val_dice_mean", "train_dice_mean", "val_dice_C7", "gap"} <= set(history[0])
+    assert np.isfinite(history[0]["loss"])
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 1 and state["seeds_used"] >= 1
+    assert (run / "best.keras").is_file() and (run / "last.keras").is_file()
+
+    assert main(["--run", str(run), "--epochs", "2", "--resume", *TINY]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]  # the next epoch, not a restart
+    resumed = json.loads((run / "state.json").read_text())
+    assert resumed["epoch"] == 2 and resumed["seeds_used"] >= state["seeds_used"]
+
+
+def test_resume_without_a_run_is_a_plain_error(tmp_path, capsys):
+    assert main(["--run", str(tmp_path / "none"), "--resume", *TINY]) == 2
+    assert "not found" in capsys.readouterr().err
