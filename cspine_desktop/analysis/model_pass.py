@@ -25,6 +25,14 @@ from ..vertebrae import NAMES
 BONE_HU = 250.0  # a plane with fewer bone pixels than MIN_BONE_MM2 holds no neck
 MIN_BONE_MM2 = 20.0
 MAX_BATCH = 8
+# Coarse to fine: on scans of at least COARSE_MIN_PLANES neck planes, every COARSE_STRIDE-th
+# plane is run first; then only the planes within FINE_MARGIN_MM of the first and last plane
+# where the coarse pass found a vertebra (≥ FINE_MIN_PX pixels). A head-and-neck or trauma
+# scan spends a third or more of its planes on the skull and the chest.
+COARSE_MIN_PLANES = 48
+COARSE_STRIDE = 2
+FINE_MARGIN_MM = 6.0
+FINE_MIN_PX = 10
 FLOATS_PER_PIXEL = 128  # rough peak activations per input pixel of the U-Net (float32)
 
 
@@ -101,19 +109,78 @@ def run_model(
     progress: ProgressCallback | None = None,
     cancel: CancelToken = None,
 ) -> GridOutputs:
-    """Run ``engine`` on ``planes`` (default :func:`neck_planes`) of ``prepared``."""
-    planes = neck_planes(prepared) if planes is None else np.asarray(planes, dtype=int)
+    """Run ``engine`` on ``planes`` of ``prepared``; by default on the :func:`neck_planes`,
+    coarse to fine on a long scan (see ``COARSE_MIN_PLANES``): every plane from just above the
+    first vertebra the coarse pass found to just below the last is run, the others of the
+    skull and chest only every ``COARSE_STRIDE``-th."""
     batch_size = batch_size or choose_batch_size(engine.input_shape)
     zg, s = prepared.n_slices, prepared.cfg.input_size
     out = GridOutputs(
         labels=np.zeros((zg, s, s), np.uint8),
         fracture_map=np.zeros((zg, s, s), np.float32),
         fracture_cls=np.zeros((zg, len(NAMES)), np.float32),
-        planes=planes,
+        planes=np.zeros(0, int),
         seconds=0.0,
     )
+    if planes is not None:
+        given = np.asarray(planes, dtype=int)
+        _run_planes(engine, prepared, given, out, batch_size, cancel, _Tally(progress, len(given)))
+        return out
+    neck = neck_planes(prepared)
+    if len(neck) < COARSE_MIN_PLANES:
+        _run_planes(engine, prepared, neck, out, batch_size, cancel, _Tally(progress, len(neck)))
+        return out
+    coarse = neck[::COARSE_STRIDE]
+    # progress: the coarse pass counts for its share of the neck planes, the fine pass the rest
+    tally = _Tally(progress, len(neck))
+    _run_planes(engine, prepared, coarse, out, batch_size, cancel, tally)
+    fine = fine_planes(out.labels, coarse, neck, prepared.cfg.slice_step_mm)
+    tally.total = len(coarse) + len(fine)
+    _run_planes(engine, prepared, fine, out, batch_size, cancel, tally)
+    return out
+
+
+def fine_planes(
+    labels: np.ndarray, coarse: np.ndarray, neck: np.ndarray, step_mm: float
+) -> np.ndarray:
+    """The planes of ``neck`` not yet run that lie within ``FINE_MARGIN_MM`` of the first and
+    last coarse plane with a vertebra; none when the coarse pass found none."""
+    counts = (labels[coarse] > 0).reshape(len(coarse), -1).sum(axis=1)
+    hit = coarse[counts >= FINE_MIN_PX]
+    if hit.size == 0:
+        return np.zeros(0, int)
+    margin = int(np.ceil(FINE_MARGIN_MM / step_mm))
+    lo, hi = int(hit[0]) - margin, int(hit[-1]) + margin
+    rest = np.setdiff1d(neck, coarse)
+    return rest[(rest >= lo) & (rest <= hi)]
+
+
+class _Tally:
+    """Progress over the planes of one or two passes."""
+
+    def __init__(self, progress: ProgressCallback | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            t = max(self.total, self.done, 1)
+            self.progress(Progress(self.done / t, f"analysing slice {self.done} of {t}"))
+
+
+def _run_planes(
+    engine: Predictor,
+    prepared: PreparedVolume,
+    planes: np.ndarray,
+    out: GridOutputs,
+    batch_size: int,
+    cancel: CancelToken,
+    tally: _Tally,
+) -> None:
+    """Run ``planes`` and write their outputs into ``out`` (its ``planes`` grow by them)."""
+    out.planes = np.union1d(out.planes, planes).astype(int)
     chunks = [planes[i : i + batch_size] for i in range(0, len(planes), batch_size)]
-    done = 0
+    zg = prepared.n_slices
     for idx, x in _prefetch(prepared, chunks, cancel):
         t0 = time.perf_counter()
         y = engine.predict(x)
@@ -125,12 +192,8 @@ def run_model(
             if out.cam is None:
                 out.cam = np.zeros((zg, *y["fracture_cam"].shape[1:]), np.float32)
             out.cam[idx] = y["fracture_cam"]
-        done += len(idx)
-        if progress is not None:
-            n = len(planes)
-            progress(Progress(done / max(n, 1), f"analysing slice {done} of {n}"))
+        tally.add(len(idx))
         check_cancelled(cancel)
-    return out
 
 
 def _prefetch(

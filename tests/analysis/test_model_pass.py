@@ -7,7 +7,13 @@ import threading
 import numpy as np
 import pytest
 
-from cspine_desktop.analysis.model_pass import choose_batch_size, neck_planes, run_model
+from cspine_desktop.analysis.model_pass import (
+    COARSE_MIN_PLANES,
+    choose_batch_size,
+    fine_planes,
+    neck_planes,
+    run_model,
+)
 from cspine_desktop.errors import Cancelled
 from cspine_desktop.imaging.preprocess import PreparedVolume, PreprocessConfig
 
@@ -84,3 +90,56 @@ def test_batch_size_follows_free_memory():
     assert choose_batch_size(shape, available_bytes=64 << 20) == 1
     assert choose_batch_size(shape, available_bytes=600 << 20) == 4
     assert choose_batch_size(shape, available_bytes=64 << 30) == 8
+
+
+class SpineEngine(CountingEngine):
+    """Labels C2 on the planes whose corner pixel is soft tissue (the "spine" planes of
+    :func:`_long_scan`), background elsewhere; records every plane it is given."""
+
+    def __init__(self, s=32):
+        super().__init__(s)
+        self.seen = 0
+
+    def predict(self, x):
+        y = super().predict(x)
+        spine = x[:, 0, 0, 3] > 0.25
+        y["vertebrae"][~spine] = 0.0
+        y["vertebrae"][~spine, ..., 0] = 1.0
+        self.seen += len(x)
+        return y
+
+
+def _long_scan(spine=range(20, 36), zg=60):
+    """60 planes of bone (head to chest); the corner pixel is soft tissue on ``spine``."""
+    prepared = _prepared(zg=zg, bone_planes=range(zg))
+    for z in spine:
+        prepared.hu[z, 0, 0] = 40.0
+    return prepared
+
+
+def test_a_long_scan_runs_coarse_then_every_plane_round_the_spine():
+    prepared = _long_scan()
+    engine = SpineEngine()
+    seen = []
+    out = run_model(engine, prepared, batch_size=8, progress=lambda p: seen.append(p.fraction))
+    assert len(neck_planes(prepared)) >= COARSE_MIN_PLANES
+    # the even planes everywhere; the odd ones from 6 mm above the first vertebra found (20)
+    # to 6 mm below the last (34)
+    fine = list(range(17, 38, 2))
+    assert out.planes.tolist() == sorted(set(range(0, 60, 2)) | set(fine))
+    assert engine.seen == 30 + len(fine)
+    assert (out.labels[20:36] == 2).all()  # every spine plane, 35 included
+    assert not out.labels[:20].any() and not out.labels[36:].any()
+    # round the spine, the outputs are those of running every plane
+    full = run_model(SpineEngine(), prepared, planes=np.arange(60), batch_size=8)
+    np.testing.assert_array_equal(out.labels[17:38], full.labels[17:38])
+    np.testing.assert_array_equal(out.fracture_cls[17:38], full.fracture_cls[17:38])
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+def test_no_vertebra_in_the_coarse_pass_means_no_fine_pass():
+    prepared = _long_scan(spine=())
+    engine = SpineEngine()
+    out = run_model(engine, prepared, batch_size=8)
+    assert engine.seen == 30 and out.planes.tolist() == list(range(0, 60, 2))
+    assert fine_planes(out.labels, out.planes, neck_planes(prepared), 2.0).size == 0
