@@ -26,9 +26,9 @@ BONE_HU = 250.0  # a plane with fewer bone pixels than MIN_BONE_MM2 holds no nec
 MIN_BONE_MM2 = 20.0
 MAX_BATCH = 8
 # Coarse to fine: on scans of at least COARSE_MIN_PLANES neck planes, every COARSE_STRIDE-th
-# plane is run first; then only the planes within FINE_MARGIN_MM of the first and last plane
-# where the coarse pass found a vertebra (≥ FINE_MIN_PX pixels). A head-and-neck or trauma
-# scan spends a third or more of its planes on the skull and the chest.
+# plane is run first; then only the planes within FINE_MARGIN_MM of a plane where the coarse
+# pass found a vertebra (≥ FINE_MIN_PX pixels). A head-and-neck or trauma scan spends a third
+# or more of its planes on the skull and the chest.
 COARSE_MIN_PLANES = 48
 COARSE_STRIDE = 2
 FINE_MARGIN_MM = 6.0
@@ -110,9 +110,8 @@ def run_model(
     cancel: CancelToken = None,
 ) -> GridOutputs:
     """Run ``engine`` on ``planes`` of ``prepared``; by default on the :func:`neck_planes`,
-    coarse to fine on a long scan (see ``COARSE_MIN_PLANES``): every plane from just above the
-    first vertebra the coarse pass found to just below the last is run, the others of the
-    skull and chest only every ``COARSE_STRIDE``-th."""
+    coarse to fine on a long scan (see ``COARSE_MIN_PLANES``): every plane near a vertebra the
+    coarse pass found is run, the others (skull, chest) only every ``COARSE_STRIDE``-th."""
     batch_size = batch_size or choose_batch_size(engine.input_shape)
     zg, s = prepared.n_slices, prepared.cfg.input_size
     out = GridOutputs(
@@ -143,16 +142,23 @@ def run_model(
 def fine_planes(
     labels: np.ndarray, coarse: np.ndarray, neck: np.ndarray, step_mm: float
 ) -> np.ndarray:
-    """The planes of ``neck`` not yet run that lie within ``FINE_MARGIN_MM`` of the first and
-    last coarse plane with a vertebra; none when the coarse pass found none."""
+    """The planes of ``neck`` not yet run that lie within ``FINE_MARGIN_MM`` of a coarse plane
+    with a vertebra; none when the coarse pass found none. Within the spine every plane is
+    near one; a stray label on the chest or skull adds only its neighbours."""
     counts = (labels[coarse] > 0).reshape(len(coarse), -1).sum(axis=1)
     hit = coarse[counts >= FINE_MIN_PX]
-    if hit.size == 0:
+    rest = np.setdiff1d(neck, coarse)
+    if hit.size == 0 or rest.size == 0:
         return np.zeros(0, int)
     margin = int(np.ceil(FINE_MARGIN_MM / step_mm))
-    lo, hi = int(hit[0]) - margin, int(hit[-1]) + margin
-    rest = np.setdiff1d(neck, coarse)
-    return rest[(rest >= lo) & (rest <= hi)]
+    # distance of every remaining plane to its nearest hit plane
+    pos = np.clip(np.searchsorted(hit, rest), 1, hit.size - 1) if hit.size > 1 else None
+    if pos is None:
+        near = np.abs(rest - hit[0])
+    else:
+        near = np.minimum(np.abs(rest - hit[pos - 1]), np.abs(rest - hit[pos]))
+    out: np.ndarray = rest[near <= margin]
+    return out
 
 
 class _Tally:

@@ -143,3 +143,14 @@ def test_no_vertebra_in_the_coarse_pass_means_no_fine_pass():
     out = run_model(engine, prepared, batch_size=8)
     assert engine.seen == 30 and out.planes.tolist() == list(range(0, 60, 2))
     assert fine_planes(out.labels, out.planes, neck_planes(prepared), 2.0).size == 0
+
+
+def test_a_stray_label_far_from_the_spine_adds_only_its_neighbours():
+    """A vertebra label on the chest (planes 50–51) besides the spine (20–35): the planes in
+    between are not run twice as densely."""
+    prepared = _long_scan(spine=[*range(20, 36), 50, 51])
+    engine = SpineEngine()
+    out = run_model(engine, prepared, batch_size=8)
+    fine = [*range(17, 38, 2), *range(47, 54, 2)]
+    assert out.planes.tolist() == sorted(set(range(0, 60, 2)) | set(fine))
+    assert (out.labels[50:52] == 2).all() and not out.labels[39:46].any()
