@@ -15,15 +15,12 @@ Keras on any backend.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import queue
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
-import cv2
 import numpy as np
 
 from cspine_desktop.imaging.crops import (
@@ -34,6 +31,7 @@ from cspine_desktop.imaging.crops import (
 )
 
 from .crop_augment import augment_hu, perturb_mask
+from .seed_workers import SeedWorkers, map_seeds
 
 TRAIN_SEED0 = 10_000_000  # stream seeds: TRAIN_SEED0 + i (never used for validation or test)
 VAL_SEED0 = 20_000_000
@@ -226,32 +224,9 @@ def _level_planes(
     return y, x, maps
 
 
-def _worker(q: Any, seeds: Any, crop: dict, stream: StreamConfig, stop: Any, parent: int) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    cv2.setNumThreads(1)
-    # the trainer comes first: fresh studies fill the CPU it leaves idle
-    os.nice(5)
-    cc = CropConfig.from_dict(crop)
-    # planes still buffered when the trainer stops reading are dropped: otherwise the queue's
-    # feeder thread holds the worker at exit until a reader that is gone drains the pipe
-    q.cancel_join_thread()
-
-    def wanted() -> bool:
-        # a trainer killed before close() (a signal, a crash) leaves no worker generating
-        # studies for nobody: orphaned, the worker's parent is no longer the trainer
-        return not stop.is_set() and os.getppid() == parent
-
-    while wanted():
-        with seeds.get_lock():
-            seed = TRAIN_SEED0 + seeds.value
-            seeds.value += 1
-        planes = study_planes(seed, cc, stream, train=True)
-        while wanted():
-            try:
-                q.put(planes, timeout=0.5)
-                break
-            except queue.Full:
-                continue
+def _train_planes(crop: dict, stream: StreamConfig, seed: int) -> Planes:
+    """One stream study's training planes (run in a worker process)."""
+    return study_planes(seed, CropConfig.from_dict(crop), stream, train=True)
 
 
 class CropStream:
@@ -271,21 +246,13 @@ class CropStream:
         start_index: int = 0,
         rng_seed: int = 0,
     ) -> None:
-        ctx = mp.get_context("spawn")
         self.crop, self.stream, self.pool_size = crop, stream, pool_size
-        self.queue = ctx.Queue(maxsize=8)
-        self.seeds = ctx.Value("q", int(start_index))
-        self.stop = ctx.Event()
-        self.procs = [
-            ctx.Process(
-                target=_worker,
-                args=(self.queue, self.seeds, crop.to_dict(), stream, self.stop, os.getpid()),
-                daemon=True,
-            )
-            for _ in range(workers)
-        ]
-        for p in self.procs:
-            p.start()
+        self.workers = SeedWorkers(
+            partial(_train_planes, crop.to_dict(), stream),
+            TRAIN_SEED0,
+            workers=workers,
+            start_index=start_index,
+        )
         self.pool: deque[Planes] = deque()
         self.n_pool = 0
         self.studies_seen = 0
@@ -293,13 +260,17 @@ class CropStream:
 
     @property
     def seeds_used(self) -> int:
-        return int(self.seeds.value)
+        return self.workers.seeds_used
+
+    @property
+    def procs(self) -> list[Any]:
+        """The worker processes."""
+        return self.workers.procs
 
     def _refill(self, block: bool) -> None:
         while True:
-            try:
-                item = self.queue.get(block=block, timeout=120 if block else None)
-            except queue.Empty:
+            item = self.workers.get(block, timeout=120)
+            if item is None:
                 return
             block = False
             if len(item):
@@ -383,11 +354,7 @@ class CropStream:
             yield self.batch(size)
 
     def close(self) -> None:
-        self.stop.set()
-        for p in self.procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.terminate()
+        self.workers.close()
 
 
 def evaluation_planes(
@@ -396,12 +363,7 @@ def evaluation_planes(
     """Every ``plane_stride``-th plane of every vertebra of the given studies (true masks), as
     inference scores them; for per-epoch plane and vertebra AUC."""
     args = [(s, crop.to_dict(), stream, plane_stride) for s in seeds]
-    if workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            parts = pool.map(_eval_one, args)
-    else:
-        parts = [_eval_one(a) for a in args]
-    return Planes.concat(parts)
+    return Planes.concat(map_seeds(_eval_one, args, workers))
 
 
 def _eval_one(args: tuple) -> Planes:

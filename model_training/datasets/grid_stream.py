@@ -20,21 +20,19 @@ the element structure of :mod:`.pipeline`::
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import queue
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
-import cv2
 import numpy as np
 
 from cspine_desktop.imaging.preprocess import PreprocessConfig, model_input
 
 from .augment import AugmentConfig, augment_slice
 from .samples import build_sample
+from .seed_workers import SeedWorkers, map_seeds
 from .targets import cls_targets, min_pixels
 
 # stream seeds: TRAIN_SEED0 + i, open-ended above every other seed range; validation
@@ -184,29 +182,10 @@ def _draw_planes(
     return np.sort(np.asarray(chosen, dtype=int))
 
 
-def _worker(
-    q: Any, seeds: Any, pre: dict, stream: dict, stop: Any, parent: int
-) -> None:  # pragma: no cover - runs in a spawned process
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    cv2.setNumThreads(1)
-    os.nice(5)  # the trainer comes first: fresh studies fill the CPU it leaves idle
+def _train_planes(pre: dict, stream: dict, seed: int) -> GridPlanes:
+    """One stream study's training planes (run in a worker process)."""
     pc, sc = PreprocessConfig.from_dict(pre), GridStreamConfig.from_dict(stream)
-    q.cancel_join_thread()  # see crops_stream._worker
-
-    def wanted() -> bool:
-        return not stop.is_set() and os.getppid() == parent
-
-    while wanted():
-        with seeds.get_lock():
-            seed = TRAIN_SEED0 + seeds.value
-            seeds.value += 1
-        planes = study_planes(seed, pc, sc, train=True)
-        while wanted():
-            try:
-                q.put(planes, timeout=0.5)
-                break
-            except queue.Full:
-                continue
+    return study_planes(seed, pc, sc, train=True)
 
 
 class GridStream:
@@ -224,24 +203,20 @@ class GridStream:
         start_index: int = 0,
         rng_seed: int = 0,
     ) -> None:
-        ctx = mp.get_context("spawn")
         self.pre, self.stream, self.pool_size = pre, stream, pool_size
-        self.queue = ctx.Queue(maxsize=8)
-        self.seeds = ctx.Value("q", int(start_index))
-        self.stop = ctx.Event()
-        args = (self.queue, self.seeds, pre.to_dict(), stream.to_dict(), self.stop, os.getpid())
-        self.procs = [
-            ctx.Process(target=_worker, args=args, daemon=True) for _ in range(max(1, workers))
-        ]
-        for p in self.procs:
-            p.start()
+        self.workers = SeedWorkers(
+            partial(_train_planes, pre.to_dict(), stream.to_dict()),
+            TRAIN_SEED0,
+            workers=workers,
+            start_index=start_index,
+        )
         self.pool: deque[GridPlanes] = deque()
         self.n_pool = 0
         self.rng = np.random.default_rng(rng_seed)
 
     @property
     def seeds_used(self) -> int:
-        return int(self.seeds.value)
+        return self.workers.seeds_used
 
     def add(self, planes: GridPlanes) -> None:
         if len(planes):
@@ -252,9 +227,8 @@ class GridStream:
 
     def _refill(self, block: bool) -> None:
         while True:
-            try:
-                item = self.queue.get(block=block, timeout=300 if block else None)
-            except queue.Empty:
+            item = self.workers.get(block, timeout=300)
+            if item is None:
                 return
             block = False
             self.add(item)
@@ -283,11 +257,7 @@ class GridStream:
             yield self.batch(size)
 
     def close(self) -> None:
-        self.stop.set()
-        for p in self.procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.terminate()
+        self.workers.close()
 
 
 def evaluation_planes(
@@ -299,12 +269,7 @@ def evaluation_planes(
 ) -> GridPlanes:
     """Every ``plane_stride``-th spine plane of the given studies, unaugmented."""
     args = [(s, pre.to_dict(), stream.to_dict(), plane_stride) for s in seeds]
-    if workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            parts = pool.map(_eval_one, args)
-    else:
-        parts = [_eval_one(a) for a in args]
-    return GridPlanes.concat(parts)
+    return GridPlanes.concat(map_seeds(_eval_one, args, workers))
 
 
 def _eval_one(args: tuple) -> GridPlanes:
