@@ -150,6 +150,57 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def finish_epoch(
+    model: Any,
+    run: Path,
+    state: dict[str, Any],
+    history: list[dict[str, Any]],
+    rec: dict[str, Any],
+    score: float,
+    patience: int,
+    seeds_used: int,
+    *,
+    gap_of: str,
+    select_on: str,
+) -> None:
+    """The end of an epoch, for both stream trainers: log ``rec`` (its ``gap``, train −
+    validation, above ``MAX_GAP`` is memorisation); save ``best.keras`` when the validation
+    ``score`` beats ``state["best"]``, halve the learning rate after ``patience`` epochs
+    without; save ``last.keras``; write history.json and state.json (epoch, seeds, lr)."""
+    history.append(rec)
+    log.info("epoch %s", json.dumps(rec))
+    if rec["gap"] > MAX_GAP:
+        log.warning(
+            "train − validation %s gap %.3f > %.2f: memorisation, fix the data or the design",
+            gap_of,
+            rec["gap"],
+            MAX_GAP,
+        )
+    if not np.isfinite(score):
+        # e.g. no level with both fractured and intact vertebrae: nothing to choose on
+        log.warning("validation %s undefined: use more --val-studies", select_on)
+    elif score > state["best"]:
+        state["best"], state["wait"] = score, 0
+        model.save(run / "best.keras")
+    else:
+        state["wait"] += 1
+        if state["wait"] >= patience:
+            new_lr = rec["lr"] * 0.5
+            model.optimizer.learning_rate.assign(new_lr)
+            log.info(
+                "validation %s flat for %d epochs: lr → %.2g", select_on, state["wait"], new_lr
+            )
+            state["wait"] = 0
+    model.save(run / "last.keras")
+    state.update(
+        epoch=rec["epoch"],
+        seeds_used=seeds_used,
+        lr=float(np.asarray(model.optimizer.learning_rate)),
+    )
+    _write_json(run / "history.json", history)
+    _write_json(run / "state.json", state)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -267,40 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train_seconds": round(train_s, 1),
             "eval_seconds": round(time.time() - tv, 1),
         }
-        history.append(rec)
-        log.info("epoch %s", json.dumps(rec))
-        if rec["gap"] > MAX_GAP:
-            log.warning(
-                "train − validation vertebra AUC gap %.3f > %.2f: memorisation, fix the data or "
-                "the design",
-                rec["gap"],
-                MAX_GAP,
-            )
-        if not np.isfinite(v[SELECT_ON]):
-            # no level with both fractured and intact vertebrae: nothing to choose on
-            log.warning("validation %s undefined: use more --val-studies", SELECT_ON)
-        elif v[SELECT_ON] > state["best"]:
-            state["best"], state["wait"] = v[SELECT_ON], 0
-            model.save(run / "best.keras")
-        else:
-            state["wait"] += 1
-            if state["wait"] >= args.patience:
-                new_lr = rec["lr"] * 0.5
-                model.optimizer.learning_rate.assign(new_lr)
-                log.info(
-                    "validation within-level vertebra AUC flat for %d epochs: lr → %.2g",
-                    state["wait"],
-                    new_lr,
-                )
-                state["wait"] = 0
-        model.save(run / "last.keras")
-        state.update(
-            epoch=epoch + 1,
-            seeds_used=stream.seeds_used,
-            lr=float(np.asarray(model.optimizer.learning_rate)),
-        )
-        _write_json(history_path, history)
-        _write_json(state_path, state)
+        finish_epoch(
+            model, run, state, history, rec, v[SELECT_ON], args.patience, stream.seeds_used,
+            gap_of="vertebra AUC", select_on="within-level vertebra AUC",
+        )  # fmt: skip
         if (time.time() - start) / 60 > args.max_minutes and epoch + 1 < args.epochs:
             log.info(
                 "time budget of %.0f min used: stopping; continue with --resume", args.max_minutes

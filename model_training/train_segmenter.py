@@ -45,10 +45,9 @@ from .datasets.grid_stream import (
     study_planes,
 )
 from .model.config import LossConfig, ModelConfig, TrainConfig
-from .train_classifier import _devices, _write_json
+from .train_classifier import _devices, _write_json, finish_epoch
 
 log = logging.getLogger("cspine.train_segmenter")
-MAX_GAP = 0.05
 SELECT_ON = "dice_mean"  # best.keras and the plateau schedule
 
 
@@ -262,31 +261,10 @@ def _train(
             "train_seconds": round(train_s, 1),
             "eval_seconds": round(time.time() - tv, 1),
         }
-        history.append(rec)
-        log.info("epoch %s", json.dumps(rec))
-        if rec["gap"] > MAX_GAP:
-            log.warning(
-                "train − validation Dice gap %.3f > %.2f: memorisation, fix the data or the design",
-                rec["gap"],
-                MAX_GAP,
-            )
-        if np.isfinite(v[SELECT_ON]) and v[SELECT_ON] > state["best"]:
-            state["best"], state["wait"] = v[SELECT_ON], 0
-            model.save(run / "best.keras")
-        else:
-            state["wait"] += 1
-            if state["wait"] >= args.patience:
-                model.optimizer.learning_rate.assign(rec["lr"] * 0.5)
-                log.info("validation Dice flat for %d epochs: lr → %.2g", state["wait"], rec["lr"])
-                state["wait"] = 0
-        model.save(run / "last.keras")
-        state.update(
-            epoch=epoch + 1,
-            seeds_used=stream.seeds_used,
-            lr=float(np.asarray(model.optimizer.learning_rate)),
-        )
-        _write_json(history_path, history)
-        _write_json(run / "state.json", state)
+        finish_epoch(
+            model, run, state, history, rec, v[SELECT_ON], args.patience, stream.seeds_used,
+            gap_of="Dice", select_on="mean Dice",
+        )  # fmt: skip
         if (time.time() - start) / 60 > args.max_minutes and epoch + 1 < args.epochs:
             log.info(
                 "time budget of %.0f min used: stopping; continue with --resume", args.max_minutes
