@@ -44,6 +44,7 @@ class AnalysisService:
         self._bundle: ModelBundle | None = None
         self._engine: Engine | None = None
         self._lock = threading.RLock()
+        self._opening: threading.Thread | None = None
 
     # ------------------------------------------------------------------ model
     @property
@@ -60,6 +61,25 @@ class AnalysisService:
             if self._engine is None:
                 self._engine = open_engine(self.bundle, self.backend, self.settings.cache_dir)
             return self._engine
+
+    def open_in_background(self) -> None:
+        """Start opening the engine on a thread, if it is not open: the model's files are
+        verified and its sessions built while the caller reads a study. A failure there is
+        left for :attr:`engine` to raise again, in the caller's thread."""
+        with self._lock:
+            if self._engine is not None or self._opening is not None:
+                return
+
+            def work() -> None:
+                try:
+                    self.engine  # noqa: B018
+                except Exception as exc:  # the caller's own access raises it with context
+                    log.debug("opening the engine in the background failed: %s", exc)
+                finally:
+                    self._opening = None
+
+            self._opening = threading.Thread(target=work, name="cspine-open-model", daemon=True)
+            self._opening.start()
 
     def close(self) -> None:
         with self._lock:
@@ -88,6 +108,7 @@ class AnalysisService:
         """
         report = reporter(progress)
         report(Progress(0.0, "reading the study"))
+        self.open_in_background()
         t0 = time.perf_counter()
         volume = load_study(
             path, series_uid=series_uid, progress=within(report, 0.0, LOAD_SHARE), cancel=cancel

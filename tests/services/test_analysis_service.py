@@ -69,6 +69,42 @@ def test_a_missing_model_is_a_plain_error_at_first_use(settings, tmp_path, serie
         service.analyze_path(series)
 
 
+def test_the_engine_opens_while_the_study_is_read(svc_settings, series, monkeypatch):
+    """analyze_path starts opening the model on its own thread before reading the study, and
+    the analysis then uses that engine."""
+    import cspine_desktop.services.analysis as mod
+
+    opened_on: list[str] = []
+    real_open = mod.open_engine
+
+    def spy(*args, **kwargs):
+        opened_on.append(threading.current_thread().name)
+        return real_open(*args, **kwargs)
+
+    read_on: list[str] = []
+    real_load = mod.load_study
+
+    def load(*args, **kwargs):
+        read_on.append(threading.current_thread().name)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "open_engine", spy)
+    monkeypatch.setattr(mod, "load_study", load)
+    service = AnalysisService(svc_settings)
+    outcome = service.analyze_path(series)
+    assert opened_on == ["cspine-open-model"]  # once, and not on the caller's thread
+    assert read_on == [threading.current_thread().name]
+    assert outcome.result.vertebra("C3").probability == pytest.approx(0.9, abs=1e-3)
+
+
+def test_a_model_that_fails_to_open_in_the_background_fails_the_caller(settings, tmp_path, series):
+    service = AnalysisService(settings.replace(model_dir=tmp_path / "nope"))
+    service.open_in_background()
+    with pytest.raises(ModelBundleError):
+        service.analyze_path(series)
+    assert service._engine is None
+
+
 def test_run_job_stores_artifacts_and_returns_the_result(make_services, svc_settings, series):
     service = AnalysisService(svc_settings)
     services = make_services(handler=service.run_job)
