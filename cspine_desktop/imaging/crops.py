@@ -457,15 +457,8 @@ def paste_planes(
         return
     view = _view_array(out_zyx, geom.axes)  # a view: writes land in out_zyx
     n = planes.shape[0]
-    m2 = np.asarray(cv2.invertAffineTransform(geom.inplane), np.float64)
-    # only the source pixels the crop covers can change (zero outside it): warp into those,
-    # a margin of one crop pixel beyond its edge for the bilinear weights
-    margin = int(np.ceil(float(np.linalg.norm(geom.inplane[:, 0])))) + 1
-    rect = _footprint(geom.inplane, planes.shape[-1], margin, view.shape[1:])
-    if rect is None:
-        return
-    (y0, y1), (x0, x1) = (rect[0].start, rect[0].stop), (rect[1].start, rect[1].stop)
-    m2[:, 2] += m2[:, :2] @ np.array([x0, y0], np.float64)
+    ny, nx = view.shape[1:]
+    m2 = cv2.invertAffineTransform(geom.inplane)
     lo = int(np.ceil(geom.planes[0] - 0.5))
     hi = int(np.floor(geom.planes[-1] + 0.5))
     for k in range(max(lo, 0), min(hi, view.shape[0] - 1) + 1):
@@ -476,10 +469,9 @@ def paste_planes(
         warped = cv2.warpAffine(
             np.ascontiguousarray(plane, np.float32) * np.float32(weight),
             m2,
-            (x1 - x0, y1 - y0),
+            (nx, ny),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0.0,
         )
-        target = view[k, y0:y1, x0:x1]
-        np.maximum(target, warped, out=target)
+        np.maximum(view[k], warped, out=view[k])
