@@ -222,3 +222,26 @@ def test_a_tilted_level_still_shows_its_canal_in_thin_slabs(spine):
     check = check_spine(tilted, SPACING, hu)
     assert check.status["C4"] == "assessed", check.reasons["C4"]
     assert check.measures["C4"].canal_mm2 >= 50
+
+
+def _shift_levels(labels: np.ndarray, hu: np.ndarray, step_px: dict[int, tuple[int, int]]):
+    """Each level in ``step_px`` moved in-plane by (rows, columns): its outline, its canal
+    and its bone."""
+    out, out_hu = np.zeros_like(labels), np.full_like(hu, 30.0)
+    for level in range(1, 8):
+        dy, dx = step_px.get(level, (0, 0))
+        moved = np.roll(labels == level, (dy, dx), axis=(1, 2))
+        out[moved] = level
+    out_hu[out > 0] = 700.0
+    return out, out_hu
+
+
+def test_a_level_off_the_line_of_the_canal_is_a_jump(spine):
+    labels, hu = spine
+    sideways, sideways_hu = _shift_levels(labels, hu, {5: (0, round(14 / SPACING[2]))})
+    check = check_spine(sideways, SPACING, sideways_hu)
+    assert any(
+        r.startswith("The vertebral canal jumps 14 mm sideways between C4 and C5")
+        for r in check.study_reasons
+    ), check.study_reasons
+    assert set(check.status.values()) == {"indeterminate"}
