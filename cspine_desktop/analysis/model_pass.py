@@ -151,12 +151,7 @@ def fine_planes(
     if hit.size == 0 or rest.size == 0:
         return np.zeros(0, int)
     margin = int(np.ceil(FINE_MARGIN_MM / step_mm))
-    # distance of every remaining plane to its nearest hit plane
-    pos = np.clip(np.searchsorted(hit, rest), 1, hit.size - 1) if hit.size > 1 else None
-    if pos is None:
-        near = np.abs(rest - hit[0])
-    else:
-        near = np.minimum(np.abs(rest - hit[pos - 1]), np.abs(rest - hit[pos]))
+    near = np.abs(rest[:, None] - hit[None, :]).min(axis=1)  # to the nearest hit plane
     out: np.ndarray = rest[near <= margin]
     return out
 

@@ -44,7 +44,6 @@ class AnalysisService:
         self._bundle: ModelBundle | None = None
         self._engine: Engine | None = None
         self._lock = threading.RLock()
-        self._opening: threading.Thread | None = None
 
     # ------------------------------------------------------------------ model
     @property
@@ -64,22 +63,19 @@ class AnalysisService:
 
     def open_in_background(self) -> None:
         """Start opening the engine on a thread, if it is not open: the model's files are
-        verified and its sessions built while the caller reads a study. A failure there is
-        left for :attr:`engine` to raise again, in the caller's thread."""
-        with self._lock:
-            if self._engine is not None or self._opening is not None:
-                return
+        verified and its sessions built while the caller reads a study. The lock of
+        :attr:`engine` makes a later access wait for it; a failure there is left for that
+        access to raise again, in the caller's thread."""
+        if self._engine is None:
+            threading.Thread(
+                target=self._open_quietly, name="cspine-open-model", daemon=True
+            ).start()
 
-            def work() -> None:
-                try:
-                    self.engine  # noqa: B018
-                except Exception as exc:  # the caller's own access raises it with context
-                    log.debug("opening the engine in the background failed: %s", exc)
-                finally:
-                    self._opening = None
-
-            self._opening = threading.Thread(target=work, name="cspine-open-model", daemon=True)
-            self._opening.start()
+    def _open_quietly(self) -> None:
+        try:
+            self.engine  # noqa: B018
+        except Exception as exc:  # the caller's own access raises it with context
+            log.debug("opening the engine in the background failed: %s", exc)
 
     def close(self) -> None:
         with self._lock:

@@ -101,7 +101,7 @@ def _demo_model_share(bundle):
         truth = study.in_volume_order(study.labels)
         misplaced += [f"{seed} {NAMES[k - 1]}" for k in _off_level(outcome.labels, truth, assessed)]
         patient += ok
-        levels += sum(v.status == "assessed" for v in r.vertebrae)
+        levels += len(assessed)
         wrong_no_fracture += r.patient_overall.fractured is False and study.patient_overall
         reasons = r.patient_overall.reasons or tuple(
             f"{v.name}: {v.reasons[0]}" for v in r.vertebrae if v.status != "assessed"
