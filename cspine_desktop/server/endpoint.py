@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 class GatedTLSChannel(GatedChannel, TLSChannel):
     """The gate's checks (see :mod:`.gate`) on a TLS connection."""
 
+    def _stop_writing(self) -> None:
+        """No half-close under TLS (shutting the raw socket would drop the TLS layer): the
+        answer's length and ``Connection: close`` end it; the lingering read still runs."""
+
 
 STATES = ("stopped", "starting", "running", "stopping", "failed")
 

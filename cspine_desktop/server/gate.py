@@ -16,6 +16,14 @@ user is handed to the app in the WSGI environ (``cspine.user_id``) so it is not 
 Every refusal waitress makes itself (bad HTTP, oversized headers or bodies, its own internal
 errors) is answered as JSON too (:class:`JsonErrorTask`). Refused uploads and oversized sign-in
 bodies are written to the audit trail.
+
+A connection closed after its answer closes the way Apache and nginx close it ("lingering
+close"): the server stops writing (FIN), then reads and throws away what the client still sends,
+for at most :data:`LINGER_SECONDS` and :data:`LINGER_BYTES`, before it closes the socket. A
+client that sends its body after a refusal (most do, unless they ask ``Expect: 100-continue``)
+otherwise meets a socket closed with unread data, which the kernel answers with a reset; the
+reset can reach the client before it reads the refusal, so it sees "connection reset" instead of
+the 413 or 401 and its words. The refused bytes are still never parsed or stored.
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ import json
 import logging
 import math
 import re
+import socket
+import ssl
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -41,6 +52,8 @@ from ..errors import AccountLockedError, AuthenticationError, UserFacingError, h
 log = logging.getLogger(__name__)
 
 SMALL_BODY_MAX = 64 * 1024  # every body that is not an upload (sign-in, sign-up, forms)
+LINGER_SECONDS = 2.0  # lingering close: how long a closing connection's input is thrown away
+LINGER_BYTES = 4 * 2**20  # ... and how much of it, before the socket is closed regardless
 UPLOAD_PATH = re.compile(r"^/(api/v1/studies|dicomweb/studies(/[^/]+)?|upload)/?$")
 SIGN_IN_PATHS = ("/api/v1/auth/token", "/login", "/signup")
 USER_KEY = "cspine.user_id"  # WSGI environ: the user the gate checked (server-set only)
@@ -276,8 +289,67 @@ class GatedChannel(HTTPChannel):
     request: Any  # the HTTPRequestParser being filled, or None between requests
     sent_continue: bool
 
+    _linger_until: float | None = None  # set while a closing connection's input is discarded
+    _lingered = 0  # bytes discarded so far
+    _closing_flushed = False  # handle_close comes from "close once the answer is flushed"
+
     def readable(self) -> bool:
+        if self._linger_until is not None:
+            return True
         return self._held is None and super().readable()
+
+    def writable(self) -> bool:
+        if self._linger_until is not None:  # wake the loop to close when the time is up
+            return time.monotonic() > self._linger_until
+        return super().writable()
+
+    def handle_write(self) -> None:
+        if self._linger_until is not None:
+            self.handle_close()
+            return
+        self._closing_flushed = self.close_when_flushed and not self.will_close
+        try:
+            super().handle_write()
+        finally:
+            self._closing_flushed = False
+
+    def handle_close(self) -> None:
+        """Close, lingering first when the answer has just been flushed (see the module)."""
+        if (
+            self._closing_flushed
+            and self._linger_until is None
+            and self.connected
+            and not self.total_outbufs_len
+        ):
+            self._closing_flushed = False
+            try:
+                self._stop_writing()
+            except OSError:  # the client is gone already
+                pass
+            else:
+                self.will_close = False
+                self._linger_until = time.monotonic() + LINGER_SECONDS
+                return
+        self._linger_until = None
+        super().handle_close()
+
+    def _stop_writing(self) -> None:
+        """Half-close: the client reads the end of the answer, and may still send."""
+        self.socket.shutdown(socket.SHUT_WR)
+
+    def handle_read(self) -> None:
+        if self._linger_until is None:
+            super().handle_read()
+            return
+        try:
+            data = self.socket.recv(self.adj.recv_bytes)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return
+        except OSError:
+            data = b""
+        self._lingered += len(data)
+        if not data or self._lingered > LINGER_BYTES or time.monotonic() > self._linger_until:
+            self.handle_close()
 
     def received(self, data: bytes) -> bool:
         """waitress's ``received`` with the gate after the headers (same locking)."""

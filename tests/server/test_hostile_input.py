@@ -23,7 +23,8 @@ from test_load import Client
 
 from cspine_desktop.errors import NotFoundError
 from cspine_desktop.imaging import loader
-from cspine_desktop.server import HttpEndpoint
+from cspine_desktop.server import HttpEndpoint, gate
+from cspine_desktop.server.gate import SMALL_BODY_MAX
 from cspine_desktop.services import users as users_module
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -119,6 +120,70 @@ def test_a_large_sign_in_body_is_refused_from_its_headers(live):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert token(endpoint.port)  # a normal sign-in still works
+
+
+def _read_answer(s: socket.socket) -> bytes:
+    """Read one answer with a Content-Length body from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += s.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def _refused_sign_in(port: int) -> tuple[socket.socket, bytes, bytes]:
+    """Send an oversized sign-in's head only; return (socket, its body, the refusal read)."""
+    body = b"x" * (SMALL_BODY_MAX + 40_000)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = (
+        "POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    s.sendall(head.encode())
+    return s, body, _read_answer(s)
+
+
+def test_a_client_that_sends_its_body_after_a_refusal_is_not_reset(live):
+    """Lingering close: the refused body is read and thrown away, so a careless client finishes
+    sending, reads an orderly end, and a connection reset never hides the refusal."""
+    endpoint, _ = live()
+    for _ in range(3):
+        s, body, reply = _refused_sign_in(endpoint.port)
+        with s:
+            assert status_and_json(reply)[0] == 413
+            time.sleep(0.2)  # the server has finished answering: it would have closed by now
+            s.sendall(body)  # the body comes anyway
+            s.shutdown(socket.SHUT_WR)
+            assert s.recv(65536) == b""  # an orderly end, not ConnectionResetError
+
+
+def test_a_lingering_connection_is_closed_once_its_time_is_up(live, monkeypatch):
+    monkeypatch.setattr(gate, "LINGER_SECONDS", 0.2)
+    endpoint, _ = live()
+    s, _, reply = _refused_sign_in(endpoint.port)
+    with s:
+        assert status_and_json(reply)[0] == 413
+        assert s.recv(65536) == b""  # the server has stopped writing (half-closed)
+        time.sleep(2.5)  # the time is up; the event loop wakes at least once a second
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            for _ in range(50):  # a closed socket answers the first bytes with a reset
+                s.sendall(b"x" * 4096)
+                time.sleep(0.02)
+
+
+def test_a_lingering_connection_stops_reading_at_its_byte_bound(live, monkeypatch):
+    monkeypatch.setattr(gate, "LINGER_BYTES", 8192)
+    endpoint, _ = live()
+    s, body, reply = _refused_sign_in(endpoint.port)
+    with s:
+        assert status_and_json(reply)[0] == 413
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            for _ in range(200):  # far more than the bound: the server closes while we send
+                s.sendall(body[:4096])
+                time.sleep(0.01)
 
 
 def test_the_token_endpoint_takes_json_only(live):
