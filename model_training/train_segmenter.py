@@ -24,8 +24,8 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,15 @@ from .datasets.grid_stream import (
     study_planes,
 )
 from .model.config import LossConfig, ModelConfig, TrainConfig
-from .train_classifier import _devices, _write_json, finish_epoch
+from .stream_training import (
+    Scoring,
+    evaluation_sets,
+    open_stream,
+    record_keras,
+    run_config,
+    start_state,
+    train_epochs,
+)
 
 log = logging.getLogger("cspine.train_segmenter")
 SELECT_ON = "dice_mean"  # best.keras and the plateau schedule
@@ -75,13 +83,6 @@ def evaluate(model: Any, planes: GridPlanes, batch: int = 16) -> dict[str, float
     cls = np.asarray(pred["fracture_cls"]).reshape(planes.cls.shape)
     shown = planes.cls >= 0
     out["fracture_cls_auc"] = roc_auc(planes.cls[shown] > 0.5, cls[shown])
-    return out
-
-
-def _fields(val: dict[str, float], probe: dict[str, float]) -> dict[str, float]:
-    out = {f"train_{k}": v for k, v in probe.items()}
-    out.update({f"val_{k}": v for k, v in val.items()})
-    out["gap"] = probe["dice_mean"] - val["dice_mean"]
     return out
 
 
@@ -143,13 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     run: Path = args.run
-    state_path = run / "state.json"
-    state: dict[str, Any] = {"epoch": 0, "seeds_used": 0, "lr": args.lr, "best": -1.0, "wait": 0}
-    if args.resume:
-        if not state_path.is_file():
-            print(f"--resume: {state_path} not found", file=sys.stderr)
-            return 2
-        state = json.loads(state_path.read_text())
+    state = start_state(run, args.resume, args.lr)
+    if state is None:
+        return 2
     try:
         pre, mcfg = _configs(args)
     except (OSError, KeyError, ValueError) as exc:
@@ -157,119 +154,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     run.mkdir(parents=True, exist_ok=True)
     stream_cfg = GridStreamConfig(planes_per_study=args.planes_per_study)
-    config: dict[str, Any] = {
-        "model": mcfg.to_dict(),
-        "preprocessing": pre.to_dict(),
-        "stream": stream_cfg.to_dict(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "seeds": {"train_from": TRAIN_SEED0, "validation_from": VAL_SEED0},
-    }
-    _write_json(run / "config.json", config)
-    probe_n = args.probe_studies
+    config = run_config(
+        run,
+        args,
+        (TRAIN_SEED0, VAL_SEED0),
+        model=mcfg.to_dict(),
+        preprocessing=pre.to_dict(),
+        stream=stream_cfg.to_dict(),
+    )
     # the stream's workers are spawned before the Keras backend is imported
-    stream = GridStream(
-        pre,
-        stream_cfg,
-        workers=args.workers,
-        pool_size=args.pool,
-        start_index=max(state["seeds_used"], probe_n),
-    )
-    try:
-        return _train(args, run, pre, mcfg, stream_cfg, stream, state, config)
-    finally:
-        stream.close()
+    with open_stream(partial(GridStream, pre, stream_cfg), args, state) as stream:
+        val, probe, probe_seeds = evaluation_sets(
+            lambda seeds: evaluation_planes(seeds, pre, stream_cfg, workers=args.workers),
+            args,
+            (TRAIN_SEED0, VAL_SEED0),
+        )
+        keras = record_keras(run, config)
 
+        from .model.fit import compile_model, load_init_weights
+        from .model.unet import build_model
 
-def _train(
-    args: argparse.Namespace,
-    run: Path,
-    pre: PreprocessConfig,
-    mcfg: ModelConfig,
-    stream_cfg: GridStreamConfig,
-    stream: GridStream,
-    state: dict[str, Any],
-    config: dict[str, Any],
-) -> int:
-    t0 = time.time()
-    val_seeds = [VAL_SEED0 + i for i in range(args.val_studies)]
-    val = evaluation_planes(val_seeds, pre, stream_cfg, workers=args.workers)
-    # the probe's studies are also trained on (each once, like every stream study)
-    probe_seeds = [TRAIN_SEED0 + i for i in range(args.probe_studies)]
-    probe = evaluation_planes(probe_seeds, pre, stream_cfg, workers=args.workers)
-    log.info(
-        "evaluation planes: %d validation, %d probe (%.0f s)",
-        len(val),
-        len(probe),
-        time.time() - t0,
-    )
-
-    import keras
-
-    from .model.fit import compile_model, load_init_weights
-    from .model.unet import build_model
-
-    backend = keras.backend.backend()
-    config["keras"] = {
-        "version": keras.__version__,
-        "backend": backend,
-        "devices": _devices(backend),
-    }
-    _write_json(run / "config.json", config)
-    log.info("keras %s on %s: %s", keras.__version__, backend, config["keras"]["devices"])
-    tcfg = TrainConfig(model=mcfg, loss=LossConfig(), optimizer="adamw", learning_rate=args.lr)
-    if args.resume:
-        model = keras.models.load_model(run / "last.keras", compile=True)
-    else:
-        model = build_model(mcfg)
-        if args.init_weights is not None:
-            first = [study_planes(s, pre, stream_cfg, train=True) for s in probe_seeds[:4]]
-            calib = GridPlanes.concat(first) if first else None
-            batches = [calib.batch()[0]] if calib is not None and len(calib) else None
-            load_init_weights(model, args.init_weights, batches)
-        compile_model(model, tcfg, state["lr"])
-    model.optimizer.learning_rate.assign(state["lr"])
-    model.run_eagerly = bool(args.run_eagerly)
-    for s in probe_seeds:  # their training planes enter the pool first
-        stream.add(study_planes(s, pre, stream_cfg, train=True))
-    stream.fill(min(args.pool, 4 * args.batch))
-    history_path = run / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else []
-    if args.init_weights is not None and not args.resume:
-        tv = time.time()  # the starting point, measured the same way and in the same run
-        rec0 = {"epoch": 0, **_fields(evaluate(model, val), evaluate(model, probe))}
-        rec0["eval_seconds"] = round(time.time() - tv, 1)
-        history.append(rec0)
-        log.info("epoch %s", json.dumps(rec0))
-        _write_json(history_path, history)
-    start = time.time()
-    for epoch in range(state["epoch"], args.epochs):
-        te = time.time()
-        losses = []
-        for _ in range(args.steps):
-            x, y = stream.batch(args.batch)
-            logs = model.train_on_batch(x, y, return_dict=True)
-            losses.append(float(logs["loss"]))
-        train_s = time.time() - te
-        tv = time.time()
-        v, pr = evaluate(model, val), evaluate(model, probe)
-        rec = {
-            "epoch": epoch + 1,
-            "lr": float(np.asarray(model.optimizer.learning_rate)),
-            "loss": float(np.mean(losses)),
-            **_fields(v, pr),
-            "studies_seen": stream.seeds_used,
-            "train_seconds": round(train_s, 1),
-            "eval_seconds": round(time.time() - tv, 1),
-        }
-        finish_epoch(
-            model, run, state, history, rec, v[SELECT_ON], args.patience, stream.seeds_used,
-            gap_of="Dice", select_on="mean Dice",
-        )  # fmt: skip
-        if (time.time() - start) / 60 > args.max_minutes and epoch + 1 < args.epochs:
-            log.info(
-                "time budget of %.0f min used: stopping; continue with --resume", args.max_minutes
-            )
-            break
+        tcfg = TrainConfig(model=mcfg, loss=LossConfig(), optimizer="adamw", learning_rate=args.lr)
+        if args.resume:
+            model = keras.models.load_model(run / "last.keras", compile=True)
+        else:
+            model = build_model(mcfg)
+            if args.init_weights is not None:
+                first = [study_planes(s, pre, stream_cfg, train=True) for s in probe_seeds[:4]]
+                calib = GridPlanes.concat(first) if first else None
+                batches = [calib.batch()[0]] if calib is not None and len(calib) else None
+                load_init_weights(model, args.init_weights, batches)
+            compile_model(model, tcfg, state["lr"])
+        model.optimizer.learning_rate.assign(state["lr"])
+        model.run_eagerly = bool(args.run_eagerly)
+        for s in probe_seeds:  # their training planes enter the pool first
+            stream.add(study_planes(s, pre, stream_cfg, train=True))
+        stream.fill(min(args.pool, 4 * args.batch))
+        scoring = Scoring(
+            lambda m: (evaluate(m, val), evaluate(m, probe)),
+            select_on=SELECT_ON,
+            gap_on="dice_mean",
+            words_select="mean Dice",
+            words_gap="Dice",
+        )
+        fresh = args.init_weights is not None and not args.resume
+        train_epochs(model, stream, args, run, state, scoring, measure_start=fresh)
     return 0
 
 

@@ -15,8 +15,6 @@ Keras on any backend.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -31,7 +29,7 @@ from cspine_desktop.imaging.crops import (
 )
 
 from .crop_augment import augment_hu, perturb_mask
-from .seed_workers import SeedWorkers, map_seeds
+from .seed_workers import PlanePool, map_seeds
 
 TRAIN_SEED0 = 10_000_000  # stream seeds: TRAIN_SEED0 + i (never used for validation or test)
 VAL_SEED0 = 20_000_000
@@ -229,7 +227,7 @@ def _train_planes(crop: dict, stream: StreamConfig, seed: int) -> Planes:
     return study_planes(seed, CropConfig.from_dict(crop), stream, train=True)
 
 
-class CropStream:
+class CropStream(PlanePool[Planes]):
     """Worker processes generating training planes; :meth:`batches` draws balanced batches
     from a rotating pool of the most recent ``pool_size`` planes.
 
@@ -246,43 +244,16 @@ class CropStream:
         start_index: int = 0,
         rng_seed: int = 0,
     ) -> None:
-        self.crop, self.stream, self.pool_size = crop, stream, pool_size
-        self.workers = SeedWorkers(
+        super().__init__(
             partial(_train_planes, crop.to_dict(), stream),
             TRAIN_SEED0,
             workers=workers,
+            pool_size=pool_size,
             start_index=start_index,
+            rng_seed=rng_seed,
+            wait_s=120.0,
         )
-        self.pool: deque[Planes] = deque()
-        self.n_pool = 0
-        self.studies_seen = 0
-        self.rng = np.random.default_rng(rng_seed)
-
-    @property
-    def seeds_used(self) -> int:
-        return self.workers.seeds_used
-
-    @property
-    def procs(self) -> list[Any]:
-        """The worker processes."""
-        return self.workers.procs
-
-    def _refill(self, block: bool) -> None:
-        while True:
-            item = self.workers.get(block, timeout=120)
-            if item is None:
-                return
-            block = False
-            if len(item):
-                self.pool.append(item)
-                self.n_pool += len(item)
-                self.studies_seen += 1
-            while self.n_pool - len(self.pool[0]) >= self.pool_size:
-                self.n_pool -= len(self.pool.popleft())
-
-    def fill(self, n: int) -> None:
-        while self.n_pool < n:
-            self._refill(block=True)
+        self.crop, self.stream = crop, stream
 
     def _index(self) -> tuple[np.ndarray, ...]:
         """(part, row, label, group, level, vertebra fractured) of every pooled plane."""
@@ -307,7 +278,7 @@ class CropStream:
         vertebra without enough of the line to be labelled positive often shows it in its
         context channels (the planes 1 mm either side) or its partial volume, a negative label
         on a fracture. Inference scores those planes too; the top-k score takes the worst."""
-        self._refill(block=False)
+        self.refill()
         part, row, y, group, level, fractured = self._index()
         pos = np.nonzero(y == 1)[0]
         neg = np.nonzero(y == 0)[0]
@@ -348,13 +319,6 @@ class CropStream:
             here = cand[level[cand] == lv]
             out.append(self.rng.choice(here if here.size else cand, int((want == lv).sum())))
         return np.concatenate(out)
-
-    def batches(self, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        while True:
-            yield self.batch(size)
-
-    def close(self) -> None:
-        self.workers.close()
 
 
 def evaluation_planes(

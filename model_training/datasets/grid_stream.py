@@ -20,8 +20,6 @@ the element structure of :mod:`.pipeline`::
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -32,7 +30,7 @@ from cspine_desktop.imaging.preprocess import PreprocessConfig, model_input
 
 from .augment import AugmentConfig, augment_slice
 from .samples import build_sample
-from .seed_workers import SeedWorkers, map_seeds
+from .seed_workers import PlanePool, map_seeds
 from .targets import cls_targets, min_pixels
 
 # stream seeds: TRAIN_SEED0 + i, open-ended above every other seed range; validation
@@ -188,7 +186,7 @@ def _train_planes(pre: dict, stream: dict, seed: int) -> GridPlanes:
     return study_planes(seed, pc, sc, train=True)
 
 
-class GridStream:
+class GridStream(PlanePool[GridPlanes]):
     """Worker processes generating training planes; :meth:`batch` draws uniformly from a
     rotating pool of the most recent ``pool_size`` planes. ``start_index`` continues the seed
     sequence of an earlier chunk of training (resume)."""
@@ -203,45 +201,18 @@ class GridStream:
         start_index: int = 0,
         rng_seed: int = 0,
     ) -> None:
-        self.pre, self.stream, self.pool_size = pre, stream, pool_size
-        self.workers = SeedWorkers(
+        super().__init__(
             partial(_train_planes, pre.to_dict(), stream.to_dict()),
             TRAIN_SEED0,
             workers=workers,
+            pool_size=pool_size,
             start_index=start_index,
+            rng_seed=rng_seed,
         )
-        self.pool: deque[GridPlanes] = deque()
-        self.n_pool = 0
-        self.rng = np.random.default_rng(rng_seed)
-
-    @property
-    def seeds_used(self) -> int:
-        return self.workers.seeds_used
-
-    def add(self, planes: GridPlanes) -> None:
-        if len(planes):
-            self.pool.append(planes)
-            self.n_pool += len(planes)
-        while self.pool and self.n_pool - len(self.pool[0]) >= self.pool_size:
-            self.n_pool -= len(self.pool.popleft())
-
-    def _refill(self, block: bool) -> None:
-        while True:
-            item = self.workers.get(block, timeout=300)
-            if item is None:
-                return
-            block = False
-            self.add(item)
-
-    def fill(self, n: int) -> None:
-        while self.n_pool < n:
-            before = self.n_pool
-            self._refill(block=True)
-            if self.n_pool == before:
-                raise RuntimeError("the phantom workers produced nothing for 5 minutes")
+        self.pre, self.stream = pre, stream
 
     def batch(self, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        self._refill(block=False)
+        self.refill()
         if self.n_pool == 0:
             self.fill(1)
         parts = list(self.pool)
@@ -251,13 +222,6 @@ class GridStream:
         part = np.searchsorted(starts, flat, side="right") - 1
         rows = [parts[p].take(np.array([flat[i] - starts[p]])) for i, p in enumerate(part)]
         return GridPlanes.concat(rows).batch()
-
-    def batches(self, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        while True:
-            yield self.batch(size)
-
-    def close(self) -> None:
-        self.workers.close()
 
 
 def evaluation_planes(

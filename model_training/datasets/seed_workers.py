@@ -3,7 +3,8 @@
 Both training streams (:mod:`.crops_stream` for stage 2, :mod:`.grid_stream` for stage 1) run
 the same machinery: spawned processes draw the next seed from a shared counter (``seed0`` +
 index, so a resumed run continues the sequence), build one study's training item with
-``make(seed)`` and put it on a bounded queue; the trainer takes items as it wants them. Also
+``make(seed)`` and put it on a bounded queue; the trainer takes items as it wants them.
+:class:`PlanePool` keeps the most recent items for the trainer to draw batches from. Also
 :func:`map_seeds`, the evaluation sets built in a pool of processes.
 
 ``make`` must be picklable (a top-level function, or a ``functools.partial`` of one).
@@ -14,10 +15,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-from collections.abc import Callable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 import cv2
+import numpy as np
 
 
 def _worker(
@@ -89,6 +92,80 @@ class SeedWorkers:
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
+
+
+class Sized(Protocol):
+    def __len__(self) -> int: ...
+
+
+ItemT = TypeVar("ItemT", bound=Sized)
+
+
+class PlanePool(Generic[ItemT]):
+    """:class:`SeedWorkers` feeding a rotating pool of the most recent ``pool_size`` planes
+    (each item holds one study's planes); subclasses draw batches from ``pool``. Fresh items
+    are taken as they come, without waiting, before each batch."""
+
+    def __init__(
+        self,
+        make: Callable[[int], ItemT],
+        seed0: int,
+        *,
+        workers: int = 1,
+        pool_size: int,
+        start_index: int = 0,
+        rng_seed: int = 0,
+        wait_s: float = 300.0,
+    ) -> None:
+        self.workers = SeedWorkers(make, seed0, workers=workers, start_index=start_index)
+        self.pool_size, self.wait_s = pool_size, wait_s
+        self.pool: deque[ItemT] = deque()
+        self.n_pool = 0
+        self.rng = np.random.default_rng(rng_seed)
+
+    @property
+    def seeds_used(self) -> int:
+        return self.workers.seeds_used
+
+    @property
+    def procs(self) -> list[Any]:
+        """The worker processes."""
+        return self.workers.procs
+
+    def add(self, item: ItemT) -> None:
+        """Pool one study's planes, dropping the oldest beyond ``pool_size``."""
+        if len(item):
+            self.pool.append(item)
+            self.n_pool += len(item)
+        while self.pool and self.n_pool - len(self.pool[0]) >= self.pool_size:
+            self.n_pool -= len(self.pool.popleft())
+
+    def refill(self, block: bool = False) -> None:
+        """Pool what the workers have made (with ``block``, wait up to ``wait_s`` for one)."""
+        while True:
+            item = self.workers.get(block, timeout=self.wait_s)
+            if item is None:
+                return
+            block = False
+            self.add(item)
+
+    def fill(self, n: int) -> None:
+        """Wait until ``n`` planes (at most ``pool_size``) are pooled."""
+        while self.n_pool < min(n, self.pool_size):
+            before = self.n_pool
+            self.refill(block=True)
+            if self.n_pool == before:
+                raise RuntimeError(f"the phantom workers produced nothing for {self.wait_s:.0f} s")
+
+    def batch(self, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        while True:
+            yield self.batch(size)
+
+    def close(self) -> None:
+        self.workers.close()
 
 
 def map_seeds(fn: Callable[[Any], Any], args: list[Any], workers: int = 1) -> list[Any]:

@@ -8,6 +8,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 from cspine_desktop.imaging.crops import CropConfig
 from model_training.datasets.crops_stream import VAL_SEED0, StreamConfig, evaluation_planes
@@ -49,3 +50,18 @@ def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
     resumed = json.loads((run / "state.json").read_text())
     assert resumed["epoch"] == 2
     assert resumed["seeds_used"] >= state["seeds_used"]  # the stream continues its seeds
+
+
+def test_a_run_from_earlier_weights_measures_them_first(tmp_path):
+    """Epoch 0 is the starting weights scored on the same validation set: a run started from
+    another run's ``best.keras`` scores exactly what that run chose it for."""
+    first = tmp_path / "first"
+    assert main(["--run", str(first), "--epochs", "1", *TINY]) == 0
+    best = json.loads((first / "state.json").read_text())["best"]
+    again = tmp_path / "again"
+    init = ["--init-weights", str(first / "best.keras")]
+    assert main(["--run", str(again), "--epochs", "1", *init, *TINY]) == 0
+    history = json.loads((again / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [0, 1]
+    assert history[0]["val_vertebra_auc_within_level"] == pytest.approx(best, abs=1e-6)
+    assert "gap" in history[0] and "eval_seconds" in history[0]

@@ -71,8 +71,7 @@ def test_batches_are_balanced(fractured):
     seed, st = fractured
     stream = CropStream(CROP, STREAM, workers=0)
     try:
-        stream.pool.append(study_planes(seed, CROP, STREAM, train=False, study=st))
-        stream.n_pool = len(stream.pool[0])
+        stream.add(study_planes(seed, CROP, STREAM, train=False, study=st))
         x, y = stream.batch(16)
         assert x.shape == (16, 64, 64, 4) and x.dtype == np.float32
         assert y["fracture"].sum() == 8
@@ -161,8 +160,8 @@ def test_negatives_come_from_intact_vertebrae_at_the_levels_of_the_positives(fra
         )
         other = study_planes(seed2, CROP, STREAM, train=False, study=st2)
         other = other.take(np.nonzero(other.y == 0)[0])
-        stream.pool.extend([mine, other])
-        stream.n_pool = len(mine) + len(other)
+        stream.add(mine)
+        stream.add(other)
         wanted = {
             other.x[i].astype(np.float32).tobytes()
             for i in np.nonzero((other.vertebra == level) & ~other.fractured)[0]
