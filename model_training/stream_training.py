@@ -82,9 +82,10 @@ def start_state(run: Path, resume: bool, lr: float) -> dict[str, Any] | None:
     path = run / "state.json"
     if not resume:
         return {"epoch": 0, "seeds_used": 0, "lr": lr, "best": -1.0, "wait": 0}
-    if not path.is_file():
-        print(f"--resume: {path} not found", file=sys.stderr)
-        return None
+    for need in (path, run / "config.json"):
+        if not need.is_file():
+            print(f"--resume: {need} not found", file=sys.stderr)
+            return None
     return dict(json.loads(path.read_text()))
 
 
@@ -102,14 +103,32 @@ def record_keras(run: Path, config: dict[str, Any]) -> Any:
     return keras
 
 
-def run_config(run: Path, args: Any, seeds: tuple[int, int], **parts: Any) -> dict[str, Any]:
+def saved_config(run: Path) -> dict[str, Any]:
+    """The ``config.json`` of a run to resume: what it trains (the grid or crops, the model,
+    the stream) is the run's own, whatever the resuming command line says."""
+    return dict(json.loads((run / "config.json").read_text()))
+
+
+def run_config(
+    run: Path,
+    args: Any,
+    seeds: tuple[int, int],
+    saved: dict[str, Any] | None = None,
+    **parts: Any,
+) -> dict[str, Any]:
     """Write ``config.json``: ``parts`` (model, preprocessing, stream …), the command line and
-    where the training and validation seeds start; returned for :func:`record_keras`."""
-    config: dict[str, Any] = {
-        **parts,
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "seeds": {"train_from": seeds[0], "validation_from": seeds[1]},
-    }
+    where the training and validation seeds start; returned for :func:`record_keras`. A
+    resumed run keeps its ``saved`` config and adds its own command line to ``resumed_with``."""
+    line = {k: str(v) for k, v in vars(args).items()}
+    if saved is not None:
+        config = dict(saved)
+        config["resumed_with"] = [*config.get("resumed_with", []), line]
+    else:
+        config = {
+            **parts,
+            "args": line,
+            "seeds": {"train_from": seeds[0], "validation_from": seeds[1]},
+        }
     write_json(run / "config.json", config)
     return config
 

@@ -48,6 +48,7 @@ from .stream_training import (
     open_stream,
     record_keras,
     run_config,
+    saved_config,
     start_state,
     train_epochs,
 )
@@ -130,15 +131,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if state is None:
         return 2
     run.mkdir(parents=True, exist_ok=True)
-    crop = CropConfig(size=args.crop_size, sagittal_half_mm=args.sagittal_mm)
+    saved = saved_config(run) if args.resume else None
     stream_cfg = StreamConfig()
-    cfg = ClassifierConfig(
-        backbone=args.backbone, input_size=crop.size, encoder_weights=args.encoder_weights
-    )
+    if saved is not None:  # the run's own crops and network, whatever this command line says
+        crop = CropConfig.from_dict(saved["crops"])
+        cfg = ClassifierConfig.from_dict(saved["classifier"])
+    else:
+        crop = CropConfig(size=args.crop_size, sagittal_half_mm=args.sagittal_mm)
+        cfg = ClassifierConfig(
+            backbone=args.backbone, input_size=crop.size, encoder_weights=args.encoder_weights
+        )
     config = run_config(
         run,
         args,
         (TRAIN_SEED0, VAL_SEED0),
+        saved,
         classifier=cfg.to_dict(),
         crops=crop.to_dict(),
         stream=asdict(stream_cfg),

@@ -51,6 +51,7 @@ from .stream_training import (
     open_stream,
     record_keras,
     run_config,
+    saved_config,
     start_state,
     train_epochs,
 )
@@ -119,9 +120,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configs(args: argparse.Namespace) -> tuple[PreprocessConfig, ModelConfig]:
-    """The grid and the U-Net: the bundle's (``--like-bundle``), or the defaults, with the
-    size and pixel given on the command line."""
+def _configs(
+    args: argparse.Namespace, saved: dict[str, Any] | None
+) -> tuple[PreprocessConfig, ModelConfig, GridStreamConfig]:
+    """The grid, the U-Net and the stream: a resumed run's own (``saved``); else the bundle's
+    (``--like-bundle``) or the defaults, with the size and pixel given on the command line."""
+    if saved is not None:
+        return (
+            PreprocessConfig.from_dict(saved["preprocessing"]),
+            ModelConfig.from_dict(saved["model"]),
+            GridStreamConfig.from_dict(saved["stream"]),
+        )
     pre = PreprocessConfig()
     model: dict[str, Any] = {}
     if args.like_bundle is not None:
@@ -137,7 +146,8 @@ def _configs(args: argparse.Namespace) -> tuple[PreprocessConfig, ModelConfig]:
     model.update(
         input_size=pre.input_size, channels=pre.n_channels, encoder_weights=args.encoder_weights
     )
-    return pre, ModelConfig.from_dict(model)
+    stream = GridStreamConfig(planes_per_study=args.planes_per_study)
+    return pre, ModelConfig.from_dict(model), stream
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,17 +157,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = start_state(run, args.resume, args.lr)
     if state is None:
         return 2
+    saved = saved_config(run) if args.resume else None
     try:
-        pre, mcfg = _configs(args)
+        pre, mcfg, stream_cfg = _configs(args, saved)
     except (OSError, KeyError, ValueError) as exc:
-        print(f"cannot use {args.like_bundle}: {exc}", file=sys.stderr)
+        print(f"cannot use {run if saved else args.like_bundle}: {exc}", file=sys.stderr)
         return 2
     run.mkdir(parents=True, exist_ok=True)
-    stream_cfg = GridStreamConfig(planes_per_study=args.planes_per_study)
     config = run_config(
         run,
         args,
         (TRAIN_SEED0, VAL_SEED0),
+        saved,
         model=mcfg.to_dict(),
         preprocessing=pre.to_dict(),
         stream=stream_cfg.to_dict(),

@@ -154,8 +154,9 @@ class SparseDice(keras.metrics.Metric):
         return ops.mean(dice[1:])
 
     def reset_state(self) -> None:
-        self.inter.assign(ops.zeros_like(self.inter))
-        self.total.assign(ops.zeros_like(self.total))
+        # zeros of the known shape: JAX cannot take a Keras Variable as an array (zeros_like)
+        self.inter.assign(ops.zeros((self.n_classes,), "float32"))
+        self.total.assign(ops.zeros((self.n_classes,), "float32"))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "n_classes": self.n_classes}

@@ -14,10 +14,10 @@ from cspine_desktop.imaging.crops import CropConfig
 from model_training.datasets.crops_stream import VAL_SEED0, StreamConfig, evaluation_planes
 from model_training.train_classifier import main
 
-TINY = [
-    "--backbone", "tiny", "--crop-size", "32", "--steps", "2", "--batch", "8",
-    "--val-studies", "3", "--probe-studies", "1", "--pool", "200", "--sagittal-mm", "0",
+RUN_ONLY = [
+    "--steps", "2", "--batch", "8", "--val-studies", "3", "--probe-studies", "1", "--pool", "200",
 ]  # fmt: skip
+TINY = ["--backbone", "tiny", "--crop-size", "32", "--sagittal-mm", "0", *RUN_ONLY]
 
 
 def test_evaluation_planes_in_worker_processes_are_the_same_planes():
@@ -44,7 +44,8 @@ def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
     assert state["epoch"] == 1 and state["seeds_used"] >= 1
     assert (run / "best.keras").is_file() and (run / "last.keras").is_file()
 
-    assert main(["--run", str(run), "--epochs", "2", "--resume", *TINY]) == 0
+    # resumed without repeating the crops or the network: the run's own
+    assert main(["--run", str(run), "--epochs", "2", "--resume", *RUN_ONLY]) == 0
     history = json.loads((run / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2]  # the next epoch, not a restart
     resumed = json.loads((run / "state.json").read_text())

@@ -23,10 +23,11 @@ from model_training.datasets.grid_stream import (
 from model_training.train_segmenter import dice_by_level, main
 
 PRE = PreprocessConfig(input_size=32, pixel_spacing_mm=5.0)
-TINY = [
-    "--input-size", "32", "--pixel-mm", "5", "--steps", "1", "--batch", "4",
-    "--val-studies", "2", "--probe-studies", "1", "--pool", "64", "--run-eagerly",
+RUN_ONLY = [
+    "--steps", "1", "--batch", "4", "--val-studies", "2", "--probe-studies", "1", "--pool", "64",
+    "--run-eagerly",
 ]  # fmt: skip
+TINY = ["--input-size", "32", "--pixel-mm", "5", *RUN_ONLY]
 
 
 def test_training_planes_are_the_inference_input_with_their_targets():
@@ -96,11 +97,14 @@ def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
     assert state["epoch"] == 1 and state["seeds_used"] >= 1
     assert (run / "best.keras").is_file() and (run / "last.keras").is_file()
 
-    assert main(["--run", str(run), "--epochs", "2", "--resume", *TINY]) == 0
+    # resumed as the docs say, without repeating the grid: the run's own grid and model
+    assert main(["--run", str(run), "--epochs", "2", "--resume", *RUN_ONLY]) == 0
     history = json.loads((run / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2]  # the next epoch, not a restart
     resumed = json.loads((run / "state.json").read_text())
     assert resumed["epoch"] == 2 and resumed["seeds_used"] >= state["seeds_used"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["preprocessing"]["input_size"] == 32 and len(config["resumed_with"]) == 1
 
 
 def test_resume_without_a_run_is_a_plain_error(tmp_path, capsys):
