@@ -76,17 +76,19 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def start_state(run: Path, resume: bool, lr: float) -> dict[str, Any] | None:
-    """A new run's state, or the saved one with ``resume`` (None, said on stderr, when the run
-    has none: exit code 2)."""
+def start_run(run: Path, args: Any) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """(state, saved config) of the run: a new run's state and no config, or with
+    ``args.resume`` the run's own — what it trains (the grid or crops, the network, the
+    stream) is then the run's, whatever the resuming command line says. None, said on stderr,
+    when the run to resume has no state or config (exit code 2)."""
     path = run / "state.json"
-    if not resume:
-        return {"epoch": 0, "seeds_used": 0, "lr": lr, "best": -1.0, "wait": 0}
+    if not args.resume:
+        return {"epoch": 0, "seeds_used": 0, "lr": args.lr, "best": -1.0, "wait": 0}, None
     for need in (path, run / "config.json"):
         if not need.is_file():
             print(f"--resume: {need} not found", file=sys.stderr)
             return None
-    return dict(json.loads(path.read_text()))
+    return dict(json.loads(path.read_text())), dict(json.loads((run / "config.json").read_text()))
 
 
 def record_keras(run: Path, config: dict[str, Any]) -> Any:
@@ -101,12 +103,6 @@ def record_keras(run: Path, config: dict[str, Any]) -> Any:
     write_json(run / "config.json", config)
     log.info("keras %s on %s: %s", keras.__version__, backend, found)
     return keras
-
-
-def saved_config(run: Path) -> dict[str, Any]:
-    """The ``config.json`` of a run to resume: what it trains (the grid or crops, the model,
-    the stream) is the run's own, whatever the resuming command line says."""
-    return dict(json.loads((run / "config.json").read_text()))
 
 
 def run_config(

@@ -48,8 +48,7 @@ from .stream_training import (
     open_stream,
     record_keras,
     run_config,
-    saved_config,
-    start_state,
+    start_run,
     train_epochs,
 )
 
@@ -123,24 +122,34 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _configs(
+    args: argparse.Namespace, saved: dict[str, Any] | None
+) -> tuple[CropConfig, ClassifierConfig]:
+    """The crops and the network: a resumed run's own (``saved``), else the command line's."""
+    if saved is not None:
+        return CropConfig.from_dict(saved["crops"]), ClassifierConfig.from_dict(saved["classifier"])
+    crop = CropConfig(size=args.crop_size, sagittal_half_mm=args.sagittal_mm)
+    cfg = ClassifierConfig(
+        backbone=args.backbone, input_size=crop.size, encoder_weights=args.encoder_weights
+    )
+    return crop, cfg
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     run: Path = args.run
-    state = start_state(run, args.resume, args.lr)
-    if state is None:
+    started = start_run(run, args)
+    if started is None:
         return 2
+    state, saved = started
     run.mkdir(parents=True, exist_ok=True)
-    saved = saved_config(run) if args.resume else None
     stream_cfg = StreamConfig()
-    if saved is not None:  # the run's own crops and network, whatever this command line says
-        crop = CropConfig.from_dict(saved["crops"])
-        cfg = ClassifierConfig.from_dict(saved["classifier"])
-    else:
-        crop = CropConfig(size=args.crop_size, sagittal_half_mm=args.sagittal_mm)
-        cfg = ClassifierConfig(
-            backbone=args.backbone, input_size=crop.size, encoder_weights=args.encoder_weights
-        )
+    try:
+        crop, cfg = _configs(args, saved)
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"cannot resume {run}: its config.json does not fit ({exc})", file=sys.stderr)
+        return 2
     config = run_config(
         run,
         args,

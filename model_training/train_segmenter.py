@@ -51,8 +51,7 @@ from .stream_training import (
     open_stream,
     record_keras,
     run_config,
-    saved_config,
-    start_state,
+    start_run,
     train_epochs,
 )
 
@@ -154,10 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     run: Path = args.run
-    state = start_state(run, args.resume, args.lr)
-    if state is None:
+    started = start_run(run, args)
+    if started is None:
         return 2
-    saved = saved_config(run) if args.resume else None
+    state, saved = started
     try:
         pre, mcfg, stream_cfg = _configs(args, saved)
     except (OSError, KeyError, ValueError) as exc:
