@@ -57,6 +57,8 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         verdict, i8 = _int8_gate(fp32, bundle, crop, gate_planes, x, p32, args)
         gate.update(verdict)
         _keep_if_passed(files, gate, i8)
+    if "classifier.int8.onnx" not in files:  # an earlier classifier's int8 file: not this one
+        (bundle / "classifier.int8.onnx").unlink(missing_ok=True)
     # the float file as shipped: float16 weights, float32 arithmetic (half the size)
     store_weights_fp16(fp32)
     diff = _keras_difference_checked(model, fp32, x)

@@ -1,5 +1,5 @@
-"""``cspine-evaluate stages export --version/--note``: a new version never carries the notes
-that described the previous version's files."""
+"""``cspine-evaluate stages export``: a new version never carries the notes that described the
+previous version's files, nor the previous classifier's int8 file."""
 
 from __future__ import annotations
 
@@ -53,3 +53,30 @@ def test_the_card_says_which_backend_and_settings_trained_the_classifier(tmp_pat
     assert training["keras"]["backend"] == "torch" and training["epochs"] == 1
     assert training["settings"]["batch"] == "128"
     assert "run" not in training["settings"]  # where the run lived is no business of the card
+
+
+@pytest.mark.slow
+def test_a_float_only_export_leaves_no_earlier_int8_classifier_behind(tmp_path):
+    """``stages export --no-int8`` replaces the classifier: the previous classifier's int8 file
+    (in the folder, and in the card) must not stay beside it, or a bundle ships a stale file."""
+    import json
+
+    from model_training.stages.export_classifier import export
+    from model_training.train_classifier import main as train
+
+    run = tmp_path / "run"
+    tiny = "--backbone tiny --crop-size 32 --sagittal-mm 0 --steps 1 --batch 4 --epochs 1"
+    evals = "--val-studies 2 --probe-studies 1 --pool 50"
+    assert train(["--run", str(run), *tiny.split(), *evals.split()]) == 0
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "classifier.int8.onnx").write_bytes(b"an earlier classifier")
+    old = {"format": "onnx", "precision": "int8", "sha256": "0", "stage": 2}
+    card = {"version": "0.1.0", "files": {"classifier.int8.onnx": old}}
+    (bundle / "model_card.json").write_text(json.dumps(card))
+    argv = f"export --classifier {run / 'best.keras'} --bundle {bundle} --no-int8 --gate-studies 2"
+    export(build_parser().parse_args(argv.split()))
+    written = json.loads((bundle / "model_card.json").read_text())
+    assert set(written["files"]) == {"classifier.onnx"}
+    assert not (bundle / "classifier.int8.onnx").exists()
+    assert (bundle / "classifier.onnx").is_file()
