@@ -118,7 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         "--init-weights", type=Path, default=None, help="start from this .keras model's weights"
     )
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run from last.keras: its own crops and network (config.json), "
+        "optimizer state, epoch, learning rate and place in the seed sequence",
+    )
     return p
 
 

@@ -115,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no compiled training step: for a few steps on a small grid (tests, debugging)",
     )
-    p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run from last.keras: its own grid and U-Net (config.json), "
+        "optimizer state, epoch, learning rate and place in the seed sequence",
+    )
     return p
 
 
