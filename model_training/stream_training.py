@@ -81,14 +81,14 @@ def start_run(run: Path, args: Any) -> tuple[dict[str, Any], dict[str, Any] | No
     ``args.resume`` the run's own — what it trains (the grid or crops, the network, the
     stream) is then the run's, whatever the resuming command line says. None, said on stderr,
     when the run to resume has no state or config (exit code 2)."""
-    path = run / "state.json"
     if not args.resume:
         return {"epoch": 0, "seeds_used": 0, "lr": args.lr, "best": -1.0, "wait": 0}, None
-    for need in (path, run / "config.json"):
+    state, config = run / "state.json", run / "config.json"
+    for need in (state, config):
         if not need.is_file():
             print(f"--resume: {need} not found", file=sys.stderr)
             return None
-    return dict(json.loads(path.read_text())), dict(json.loads((run / "config.json").read_text()))
+    return dict(json.loads(state.read_text())), dict(json.loads(config.read_text()))
 
 
 def record_keras(run: Path, config: dict[str, Any]) -> Any:
@@ -221,10 +221,7 @@ def train_epochs(
             "train_seconds": round(train_s, 1),
             "eval_seconds": round(time.time() - tv, 1),
         }
-        finish_epoch(
-            model, run, state, history, rec, v[scoring.select_on], args.patience,
-            stream.seeds_used, gap_of=scoring.words_gap, select_on=scoring.words_select,
-        )  # fmt: skip
+        finish_epoch(model, run, state, history, rec, scoring, args.patience)
         if (time.time() - start) / 60 > args.max_minutes and epoch + 1 < args.epochs:
             log.info(
                 "time budget of %.0f min used: stopping; continue with --resume", args.max_minutes
@@ -238,17 +235,15 @@ def finish_epoch(
     state: dict[str, Any],
     history: list[dict[str, Any]],
     rec: dict[str, Any],
-    score: float,
+    scoring: Scoring,
     patience: int,
-    seeds_used: int,
-    *,
-    gap_of: str,
-    select_on: str,
 ) -> None:
     """The end of an epoch: log ``rec`` (its ``gap``, train − validation, above ``MAX_GAP``
-    is memorisation); save ``best.keras`` when the validation ``score`` beats
-    ``state["best"]``, halve the learning rate after ``patience`` epochs without; save
+    is memorisation); save ``best.keras`` when its validation score (``scoring.select_on``)
+    beats ``state["best"]``, halve the learning rate after ``patience`` epochs without; save
     ``last.keras``; write history.json and state.json (epoch, seeds, lr)."""
+    score = rec[f"val_{scoring.select_on}"]
+    gap_of, select_on = scoring.words_gap, scoring.words_select
     history.append(rec)
     log.info("epoch %s", json.dumps(rec))
     if rec["gap"] > MAX_GAP:
@@ -276,7 +271,7 @@ def finish_epoch(
     model.save(run / "last.keras")
     state.update(
         epoch=rec["epoch"],
-        seeds_used=seeds_used,
+        seeds_used=rec["studies_seen"],
         lr=float(np.asarray(model.optimizer.learning_rate)),
     )
     write_json(run / "history.json", history)

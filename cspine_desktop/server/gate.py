@@ -321,7 +321,6 @@ class GatedChannel(HTTPChannel):
             and self.connected
             and not self.total_outbufs_len
         ):
-            self._closing_flushed = False
             try:
                 self._stop_writing()
             except OSError:  # the client is gone already

@@ -15,9 +15,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Sized
+from typing import Any, Generic, TypeVar
 
 import cv2
 import numpy as np
@@ -94,14 +95,10 @@ class SeedWorkers:
                 p.terminate()
 
 
-class Sized(Protocol):
-    def __len__(self) -> int: ...
-
-
 ItemT = TypeVar("ItemT", bound=Sized)
 
 
-class PlanePool(Generic[ItemT]):
+class PlanePool(ABC, Generic[ItemT]):
     """:class:`SeedWorkers` feeding a rotating pool of the most recent ``pool_size`` planes
     (each item holds one study's planes); subclasses draw batches from ``pool``. Fresh items
     are taken as they come, without waiting, before each batch."""
@@ -157,12 +154,9 @@ class PlanePool(Generic[ItemT]):
             if self.n_pool == before:
                 raise RuntimeError(f"the phantom workers produced nothing for {self.wait_s:.0f} s")
 
+    @abstractmethod
     def batch(self, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        raise NotImplementedError
-
-    def batches(self, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        while True:
-            yield self.batch(size)
+        """One training batch (inputs, targets) drawn from ``pool``."""
 
     def close(self) -> None:
         self.workers.close()
