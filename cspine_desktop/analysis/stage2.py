@@ -1,8 +1,9 @@
 """Stage 2: each vertebra the segmentation found, judged on a high-resolution crop of the source.
 
 For every level present in the stage-1 label map (on the source grid) this cuts the crop planes
-(:func:`cspine_desktop.imaging.crops.vertebra_crops`, every ``plane_stride``-th plane; axial, and
-sagittal near the midline when the card's crops have ``sagittal_half_mm``), runs the classifier
+(:func:`cspine_desktop.imaging.crops.vertebra_crops`, planes as far apart as the card's
+``plane_step_mm`` says; axial, and sagittal near the midline when the card's crops have
+``sagittal_half_mm``), runs the classifier
 engine on them, and turns the plane probabilities into
 
 * a raw vertebra score: the mean of the ``top_k`` most suspicious planes of either view;
@@ -15,20 +16,21 @@ engine on them, and turns the plane probabilities into
 * the most suspicious source slice.
 
 The patient probability is the maximum over the vertebrae's calibrated probabilities. All the
-numbers (crop geometry, ``top_k``, ``plane_stride``, calibration) come from the model card's
+numbers (crop geometry, ``top_k``, plane spacing, calibration) come from the model card's
 ``stage2`` section, written by training, so training, evaluation and the app agree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..imaging.crops import (
     CropConfig,
+    PlaneSpacing,
     level_boxes,
     map_to_crop,
     paste_planes,
@@ -50,7 +52,7 @@ class Stage2Config:
 
     crops: CropConfig
     top_k: int = 2
-    plane_stride: int = 2
+    spacing: PlaneSpacing = field(default_factory=lambda: PlaneSpacing(stride=2))
     calibration: tuple[float, float] = (1.0, 0.0)  # Platt (a, b) on logit(raw score)
 
     @classmethod
@@ -59,7 +61,7 @@ class Stage2Config:
         return cls(
             crops=CropConfig.from_dict(section.get("crops")),
             top_k=int(section.get("top_k", 2)),
-            plane_stride=int(section.get("plane_stride", 2)),
+            spacing=PlaneSpacing.from_card(section),
             calibration=(float(cal.get("a", 1.0)), float(cal.get("b", 0.0))),
         )
 
@@ -123,7 +125,7 @@ def score_vertebrae(
                 labels_zyx,
                 level,
                 cfg.crops,
-                plane_stride=cfg.plane_stride,
+                spacing=cfg.spacing,
                 view=view,
                 box=boxes[level],
             )

@@ -24,7 +24,7 @@ can be drawn on the source grid (:func:`paste_planes`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -87,6 +87,62 @@ class CropConfig:
         if "window" in d:
             d["window"] = tuple(float(v) for v in d["window"])
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def tiling_step_mm(self) -> float:
+        """The widest plane spacing that still reads all of the vertebra: each plane reads the
+        source at −context, 0 and +context mm, so planes up to ``plane_mm + 2·context_mm``
+        apart together read every ``plane_mm`` of it (and every slice of a thicker source)."""
+        return self.plane_mm + 2.0 * self.context_mm
+
+
+@dataclass(frozen=True)
+class PlaneSpacing:
+    """How far apart the crop planes of one vertebra lie; in the model card's ``stage2``.
+
+    ``step_mm`` > 0: axial planes about ``step_mm`` apart (:meth:`axial_step`: on source slices
+    when they are at least ``plane_mm`` thick, never closer than one slice), sagittal planes
+    every ``step_mm``; up to :attr:`CropConfig.tiling_step_mm` every source slice, however
+    thick, is read. ``step_mm`` 0: every ``stride``-th plane of
+    ``CropConfig.plane_mm`` (or of the source's slices when they are thicker), the rule of
+    bundles before 0.7.1 — with slices thicker than twice the context it skips slices.
+    """
+
+    stride: int = 1
+    step_mm: float = 0.0
+
+    def axial_step(self, cfg: CropConfig, slice_mm: float) -> float:
+        """Axial plane step in source slices. With ``step_mm`` on slices at least ``plane_mm``
+        thick: the whole number of slices nearest ``step_mm`` (planes on source slices, never
+        between two), at most :attr:`CropConfig.tiling_step_mm` wide and at least one slice."""
+        slice_mm = max(slice_mm, 1e-6)
+        if self.step_mm <= 0:
+            return max(1.0, cfg.plane_mm / slice_mm) * max(1, int(self.stride))
+        if slice_mm < cfg.plane_mm:
+            return max(1.0, self.step_mm / slice_mm)
+        n = max(1, round(self.step_mm / slice_mm))
+        if n > 1 and n * slice_mm > cfg.tiling_step_mm + 1e-6:
+            n = max(1, int(cfg.tiling_step_mm / slice_mm + 1e-6))
+        return float(n)
+
+    def sagittal_step_mm(self, cfg: CropConfig) -> float:
+        """Sagittal plane step in mm."""
+        return self.step_mm if self.step_mm > 0 else cfg.plane_mm * max(1, int(self.stride))
+
+    @classmethod
+    def default_for(cls, cfg: CropConfig) -> PlaneSpacing:
+        """What training scores and exports write: planes ``2 · plane_mm`` apart (as before
+        0.7.1 on slices up to ``plane_mm`` thick), capped at :attr:`CropConfig.tiling_step_mm`
+        so that no slice of a thicker source is skipped."""
+        return cls(stride=2, step_mm=min(2.0 * cfg.plane_mm, cfg.tiling_step_mm))
+
+    @classmethod
+    def from_card(cls, section: Mapping[str, Any]) -> PlaneSpacing:
+        """From a card's ``stage2`` section (``plane_step_mm`` wins over ``plane_stride``)."""
+        return cls(
+            stride=int(section.get("plane_stride", 2)),
+            step_mm=float(section.get("plane_step_mm") or 0.0),
+        )
 
 
 @dataclass
@@ -181,7 +237,7 @@ def crop_geometry(
     cfg: CropConfig,
     *,
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
-    plane_stride: int = 1,
+    spacing: PlaneSpacing = PlaneSpacing(),
     box: Box | None = None,
 ) -> CropGeometry | None:
     """Crop geometry of vertebra ``level`` (1..7) from a label map on the source grid, or None
@@ -217,7 +273,7 @@ def crop_geometry(
     origin = inv[:2, :] @ np.array([*centre_lps[:3], 1.0]) - lin @ np.array([c, c])
     inplane = np.hstack([lin, origin[:, None]])
     slice_mm = float(abs(a[2, 2])) or float(np.linalg.norm(a[:3, 2]))
-    step = max(1.0, cfg.plane_mm / max(slice_mm, 1e-6)) * max(1, int(plane_stride))
+    step = spacing.axial_step(cfg, slice_mm)
     n = int(np.floor((zs[-1] - zs[0]) / step + 1e-6)) + 1
     planes = zs[0] + step * np.arange(n, dtype=np.float64)
     head_dir = 1 if a[2, 2] > 0 else -1
@@ -313,7 +369,7 @@ def geometry(
     view: str = "axial",
     *,
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
-    plane_stride: int = 1,
+    spacing: PlaneSpacing = PlaneSpacing(),
     box: Box | None = None,
 ) -> Geometry | None:
     """The crop geometry of vertebra ``level`` in ``view`` ("axial" or "sagittal"); ``box``:
@@ -325,7 +381,7 @@ def geometry(
         level,
         cfg,
         centre_jitter_mm=centre_jitter_mm,
-        plane_stride=plane_stride,
+        spacing=spacing,
         box=_level_box(labels_zyx, level, box),
     )
 
@@ -387,7 +443,7 @@ def vertebra_crops(
     level: int,
     cfg: CropConfig,
     *,
-    plane_stride: int = 1,
+    spacing: PlaneSpacing = PlaneSpacing(),
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
     hu_zyx: np.ndarray | None = None,
     mask_zyx: np.ndarray | None = None,
@@ -409,7 +465,7 @@ def vertebra_crops(
         cfg,
         view,
         centre_jitter_mm=centre_jitter_mm,
-        plane_stride=plane_stride,
+        spacing=spacing,
         box=box,
     )
     if geom is None:

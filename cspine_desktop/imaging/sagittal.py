@@ -27,7 +27,7 @@ from .preprocess import canonical_view
 from .volume import Volume
 
 if TYPE_CHECKING:
-    from .crops import CropConfig
+    from .crops import CropConfig, PlaneSpacing
 
 Box = tuple[slice, slice, slice]  # z, y, x slices of an array
 
@@ -75,12 +75,13 @@ def sagittal_geometry(
     cfg: CropConfig,
     *,
     centre_jitter_mm: tuple[float, float] = (0.0, 0.0),
-    plane_stride: int = 1,
+    spacing: PlaneSpacing | None = None,
     box: Box | None = None,
 ) -> SagittalGeometry | None:
-    """Sagittal planes ``cfg.plane_mm`` apart within ``cfg.sagittal_half_mm`` of vertebra
-    ``level``'s midline that show at least ``cfg.min_mask_px`` crop pixels of it; None when
-    there are none (or the sagittal view is off). ``box``: a source-array box holding every
+    """Sagittal planes (``cfg.plane_mm`` apart, or as ``spacing`` says) within
+    ``cfg.sagittal_half_mm`` of vertebra ``level``'s midline that show at least
+    ``cfg.min_mask_px`` crop pixels of it; None when there are none (or the sagittal view is
+    off). ``box``: a source-array box holding every
     voxel of the level (``crops.level_boxes``); the whole label map when not given."""
     if cfg.sagittal_half_mm <= 0:
         return None
@@ -106,7 +107,7 @@ def sagittal_geometry(
     col = to_vox @ np.array([0.0, p, 0.0])  # LPS: +y posterior
     row = to_vox @ np.array([0.0, 0.0, -p])  # LPS: +z head, rows go to the feet
     left = to_vox @ np.array([1.0, 0.0, 0.0])
-    step = cfg.plane_mm * max(1, int(plane_stride))
+    step = cfg.plane_mm if spacing is None else spacing.sagittal_step_mm(cfg)
     n_half = int(np.floor(cfg.sagittal_half_mm / step + 1e-6))
     offsets = step * np.arange(-n_half, n_half + 1, dtype=np.float64)
     src_px = float(np.linalg.norm(a[:3, 1]))

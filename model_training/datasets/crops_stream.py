@@ -23,6 +23,7 @@ import numpy as np
 
 from cspine_desktop.imaging.crops import (
     CropConfig,
+    PlaneSpacing,
     crop_input,
     geometry,
     sample_planes,
@@ -103,13 +104,15 @@ def study_planes(
     stream: StreamConfig,
     *,
     train: bool,
-    plane_stride: int = 1,
+    spacing: PlaneSpacing | None = None,
     study: Any = None,
 ) -> Planes:
     """Crop planes of one phantom study. ``train``: a few planes per vertebra (positives first),
-    augmented; otherwise every ``plane_stride``-th plane of every vertebra, as inference does."""
+    augmented; otherwise every plane of every vertebra at ``spacing``
+    (:meth:`PlaneSpacing.default_for` the crops when None), as inference does."""
     from model_training.phantom.study import generate_study
 
+    spacing = spacing or PlaneSpacing.default_for(crop)
     st = study if study is not None else generate_study(seed, stream.phantom_config())
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57A6E2]))
     vol = st.to_volume()
@@ -128,9 +131,7 @@ def study_planes(
             src = src._replace(mask=perturb_mask(vmask, rng))
         neg_group = "mimic" if level in mimic_levels or conf.osteoporosis else "plain"
         for view in crop.views:
-            part = _level_planes(
-                src, level, view, crop, stream, rng, train=train, plane_stride=plane_stride
-            )
+            part = _level_planes(src, level, view, crop, stream, rng, train=train, spacing=spacing)
             if part is None:
                 continue
             y, x, maps = part
@@ -182,7 +183,7 @@ def _level_planes(
     rng: np.random.Generator,
     *,
     train: bool,
-    plane_stride: int,
+    spacing: PlaneSpacing,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(plane labels, model input, localisation targets) of one vertebra in one view; training
     keeps a few planes per vertebra (positives first) and augments them."""
@@ -190,7 +191,7 @@ def _level_planes(
     if train:
         jitter = tuple(rng.uniform(-1, 1, 2) * stream.centre_jitter_mm)
     geom = geometry(
-        src.vol, src.labels, level, crop, view, centre_jitter_mm=jitter, plane_stride=plane_stride
+        src.vol, src.labels, level, crop, view, centre_jitter_mm=jitter, spacing=spacing
     )
     if geom is None:
         return None
@@ -322,14 +323,19 @@ class CropStream(PlanePool[Planes]):
 
 
 def evaluation_planes(
-    seeds: list[int], crop: CropConfig, stream: StreamConfig, plane_stride: int = 2, workers=1
+    seeds: list[int],
+    crop: CropConfig,
+    stream: StreamConfig,
+    spacing: PlaneSpacing | None = None,
+    workers=1,
 ) -> Planes:
-    """Every ``plane_stride``-th plane of every vertebra of the given studies (true masks), as
-    inference scores them; for per-epoch plane and vertebra AUC."""
-    args = [(s, crop.to_dict(), stream, plane_stride) for s in seeds]
+    """Every plane at ``spacing`` (the crops' default when None) of every vertebra of
+    the given studies (true masks), as inference scores them; for per-epoch plane and
+    vertebra AUC."""
+    args = [(s, crop.to_dict(), stream, spacing) for s in seeds]
     return Planes.concat(map_seeds(_eval_one, args, workers))
 
 
 def _eval_one(args: tuple) -> Planes:
-    seed, crop, stream, stride = args
-    return study_planes(seed, CropConfig.from_dict(crop), stream, train=False, plane_stride=stride)
+    seed, crop, stream, spacing = args
+    return study_planes(seed, CropConfig.from_dict(crop), stream, train=False, spacing=spacing)

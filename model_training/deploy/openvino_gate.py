@@ -142,7 +142,7 @@ def _judge_stage1(bundle: ModelBundle, card: dict[str, Any], pairs, args):
 
 def _judge_stage2(bundle: ModelBundle, card: dict[str, Any], pairs, args):
     """Stage 2 on the crop planes of its int8 export gate (same seeds, same measure)."""
-    from cspine_desktop.imaging.crops import CropConfig
+    from cspine_desktop.imaging.crops import CropConfig, PlaneSpacing
     from cspine_desktop.inference.backends import ov
     from cspine_desktop.inference.engine import CLASSIFIER_OUTPUTS
 
@@ -160,7 +160,7 @@ def _judge_stage2(bundle: ModelBundle, card: dict[str, Any], pairs, args):
         [seed + i for i in range(n)],
         crop,
         StreamConfig(),
-        plane_stride=int(stage2.get("plane_stride", 2)),
+        spacing=PlaneSpacing.from_card(stage2),
     )
     top_k = int(stage2.get("top_k", 2))
     ref_probs = gate.classifier_probs(reference, planes.x)

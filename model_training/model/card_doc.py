@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from cspine_desktop.imaging.crops import CropConfig, PlaneSpacing
 from cspine_desktop.vertebrae import NAMES
 
 from .report import FIGURES
@@ -241,12 +242,27 @@ def _more_target_rows(m: dict[str, Any]) -> list[tuple[str, float, float | None,
     return rows
 
 
-def _sagittal_words(crops: dict[str, Any]) -> str:
+def _spacing_words(s2: dict[str, Any], c: dict[str, Any]) -> str:
+    """How far apart the scored planes lie, as the card's ``stage2`` section says."""
+    step = float(s2.get("plane_step_mm") or 0.0)
+    if step > 0:
+        return (
+            f"planes scored every {step:g} mm (axial: never closer than the source's slices, "
+            "so every source slice is read)"
+        )
+    return (
+        f"planes {c['plane_mm']} mm apart (or the source spacing), one in "
+        f"{s2.get('plane_stride', 1)} scored"
+    )
+
+
+def _sagittal_words(crops: dict[str, Any], s2: dict[str, Any]) -> str:
     half = float(crops.get("sagittal_half_mm") or 0.0)
     if half <= 0:
         return ""
+    step = PlaneSpacing.from_card(s2).sagittal_step_mm(CropConfig.from_dict(crops))
     return (
-        f"A second view: sagittal planes {crops['plane_mm']} mm apart within {half:g} mm of the "
+        f"A second view: sagittal planes scored {step:g} mm apart within {half:g} mm of the "
         "vertebra's midline (channels toward patient left, at, toward patient right, and the "
         "mask), scored by the same network; a near-axial fracture (dens, end-plate, a burst's "
         "height loss) shows only there. "
@@ -299,11 +315,10 @@ def _stage2_section(card: dict[str, Any]) -> list[str]:
         f"{a['family']} ({a['parameters']:,} parameters, encoder weights "
         f"{a.get('encoder_weights') or 'none — trained from scratch'}). Input: crop planes of "
         f"the source series, {c['size']}×{c['size']} px at {c['pixel_mm']} mm around the "
-        f"vertebra's stage-1 mask, planes {c['plane_mm']} mm apart (or the source spacing), "
-        f"every {s2.get('plane_stride', 1)}th plane scored; channels: bone window "
+        f"vertebra's stage-1 mask, {_spacing_words(s2, c)}; channels: bone window "
         f"{c['context_mm']:g} mm toward the head, at the plane, {c['context_mm']:g} mm toward "
         "the feet, and the vertebra's mask. "
-        + _sagittal_words(c)
+        + _sagittal_words(c, s2)
         + "Outputs per plane: `fracture` (sigmoid) and "
         f"`fracture_map` ({c['size'] // c['map_stride']}² localisation map, the heat-map). "
         f"Vertebra probability = Platt-calibrated mean of the top {s2.get('top_k')} plane "

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cspine_desktop.imaging.crops import CropConfig
+from cspine_desktop.imaging.crops import CropConfig, PlaneSpacing
 
 from ..datasets.crops_stream import StreamConfig, evaluation_planes
 from ..deploy.gate import judge_classifier
@@ -225,7 +225,9 @@ def _stage2_section(
         },
         "crops": crop.to_dict(),
         "top_k": args.top_k,
-        "plane_stride": 2,
+        # planes that read every slice; plane_stride for readers older than plane_step_mm
+        "plane_step_mm": PlaneSpacing.default_for(crop).step_mm,
+        "plane_stride": PlaneSpacing.default_for(crop).stride,
         "calibration": card.get("stage2", {}).get("calibration", {"a": 1.0, "b": 0.0}),
         "training": {
             "data": "a stream of fresh synthetic phantom studies (no study seen twice)",
@@ -264,7 +266,7 @@ def _sha256(path: Path) -> str:
 
 
 def _plane_inputs(seed0: int, n: int, crop: CropConfig) -> Any:
-    return evaluation_planes([seed0 + i for i in range(n)], crop, StreamConfig(), plane_stride=2)
+    return evaluation_planes([seed0 + i for i in range(n)], crop, StreamConfig())
 
 
 def _onnx_probs(path: Path, x: np.ndarray) -> np.ndarray:

@@ -89,7 +89,7 @@ def truth_mask_outcomes(bundle_dir: Path, seeds: list[int], workers: int = 1) ->
     """Stage 2 alone on phantom studies of the phantom's default distribution, its crops cut
     around the TRUE vertebra masks (so segmentation errors play no part), scored by the
     bundle's classifier exactly as the app scores (int8 on the CPU when shipped, every
-    ``plane_stride``-th plane, top-k, the card's calibration). Dice is not measured here."""
+    plane at the card's spacing, top-k, the card's calibration). Dice is not measured here."""
     from cspine_desktop.analysis.stage2 import Stage2Config
     from cspine_desktop.inference import load_bundle, open_engine
 
@@ -151,6 +151,4 @@ def _level_scores(clf: Any, planes: Any, top_k: int) -> tuple[np.ndarray, np.nda
 def study_planes_eval(seed: int, cfg: Any, stream: StreamConfig, study: Any) -> Any:
     from ..datasets.crops_stream import study_planes
 
-    return study_planes(
-        seed, cfg.crops, stream, train=False, plane_stride=cfg.plane_stride, study=study
-    )
+    return study_planes(seed, cfg.crops, stream, train=False, spacing=cfg.spacing, study=study)

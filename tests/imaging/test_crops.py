@@ -7,6 +7,7 @@ import pytest
 
 from cspine_desktop.imaging.crops import (
     CropConfig,
+    PlaneSpacing,
     crop_geometry,
     map_to_crop,
     paste_planes,
@@ -66,6 +67,51 @@ def test_planes_one_mm_apart_on_thin_slices_and_source_spacing_on_thick():
     g = crop_geometry(thick, lab, 3, CropConfig(size=64))
     assert np.allclose(np.diff(g.planes) * 2.0, 2.0)
     assert g.planes[0] == 10 and g.planes[-1] == 29
+
+
+def _unread_slices(planes, slices, slice_mm: float, cfg: CropConfig) -> list[int]:
+    """Source slices no channel of any plane reads: each plane reads at −context, 0 and
+    +context mm, each read standing for ``plane_mm`` of the source (or one slice when the
+    slices are thicker)."""
+    reads = np.concatenate(
+        [np.asarray(planes) * slice_mm + off for off in (-cfg.context_mm, 0.0, cfg.context_mm)]
+    )
+    reach = 0.5 * max(cfg.plane_mm, slice_mm) + 1e-6
+    return [k for k in slices if np.abs(reads - k * slice_mm).min() > reach]
+
+
+@pytest.mark.parametrize("slice_mm", [0.5, 0.9, 1.25, 1.6, 2.0, 2.5, 3.0])
+def test_plane_spacing_reads_every_slice_of_the_vertebra(slice_mm):
+    """Planes at most ``plane_mm + 2·context_mm`` apart (and never closer than the slices) read
+    every source slice of the vertebra, thin or thick; the rule before 0.7.1 (one plane or
+    slice in two) skips slices once they are thicker than twice the context."""
+    n = round(90 / slice_mm)
+    vol, lab = _volume(spacing=(slice_mm, 0.8, 0.8), shape=(n, 120, 120))
+    lab[:] = 0
+    first, last = n // 4, 3 * n // 4
+    lab[first : last + 1, 50:70, 50:70] = 3
+    cfg = CropConfig(size=64)
+    assert cfg.tiling_step_mm == 3.0 and PlaneSpacing.default_for(cfg).step_mm == 2.0
+    for step in (2.0, 3.0):
+        g = crop_geometry(vol, lab, 3, cfg, spacing=PlaneSpacing(step_mm=step))
+        gap = np.diff(g.planes)
+        if slice_mm < cfg.plane_mm:
+            assert np.allclose(gap * slice_mm, step)
+        else:  # on source slices: a whole number of them, never wider than the tiling step
+            assert np.allclose(gap, np.round(gap)) and gap.min() >= 1
+            assert gap.max() == 1 or gap.max() * slice_mm <= cfg.tiling_step_mm + 1e-6
+        inside = range(first, int(g.planes[-1]) + 1)  # up to the last plane
+        assert _unread_slices(g.planes, inside, slice_mm, cfg) == []
+    old = crop_geometry(vol, lab, 3, cfg, spacing=PlaneSpacing(stride=2))
+    new = crop_geometry(vol, lab, 3, cfg, spacing=PlaneSpacing.default_for(cfg))
+    skipped = _unread_slices(old.planes, range(first, int(old.planes[-1]) + 1), slice_mm, cfg)
+    # thicker than twice the context: each old plane reads only its own slice, the next is
+    # skipped (2 mm: the ±1 mm channels read the neighbours at half weight)
+    assert (len(skipped) > 0) == (slice_mm > 2 * cfg.context_mm)
+    if slice_mm <= 1.25:  # up to 1.25 mm the same planes as before
+        assert np.allclose(old.planes, new.planes)
+    assert PlaneSpacing.from_card({"plane_stride": 2, "plane_step_mm": 3.0}).step_mm == 3.0
+    assert PlaneSpacing.from_card({"plane_stride": 2}) == PlaneSpacing(stride=2)
 
 
 def test_crop_does_not_depend_on_storage_order():

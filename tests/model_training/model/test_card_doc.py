@@ -35,10 +35,19 @@ def test_sagittal_view_and_a_starting_point_without_loss_are_rendered():
         },
     ]
     text = "\n".join(_stage2_section(_card({**CROPS, "sagittal_half_mm": 12.0}, hist)))
-    assert "sagittal planes 1.0 mm apart within 12 mm" in text
+    assert "sagittal planes scored 2 mm apart within 12 mm" in text
     assert "| run | epoch | lr | loss | val vertebra AUC | val sagittal only | gap |" in text
     assert "| + sagittal | 0 | — | — | 0.685 | — | -0.020 |" in text
     assert "| + sagittal | 1 | 0.0005 | 0.640 | 0.710 | 0.720 | +0.010 |" in text
+
+
+def test_plane_spacing_is_said_as_the_card_has_it():
+    old = "\n".join(_stage2_section(_card(CROPS, [])))
+    assert "one in 2 scored" in old and "every source slice" not in old
+    card = _card(CROPS, [])
+    card["stage2"]["plane_step_mm"] = 3.0
+    text = "\n".join(_stage2_section(card))
+    assert "planes scored every 3 mm" in text and "every source slice is read" in text
 
 
 def test_axial_only_card_says_nothing_of_a_sagittal_view():
