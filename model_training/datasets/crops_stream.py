@@ -108,11 +108,13 @@ def study_planes(
     study: Any = None,
 ) -> Planes:
     """Crop planes of one phantom study. ``train``: a few planes per vertebra (positives first),
-    augmented; otherwise every plane of every vertebra at ``spacing``
-    (:meth:`PlaneSpacing.default_for` the crops when None), as inference does."""
+    drawn from every plane (``spacing`` None) and augmented; otherwise every plane of every
+    vertebra at ``spacing`` (:meth:`PlaneSpacing.default_for` the crops when None), as
+    inference does."""
     from model_training.phantom.study import generate_study
 
-    spacing = spacing or PlaneSpacing.default_for(crop)
+    if spacing is None:
+        spacing = PlaneSpacing() if train else PlaneSpacing.default_for(crop)
     st = study if study is not None else generate_study(seed, stream.phantom_config())
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57A6E2]))
     vol = st.to_volume()

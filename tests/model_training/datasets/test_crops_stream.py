@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cspine_desktop.imaging.crops import CropConfig
+from cspine_desktop.imaging.crops import CropConfig, PlaneSpacing
 from model_training.datasets.crops_stream import CropStream, StreamConfig, study_planes
 from model_training.phantom.config import PhantomConfig
 from model_training.phantom.study import generate_study
@@ -58,6 +58,27 @@ def test_positive_planes_only_in_fractured_vertebrae(fractured):
     # the localisation target lies where the plane label says
     assert (p.maps.reshape(len(p), -1).max(axis=1) >= p.y).all()
     assert set(np.unique(p.group[p.y == 1])) <= {f"{f.kind}/{f.severity}" for f in st.fractures}
+
+
+def test_training_draws_from_every_plane_and_evaluation_scores_like_the_app(fractured, monkeypatch):
+    """Training picks its few planes per vertebra among all of them; evaluation scores the
+    planes inference scores (the exported card's spacing)."""
+    import model_training.datasets.crops_stream as cs
+
+    seen = []
+    real = cs.geometry
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["spacing"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cs, "geometry", spy)
+    seed, st = fractured
+    study_planes(seed, CROP, STREAM, train=True, study=st)
+    assert seen and set(seen) == {PlaneSpacing()}
+    seen.clear()
+    study_planes(seed, CROP, STREAM, train=False, study=st)
+    assert seen and set(seen) == {PlaneSpacing.default_for(CROP)}
 
 
 def test_planes_are_reproducible_from_the_seed(fractured):
