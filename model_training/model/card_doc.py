@@ -242,25 +242,23 @@ def _more_target_rows(m: dict[str, Any]) -> list[tuple[str, float, float | None,
     return rows
 
 
-def _spacing_words(s2: dict[str, Any], c: dict[str, Any]) -> str:
+def _spacing_words(spacing: PlaneSpacing, c: dict[str, Any]) -> str:
     """How far apart the scored planes lie, as the card's ``stage2`` section says."""
-    step = float(s2.get("plane_step_mm") or 0.0)
-    if step > 0:
+    if spacing.step_mm > 0:
         return (
-            f"planes scored every {step:g} mm (axial: never closer than the source's slices, "
-            "so every source slice is read)"
+            f"planes scored every {spacing.step_mm:g} mm (axial: never closer than the source's "
+            "slices, so every source slice is read)"
         )
     return (
-        f"planes {c['plane_mm']} mm apart (or the source spacing), one in "
-        f"{s2.get('plane_stride', 1)} scored"
+        f"planes {c['plane_mm']} mm apart (or the source spacing), one in {spacing.stride} scored"
     )
 
 
-def _sagittal_words(crops: dict[str, Any], s2: dict[str, Any]) -> str:
+def _sagittal_words(crops: dict[str, Any], spacing: PlaneSpacing) -> str:
     half = float(crops.get("sagittal_half_mm") or 0.0)
     if half <= 0:
         return ""
-    step = PlaneSpacing.from_card(s2).sagittal_step_mm(CropConfig.from_dict(crops))
+    step = spacing.sagittal_step_mm(CropConfig.from_dict(crops))
     return (
         f"A second view: sagittal planes scored {step:g} mm apart within {half:g} mm of the "
         "vertebra's midline (channels toward patient left, at, toward patient right, and the "
@@ -308,6 +306,7 @@ def _stage2_section(card: dict[str, Any]) -> list[str]:
         return []
     a, c, cal = s2["architecture"], s2["crops"], s2.get("calibration") or {}
     tr = s2.get("training") or {}
+    spacing = PlaneSpacing.from_card(s2)
     L = [
         "## Stage 2 — the fracture classifier",
         "",
@@ -315,10 +314,10 @@ def _stage2_section(card: dict[str, Any]) -> list[str]:
         f"{a['family']} ({a['parameters']:,} parameters, encoder weights "
         f"{a.get('encoder_weights') or 'none — trained from scratch'}). Input: crop planes of "
         f"the source series, {c['size']}×{c['size']} px at {c['pixel_mm']} mm around the "
-        f"vertebra's stage-1 mask, {_spacing_words(s2, c)}; channels: bone window "
+        f"vertebra's stage-1 mask, {_spacing_words(spacing, c)}; channels: bone window "
         f"{c['context_mm']:g} mm toward the head, at the plane, {c['context_mm']:g} mm toward "
         "the feet, and the vertebra's mask. "
-        + _sagittal_words(c, s2)
+        + _sagittal_words(c, spacing)
         + "Outputs per plane: `fracture` (sigmoid) and "
         f"`fracture_map` ({c['size'] // c['map_stride']}² localisation map, the heat-map). "
         f"Vertebra probability = Platt-calibrated mean of the top {s2.get('top_k')} plane "

@@ -217,6 +217,7 @@ def _stage2_section(
     history = (
         json.loads((run / "history.json").read_text()) if (run / "history.json").is_file() else []
     )
+    spacing = PlaneSpacing.default_for(crop)
     return {
         "architecture": {
             "family": "DenseNet121 encoder, plane classifier + localisation map",
@@ -226,8 +227,8 @@ def _stage2_section(
         "crops": crop.to_dict(),
         "top_k": args.top_k,
         # planes that read every slice; plane_stride for readers older than plane_step_mm
-        "plane_step_mm": PlaneSpacing.default_for(crop).step_mm,
-        "plane_stride": PlaneSpacing.default_for(crop).stride,
+        "plane_step_mm": spacing.step_mm,
+        "plane_stride": spacing.stride,
         "calibration": card.get("stage2", {}).get("calibration", {"a": 1.0, "b": 0.0}),
         "training": {
             "data": "a stream of fresh synthetic phantom studies (no study seen twice)",

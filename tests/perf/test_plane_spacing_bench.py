@@ -35,7 +35,7 @@ AXIAL, SAGITTAL = 0, 1
 
 def _rules(crop: CropConfig) -> dict[str, PlaneSpacing]:
     return {
-        "every plane": PlaneSpacing(step_mm=crop.plane_mm),
+        "every plane": PlaneSpacing(step_mm=crop.plane_mm),  # as _factor counts
         "one in two (up to 0.7.0)": PlaneSpacing(stride=2),
         "2 mm, no slice skipped": PlaneSpacing(step_mm=2.0),
         "3 mm, no slice skipped": PlaneSpacing(step_mm=crop.tiling_step_mm),
@@ -50,7 +50,8 @@ def _pick(scores: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _factor(rule: PlaneSpacing, crop: CropConfig, view: int, slice_mm: float) -> float:
-    every = _rules(crop)["every plane"]
+    """How many scored planes (every plane) apart the rule's planes lie."""
+    every = PlaneSpacing(step_mm=crop.plane_mm)
     if view == SAGITTAL:
         return rule.sagittal_step_mm(crop) / every.sagittal_step_mm(crop)
     return rule.axial_step(crop, slice_mm) / every.axial_step(crop, slice_mm)
