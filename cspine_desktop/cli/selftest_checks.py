@@ -286,13 +286,17 @@ def check_exports(outcome: Any, out_dir: Path) -> Check:
 
 def check_telemetry() -> Check:
     """ONNX Runtime's native telemetry is off (it would store a device id and try to send usage
-    events to a Microsoft collector; cspine_desktop turns it off before onnxruntime loads)."""
+    events to a Microsoft collector; cspine_desktop turns it off before onnxruntime loads), and
+    OpenVINO's Python telemetry (a client id under ~/intel and Google Analytics events on
+    ``import openvino``) cannot load: cspine_desktop blocks its package."""
 
     def run() -> tuple[bool, str, dict[str, Any]]:
         value = os.environ.get("ORT_DISABLE_TELEMETRY")
         if value != "1":
             return False, f"ONNX Runtime telemetry is on (ORT_DISABLE_TELEMETRY={value!r})", {}
-        return True, "ONNX Runtime telemetry off", {}
+        if sys.modules.get("openvino_telemetry") is not None:
+            return False, "OpenVINO telemetry is loaded (openvino_telemetry was imported)", {}
+        return True, "ONNX Runtime and OpenVINO telemetry off", {}
 
     return timed("telemetry", run)
 

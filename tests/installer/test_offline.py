@@ -101,3 +101,50 @@ def test_the_onnx_backend_runs_without_telemetry(tmp_path, model, telemetry_obse
         "assert backend.is_available()\n"
     )
     assert not run_in_fresh_home(tmp_path, model, before=before).exists()
+
+
+# OpenVINO: `import openvino` imports its conversion tools, whose telemetry (unless opted out)
+# writes a client id and a usage count under ~/intel and forks a sender of Google Analytics
+# events. Those files are the local sign; the control (plain `import openvino`) proves that the
+# installed OpenVINO still writes them, so the check can fail.
+OPENVINO_TELEMETRY_DIR = "intel"
+IMPORT_OPENVINO = """
+import sys
+{before}
+import openvino
+openvino.Core().available_devices
+print("telemetry module:", sys.modules.get("openvino_telemetry"))
+"""
+
+
+def import_openvino_in_fresh_home(tmp_path, before: str):
+    home = tmp_path / "home"
+    home.mkdir(parents=True)
+    # CI=true alone makes OpenVINO stay quiet: the control must not inherit it
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    env.update({"HOME": str(home), "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_OPENVINO.format(before=before)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return home / OPENVINO_TELEMETRY_DIR, proc.stdout
+
+
+def test_cspine_keeps_openvino_telemetry_from_loading(tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is an optional backend")
+    control, out = import_openvino_in_fresh_home(tmp_path / "control", before="")
+    assert control.is_dir() and any(control.iterdir()), (
+        f"plain `import openvino` wrote nothing under ~/intel; output: {out}"
+    )
+    before = (
+        "import cspine_desktop\n"
+        "from cspine_desktop.inference.backends import ov\n"
+        "assert ov.is_available()\n"
+    )
+    intel, out = import_openvino_in_fresh_home(tmp_path / "cspine", before=before)
+    assert not intel.exists(), sorted(p.name for p in intel.iterdir())
+    assert "telemetry module: None" in out

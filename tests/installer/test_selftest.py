@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import sys
 import threading
 import urllib.request
 
@@ -127,6 +128,14 @@ def test_onnxruntime_telemetry_left_on_fails(install, capsys, monkeypatch):
     monkeypatch.setenv("ORT_DISABLE_TELEMETRY", "0")
     code, report = self_test(capsys, "--no-gui", "--no-exports")
     assert code == 1 and "telemetry is on" in by_name(report)["telemetry"]["detail"]
+
+
+def test_openvino_telemetry_loaded_fails(install, capsys, monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "openvino_telemetry", types.ModuleType("openvino_telemetry"))
+    code, report = self_test(capsys, "--no-gui", "--no-exports")
+    assert code == 1 and "OpenVINO telemetry is loaded" in by_name(report)["telemetry"]["detail"]
 
 
 def test_guard_allows_loopback_and_restores_the_socket_module():
