@@ -89,12 +89,57 @@ def _frames(
 
 
 def _lookup(table: np.ndarray, labels: np.ndarray, index: Any) -> np.ndarray:
-    """``table[labels[index]]`` for the slices ``index`` selects, slice by slice."""
+    """``table[labels[index]]`` for the slices ``index`` selects, slice by slice; when ``table``
+    leaves every level as it is (all seven found, the usual case) the label map's own slices,
+    a read-only view where they are consecutive (no copy of a few hundred 512² slices)."""
     zs = np.arange(labels.shape[0])[index]
+    identity = np.arange(len(VERTEBRAE) + 1)
+    if len(zs) and labels.dtype == table.dtype and np.array_equal(table[: len(identity)], identity):
+        consecutive = zs[-1] - zs[0] + 1 == len(zs) and np.all(np.diff(zs) == 1)
+        kept = labels[zs[0] : zs[-1] + 1].view() if consecutive else labels[zs]
+        if kept.max() < len(identity):
+            kept.flags.writeable = False
+            return kept
     out = np.empty((len(zs), *labels.shape[1:]), table.dtype)
     for plane, z in zip(out, zs):
         np.take(table, labels[z], out=plane)
     return out
+
+
+class _HeatmapSegmentation(hd.seg.Segmentation):
+    """highdicom's Segmentation for the one-segment fracture heat-map, which
+    :func:`build_fracture_seg` has already clipped to [0, 1] itself.
+
+    highdicom checks a float array by listing its distinct values (``np.unique``: a sort of every
+    pixel, over a second of CPU for a few hundred 512² frames) to find values outside [0, 1] and
+    whether segments overlap. For one float32 segment in [0, 1] its answer is known: the array
+    as given, and "NO" overlap. Anything else goes through highdicom's own check.
+    ``tests/reports/test_report_dicom_seg.py`` compares the result with plain highdicom's.
+    """
+
+    @classmethod
+    def _check_and_cast_pixel_array(
+        cls,
+        pixel_array: Any,
+        segment_numbers: np.ndarray,
+        segmentation_type: hd.seg.SegmentationTypeValues,
+        dtype: type,
+    ) -> tuple[Any, hd.seg.SegmentsOverlapValues]:
+        plain = pixel_array.array if isinstance(pixel_array, hd.Volume) else pixel_array
+        if (
+            segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
+            and len(segment_numbers) == 1
+            and isinstance(plain, np.ndarray)
+            and plain.dtype == np.float32
+            and plain.ndim == 3
+            and plain.size
+            and plain.min() >= 0.0
+            and plain.max() <= 1.0
+        ):
+            return pixel_array, hd.seg.SegmentsOverlapValues.NO
+        return super()._check_and_cast_pixel_array(
+            pixel_array, segment_numbers, segmentation_type, dtype
+        )
 
 
 def build_vertebra_seg(
@@ -194,7 +239,7 @@ def build_fracture_seg(
         tracking_uid=hd.UID(),
         display_color=hd.color.CIELabColor.from_rgb(*FRACTURE_RGB),
     )
-    return hd.seg.Segmentation(
+    return _HeatmapSegmentation(
         **_frames(volume, sources, keep, planes),
         segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
         fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,

@@ -260,3 +260,67 @@ def test_memoized_iod_lookup_answers_as_highdicom_does():
     assert lookup("NumberOfFrames", seg) and not lookup("NumberOfFrames", ct)
     with pytest.raises(KeyError):
         lookup("PixelData", "1.2.3.4")
+
+
+def test_fracture_seg_skips_highdicoms_value_listing_with_the_same_result(
+    dicom_outcome, monkeypatch
+):
+    from highdicom.seg import sop
+
+    from cspine_desktop.reports import dicom_seg
+
+    with monkeypatch.context() as m:  # highdicom's own check, as plain Segmentation runs it
+        m.setattr(
+            dicom_seg._HeatmapSegmentation,
+            "_check_and_cast_pixel_array",
+            hd.seg.Segmentation._check_and_cast_pixel_array,
+        )
+        reference = dicom_seg.build_fracture_seg(dicom_outcome)
+
+    listed = []  # sizes of the arrays np.unique lists (highdicom uses it on small ones too)
+    unique = np.unique
+
+    def spy(array, *args, **kwargs):
+        listed.append(np.size(array))
+        return unique(array, *args, **kwargs)
+
+    monkeypatch.setattr(sop.np, "unique", spy)
+    fast = dicom_seg.build_fracture_seg(dicom_outcome)
+    frame = int(np.prod(dicom_outcome.heatmap.shape[1:]))
+    assert max(listed, default=0) < frame  # no pixel array was listed
+    assert fast.PixelData == reference.PixelData
+    assert fast.SegmentsOverlap == reference.SegmentsOverlap == "NO"
+    assert fast.NumberOfFrames == reference.NumberOfFrames
+
+
+def test_heatmap_check_leaves_anything_else_to_highdicom():
+    from cspine_desktop.reports.dicom_seg import _HeatmapSegmentation
+
+    fractional = hd.seg.SegmentationTypeValues.FRACTIONAL
+    with pytest.raises(ValueError, match="range"):  # highdicom's own refusal
+        _HeatmapSegmentation._check_and_cast_pixel_array(
+            np.full((2, 4, 4), 1.5, np.float32), np.array([1]), fractional, np.uint8
+        )
+    heat = np.full((2, 4, 4), 0.5, np.float32)
+    same, overlap = _HeatmapSegmentation._check_and_cast_pixel_array(
+        heat, np.array([1]), fractional, np.uint8
+    )
+    assert same is heat and overlap == hd.seg.SegmentsOverlapValues.NO
+
+
+def test_vertebra_frames_are_the_label_maps_own_slices_when_all_levels_are_kept():
+    from cspine_desktop.reports.dicom_seg import _lookup
+
+    labels = np.zeros((6, 4, 4), np.uint8)
+    labels[1:5, 1, 1] = [1, 7, 3, 5]
+    identity = np.zeros(256, np.uint8)
+    identity[1:8] = np.arange(1, 8)
+    kept = _lookup(identity, labels, np.arange(1, 5))
+    assert np.shares_memory(kept, labels) and not kept.flags.writeable
+    np.testing.assert_array_equal(kept, labels[1:5])
+    assert labels.flags.writeable  # the analysis' own map stays as it was
+    gaps = _lookup(identity, labels, np.array([1, 3]))  # not consecutive: a copy
+    np.testing.assert_array_equal(gaps, labels[[1, 3]])
+    remap = identity.copy()
+    remap[3], remap[7] = 0, 3  # C3 absent: C7 is segment 3
+    np.testing.assert_array_equal(_lookup(remap, labels, np.arange(6)), remap[labels])
