@@ -11,6 +11,7 @@ says what it scores (:class:`Scoring`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+
+from .model.config import PRECISIONS
 
 log = logging.getLogger("cspine.stream_training")
 MAX_GAP = 0.05
@@ -91,18 +94,68 @@ def start_run(run: Path, args: Any) -> tuple[dict[str, Any], dict[str, Any] | No
     return dict(json.loads(state.read_text())), dict(json.loads(config.read_text()))
 
 
-def record_keras(run: Path, config: dict[str, Any]) -> Any:
-    """Import Keras (after the stream's workers are spawned), record in ``config.json`` which
-    version, backend and devices train this run (docs/training.md says what has been run),
-    and return the module."""
+def add_precision_argument(p: argparse.ArgumentParser) -> None:
+    """``--precision``: the compute dtype (:mod:`.model.runtime`)."""
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="compute dtype: bfloat16 or float16 (mixed precision: float32 weights and outputs; "
+        "float16 with loss scaling), auto (float16 on a GPU, bfloat16 on a CPU with AMX or "
+        "AVX-512 BF16) or float32. Default: a new run float32, a resumed run its own; a resumed "
+        "run given another is rebuilt in it with its weights (the optimizer starts afresh)",
+    )
+
+
+def run_precision(config: dict[str, Any]) -> str:
+    """The compute dtype a run's ``config.json`` records (runs from before it was: float32)."""
+    return str(config.get("keras", {}).get("precision", "float32"))
+
+
+def record_keras(run: Path, config: dict[str, Any], precision: str | None = None) -> Any:
+    """Import Keras (after the stream's workers are spawned), set the compute dtype
+    (``precision``; None: a resumed run's own, else float32), record in ``config.json`` which
+    version, backend, devices and dtype train this run (docs/training.md says what has been
+    run), and return the module. Set before the network is built: a model loaded from a
+    ``.keras`` file keeps the dtype policy it was saved with (see :func:`in_precision`)."""
     import keras
+
+    from .model.runtime import set_precision
 
     backend = keras.backend.backend()
     found = devices(backend)
-    config["keras"] = {"version": keras.__version__, "backend": backend, "devices": found}
+    if precision is None:
+        precision = run_precision(config) if config.get("resumed_with") else "float32"
+    dtype = set_precision(precision)
+    config["keras"] = {
+        "version": keras.__version__,
+        "backend": backend,
+        "devices": found,
+        "precision": dtype,
+    }
     write_json(run / "config.json", config)
-    log.info("keras %s on %s: %s", keras.__version__, backend, found)
+    log.info("keras %s on %s: %s, %s", keras.__version__, backend, found, dtype)
     return keras
+
+
+def in_precision(
+    model: Any, saved: dict[str, Any] | None, config: dict[str, Any], rebuild: Callable[[], Any]
+) -> Any:
+    """``model`` as loaded to resume a run, or, when the resuming command chose another compute
+    dtype than the run had (``saved``: its config before), ``rebuild()`` (the same network built
+    and compiled under the dtype now set) with ``model``'s weights: the run goes on from the
+    same weights, epoch and seeds, and its optimizer starts its moments afresh."""
+    if saved is None or run_precision(saved) == config["keras"]["precision"]:
+        return model
+    fresh = rebuild()
+    fresh.set_weights(model.get_weights())
+    log.warning(
+        "resumed in %s (the run trained in %s): the network was rebuilt with its weights; "
+        "the optimizer starts afresh",
+        config["keras"]["precision"],
+        run_precision(saved),
+    )
+    return fresh
 
 
 def run_config(

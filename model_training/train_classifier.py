@@ -44,7 +44,9 @@ from .model.classifier import ClassifierConfig
 from .model.scoring import within_level_auc_flat
 from .stream_training import (
     Scoring,
+    add_precision_argument,
     evaluation_sets,
+    in_precision,
     open_stream,
     record_keras,
     run_config,
@@ -118,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "--init-weights", type=Path, default=None, help="start from this .keras model's weights"
     )
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
+    add_precision_argument(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -172,13 +175,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             args,
             (TRAIN_SEED0, VAL_SEED0),
         )
-        keras = record_keras(run, config)
+        keras = record_keras(run, config, args.precision)
 
         from .datasets.crops_stream import study_planes
         from .model.classifier import build_classifier, compile_classifier
 
+        def rebuild() -> Any:
+            fresh = build_classifier(cfg)
+            compile_classifier(fresh, state["lr"], args.map_weight)
+            return fresh
+
         if args.resume:
             model = keras.models.load_model(run / "last.keras", compile=True)
+            model = in_precision(model, saved, config, rebuild)
         else:
             model = build_classifier(cfg)
             if args.init_weights is not None:

@@ -47,7 +47,9 @@ from .datasets.grid_stream import (
 from .model.config import LossConfig, ModelConfig, TrainConfig
 from .stream_training import (
     Scoring,
+    add_precision_argument,
     evaluation_sets,
+    in_precision,
     open_stream,
     record_keras,
     run_config,
@@ -110,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--pool", type=int, default=2000)
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
+    add_precision_argument(p)
     p.add_argument(
         "--run-eagerly",
         action="store_true",
@@ -184,14 +187,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             args,
             (TRAIN_SEED0, VAL_SEED0),
         )
-        keras = record_keras(run, config)
+        keras = record_keras(run, config, args.precision)
 
         from .model.fit import compile_model, load_init_weights
         from .model.unet import build_model
 
         tcfg = TrainConfig(model=mcfg, loss=LossConfig(), optimizer="adamw", learning_rate=args.lr)
+
+        def rebuild() -> Any:
+            fresh = build_model(mcfg)
+            compile_model(fresh, tcfg, state["lr"])
+            return fresh
+
         if args.resume:
             model = keras.models.load_model(run / "last.keras", compile=True)
+            model = in_precision(model, saved, config, rebuild)
         else:
             model = build_model(mcfg)
             if args.init_weights is not None:

@@ -12,6 +12,7 @@ import pytest
 
 from cspine_desktop.imaging.crops import CropConfig
 from model_training.datasets.crops_stream import VAL_SEED0, StreamConfig, evaluation_planes
+from model_training.model.classifier import ClassifierConfig, build_classifier
 from model_training.train_classifier import main
 
 RUN_ONLY = [
@@ -66,3 +67,61 @@ def test_a_run_from_earlier_weights_measures_them_first(tmp_path):
     assert [r["epoch"] for r in history] == [0, 1]
     assert history[0]["val_vertebra_auc_within_level"] == pytest.approx(best, abs=1e-6)
     assert "gap" in history[0] and "eval_seconds" in history[0]
+
+
+@pytest.fixture
+def restore_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_mixed_precision_run_keeps_float32_weights_and_outputs_and_resumes_in_it(
+    tmp_path, restore_policy
+):
+    run = tmp_path / "run"
+    assert main(["--run", str(run), "--epochs", "1", "--precision", "bfloat16", *TINY]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["keras"]["precision"] == "bfloat16"
+    keras.mixed_precision.set_global_policy("float32")  # what the file holds, not the global
+    model = keras.models.load_model(run / "best.keras", compile=False)
+    computed = {layer.dtype_policy.compute_dtype for layer in model.layers if layer.weights}
+    assert "bfloat16" in computed
+    assert {str(w.dtype) for w in model.weights} == {"float32"}
+    out = model.predict(np.zeros((2, 32, 32, 4), np.float32), verbose=0)
+    assert {str(np.asarray(v).dtype) for v in out.values()} == {"float32"}
+
+    # the resuming command line says nothing about precision: the run keeps its own
+    assert main(["--run", str(run), "--epochs", "2", "--resume", *RUN_ONLY]) == 0
+    resumed = json.loads((run / "config.json").read_text())
+    assert resumed["keras"]["precision"] == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+
+
+def test_a_run_resumed_in_another_precision_goes_on_from_its_weights(tmp_path, restore_policy):
+    run = tmp_path / "run"
+    assert main(["--run", str(run), "--epochs", "1", *TINY]) == 0
+    keras.mixed_precision.set_global_policy("float32")
+    before = keras.models.load_model(run / "last.keras", compile=False).get_weights()
+    args = ["--run", str(run), "--epochs", "2", "--resume", "--precision", "bfloat16"]
+    assert main([*args, *RUN_ONLY, "--steps", "1"]) == 0
+    assert json.loads((run / "config.json").read_text())["keras"]["precision"] == "bfloat16"
+    assert [r["epoch"] for r in json.loads((run / "history.json").read_text())] == [1, 2]
+    keras.mixed_precision.set_global_policy("float32")
+    after = keras.models.load_model(run / "last.keras", compile=False)
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in after.layers)
+    fresh = build_classifier(
+        ClassifierConfig.from_dict(json.loads((run / "config.json").read_text())["classifier"])
+    )
+
+    def distance(weights):
+        return sum(float(np.abs(a - b).sum()) for a, b in zip(weights, before))
+
+    # one step on from the run's weights: far nearer them than a network built afresh
+    assert distance(after.get_weights()) < 0.2 * distance(fresh.get_weights())
+
+
+def test_a_run_is_float32_unless_asked(tmp_path):
+    run = tmp_path / "run"
+    assert main(["--run", str(run), "--epochs", "1", *TINY]) == 0
+    assert json.loads((run / "config.json").read_text())["keras"]["precision"] == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"

@@ -105,6 +105,21 @@ def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
     assert resumed["epoch"] == 2 and resumed["seeds_used"] >= state["seeds_used"]
     config = json.loads((run / "config.json").read_text())
     assert config["preprocessing"]["input_size"] == 32 and len(config["resumed_with"]) == 1
+    assert config["keras"]["precision"] == "float32"
+
+    # resumed in mixed precision (a GPU's bfloat16): the same weights go on, float32 outputs
+    try:
+        args = ["--run", str(run), "--epochs", "3", "--resume", "--precision", "bfloat16"]
+        assert main([*args, *RUN_ONLY]) == 0
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3] and np.isfinite(history[-1]["loss"])
+    assert json.loads((run / "config.json").read_text())["keras"]["precision"] == "bfloat16"
+    model = keras.models.load_model(run / "last.keras", compile=False)
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)
+    outputs = model.predict(np.zeros((1, 32, 32, 4), np.float32), verbose=0)
+    assert {str(np.asarray(v).dtype) for v in dict(outputs).values()} == {"float32"}
 
 
 def test_resume_without_a_run_is_a_plain_error(tmp_path, capsys):
