@@ -16,7 +16,8 @@ with each tree's stage timings from its ``result.json``, goes into the "cspine a
 every export" section of docs/benchmarks.md.
 
 Run: ``CSPINE_BENCH_BASELINE=<rev> [CSPINE_BENCH_BASELINE_PATHS=cspine_desktop/imaging,...]
-.venv/bin/python -m pytest -m perf -s tests/perf/test_analyze_exports_bench.py``
+[CSPINE_BENCH_RUNS=2] .venv/bin/python -m pytest -m perf -s
+tests/perf/test_analyze_exports_bench.py``
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ SECTION = "## `cspine analyze` with every export"
 TARGET_S, RSS_LIMIT_MB = 6.4, 3072
 SLICE_MM = 0.9  # → about 300 slices for the phantom's head-and-neck coverage
 FORMATS = ("nifti", "png", "pdf", "seg", "fracture_seg", "sr")
-RUNS = 2
+RUNS = int(os.environ.get("CSPINE_BENCH_RUNS", "2"))  # fresh processes per tree and mode
 STAGE_NAMES = {
     "load": "load",
     "preprocess": "preprocessing",
@@ -107,8 +108,8 @@ def _baseline_paths() -> list[str]:
 
 
 def _baseline_tree(rev: str, dest: Path, paths: list[str]) -> Path:
-    """This checkout's ``cspine_desktop`` with each of ``paths`` as of ``rev``; returns its
-    parent."""
+    """This checkout's ``cspine_desktop`` with each of ``paths`` (folders or files) as of
+    ``rev``; returns its parent."""
     shutil.copytree(
         ROOT / "cspine_desktop",
         dest / "cspine_desktop",
@@ -116,7 +117,10 @@ def _baseline_tree(rev: str, dest: Path, paths: list[str]) -> Path:
     )
     for path in paths:
         assert path.startswith("cspine_desktop"), path
-        shutil.rmtree(dest / path)
+        if (dest / path).is_dir():
+            shutil.rmtree(dest / path)
+        else:  # a single module
+            (dest / path).unlink()
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", rev, path], capture_output=True, check=True
         ).stdout
@@ -147,9 +151,10 @@ def _write_section(text: str) -> None:
 
 
 def _env_words(rev: str | None, paths: list[str]) -> str:
+    words = f"CSPINE_BENCH_RUNS={RUNS} " if RUNS != 2 else ""
     if not rev:
-        return ""
-    words = f"CSPINE_BENCH_BASELINE={rev} "
+        return words
+    words += f"CSPINE_BENCH_BASELINE={rev} "
     if paths != ["cspine_desktop/reports"]:
         words += f"CSPINE_BENCH_BASELINE_PATHS={','.join(paths)} "
     return words
