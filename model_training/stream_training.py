@@ -124,9 +124,7 @@ def record_keras(run: Path, config: dict[str, Any], precision: str | None = None
 
     backend = keras.backend.backend()
     found = devices(backend)
-    if precision is None:
-        precision = run_precision(config) if config.get("resumed_with") else "float32"
-    dtype = set_precision(precision)
+    dtype = set_precision(precision or run_precision(config))  # a new run's config: float32
     config["keras"] = {
         "version": keras.__version__,
         "backend": backend,

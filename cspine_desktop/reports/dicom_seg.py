@@ -95,8 +95,8 @@ def _lookup(table: np.ndarray, labels: np.ndarray, index: Any) -> np.ndarray:
     zs = np.arange(labels.shape[0])[index]
     identity = np.arange(len(VERTEBRAE) + 1)
     if len(zs) and labels.dtype == table.dtype and np.array_equal(table[: len(identity)], identity):
-        consecutive = zs[-1] - zs[0] + 1 == len(zs) and np.all(np.diff(zs) == 1)
-        kept = labels[zs[0] : zs[-1] + 1].view() if consecutive else labels[zs]
+        consecutive = zs[-1] - zs[0] + 1 == len(zs)  # zs increase strictly
+        kept = labels[zs[0] : zs[-1] + 1] if consecutive else labels[zs]
         if kept.max() < len(identity):
             kept.flags.writeable = False
             return kept

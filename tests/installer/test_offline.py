@@ -39,24 +39,28 @@ def model(tmp_path_factory):
     return path
 
 
-def run_in_fresh_home(tmp_path, model, before: str):
-    home = tmp_path / "home"
-    home.mkdir()
-    # no XDG_* either: onnxruntime honours XDG_CACHE_HOME, and the suite may set it
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k != "ORT_DISABLE_TELEMETRY" and not k.startswith("XDG_")
-    }
+def run_fresh(home, code: str, *args: str, drop=lambda key: False) -> str:
+    """Run ``code`` in a new Python with ``home`` as HOME, this checkout on the path and the
+    environment variables ``drop`` names left out; returns its stdout."""
+    home.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not drop(k)}
     env.update({"HOME": str(home), "PYTHONPATH": str(ROOT)})
     proc = subprocess.run(
-        [sys.executable, "-c", RUN_MODEL.format(before=before), str(model)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def run_in_fresh_home(tmp_path, model, before: str):
+    home = tmp_path / "home"
+    # no XDG_* either: onnxruntime honours XDG_CACHE_HOME, and the suite may set it
+    run_fresh(
+        home,
+        RUN_MODEL.format(before=before),
+        str(model),
+        drop=lambda k: k == "ORT_DISABLE_TELEMETRY" or k.startswith("XDG_"),
+    )
     return home.joinpath(*TELEMETRY_DIR)
 
 
@@ -119,19 +123,13 @@ print("telemetry module:", sys.modules.get("openvino_telemetry"))
 
 def import_openvino_in_fresh_home(tmp_path, before: str):
     home = tmp_path / "home"
-    home.mkdir(parents=True)
     # CI=true alone makes OpenVINO stay quiet: the control must not inherit it
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
-    env.update({"HOME": str(home), "PYTHONPATH": str(ROOT)})
-    proc = subprocess.run(
-        [sys.executable, "-c", IMPORT_OPENVINO.format(before=before)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = run_fresh(
+        home,
+        IMPORT_OPENVINO.format(before=before),
+        drop=lambda k: k in ("CI", "TF_BUILD", "JENKINS_URL"),
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return home / OPENVINO_TELEMETRY_DIR, proc.stdout
+    return home / OPENVINO_TELEMETRY_DIR, out
 
 
 def test_cspine_keeps_openvino_telemetry_from_loading(tmp_path):

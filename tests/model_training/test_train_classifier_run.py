@@ -38,6 +38,9 @@ def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["keras"]["backend"] == keras.backend.backend()
     assert config["keras"]["devices"]  # what computed it, as the backend names it
+    # float32 unless asked
+    assert config["keras"]["precision"] == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"
     first = json.loads((run / "history.json").read_text())
     assert [r["epoch"] for r in first] == [1]
     assert {"val_vertebra_auc_within_level", "gap", "studies_seen"} <= set(first[0])
@@ -118,10 +121,3 @@ def test_a_run_resumed_in_another_precision_goes_on_from_its_weights(tmp_path, r
 
     # one step on from the run's weights: far nearer them than a network built afresh
     assert distance(after.get_weights()) < 0.2 * distance(fresh.get_weights())
-
-
-def test_a_run_is_float32_unless_asked(tmp_path):
-    run = tmp_path / "run"
-    assert main(["--run", str(run), "--epochs", "1", *TINY]) == 0
-    assert json.loads((run / "config.json").read_text())["keras"]["precision"] == "float32"
-    assert keras.mixed_precision.global_policy().name == "float32"
