@@ -19,6 +19,7 @@ from ..imaging.preprocess import (
     PreparedVolume,
     PreprocessConfig,
     from_grid,
+    labels_from_grid,
     model_input,
     prepare_volume,
 )
@@ -123,7 +124,7 @@ def analyze(
     aggregation = AggregationConfig.from_dict(card.get("aggregation"))
     clean = _clean_labels(grid, prepared, cfg, aggregation)
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
-    labels = from_grid(clean.labels, prepared, order="nearest")
+    labels = labels_from_grid(clean.labels, prepared)
     classifier: AnalysisEngine | None = getattr(engine, "classifier", None)
     stage2 = None
     if classifier is not None and card.get("stage2"):

@@ -357,6 +357,104 @@ def to_grid(array_zyx: np.ndarray, prepared: PreparedVolume) -> np.ndarray:
     return out
 
 
+def labels_from_grid(labels_grid: np.ndarray, prepared: PreparedVolume) -> np.ndarray:
+    """A model-grid label map [Zg, S, S] back on the source grid [z, y, x], smoothly.
+
+    Each label's indicator is interpolated linearly between planes and pixels, and every source
+    voxel takes the label with the largest weight (background where the labels' weights sum to
+    less than the background's) — the way nnU-Net resamples segmentations. Nearest-neighbour
+    transport (:func:`from_grid`) copies each 2 mm × 1.25 mm grid cell as a block, a staircase
+    on a 0.5 mm source grid; on true label maps carried to the grid and back this lifts the
+    Dice from 0.92 to 0.94 (docs/benchmarks.md). Only the box round the labels is resampled.
+    """
+    grid = np.asarray(labels_grid)
+    nz_v, ny_v, nx_v = _view(np.empty(prepared.source_shape, dtype=np.uint8), prepared).shape
+    out = np.zeros((nz_v, ny_v, nx_v), dtype=np.uint8)
+    labelled = np.flatnonzero(grid.reshape(grid.shape[0], -1).any(axis=1))
+    if labelled.size:
+        m2 = cv2.invertAffineTransform(_inplane(prepared))  # view voxel (x, y) → grid (i, j)
+        g2v = _inplane(prepared)
+        last = prepared.n_slices - 1
+        for z in range(nz_v):
+            pos = float(prepared.source_z[z])
+            if pos < labelled[0] - 1 or pos > labelled[-1] + 1 or pos < -0.5 or pos > last + 0.5:
+                continue
+            pos = float(np.clip(pos, 0, last))
+            k0 = int(np.floor(pos))
+            k1 = min(k0 + 1, last)
+            f = pos - k0
+            pair = (grid[k0], grid[k1])
+            box = _view_box(pair, g2v, (nx_v, ny_v))
+            if box is not None:
+                near = pair[min(round(pos) - k0, 1)]  # the plane from_grid would copy
+                out[z, box[1] : box[3], box[0] : box[2]] = _blend_labels(pair, f, near, m2, box)
+    if prepared._axes != (0, 1, 2):
+        out = np.transpose(out, np.argsort(prepared._axes))
+    return out
+
+
+_TIE = 1e-3  # below cv2's 1/32-pixel interpolation steps: it decides exact ties only
+
+
+def _view_box(
+    pair: tuple[np.ndarray, np.ndarray], g2v: np.ndarray, size_xy: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the view voxels a linear warp of the two planes' labels can reach."""
+    ys, xs = np.nonzero(pair[0] | pair[1])
+    if ys.size == 0:
+        return None
+    i0, i1, j0, j1 = xs.min() - 1, xs.max() + 1, ys.min() - 1, ys.max() + 1
+    corners = np.array([[i0, j0, 1], [i1, j0, 1], [i0, j1, 1], [i1, j1, 1]], np.float64)
+    xy = corners @ g2v.T
+    x0, y0 = np.floor(xy.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(xy.max(axis=0)).astype(int) + 2
+    x0, y0 = max(int(x0), 0), max(int(y0), 0)
+    x1, y1 = min(int(x1), size_xy[0]), min(int(y1), size_xy[1])
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _blend_labels(
+    pair: tuple[np.ndarray, np.ndarray],
+    f: float,
+    near: np.ndarray,
+    m2: np.ndarray,
+    box: tuple[int, int, int, int],
+) -> np.ndarray:
+    """The labels of one source plane inside ``box``: each label's indicator, blended between
+    the two grid planes by ``f`` and warped bilinearly; the heaviest wins, background included.
+    A tie (a source plane halfway between two grid planes, common when the slices are half
+    the grid's step) goes to the nearer plane's label, as in :func:`from_grid`, not to the
+    lower level every time."""
+    x0, y0, x1, y1 = box
+    m = m2.copy()
+    m[:, 2] += m2[:, :2] @ np.array([x0, y0], np.float64)  # the box's corner as the origin
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    levels = np.union1d(np.unique(pair[0]), np.unique(pair[1]))
+    levels = levels[levels > 0]
+    size = (x1 - x0, y1 - y0)
+
+    def weight(lev: int, outside: float) -> np.ndarray:
+        ind = (1.0 - f) * (pair[0] == lev) + f * (pair[1] == lev) + _TIE * (near == lev)
+        return cv2.warpAffine(
+            ind.astype(np.float32),
+            m,
+            size,
+            flags=flags,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=outside,
+        )
+
+    best = np.zeros((size[1], size[0]), np.float32)
+    label = np.zeros(best.shape, np.uint8)
+    for lev in levels:
+        w = weight(int(lev), 0.0)
+        wins = w > best
+        best[wins] = w[wins]
+        label[wins] = lev
+    label[best < weight(0, 1.0)] = 0  # the background weighs more (outside the grid: all)
+    return label
+
+
 def from_grid(
     array_grid: np.ndarray, prepared: PreparedVolume, order: str = "nearest"
 ) -> np.ndarray:

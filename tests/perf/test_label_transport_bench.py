@@ -1,0 +1,165 @@
+"""Stage 1's labels on the source grid: nearest-neighbour transport against smooth transport.
+
+Stage 1 labels a 1.25 mm × 2 mm model grid; the viewer, the exports and stage 2's crops use
+the labels on the source grid (0.5–1 mm pixels). ``from_grid`` (nearest) copies each grid cell
+as a block; ``labels_from_grid`` interpolates each label's indicator and takes the heaviest.
+
+For ``N`` fresh phantom studies (seeds from ``SEED0``: not training, validation or test seeds):
+- the ceiling: the true label map carried to the grid and back both ways, Dice against itself;
+- the shipped model: ``analyze`` run twice, once with each transport (stage 1 and the level
+  assignment are the same; stage 2 then reads its masks from the transported labels): Dice
+  against the truth, and stage 2's within-level and patient AUC, with a paired bootstrap over
+  studies of smooth − nearest.
+
+Run: CSPINE_BENCH_STUDIES=100 .venv/bin/python -m pytest tests/perf/test_label_transport_bench.py
+-m perf -s   (≈ 10 s per study on 2 cores). Results: docs/benchmarks.md, "Stage 1's labels on
+the source grid".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import cspine_desktop.analysis.pipeline as pipeline
+from cspine_desktop.analysis.metrics import dice_counts, roc_auc
+from cspine_desktop.imaging.preprocess import (
+    PreprocessConfig,
+    from_grid,
+    labels_from_grid,
+    prepare_volume,
+    to_grid,
+)
+from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
+from cspine_desktop.vertebrae import NAMES
+from model_training.phantom import generate_study
+
+pytestmark = pytest.mark.perf
+
+SEED0 = int(os.environ.get("CSPINE_BENCH_SEED0", "96000000"))
+N = int(os.environ.get("CSPINE_BENCH_STUDIES", "20"))
+BOOT = 400
+WAYS = {
+    "nearest": lambda grid, prepared: from_grid(grid, prepared, order="nearest"),
+    "smooth": labels_from_grid,
+}
+
+
+def _dice(counts: np.ndarray) -> np.ndarray:
+    return counts[:, 0] / np.maximum(counts[:, 1], 1)
+
+
+def _within_level_auc(rows: list[dict], way: str) -> float:
+    aucs, weights = [], []
+    for k in range(7):
+        y = np.array([r["truth"][k] for r in rows if r[way]["present"][k]], bool)
+        s = np.array([r[way]["prob"][k] for r in rows if r[way]["present"][k]], float)
+        if 0 < y.sum() < y.size:
+            aucs.append(roc_auc(y, s))
+            weights.append(y.size)
+    return float(np.average(aucs, weights=weights))
+
+
+def _patient_auc(rows: list[dict], way: str) -> float:
+    y = np.array([r["patient_truth"] for r in rows], bool)
+    return roc_auc(y, np.array([r[way]["patient"] for r in rows]))
+
+
+def _mean_dice(rows: list[dict], way: str) -> float:
+    return float(_dice(sum(r[way]["dice"] for r in rows)).mean())
+
+
+def _measures(rows: list[dict]) -> dict[str, tuple[float, float, float]]:
+    """Each measure's smooth − nearest and its 95 % paired bootstrap interval."""
+    fns = {
+        "mean Dice": _mean_dice,
+        "within-level AUC": _within_level_auc,
+        "patient AUC": _patient_auc,
+    }
+    rng = np.random.default_rng(0)
+    draws: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(BOOT):
+        sample = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
+        for k, fn in fns.items():
+            try:
+                draws[k].append(fn(sample, "smooth") - fn(sample, "nearest"))
+            except (ValueError, ZeroDivisionError):
+                continue  # a draw with one class only
+    return {
+        k: (fns[k](rows, "smooth") - fns[k](rows, "nearest"), *np.percentile(draws[k], [2.5, 97.5]))
+        for k in fns
+    }
+
+
+def test_label_transport_bench(monkeypatch):
+    bundle = load_bundle(demo_model_dir())
+    cfg = PreprocessConfig.from_dict(dict(bundle.card["preprocessing"]))
+    engine = open_engine(bundle, "auto", None, measure=False)
+    ceiling = {w: np.zeros((7, 2), np.int64) for w in WAYS}
+    rows: list[dict] = []
+    spent = {w: 0.0 for w in WAYS}
+    t0 = time.perf_counter()
+    try:
+        for seed in range(SEED0, SEED0 + N):
+            study = generate_study(seed)
+            volume = study.to_volume()
+            truth = study.in_volume_order(study.labels)
+            prepared = prepare_volume(volume, cfg)
+            grid = to_grid(truth, prepared)
+            row: dict = {
+                "truth": np.asarray(study.fractured, bool),
+                "patient_truth": bool(study.patient_overall),
+            }
+            for way, transport in WAYS.items():
+                ceiling[way] += dice_counts(transport(grid, prepared), truth)
+
+                def timed(g, p, transport=transport, way=way):
+                    t = time.perf_counter()
+                    out = transport(g, p)
+                    spent[way] += time.perf_counter() - t
+                    return out
+
+                monkeypatch.setattr(pipeline, "labels_from_grid", timed)
+                res = pipeline.analyze(volume, engine, bundle.card, explain=False)
+                row[way] = {
+                    "prob": np.array([v.probability or 0.0 for v in res.result.vertebrae]),
+                    "present": np.array([v.present for v in res.result.vertebrae], bool),
+                    "patient": float(res.result.patient_overall.probability),
+                    "dice": dice_counts(res.labels, truth),
+                }
+            rows.append(row)
+    finally:
+        engine.close()
+    wall = time.perf_counter() - t0
+    names = list(NAMES)
+    print(f"\n{N} phantom studies, seeds {SEED0}–{SEED0 + N - 1}, {wall:.0f} s")
+    print("| labels | transport | " + " | ".join(names) + " | mean |")
+    print("|---|---|" + "---:|" * (len(names) + 1))
+    for way in WAYS:
+        d = _dice(ceiling[way])
+        print(
+            f"| truth → grid → source | {way} | "
+            + " | ".join(f"{x:.3f}" for x in d)
+            + f" | {d.mean():.3f} |"
+        )
+    for way in WAYS:
+        d = _dice(sum(r[way]["dice"] for r in rows))
+        print(
+            f"| demo model, `analyze` | {way} | "
+            + " | ".join(f"{x:.3f}" for x in d)
+            + f" | {d.mean():.3f} |"
+        )
+    for way in WAYS:
+        print(
+            f"{way}: within-level AUC {_within_level_auc(rows, way):.3f}, patient AUC "
+            f"{_patient_auc(rows, way):.3f}, transport {spent[way] / N * 1000:.0f} ms per study"
+        )
+    for k, (delta, lo, hi) in _measures(rows).items():
+        print(f"smooth − nearest, {k}: {delta:+.4f} (95 % {lo:+.4f}…{hi:+.4f})")
+    rose = sum(_dice(r["smooth"]["dice"]).mean() > _dice(r["nearest"]["dice"]).mean() for r in rows)
+    print(f"studies whose mean Dice rose: {rose} of {N}")
+    assert _dice(ceiling["smooth"]).mean() > _dice(ceiling["nearest"]).mean()
+    assert _mean_dice(rows, "smooth") > _mean_dice(rows, "nearest")
