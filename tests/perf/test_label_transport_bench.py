@@ -9,7 +9,9 @@ For ``N`` fresh phantom studies (seeds from ``SEED0``: not training, validation 
 - the shipped model: ``analyze`` run twice, once with each transport (stage 1 and the level
   assignment are the same; stage 2 then reads its masks from the transported labels): Dice
   against the truth, and stage 2's within-level and patient AUC, with a paired bootstrap over
-  studies of smooth − nearest.
+  studies of smooth − nearest;
+- what stage 1's labels cost stage 2: ``analyze`` a third time with the TRUE label map handed
+  to stage 2 in their place (everything else as the app runs it), its AUCs beside the others.
 
 Run: CSPINE_BENCH_STUDIES=100 .venv/bin/python -m pytest tests/perf/test_label_transport_bench.py
 -m perf -s   (≈ 10 s per study on 2 cores). Results: docs/benchmarks.md, "Stage 1's labels on
@@ -130,6 +132,13 @@ def test_label_transport_bench(monkeypatch):
                     "patient": float(res.result.patient_overall.probability),
                     "dice": dice_counts(res.labels, truth),
                 }
+            monkeypatch.setattr(pipeline, "labels_from_grid", lambda g, p, t=truth: t)
+            res = pipeline.analyze(volume, engine, bundle.card, explain=False)
+            row["true labels"] = {
+                "prob": np.array([v.probability or 0.0 for v in res.result.vertebrae]),
+                "present": np.array([v.present for v in res.result.vertebrae], bool),
+                "patient": float(res.result.patient_overall.probability),
+            }
             rows.append(row)
     finally:
         engine.close()
@@ -152,11 +161,18 @@ def test_label_transport_bench(monkeypatch):
             + " | ".join(f"{x:.3f}" for x in d)
             + f" | {d.mean():.3f} |"
         )
-    for way in WAYS:
+    cut = float(bundle.card["thresholds"]["patient_overall"])
+    y = np.array([r["patient_truth"] for r in rows], bool)
+    for way in (*WAYS, "true labels"):
+        p = np.array([r[way]["patient"] for r in rows])
         print(
-            f"{way}: within-level AUC {_within_level_auc(rows, way):.3f}, patient AUC "
-            f"{_patient_auc(rows, way):.3f}, transport {spent[way] / N * 1000:.0f} ms per study"
+            f"stage 2 on {way}: within-level AUC {_within_level_auc(rows, way):.3f}, "
+            f"patient AUC {_patient_auc(rows, way):.3f}; at the card's patient threshold "
+            f"{cut:.3f}: sensitivity {np.mean(p[y] >= cut):.2f}, "
+            f"specificity {np.mean(p[~y] < cut):.2f}"
         )
+    for way in WAYS:
+        print(f"{way} transport: {spent[way] / N * 1000:.0f} ms per study")
     for k, (delta, lo, hi) in _measures(rows).items():
         print(f"smooth − nearest, {k}: {delta:+.4f} (95 % {lo:+.4f}…{hi:+.4f})")
     rose = sum(_dice(r["smooth"]["dice"]).mean() > _dice(r["nearest"]["dice"]).mean() for r in rows)
