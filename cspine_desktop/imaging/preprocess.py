@@ -435,13 +435,15 @@ def _blend_labels(
 
     def weight(lev: int, outside: float) -> np.ndarray:
         ind = (1.0 - f) * (pair[0] == lev) + f * (pair[1] == lev) + _TIE * (near == lev)
-        return cv2.warpAffine(
-            ind.astype(np.float32),
-            m,
-            size,
-            flags=flags,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=outside,
+        return np.asarray(
+            cv2.warpAffine(
+                ind.astype(np.float32),
+                m,
+                size,
+                flags=flags,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=outside,
+            )
         )
 
     best = np.zeros((size[1], size[0]), np.float32)
