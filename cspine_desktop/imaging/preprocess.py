@@ -372,8 +372,8 @@ def labels_from_grid(labels_grid: np.ndarray, prepared: PreparedVolume) -> np.nd
     out = np.zeros((nz_v, ny_v, nx_v), dtype=np.uint8)
     labelled = np.flatnonzero(grid.reshape(grid.shape[0], -1).any(axis=1))
     if labelled.size:
-        m2 = cv2.invertAffineTransform(_inplane(prepared))  # view voxel (x, y) → grid (i, j)
         g2v = _inplane(prepared)
+        m2 = cv2.invertAffineTransform(g2v)  # view voxel (x, y) → grid (i, j)
         last = prepared.n_slices - 1
         for z in range(nz_v):
             pos = float(prepared.source_z[z])

@@ -39,8 +39,8 @@ def augment_hu(planes: list[np.ndarray], rng: np.random.Generator, px_mm: float)
 # Stage 1's level boundaries along the slices are off by a few mm: a level's mask takes in the
 # neighbour's endplate and the disc between them, or gives its own end to the neighbour. Masks
 # that only ever met in-plane dilation taught the classifier that a bone gap at the mask's end is
-# a fracture: on validation phantoms, intact vertebrae scored 0.08 higher on stage 1's masks than
-# on the true ones (docs/training.md). Each boundary moves with this probability, by up to
+# a fracture: on validation phantoms, intact vertebrae scored 0.04–0.06 higher on stage 1's masks
+# than on the true ones (docs/training.md). Each boundary moves with this probability, by up to
 # Z_SHIFT_MM.
 Z_SHIFT_P = 0.5
 Z_SHIFT_MM = 4.0

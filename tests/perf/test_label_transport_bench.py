@@ -37,6 +37,7 @@ from cspine_desktop.imaging.preprocess import (
 )
 from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 from cspine_desktop.vertebrae import NAMES
+from model_training.model.scoring import within_level_auc
 from model_training.phantom import generate_study
 
 pytestmark = pytest.mark.perf
@@ -55,14 +56,10 @@ def _dice(counts: np.ndarray) -> np.ndarray:
 
 
 def _within_level_auc(rows: list[dict], way: str) -> float:
-    aucs, weights = [], []
-    for k in range(7):
-        y = np.array([r["truth"][k] for r in rows if r[way]["present"][k]], bool)
-        s = np.array([r[way]["prob"][k] for r in rows if r[way]["present"][k]], float)
-        if 0 < y.sum() < y.size:
-            aucs.append(roc_auc(y, s))
-            weights.append(y.size)
-    return float(np.average(aucs, weights=weights))
+    """The card's within-level AUC (fractured/intact pairs of one level; absent levels out)."""
+    truth = np.array([r["truth"] for r in rows])
+    prob = np.array([np.where(r[way]["present"], r[way]["prob"], np.nan) for r in rows])
+    return within_level_auc(truth, prob)
 
 
 def _patient_auc(rows: list[dict], way: str) -> float:
@@ -72,6 +69,19 @@ def _patient_auc(rows: list[dict], way: str) -> float:
 
 def _mean_dice(rows: list[dict], way: str) -> float:
     return float(_dice(sum(r[way]["dice"] for r in rows)).mean())
+
+
+def _scores(res) -> dict:
+    """What stage 2 gave one analysis: each level's probability and presence, the patient's."""
+    return {
+        "prob": np.array([v.probability or 0.0 for v in res.result.vertebrae]),
+        "present": np.array([v.present for v in res.result.vertebrae], bool),
+        "patient": float(res.result.patient_overall.probability),
+    }
+
+
+def _dice_line(labels: str, way: str, d: np.ndarray) -> str:
+    return f"| {labels} | {way} | " + " | ".join(f"{x:.3f}" for x in d) + f" | {d.mean():.3f} |"
 
 
 def _measures(rows: list[dict]) -> dict[str, tuple[float, float, float]]:
@@ -86,10 +96,9 @@ def _measures(rows: list[dict]) -> dict[str, tuple[float, float, float]]:
     for _ in range(BOOT):
         sample = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
         for k, fn in fns.items():
-            try:
-                draws[k].append(fn(sample, "smooth") - fn(sample, "nearest"))
-            except (ValueError, ZeroDivisionError):
-                continue  # a draw with one class only
+            delta = fn(sample, "smooth") - fn(sample, "nearest")
+            if np.isfinite(delta):  # not a draw with one class only
+                draws[k].append(delta)
     return {
         k: (fns[k](rows, "smooth") - fns[k](rows, "nearest"), *np.percentile(draws[k], [2.5, 97.5]))
         for k in fns
@@ -126,41 +135,22 @@ def test_label_transport_bench(monkeypatch):
 
                 monkeypatch.setattr(pipeline, "labels_from_grid", timed)
                 res = pipeline.analyze(volume, engine, bundle.card, explain=False)
-                row[way] = {
-                    "prob": np.array([v.probability or 0.0 for v in res.result.vertebrae]),
-                    "present": np.array([v.present for v in res.result.vertebrae], bool),
-                    "patient": float(res.result.patient_overall.probability),
-                    "dice": dice_counts(res.labels, truth),
-                }
+                row[way] = {**_scores(res), "dice": dice_counts(res.labels, truth)}
             monkeypatch.setattr(pipeline, "labels_from_grid", lambda g, p, t=truth: t)
-            res = pipeline.analyze(volume, engine, bundle.card, explain=False)
-            row["true labels"] = {
-                "prob": np.array([v.probability or 0.0 for v in res.result.vertebrae]),
-                "present": np.array([v.present for v in res.result.vertebrae], bool),
-                "patient": float(res.result.patient_overall.probability),
-            }
+            row["true labels"] = _scores(
+                pipeline.analyze(volume, engine, bundle.card, explain=False)
+            )
             rows.append(row)
     finally:
         engine.close()
     wall = time.perf_counter() - t0
-    names = list(NAMES)
     print(f"\n{N} phantom studies, seeds {SEED0}–{SEED0 + N - 1}, {wall:.0f} s")
-    print("| labels | transport | " + " | ".join(names) + " | mean |")
-    print("|---|---|" + "---:|" * (len(names) + 1))
+    print("| labels | transport | " + " | ".join(NAMES) + " | mean |")
+    print("|---|---|" + "---:|" * (len(NAMES) + 1))
     for way in WAYS:
-        d = _dice(ceiling[way])
-        print(
-            f"| truth → grid → source | {way} | "
-            + " | ".join(f"{x:.3f}" for x in d)
-            + f" | {d.mean():.3f} |"
-        )
+        print(_dice_line("truth → grid → source", way, _dice(ceiling[way])))
     for way in WAYS:
-        d = _dice(sum(r[way]["dice"] for r in rows))
-        print(
-            f"| demo model, `analyze` | {way} | "
-            + " | ".join(f"{x:.3f}" for x in d)
-            + f" | {d.mean():.3f} |"
-        )
+        print(_dice_line("demo model, `analyze`", way, _dice(sum(r[way]["dice"] for r in rows))))
     cut = float(bundle.card["thresholds"]["patient_overall"])
     y = np.array([r["patient_truth"] for r in rows], bool)
     for way in (*WAYS, "true labels"):
