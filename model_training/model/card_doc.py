@@ -182,13 +182,21 @@ def _target_rows(m: dict[str, Any]) -> list[tuple[str, float | None, float | Non
 
 
 def _thresholds(card: dict[str, Any]) -> list[str]:
-    m = card["metrics"]
+    op = card["metrics"].get("operating_point", {})
+    floor = float(op.get("min_vertebra_sensitivity") or 0.0)
     L = [
         "",
         "## Thresholds",
         "",
-        f"Chosen on the validation split for sensitivity ≥ "
-        f"{m.get('operating_point', {}).get('min_sensitivity', 0.9)}:",
+        f"Chosen on the validation split for patient sensitivity ≥ "
+        f"{op.get('min_sensitivity', 0.9)}"
+        + (
+            f", the vertebra calls finding at least {floor:.2f} of the fractured vertebrae"
+            if floor
+            else ""
+        )
+        + (f" ({op['chosen_on']})" if op.get("chosen_on") else "")
+        + ":",
         "",
         "| key | threshold |",
         "|---|---|",

@@ -12,6 +12,12 @@ threshold serves C1..C7 (per-level positives are too few for seven separate choi
 Choosing the vertebra threshold alone for vertebra sensitivity ≥ 0.90 first (as an earlier
 version did) lets a weak vertebra score fire in nearly every study and leaves no patient
 specificity to choose from.
+
+The other way round fails too: with patient specificity first and nothing asked of the vertebra
+calls, a weak vertebra score ends at a threshold so high that the patient verdict comes from
+the patient threshold alone and the level is almost never named (on stage 1's masks, vertebra
+sensitivity 0.21). ``min_vertebra_sensitivity`` is a floor for the pooled vertebra calls: only
+vertebra thresholds that find at least that share of the fractured vertebrae are tried.
 """
 
 from __future__ import annotations
@@ -72,7 +78,9 @@ def _rates_of(truth: np.ndarray, called: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def choose_thresholds(
-    outcomes: Sequence[StudyOutcome], min_sensitivity: float = 0.90
+    outcomes: Sequence[StudyOutcome],
+    min_sensitivity: float = 0.90,
+    min_vertebra_sensitivity: float = 0.0,
 ) -> dict[str, float]:
     """Thresholds {"C1".."C7", "patient_overall"} for the operating point (see module doc)."""
     a = _arrays(outcomes)
@@ -85,6 +93,8 @@ def choose_thresholds(
         called_v = present & (prob >= tv)
         v_sens_1, v_spec_1 = _rates_of(truth.ravel(), called_v.ravel()[None, :])
         v_sens, v_spec = float(v_sens_1[0]), float(v_spec_1[0])
+        if not np.isnan(v_sens) and v_sens < min_vertebra_sensitivity - 1e-12:
+            continue
         p_sens, p_spec = _rates_of(pt, by_patient | called_v.any(axis=1)[None, :])
         ok = np.isnan(p_sens) | (p_sens >= min_sensitivity - 1e-12)
         if not ok.any():

@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--bundle", required=True)
     c.add_argument("--studies", type=int, default=80)
     c.add_argument("--min-sensitivity", type=float, default=0.90)
+    c.add_argument(
+        "--min-vertebra-sensitivity",
+        type=float,
+        default=0.0,
+        help="only vertebra thresholds that call at least this share of the fractured "
+        "vertebrae on validation (default 0: patient specificity alone decides)",
+    )
     c.add_argument("--masks", choices=["truth", "stage1"], default="truth")
     c.add_argument("--save", help="write the raw validation scores here (.npz)")
     t = sub.add_parser("test")

@@ -83,7 +83,8 @@ def calibrate_bundle(args: argparse.Namespace) -> dict[str, Any]:
         cal = np.where(o.present, calibrate(r, (a, b)), 0.0)
         o.probability = cal
         o.patient_probability = float(cal[o.present].max()) if o.present.any() else 0.0
-    thresholds = choose_thresholds(outs, args.min_sensitivity)
+    v_floor = float(getattr(args, "min_vertebra_sensitivity", 0.0))
+    thresholds = choose_thresholds(outs, args.min_sensitivity, min_vertebra_sensitivity=v_floor)
     val = compute_metrics(outs, thresholds, n_boot=200, seed=0)
     card["stage2"]["calibration"] = {
         "a": a,
@@ -97,6 +98,7 @@ def calibrate_bundle(args: argparse.Namespace) -> dict[str, Any]:
     metrics["validation"] = {k: val[k] for k in ("n_studies", "patient", "vertebra_pooled")}
     metrics["operating_point"] = {
         "min_sensitivity": args.min_sensitivity,
+        "min_vertebra_sensitivity": v_floor,
         "chosen_on": f"validation phantoms (seeds {seeds[0]}–{seeds[-1]}), stage 2 on "
         + ("the true vertebra masks" if args.masks == "truth" else "stage 1's masks"),
     }

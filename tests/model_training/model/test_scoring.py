@@ -94,6 +94,28 @@ def test_the_chosen_pair_meets_the_sensitivity_it_was_asked_for(min_sensitivity)
     assert sens >= min_sensitivity - 1e-12
 
 
+def test_the_vertebra_floor_keeps_the_level_named():
+    """Vertebra scores weak, the patient probability separating: patient specificity first
+    leaves the vertebra threshold above nearly every fractured vertebra; the floor brings the
+    vertebra calls back to the share asked for, and the patient sensitivity still holds."""
+    rng = np.random.default_rng(3)
+    outcomes = []
+    for i, truth in _half_fractured(rng, 80):
+        prob = np.clip(rng.uniform(0.1, 0.7, 7) + 0.15 * truth, 0, 1)
+        patient = rng.uniform(0.6, 1.0) if truth.any() else rng.uniform(0.0, 0.65)
+        outcomes.append(_outcome(i, truth, prob, patient))
+    a = _arrays(outcomes)
+
+    def vertebra_sensitivity(th):
+        return float((a["prob"][a["truth"]] >= th["C1"]).mean())
+
+    free = choose_thresholds(outcomes, 0.9)
+    floored = choose_thresholds(outcomes, 0.9, min_vertebra_sensitivity=0.6)
+    assert vertebra_sensitivity(free) < 0.6
+    assert vertebra_sensitivity(floored) >= 0.6
+    assert _rates(outcomes, floored)[0] >= 0.9
+
+
 def test_a_score_that_only_knows_the_level_is_found_out():
     """Fractures at C2 and C7 far more often than elsewhere: a score that only says "this is
     C2 or C7" reaches a fair pooled AUC, the level-only baseline, and 0.5 within a level."""
