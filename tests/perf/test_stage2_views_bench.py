@@ -1,0 +1,159 @@
+"""Stage 2's two views on the masks the app has: would axial planes alone do better?
+
+The classifier was trained on axial and sagittal planes cut around the TRUE vertebra masks. The
+app cuts them around stage 1's masks, whose outlines are rougher (notches, steps from the
+model grid); on some levels the sagittal planes then score near 1 where the true masks give
+0.3. For ``N`` fresh phantom studies (seeds from ``SEED0``: not training, validation or test
+seeds) this
+
+- runs stage 1 as the app does (``analyze`` without stage 2) and keeps its labels on the source
+  grid;
+- scores every plane of every level, both views, once around the true masks and once around
+  stage 1's, with the bundle's classifier as ``auto`` opens it;
+- aggregates as the card does (top-k over the views scored) for axial + sagittal (what the card
+  scores) and for axial alone, and prints the within-level AUC (the card's pair-weighted one)
+  and the patient AUC (maximum over the levels) of each, with a paired bootstrap over studies
+  of axial − both.
+
+It fails if axial planes alone are clearly better on stage 1's masks (the 95 % interval of
+axial − both above zero for the within-level AUC): then the card should stop scoring the
+sagittal view until the classifier reads stage 1's outlines.
+
+Run: CSPINE_BENCH_STUDIES=200 .venv/bin/python -m pytest tests/perf/test_stage2_views_bench.py
+-m perf -s   (≈ 6 s per study on 2 cores). Results: docs/benchmarks.md, "Stage 2's views on
+stage 1's masks".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import cspine_desktop.analysis.pipeline as pipeline
+from cspine_desktop.analysis.metrics import roc_auc
+from cspine_desktop.analysis.stage2 import Stage2Config, top_k_score
+from cspine_desktop.imaging.crops import level_boxes, vertebra_crops
+from cspine_desktop.imaging.preprocess import labels_from_grid
+from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
+from model_training.model.scoring import within_level_auc
+from model_training.phantom import generate_study
+
+pytestmark = pytest.mark.perf
+
+SEED0 = int(os.environ.get("CSPINE_BENCH_SEED0", "96000000"))
+N = int(os.environ.get("CSPINE_BENCH_STUDIES", "20"))
+BOOT = 1000
+CHOICES = {"axial + sagittal": ("axial", "sagittal"), "axial": ("axial",)}
+
+
+def _plane_scores(volume, labels, classifier, cfg: Stage2Config) -> dict:
+    """{(level, view): plane probabilities} for every level and every view of the crops."""
+    out = {}
+    boxes = level_boxes(labels, range(1, 8))
+    for level in boxes:
+        for view in cfg.crops.views:
+            crops = vertebra_crops(
+                volume, labels, level, cfg.crops, spacing=cfg.spacing, view=view, box=boxes[level]
+            )
+            if crops is None:
+                continue
+            x = np.ascontiguousarray(crops.x)
+            out[level, view] = np.concatenate(
+                [
+                    np.asarray(classifier.predict(x[i : i + 16])["fracture"]).reshape(-1)
+                    for i in range(0, len(x), 16)
+                ]
+            )
+    return out
+
+
+def _raw(planes: dict, views: tuple[str, ...], top_k: int) -> np.ndarray:
+    """Top-k score per level over ``views`` (NaN where the level has no plane)."""
+    raw = np.full(7, np.nan)
+    for level in range(1, 8):
+        p = [planes[level, v] for v in views if (level, v) in planes]
+        if p:
+            raw[level - 1] = top_k_score(np.concatenate(p), top_k)
+    return raw
+
+
+def _aucs(truth: np.ndarray, raw: np.ndarray) -> tuple[float, float]:
+    """(within-level AUC, patient AUC) of [n, 7] scores, NaN = level absent."""
+    patient = np.nanmax(np.where(np.isnan(raw), -1.0, raw), axis=1)
+    return within_level_auc(truth, raw), roc_auc(truth.any(axis=1), patient)
+
+
+def test_stage2_views_bench(monkeypatch):
+    bundle = load_bundle(demo_model_dir())
+    cfg = Stage2Config.from_card(bundle.card["stage2"])
+    if "sagittal" not in cfg.crops.views:
+        pytest.fail(
+            "the bundle's classifier was not trained on sagittal planes: nothing to compare"
+        )
+    engine = open_engine(bundle, "auto", None, measure=False)
+    stage1_card = {k: v for k, v in bundle.card.items() if k != "stage2"}
+    kept: dict = {}
+
+    def keep(grid, prepared):
+        kept["labels"] = labels_from_grid(grid, prepared)
+        return kept["labels"]
+
+    monkeypatch.setattr(pipeline, "labels_from_grid", keep)
+    truth_rows, scores = [], {"true masks": [], "stage 1's masks": []}
+    t0 = time.perf_counter()
+    try:
+        for seed in range(SEED0, SEED0 + N):
+            study = generate_study(seed)
+            volume = study.to_volume()
+            pipeline.analyze(volume, engine, stage1_card, explain=False)
+            truth_rows.append(np.asarray(study.fractured, bool))
+            for name, labels in (
+                ("true masks", study.in_volume_order(study.labels)),
+                ("stage 1's masks", kept["labels"]),
+            ):
+                scores[name].append(_plane_scores(volume, labels, engine.classifier, cfg))
+    finally:
+        engine.close()
+    truth = np.array(truth_rows)
+    print(
+        f"\n{N} phantom studies, seeds {SEED0}–{SEED0 + N - 1}, {time.perf_counter() - t0:.0f} s; "
+        f"{int(truth.sum())} fractured vertebrae"
+    )
+    print("| masks | views | within-level AUC | patient AUC |")
+    print("|---|---|---:|---:|")
+    raws = {}
+    for name, rows in scores.items():
+        for choice, views in CHOICES.items():
+            raws[name, choice] = np.array([_raw(r, views, cfg.top_k) for r in rows])
+            w, p = _aucs(truth, raws[name, choice])
+            print(f"| {name} | {choice} | {w:.3f} | {p:.3f} |")
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, N, N) for _ in range(BOOT)]
+    delta = {}
+    for name in scores:
+        d = np.array(
+            [
+                np.subtract(
+                    _aucs(truth[i], raws[name, "axial"][i]),
+                    _aucs(truth[i], raws[name, "axial + sagittal"][i]),
+                )
+                for i in draws
+            ]
+        )
+        d = d[np.isfinite(d).all(axis=1)]
+        if len(d) < BOOT // 2:
+            pytest.fail(f"{N} studies are too few for a paired interval (one class in most draws)")
+        (w, p), (wl, pl), (wh, ph) = d.mean(0), np.percentile(d, 2.5, 0), np.percentile(d, 97.5, 0)
+        print(
+            f"axial − both, {name}: within-level {w:+.3f} (95 % {wl:+.3f}…{wh:+.3f}), "
+            f"patient {p:+.3f} ({pl:+.3f}…{ph:+.3f})"
+        )
+        delta[name] = (wl, wh)
+    lo, hi = delta["stage 1's masks"]
+    assert lo <= 0.0, (
+        "on stage 1's masks axial planes alone are clearly better than both views: "
+        f"within-level axial − both 95 % {lo:+.3f}…{hi:+.3f}"
+    )
