@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--masks", choices=["truth", "stage1"], default="truth")
     c.add_argument("--save", help="write the raw validation scores here (.npz)")
+    c.add_argument(
+        "--scores",
+        help="calibrate from the raw scores an earlier --save wrote (its seeds and masks) "
+        "instead of scoring the studies again",
+    )
     t = sub.add_parser("test")
     t.add_argument("--bundle", required=True)
     t.add_argument("--studies", type=int, default=200)

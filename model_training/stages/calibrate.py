@@ -53,6 +53,32 @@ def fit_platt(raw: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, 
     return float(w[0]), float(w[1])
 
 
+def _saved_outcomes(path: Path) -> tuple[list[int], str, list[Any]]:
+    """(seeds, masks, outcomes) from the raw validation scores a ``--save`` wrote: choosing the
+    operating point again costs no new scoring run."""
+    from ..model.predict import StudyOutcome
+
+    d = np.load(path)
+    raw, present, truth = d["raw"], d["present"].astype(bool), d["truth"].astype(bool)
+    if "seeds" not in d or "masks" not in d:
+        raise ValueError(f"{path} has no seeds or masks: write it with this version's --save")
+    outs = [
+        StudyOutcome(
+            study_uid=str(seed),
+            truth=t,
+            patient_truth=bool(t.any()),
+            probability=np.where(p, r, 0.0),
+            present=p,
+            patient_probability=0.0,
+            dice=np.full(7, np.nan),
+            dice_counts=np.zeros((7, 2), np.int64),
+            confounders={"_raw": r.tolist()},
+        )
+        for seed, r, p, t in zip(d["seeds"].tolist(), raw, present, truth)
+    ]
+    return [int(s) for s in d["seeds"]], str(d["masks"]), outs
+
+
 def calibrate_bundle(args: argparse.Namespace) -> dict[str, Any]:
     from ..model.scoring import choose_thresholds, compute_metrics
 
@@ -61,22 +87,19 @@ def calibrate_bundle(args: argparse.Namespace) -> dict[str, Any]:
     card = json.loads(card_path.read_text())
     card["stage2"]["calibration"] = {"a": 1.0, "b": 0.0}  # identity: the run gives raw scores
     write_json(card_path, card)
-    seeds = [VAL_SEED0 + 1000 + i for i in range(args.studies)]  # not the training-time val set
-    outs = (
-        truth_mask_outcomes(bundle, seeds)
-        if args.masks == "truth"
-        else run_bundle(bundle, seeds)[0]
-    )
-    raw = np.array([o.confounders["_raw"] for o in outs])
-    if args.save:
-        np.savez(
-            args.save,
-            raw=raw,
-            present=np.array([o.present for o in outs]),
-            truth=np.array([o.truth for o in outs]),
+    if getattr(args, "scores", None):
+        seeds, masks, outs = _saved_outcomes(Path(args.scores))
+    else:
+        seeds = [VAL_SEED0 + 1000 + i for i in range(args.studies)]  # not the training-time val
+        masks = args.masks
+        outs = (
+            truth_mask_outcomes(bundle, seeds) if masks == "truth" else run_bundle(bundle, seeds)[0]
         )
+    raw = np.array([o.confounders["_raw"] for o in outs])
     present = np.array([o.present for o in outs])
     truth = np.array([o.truth for o in outs])
+    if args.save:
+        np.savez(args.save, raw=raw, present=present, truth=truth, seeds=seeds, masks=masks)
     a, b = fit_platt(raw[present], truth[present])
     log.info("Platt calibration on %d vertebrae: a=%.4f b=%.4f", int(present.sum()), a, b)
     for o, r in zip(outs, raw):
@@ -100,7 +123,7 @@ def calibrate_bundle(args: argparse.Namespace) -> dict[str, Any]:
         "min_sensitivity": args.min_sensitivity,
         "min_vertebra_sensitivity": v_floor,
         "chosen_on": f"validation phantoms (seeds {seeds[0]}–{seeds[-1]}), stage 2 on "
-        + ("the true vertebra masks" if args.masks == "truth" else "stage 1's masks"),
+        + ("the true vertebra masks" if masks == "truth" else "stage 1's masks"),
     }
     card["metrics"] = json.loads(json.dumps(metrics, default=plain))
     write_json(card_path, card)

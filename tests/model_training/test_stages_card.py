@@ -80,3 +80,57 @@ def test_a_float_only_export_leaves_no_earlier_int8_classifier_behind(tmp_path):
     assert set(written["files"]) == {"classifier.onnx"}
     assert not (bundle / "classifier.int8.onnx").exists()
     assert (bundle / "classifier.onnx").is_file()
+
+
+def _saved_scores(path, seeds, masks="stage1"):
+    """Raw validation scores as ``stages calibrate --save`` writes them: every second study has
+    one fractured vertebra, scored higher than the intact ones."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((len(seeds), 7), bool)
+    truth[1::2, 3] = True
+    raw = np.clip(rng.uniform(0.05, 0.5, truth.shape) + 0.45 * truth, 0, 1)
+    np.savez(path, raw=raw, present=np.ones_like(truth), truth=truth, seeds=seeds, masks=masks)
+
+
+def test_calibrate_chooses_the_operating_point_again_from_saved_scores(tmp_path):
+    """``--scores`` reads what an earlier ``--save`` wrote: no study is scored again, and the
+    card says which seeds and masks the point was chosen on, and the vertebra floor."""
+    import json
+
+    from model_training.stages.calibrate import calibrate_bundle
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model_card.json").write_text(json.dumps({"stage2": {}, "metrics": {}}))
+    _saved_scores(tmp_path / "val.npz", list(range(500, 540)))
+    argv = f"calibrate --bundle {bundle} --scores {tmp_path / 'val.npz'}"
+    args = build_parser().parse_args([*argv.split(), "--min-vertebra-sensitivity", "0.8"])
+    card = calibrate_bundle(args)
+    assert json.loads((bundle / "model_card.json").read_text()) == card
+    op = card["metrics"]["operating_point"]
+    assert op["chosen_on"] == "validation phantoms (seeds 500–539), stage 2 on stage 1's masks"
+    assert op["min_vertebra_sensitivity"] == 0.8
+    assert card["stage2"]["calibration"]["seeds"] == [500, 539]
+    assert card["stage2"]["calibration"]["a"] > 0  # higher raw score, higher probability
+    assert card["metrics"]["validation"]["vertebra_pooled"]["sensitivity"]["value"] >= 0.8
+    assert card["metrics"]["validation"]["patient"]["sensitivity"]["value"] >= 0.9
+
+
+def test_calibrate_refuses_saved_scores_without_their_seeds(tmp_path):
+    import numpy as np
+
+    from model_training.stages.calibrate import calibrate_bundle
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model_card.json").write_text('{"stage2": {}, "metrics": {}}')
+    np.savez(
+        tmp_path / "old.npz", raw=np.zeros((2, 7)), present=np.ones((2, 7)), truth=np.zeros((2, 7))
+    )
+    args = build_parser().parse_args(
+        f"calibrate --bundle {bundle} --scores {tmp_path / 'old.npz'}".split()
+    )
+    with pytest.raises(ValueError, match="seeds"):
+        calibrate_bundle(args)
