@@ -37,6 +37,7 @@ def render(card: dict[str, Any], figures: str = "model_card") -> str:
         L += [f"**{k}.** {v}", ""]
     L += _training(card)
     L += _results(card["metrics"])
+    L += _end_to_end(card["metrics"])
     L += _thresholds(card)
     L += ["", "## Files", "", "| file | format | precision | sha256 |", "|---|---|---|---|"]
     L += [
@@ -179,6 +180,44 @@ def _target_rows(m: dict[str, Any]) -> list[tuple[str, float | None, float | Non
         ),
     ]
     return rows + list(_more_target_rows(m))
+
+
+def _end_to_end(m: dict[str, Any]) -> list[str]:
+    """The test studies run through ``analyze`` with both stages, as the app runs them."""
+    e = m.get("end_to_end")
+    if not e:
+        return []
+    p, v = e["patient"], e["vertebra_pooled"]
+    rows = [
+        ("Patient AUC", _ci(p.get("auc"))),
+        (
+            "Patient sensitivity / specificity at the thresholds",
+            f"{_ci(p.get('sensitivity'))} / {_ci(p.get('specificity'))}",
+        ),
+        (
+            "Per-vertebra AUC, pooled / within a level",
+            f"{_ci(v.get('auc'))} / {_ci(v.get('auc_within_level'))}",
+        ),
+        (
+            "Vertebra sensitivity / specificity at the thresholds",
+            f"{_ci(v.get('sensitivity'))} / {_ci(v.get('specificity'))}",
+        ),
+        ("Studies assessed (plausibility checks)", f"{e['assessed_share']:.3f}"),
+    ]
+    L = [
+        "",
+        "## End to end, as the app runs it",
+        "",
+        f"{e['n_studies']} of the test studies through `analyze()`, both stages on the backend "
+        "`auto` picks: "
+        "stage 2 reads stage 1's masks, not the true ones, so these are the figures a user gets. "
+        "Patient: "
+        f"{p['tp']}/{p['fp']}/{p['tn']}/{p['fn']} TP/FP/TN/FN.",
+        "",
+        "| measure | end to end |",
+        "|---|---|",
+    ]
+    return L + [f"| {k} | {val} |" for k, val in rows]
 
 
 def _thresholds(card: dict[str, Any]) -> list[str]:

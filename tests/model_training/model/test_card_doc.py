@@ -72,3 +72,46 @@ def test_int8_gate_is_rendered_with_its_bound_and_old_records_still_render():
     assert "within a level 0.6500 → 0.6490" in text
     assert "95th percentile of the vertebra-AUC drop 0.0120 (allowed 0.02)" in text
     assert "passed, int8 shipped" in text
+
+
+def test_the_end_to_end_figures_and_the_floor_are_on_the_page():
+    """When the thresholds are chosen on stage 1's masks, the page shows what the app gives
+    (the studies run end to end) beside the true-mask table, and the floor of the rule."""
+    from model_training.model.card_doc import _end_to_end, _thresholds
+
+    def ci(v):
+        return {"value": v, "ci95": [v - 0.1, v + 0.1]}
+
+    e2e = {
+        "n_studies": 60,
+        "what": "both stages through analyze()",
+        "patient": {
+            "tp": 28,
+            "fp": 18,
+            "tn": 10,
+            "fn": 4,
+            "auc": ci(0.69),
+            "sensitivity": ci(0.875),
+            "specificity": ci(0.357),
+        },
+        "vertebra_pooled": {
+            "auc": ci(0.71),
+            "auc_within_level": ci(0.71),
+            "sensitivity": ci(0.4),
+            "specificity": ci(0.87),
+        },
+        "assessed_share": 0.983,
+    }
+    text = "\n".join(_end_to_end({"end_to_end": e2e}))
+    assert "## End to end, as the app runs it" in text
+    assert (
+        "| Patient sensitivity / specificity at the thresholds | "
+        "0.875 (0.775–0.975) / 0.357 (0.257–0.457) |" in text
+    )
+    assert "28/18/10/4" in text
+    assert _end_to_end({}) == []
+    op = {"min_sensitivity": 0.9, "min_vertebra_sensitivity": 0.4, "chosen_on": "stage 1's masks"}
+    lines = "\n".join(
+        _thresholds({"metrics": {"operating_point": op}, "thresholds": {"C1": 0.118}})
+    )
+    assert "at least 0.40 of the fractured vertebrae (stage 1's masks)" in lines
