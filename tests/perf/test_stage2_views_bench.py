@@ -8,24 +8,25 @@ seeds) this
 
 - runs stage 1 as the app does (``analyze`` without stage 2) and keeps its labels on the source
   grid;
-- scores every plane of every level, both views, once around the true masks and once around
-  stage 1's, with the bundle's classifier as ``auto`` opens it;
-- aggregates as the card does (top-k over the views scored) for axial + sagittal (what the card
-  scores) and for axial alone, and prints the within-level AUC (the card's pair-weighted one)
-  and the patient AUC (maximum over the levels) of each, with a paired bootstrap over studies
-  of axial − both.
+- scores every level as the app does (``score_vertebrae``: the card's planes, top-k, the
+  bundle's classifier as ``auto`` opens it), around the true masks and around stage 1's, with
+  both views (what the card scores) and with the sagittal view left out (the axial planes are
+  the same either way), and prints the within-level AUC (the card's pair-weighted one) and the
+  patient AUC (maximum over the levels) of each, with a paired bootstrap over studies of
+  axial − both.
 
 It fails if axial planes alone are clearly better on stage 1's masks (the 95 % interval of
 axial − both above zero for the within-level AUC): then the card should stop scoring the
 sagittal view until the classifier reads stage 1's outlines.
 
 Run: CSPINE_BENCH_STUDIES=200 .venv/bin/python -m pytest tests/perf/test_stage2_views_bench.py
--m perf -s   (≈ 6 s per study on 2 cores). Results: docs/benchmarks.md, "Stage 2's views on
+-m perf -s   (≈ 11 s per study on 2 cores). Results: docs/benchmarks.md, "Stage 2's views on
 stage 1's masks".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -34,8 +35,7 @@ import pytest
 
 import cspine_desktop.analysis.pipeline as pipeline
 from cspine_desktop.analysis.metrics import roc_auc
-from cspine_desktop.analysis.stage2 import Stage2Config, top_k_score
-from cspine_desktop.imaging.crops import level_boxes, vertebra_crops
+from cspine_desktop.analysis.stage2 import Stage2Config, score_vertebrae
 from cspine_desktop.imaging.preprocess import labels_from_grid
 from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 from model_training.model.scoring import within_level_auc
@@ -46,38 +46,12 @@ pytestmark = pytest.mark.perf
 SEED0 = int(os.environ.get("CSPINE_BENCH_SEED0", "96000000"))
 N = int(os.environ.get("CSPINE_BENCH_STUDIES", "20"))
 BOOT = 1000
-CHOICES = {"axial + sagittal": ("axial", "sagittal"), "axial": ("axial",)}
 
 
-def _plane_scores(volume, labels, classifier, cfg: Stage2Config) -> dict:
-    """{(level, view): plane probabilities} for every level and every view of the crops."""
-    out = {}
-    boxes = level_boxes(labels, range(1, 8))
-    for level in boxes:
-        for view in cfg.crops.views:
-            crops = vertebra_crops(
-                volume, labels, level, cfg.crops, spacing=cfg.spacing, view=view, box=boxes[level]
-            )
-            if crops is None:
-                continue
-            x = np.ascontiguousarray(crops.x)
-            out[level, view] = np.concatenate(
-                [
-                    np.asarray(classifier.predict(x[i : i + 16])["fracture"]).reshape(-1)
-                    for i in range(0, len(x), 16)
-                ]
-            )
-    return out
-
-
-def _raw(planes: dict, views: tuple[str, ...], top_k: int) -> np.ndarray:
-    """Top-k score per level over ``views`` (NaN where the level has no plane)."""
-    raw = np.full(7, np.nan)
-    for level in range(1, 8):
-        p = [planes[level, v] for v in views if (level, v) in planes]
-        if p:
-            raw[level - 1] = top_k_score(np.concatenate(p), top_k)
-    return raw
+def _choices(cfg: Stage2Config) -> dict[str, Stage2Config]:
+    """The card's stage 2 (both views) and the same with the sagittal view left out."""
+    axial = dataclasses.replace(cfg.crops, sagittal_half_mm=0.0)
+    return {"axial + sagittal": cfg, "axial": dataclasses.replace(cfg, crops=axial)}
 
 
 def _aucs(truth: np.ndarray, raw: np.ndarray) -> tuple[float, float]:
@@ -102,7 +76,9 @@ def test_stage2_views_bench(monkeypatch):
         return kept["labels"]
 
     monkeypatch.setattr(pipeline, "labels_from_grid", keep)
-    truth_rows, scores = [], {"true masks": [], "stage 1's masks": []}
+    choices = _choices(cfg)
+    truth_rows: list[np.ndarray] = []
+    raws: dict[tuple[str, str], list[np.ndarray]] = {}
     t0 = time.perf_counter()
     try:
         for seed in range(SEED0, SEED0 + N):
@@ -114,7 +90,9 @@ def test_stage2_views_bench(monkeypatch):
                 ("true masks", study.in_volume_order(study.labels)),
                 ("stage 1's masks", kept["labels"]),
             ):
-                scores[name].append(_plane_scores(volume, labels, engine.classifier, cfg))
+                for choice, c in choices.items():
+                    scored = score_vertebrae(volume, labels, engine.classifier, c)
+                    raws.setdefault((name, choice), []).append(scored.raw)
     finally:
         engine.close()
     truth = np.array(truth_rows)
@@ -124,21 +102,19 @@ def test_stage2_views_bench(monkeypatch):
     )
     print("| masks | views | within-level AUC | patient AUC |")
     print("|---|---|---:|---:|")
-    raws = {}
-    for name, rows in scores.items():
-        for choice, views in CHOICES.items():
-            raws[name, choice] = np.array([_raw(r, views, cfg.top_k) for r in rows])
-            w, p = _aucs(truth, raws[name, choice])
-            print(f"| {name} | {choice} | {w:.3f} | {p:.3f} |")
+    raw = {key: np.array(rows) for key, rows in raws.items()}
+    for (name, choice), r in raw.items():
+        w, p = _aucs(truth, r)
+        print(f"| {name} | {choice} | {w:.3f} | {p:.3f} |")
     rng = np.random.default_rng(0)
     draws = [rng.integers(0, N, N) for _ in range(BOOT)]
     delta = {}
-    for name in scores:
+    for name in ("true masks", "stage 1's masks"):
         d = np.array(
             [
                 np.subtract(
-                    _aucs(truth[i], raws[name, "axial"][i]),
-                    _aucs(truth[i], raws[name, "axial + sagittal"][i]),
+                    _aucs(truth[i], raw[name, "axial"][i]),
+                    _aucs(truth[i], raw[name, "axial + sagittal"][i]),
                 )
                 for i in draws
             ]
