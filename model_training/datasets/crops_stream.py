@@ -130,7 +130,11 @@ def study_planes(
         vmask = labels == level
         src = _LevelSource(vol, labels, vmask & (fmask > 0), vmask)
         if train:
-            src = src._replace(mask=perturb_mask(vmask, rng, labels, level, float(vol.spacing[0])))
+            src = src._replace(
+                mask=perturb_mask(
+                    vmask, rng, labels, level, float(vol.spacing[0]), float(vol.spacing[1])
+                )
+            )
         neg_group = "mimic" if level in mimic_levels or conf.osteoporosis else "plain"
         for view in crop.views:
             part = _level_planes(src, level, view, crop, stream, rng, train=train, spacing=spacing)
