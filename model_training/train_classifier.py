@@ -7,7 +7,10 @@ records plane and vertebra AUC for both. A train − validation vertebra-AUC gap
 logged as a defect. ``best.keras`` is the epoch with the best validation vertebra AUC *within a
 level* (fractured and intact vertebrae of the same level only: the pooled AUC also rewards a
 model that has only learnt which levels fracture most often); the learning rate halves when
-that AUC has not improved for ``--patience`` epochs.
+that AUC has not improved for ``--patience`` epochs. With ``--stage1-masks`` (stage 1's label
+maps of the validation studies, :mod:`model_training.stages.stage1_masks`) the validation set
+is scored a second time with its crops cut around stage 1's masks, as the app cuts them
+(``val_stage1_*`` in the history), and ``best.keras`` and the schedule follow that AUC.
 
 Runs in chunks: ``--max-minutes`` stops cleanly after the epoch that crosses the budget, and
 ``--resume`` continues from ``last.keras`` with the optimizer state, the epoch counter, the
@@ -42,6 +45,7 @@ from .datasets.crops_stream import (
 )
 from .model.classifier import ClassifierConfig
 from .model.scoring import within_level_auc_flat
+from .stages.stage1_masks import load_label_maps
 from .stream_training import (
     Scoring,
     add_precision_argument,
@@ -52,6 +56,7 @@ from .stream_training import (
     run_config,
     start_run,
     train_epochs,
+    write_json,
 )
 
 log = logging.getLogger("cspine.train_classifier")
@@ -87,6 +92,15 @@ def evaluate_planes(model: Any, planes: Planes, batch: int = 64) -> dict[str, fl
     return out
 
 
+def validation_metrics(model: Any, val: Planes, val_stage1: Planes | None) -> dict[str, float]:
+    """:func:`evaluate_planes` of the validation set on the true masks, and with ``stage1_``
+    before each name on stage 1's masks when given."""
+    out = evaluate_planes(model, val)
+    if val_stage1 is not None:
+        out.update({f"stage1_{k}": v for k, v in evaluate_planes(model, val_stage1).items()})
+    return out
+
+
 def predict_planes(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
     if len(x) == 0:
         return np.zeros(0)
@@ -118,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--init-weights", type=Path, default=None, help="start from this .keras model's weights"
+    )
+    p.add_argument(
+        "--stage1-masks",
+        type=Path,
+        default=None,
+        help="stage 1's labels of the validation studies (cspine-evaluate stages masks): also "
+        "validate on them, and choose best.keras on them (a resumed run keeps its own)",
     )
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
     add_precision_argument(p)
@@ -158,6 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyError, TypeError, ValueError) as exc:
         print(f"cannot resume {run}: its config.json does not fit ({exc})", file=sys.stderr)
         return 2
+    masks_file = (saved or {}).get("stage1_masks") or args.stage1_masks
+    val_seeds = [VAL_SEED0 + i for i in range(args.val_studies)]
+    try:
+        stage1_labels = None if masks_file is None else load_label_maps(Path(masks_file), val_seeds)
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"--stage1-masks: {exc}", file=sys.stderr)
+        return 2
     config = run_config(
         run,
         args,
@@ -166,7 +194,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         classifier=cfg.to_dict(),
         crops=crop.to_dict(),
         stream=asdict(stream_cfg),
+        stage1_masks=None if masks_file is None else str(masks_file),
     )
+    if masks_file is not None and config.get("stage1_masks") is None:
+        # a run resumed with stage 1's masks for the first time: from now on best.keras is
+        # chosen on them, so the best so far (on the true masks) no longer counts
+        config["stage1_masks"] = str(masks_file)
+        write_json(run / "config.json", config)
+        state["best"], state["wait"] = -1.0, 0
+        log.info(
+            "validation on stage 1's masks from now on (%s): best.keras starts afresh", masks_file
+        )
     # the stream's workers are spawned before the Keras backend is imported
     with open_stream(partial(CropStream, crop, stream_cfg), args, state) as stream:
         val, probe, probe_seeds = evaluation_sets(
@@ -175,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args,
             (TRAIN_SEED0, VAL_SEED0),
         )
+        val_s1 = None
+        if stage1_labels is not None:
+            val_s1 = evaluation_planes(
+                val_seeds, crop, stream_cfg, workers=args.workers, labels=stage1_labels
+            )
+            log.info("validation planes on stage 1's masks: %d", len(val_s1))
         keras = record_keras(run, config, args.precision)
 
         from .datasets.crops_stream import study_planes
@@ -201,10 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.add(study_planes(s, crop, stream_cfg, train=True))
         stream.fill(min(args.pool, 600))
         scoring = Scoring(
-            lambda m: (evaluate_planes(m, val), evaluate_planes(m, probe)),
-            select_on=SELECT_ON,
+            lambda m: (validation_metrics(m, val, val_s1), evaluate_planes(m, probe)),
+            select_on=SELECT_ON if val_s1 is None else f"stage1_{SELECT_ON}",
             gap_on="vertebra_auc",
-            words_select="within-level vertebra AUC",
+            words_select="within-level vertebra AUC"
+            + ("" if val_s1 is None else " on stage 1's masks"),
             words_gap="vertebra AUC",
         )
         fresh = args.init_weights is not None and not args.resume

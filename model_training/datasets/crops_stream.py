@@ -15,6 +15,7 @@ Keras on any backend.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -106,11 +107,15 @@ def study_planes(
     train: bool,
     spacing: PlaneSpacing | None = None,
     study: Any = None,
+    labels: np.ndarray | None = None,
 ) -> Planes:
     """Crop planes of one phantom study. ``train``: a few planes per vertebra (positives first),
     drawn from every plane (``spacing`` None) and augmented; otherwise every plane of every
     vertebra at ``spacing`` (:meth:`PlaneSpacing.default_for` the crops when None), as
-    inference does."""
+    inference does. ``labels``: the label map the crops are cut from, in the volume's order
+    (stage 1's, as the app hands them to stage 2); the phantom's own when None. The targets stay
+    the phantom's: a plane is positive where its fracture voxels lie inside the level's mask,
+    a vertebra is fractured when the phantom's is."""
     from model_training.phantom.study import generate_study
 
     if spacing is None:
@@ -118,7 +123,10 @@ def study_planes(
     st = study if study is not None else generate_study(seed, stream.phantom_config())
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57A6E2]))
     vol = st.to_volume()
-    labels = st.in_volume_order(st.labels)
+    if labels is None:
+        labels = st.in_volume_order(st.labels)
+    elif labels.shape != vol.shape:
+        raise ValueError(f"labels {labels.shape} do not fit study {seed}'s volume {vol.shape}")
     fmask = st.in_volume_order(st.fracture_mask)
     conf = st.confounders
     mimic_levels = set(conf.osteophytes) | set(conf.sclerosis) | set(conf.vascular_channels)
@@ -334,14 +342,20 @@ def evaluation_planes(
     stream: StreamConfig,
     spacing: PlaneSpacing | None = None,
     workers=1,
+    labels: Mapping[int, np.ndarray] | None = None,
 ) -> Planes:
     """Every plane at ``spacing`` (the crops' default when None) of every vertebra of
-    the given studies (true masks), as inference scores them; for per-epoch plane and
-    vertebra AUC."""
-    args = [(s, crop.to_dict(), stream, spacing) for s in seeds]
+    the given studies, as inference scores them; for per-epoch plane and vertebra AUC. The
+    crops follow the true masks, or each study's map in ``labels`` (seed → label map, stage 1's:
+    :func:`model_training.stages.stage1_masks.stage1_label_maps`)."""
+    args = [
+        (s, crop.to_dict(), stream, spacing, None if labels is None else labels[s]) for s in seeds
+    ]
     return Planes.concat(map_seeds(_eval_one, args, workers))
 
 
 def _eval_one(args: tuple) -> Planes:
-    seed, crop, stream, spacing = args
-    return study_planes(seed, CropConfig.from_dict(crop), stream, train=False, spacing=spacing)
+    seed, crop, stream, spacing, labels = args
+    return study_planes(
+        seed, CropConfig.from_dict(crop), stream, train=False, spacing=spacing, labels=labels
+    )

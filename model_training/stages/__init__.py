@@ -5,6 +5,7 @@ thresholds on validation phantoms, and evaluate the bundle end to end — as the
     cspine-evaluate stages quantize --bundle BUNDLE      # int8 classifier for a float bundle
     cspine-evaluate stages calibrate --bundle BUNDLE --studies 80
     cspine-evaluate stages test     --bundle BUNDLE --studies 200 --out OUT [--docs docs]
+    cspine-evaluate stages masks    --bundle BUNDLE --studies 48 --out S1.npz
 
 ``export`` writes ``classifier.onnx`` (fp32, checked against Keras) and ``classifier.int8.onnx``
 when the int8 model passes the accuracy gate (:func:`model_training.deploy.gate.judge_classifier`
@@ -14,7 +15,9 @@ alone for a bundle that ships only the float classifier. ``calibrate`` runs the 
 validation phantoms, fits the Platt calibration of the vertebra scores and chooses the
 thresholds for sensitivity ≥ 0.90 (:func:`model_training.model.scoring.choose_thresholds`).
 ``test`` runs it on phantom studies of a seed never used before and writes the metrics, the
-report and the card's ``metrics``. Phantom seeds: :mod:`model_training.datasets.crops_stream`.
+report and the card's ``metrics``. ``masks`` saves stage 1's label maps of the classifier
+trainer's validation studies (:mod:`.stage1_masks`), for ``cspine-train-classifier
+--stage1-masks``. Phantom seeds: :mod:`model_training.datasets.crops_stream`.
 
 One module per step (:mod:`.export_classifier`, :mod:`.calibrate`, :mod:`.held_out`); the
 bundle run study by study is in :mod:`.outcomes`.
@@ -29,6 +32,7 @@ from .calibrate import calibrate_bundle, fit_platt
 from .export_classifier import GATE_MAX_DROP, GATE_SEED0, QUANT_SEED0, export, quantize_bundle
 from .held_out import test_bundle
 from .outcomes import run_bundle, study_planes_eval, truth_mask_outcomes
+from .stage1_masks import write_masks
 
 __all__ = [
     "GATE_MAX_DROP",
@@ -97,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--docs")
     t.add_argument("--bootstrap", type=int, default=1000)
     t.add_argument("--end-to-end", type=int, default=0, help="also run N studies end to end")
+    m = sub.add_parser("masks", help="stage 1's labels of the classifier trainer's validation")
+    m.add_argument("--bundle", required=True)
+    m.add_argument("--studies", type=int, default=48, help="at least the run's --val-studies")
+    m.add_argument("--out", required=True, help="the .npz for --stage1-masks")
     return p
 
 
@@ -108,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "quantize": quantize_bundle,
         "calibrate": calibrate_bundle,
         "test": test_bundle,
+        "masks": write_masks,
     }[args.step]
     step(args)
     return 0

@@ -121,3 +121,39 @@ def test_a_run_resumed_in_another_precision_goes_on_from_its_weights(tmp_path, r
 
     # one step on from the run's weights: far nearer them than a network built afresh
     assert distance(after.get_weights()) < 0.2 * distance(fresh.get_weights())
+
+
+def test_a_run_validates_on_stage_1s_masks_when_given_them(tmp_path):
+    """``--stage1-masks``: every epoch also scores the validation studies cut around the given
+    maps, and ``best.keras`` follows that score — from the epoch a run is first given them, its
+    earlier best (on the true masks) no longer counts. Given the phantom's own maps, both scores
+    agree; a file without the run's validation studies is refused before training."""
+    from model_training.phantom.study import generate_study
+    from model_training.stages.stage1_masks import save_label_maps
+
+    maps = {}
+    for seed in range(VAL_SEED0, VAL_SEED0 + 3):
+        st = generate_study(seed, StreamConfig().phantom_config())
+        maps[seed] = st.in_volume_order(st.labels)
+    path = tmp_path / "s1.npz"
+    save_label_maps(path, maps, "truth")
+    run = tmp_path / "run"
+    assert main(["--run", str(run), "--epochs", "1", *TINY]) == 0
+    state = json.loads((run / "state.json").read_text())
+    state["best"] = 2.0  # a best on the true masks that nothing on stage 1's masks could beat
+    (run / "state.json").write_text(json.dumps(state))
+    masks = ["--stage1-masks", str(path)]
+    assert main(["--run", str(run), "--epochs", "2", "--resume", *masks, *RUN_ONLY]) == 0
+    first, rec = json.loads((run / "history.json").read_text())
+    assert "val_stage1_vertebra_auc" not in first
+    for key in ("plane_auc", "vertebra_auc", "vertebra_auc_within_level"):
+        assert rec[f"val_stage1_{key}"] == pytest.approx(rec[f"val_{key}"], abs=1e-9)
+    state = json.loads((run / "state.json").read_text())
+    assert state["best"] == pytest.approx(rec["val_stage1_vertebra_auc_within_level"])
+    assert json.loads((run / "config.json").read_text())["stage1_masks"] == str(path)
+
+    short = tmp_path / "short.npz"
+    save_label_maps(short, {VAL_SEED0: maps[VAL_SEED0]}, "truth")
+    again = tmp_path / "again"
+    assert main(["--run", str(again), "--epochs", "1", "--stage1-masks", str(short), *TINY]) == 2
+    assert not (again / "history.json").exists()
