@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,25 @@ import numpy as np
 log = logging.getLogger("cspine.stages")
 
 
+def stage1_labels(volume: Any, engine: Any, card: Mapping[str, Any]) -> np.ndarray:
+    """Stage 1's label map of ``volume`` on the source grid, in the volume's order, exactly as
+    :func:`cspine_desktop.analysis.pipeline.analyze` hands it to stage 2 (stage 2 not run)."""
+    from cspine_desktop.analysis.pipeline import analyze
+
+    stage1_card = {k: v for k, v in card.items() if k != "stage2"}
+    return np.asarray(analyze(volume, engine, stage1_card, explain=False).labels, np.uint8)
+
+
 def stage1_label_maps(bundle_dir: Path, seeds: Iterable[int]) -> dict[int, np.ndarray]:
     """seed → stage 1's label map of that validation study of the classifier trainer (the
     stream's phantom distribution), on the source grid in the volume's order, as ``analyze``
     hands it to stage 2 (the bundle's ``auto`` backend; stage 2 itself is not run)."""
-    from cspine_desktop.analysis.pipeline import analyze
     from cspine_desktop.inference import load_bundle, open_engine
 
     from ..datasets.crops_stream import StreamConfig
     from ..phantom.study import generate_study
 
     bundle = load_bundle(Path(bundle_dir))
-    card = {k: v for k, v in bundle.card.items() if k != "stage2"}
     phantom = StreamConfig().phantom_config()
     engine = open_engine(bundle, "auto", None, measure=False)
     out: dict[int, np.ndarray] = {}
@@ -47,7 +54,7 @@ def stage1_label_maps(bundle_dir: Path, seeds: Iterable[int]) -> dict[int, np.nd
     try:
         for seed in seeds:
             vol = generate_study(int(seed), phantom).to_volume()
-            out[int(seed)] = np.asarray(analyze(vol, engine, card, explain=False).labels, np.uint8)
+            out[int(seed)] = stage1_labels(vol, engine, bundle.card)
     finally:
         engine.close()
     log.info(

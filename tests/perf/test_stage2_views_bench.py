@@ -33,13 +33,12 @@ import time
 import numpy as np
 import pytest
 
-import cspine_desktop.analysis.pipeline as pipeline
 from cspine_desktop.analysis.metrics import roc_auc
 from cspine_desktop.analysis.stage2 import Stage2Config, score_vertebrae
-from cspine_desktop.imaging.preprocess import labels_from_grid
 from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 from model_training.model.scoring import within_level_auc
 from model_training.phantom import generate_study
+from model_training.stages.stage1_masks import stage1_labels
 
 pytestmark = pytest.mark.perf
 
@@ -60,7 +59,7 @@ def _aucs(truth: np.ndarray, raw: np.ndarray) -> tuple[float, float]:
     return within_level_auc(truth, raw), roc_auc(truth.any(axis=1), patient)
 
 
-def test_stage2_views_bench(monkeypatch):
+def test_stage2_views_bench():
     bundle = load_bundle(demo_model_dir())
     cfg = Stage2Config.from_card(bundle.card["stage2"])
     if "sagittal" not in cfg.crops.views:
@@ -68,14 +67,6 @@ def test_stage2_views_bench(monkeypatch):
             "the bundle's classifier was not trained on sagittal planes: nothing to compare"
         )
     engine = open_engine(bundle, "auto", None, measure=False)
-    stage1_card = {k: v for k, v in bundle.card.items() if k != "stage2"}
-    kept: dict = {}
-
-    def keep(grid, prepared):
-        kept["labels"] = labels_from_grid(grid, prepared)
-        return kept["labels"]
-
-    monkeypatch.setattr(pipeline, "labels_from_grid", keep)
     choices = _choices(cfg)
     truth_rows: list[np.ndarray] = []
     raws: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -84,11 +75,10 @@ def test_stage2_views_bench(monkeypatch):
         for seed in range(SEED0, SEED0 + N):
             study = generate_study(seed)
             volume = study.to_volume()
-            pipeline.analyze(volume, engine, stage1_card, explain=False)
             truth_rows.append(np.asarray(study.fractured, bool))
             for name, labels in (
                 ("true masks", study.in_volume_order(study.labels)),
-                ("stage 1's masks", kept["labels"]),
+                ("stage 1's masks", stage1_labels(volume, engine, bundle.card)),
             ):
                 for choice, c in choices.items():
                     scored = score_vertebrae(volume, labels, engine.classifier, c)
