@@ -29,6 +29,7 @@ from ..vertebrae import NAMES
 from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_study, verdicts
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
 from .model_pass import GridOutputs, Predictor, run_model
+from .outline import OutlineConfig, outline_to_bone
 from .plausibility import FinalVerdicts, check_spine, final_verdicts, input_reasons
 from .postprocess import CleanLabels, clean_labels
 from .result import (
@@ -72,7 +73,8 @@ class AnalysisOutcome:
 
     result  : the verdicts (serialises to ``cspine.analysis/2``).
     volume  : the analysed series (unchanged).
-    labels  : uint8 [z, y, x] on the source grid, 0 background, 1–7 = C1–C7.
+    labels  : uint8 [z, y, x] on the source grid, 0 background, 1–7 = C1–C7; outlines on the
+              bone edge when the card has an ``outline`` section (stage 2 read stage 1's own).
     heatmap : float32 [z, y, x] on the source grid, fracture likelihood in [0, 1].
     gradcam : float32 [z, y, x] class activation for the vertebrae judged fractured, in [0, 1],
               or None (nothing fractured, or the backend cannot explain its classifier).
@@ -102,6 +104,7 @@ def analyze(
     cfg = PreprocessConfig.from_dict(dict(card["preprocessing"]))
     if tuple(engine.input_shape) != (cfg.input_size, cfg.input_size, cfg.n_channels):
         raise ValueError(f"engine input {engine.input_shape} does not match the card")
+    outline = OutlineConfig.from_card(card.get("outline"))
     timings: dict[str, float] = {}
 
     report(Progress(0.0, "resampling to the model grid"))
@@ -147,6 +150,10 @@ def analyze(
         heatmap = from_grid(heat_grid, prepared, order="linear").astype(np.float32, copy=False)
     gradcam = None if cam_grid is None else from_grid(cam_grid, prepared, order="linear")
     timings["postprocess"] = time.perf_counter() - t0
+    if outline is not None:  # what is shown and exported; stage 2 read stage 1's own labels
+        t0 = time.perf_counter()
+        labels = outline_to_bone(labels, volume, outline)
+        timings["outline"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
     result = _result(

@@ -6,6 +6,7 @@ thresholds on validation phantoms, and evaluate the bundle end to end — as the
     cspine-evaluate stages calibrate --bundle BUNDLE --studies 80
     cspine-evaluate stages test     --bundle BUNDLE --studies 200 --out OUT [--docs docs]
     cspine-evaluate stages masks    --bundle BUNDLE --studies 48 --out S1.npz
+    cspine-evaluate stages outline  --bundle BUNDLE [--off]   # shown outlines on the bone edge
 
 ``export`` writes ``classifier.onnx`` (fp32, checked against Keras) and ``classifier.int8.onnx``
 when the int8 model passes the accuracy gate (:func:`model_training.deploy.gate.judge_classifier`
@@ -17,7 +18,9 @@ thresholds for sensitivity ≥ 0.90 (:func:`model_training.model.scoring.choose_
 ``test`` runs it on phantom studies of a seed never used before and writes the metrics, the
 report and the card's ``metrics``. ``masks`` saves stage 1's label maps of the classifier
 trainer's validation studies (:mod:`.stage1_masks`), for ``cspine-train-classifier
---stage1-masks``. Phantom seeds: :mod:`model_training.datasets.crops_stream`.
+--stage1-masks``. ``outline`` sets the card's section that moves the outlines the app shows
+onto the bone edge (:mod:`.outline_card`). Phantom seeds:
+:mod:`model_training.datasets.crops_stream`.
 
 One module per step (:mod:`.export_classifier`, :mod:`.calibrate`, :mod:`.held_out`); the
 bundle run study by study is in :mod:`.outcomes`.
@@ -28,10 +31,13 @@ from __future__ import annotations
 import argparse
 import logging
 
+from cspine_desktop.analysis.outline import OutlineConfig
+
 from .calibrate import calibrate_bundle, fit_platt
 from .export_classifier import GATE_MAX_DROP, GATE_SEED0, QUANT_SEED0, export, quantize_bundle
 from .held_out import test_bundle
 from .outcomes import run_bundle, study_planes_eval, truth_mask_outcomes
+from .outline_card import set_outline
 from .stage1_masks import write_masks
 
 __all__ = [
@@ -105,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bundle", required=True)
     m.add_argument("--studies", type=int, default=48, help="at least the run's --val-studies")
     m.add_argument("--out", required=True, help="the .npz for --stage1-masks")
+    o = sub.add_parser("outline", help="move the outlines the app shows onto the bone edge")
+    o.add_argument("--bundle", required=True)
+    o.add_argument("--off", action="store_true", help="remove the section: outlines as stage 1")
+    o.add_argument("--reach-mm", type=float, default=OutlineConfig.reach_mm)
+    o.add_argument("--version", help="the bundle's new version (its old notes are dropped)")
+    o.add_argument("--note", action="append", help="KEY=TEXT, a note of the card (repeatable)")
     return p
 
 
@@ -117,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibrate": calibrate_bundle,
         "test": test_bundle,
         "masks": write_masks,
+        "outline": set_outline,
     }[args.step]
     step(args)
     return 0

@@ -137,12 +137,18 @@ def versioned(card: dict[str, Any], version: str | None, notes: list[str] | None
         if kept:
             log.info("version %s → %s: the old notes are dropped", current, version)
         current, kept = version, {}
+    return {"version": current, "notes": with_notes(kept, notes)}
+
+
+def with_notes(kept: dict[str, str], notes: list[str] | None) -> dict[str, str]:
+    """``kept`` with each ``KEY=TEXT`` of ``notes`` set (ValueError for anything else)."""
+    out = dict(kept)
     for note in notes or []:
         key, sep, text = note.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--note takes KEY=TEXT, got {note!r}")
-        kept[key.strip()] = text.strip()
-    return {"version": current, "notes": kept}
+        out[key.strip()] = text.strip()
+    return out
 
 
 def _keras_difference_checked(model: Any, path: Path, x: np.ndarray) -> float:

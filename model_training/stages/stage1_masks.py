@@ -30,10 +30,11 @@ log = logging.getLogger("cspine.stages")
 
 def stage1_labels(volume: Any, engine: Any, card: Mapping[str, Any]) -> np.ndarray:
     """Stage 1's label map of ``volume`` on the source grid, in the volume's order, exactly as
-    :func:`cspine_desktop.analysis.pipeline.analyze` hands it to stage 2 (stage 2 not run)."""
+    :func:`cspine_desktop.analysis.pipeline.analyze` hands it to stage 2 (stage 2 not run; the
+    outlines not moved onto the bone edge, which only what is shown and exported gets)."""
     from cspine_desktop.analysis.pipeline import analyze
 
-    stage1_card = {k: v for k, v in card.items() if k != "stage2"}
+    stage1_card = {k: v for k, v in card.items() if k not in ("stage2", "outline")}
     return np.asarray(analyze(volume, engine, stage1_card, explain=False).labels, np.uint8)
 
 

@@ -169,3 +169,34 @@ def test_an_engine_with_gradients_explains_with_its_own_pass(volume, bundle):
     fake = GradEngine(open_engine(bundle, "onnx", None))
     out = analyze(volume, fake, bundle.card)
     assert fake.calls > 0 and out.gradcam is not None
+
+
+def test_the_cards_outline_section_moves_what_is_shown_not_what_was_scored(
+    volume, engine, bundle, monkeypatch
+):
+    """The card's ``outline`` section sends the shown labels through ``outline_to_bone`` (its
+    own tests: tests/analysis/test_outline.py) after the scoring; without it nothing moves."""
+    from cspine_desktop.analysis import pipeline
+    from cspine_desktop.analysis.outline import OutlineConfig
+
+    seen = []
+
+    def spy(labels, vol, cfg):
+        seen.append((labels.copy(), cfg))
+        out = labels.copy()
+        out[labels > 0] = 7
+        return out
+
+    monkeypatch.setattr(pipeline, "outline_to_bone", spy)
+    plain = analyze(volume, engine, bundle.card)
+    assert not seen and "outline" not in plain.result.timings_s
+    cfg = OutlineConfig(reach_mm=1.5)
+    moved = analyze(volume, engine, {**bundle.card, "outline": cfg.to_dict()})
+    ((given, given_cfg),) = seen
+    np.testing.assert_array_equal(given, plain.labels)
+    assert given_cfg == cfg
+    np.testing.assert_array_equal(moved.labels, np.where(plain.labels > 0, 7, 0))
+    assert "outline" in moved.result.timings_s
+    assert [v.probability for v in moved.result.vertebrae] == [
+        v.probability for v in plain.result.vertebrae
+    ]

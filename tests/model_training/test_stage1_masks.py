@@ -73,3 +73,24 @@ def test_stage_1_of_the_demo_bundle_labels_a_validation_study(tmp_path):
             continue
         dice = 2 * (t & p).sum() / (t.sum() + p.sum())
         assert dice > 0.6, (level, dice)
+
+
+def test_stage_1_labels_are_those_stage_2_reads_not_the_outlines_shown(monkeypatch):
+    """The app scores stage 2 on stage 1's labels and only moves the shown outlines onto the
+    bone (the card's ``outline``): the maps the trainer validates on must be the former."""
+    from types import SimpleNamespace
+
+    from cspine_desktop.analysis import pipeline
+    from model_training.stages.stage1_masks import stage1_labels
+
+    cards = []
+
+    def fake_analyze(volume, engine, card, explain=True):
+        cards.append(card)
+        return SimpleNamespace(labels=np.zeros((2, 2, 2), np.uint8))
+
+    monkeypatch.setattr(pipeline, "analyze", fake_analyze)
+    card = {"thresholds": {}, "stage2": {"top_k": 2}, "outline": {"reach_mm": 2.0}}
+    stage1_labels(object(), object(), card)
+    (given,) = cards
+    assert "stage2" not in given and "outline" not in given and "thresholds" in given
