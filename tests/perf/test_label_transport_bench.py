@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import pytest
+from factories.phantoms import phantom_studies
 
 import cspine_desktop.analysis.pipeline as pipeline
 from cspine_desktop.analysis.metrics import dice_counts, roc_auc
@@ -38,7 +39,6 @@ from cspine_desktop.imaging.preprocess import (
 from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 from cspine_desktop.vertebrae import NAMES
 from model_training.model.scoring import within_level_auc
-from model_training.phantom import generate_study
 
 pytestmark = pytest.mark.perf
 
@@ -114,10 +114,7 @@ def test_label_transport_bench(monkeypatch):
     spent = {w: 0.0 for w in WAYS}
     t0 = time.perf_counter()
     try:
-        for seed in range(SEED0, SEED0 + N):
-            study = generate_study(seed)
-            volume = study.to_volume()
-            truth = study.in_volume_order(study.labels)
+        for study, volume, truth in phantom_studies(SEED0, N):
             prepared = prepare_volume(volume, cfg)
             grid = to_grid(truth, prepared)
             row: dict = {

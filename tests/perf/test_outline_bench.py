@@ -25,13 +25,13 @@ import time
 
 import numpy as np
 import pytest
+from factories.phantoms import phantom_studies
 
 from cspine_desktop.analysis.metrics import dice_counts, roc_auc
 from cspine_desktop.analysis.outline import OutlineConfig, outline_to_bone
 from cspine_desktop.analysis.stage2 import Stage2Config, score_vertebrae
 from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 from model_training.model.scoring import within_level_auc
-from model_training.phantom import generate_study
 from model_training.stages.stage1_masks import stage1_labels
 
 pytestmark = pytest.mark.perf
@@ -65,10 +65,7 @@ def test_outline_bench():
     fractured, spent = [], []
     t0 = time.perf_counter()
     try:
-        for seed in range(SEED0, SEED0 + N):
-            study = generate_study(seed)
-            volume = study.to_volume()
-            truth = study.in_volume_order(study.labels)
+        for study, volume, truth in phantom_studies(SEED0, N):
             s1 = stage1_labels(volume, engine, bundle.card)
             t1 = time.perf_counter()
             moved = outline_to_bone(s1, volume, cfg)
