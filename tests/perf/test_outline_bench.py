@@ -8,13 +8,16 @@ outline, :func:`~model_training.stages.stage1_masks.stage1_labels`), moves its o
 defaults), and prints the Dice of each level against the phantom's labels both ways, with a
 paired bootstrap over studies, and the time the outline takes. With ``CSPINE_BENCH_STAGE2=1``
 it also scores every level with the bundle's classifier (``score_vertebrae``) around the true
-labels, stage 1's and the moved ones, and prints the within-level and patient AUCs.
+labels, stage 1's and the moved ones — and two hybrids that tell the level split from the
+outline: stage 1's foreground with each voxel given the nearest true level in its slice, and the
+true foreground with stage 1's levels — and prints the within-level and patient AUCs, each with
+a paired bootstrap against stage 1's labels.
 
 It fails if the moved outlines are not clearly better than stage 1's (the 95 % interval of the
 mean Dice difference above zero).
 
 Run: CSPINE_BENCH_STUDIES=100 [CSPINE_BENCH_STAGE2=1] .venv/bin/python -m pytest
-tests/perf/test_outline_bench.py -m perf -s   (≈ 5 s per study on 2 cores, ≈ 12 s with stage 2).
+tests/perf/test_outline_bench.py -m perf -s   (≈ 5 s per study on 2 cores, ≈ 20 s with stage 2).
 Results: docs/benchmarks.md, "Outlines on the bone edge".
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import os
 import time
 
+import cv2
 import numpy as np
 import pytest
 from factories.phantoms import phantom_studies
@@ -40,6 +44,13 @@ SEED0 = int(os.environ.get("CSPINE_BENCH_SEED0", "96000100"))
 N = int(os.environ.get("CSPINE_BENCH_STUDIES", "20"))
 STAGE2 = os.environ.get("CSPINE_BENCH_STAGE2", "") == "1"
 BOOT = 1000
+READS = (
+    "true",
+    "stage 1",
+    "on the bone edge",
+    "stage 1's outline, true levels",
+    "true outline, stage 1's levels",
+)
 
 
 def _dice(labels: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -47,6 +58,24 @@ def _dice(labels: np.ndarray, truth: np.ndarray) -> np.ndarray:
     c = dice_counts(labels, truth)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c[:, 1] > 0, c[:, 0] / c[:, 1], np.nan)
+
+
+def nearest_levels(foreground: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The voxels of ``foreground`` (> 0), each given the level of the nearest voxel of
+    ``levels`` in its slice; slices where ``levels`` has none keep ``foreground``'s own."""
+    out = np.array(foreground, np.uint8, copy=True)
+    for z in np.flatnonzero(out.reshape(out.shape[0], -1).any(axis=1)):
+        lab = levels[z]
+        if not lab.any():
+            continue
+        _, nearest = cv2.distanceTransformWithLabels(
+            (lab == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        iy, ix = np.nonzero(lab)  # cv2 numbers the zero pixels in raster order from 1
+        lut = np.zeros(int(nearest.max()) + 1, np.uint8)
+        lut[1 : iy.size + 1] = lab[iy, ix]
+        out[z] = np.where(out[z] > 0, lut[nearest], 0)
+    return out
 
 
 def _aucs(truth: np.ndarray, raw: np.ndarray) -> tuple[float, float]:
@@ -61,7 +90,7 @@ def test_outline_bench():
     engine = open_engine(bundle, "auto", None, measure=False)
     dice: dict[str, list[np.ndarray]] = {"stage 1": [], "on the bone edge": []}
     pooled = {k: np.zeros((7, 2), np.int64) for k in dice}
-    raws: dict[str, list[np.ndarray]] = {"true": [], "stage 1": [], "on the bone edge": []}
+    raws: dict[str, list[np.ndarray]] = {k: [] for k in READS}
     fractured, spent = [], []
     t0 = time.perf_counter()
     try:
@@ -75,8 +104,16 @@ def test_outline_bench():
                 pooled[name] += dice_counts(lab, truth)
             fractured.append(np.asarray(study.fractured, bool))
             if STAGE2:
-                for name, lab in (("true", truth), ("stage 1", s1), ("on the bone edge", moved)):
-                    raws[name].append(score_vertebrae(volume, lab, engine.classifier, s2cfg).raw)
+                maps = {
+                    "true": truth,
+                    "stage 1": s1,
+                    "on the bone edge": moved,
+                    "stage 1's outline, true levels": nearest_levels(s1, truth),
+                    "true outline, stage 1's levels": nearest_levels(truth, s1),
+                }
+                for name in READS:
+                    scored = score_vertebrae(volume, maps[name], engine.classifier, s2cfg)
+                    raws[name].append(scored.raw)
     finally:
         engine.close()
     d = {k: np.array(v) for k, v in dice.items()}
@@ -108,19 +145,24 @@ def test_outline_bench():
         for name, rows in raws.items():
             w, p = _aucs(truth_v, np.array(rows))
             print(f"| {name} | {w:.3f} | {p:.3f} |")
-        r1, r2 = np.array(raws["stage 1"]), np.array(raws["on the bone edge"])
+        r1 = np.array(raws["stage 1"])
         draws = [rng.integers(0, N, N) for _ in range(BOOT)]
-        dd = np.array(
-            [np.subtract(_aucs(truth_v[i], r2[i]), _aucs(truth_v[i], r1[i])) for i in draws]
-        )
-        dd = dd[np.isfinite(dd).all(axis=1)]
-        (w, p), (wl, pl), (wh, ph) = (
-            dd.mean(0),
-            np.percentile(dd, 2.5, 0),
-            np.percentile(dd, 97.5, 0),
-        )
-        print(
-            f"stage 2, on the bone edge − stage 1: within-level {w:+.3f} ({wl:+.3f}…{wh:+.3f}), "
-            f"patient {p:+.3f} ({pl:+.3f}…{ph:+.3f})"
-        )
+        for name in READS[2:] + READS[:1]:
+            r2 = np.array(raws[name])
+            dd = np.array(
+                [np.subtract(_aucs(truth_v[i], r2[i]), _aucs(truth_v[i], r1[i])) for i in draws]
+            )
+            dd = dd[np.isfinite(dd).all(axis=1)]
+            if len(dd) < BOOT // 2:
+                print(f"stage 2, {name} − stage 1: too few fractured studies for an interval")
+                continue
+            (w, p), (wl, pl), (wh, ph) = (
+                dd.mean(0),
+                np.percentile(dd, 2.5, 0),
+                np.percentile(dd, 97.5, 0),
+            )
+            print(
+                f"stage 2, {name} − stage 1: within-level {w:+.3f} ({wl:+.3f}…{wh:+.3f}), "
+                f"patient {p:+.3f} ({pl:+.3f}…{ph:+.3f})"
+            )
     assert lo > 0.0, f"the moved outlines are not clearly better: {lo:+.3f}…{hi:+.3f}"
