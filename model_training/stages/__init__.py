@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--bundle", required=True)
     o.add_argument("--off", action="store_true", help="remove the section: outlines as stage 1")
     o.add_argument("--reach-mm", type=float, default=OutlineConfig.reach_mm)
-    o.add_argument("--version", help="the bundle's new version (its old notes are dropped)")
+    o.add_argument("--version", help="the bundle's new version (the same networks: notes kept)")
     o.add_argument("--note", action="append", help="KEY=TEXT, a note of the card (repeatable)")
     return p
 

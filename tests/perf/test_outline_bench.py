@@ -26,13 +26,12 @@ from __future__ import annotations
 import os
 import time
 
-import cv2
 import numpy as np
 import pytest
 from factories.phantoms import phantom_studies
 
 from cspine_desktop.analysis.metrics import dice_counts, roc_auc
-from cspine_desktop.analysis.outline import OutlineConfig, outline_to_bone
+from cspine_desktop.analysis.outline import OutlineConfig, nearest_label, outline_to_bone
 from cspine_desktop.analysis.stage2 import Stage2Config, score_vertebrae
 from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 from model_training.model.scoring import within_level_auc
@@ -65,16 +64,8 @@ def nearest_levels(foreground: np.ndarray, levels: np.ndarray) -> np.ndarray:
     ``levels`` in its slice; slices where ``levels`` has none keep ``foreground``'s own."""
     out = np.array(foreground, np.uint8, copy=True)
     for z in np.flatnonzero(out.reshape(out.shape[0], -1).any(axis=1)):
-        lab = levels[z]
-        if not lab.any():
-            continue
-        _, nearest = cv2.distanceTransformWithLabels(
-            (lab == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-        )
-        iy, ix = np.nonzero(lab)  # cv2 numbers the zero pixels in raster order from 1
-        lut = np.zeros(int(nearest.max()) + 1, np.uint8)
-        lut[1 : iy.size + 1] = lab[iy, ix]
-        out[z] = np.where(out[z] > 0, lut[nearest], 0)
+        if levels[z].any():
+            out[z] = np.where(out[z] > 0, nearest_label(levels[z]), 0)
     return out
 
 
