@@ -18,6 +18,12 @@ BLOCK_AP_MM = (10.0, 35.0)  # AP extent of a body block (the thin C1 arch and th
 CHAIN_GAP_MM = 10.0  # disc (or dens–basion gap) between two stacked blocks, at most
 MAX_SLOPE = 0.8  # AP extent / height of C2 (the sloping clivus is about as wide as tall)
 DISC_WAIST = 0.6  # bone across a bridged disc's plane, at most this share of the bodies' AP
+# The dens above C2's body is followed up while the body's top columns hold at least
+# DENS_BONE_MM of bone at DENS_HU (cancellous bone: 150–400 HU, less with osteoporosis; a
+# hollow dens shows only its two rims), for at most its height (≈ 15 mm, ANATOMY.md) + 5 mm
+DENS_HU = BONE_HU[-1]
+DENS_BONE_MM = 2.0
+DENS_MAX_MM = 20.0
 
 # Ribs beside the spine: bone 45–75 mm to either side of the spine's axis, from 20 mm in front
 # of it to 25 mm behind it (rib necks, tubercles and angles; C7's transverse processes end
@@ -84,7 +90,7 @@ def find_anchors(
     hi = first + 70.0 / slice_step_mm
     # osteoporotic bodies only pass the lower thresholds, where the column may break less;
     # the highest column top found is the dens tip
-    found = [_column_top(sag > t, ay, slice_step_mm, pixel_mm) for t in BONE_HU]
+    found = [_column_top(sag > t, ay, slice_step_mm, pixel_mm, sag) for t in BONE_HU]
     tips = [a for a in found if a.dens_tip is not None and lo <= a.dens_tip <= hi]
     best = min(tips, key=lambda a: a.dens_tip or 0) if tips else Anchors()
     ribs = find_rib_top(hu, labels, slice_step_mm, pixel_mm, best.dens_tip)
@@ -236,8 +242,34 @@ def _split_at_discs(
     return [(top + a, top + b - 1) for a, b in pairwise(edges)]
 
 
-def _column_top(mask: np.ndarray, ay: float, slice_step_mm: float, pixel_mm: float) -> Anchors:
-    """Top of the vertebral-body column in a thresholded midline sagittal image [Zg, S]."""
+def _dens_tip(
+    sag: np.ndarray, top: int, cols: tuple[int, int], slice_step_mm: float, pixel_mm: float
+) -> int:
+    """The dens's tip above a C2 body block whose top plane is ``top``: the planes above it in
+    which the block's top columns ``cols`` (first, last) still hold bone (``DENS_HU``,
+    ``DENS_BONE_MM``), at most ``DENS_MAX_MM`` up. The dens is thinner than the body and
+    partly cancellous: on thick slices its partial volume can fall under the threshold the
+    column was found at, or a waist at its base can split it off, and the column then starts
+    at C2's body, 8–14 mm too low, which moves every level counted from it by one."""
+    c0, c1 = cols
+    need = max(2, round(DENS_BONE_MM / pixel_mm))
+    tip = top
+    for z in range(top - 1, max(-1, top - 1 - round(DENS_MAX_MM / slice_step_mm)), -1):
+        if int((sag[z, c0 : c1 + 1] >= DENS_HU).sum()) < need:
+            break
+        tip = z
+    return tip
+
+
+def _column_top(
+    mask: np.ndarray,
+    ay: float,
+    slice_step_mm: float,
+    pixel_mm: float,
+    sag: np.ndarray | None = None,
+) -> Anchors:
+    """Top of the vertebral-body column in a thresholded midline sagittal image [Zg, S]; with
+    ``sag`` (the image itself) the dens is followed up from C2's body (:func:`_dens_tip`)."""
     n, comp, stats, cents = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     blocks = []  # (top z, bottom z, y centre px, height mm, AP mm, component)
     small = []  # thin bone in the midline (the C1 anterior arch): (top z, bottom z, y px)
@@ -288,7 +320,8 @@ def _column_top(mask: np.ndarray, ay: float, slice_step_mm: float, pixel_mm: flo
         if top > 0 and height >= 12.0 and ap / height <= MAX_SLOPE:  # not cut by the scan
             # C2 only if C1's anterior arch sits in front of the dens, at its height
             rows = comp[top : top + max(1, round(4.0 / slice_step_mm))] == ci
-            front = float(np.nonzero(rows.any(axis=0))[0].min())  # the dens's front
+            cols = np.nonzero(rows.any(axis=0))[0]
+            front = float(cols.min())  # the dens's front
             reach = 14.0 / slice_step_mm
             arch = any(
                 front - 14.0 / pixel_mm <= y <= front + 1.0 / pixel_mm
@@ -299,5 +332,10 @@ def _column_top(mask: np.ndarray, ay: float, slice_step_mm: float, pixel_mm: flo
             if not arch:  # no arch in front: not C2 (e.g. a scan starting lower)
                 return Anchors()
             tops = tuple(blocks[k][0] for k in best[pos + 1 :])
-            return Anchors(top, blocks[best[-1]][1], tops)
+            tip = (
+                top
+                if sag is None
+                else _dens_tip(sag, top, (int(cols[0]), int(cols[-1])), slice_step_mm, pixel_mm)
+            )
+            return Anchors(tip, blocks[best[-1]][1], tops)
     return Anchors()
