@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from .jsonfile import write_json
 from .model.config import PRECISIONS
 
 log = logging.getLogger("cspine.stream_training")
@@ -71,12 +71,6 @@ def devices(backend: str) -> list[str]:
     except Exception as exc:  # a record, never a reason to stop training
         return [f"unknown ({exc})"]
     return []
-
-
-def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 def start_run(run: Path, args: Any) -> tuple[dict[str, Any], dict[str, Any] | None] | None:

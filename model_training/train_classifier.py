@@ -43,6 +43,7 @@ from .datasets.crops_stream import (
     StreamConfig,
     evaluation_planes,
 )
+from .jsonfile import write_json
 from .model.classifier import ClassifierConfig
 from .model.scoring import within_level_auc_flat
 from .stages.stage1_masks import load_label_maps
@@ -56,7 +57,6 @@ from .stream_training import (
     run_config,
     start_run,
     train_epochs,
-    write_json,
 )
 
 log = logging.getLogger("cspine.train_classifier")

@@ -14,7 +14,7 @@ import numpy as np
 from cspine_desktop.analysis.stage2 import calibrate
 
 from ..datasets.crops_stream import VAL_SEED0
-from .card_file import plain, write_json
+from ..jsonfile import plain, write_json
 from .outcomes import run_bundle, truth_mask_outcomes
 
 log = logging.getLogger("cspine.stages")

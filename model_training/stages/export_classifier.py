@@ -23,7 +23,7 @@ from cspine_desktop.imaging.crops import CropConfig, PlaneSpacing
 
 from ..datasets.crops_stream import StreamConfig, evaluation_planes
 from ..deploy.gate import judge_classifier
-from .card_file import write_json
+from ..jsonfile import write_json
 
 log = logging.getLogger("cspine.stages")
 

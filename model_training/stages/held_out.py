@@ -14,7 +14,7 @@ import numpy as np
 from cspine_desktop.vertebrae import N_CLASSES
 
 from ..datasets.crops_stream import TEST_SEED0
-from .card_file import plain, write_json
+from ..jsonfile import plain, write_json
 from .outcomes import run_bundle, truth_mask_outcomes
 
 

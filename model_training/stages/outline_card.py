@@ -18,7 +18,7 @@ from typing import Any
 
 from cspine_desktop.analysis.outline import OutlineConfig
 
-from .card_file import write_json
+from ..jsonfile import write_json
 from .export_classifier import with_notes
 
 log = logging.getLogger("cspine.stages")

@@ -1,4 +1,5 @@
-"""The bundle's card as the stages write it: JSON written atomically, numpy values made plain."""
+"""JSON files of training runs and bundle cards: written atomically (a crash leaves the old
+file, never half a new one), numpy values made plain numbers and lists."""
 
 from __future__ import annotations
 
