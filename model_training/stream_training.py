@@ -181,6 +181,11 @@ def open_stream(make: Callable[..., StreamT], args: Any, state: dict[str, Any]) 
     return closing(make(workers=args.workers, pool_size=args.pool, start_index=start))
 
 
+def validation_seeds(args: Any, seed0: int) -> list[int]:
+    """The seeds of the ``args.val_studies`` validation studies, from ``seed0``."""
+    return [seed0 + i for i in range(args.val_studies)]
+
+
 def evaluation_sets(
     build: Callable[[list[int]], Any], args: Any, seeds: tuple[int, int]
 ) -> tuple[Any, Any, list[int]]:
@@ -189,7 +194,7 @@ def evaluation_sets(
     also trained on, each once, like every stream study); ``build(seeds)`` makes each."""
     t0 = time.time()
     probe_seeds = [seeds[0] + i for i in range(args.probe_studies)]
-    val = build([seeds[1] + i for i in range(args.val_studies)])
+    val = build(validation_seeds(args, seeds[1]))
     probe = build(probe_seeds)
     log.info(
         "evaluation planes: %d validation, %d probe (%.0f s)",

@@ -57,6 +57,7 @@ from .stream_training import (
     run_config,
     start_run,
     train_epochs,
+    validation_seeds,
 )
 
 log = logging.getLogger("cspine.train_classifier")
@@ -138,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="stage 1's labels of the validation studies (cspine-evaluate stages masks): also "
-        "validate on them, and choose best.keras on them (a resumed run keeps its own)",
+        "validate on them, and choose best.keras on them (a run keeps its own; resuming it "
+        "with others is refused)",
     )
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
     add_precision_argument(p)
@@ -164,6 +166,11 @@ def _configs(
     return crop, cfg
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (as written, or once resolved)."""
+    return str(a) == str(b) or Path(a).resolve() == Path(b).resolve()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -179,8 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyError, TypeError, ValueError) as exc:
         print(f"cannot resume {run}: its config.json does not fit ({exc})", file=sys.stderr)
         return 2
-    masks_file = (saved or {}).get("stage1_masks") or args.stage1_masks
-    val_seeds = [VAL_SEED0 + i for i in range(args.val_studies)]
+    own = (saved or {}).get("stage1_masks")
+    if own is not None and args.stage1_masks is not None and not _same_file(own, args.stage1_masks):
+        print(
+            f"--stage1-masks {args.stage1_masks}: {run} validates on its own stage-1 maps, "
+            f"{own}, and chooses best.keras on them; start a new run to validate on others",
+            file=sys.stderr,
+        )
+        return 2
+    masks_file = own or args.stage1_masks
+    val_seeds = validation_seeds(args, VAL_SEED0)
     try:
         stage1_labels = None if masks_file is None else load_label_maps(Path(masks_file), val_seeds)
     except (OSError, KeyError, ValueError) as exc:

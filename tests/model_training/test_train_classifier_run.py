@@ -151,6 +151,12 @@ def test_a_run_validates_on_stage_1s_masks_when_given_them(tmp_path):
     state = json.loads((run / "state.json").read_text())
     assert state["best"] == pytest.approx(rec["val_stage1_vertebra_auc_within_level"])
     assert json.loads((run / "config.json").read_text())["stage1_masks"] == str(path)
+    # resumed with other maps: refused, not silently validated on the run's own
+    other = tmp_path / "other.npz"
+    save_label_maps(other, maps, "truth")
+    resumed = ["--run", str(run), "--epochs", "3", "--resume", *RUN_ONLY]
+    assert main([*resumed, "--stage1-masks", str(other)]) == 2
+    assert len(json.loads((run / "history.json").read_text())) == 2
 
     short = tmp_path / "short.npz"
     save_label_maps(short, {VAL_SEED0: maps[VAL_SEED0]}, "truth")
