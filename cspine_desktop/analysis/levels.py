@@ -85,6 +85,9 @@ NOISE_LEVEL_VOXELS = 10
 C7_ABOVE_RIBS_MM = (-2.0, 24.0)
 C7_END_BELOW_RIBS_MM = 6.0
 T1 = 8  # the level below C7 in the count (never a label)
+# Labelled planes further than this from the rest (no labels in between) are not the spine:
+# a whole vertebra and its discs (≈ 20 mm) missed by the model still leaves less
+SPINE_GAP_MM = 24.0
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def _assign(
     nz = lab.shape[0]
     flat = lab.reshape(nz, -1)
     counts = np.stack([(flat == v).sum(axis=1) for v in range(1, len(NAMES) + 1)], axis=1)
-    spine = np.nonzero(counts.sum(axis=1) >= min_voxels)[0]
+    spine = _main_run(np.nonzero(counts.sum(axis=1) >= min_voxels)[0], counts, slice_step_mm)
     if spine.size == 0:
         return LevelAssignment(lab.copy(), np.zeros(nz, np.int8), 0.0, ())
     anchors = None
@@ -173,6 +176,18 @@ def _assign(
         if c7_end <= z0:
             c7_end = None  # nothing labelled above the ribs: nothing to count up from
     return _counted_levels(lab, counts, z0, z1, slice_step_mm, anchors, dens_tip, c7_end)
+
+
+def _main_run(planes: np.ndarray, counts: np.ndarray, step_mm: float) -> np.ndarray:
+    """The labelled ``planes`` that form the spine: split wherever more than ``SPINE_GAP_MM``
+    of planes holds no labels, the run with the most labelled pixels. Labels scattered on
+    the skull or in the chest, apart from the spine, then neither stretch the count nor make
+    a level look spread over several vertebrae."""
+    if planes.size == 0:
+        return planes
+    cuts = np.flatnonzero((np.diff(planes) - 1) * step_mm > SPINE_GAP_MM) + 1
+    runs = np.split(planes, cuts)
+    return max(runs, key=lambda r: int(counts[r].sum()))
 
 
 def _rib_problems(

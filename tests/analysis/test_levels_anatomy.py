@@ -14,6 +14,7 @@ import pytest
 from cspine_desktop.analysis.anchors import find_anchors
 from cspine_desktop.analysis.levels import C7_ABOVE_RIBS_MM, _rib_problems, assign_levels
 from cspine_desktop.analysis.plausibility import check_spine
+from cspine_desktop.analysis.postprocess import clean_labels
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
 from model_training.phantom import PhantomConfig, generate_study
 
@@ -102,6 +103,36 @@ def test_a_faint_dens_is_followed_up_from_c2s_body(seed):
     c2_top = int(np.nonzero((lab == 2).reshape(lab.shape[0], -1).sum(axis=1) >= 3)[0][0])
     assert a.dens_tip is not None
     assert abs(a.dens_tip - c2_top) <= 2, (a.dens_tip, c2_top)
+
+
+def test_labels_scattered_on_the_skull_far_above_the_spine_do_not_move_the_levels(studies):
+    """Right labels, plus "C7" scattered on the skull (a fifth of C7's pixels) with 30 mm of
+    unlabelled planes between it and C1 — as stage 1 did on a trauma phantom (96000169): those
+    planes are not the spine, so they neither stretch the count nor make C7 look spread over
+    several vertebrae. Before, the count put C1 on the skull and half the labels moved."""
+    for (cov, seed), (_st, hu, lab) in studies.items():
+        if cov == "neck":
+            continue
+        z1 = int(np.nonzero(lab.any(axis=(1, 2)))[0][0])
+        top = z1 - round(30.0 / STEP)
+        assert top >= 8, (cov, seed)
+        pred = lab.copy()
+        _, yy, xx = np.nonzero(lab)
+        cy, cx = int(np.median(yy)), int(np.median(xx))
+        stray = np.zeros_like(lab, dtype=bool)
+        stray[top - 8 : top + 1, cy - 60 : cy + 60, cx - 60 : cx + 60] = True
+        stray &= hu > 300
+        zz, sy, sx = np.nonzero(stray)
+        keep = np.random.default_rng(seed).permutation(zz.size)[: int((lab == 7).sum()) // 4]
+        assert keep.size > 0.2 * (lab == 7).sum(), (cov, seed)
+        pred[zz[keep], sy[keep], sx[keep]] = 7
+        # no dens found to clear the skull from (as on 96000169): the labels alone decide
+        res = assign_levels(pred, STEP)
+        assert res.relabelled_fraction < 0.05, (cov, seed, res.relabelled_fraction)
+        same = (res.labels[lab > 0] == lab[lab > 0]).mean()
+        assert same > 0.97, (cov, seed, same)
+        # the strays themselves go with the cleanup (each level's largest part)
+        assert clean_labels(pred, slice_step_mm=STEP).labels[: top + 1].max() == 0
 
 
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):
