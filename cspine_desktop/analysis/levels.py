@@ -85,9 +85,10 @@ NOISE_LEVEL_VOXELS = 10
 C7_ABOVE_RIBS_MM = (-2.0, 24.0)
 C7_END_BELOW_RIBS_MM = 6.0
 T1 = 8  # the level below C7 in the count (never a label)
-# Labelled planes further than this from the rest (no labels in between) are not the spine:
-# a whole vertebra and its discs (≈ 20 mm) missed by the model still leaves less
+# Labelled planes further than this from the rest (no labels in between) are strays, not the
+# spine, when they also hold little (a whole vertebra and its discs missed leave ≈ 20 mm) ...
 SPINE_GAP_MM = 24.0
+STRAY_SHARE = 0.1  # ... and hold less than this share of the labelled pixels
 
 
 @dataclass(frozen=True)
@@ -180,14 +181,17 @@ def _assign(
 
 def _main_run(planes: np.ndarray, counts: np.ndarray, step_mm: float) -> np.ndarray:
     """The labelled ``planes`` that form the spine: split wherever more than ``SPINE_GAP_MM``
-    of planes holds no labels, the run with the most labelled pixels. Labels scattered on
-    the skull or in the chest, apart from the spine, then neither stretch the count nor make
-    a level look spread over several vertebrae."""
+    of planes holds no labels, the runs that hold at least ``STRAY_SHARE`` of the labelled
+    pixels (the largest always). A scatter of labels on the skull or in the chest, apart from
+    the spine, then neither stretches the count nor makes a level look spread over several
+    vertebrae; a substantial part far from the rest is kept for the checks to judge."""
     if planes.size == 0:
         return planes
     cuts = np.flatnonzero((np.diff(planes) - 1) * step_mm > SPINE_GAP_MM) + 1
     runs = np.split(planes, cuts)
-    return max(runs, key=lambda r: int(counts[r].sum()))
+    held = np.array([float(counts[r].sum()) for r in runs])
+    keep = (held >= STRAY_SHARE * held.sum()) | (held == held.max())
+    return np.concatenate([r for r, k in zip(runs, keep, strict=True) if k])
 
 
 def _rib_problems(

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from cspine_desktop.analysis.anchors import find_anchors
-from cspine_desktop.analysis.levels import C7_ABOVE_RIBS_MM, _rib_problems, assign_levels
+from cspine_desktop.analysis.levels import (
+    C7_ABOVE_RIBS_MM,
+    _main_run,
+    _rib_problems,
+    assign_levels,
+)
 from cspine_desktop.analysis.plausibility import check_spine
 from cspine_desktop.analysis.postprocess import clean_labels
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
@@ -133,6 +138,20 @@ def test_labels_scattered_on_the_skull_far_above_the_spine_do_not_move_the_level
         assert same > 0.97, (cov, seed, same)
         # the strays themselves go with the cleanup (each level's largest part)
         assert clean_labels(pred, slice_step_mm=STEP).labels[: top + 1].max() == 0
+
+
+def test_a_substantial_part_far_from_the_rest_stays_in_the_count():
+    """Only a scatter is left out: on the real chest CT, stage 1's labels on the vertebrae at the
+    top of the scan (a fifth of all its labels) lie 30 mm above labels scattered through the
+    thorax; they stay for the checks to judge (indeterminate there) rather than being dropped
+    for the larger scatter."""
+    counts = np.zeros((100, 7))
+    counts[0:13, 6] = 300  # 13 planes of "C7" at the top
+    counts[40:100, :] = 40  # labels scattered lower down, more of them in all
+    planes = np.nonzero(counts.sum(axis=1) >= 10)[0]
+    assert _main_run(planes, counts, 2.0)[0] == 0
+    counts[0:13, 6] = 10  # a scatter as far away: left out
+    assert _main_run(np.nonzero(counts.sum(axis=1) >= 10)[0], counts, 2.0)[0] == 40
 
 
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):
