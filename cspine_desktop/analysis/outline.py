@@ -21,7 +21,8 @@ module moves each outline, plane by plane on the source grid, to the edge a read
 
 Nothing moves further than ``reach_mm``; a plane without bone contrast (bone no brighter than
 ``min_contrast_hu`` over the soft tissue) keeps its labels; a level never gains pixels in a
-plane where it had none. Pure numpy/OpenCV; about 0.3 s on a 300-slice neck.
+plane where it had none. Enclosed gaps of at most ``PINHOLE_MM2`` in the result are closed.
+Pure numpy/OpenCV; about 0.3 s on a 300-slice neck.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ from ..imaging.preprocess import canonical_view
 from ..imaging.volume import Volume
 
 _K3 = np.ones((3, 3), np.uint8)
+# Enclosed gaps up to this size in a moved outline are closed: pinholes left where added bone
+# meets kept bone (seen on a real chest CT: 0.5–2 mm²). A vertebra's smallest true opening, a
+# transverse foramen, is several times larger, and the canal far larger.
+PINHOLE_MM2 = 4.0
 
 
 @dataclass(frozen=True)
@@ -83,12 +88,15 @@ def outline_to_bone(labels: np.ndarray, volume: Volume, cfg: OutlineConfig) -> n
     view = np.transpose(src, axes) if axes != (0, 1, 2) else src
     out = view.copy()
     reach_px = cfg.reach_mm / float(np.sqrt(px_x * px_y))
+    pinhole_px = PINHOLE_MM2 / (px_x * px_y)
     for z in np.flatnonzero(view.reshape(view.shape[0], -1).any(axis=1)).tolist():
-        _plane(out[z], np.asarray(hu[z]), reach_px, cfg)
+        _plane(out[z], np.asarray(hu[z]), reach_px, pinhole_px, cfg)
     return np.transpose(out, np.argsort(axes)) if axes != (0, 1, 2) else out
 
 
-def _plane(lab: np.ndarray, hu: np.ndarray, reach_px: float, cfg: OutlineConfig) -> None:
+def _plane(
+    lab: np.ndarray, hu: np.ndarray, reach_px: float, pinhole_px: float, cfg: OutlineConfig
+) -> None:
     """One plane's labels (modified in place) moved onto its bone edge."""
     pad = int(np.ceil(2 * reach_px)) + 2
     ys, xs = np.flatnonzero(lab.any(axis=1)), np.flatnonzero(lab.any(axis=0))
@@ -117,7 +125,19 @@ def _plane(lab: np.ndarray, hu: np.ndarray, reach_px: float, cfg: OutlineConfig)
     reached = np.unique(comp[zone & (d_out > 1.5)])
     keep = inside & ~np.isin(comp, reached[reached > 0])
     new = keep | ((h > bone_at) & outside & (d_out <= reach_px))
+    new |= _pinholes(new, pinhole_px)
     lab[y0:y1, x0:x1] = np.where(new, nearest_label(lb), 0)
+
+
+def _pinholes(mask: np.ndarray, max_px: float) -> np.ndarray:
+    """The background pixels of ``mask`` in enclosed gaps (4-connected, not reaching the
+    border) of at most ``max_px`` pixels."""
+    _n, comp, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= max_px)
+    small = small[(small > 0) & ~np.isin(small, border)]
+    holes: np.ndarray = np.isin(comp, small)
+    return holes
 
 
 def nearest_label(plane: np.ndarray) -> np.ndarray:

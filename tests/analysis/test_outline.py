@@ -165,3 +165,18 @@ def test_the_card_section():
     assert cfg == CFG
     with pytest.raises(ValueError, match="outline"):
         OutlineConfig.from_card({"bone_level": 0.2, "soft_level": 0.3})
+
+
+def test_pinholes_are_closed_and_larger_openings_kept(scene):
+    """A 1 mm² gap inside the labels closes (the moved outlines on a real chest CT had four,
+    0.5–2 mm²); a 38 mm² opening — the size of a canal or a transverse foramen — stays open,
+    although both lie over the same cancellous bone."""
+    truth, hu = scene
+    lab = truth.copy()
+    c = N // 2
+    lab[c - 1 : c + 1, c + 8 : c + 10] = False  # 2 × 2 px = 1 mm²
+    opening = _disc(c, c - 9, 3.5)
+    lab &= ~opening
+    out = outline_to_bone(np.stack([lab] * 3).astype(np.uint8) * 4, _volume(hu), CFG)[1]
+    assert (out[c - 1 : c + 1, c + 8 : c + 10] == 4).all()
+    assert (out[opening] == 0).mean() > 0.9
