@@ -90,7 +90,7 @@ def find_anchors(
     hi = first + 70.0 / slice_step_mm
     # osteoporotic bodies only pass the lower thresholds, where the column may break less;
     # the highest column top found is the dens tip
-    found = [_column_top(sag > t, ay, slice_step_mm, pixel_mm, sag) for t in BONE_HU]
+    found = [_column_top(sag, t, ay, slice_step_mm, pixel_mm) for t in BONE_HU]
     tips = [a for a in found if a.dens_tip is not None and lo <= a.dens_tip <= hi]
     best = min(tips, key=lambda a: a.dens_tip or 0) if tips else Anchors()
     ribs = find_rib_top(hu, labels, slice_step_mm, pixel_mm, best.dens_tip)
@@ -262,14 +262,11 @@ def _dens_tip(
 
 
 def _column_top(
-    mask: np.ndarray,
-    ay: float,
-    slice_step_mm: float,
-    pixel_mm: float,
-    sag: np.ndarray | None = None,
+    sag: np.ndarray, bone_hu: float, ay: float, slice_step_mm: float, pixel_mm: float
 ) -> Anchors:
-    """Top of the vertebral-body column in a thresholded midline sagittal image [Zg, S]; with
-    ``sag`` (the image itself) the dens is followed up from C2's body (:func:`_dens_tip`)."""
+    """Top of the vertebral-body column in the midline sagittal image [Zg, S] thresholded at
+    ``bone_hu``; the dens is then followed up from C2's body (:func:`_dens_tip`)."""
+    mask = sag > bone_hu
     n, comp, stats, cents = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     blocks = []  # (top z, bottom z, y centre px, height mm, AP mm, component)
     small = []  # thin bone in the midline (the C1 anterior arch): (top z, bottom z, y px)
@@ -332,10 +329,6 @@ def _column_top(
             if not arch:  # no arch in front: not C2 (e.g. a scan starting lower)
                 return Anchors()
             tops = tuple(blocks[k][0] for k in best[pos + 1 :])
-            tip = (
-                top
-                if sag is None
-                else _dens_tip(sag, top, (int(cols[0]), int(cols[-1])), slice_step_mm, pixel_mm)
-            )
+            tip = _dens_tip(sag, top, (int(cols[0]), int(cols[-1])), slice_step_mm, pixel_mm)
             return Anchors(tip, blocks[best[-1]][1], tops)
     return Anchors()

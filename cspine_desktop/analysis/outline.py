@@ -36,6 +36,7 @@ import numpy as np
 
 from ..imaging.preprocess import canonical_view
 from ..imaging.volume import Volume
+from .postprocess import enclosed_holes
 
 _K3 = np.ones((3, 3), np.uint8)
 # Enclosed gaps up to this size in a moved outline are closed: pinholes left where added bone
@@ -130,14 +131,14 @@ def _plane(
 
 
 def _pinholes(mask: np.ndarray, max_px: float) -> np.ndarray:
-    """The background pixels of ``mask`` in enclosed gaps (4-connected, not reaching the
-    border) of at most ``max_px`` pixels."""
-    _n, comp, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
-    border = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= max_px)
-    small = small[(small > 0) & ~np.isin(small, border)]
-    holes: np.ndarray = np.isin(comp, small)
-    return holes
+    """The background pixels of ``mask`` in enclosed gaps (:func:`enclosed_holes`) of at most
+    ``max_px`` pixels."""
+    _n, comp, stats, _ = cv2.connectedComponentsWithStats(
+        enclosed_holes(mask).astype(np.uint8), connectivity=4
+    )
+    small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] <= max_px) + 1
+    pinholes: np.ndarray = np.isin(comp, small)
+    return pinholes
 
 
 def nearest_label(plane: np.ndarray) -> np.ndarray:

@@ -33,6 +33,16 @@ class CleanLabels:
     level_problems: tuple[str, ...] = ()
 
 
+def enclosed_holes(mask: np.ndarray) -> np.ndarray:
+    """Background pixels of a 2-D mask not connected (4-connectivity) to the image border."""
+    inv = (mask == 0).astype(np.uint8)
+    n, comp = cv2.connectedComponents(inv, connectivity=4)
+    border = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
+    inside = np.setdiff1d(np.arange(1, n), border)
+    holes: np.ndarray = np.isin(comp, inside)
+    return holes
+
+
 def largest_component_3d(mask: np.ndarray) -> np.ndarray:
     """The largest connected component of a boolean [Z, Y, X] mask.
 

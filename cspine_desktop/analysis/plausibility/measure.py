@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ...vertebrae import NAMES
+from ..postprocess import enclosed_holes
 from .limits import CANAL_MAX_MM2, CANAL_MIN_MM2, CANAL_SLAB_MM, EDGE_CUT_FRACTION
 
 
@@ -34,15 +35,6 @@ class LevelMeasure:
     canal_hu: float | None
 
 
-def _holes(mask: np.ndarray) -> np.ndarray:
-    """Background pixels of a 2-D mask not connected (4-connectivity) to the image border."""
-    inv = (mask == 0).astype(np.uint8)
-    n, comp = cv2.connectedComponents(inv, connectivity=4)
-    border = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
-    inside = np.setdiff1d(np.arange(1, n), border)
-    return np.isin(comp, inside)
-
-
 _Canal = tuple[float, tuple[float, float] | None, np.ndarray | None]  # area, centre, hole mask
 
 
@@ -52,7 +44,7 @@ def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float]) -> _Canal:
         footprint.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)
     )
     n, comp, stats, centres = cv2.connectedComponentsWithStats(
-        _holes(closed).astype(np.uint8), connectivity=4
+        enclosed_holes(closed).astype(np.uint8), connectivity=4
     )
     if n <= 1:
         return 0.0, None, None
