@@ -11,6 +11,7 @@ from cspine_desktop.analysis.plausibility import (
     LEVEL_RANGES,
     MAX_RELABELLED_FRACTION,
     MAX_SLICE_MM,
+    SQUEEZED_SHARE,
     check_spine,
     final_verdicts,
     input_reasons,
@@ -186,6 +187,48 @@ def test_a_level_too_small_for_its_name(spine):
     )
 
 
+def test_a_level_its_neighbours_took_part_of_is_indeterminate_with_them(spine):
+    """C4's upper planes labelled C3, as the demo model does on some phantom studies: C4 is
+    still a plausible C4 on its own, but much smaller than C3 and C5."""
+    labels, hu = spine
+    planes = _planes(labels, 4)
+    taken = labels.copy()
+    top = planes[: len(planes) * 3 // 5]
+    taken[top] = np.where(labels[top] == 4, 3, labels[top])
+    check = check_spine(taken, SPACING, hu)
+    assert check.study_reasons == ()
+    assert [check.status[n] for n in NAMES] == [
+        "assessed",
+        "assessed",
+        "indeterminate",
+        "indeterminate",
+        "indeterminate",
+        "assessed",
+        "assessed",
+    ]
+    share = check.measures["C4"].volume_ml / (
+        (check.measures["C3"].volume_ml + check.measures["C5"].volume_ml) / 2
+    )
+    assert share < SQUEEZED_SHARE
+    assert check.reasons["C4"] == (
+        f"C4 holds {share:.0%} of the volume of C3 and C5 (neighbouring levels are alike, at "
+        "least 60%): part of C4 may be labelled C3 or C5.",
+    )
+    assert check.reasons["C3"] == (
+        "C4, next to C3, is much smaller than its neighbours: part of it may be labelled C3.",
+    )
+    final = final_verdicts(check, NO_FRACTURE | {"C3": True}, True)
+    assert final.fractured["C3"] is None  # the fracture may be C4's
+    assert final.patient_status == "indeterminate" and final.patient_fractured is None
+    seen = final_verdicts(check, NO_FRACTURE | {"C6": True}, True)
+    assert seen.patient_status == "assessed" and seen.patient_fractured is True
+    # a third taken is within what neighbouring vertebrae differ by
+    third = labels.copy()
+    top = planes[: len(planes) // 4]
+    third[top] = np.where(labels[top] == 4, 3, labels[top])
+    assert set(check_spine(third, SPACING, hu).status.values()) == {"assessed"}
+
+
 def test_a_spinous_tip_at_the_edge_is_not_a_cut_level(spine):
     labels, hu = spine
     last = _planes(labels, 7)[-1]
@@ -222,6 +265,28 @@ def test_a_tilted_level_still_shows_its_canal_in_thin_slabs(spine):
     check = check_spine(tilted, SPACING, hu)
     assert check.status["C4"] == "assessed", check.reasons["C4"]
     assert check.measures["C4"].canal_mm2 >= 50
+
+
+def test_each_level_s_canal_is_measured_at_its_middle(spine):
+    """C5's top slab encloses a wider hole (the canal opening toward the disc above): the
+    canal that counts is the one nearest C5's middle, as for every level, so the step from
+    level to level follows the canal rather than whichever end showed the largest hole."""
+    import cv2
+
+    from cspine_desktop.analysis.plausibility.measure import measure_levels
+
+    labels, hu = spine
+    planes = _planes(labels, 5)
+    wide = labels.copy()
+    c, mm = labels.shape[1] // 2, 1.0 / SPACING[1]
+    for z in planes[: round(10 / SPACING[0])]:  # one 10 mm slab
+        cv2.ellipse(
+            wide[z], (c, c + round(6 * mm)), (round(14 * mm), round(10 * mm)), 0, 0, 360, 0, -1
+        )
+    whole = measure_levels(labels, SPACING, hu)["C5"]
+    measured = measure_levels(wide, SPACING, np.where(wide > 0, 700.0, 30.0))["C5"]
+    assert measured.canal_mm2 == pytest.approx(whole.canal_mm2, rel=0.05)
+    assert measured.canal_centre_mm == pytest.approx(whole.canal_centre_mm, abs=1.0)
 
 
 def _shift_levels(labels: np.ndarray, hu: np.ndarray, step_px: dict[int, tuple[int, int]]):

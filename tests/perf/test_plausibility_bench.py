@@ -7,7 +7,8 @@ phantom neck is a plausible cervical spine: at least 98 % must come out assessed
 all seven levels). Demo model: the first ``N_MODEL`` of them through the whole analysis with the
 bundled demo model (``analyze``), reported, not gated — that share measures the model; so does
 the count of assessed levels whose centre lies nearer another true level's centre than its
-own: a confident verdict about the wrong vertebra.
+own: a confident verdict about the wrong vertebra, and of assessed levels whose vertebra is
+partly named as another level (under ``MIN_OWN_SHARE`` under its own name).
 
 Run: .venv/bin/python -m pytest tests/perf/test_plausibility_bench.py -m perf -s
 (``CSPINE_BENCH_SEED0`` starts another set of studies: a limit tuned on one set is judged on
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.perf
 SEED0 = int(os.environ.get("CSPINE_BENCH_SEED0", "777000"))  # another set: a fresh range
 N_TRUTH = int(os.environ.get("CSPINE_BENCH_STUDIES", "50"))
 N_MODEL = int(os.environ.get("CSPINE_BENCH_MODEL_STUDIES", "10"))
+MIN_OWN_SHARE = 0.7  # of a vertebra's labelled voxels under its own name, for an assessed level
 
 
 def _first_reason(check) -> str:
@@ -90,6 +92,7 @@ def _demo_model_share(bundle):
     patient = levels = 0
     wrong_no_fracture = 0
     misplaced: list[str] = []
+    misnamed: list[str] = []
     lines = []
     t0 = time.perf_counter()
     for seed in range(SEED0, SEED0 + N_MODEL):
@@ -100,6 +103,10 @@ def _demo_model_share(bundle):
         assessed = [NAMES.index(v.name) + 1 for v in r.vertebrae if v.status == "assessed"]
         truth = study.in_volume_order(study.labels)
         misplaced += [f"{seed} {NAMES[k - 1]}" for k in _off_level(outcome.labels, truth, assessed)]
+        misnamed += [
+            f"{seed} {NAMES[k - 1]} {own:.0%}"
+            for k, own in _misnamed(outcome.labels, truth, assessed)
+        ]
         patient += ok
         levels += len(assessed)
         wrong_no_fracture += r.patient_overall.fractured is False and study.patient_overall
@@ -116,10 +123,28 @@ def _demo_model_share(bundle):
         f"{levels}/{7 * N_MODEL}, 'no fracture' on a fractured study {wrong_no_fracture}, "
         f"assessed levels off their true level {len(misplaced)}"
         + (f" ({', '.join(misplaced)})" if misplaced else "")
+        + f", assessed levels with under {MIN_OWN_SHARE:.0%} of their vertebra under their "
+        f"name {len(misnamed)}"
+        + (f" ({', '.join(misnamed)})" if misnamed else "")
         + f", {time.perf_counter() - t0:.0f} s"
     )
     print("\n".join(lines))
     return patient / N_MODEL
+
+
+def _misnamed(labels: np.ndarray, truth: np.ndarray, levels: list[int]) -> list[tuple[int, float]]:
+    """Of ``levels``, those whose true vertebra carries their name on under ``MIN_OWN_SHARE``
+    of its labelled voxels (the rest named as another level): a fracture there would be
+    reported at the wrong level. (level, share) each."""
+    out = []
+    for k in levels:
+        named = np.bincount(labels[truth == k].ravel(), minlength=8)[1:8]
+        if named.sum() == 0:
+            continue
+        own = float(named[k - 1] / named.sum())
+        if own < MIN_OWN_SHARE:
+            out.append((k, own))
+    return out
 
 
 def _off_level(labels: np.ndarray, truth: np.ndarray, levels: list[int]) -> list[int]:

@@ -11,7 +11,10 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   wider than ``MAX_GAP_MM`` between neighbours; each has a volume, height (head–feet extent),
   width (left–right) and depth (front–back) inside ``LEVEL_RANGES``; when most levels are too
   large for a neck, the images show another part of the spine (judged from the images, never
-  from the header's body part);
+  from the header's body part); a level between two others (C3–C6) holds at least
+  ``SQUEEZED_SHARE`` of their mean volume (neighbouring vertebrae are alike; a level much
+  smaller than its neighbours has lost part of itself to them, and it and they are
+  indeterminate);
 * **the canal** — each level's outline (axial footprint) encloses a vertebral canal of at least
   ``CANAL_MIN_MM2`` holding soft tissue, not bone, and the canal runs on from level to level;
 * **the level assignment** — it relabelled at most ``MAX_RELABELLED_FRACTION`` of the pixels,
@@ -48,6 +51,7 @@ from .limits import (
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
     PATIENT_STATUSES,
+    SQUEEZED_SHARE,
     VERTEBRA_STATUSES,
     LevelRange,
 )
@@ -70,6 +74,7 @@ __all__ = [
     "NOT_IN_VIEW",
     "PARTLY_IN_VIEW",
     "PATIENT_STATUSES",
+    "SQUEEZED_SHARE",
     "VERTEBRA_STATUSES",
     "FinalVerdicts",
     "LevelMeasure",

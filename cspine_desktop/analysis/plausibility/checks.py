@@ -22,6 +22,7 @@ from .limits import (
     MAX_SLICE_MM,
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
+    SQUEEZED_SHARE,
 )
 from .measure import LevelMeasure, measure_levels
 
@@ -123,6 +124,7 @@ def check_spine(
     _check_sizes(found)
     _check_order(found, float(spacing[0]))
     _check_canal(found)
+    _check_proportions(found)
     _check_assignment(found, relabelled_fraction)
     found.study.extend(level_problems)
     return found.result()
@@ -260,6 +262,34 @@ def _check_canal(f: _Findings) -> None:
                 f"The vertebral canal jumps {step:.0f} mm sideways between {upper} and {lower}: "
                 "it is not one continuous canal."
             )
+
+
+def _check_proportions(f: _Findings) -> None:
+    """A level between two others (C3–C6) much smaller than they are has lost part of itself
+    to them: it and both neighbours are indeterminate (a fracture in the lost part would be
+    reported at a neighbour's level)."""
+    measures = f.measures
+    for k in range(2, 6):
+        upper, name, lower = NAMES[k - 1], NAMES[k], NAMES[k + 1]
+        trio = [measures.get(n) for n in (upper, name, lower)]
+        if any(m is None or m.cut is not None for m in trio):
+            continue
+        mu, mk, ml = (m.volume_ml for m in trio if m is not None)
+        share = mk / ((mu + ml) / 2.0)
+        if share >= SQUEEZED_SHARE:
+            continue
+        f.own[name].append(
+            f"{name} holds {share:.0%} of the volume of {upper} and {lower} (neighbouring "
+            f"levels are alike, at least {SQUEEZED_SHARE:.0%}): part of {name} may be labelled "
+            f"{upper} or {lower}."
+        )
+        for n in (upper, lower):
+            f.own[n].append(
+                f"{name}, next to {n}, is much smaller than its neighbours: part of it may be "
+                f"labelled {n}."
+            )
+        for n in (upper, name, lower):
+            f.status[n] = INDETERMINATE
 
 
 def _check_assignment(f: _Findings, relabelled_fraction: float | None) -> None:

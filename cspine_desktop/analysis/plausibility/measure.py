@@ -62,9 +62,13 @@ def _level_canal(
     dz: float,
     spacing_yx: tuple[float, float],
     with_c2: bool,
+    middle: float,
 ) -> tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]:
-    """(area mm², centre, hole mask, (first, last) plane) of the level's canal: the largest
-    hole of a plausible size among the whole outline and its slabs, else the whole outline's."""
+    """(area mm², centre, hole mask, (first, last) plane) of the level's canal: of the holes of
+    a plausible size among the whole outline and its slabs, the one measured nearest the
+    level's ``middle`` plane (the largest of those equally near), else the whole outline's.
+    Every level's canal is so measured at its middle, and the step from one level to the next
+    follows the canal, not which end of a tilted vertebra showed the largest hole."""
     n = max(1, round(CANAL_SLAB_MM / dz))
     windows = [(z0, z1)] + [(a, min(a + n - 1, z1)) for a in range(z0, max(z0, z1 - n + 1) + 1)]
     if with_c2:
@@ -78,7 +82,9 @@ def _level_canal(
         area, centre, hole = _canal(footprint, spacing_yx)
         found.append((area, centre, hole, (a, b)))
     good = [f for f in found if CANAL_MIN_MM2 <= f[0] <= CANAL_MAX_MM2]
-    return max(good, key=lambda f: f[0]) if good else found[0]
+    if not good:
+        return found[0]
+    return min(good, key=lambda f: (abs((f[3][0] + f[3][1]) / 2.0 - middle), -f[0]))
 
 
 def measure_levels(
@@ -90,10 +96,10 @@ def measure_levels(
     """Measure every level with at least ``min_voxels`` pixels on some plane.
 
     The canal is looked for in the outline of the whole level and of each ``CANAL_SLAB_MM``
-    slab of it (a tilted or turned vertebra's whole outline can cover its own canal); the
-    largest hole of a plausible size counts. C1's is looked for in the outline of C1 and C2
-    together: the dens of C2 rises through the C1 ring, and a thin ring is often segmented with
-    gaps.
+    slab of it (a tilted or turned vertebra's whole outline can cover its own canal); the hole
+    of a plausible size measured nearest the level's middle counts. C1's is looked for in the
+    outline of C1 and C2 together: the dens of C2 rises through the C1 ring, and a thin ring is
+    often segmented with gaps.
     """
     lab = np.asarray(labels)
     dz, dy, dx = (float(s) for s in spacing)
@@ -116,11 +122,14 @@ def measure_levels(
         elif areas[-1, i] >= EDGE_CUT_FRACTION * largest and areas[-1, i] > 0:
             cut = "bottom"
         with_c2 = name == "C1" and areas[:, 1].max() >= min_voxels
-        area, centre, hole, (h0, h1) = _level_canal(lab, i + 1, z0, z1, dz, (dy, dx), with_c2)
+        middle = float((areas[:, i] * np.arange(nz)).sum() / max(areas[:, i].sum(), 1))
+        area, centre, hole, (h0, h1) = _level_canal(
+            lab, i + 1, z0, z1, dz, (dy, dx), with_c2, middle
+        )
         canal_hu = None
         if hu is not None and hole is not None:
             canal_hu = float(np.median(np.asarray(hu)[h0 : h1 + 1][:, hole]))
-        zc = float((areas[:, i] * np.arange(nz)).sum() / max(areas[:, i].sum(), 1)) * dz
+        zc = middle * dz
         out[name] = LevelMeasure(
             name=name,
             volume_ml=float(areas[:, i].sum()) * dz * dy * dx / 1000.0,
