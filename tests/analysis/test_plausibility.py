@@ -211,7 +211,7 @@ def test_a_level_its_neighbours_took_part_of_is_indeterminate_with_them(spine):
     )
     assert share < SQUEEZED_SHARE
     assert check.reasons["C4"] == (
-        f"C4 holds {share:.0%} of the volume of C3 and C5 (neighbouring levels are alike, at "
+        f"C4 holds {share:.0%} of the mean volume of C3 and C5 (neighbouring levels are alike, at "
         "least 60%): part of C4 may be labelled C3 or C5.",
     )
     assert check.reasons["C3"] == (

@@ -279,7 +279,7 @@ def _check_proportions(f: _Findings) -> None:
         if share >= SQUEEZED_SHARE:
             continue
         f.own[name].append(
-            f"{name} holds {share:.0%} of the volume of {upper} and {lower} (neighbouring "
+            f"{name} holds {share:.0%} of the mean volume of {upper} and {lower} (neighbouring "
             f"levels are alike, at least {SQUEEZED_SHARE:.0%}): part of {name} may be labelled "
             f"{upper} or {lower}."
         )

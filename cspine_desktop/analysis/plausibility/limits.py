@@ -55,7 +55,7 @@ largest of 1,200 steps is 11.2 mm, the lower neck leaning toward the chest)."""
 SQUEEZED_SHARE = 0.6
 """Smallest volume of a level between two others (C3–C6), as a share of its neighbours' mean.
 Neighbouring vertebrae are alike in size (ANATOMY: C3–C7 bodies 13–15 mm tall, 15–20 mm wide);
-on 785 true level maps of phantom studies C3–C6 hold 0.75–1.14 of their neighbours' mean. A
+on 800 true level maps of phantom studies C3–C6 hold 0.75–1.14 of their neighbours' mean. A
 level under this share has lost part of itself to its neighbours: on the demo model's labels
 of 200 phantom studies the 16 levels under it had 25–88 % of their vertebra labelled as another
 level, where a fracture would be reported at the wrong level (docs/benchmarks.md, "Plausibility
