@@ -44,6 +44,7 @@ class AnalysisService:
         self._bundle: ModelBundle | None = None
         self._engine: Engine | None = None
         self._lock = threading.RLock()
+        self._opening: threading.Thread | None = None
 
     # ------------------------------------------------------------------ model
     @property
@@ -66,10 +67,20 @@ class AnalysisService:
         verified and its sessions built while the caller reads a study. The lock of
         :attr:`engine` makes a later access wait for it; a failure there is left for that
         access to raise again, in the caller's thread."""
-        if self._engine is None:
-            threading.Thread(
+        if self._engine is None and not (self._opening and self._opening.is_alive()):
+            self._opening = threading.Thread(
                 target=self._open_quietly, name="cspine-open-model", daemon=True
-            ).start()
+            )
+            self._opening.start()
+
+    def _settle(self) -> None:
+        """Wait for a background open to end. A call that fails early (an unreadable study)
+        waits here before it raises, so no thread is left inside the inference runtime's
+        native code once the call has returned: a process that exits, or a caller that goes
+        on, while a session is being built there can crash (seen as a segmentation fault)."""
+        opening = self._opening
+        if opening is not None and opening is not threading.current_thread():
+            opening.join()
 
     def _open_quietly(self) -> None:
         try:
@@ -78,6 +89,7 @@ class AnalysisService:
             log.debug("opening the engine in the background failed: %s", exc)
 
     def close(self) -> None:
+        self._settle()
         with self._lock:
             if self._engine is not None:
                 self._engine.close()
@@ -104,11 +116,19 @@ class AnalysisService:
         """
         report = reporter(progress)
         report(Progress(0.0, "reading the study"))
-        self.open_in_background()
+        if Path(path).exists():  # a missing path fails at once: no model to open for it
+            self.open_in_background()
         t0 = time.perf_counter()
-        volume = load_study(
-            path, series_uid=series_uid, progress=within(report, 0.0, LOAD_SHARE), cancel=cancel
-        )
+        try:
+            volume = load_study(
+                path,
+                series_uid=series_uid,
+                progress=within(report, 0.0, LOAD_SHARE),
+                cancel=cancel,
+            )
+        except BaseException:
+            self._settle()
+            raise
         load_s = time.perf_counter() - t0
         self.engine  # noqa: B018 - open the model before the clock of the analysis starts
         outcome = self.analyze_volume(volume, within(report, LOAD_SHARE, 1.0), cancel)

@@ -142,3 +142,37 @@ def test_run_job_honours_cancellation(make_services, svc_settings, series):
     record = services.jobs.wait(services.jobs.enqueue(study.id), timeout=60)
     assert record.state == "cancelled" and cancelled
     assert services.studies.artifacts(study.id, record.id) == []
+
+
+def test_a_study_that_fails_to_read_leaves_no_model_opening_behind(
+    svc_settings, tmp_path, monkeypatch
+):
+    """An unreadable study fails only after the background open has ended: a thread left inside
+    the inference runtime's native code while the caller goes on (or the process exits) once
+    crashed the suite. A missing path fails at once, without opening the model at all."""
+    import time
+
+    import cspine_desktop.services.analysis as mod
+    from cspine_desktop.errors import CspineInputError
+
+    real_open = mod.open_engine
+    opened: list[str] = []
+
+    def slow_open(*args, **kwargs):
+        time.sleep(0.5)
+        opened.append(threading.current_thread().name)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "open_engine", slow_open)
+    not_a_study = tmp_path / "notes.txt"
+    not_a_study.write_text("hello")
+    service = AnalysisService(svc_settings)
+    with pytest.raises(CspineInputError):
+        service.analyze_path(not_a_study)
+    assert opened == ["cspine-open-model"]
+    assert not any(t.name == "cspine-open-model" for t in threading.enumerate())
+
+    fresh = AnalysisService(svc_settings)
+    with pytest.raises(CspineInputError, match="does not exist"):
+        fresh.analyze_path(tmp_path / "missing")
+    assert opened == ["cspine-open-model"] and fresh._opening is None
