@@ -92,7 +92,10 @@ def find_anchors(
     # the highest column top found is the dens tip
     found = [_column_top(sag, t, ay, slice_step_mm, pixel_mm) for t in BONE_HU]
     tips = [a for a in found if a.dens_tip is not None and lo <= a.dens_tip <= hi]
-    best = min(tips, key=lambda a: a.dens_tip or 0) if tips else Anchors()
+    if tips:
+        best = min(tips, key=lambda a: a.dens_tip or 0)
+    else:  # no dens to count from: the bodies' tops alone, from the longest column found
+        best = Anchors(body_tops=max((a.body_tops for a in found), key=len))
     ribs = find_rib_top(hu, labels, slice_step_mm, pixel_mm, best.dens_tip)
     return replace(best, rib_top=ribs)
 
@@ -327,8 +330,9 @@ def _column_top(
                 for z0, z1, y in small
             )
             if not arch:  # no arch in front: not C2 (e.g. a scan starting lower)
-                return Anchors()
+                break
             tops = tuple(blocks[k][0] for k in best[pos + 1 :])
             tip = _dens_tip(sag, top, (int(cols[0]), int(cols[-1])), slice_step_mm, pixel_mm)
             return Anchors(tip, blocks[best[-1]][1], tops)
-    return Anchors()
+    # no C2 in the column: its bodies' tops still tell where levels meet
+    return Anchors(body_tops=tuple(blocks[k][0] for k in best if blocks[k][0] > 0))
