@@ -32,8 +32,8 @@ def run_app(
     app.setOrganizationName("cspine")
     services.audit.record("app_start", detail={"version": __version__, "front_end": "desktop"})
     last_user = None
+    warming = warm_up_in_background()  # while the sign-in dialog is shown
     try:
-        warm_up_in_background()  # while the sign-in dialog is shown
         while True:
             user = sign_in(services.users)
             if user is None:
@@ -49,6 +49,9 @@ def run_app(
             if not window.user_signed_out:
                 return 0
     finally:
+        # the warm-up imports native libraries (ONNX Runtime, OpenVINO): the process must not
+        # start shutting down while one is half-loaded on another thread
+        warming.join(SHUTDOWN_WAIT_MS / 1000)
         services.audit.record(
             "app_stop",
             user=last_user,

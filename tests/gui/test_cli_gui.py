@@ -53,6 +53,33 @@ def test_run_app_returns_when_sign_in_is_closed(qtbot, settings, monkeypatch):
         services.close()
 
 
+def test_run_app_waits_for_its_warm_up_before_returning(qtbot, settings, monkeypatch):
+    """Closing the sign-in dialog at once ends the app only after the warm-up thread has
+    finished its imports: a process that exits while a native library is half-loaded on
+    another thread can crash."""
+    import time
+
+    from cspine_desktop.gui import app as gui_app
+    from cspine_desktop.gui import warmup
+    from cspine_desktop.services import Services
+
+    finished: list[str] = []
+
+    def slow_warm_up():
+        time.sleep(0.5)
+        finished.append("done")
+        return {}
+
+    monkeypatch.setattr(warmup, "warm_up", slow_warm_up)
+    monkeypatch.setattr(gui_app, "sign_in", lambda users: None)
+    services = Services.open(settings, handler=FakeHandler(), bcrypt_rounds=4)
+    try:
+        assert gui_app.run_app(settings, services) == 0
+        assert finished == ["done"]
+    finally:
+        services.close()
+
+
 def test_run_app_shows_the_window_and_sign_out_returns_to_sign_in(qtbot, settings, monkeypatch):
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
