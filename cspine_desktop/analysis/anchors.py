@@ -53,7 +53,9 @@ class Anchors:
 
     dens_tip: int | None = None
     column_bottom: int | None = None
-    body_tops: tuple[int, ...] = ()  # top planes of the separate body blocks below C2
+    # top planes of the separate body blocks below C2; with no C2 found (no dens to count
+    # from), of every block of the column, for splitting a squeezed level again
+    body_tops: tuple[int, ...] = ()
     rib_top: int | None = None  # the first plane with ribs beside the spine: T1's top
 
 
