@@ -220,10 +220,9 @@ def _resplit_squeezed(
     out = result.labels
     plane_level = result.plane_level.copy()
     notes: list[str] = []
+    counts = _level_counts(out)
     for level in range(3, 7):
-        split = _squeezed_split(
-            _level_counts(out), level, anchors.body_tops, step_mm, SQUEEZED_SHARE
-        )
+        split = _squeezed_split(counts, level, anchors.body_tops, step_mm, SQUEEZED_SHARE)
         if split is None:
             continue
         if out is result.labels:
@@ -240,6 +239,7 @@ def _resplit_squeezed(
                 plane[mine] = part[mine]
             if plane_level[z] in trio:
                 plane_level[z] = new
+        counts = _level_counts(out)  # the next level is judged on the labels as now split
         upper, name, lower = NAMES[level - 2], NAMES[level - 1], NAMES[level]
         notes.append(
             f"Part of {name} had been labelled {upper} or {lower}; the three were split again "
@@ -273,7 +273,7 @@ def _squeezed_split(
     volume = counts.sum(axis=0).astype(np.float64)
     if min(volume[upper - 1], volume[lower - 1]) == 0:
         return None
-    if volume[level - 1] >= share * (volume[upper - 1] + volume[lower - 1]) / 2.0:
+    if not _squeezed(volume[level - 1], volume[upper - 1], volume[lower - 1], share):
         return None
     dominant = np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1) + 1, 0)
     ups, lows = np.flatnonzero(dominant == upper), np.flatnonzero(dominant == lower)
@@ -306,7 +306,7 @@ def _squeezed_split(
             ):
                 continue
             held_runs = [mass[b] - mass[a] for a, b in runs]
-            if held_runs[1] < share * (held_runs[0] + held_runs[2]) / 2.0:
+            if _squeezed(held_runs[1], held_runs[0], held_runs[2], share):
                 continue
             score = sum(votes[b, j] - votes[a, j] for j, (a, b) in enumerate(runs))
             score += RESPLIT_DISC_BONUS_PLANES * ((b1 in tops) + (b2 in tops))
@@ -316,6 +316,11 @@ def _squeezed_split(
             if best is None or score > best[0]:
                 best = (score, b1, b2)
     return None if best is None else (start, best[1], best[2], stop)
+
+
+def _squeezed(middle: float, upper: float, lower: float, share: float) -> bool:
+    """Whether ``middle`` holds less than ``share`` of the mean of its neighbours."""
+    return middle < share * (upper + lower) / 2.0
 
 
 def _main_run(planes: np.ndarray, counts: np.ndarray, step_mm: float) -> np.ndarray:
