@@ -156,7 +156,10 @@ def _assign(
     anchors = None
     c1_first = False
     if hu is not None and pixel_mm:
-        anchors = find_anchors(hu, lab, slice_step_mm, pixel_mm)
+        # the anchors are looked for near the spine's run only: a few labels stage 1 put on
+        # the top of a head-and-neck scan, 100 mm above the spine, had moved the window the
+        # dens is looked for in (up to 70 mm below the first labelled plane) off the dens
+        anchors = find_anchors(hu, _only(lab, spine), slice_step_mm, pixel_mm)
         spine, c1_first = _below_skull_base(spine, anchors, slice_step_mm)
         if spine.size == 0:
             return LevelAssignment(lab.copy(), np.zeros(nz, np.int8), 0.0, (), anchors)
@@ -188,6 +191,13 @@ def _assign(
         if c7_end <= z0:
             c7_end = None  # nothing labelled above the ribs: nothing to count up from
     return _counted_levels(lab, counts, z0, z1, slice_step_mm, anchors, dens_tip, c7_end)
+
+
+def _only(lab: np.ndarray, spine: np.ndarray) -> np.ndarray:
+    """``lab`` with the planes above and below the spine's run (:func:`_main_run`) cleared."""
+    out = np.zeros_like(lab)
+    out[spine[0] : spine[-1] + 1] = lab[spine[0] : spine[-1] + 1]
+    return out
 
 
 def _level_counts(lab: np.ndarray) -> np.ndarray:
