@@ -71,6 +71,8 @@ C2_BELOW_TIP_MM = 15.0
 # the true level maps of 324 phantom studies on the 2 mm grid: 12 mm; median 16–18 mm).
 RESPLIT_DISC_BONUS_PLANES = 1.0
 RESPLIT_MIN_MM = 12.0
+# above this share of relabelled pixels the result says so (check the levels on the sagittal view)
+RELABEL_WARNING_SHARE = 0.25
 
 
 # The model's labels are kept as they are when they already agree with the anatomy: median
@@ -112,6 +114,9 @@ class LevelAssignment:
     # where the result disagrees with the anatomy found in the HU, in plain words: a reason
     # not to trust the levels (the plausibility checks make the study indeterminate)
     problems: tuple[str, ...] = ()
+    # the anatomy found in the HU agrees with the levels at every boundary (:func:`_confirmed`):
+    # however much was relabelled, the count is the CT's, not a guess
+    confirmed: bool = False
 
 
 def assign_levels(
@@ -136,7 +141,45 @@ def assign_levels(
     if result.anchors is None or result.anchors.rib_top is None:
         return result
     problems = _rib_problems(result.labels, result.anchors.rib_top, slice_step_mm, min_voxels)
-    return replace(result, problems=result.problems + problems)
+    result = replace(result, problems=result.problems + problems)
+    if not _confirmed(result):
+        return result
+    note: tuple[str, ...] = ()
+    if result.relabelled_fraction > RELABEL_WARNING_SHARE:
+        note = (
+            "The dens, the first ribs and the top of each vertebral body from C3 to C7, found "
+            "in the CT, agree with the levels as counted.",
+        )
+    return replace(result, confirmed=True, warnings=result.warnings + note)
+
+
+def _confirmed(result: LevelAssignment) -> bool:
+    """Whether the anatomy found in the CT agrees with the levels at every boundary: the dens
+    tip was found (C1 and C2 placed around and below it), the first ribs were found with C7
+    just above them (no rib problem), and each boundary from C2|C3 to C6|C7 lies within one
+    plane of the top of a vertebral body found in the CT, one body per level.
+
+    Where stage 1 labelled every level one off (as on a real head-and-neck CT, the skull base
+    labelled C1), the count relabels most of the pixels; on 360 phantom studies with their
+    true labels so shifted, the 88 counts this confirmed put 0.86–0.99 of the labelled voxels
+    at their true level (docs/benchmarks.md)."""
+    anchors = result.anchors
+    if anchors is None or anchors.dens_tip is None or anchors.rib_top is None:
+        return False
+    if result.problems:
+        return False
+    pl = result.plane_level
+    tops = np.asarray(anchors.body_tops, dtype=int)
+    starts = {}
+    for z in range(1, pl.size):
+        if pl[z] != pl[z - 1] and pl[z - 1] == pl[z] - 1 and pl[z] >= 3:
+            starts[int(pl[z])] = z
+    if sorted(starts) != [3, 4, 5, 6, 7] or tops.size == 0:
+        return False
+    if any(np.abs(tops - z).min() > 1 for z in starts.values()):
+        return False
+    between = (tops >= starts[3] - 1) & (tops <= starts[7] + 1)
+    return int(between.sum()) == len(starts)
 
 
 def _assign(
@@ -483,7 +526,7 @@ def _counted_levels(
     n_fg = int((lab > 0).sum())
     changed = float((out != lab).sum() / n_fg) if n_fg else 0.0
     warnings: tuple[str, ...] = ()
-    if changed > 0.25:
+    if changed > RELABEL_WARNING_SHARE:
         warnings = (
             f"{changed:.0%} of the vertebra pixels were relabelled to follow the anatomical "
             "order; check the level labels on the sagittal view.",

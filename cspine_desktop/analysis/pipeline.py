@@ -295,6 +295,7 @@ def _plausible_verdicts(
         relabelled_fraction=clean.relabelled_fraction if aggregation.assign_levels else None,
         input_problems=problems,
         level_problems=clean.level_problems,
+        levels_confirmed=clean.levels_confirmed,
         min_voxels=aggregation.min_voxels,
     )
     return final_verdicts(check, verdict, verdict[PATIENT_KEY])

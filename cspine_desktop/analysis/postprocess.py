@@ -24,13 +24,15 @@ class CleanLabels:
     vertebra (C1..C7) tells how much was dropped as stray islands; relabelled_fraction is the
     share of vertebra pixels the level assignment relabelled (0 when it did not run);
     level_problems: where the levels disagree with the anatomy found in the CT (reasons for
-    the plausibility checks)."""
+    the plausibility checks); levels_confirmed: the anatomy found in the CT agrees with the
+    levels at every boundary (the relabelled share then says nothing against them)."""
 
     labels: np.ndarray
     warnings: tuple[str, ...]
     removed_voxels: tuple[int, ...]
     relabelled_fraction: float = 0.0
     level_problems: tuple[str, ...] = ()
+    levels_confirmed: bool = False
 
 
 def enclosed_holes(mask: np.ndarray) -> np.ndarray:
@@ -110,12 +112,14 @@ def clean_labels(
     level_warnings: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     relabelled = 0.0
+    confirmed = False
     if slice_step_mm is not None:
         assigned = assign_levels(
             src, slice_step_mm, min_voxels=min_voxels, hu=hu, pixel_mm=pixel_mm
         )
         src, level_warnings = assigned.labels, assigned.warnings
         relabelled, problems = assigned.relabelled_fraction, assigned.problems
+        confirmed = assigned.confirmed
     out = np.zeros_like(src)
     removed = []
     for v in range(1, len(NAMES) + 1):
@@ -128,7 +132,7 @@ def clean_labels(
         out[keep] = v
         removed.append(n - int(keep.sum()))
     return CleanLabels(
-        out, level_warnings + order_warnings(out), tuple(removed), relabelled, problems
+        out, level_warnings + order_warnings(out), tuple(removed), relabelled, problems, confirmed
     )
 
 

@@ -176,6 +176,42 @@ def test_a_substantial_part_far_from_the_rest_stays_in_the_count():
     assert _main_run(np.nonzero(counts.sum(axis=1) >= 10)[0], counts, 2.0)[0] == 40
 
 
+def test_a_count_the_ct_confirms_at_every_boundary_is_trusted_however_much_it_relabelled(studies):
+    """The real failure counted again from the dens relabels most pixels. Where the dens, the
+    first ribs (C7 just above them) and the top of each body from C3 to C7 agree with the
+    count, the relabelled share no longer makes the study indeterminate, and every level lies
+    at its true vertebra; elsewhere it still does. With the ribs cut off the scan the count is
+    anchored at one end only and is not confirmed."""
+    confirmed = 0
+    for (cov, seed), (_st, hu, lab) in studies.items():
+        pred = _like_the_real_failure(lab, hu)
+        clean = clean_labels(pred, slice_step_mm=STEP, hu=hu, pixel_mm=PX)
+        check = check_spine(
+            clean.labels,
+            (STEP, PX, PX),
+            hu,
+            relabelled_fraction=clean.relabelled_fraction,
+            level_problems=clean.level_problems,
+            levels_confirmed=clean.levels_confirmed,
+        )
+        assert clean.relabelled_fraction > 0.5, (cov, seed)
+        relabel_reason = any("had to relabel" in r for r in check.study_reasons)
+        if not clean.levels_confirmed:
+            assert relabel_reason, (cov, seed)
+            continue
+        confirmed += 1
+        assert check.study_reasons == (), (cov, seed)
+        assert any("agree with the levels as counted" in w for w in clean.warnings)
+        for k in range(1, 8):
+            if check.status[f"C{k}"] == "assessed":
+                named = clean.labels[(lab == k) & (clean.labels > 0)]
+                assert (named == k).mean() > 0.8, (cov, seed, k)
+        ribs = assign_levels(pred, STEP, hu=hu, pixel_mm=PX).anchors.rib_top
+        cut = assign_levels(pred[:ribs], STEP, hu=hu[:ribs], pixel_mm=PX)
+        assert cut.anchors.rib_top is None and not cut.confirmed, (cov, seed)
+    assert confirmed >= 1
+
+
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):
     near_new = near_old = within2 = total = 0
     for (cov, seed), (_st, hu, lab) in studies.items():

@@ -3,6 +3,7 @@ words that say why."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from toy_spine import DZ, SPACING, toy_spine
@@ -170,6 +171,53 @@ def test_heavy_relabelling_makes_the_levels_untrusted(spine):
         "The level assignment had to relabel 74% of the vertebra pixels (at most 35% is "
         "trusted): the levels may be wrong.",
     )
+
+
+def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):
+    labels, hu = spine
+    check = check_spine(labels, SPACING, hu, relabelled_fraction=0.74, levels_confirmed=True)
+    assert check.study_reasons == ()
+    assert set(check.status.values()) == {"assessed"}
+
+
+def _skull_base_as_c1(labels: np.ndarray) -> np.ndarray:
+    """16 mm of bone 90 mm wide above C1, labelled C1, as stage 1 labelled a real skull base."""
+    n = round(16.0 / DZ)
+    out = np.concatenate([np.zeros((n, *labels.shape[1:]), labels.dtype), labels])
+    c, r = labels.shape[1] // 2, round(45.0 / SPACING[1])
+    for z in range(n):
+        cv2.circle(out[z], (c, c), r, 1, -1)
+    return out
+
+
+def _names_one_too_high(labels: np.ndarray) -> np.ndarray:
+    """C1 labelled C2, C2 labelled C3, … C6 labelled C7; C7 left out."""
+    out = np.zeros_like(labels)
+    for k in range(1, 7):
+        out[labels == k] = k + 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("shift", "reason"),
+    [
+        (_skull_base_as_c1, "C1 is larger than a C1 can be: the skull base may be labelled C1"),
+        (_names_one_too_high, "C2 is larger than a C2 can be: C1 may be labelled C2"),
+    ],
+)
+def test_a_count_that_started_too_high_leaves_every_level_indeterminate(spine, shift, reason):
+    """The levels below C1/C2 are each a plausible vertebra under the wrong name; what shows
+    is the top of the count: skull in "C1", or a C1 ring as "C2"."""
+    labels, hu = spine
+    shifted = shift(labels)
+    pad = shifted.shape[0] - labels.shape[0]
+    shifted_hu = np.concatenate([np.full((pad, *hu.shape[1:]), 30.0, hu.dtype), hu])
+    shifted_hu[shifted > 0] = 700.0
+    check = check_spine(shifted, SPACING, shifted_hu)
+    assert any(r.startswith(reason) for r in check.study_reasons), check.study_reasons
+    assert "assessed" not in check.status.values()
+    # the same levels without the shift: assessed
+    assert check_spine(labels, SPACING, hu).study_reasons == ()
 
 
 def test_a_level_too_small_for_its_name(spine):

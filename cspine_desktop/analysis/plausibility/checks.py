@@ -113,19 +113,23 @@ def check_spine(
     relabelled_fraction: float | None = None,
     input_problems: tuple[str, ...] = (),
     level_problems: tuple[str, ...] = (),
+    levels_confirmed: bool = False,
     min_voxels: int = 10,
 ) -> SpineCheck:
     """Run every check on one label map (see the package docstring for the contract).
 
     ``level_problems``: where the level assignment found the levels at odds with the anatomy
-    in the CT (C7 not just above the first ribs); each one is a study reason."""
+    in the CT (C7 not just above the first ribs); each one is a study reason.
+    ``levels_confirmed``: the anatomy in the CT (dens, first ribs, every vertebral body's top)
+    agreed with the levels at every boundary; the share the assignment relabelled then does not
+    count against them."""
     found = _Findings.start(measure_levels(labels, spacing, hu, min_voxels), input_problems)
     _check_coverage(found)
     _check_sizes(found)
     _check_order(found, float(spacing[0]))
     _check_canal(found)
     _check_proportions(found)
-    _check_assignment(found, relabelled_fraction)
+    _check_assignment(found, None if levels_confirmed else relabelled_fraction)
     found.study.extend(level_problems)
     return found.result()
 
@@ -186,8 +190,36 @@ def _check_coverage(f: _Findings) -> None:
             )
 
 
+_COUNT_OFF = {
+    "C1": "C1 is larger than a C1 can be: the skull base may be labelled C1, and every level "
+    "below it named one too high.",
+    "C2": "C2 is larger than a C2 can be: C1 may be labelled C2, and every level below it "
+    "named one too high.",
+}
+
+
+def _over(m: LevelMeasure) -> bool:
+    """Whether any of the level's measures is above its range."""
+    r = LEVEL_RANGES[m.name]
+    pairs = (
+        (m.volume_ml, r.volume_ml),
+        (m.height_mm, r.height_mm),
+        (m.width_mm, r.width_mm),
+        (m.depth_mm, r.depth_mm),
+    )
+    return any(value > hi for value, (_lo, hi) in pairs)
+
+
 def _check_sizes(f: _Findings) -> None:
-    """Each level's size, and what the sizes say about the body part."""
+    """Each level's size, and what the sizes say about the body part and the count.
+
+    C1 or C2 too large for its name is where a count that started too high shows: the skull
+    base labelled C1 (C1 then holds skull), or C1 labelled C2 (as wide as a C1), and every level
+    below named one too high, with sizes that fit their wrong names. It makes every level
+    indeterminate: on 360 phantom studies whose true labels were so shifted (skull base C1,
+    each level one too high, as stage 1 did on a real head-and-neck CT), the 101 studies left
+    with a level assessed under another's name all had C1 or C2 too large; on stage 1's own
+    labels of the same studies, and on their true labels, C1 and C2 never were."""
     too_large = []
     for n in f.present:
         reasons, large = _size_reasons(f.measures[n])
@@ -196,6 +228,9 @@ def _check_sizes(f: _Findings) -> None:
             f.own[n].extend(reasons)
         if large:
             too_large.append(n)
+    top = next((n for n in ("C1", "C2") if n in f.measures and _over(f.measures[n])), None)
+    if top is not None:
+        f.study.append(_COUNT_OFF[top])
     uncut = [n for n in f.present if f.measures[n].cut is None] or f.present
     if len(too_large) >= 2 and len(too_large) * 2 >= len(uncut):
         f.study.append(
