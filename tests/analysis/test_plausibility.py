@@ -177,7 +177,14 @@ def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):
     labels, hu = spine
     check = check_spine(labels, SPACING, hu, relabelled_fraction=0.74, levels_confirmed=True)
     assert check.study_reasons == ()
-    assert set(check.status.values()) == {"assessed"}
+    assert [check.status[n] for n in NAMES] == ["indeterminate"] * 2 + ["assessed"] * 5
+    assert check.reasons["C1"] == (
+        "The levels were counted again from the dens (74% of the labels changed): where C1's "
+        "ring surrounds the dens, the split between C1 and C2 is only approximate.",
+    )
+    # confirmed, and relabelled no more than the limit: nothing to say
+    fine = check_spine(labels, SPACING, hu, relabelled_fraction=0.2, levels_confirmed=True)
+    assert set(fine.status.values()) == {"assessed"}
 
 
 def _skull_base_as_c1(labels: np.ndarray) -> np.ndarray:

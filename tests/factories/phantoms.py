@@ -1,4 +1,5 @@
-"""Fresh phantom studies for the benchmarks that compare label maps study by study."""
+"""Fresh phantom studies for the benchmarks that compare label maps study by study, and the
+way stage 1 got a real neck's levels wrong."""
 
 from __future__ import annotations
 
@@ -16,3 +17,24 @@ def phantom_studies(seed0: int, n: int) -> Iterator[tuple[Any, Any, np.ndarray]]
     for seed in range(seed0, seed0 + n):
         study = generate_study(seed)
         yield study, study.to_volume(), study.in_volume_order(study.labels)
+
+
+def like_the_real_failure(labels: np.ndarray, hu: np.ndarray) -> np.ndarray:
+    """A true label map [Zg, S, S] (the demo model's grid) shifted the way stage 1 labelled a
+    real head-and-neck CT: skull base (bone up to 28 mm above C1) labelled C1; C1 → C2; the
+    lower half of C2 and C3–C6 one level too high; C7 stays C7."""
+    pred = labels.copy()
+    for k, v in {1: 2, 3: 4, 4: 5, 5: 6, 6: 7}.items():
+        pred[labels == k] = v
+    z2 = np.nonzero((labels == 2).any(axis=(1, 2)))[0]
+    low = z2[len(z2) // 2 :]
+    sub = pred[low]
+    sub[labels[low] == 2] = 3
+    pred[low] = sub
+    z1 = int(np.nonzero((labels == 1).any(axis=(1, 2)))[0][0])
+    _, yy, xx = np.nonzero(labels)
+    cy, cx = int(np.median(yy)), int(np.median(xx))
+    win = (slice(cy - 50, cy + 40), slice(cx - 40, cx + 40))
+    for z in range(max(0, z1 - 14), z1):
+        pred[z][win][hu[z][win] > 300] = 1
+    return pred

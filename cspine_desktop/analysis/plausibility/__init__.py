@@ -18,10 +18,11 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
 * **the canal** — each level's outline (axial footprint) encloses a vertebral canal of at least
   ``CANAL_MIN_MM2`` holding soft tissue, not bone, and the canal runs on from level to level;
 * **the level assignment** — it relabelled at most ``MAX_RELABELLED_FRACTION`` of the pixels
-  (unless the dens, the first ribs and every vertebral body's top found in the CT agreed with
-  the levels it counted: ``levels_confirmed``), and, with the thorax in view, C7 lies just
-  above the first ribs (T1's; ``level_problems`` from
-  :func:`~cspine_desktop.analysis.levels.assign_levels`);
+  (where the dens, the first ribs and every vertebral body's top found in the CT agreed with
+  the levels it counted, ``levels_confirmed``, only C1 and C2 are then left to the reader),
+  and, with the thorax in view, C7 lies just above the first ribs (T1's; ``level_problems``
+  from :func:`~cspine_desktop.analysis.levels.assign_levels`); C1 or C2 larger than it can be
+  (the count started on the skull base or on C1) makes every level indeterminate;
 * **coverage** — a level cut by the top or bottom edge of the scan is *partly in view*.
 
 Reasons about the whole study make every vertebra and the patient indeterminate; a reason

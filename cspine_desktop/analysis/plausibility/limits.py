@@ -24,8 +24,8 @@ MAX_SLICE_MM = 5.0
 MAX_RELABELLED_FRACTION = 0.35
 """Largest share of vertebra pixels the level assignment may relabel. On unseen phantom studies
 the demo model's labels need 4–20 % (docs/benchmarks.md); a real head-and-neck CT whose C2 was
-found on the clivus needed 74 %. It does not apply where the anatomy found in the CT confirmed
-the count at every boundary (``check_spine(levels_confirmed=True)``)."""
+found on the clivus needed 74 %. Where the anatomy found in the CT confirmed the count at every
+boundary (``check_spine(levels_confirmed=True)``) it applies to C1 and C2 only."""
 
 MAX_GAP_MM = 12.0
 """Widest head–feet gap between neighbouring levels: a disc is 4–6 mm (ANATOMY: discs),
