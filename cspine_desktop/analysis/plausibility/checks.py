@@ -335,7 +335,7 @@ def _check_assignment(
     reader: it gives each plane one level, and where C1's ring surrounds the dens their split
     is only approximate (on 100 fresh phantom studies whose true labels were shifted as on a
     real head-and-neck CT, 2 of the 26 confirmed counts left C1 or C2 with 68–70 % of its
-    vertebra under its own name; C3–C7 at least 80 %)."""
+    vertebra under its own name; none left C3–C7 under 70 %)."""
     if relabelled_fraction is None or relabelled_fraction <= MAX_RELABELLED_FRACTION:
         return
     if not confirmed:
