@@ -170,10 +170,10 @@ def _confirmed(result: LevelAssignment) -> bool:
         return False
     pl = result.plane_level
     tops = np.asarray(anchors.body_tops, dtype=int)
-    starts = {}
-    for z in range(1, pl.size):
-        if pl[z] != pl[z - 1] and pl[z - 1] == pl[z] - 1 and pl[z] >= 3:
-            starts[int(pl[z])] = z
+    # the first plane of each level from C3 on, where it follows the level above it
+    starts = {
+        int(pl[z]): int(z) for z in np.flatnonzero((pl[1:] == pl[:-1] + 1) & (pl[1:] >= 3)) + 1
+    }
     if sorted(starts) != [3, 4, 5, 6, 7] or tops.size == 0:
         return False
     if any(np.abs(tops - z).min() > 1 for z in starts.values()):

@@ -78,19 +78,23 @@ def _fmt(lo_hi: tuple[float, float]) -> str:
     return f"{lo_hi[0]:g}–{lo_hi[1]:g}"
 
 
-def _size_reasons(m: LevelMeasure) -> tuple[list[str], bool]:
-    """(reasons, too large) for one level's size: the first measure out of range (one reason
-    per level keeps the list readable); lower limits only for a level not cut."""
+def _size_measures(m: LevelMeasure) -> tuple[tuple[str, float, tuple[float, float], str], ...]:
+    """(what, value, its range, unit) of each size measure of one level."""
     r = LEVEL_RANGES[m.name]
-    out: list[str] = []
-    large = False
-    checks = (
+    return (
         ("volume", m.volume_ml, r.volume_ml, "ml"),
         ("height (head to feet)", m.height_mm, r.height_mm, "mm"),
         ("width", m.width_mm, r.width_mm, "mm"),
         ("depth (front to back)", m.depth_mm, r.depth_mm, "mm"),
     )
-    for what, value, (lo, hi), unit in checks:
+
+
+def _size_reasons(m: LevelMeasure) -> tuple[list[str], bool]:
+    """(reasons, too large) for one level's size: the first measure out of range (one reason
+    per level keeps the list readable); lower limits only for a level not cut."""
+    out: list[str] = []
+    large = False
+    for what, value, (lo, hi), unit in _size_measures(m):
         if value > hi:
             large = large or what in ("volume", "width", "depth (front to back)")
             out.append(
@@ -200,14 +204,7 @@ _COUNT_OFF = {
 
 def _over(m: LevelMeasure) -> bool:
     """Whether any of the level's measures is above its range."""
-    r = LEVEL_RANGES[m.name]
-    pairs = (
-        (m.volume_ml, r.volume_ml),
-        (m.height_mm, r.height_mm),
-        (m.width_mm, r.width_mm),
-        (m.depth_mm, r.depth_mm),
-    )
-    return any(value > hi for value, (_lo, hi) in pairs)
+    return any(value > hi for _what, value, (_lo, hi), _unit in _size_measures(m))
 
 
 def _check_sizes(f: _Findings) -> None:
