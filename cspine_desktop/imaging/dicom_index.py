@@ -36,6 +36,7 @@ from .dicom_values import (
     get_values,
     keyword_tag,
     series_meta,
+    sop_uid_of,
 )
 
 NATIVE_SYNTAXES = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian)
@@ -239,9 +240,7 @@ def transfer_syntax_of(ds: Dataset) -> str:
 def _headers_from_dataset(
     path: Path, ds: Dataset, pixel_pos: int, peek: bytes, size: int
 ) -> list[ImageHeader] | OtherObject:
-    sop_class = str(
-        ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", "")
-    )
+    sop_class = sop_uid_of(ds, "SOPClassUID")
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise _Skip()
     series_uid = get_str(ds, "SeriesInstanceUID")
@@ -293,7 +292,7 @@ def _headers_from_dataset(
         acquisition_number=get_int(ds, "AcquisitionNumber"),
         description=description,
     )
-    sop_uid = get_str(ds, "SOPInstanceUID")
+    sop_uid = sop_uid_of(ds, "SOPInstanceUID")
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [
             ImageHeader(

@@ -136,6 +136,17 @@ def get_str(ds: Dataset, name: str) -> str:
         return ""
 
 
+def sop_uid_of(ds: Dataset, keyword: str) -> str:
+    """``SOPClassUID`` or ``SOPInstanceUID`` of ``ds``, else the file meta's copy of it
+    (``MediaStorage…``, which PS3.10 makes identical): some anonymisers blank the dataset's
+    and leave the file meta's."""
+    own = get_str(ds, keyword)
+    if own:
+        return own
+    meta = getattr(ds, "file_meta", None)
+    return str(getattr(meta, "MediaStorage" + keyword, "") or "").strip() if meta else ""
+
+
 def get_int(ds: Dataset, name: str) -> int | None:
     try:
         values = get_values(ds, name)

@@ -27,6 +27,7 @@ from ..errors import CorruptFileError, ImageTooLargeError, InconsistentSeriesErr
 from ..progress import CancelToken, ProgressCallback
 from ._control import Control
 from .dicom_index import ImageHeader, scan_headers
+from .dicom_values import get_str, sop_uid_of
 from .dicom_volume import DecodeResult, decode_into_volume
 from .geometry import stack_geometry
 from .series import SeriesGroup, choose_series, group_series
@@ -160,8 +161,16 @@ def source_datasets(volume: Volume, stop_before_pixels: bool = True) -> list[Dat
     archive = volume.meta.get("source_archive")
     if archive:
         with zipfile.ZipFile(archive) as zf:
-            return [_read_member(zf, name, stop_before_pixels) for name in files]
-    return [pydicom.dcmread(f, stop_before_pixels=stop_before_pixels, force=True) for f in files]
+            headers = [_read_member(zf, name, stop_before_pixels) for name in files]
+    else:
+        headers = [
+            pydicom.dcmread(f, stop_before_pixels=stop_before_pixels, force=True) for f in files
+        ]
+    for ds in headers:  # as the index read them: blanked SOP UIDs from the file meta
+        for keyword in ("SOPClassUID", "SOPInstanceUID"):
+            if not get_str(ds, keyword) and (uid := sop_uid_of(ds, keyword)):
+                setattr(ds, keyword, uid)
+    return headers
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, stop_before_pixels: bool) -> Dataset:

@@ -141,6 +141,11 @@ def read_source_headers(volume: Volume, what: str) -> list[Dataset]:
             f"({Path(str(where)).name or 'file missing'}). Open the study again from its "
             "DICOM files and export once more."
         ) from exc
+    if any(not str(h.get(k, "") or "") for h in headers for k in ("SOPClassUID", "SOPInstanceUID")):
+        raise ExportNotAvailableError(
+            f"{what} must refer to the original images by their SOP Class and SOP Instance "
+            "UIDs, and some of these images carry none (an anonymiser may have removed them)."
+        )
     found = {str(h.get("SOPInstanceUID", "")) for h in headers}
     uids = dict.fromkeys(str(u) for u in volume.meta["sop_instance_uids"])
     missing = [u for u in uids if u not in found]

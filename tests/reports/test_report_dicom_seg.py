@@ -131,6 +131,46 @@ def test_source_files_gone_is_a_plain_error(dicom_outcome, ct_series, tmp_path):
     assert not (tmp_path / "out" / "seg.dcm").exists()
 
 
+def _blank_sop_uids(series, *, file_meta_too: bool = False) -> None:
+    """Blank each file's SOPClassUID and SOPInstanceUID, as some anonymisers do (a real
+    series so written crashed the export), keeping the file meta's copies unless asked."""
+    for path in series.files:
+        ds = pydicom.dcmread(path)
+        ds.SOPClassUID = ""
+        ds.SOPInstanceUID = ""
+        if file_meta_too:
+            ds.file_meta.MediaStorageSOPClassUID = ""
+            ds.file_meta.MediaStorageSOPInstanceUID = ""
+        ds.save_as(path)
+
+
+def test_blanked_sop_uids_are_taken_from_the_file_meta(ct_series, tmp_path):
+    _blank_sop_uids(ct_series)
+    volume = load_study(ct_series.folder)
+    assert set(volume.meta["sop_instance_uids"]) == set(ct_series.sop_uids)
+    labels, heat = make_labels_and_heat(volume.hu.shape)
+    outcome = AnalysisOutcome(
+        make_result(ct_series.study_uid, ct_series.series_uid), volume, labels, heat
+    )
+    write_dicom_seg(outcome, tmp_path / "seg.dcm")
+    [series] = pydicom.dcmread(tmp_path / "seg.dcm").ReferencedSeriesSequence
+    refs = series.ReferencedInstanceSequence
+    assert {r.ReferencedSOPInstanceUID for r in refs} == set(ct_series.sop_uids)
+    assert {r.ReferencedSOPClassUID for r in refs} == {pydicom.uid.CTImageStorage}
+
+
+def test_sources_without_any_sop_uid_are_a_plain_error(ct_series, tmp_path):
+    _blank_sop_uids(ct_series, file_meta_too=True)
+    volume = load_study(ct_series.folder)
+    labels, heat = make_labels_and_heat(volume.hu.shape)
+    outcome = AnalysisOutcome(
+        make_result(ct_series.study_uid, ct_series.series_uid), volume, labels, heat
+    )
+    with pytest.raises(ExportNotAvailableError, match="SOP Class and SOP Instance UIDs"):
+        write_dicom_seg(outcome, tmp_path / "seg.dcm")
+    assert not (tmp_path / "seg.dcm").exists()
+
+
 def test_a_study_loaded_from_a_zip_exports_after_the_unpacked_copy_is_gone(ct_series, tmp_path):
     archive = tmp_path / "study.zip"
     with zipfile.ZipFile(archive, "w") as zf:
