@@ -285,7 +285,11 @@ def _plausible_verdicts(
     thickness = meta.get("SliceThickness")
     slice_mm = max(float(volume.spacing[0]), float(thickness or 0.0))
     problems = input_reasons(
-        meta.get("Modality"), int(volume.hu.shape[0]), slice_mm, meta.get("source_kind")
+        meta.get("Modality"),
+        int(volume.hu.shape[0]),
+        slice_mm,
+        meta.get("source_kind"),
+        hu=volume.hu,
     )
     cfg = prepared.cfg
     check = check_spine(

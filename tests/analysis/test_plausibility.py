@@ -120,6 +120,23 @@ def test_the_modality_must_be_ct():
     assert reason.startswith("The images are MR, not CT")
 
 
+def test_values_must_be_hounsfield_units_whatever_the_header_says():
+    _, y, x = np.mgrid[0:20, 0:64, 0:64]
+    body = (y - 32) ** 2 + (x - 32) ** 2 < 24**2  # a neck: soft tissue in air
+    ct = np.where(body, 40.0, -1000.0)
+    assert input_reasons("CT", 20, 1.0, "nifti", hu=ct) == ()
+    (mr,) = input_reasons("CT", 20, 1.0, "nifti", hu=np.where(body, 300.0, 0.0))
+    assert mr.startswith("No part of the images is as dark as air (the darkest value is 0;")
+    (stored,) = input_reasons("CT", 20, 1.0, "dicom", hu=ct + 1024.0)  # never rescaled
+    assert "not rescaled" in stored
+    # a little air is enough: a neck filling the field of view still has its airway
+    airway = np.where((y - 20) ** 2 + (x - 32) ** 2 < 3**2, -1000.0, 40.0)
+    assert input_reasons("CT", 20, 1.0, "dicom", hu=airway) == ()
+    # an MR header is one reason, the modality's
+    (mod,) = input_reasons("MR", 20, 1.0, "dicom", hu=np.where(body, 300.0, 0.0))
+    assert mod.startswith("The images are MR, not CT")
+
+
 def test_no_vertebra_found_is_indeterminate():
     labels = np.zeros((20, 32, 32), np.uint8)
     check = check_spine(labels, SPACING)

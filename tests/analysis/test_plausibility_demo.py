@@ -100,6 +100,18 @@ def test_six_mm_slices_give_no_verdict(demo, study):
     )
 
 
+def test_values_that_are_not_hounsfield_units_give_no_verdict(demo, study):
+    """The phantom as an MR read from NIfTI would come (no modality stored, so assumed CT;
+    air at 0, bone bright): no verdict, whatever the segmentation finds."""
+    volume = study.to_volume()
+    mr_like = np.clip(volume.hu + 1000.0, 0.0, None) * 0.4
+    mr = Volume(mr_like, volume.affine, volume.spacing, dict(volume.meta, Modality="CT"))
+    r = _run(demo, mr).result
+    assert r.patient_overall.status == "indeterminate" and r.patient_overall.fractured is None
+    assert r.patient_overall.reasons[0].startswith("No part of the images is as dark as air")
+    assert all(v.fractured is None for v in r.vertebrae)
+
+
 def test_a_spine_too_large_for_a_neck_gets_no_verdict(demo, study):
     """The phantom blown up 1.8× (lumbar-sized vertebrae, as in an abdominal CT)."""
     volume = study.to_volume()

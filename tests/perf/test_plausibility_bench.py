@@ -68,6 +68,7 @@ def test_phantom_truth_and_demo_model_assessed_share():
             volume.hu.shape[0],
             max(volume.spacing[0], float(volume.meta.get("SliceThickness") or 0.0)),
             "dicom",
+            hu=volume.hu,
         )
         check = check_spine(labels, spacing, prepared.hu, input_problems=problems)
         if check.study_reasons or set(check.status.values()) != {"assessed"}:

@@ -4,7 +4,9 @@ A fracture verdict is only as good as the vertebrae it is about: "no fracture" s
 clivus labelled C2, a lumbar spine or a single picture is a confident wrong answer. So every
 analysis is checked, and whatever fails becomes a *reason* in plain words:
 
-* **the input** — a CT series (``Modality``), not a single 2D image, with slices at most
+* **the input** — a CT series (``Modality``) whose values are Hounsfield units (some of it
+  as dark as air, ``MIN_AIR_SHARE`` below ``AIR_HU``: judged from the images, as a NIfTI file
+  carries no modality), not a single 2D image, with slices at most
   ``MAX_SLICE_MM`` thick: a fracture line is often 1–2 mm wide and is averaged away in a thicker
   slice (the RSNA 2022 challenge used ≤ 1 mm, C-spine protocols 0.5–3 mm);
 * **the levels** — the levels found lie in head-to-feet order without a missing level or a gap
@@ -39,6 +41,7 @@ The limits are in :mod:`.limits`, the measuring in :mod:`.measure`, the checks i
 
 from .checks import SpineCheck, check_spine, input_reasons
 from .limits import (
+    AIR_HU,
     ASSESSED,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
@@ -51,6 +54,7 @@ from .limits import (
     MAX_GAP_MM,
     MAX_RELABELLED_FRACTION,
     MAX_SLICE_MM,
+    MIN_AIR_SHARE,
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
     PATIENT_STATUSES,
@@ -62,6 +66,7 @@ from .measure import LevelMeasure, measure_levels
 from .verdicts import FinalVerdicts, final_verdicts
 
 __all__ = [
+    "AIR_HU",
     "ASSESSED",
     "CANAL_MAX_HU",
     "CANAL_MAX_MM2",
@@ -74,6 +79,7 @@ __all__ = [
     "MAX_GAP_MM",
     "MAX_RELABELLED_FRACTION",
     "MAX_SLICE_MM",
+    "MIN_AIR_SHARE",
     "NOT_IN_VIEW",
     "PARTLY_IN_VIEW",
     "PATIENT_STATUSES",

@@ -10,6 +10,7 @@ import numpy as np
 
 from ...vertebrae import NAMES
 from .limits import (
+    AIR_HU,
     ASSESSED,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
@@ -20,6 +21,7 @@ from .limits import (
     MAX_GAP_MM,
     MAX_RELABELLED_FRACTION,
     MAX_SLICE_MM,
+    MIN_AIR_SHARE,
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
     SQUEEZED_SHARE,
@@ -48,10 +50,13 @@ def input_reasons(
     n_slices: int,
     slice_mm: float | None,
     source_kind: str | None = None,
+    hu: np.ndarray | None = None,
 ) -> tuple[str, ...]:
     """Reasons the input itself cannot give a fracture verdict.
 
     ``slice_mm``: the larger of the slice spacing and the slice thickness (mm), if known.
+    ``hu``: the volume's values, judged to be HU from the images (air in view), whatever the
+    header (or, for NIfTI, the absence of one) says the modality is.
     """
     if (source_kind or "").lower() == "image" or n_slices <= 1:
         what = "a picture (PNG/JPEG)" if (source_kind or "").lower() == "image" else "one slice"
@@ -66,12 +71,28 @@ def input_reasons(
             f"The images are {mod or 'of unknown modality'}, not CT: the model was made for "
             "CT and its fracture verdicts mean nothing on other images."
         )
+    if mod == "CT" and hu is not None:
+        out += _hu_reasons(np.asarray(hu))
     if slice_mm is not None and slice_mm > MAX_SLICE_MM + 1e-6:
         out.append(
             f"The slices are {slice_mm:.1f} mm thick; fracture verdicts need slices of at most "
             f"{MAX_SLICE_MM:.0f} mm (a 1–2 mm fracture line is averaged away in thicker slices)."
         )
     return tuple(out)
+
+
+def _hu_reasons(hu: np.ndarray) -> list[str]:
+    """A CT's values are HU when some of them are air (``MIN_AIR_SHARE``, every 4th row and
+    column is enough to tell)."""
+    sample = hu[:, ::4, ::4] if hu.ndim == 3 else hu
+    if sample.size == 0 or float((sample < AIR_HU).mean()) >= MIN_AIR_SHARE:
+        return []
+    return [
+        f"No part of the images is as dark as air (the darkest value is {float(sample.min()):.0f}"
+        "; air is about -1000 HU): they do not look like a CT in Hounsfield units (an MR, or a "
+        "CT whose stored values were not rescaled), and the model's verdicts mean nothing on "
+        "them."
+    ]
 
 
 def _fmt(lo_hi: tuple[float, float]) -> str:

@@ -21,6 +21,15 @@ PATIENT_STATUSES = (ASSESSED, INDETERMINATE)
 MAX_SLICE_MM = 5.0
 """Thickest slice (or slice spacing) a fracture verdict is given for, mm."""
 
+AIR_HU = -500.0
+MIN_AIR_SHARE = 0.001
+"""A CT in Hounsfield units holds air (−1000 HU) round the neck and in the airway, and most
+scanners pad outside the reconstruction circle below −1000: on real CTs (neck, chest,
+abdomen, a DICOM series of the lower body) and phantom studies 30–90 % of the voxels lie
+below ``AIR_HU``. Fewer than ``MIN_AIR_SHARE`` of them means the values are not HU: an MR (a
+real one, read from NIfTI where no modality is stored, has none below 0), or a CT whose stored
+values were never rescaled."""
+
 MAX_RELABELLED_FRACTION = 0.35
 """Largest share of vertebra pixels the level assignment may relabel. On unseen phantom studies
 the demo model's labels need 4–20 % (docs/benchmarks.md); a real head-and-neck CT whose C2 was
