@@ -22,6 +22,7 @@ from ..imaging.preprocess import (
     labels_from_grid,
     model_input,
     prepare_volume,
+    smallest_body_section_cm2,
 )
 from ..imaging.volume import Volume
 from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled, reporter, within
@@ -284,12 +285,14 @@ def _plausible_verdicts(
     meta = volume.meta or {}
     thickness = meta.get("SliceThickness")
     slice_mm = max(float(volume.spacing[0]), float(thickness or 0.0))
+    picture = str(meta.get("source_kind") or "").lower() == "image"
     problems = input_reasons(
         meta.get("Modality"),
         int(volume.hu.shape[0]),
         slice_mm,
         meta.get("source_kind"),
         hu=volume.hu,
+        body_section_cm2=None if picture else smallest_body_section_cm2(volume),
     )
     cfg = prepared.cfg
     check = check_spine(

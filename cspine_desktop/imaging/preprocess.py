@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .artifacts import AIR_HU, remove_table
+from .artifacts import AIR_HU, body_mask, remove_table
 from .volume import Volume
 from .windows import Window, apply_window
 
@@ -145,6 +145,26 @@ def canonical_view(volume: Volume) -> tuple[np.ndarray, np.ndarray, tuple[int, i
     """The volume's HU as a view whose slice axis is the one closest to head–feet: (hu view
     [z, y, x], its affine, the source array axes used as z, y, x). No copy."""
     return _reorient(volume)
+
+
+def smallest_body_section_cm2(volume: Volume, planes: int = 48) -> float | None:
+    """The smallest cross-section of the body (cm², :func:`~.artifacts.body_mask`) among
+    ``planes`` axial planes spread over the volume, measured on pixels of at least 1 mm; None
+    for a single image. A neck is the narrowest part of the body a CT of it shows: a volume
+    whose every plane is larger shows the chest, abdomen or another part of the body."""
+    hu, a, _ = canonical_view(volume)
+    nz = hu.shape[0]
+    if nz <= 1:
+        return None
+    px = np.linalg.norm(a[:3, :3], axis=0)[:2]  # x, y pixel size (mm)
+    stride = max(1, int(1.0 // max(float(px.min()), 1e-3)))
+    smallest = None
+    for z in np.unique(np.linspace(0, nz - 1, min(nz, planes)).round().astype(int)):
+        plane = np.asarray(hu[z, ::stride, ::stride], dtype=np.float32)
+        mm = float(np.sqrt(px[0] * px[1])) * stride
+        cm2 = float(body_mask(plane, mm).sum()) * float(px[0] * px[1]) * stride**2 / 100.0
+        smallest = cm2 if smallest is None else min(smallest, cm2)
+    return smallest
 
 
 def _neck_centre_lps(hu: np.ndarray, affine: np.ndarray) -> tuple[float, float]:

@@ -137,6 +137,13 @@ def test_values_must_be_hounsfield_units_whatever_the_header_says():
     assert mod.startswith("The images are MR, not CT")
 
 
+def test_a_volume_whose_every_plane_is_larger_than_a_neck_shows_no_neck():
+    assert input_reasons("CT", 40, 1.0, "dicom", body_section_cm2=240.0) == ()
+    (reason,) = input_reasons("CT", 40, 1.0, "dicom", body_section_cm2=690.0)
+    assert reason.startswith("No slice shows a neck: the body's smallest cross-section in these")
+    assert "690 square centimetres" in reason
+
+
 def test_no_vertebra_found_is_indeterminate():
     labels = np.zeros((20, 32, 32), np.uint8)
     check = check_spine(labels, SPACING)

@@ -5,8 +5,12 @@ also where the lungs split the body into a front and a back within a neck-sized 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from cspine_desktop.analysis.plausibility import MAX_NECK_SECTION_CM2
 from cspine_desktop.imaging.artifacts import AIR_HU, body_mask, remove_table
+from cspine_desktop.imaging.preprocess import smallest_body_section_cm2
+from cspine_desktop.imaging.volume import Volume
 
 PX = 1.25  # mm, the demo model's grid
 N = 128
@@ -63,3 +67,29 @@ def test_a_thick_block_outside_the_largest_region_is_body_but_a_thin_band_is_not
     hu[(y > 5.0) & (y < 35.0) & (x > 40.0) & (x < 120.0)] = 40.0  # now a 30 mm block
     mask = body_mask(hu, PX)
     assert mask[(y > 12.0) & (y < 28.0) & (x > 50.0) & (x < 110.0)].all()
+
+
+def _section_volume(width_mm: float, depth_mm: float, px: float = 0.5) -> Volume:
+    """20 axial planes 2 mm apart of an elliptical body (soft tissue, an airway) in air, a
+    table shell below it, on a 512-pixel field of view."""
+    n = 512
+    yy, xx = (np.mgrid[0:n, 0:n].astype(np.float64) - n / 2) * px
+    plane = np.full((n, n), AIR_HU)
+    plane[(xx / (width_mm / 2)) ** 2 + (yy / (depth_mm / 2)) ** 2 < 1.0] = 40.0
+    plane[xx**2 + (yy + depth_mm / 4) ** 2 < 8.0**2] = AIR_HU  # the airway, inside the body
+    plane[(yy > depth_mm / 2 + 10.0) & (yy < depth_mm / 2 + 13.0)] = 300.0  # the table
+    affine = np.diag([px, px, 2.0, 1.0])
+    return Volume(np.repeat(plane[None], 20, axis=0).astype(np.float32), affine, (2.0, px, px))
+
+
+def test_the_smallest_body_section_tells_a_neck_from_a_chest():
+    """A neck 130 × 110 mm (ANATOMY) holds about 112 cm², airway included, table left out,
+    120 with the body mask's 2 mm margin; an abdomen 320 × 230 mm about 578 (590)."""
+    neck = smallest_body_section_cm2(_section_volume(130.0, 110.0))
+    assert neck == pytest.approx(np.pi * 6.7 * 5.7, rel=0.02)
+    assert neck < MAX_NECK_SECTION_CM2
+    belly = smallest_body_section_cm2(_section_volume(320.0, 230.0, px=0.8))  # 410 mm FOV
+    assert belly == pytest.approx(np.pi * 16.2 * 11.7, rel=0.02)
+    assert belly > MAX_NECK_SECTION_CM2
+    one = _section_volume(130.0, 110.0)
+    assert smallest_body_section_cm2(Volume(one.hu[:1], one.affine, one.spacing)) is None

@@ -29,7 +29,12 @@ import numpy as np
 import pytest
 
 from cspine_desktop.analysis.plausibility import check_spine, input_reasons
-from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
+from cspine_desktop.imaging.preprocess import (
+    PreprocessConfig,
+    prepare_volume,
+    smallest_body_section_cm2,
+    to_grid,
+)
 from cspine_desktop.inference import demo_model_dir, load_bundle
 from cspine_desktop.vertebrae import NAMES
 
@@ -69,6 +74,7 @@ def test_phantom_truth_and_demo_model_assessed_share():
             max(volume.spacing[0], float(volume.meta.get("SliceThickness") or 0.0)),
             "dicom",
             hu=volume.hu,
+            body_section_cm2=smallest_body_section_cm2(volume),
         )
         check = check_spine(labels, spacing, prepared.hu, input_problems=problems)
         if check.study_reasons or set(check.status.values()) != {"assessed"}:

@@ -6,7 +6,9 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
 
 * **the input** — a CT series (``Modality``) whose values are Hounsfield units (some of it
   as dark as air, ``MIN_AIR_SHARE`` below ``AIR_HU``: judged from the images, as a NIfTI file
-  carries no modality), not a single 2D image, with slices at most
+  carries no modality) with a plane through a neck (a body cross-section of at most
+  ``MAX_NECK_SECTION_CM2``, else it shows the chest or abdomen), not a single 2D image, with
+  slices at most
   ``MAX_SLICE_MM`` thick: a fracture line is often 1–2 mm wide and is averaged away in a thicker
   slice (the RSNA 2022 challenge used ≤ 1 mm, C-spine protocols 0.5–3 mm);
 * **the levels** — the levels found lie in head-to-feet order without a missing level or a gap
@@ -52,6 +54,7 @@ from .limits import (
     LEVEL_RANGES,
     MAX_CANAL_STEP_MM,
     MAX_GAP_MM,
+    MAX_NECK_SECTION_CM2,
     MAX_RELABELLED_FRACTION,
     MAX_SLICE_MM,
     MIN_AIR_SHARE,
@@ -77,6 +80,7 @@ __all__ = [
     "LEVEL_RANGES",
     "MAX_CANAL_STEP_MM",
     "MAX_GAP_MM",
+    "MAX_NECK_SECTION_CM2",
     "MAX_RELABELLED_FRACTION",
     "MAX_SLICE_MM",
     "MIN_AIR_SHARE",

@@ -19,6 +19,7 @@ from .limits import (
     LEVEL_RANGES,
     MAX_CANAL_STEP_MM,
     MAX_GAP_MM,
+    MAX_NECK_SECTION_CM2,
     MAX_RELABELLED_FRACTION,
     MAX_SLICE_MM,
     MIN_AIR_SHARE,
@@ -51,12 +52,15 @@ def input_reasons(
     slice_mm: float | None,
     source_kind: str | None = None,
     hu: np.ndarray | None = None,
+    body_section_cm2: float | None = None,
 ) -> tuple[str, ...]:
     """Reasons the input itself cannot give a fracture verdict.
 
     ``slice_mm``: the larger of the slice spacing and the slice thickness (mm), if known.
     ``hu``: the volume's values, judged to be HU from the images (air in view), whatever the
-    header (or, for NIfTI, the absence of one) says the modality is.
+    header (or, for NIfTI, the absence of one) says the modality is. ``body_section_cm2``:
+    the body's smallest cross-section in the volume (judged from the images, never from the
+    header's body part).
     """
     if (source_kind or "").lower() == "image" or n_slices <= 1:
         what = "a picture (PNG/JPEG)" if (source_kind or "").lower() == "image" else "one slice"
@@ -73,6 +77,13 @@ def input_reasons(
         )
     if mod == "CT" and hu is not None:
         out += _hu_reasons(np.asarray(hu))
+    if body_section_cm2 is not None and body_section_cm2 > MAX_NECK_SECTION_CM2:
+        out.append(
+            f"No slice shows a neck: the body's smallest cross-section in these images is "
+            f"{body_section_cm2:.0f} square centimetres, and a neck measures at most about "
+            f"{MAX_NECK_SECTION_CM2:.0f}. The images show the chest, the abdomen or another "
+            "part of the body; cspine is made for CTs of the neck."
+        )
     if slice_mm is not None and slice_mm > MAX_SLICE_MM + 1e-6:
         out.append(
             f"The slices are {slice_mm:.1f} mm thick; fracture verdicts need slices of at most "

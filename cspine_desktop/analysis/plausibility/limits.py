@@ -30,6 +30,13 @@ below ``AIR_HU``. Fewer than ``MIN_AIR_SHARE`` of them means the values are not 
 real one, read from NIfTI where no modality is stored, has none below 0), or a CT whose stored
 values were never rescaled."""
 
+MAX_NECK_SECTION_CM2 = 300.0
+"""Largest cross-section of the body (cm²) a plane through a neck can have. A neck is 30–55 cm
+round, even in severe obesity (ANATOMY: its soft tissue ≈ 110–130 mm wide), and a circle, the
+largest shape of a given perimeter, 55 cm round holds 241 cm². A CT whose every plane is larger
+shows no neck: on four real CTs of the chest and abdomen the smallest plane holds 461–738 cm²,
+on 150 phantom necks 62–139 cm² (docs/benchmarks.md)."""
+
 MAX_RELABELLED_FRACTION = 0.35
 """Largest share of vertebra pixels the level assignment may relabel. On unseen phantom studies
 the demo model's labels need 4–20 % (docs/benchmarks.md); a real head-and-neck CT whose C2 was
