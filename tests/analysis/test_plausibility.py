@@ -197,6 +197,58 @@ def test_heavy_relabelling_makes_the_levels_untrusted(spine):
     )
 
 
+def _shorten_c2(labels: np.ndarray, keep_mm: float) -> np.ndarray:
+    """C2 kept on its lowest ``keep_mm`` only, its upper planes given to C1: what a count that
+    started one level low leaves of it, its body without the dens."""
+    out = labels.copy()
+    planes = _planes(out, 2)
+    top = planes[: len(planes) - round(keep_mm / DZ)]
+    out[top] = np.where(out[top] == 2, 1, out[top])
+    return out
+
+
+def test_a_c2_shorter_than_any_c2_makes_every_level_indeterminate(spine):
+    labels, hu = spine
+    check = check_spine(_shorten_c2(labels, 12.0), SPACING, hu)
+    (short,) = [r for r in check.study_reasons if r.startswith("C2 is shorter than a C2 can be")]
+    assert short.startswith("C2 is shorter than a C2 can be (12 mm head to feet; the dens and")
+    assert "every level below it named one too low" in short
+    assert set(check.status.values()) == {"indeterminate"}
+    assert not any("shorter" in r for r in check_spine(labels, SPACING, hu).study_reasons)
+
+
+def test_heavy_relabelling_that_left_c2_without_its_dens_is_not_trusted(spine):
+    """A count that started one level low relabels a quarter to a third of the pixels and leaves
+    C2 its body only; the same C2 after light relabelling (stage 1 missed the dens) stands."""
+    labels, hu = spine
+    short = _shorten_c2(labels, 20.0)
+    (reason,) = check_spine(short, SPACING, hu, relabelled_fraction=0.30).study_reasons
+    assert reason.startswith(
+        "The level assignment relabelled 30% of the vertebra pixels and left C2 20 mm tall, "
+        "shorter than a whole C2 (at least 25 mm): the count may have started one level low"
+    )
+    assert check_spine(short, SPACING, hu, relabelled_fraction=0.05).study_reasons == ()
+    assert check_spine(labels, SPACING, hu, relabelled_fraction=0.30).study_reasons == ()
+    confirmed = check_spine(
+        short, SPACING, hu, relabelled_fraction=0.30, levels_confirmed=True
+    ).study_reasons
+    assert confirmed == ()
+
+
+def test_no_c1_where_the_images_reach_above_c2_makes_every_level_indeterminate():
+    labels, hu = toy_spine(margin_mm=20.0)
+    without_c1 = np.where(labels == 1, 0, labels).astype(np.uint8)
+    check = check_spine(without_c1, SPACING, hu)
+    (reason,) = check.study_reasons
+    assert reason.startswith("No C1 was found, though the images reach ")
+    assert "C1 may be labelled C2 (or was missed), and every level below it named one" in reason
+    assert set(check.status.values()) == {"indeterminate", "not_in_view"}
+    # C1 above the images: the scan starts at C2's top
+    first = int(_planes(without_c1, 2)[0])
+    cut = np.ascontiguousarray(without_c1[first:])
+    assert check_spine(cut, SPACING, np.ascontiguousarray(hu[first:])).study_reasons == ()
+
+
 def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):
     labels, hu = spine
     check = check_spine(labels, SPACING, hu, relabelled_fraction=0.74, levels_confirmed=True)

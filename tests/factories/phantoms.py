@@ -38,3 +38,15 @@ def like_the_real_failure(labels: np.ndarray, hu: np.ndarray) -> np.ndarray:
     for z in range(max(0, z1 - 14), z1):
         pred[z][win][hu[z][win] > 300] = 1
     return pred
+
+
+def one_level_low(labels: np.ndarray, c7: str = "lost") -> np.ndarray:
+    """A true label map shifted the other way: C1 labelled C2, each level one too low, as
+    stage 1 would label a neck whose C1 it did not recognise. The true C7 has no name left:
+    ``c7="lost"`` leaves it unlabelled, ``c7="merged"`` labels it C7 with the true C6."""
+    pred = np.zeros_like(labels)
+    for k in range(1, 7):
+        pred[labels == k] = k + 1
+    if c7 == "merged":
+        pred[labels == 7] = 7
+    return pred

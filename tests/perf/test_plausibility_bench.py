@@ -12,6 +12,8 @@ partly named as another level (under ``MIN_OWN_SHARE`` under its own name). The 
 are also shifted the way stage 1 got a real head-and-neck CT wrong (skull base C1, each level
 one too high) and run through the level assignment and the checks: no level may then be
 assessed under another level's name (gated), and how many the recount gives back is reported.
+So are they shifted one level the other way (C1 labelled C2, each level one too low; the true
+C7 unlabelled, or labelled C7 with the true C6): reported, with each level so assessed.
 
 Run: .venv/bin/python -m pytest tests/perf/test_plausibility_bench.py -m perf -s
 (``CSPINE_BENCH_SEED0`` starts another set of studies: a limit tuned on one set is judged on
@@ -60,7 +62,13 @@ def test_phantom_truth_and_demo_model_assessed_share():
     spacing = (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm)
     coverage: collections.Counter[str] = collections.Counter()
     failed: list[tuple[int, str]] = []
-    shifted = _Shifted()
+    from tests.factories.phantoms import like_the_real_failure, one_level_low
+
+    shifted = _Shifted("shifted as on a real head-and-neck CT", like_the_real_failure)
+    lower = [
+        _Shifted(f"one level low, true C7 {c7}", lambda t, _hu, c7=c7: one_level_low(t, c7))
+        for c7 in ("lost", "merged")
+    ]
     t0 = time.perf_counter()
     for seed in range(SEED0, SEED0 + N_TRUTH):
         study = generate_study(seed)
@@ -79,7 +87,8 @@ def test_phantom_truth_and_demo_model_assessed_share():
         check = check_spine(labels, spacing, prepared.hu, input_problems=problems)
         if check.study_reasons or set(check.status.values()) != {"assessed"}:
             failed.append((seed, _first_reason(check)))
-        shifted.add(seed, labels, prepared, problems)
+        for s in (shifted, *lower):
+            s.add(seed, labels, prepared, problems)
     truth_share = 1 - len(failed) / N_TRUTH
     print(
         f"\nphantom truth: {N_TRUTH - len(failed)}/{N_TRUTH} assessed ({truth_share:.0%}), "
@@ -87,7 +96,10 @@ def test_phantom_truth_and_demo_model_assessed_share():
     )
     for seed, reason in failed:
         print(f"  seed {seed}: {reason}")
-    print(shifted.summary())
+    for s in (shifted, *lower):
+        print(s.summary())
+        if s.misnamed and s is not shifted:
+            print("  " + ", ".join(s.misnamed))
 
     model = _demo_model_share(bundle)
     assert truth_share >= 0.98, failed
@@ -97,22 +109,23 @@ def test_phantom_truth_and_demo_model_assessed_share():
 
 class _Shifted:
     """The true labels shifted as stage 1 labelled a real head-and-neck CT (skull base C1,
-    each level one too high: ``like_the_real_failure``), through the level assignment and the
-    checks as an analysis runs them. Never may a level then be assessed with its vertebra
-    mostly under another name; how many studies the recount gives back (confirmed by the dens,
-    ribs and bodies in the CT) is reported."""
+    each level one too high: ``like_the_real_failure``), or one level the other way
+    (``one_level_low``), through the level assignment and the checks as an analysis runs them.
+    Never may a level then be assessed with its vertebra mostly under another name; how many
+    studies the recount gives back (confirmed by the dens, ribs and bodies in the CT) is
+    reported."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str, shift) -> None:
+        self.what, self.shift = what, shift
         self.n = self.assessed = self.lower = self.confirmed = self.levels = 0
         self.misnamed: list[str] = []
 
     def add(self, seed: int, truth: np.ndarray, prepared, problems: tuple[str, ...]) -> None:
         from cspine_desktop.analysis.postprocess import clean_labels
-        from tests.factories.phantoms import like_the_real_failure
 
         cfg = prepared.cfg
         spacing = (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm)
-        pred = like_the_real_failure(truth, prepared.hu)
+        pred = self.shift(truth, prepared.hu)
         clean = clean_labels(
             pred, slice_step_mm=cfg.slice_step_mm, hu=prepared.hu, pixel_mm=cfg.pixel_spacing_mm
         )
@@ -138,7 +151,7 @@ class _Shifted:
 
     def summary(self) -> str:
         return (
-            f"true labels shifted as on a real head-and-neck CT: {self.assessed}/{self.n} "
+            f"true labels {self.what}: {self.assessed}/{self.n} "
             f"assessed, C3-C7 assessed in {self.lower}, {self.levels}/{7 * self.n} levels, "
             f"recount confirmed by the CT "
             f"{self.confirmed}, assessed levels with under {MIN_OWN_SHARE:.0%} of their vertebra "

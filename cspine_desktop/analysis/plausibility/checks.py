@@ -9,9 +9,12 @@ from itertools import pairwise
 import numpy as np
 
 from ...vertebrae import NAMES
+from ..levels import RELABEL_WARNING_SHARE
 from .limits import (
     AIR_HU,
     ASSESSED,
+    C1_SEEN_ABOVE_MM,
+    C2_WHOLE_MM,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
     CANAL_MIN_MM2,
@@ -163,6 +166,7 @@ def check_spine(
     _check_coverage(found)
     _check_sizes(found)
     _check_order(found, float(spacing[0]))
+    _check_top(found, float(spacing[0]))
     _check_canal(found)
     _check_proportions(found)
     _check_assignment(found, relabelled_fraction, levels_confirmed)
@@ -232,6 +236,11 @@ _COUNT_OFF = {
     "C2": "C2 is larger than a C2 can be: C1 may be labelled C2, and every level below it "
     "named one too high.",
 }
+_COUNT_LOW = (
+    "C2 is shorter than a C2 can be ({height:.0f} mm head to feet; the dens and body together "
+    "are at least {least:.0f}): the count may have started one level low, with C1 labelled C2 "
+    "and every level below it named one too low."
+)
 
 
 def _over(m: LevelMeasure) -> bool:
@@ -248,7 +257,13 @@ def _check_sizes(f: _Findings) -> None:
     indeterminate: on 360 phantom studies whose true labels were so shifted (skull base C1,
     each level one too high, as stage 1 did on a real head-and-neck CT), the 101 studies left
     with a level assessed under another's name all had C1 or C2 too large; on stage 1's own
-    labels of the same studies, and on their true labels, C1 and C2 never were."""
+    labels of the same studies, and on their true labels, C1 and C2 never were.
+
+    A C2 shorter than a C2 can be is where a count that started one level *low* shows (C1
+    labelled C2, each level one too low, then counted again from the dens): the count gives C2
+    only what lies between C1 and the first vertebral body's top below the dens, which is C2's
+    own body. It too makes every level indeterminate (docs/benchmarks.md, "A count that
+    started one level low")."""
     too_large = []
     for n in f.present:
         reasons, large = _size_reasons(f.measures[n])
@@ -260,6 +275,10 @@ def _check_sizes(f: _Findings) -> None:
     top = next((n for n in ("C1", "C2") if n in f.measures and _over(f.measures[n])), None)
     if top is not None:
         f.study.append(_COUNT_OFF[top])
+    c2 = f.measures.get("C2")
+    least = LEVEL_RANGES["C2"].height_mm[0]
+    if c2 is not None and c2.cut is None and c2.height_mm < least:
+        f.study.append(_COUNT_LOW.format(height=c2.height_mm, least=least))
     uncut = [n for n in f.present if f.measures[n].cut is None] or f.present
     if len(too_large) >= 2 and len(too_large) * 2 >= len(uncut):
         f.study.append(
@@ -287,6 +306,22 @@ def _check_order(f: _Findings, dz: float) -> None:
         f.study.append(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing between "
             f"{present[0]} and {present[-1]}: the levels are not contiguous."
+        )
+
+
+def _check_top(f: _Findings, dz: float) -> None:
+    """C1 is found wherever the images reach above the highest level found: where they reach
+    ``C1_SEEN_ABOVE_MM`` above it and no C1 was found, the count may have started one level
+    low (C1 labelled C2, each level one too low), and no level's name can be trusted."""
+    if not f.present or "C1" in f.measures:
+        return
+    top = f.measures[f.present[0]]
+    above = top.first_plane * dz
+    if top.cut is None and above >= C1_SEEN_ABOVE_MM:
+        f.study.append(
+            f"No C1 was found, though the images reach {above:.0f} mm above {top.name}: C1 may "
+            f"be labelled {top.name} (or was missed), and every level below it named one too "
+            "low."
         )
 
 
@@ -364,8 +399,26 @@ def _check_assignment(
     reader: it gives each plane one level, and where C1's ring surrounds the dens their split
     is only approximate (on 100 fresh phantom studies whose true labels were shifted as on a
     real head-and-neck CT, 2 of the 26 confirmed counts left C1 or C2 with 68–70 % of its
-    vertebra under its own name; none left C3–C7 under 70 %)."""
-    if relabelled_fraction is None or relabelled_fraction <= MAX_RELABELLED_FRACTION:
+    vertebra under its own name; none left C3–C7 under 70 %). A count not confirmed that
+    relabelled over ``RELABEL_WARNING_SHARE`` and left C2 shorter than ``C2_WHOLE_MM`` may have
+    started one level low."""
+    if relabelled_fraction is None:
+        return
+    c2 = f.measures.get("C2")
+    if (
+        not confirmed
+        and relabelled_fraction > RELABEL_WARNING_SHARE
+        and c2 is not None
+        and c2.cut is None
+        and c2.height_mm < C2_WHOLE_MM
+    ):
+        f.study.append(
+            f"The level assignment relabelled {relabelled_fraction:.0%} of the vertebra pixels "
+            f"and left C2 {c2.height_mm:.0f} mm tall, shorter than a whole C2 (at least "
+            f"{C2_WHOLE_MM:.0f} mm): the count may have started one level low, with C1 labelled "
+            "C2 and every level below it named one too low."
+        )
+    if relabelled_fraction <= MAX_RELABELLED_FRACTION:
         return
     if not confirmed:
         f.study.append(
