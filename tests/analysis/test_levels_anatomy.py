@@ -22,7 +22,7 @@ from cspine_desktop.analysis.plausibility import check_spine
 from cspine_desktop.analysis.postprocess import clean_labels
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
 from model_training.phantom import PhantomConfig, generate_study
-from tests.factories.phantoms import like_the_real_failure, one_level_low
+from tests.factories.phantoms import c1_named_c2, like_the_real_failure
 
 PRE = PreprocessConfig()
 STEP, PX = PRE.slice_step_mm, PRE.pixel_spacing_mm
@@ -195,8 +195,8 @@ def test_a_count_the_ct_confirms_at_every_boundary_is_trusted_however_much_it_re
     assert confirmed >= 1
 
 
-def _one_level_low_failures() -> dict:
-    """Phantom studies (the default mix) on which such a count had left levels assessed one
+def _c1_named_c2_failures() -> dict:
+    """Phantom studies (the default mix) on which such labels had left levels assessed one
     level off: no dens found and no C1 (95000031), heavy relabelling that left C2 its body only
     (97100014), and a count the anchors confirmed with C2 so squeezed (97100062)."""
     out = {}
@@ -207,16 +207,14 @@ def _one_level_low_failures() -> dict:
     return out
 
 
-def test_a_count_that_started_one_level_low_leaves_no_level_assessed_under_another_name(
-    studies,
-):
-    """C1 labelled C2 and each level one too low (the true C7 lost, or merged into C7): the
-    count from the dens then keeps or squeezes the wrong names, but C1 missing below images
-    that reach above, or C2 left without its dens after heavy relabelling, says so; no level
-    is assessed with its vertebra mostly under another name."""
-    for (cov, seed), (_st, hu, lab) in {**studies, **_one_level_low_failures()}.items():
+def test_c1_labelled_c2_leaves_no_level_assessed_under_another_name(studies):
+    """C1 labelled C2 and each level below named one too high, nothing labelled above C1 (the
+    true C7 lost, or merged into C7): the count from the dens then keeps or squeezes the wrong
+    names, but a "C2" that is C1's ring, or C2 left without its dens, says so; no level is
+    assessed with its vertebra mostly under another name."""
+    for (cov, seed), (_st, hu, lab) in {**studies, **_c1_named_c2_failures()}.items():
         for c7 in ("lost", "merged"):
-            clean = clean_labels(one_level_low(lab, c7), slice_step_mm=STEP, hu=hu, pixel_mm=PX)
+            clean = clean_labels(c1_named_c2(lab, c7), slice_step_mm=STEP, hu=hu, pixel_mm=PX)
             check = check_spine(
                 clean.labels,
                 (STEP, PX, PX),

@@ -198,8 +198,8 @@ def test_heavy_relabelling_makes_the_levels_untrusted(spine):
 
 
 def _shorten_c2(labels: np.ndarray, keep_mm: float) -> np.ndarray:
-    """C2 kept on its lowest ``keep_mm`` only, its upper planes given to C1: what a count that
-    started one level low leaves of it, its body without the dens."""
+    """C2 kept on its lowest ``keep_mm`` only, its upper planes given to C1: what the count from
+    the dens leaves of it where C1 was labelled C2, its body without the dens."""
     out = labels.copy()
     planes = _planes(out, 2)
     top = planes[: len(planes) - round(keep_mm / DZ)]
@@ -212,20 +212,21 @@ def test_a_c2_shorter_than_any_c2_makes_every_level_indeterminate(spine):
     check = check_spine(_shorten_c2(labels, 12.0), SPACING, hu)
     (short,) = [r for r in check.study_reasons if r.startswith("C2 is shorter than a C2 can be")]
     assert short.startswith("C2 is shorter than a C2 can be (12 mm head to feet; the dens and")
-    assert "every level below it named one too low" in short
+    assert "C2's body may be labelled C3, and every level below it named one too high" in short
     assert set(check.status.values()) == {"indeterminate"}
     assert not any("shorter" in r for r in check_spine(labels, SPACING, hu).study_reasons)
 
 
 def test_heavy_relabelling_that_left_c2_without_its_dens_is_not_trusted(spine):
-    """A count that started one level low relabels a quarter to a third of the pixels and leaves
-    C2 its body only; the same C2 after light relabelling (stage 1 missed the dens) stands."""
+    """A count from the dens over labels where C1 was labelled C2 relabels a quarter to a third
+    of the pixels and leaves C2 its body only; the same C2 after light relabelling (stage 1
+    missed the dens) stands."""
     labels, hu = spine
     short = _shorten_c2(labels, 20.0)
     (reason,) = check_spine(short, SPACING, hu, relabelled_fraction=0.30).study_reasons
     assert reason.startswith(
         "The level assignment relabelled 30% of the vertebra pixels and left C2 20 mm tall, "
-        "shorter than a whole C2 (at least 25 mm): the count may have started one level low"
+        "shorter than a whole C2 (at least 25 mm): C2's body may be labelled C3"
     )
     assert check_spine(short, SPACING, hu, relabelled_fraction=0.05).study_reasons == ()
     assert check_spine(labels, SPACING, hu, relabelled_fraction=0.30).study_reasons == ()
@@ -235,18 +236,22 @@ def test_heavy_relabelling_that_left_c2_without_its_dens_is_not_trusted(spine):
     assert confirmed == ()
 
 
-def test_no_c1_where_the_images_reach_above_c2_makes_every_level_indeterminate():
-    labels, hu = toy_spine(margin_mm=20.0)
-    without_c1 = np.where(labels == 1, 0, labels).astype(np.uint8)
-    check = check_spine(without_c1, SPACING, hu)
-    (reason,) = check.study_reasons
-    assert reason.startswith("No C1 was found, though the images reach ")
-    assert "C1 may be labelled C2 (or was missed), and every level below it named one" in reason
-    assert set(check.status.values()) == {"indeterminate", "not_in_view"}
-    # C1 above the images: the scan starts at C2's top
-    first = int(_planes(without_c1, 2)[0])
-    cut = np.ascontiguousarray(without_c1[first:])
-    assert check_spine(cut, SPACING, np.ascontiguousarray(hu[first:])).study_reasons == ()
+def test_c1_ring_labelled_c2_makes_every_level_indeterminate(spine):
+    """C1 labelled C2, each level below named one too high, nothing labelled C1: every level
+    is a plausible size for its wrong name, but the "C2" is a ring round a hole as large as
+    C1's."""
+    labels, hu = spine
+    shifted = np.zeros_like(labels)
+    for k in range(1, 7):
+        shifted[labels == k] = k + 1
+    check = check_spine(shifted, SPACING, hu)
+    (ring,) = [r for r in check.study_reasons if r.startswith("C2 is a ring ")]
+    assert "the size of C1's ring around the dens" in ring
+    assert ring.endswith("C1 may be labelled C2, and every level below it named one too high.")
+    assert "assessed" not in check.status.values()
+    assert not any(
+        r.startswith("C2 is a ring") for r in check_spine(labels, SPACING, hu).study_reasons
+    )
 
 
 def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):

@@ -40,13 +40,26 @@ def like_the_real_failure(labels: np.ndarray, hu: np.ndarray) -> np.ndarray:
     return pred
 
 
-def one_level_low(labels: np.ndarray, c7: str = "lost") -> np.ndarray:
-    """A true label map shifted the other way: C1 labelled C2, each level one too low, as
-    stage 1 would label a neck whose C1 it did not recognise. The true C7 has no name left:
-    ``c7="lost"`` leaves it unlabelled, ``c7="merged"`` labels it C7 with the true C6."""
+def c1_named_c2(labels: np.ndarray, c7: str = "lost") -> np.ndarray:
+    """A true label map named one too high as in ``like_the_real_failure`` but with nothing
+    labelled above C1: C1 labelled C2, C2 labelled C3, …, as stage 1 would label a neck whose
+    C1 it took for C2. The true C7 has no name left: ``c7="lost"`` leaves it unlabelled,
+    ``c7="merged"`` labels it C7 with the true C6."""
     pred = np.zeros_like(labels)
     for k in range(1, 7):
         pred[labels == k] = k + 1
     if c7 == "merged":
         pred[labels == 7] = 7
+    return pred
+
+
+def c2_named_c1(labels: np.ndarray, c1: str = "lost") -> np.ndarray:
+    """A true label map named one too low: C2 labelled C1, C3 labelled C2, …, C7 labelled C6,
+    and nothing below labelled C7 (the phantom labels no T1). The true C1: ``c1="lost"``
+    leaves it unlabelled, ``c1="merged"`` labels it C1 with the true C2."""
+    pred = np.zeros_like(labels)
+    for k in range(2, 8):
+        pred[labels == k] = k - 1
+    if c1 == "merged":
+        pred[labels == 1] = 1
     return pred

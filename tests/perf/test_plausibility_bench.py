@@ -12,8 +12,9 @@ partly named as another level (under ``MIN_OWN_SHARE`` under its own name). The 
 are also shifted the way stage 1 got a real head-and-neck CT wrong (skull base C1, each level
 one too high) and run through the level assignment and the checks: no level may then be
 assessed under another level's name (gated), and how many the recount gives back is reported.
-So are they shifted one level the other way (C1 labelled C2, each level one too low; the true
-C7 unlabelled, or labelled C7 with the true C6): reported, with each level so assessed.
+So are they named one too high with nothing above C1 (C1 labelled C2, …; the true C7
+unlabelled, or labelled C7 with the true C6), and one too low (C2 labelled C1, …; the true C1
+unlabelled, or labelled C1 with the true C2): reported, with each level so assessed.
 
 Run: .venv/bin/python -m pytest tests/perf/test_plausibility_bench.py -m perf -s
 (``CSPINE_BENCH_SEED0`` starts another set of studies: a limit tuned on one set is judged on
@@ -62,12 +63,15 @@ def test_phantom_truth_and_demo_model_assessed_share():
     spacing = (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm)
     coverage: collections.Counter[str] = collections.Counter()
     failed: list[tuple[int, str]] = []
-    from tests.factories.phantoms import like_the_real_failure, one_level_low
+    from tests.factories.phantoms import c1_named_c2, c2_named_c1, like_the_real_failure
 
     shifted = _Shifted("shifted as on a real head-and-neck CT", like_the_real_failure)
     lower = [
-        _Shifted(f"one level low, true C7 {c7}", lambda t, _hu, c7=c7: one_level_low(t, c7))
+        _Shifted(f"C1 named C2 (true C7 {c7})", lambda t, _hu, c7=c7: c1_named_c2(t, c7))
         for c7 in ("lost", "merged")
+    ] + [
+        _Shifted(f"C2 named C1 (true C1 {c1})", lambda t, _hu, c1=c1: c2_named_c1(t, c1))
+        for c1 in ("lost", "merged")
     ]
     t0 = time.perf_counter()
     for seed in range(SEED0, SEED0 + N_TRUTH):
@@ -109,11 +113,11 @@ def test_phantom_truth_and_demo_model_assessed_share():
 
 class _Shifted:
     """The true labels shifted as stage 1 labelled a real head-and-neck CT (skull base C1,
-    each level one too high: ``like_the_real_failure``), or one level the other way
-    (``one_level_low``), through the level assignment and the checks as an analysis runs them.
-    Never may a level then be assessed with its vertebra mostly under another name; how many
-    studies the recount gives back (confirmed by the dens, ribs and bodies in the CT) is
-    reported."""
+    each level one too high: ``like_the_real_failure``), or named one too high or low without
+    the skull (``c1_named_c2``, ``c2_named_c1``), through the level assignment and the checks
+    as an analysis runs them. Never may a level then be assessed with its vertebra mostly
+    under another name; how many studies the recount gives back (confirmed by the dens, ribs
+    and bodies in the CT) is reported."""
 
     def __init__(self, what: str, shift) -> None:
         self.what, self.shift = what, shift

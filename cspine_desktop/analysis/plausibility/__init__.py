@@ -45,7 +45,8 @@ from .checks import SpineCheck, check_spine, input_reasons
 from .limits import (
     AIR_HU,
     ASSESSED,
-    C1_SEEN_ABOVE_MM,
+    C1_RING_MM2,
+    C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
@@ -73,7 +74,8 @@ from .verdicts import FinalVerdicts, final_verdicts
 __all__ = [
     "AIR_HU",
     "ASSESSED",
-    "C1_SEEN_ABOVE_MM",
+    "C1_RING_MM2",
+    "C1_RING_WIDTH_MM",
     "C2_WHOLE_MM",
     "CANAL_MAX_HU",
     "CANAL_MAX_MM2",

@@ -13,7 +13,8 @@ from ..levels import RELABEL_WARNING_SHARE
 from .limits import (
     AIR_HU,
     ASSESSED,
-    C1_SEEN_ABOVE_MM,
+    C1_RING_MM2,
+    C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
@@ -166,7 +167,6 @@ def check_spine(
     _check_coverage(found)
     _check_sizes(found)
     _check_order(found, float(spacing[0]))
-    _check_top(found, float(spacing[0]))
     _check_canal(found)
     _check_proportions(found)
     _check_assignment(found, relabelled_fraction, levels_confirmed)
@@ -236,10 +236,10 @@ _COUNT_OFF = {
     "C2": "C2 is larger than a C2 can be: C1 may be labelled C2, and every level below it "
     "named one too high.",
 }
-_COUNT_LOW = (
+_C2_SHORT = (
     "C2 is shorter than a C2 can be ({height:.0f} mm head to feet; the dens and body together "
-    "are at least {least:.0f}): the count may have started one level low, with C1 labelled C2 "
-    "and every level below it named one too low."
+    "are at least {least:.0f}): C2's body may be labelled C3, and every level below it named one "
+    "too high."
 )
 
 
@@ -259,11 +259,11 @@ def _check_sizes(f: _Findings) -> None:
     with a level assessed under another's name all had C1 or C2 too large; on stage 1's own
     labels of the same studies, and on their true labels, C1 and C2 never were.
 
-    A C2 shorter than a C2 can be is where a count that started one level *low* shows (C1
-    labelled C2, each level one too low, then counted again from the dens): the count gives C2
-    only what lies between C1 and the first vertebral body's top below the dens, which is C2's
-    own body. It too makes every level indeterminate (docs/benchmarks.md, "A count that
-    started one level low")."""
+    A C2 shorter than a C2 can be, or a "C2" that is C1's ring (as wide, round
+    as large a hole), is where labels named one too high with nothing above C1 show (C1
+    labelled C2, each level below one too high; counted again from the dens, C2 keeps only its
+    body). Either makes every level indeterminate (docs/benchmarks.md, "C1 labelled C2 with
+    nothing above it")."""
     too_large = []
     for n in f.present:
         reasons, large = _size_reasons(f.measures[n])
@@ -278,7 +278,14 @@ def _check_sizes(f: _Findings) -> None:
     c2 = f.measures.get("C2")
     least = LEVEL_RANGES["C2"].height_mm[0]
     if c2 is not None and c2.cut is None and c2.height_mm < least:
-        f.study.append(_COUNT_LOW.format(height=c2.height_mm, least=least))
+        f.study.append(_C2_SHORT.format(height=c2.height_mm, least=least))
+    if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
+        f.study.append(
+            f"C2 is a ring {c2.width_mm:.0f} mm wide around a hole of {c2.canal_mm2:.0f} square "
+            "millimetres, the size of C1's ring around the dens (C2's own canal is at most about "
+            f"{C1_RING_MM2:.0f}): C1 may be labelled C2, and every level below it named one too "
+            "high."
+        )
     uncut = [n for n in f.present if f.measures[n].cut is None] or f.present
     if len(too_large) >= 2 and len(too_large) * 2 >= len(uncut):
         f.study.append(
@@ -306,22 +313,6 @@ def _check_order(f: _Findings, dz: float) -> None:
         f.study.append(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing between "
             f"{present[0]} and {present[-1]}: the levels are not contiguous."
-        )
-
-
-def _check_top(f: _Findings, dz: float) -> None:
-    """C1 is found wherever the images reach above the highest level found: where they reach
-    ``C1_SEEN_ABOVE_MM`` above it and no C1 was found, the count may have started one level
-    low (C1 labelled C2, each level one too low), and no level's name can be trusted."""
-    if not f.present or "C1" in f.measures:
-        return
-    top = f.measures[f.present[0]]
-    above = top.first_plane * dz
-    if top.cut is None and above >= C1_SEEN_ABOVE_MM:
-        f.study.append(
-            f"No C1 was found, though the images reach {above:.0f} mm above {top.name}: C1 may "
-            f"be labelled {top.name} (or was missed), and every level below it named one too "
-            "low."
         )
 
 
@@ -401,7 +392,7 @@ def _check_assignment(
     real head-and-neck CT, 2 of the 26 confirmed counts left C1 or C2 with 68–70 % of its
     vertebra under its own name; none left C3–C7 under 70 %). A count not confirmed that
     relabelled over ``RELABEL_WARNING_SHARE`` and left C2 shorter than ``C2_WHOLE_MM`` may have
-    started one level low."""
+    left C2's body named C3."""
     if relabelled_fraction is None:
         return
     c2 = f.measures.get("C2")
@@ -415,8 +406,8 @@ def _check_assignment(
         f.study.append(
             f"The level assignment relabelled {relabelled_fraction:.0%} of the vertebra pixels "
             f"and left C2 {c2.height_mm:.0f} mm tall, shorter than a whole C2 (at least "
-            f"{C2_WHOLE_MM:.0f} mm): the count may have started one level low, with C1 labelled "
-            "C2 and every level below it named one too low."
+            f"{C2_WHOLE_MM:.0f} mm): C2's body may be labelled C3, and every level below it "
+            "named one too high."
         )
     if relabelled_fraction <= MAX_RELABELLED_FRACTION:
         return

@@ -45,18 +45,20 @@ boundary (``check_spine(levels_confirmed=True)``) it applies to C1 and C2 only."
 
 C2_WHOLE_MM = 25.0
 """Shortest head–feet extent of a whole C2, dens and body: the dens ≈ 15 mm on a C3-sized body
-13–15 mm tall (ANATOMY); on 360 true label maps of phantom studies C2 is 30–56 mm tall. A count
+13–15 mm tall (ANATOMY); on 360 true label maps of phantom studies C2 is 30–60 mm tall. A count
 that relabelled more than ``levels.RELABEL_WARNING_SHARE`` of the pixels and left C2 shorter
-than this cut C2 at its own body's top: where true labels were shifted one level low (C1
-labelled C2) and counted again from the dens, 27–34 % was relabelled and C2 left 18–22 mm tall,
-every level below it one too low (docs/benchmarks.md, "A count that started one level low")."""
+than this cut C2 at its own body's top: where true labels were named one too high with nothing
+above C1 (C1 labelled C2, C2 labelled C3, …) and counted again from the dens, 27–34 % was
+relabelled and C2 left 18–22 mm tall, C2's body named C3 and every level below it one too high
+(docs/benchmarks.md, "C1 labelled C2 with nothing above it")."""
 
-C1_SEEN_ABOVE_MM = 15.0
-"""How far above the highest level found the images must reach for a missing C1 to mean the
-count is off, not that C1 is outside the scan: C1's lateral masses rise at most about 10 mm
-above the dens tip (ANATOMY: C1 ring, dens), so 15 mm of images above C2 hold C1. On 360 true
-label maps of phantom studies C1 is always found; on stage 1's labels of the same studies it is
-missing with the images reaching above on 2 (both already indeterminate)."""
+C1_RING_MM2 = 300.0
+C1_RING_WIDTH_MM = 60.0
+"""A "C2" that encloses more than ``C1_RING_MM2`` and is wider than ``C1_RING_WIDTH_MM`` is C1's
+ring: C1 surrounds the dens and the canal (≈ 400–700 mm², 75–80 mm wide, ANATOMY: C1), C2 only
+its canal (≈ 150–240 mm², 40–55 mm wide). On 360 true label maps of phantom studies C2 encloses
+67–259 mm² and is 40–51 mm wide, on stage 1's labels of them at most 316 mm² and 69 mm (never
+both above these), and C1 labelled C2 339–806 mm², 69–89 mm wide."""
 
 MAX_GAP_MM = 12.0
 """Widest head–feet gap between neighbouring levels: a disc is 4–6 mm (ANATOMY: discs),
