@@ -254,6 +254,25 @@ def test_c1_ring_labelled_c2_makes_every_level_indeterminate(spine):
     )
 
 
+def test_c2_labelled_c1_makes_every_level_indeterminate(spine):
+    """C2 labelled C1, each level below named one too low: "C1" is as narrow as a C2 (the
+    toy's C2 is 50 mm across its transverse processes, the phantom's 40–51: here 44)."""
+    labels, hu = spine
+    shifted = np.zeros_like(labels)
+    for k in range(2, 8):
+        shifted[labels == k] = k - 1
+    half = round(22.0 / SPACING[2])
+    c = labels.shape[2] // 2
+    outside = np.ones(labels.shape[2], bool)
+    outside[c - half : c + half] = False
+    shifted[:, :, outside] = np.where(shifted[:, :, outside] == 1, 0, shifted[:, :, outside])
+    check = check_spine(shifted, SPACING, hu)
+    (narrow,) = [r for r in check.study_reasons if r.startswith("C1 is narrower than a C1 can be")]
+    assert narrow.endswith("C2 may be labelled C1, and every level below it named one too low.")
+    assert "assessed" not in check.status.values()
+    assert not any("narrower" in r for r in check_spine(labels, SPACING, hu).study_reasons)
+
+
 def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):
     labels, hu = spine
     check = check_spine(labels, SPACING, hu, relabelled_fraction=0.74, levels_confirmed=True)

@@ -263,7 +263,9 @@ def _check_sizes(f: _Findings) -> None:
     as large a hole), is where labels named one too high with nothing above C1 show (C1
     labelled C2, each level below one too high; counted again from the dens, C2 keeps only its
     body). Either makes every level indeterminate (docs/benchmarks.md, "C1 labelled C2 with
-    nothing above it")."""
+    nothing above it"). So does a C1 narrower than a C1 can be, where the naming went the
+    other way (C2 labelled C1, each level below named one too low): C2 is 40–51 mm wide on
+    360 true phantom maps, C1 at least 50 (on stage 1's labels of them, once: 44 mm)."""
     too_large = []
     for n in f.present:
         reasons, large = _size_reasons(f.measures[n])
@@ -279,6 +281,13 @@ def _check_sizes(f: _Findings) -> None:
     least = LEVEL_RANGES["C2"].height_mm[0]
     if c2 is not None and c2.cut is None and c2.height_mm < least:
         f.study.append(_C2_SHORT.format(height=c2.height_mm, least=least))
+    c1 = f.measures.get("C1")
+    if c1 is not None and c1.cut is None and c1.width_mm < LEVEL_RANGES["C1"].width_mm[0]:
+        f.study.append(
+            f"C1 is narrower than a C1 can be ({c1.width_mm:.0f} mm across; C1's ring is at "
+            f"least {LEVEL_RANGES['C1'].width_mm[0]:.0f}): C2 may be labelled C1, and every "
+            "level below it named one too low."
+        )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
             f"C2 is a ring {c2.width_mm:.0f} mm wide around a hole of {c2.canal_mm2:.0f} square "
