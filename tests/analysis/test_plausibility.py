@@ -273,6 +273,21 @@ def test_c2_labelled_c1_makes_every_level_indeterminate(spine):
     assert not any("narrower" in r for r in check_spine(labels, SPACING, hu).study_reasons)
 
 
+def test_heavy_relabelling_that_left_no_c1_is_not_trusted(spine):
+    """C1 and C2 labelled C1 together, each level below named one too low: the count clears
+    the "C1" and keeps the rest under their wrong names, relabelling about 30 %."""
+    labels, hu = spine
+    shifted = np.zeros_like(labels)
+    for k in range(3, 8):
+        shifted[labels == k] = k - 1
+    (reason,) = check_spine(shifted, SPACING, hu, relabelled_fraction=0.30).study_reasons
+    assert reason.startswith(
+        "The level assignment relabelled 30% of the vertebra pixels and left no C1 above C2:"
+    )
+    assert reason.endswith("every level below it named one too low.")
+    assert check_spine(shifted, SPACING, hu, relabelled_fraction=0.05).study_reasons == ()
+
+
 def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):
     labels, hu = spine
     check = check_spine(labels, SPACING, hu, relabelled_fraction=0.74, levels_confirmed=True)

@@ -401,7 +401,8 @@ def _check_assignment(
     real head-and-neck CT, 2 of the 26 confirmed counts left C1 or C2 with 68–70 % of its
     vertebra under its own name; none left C3–C7 under 70 %). A count not confirmed that
     relabelled over ``RELABEL_WARNING_SHARE`` and left C2 shorter than ``C2_WHOLE_MM`` may have
-    left C2's body named C3."""
+    left C2's body named C3; one that relabelled as much and left no C1 may have cleared a
+    C1 that held C2 too (C2 labelled C1 with it, each level below named one too low)."""
     if relabelled_fraction is None:
         return
     c2 = f.measures.get("C2")
@@ -417,6 +418,12 @@ def _check_assignment(
             f"and left C2 {c2.height_mm:.0f} mm tall, shorter than a whole C2 (at least "
             f"{C2_WHOLE_MM:.0f} mm): C2's body may be labelled C3, and every level below it "
             "named one too high."
+        )
+    if relabelled_fraction > RELABEL_WARNING_SHARE and f.present and "C1" not in f.measures:
+        f.study.append(
+            f"The level assignment relabelled {relabelled_fraction:.0%} of the vertebra pixels "
+            f"and left no C1 above {f.present[0]}: what was labelled C1 may have been C1 and C2 "
+            "together, and every level below it named one too low."
         )
     if relabelled_fraction <= MAX_RELABELLED_FRACTION:
         return
