@@ -157,6 +157,20 @@ def test_a_substantial_part_far_from_the_rest_stays_in_the_count():
     assert _main_run(np.nonzero(counts.sum(axis=1) >= 10)[0], counts, 2.0)[0] == 40
 
 
+def _count_and_check(pred: np.ndarray, hu: np.ndarray):
+    """(clean labels, checks) of a predicted label map, as an analysis runs them."""
+    clean = clean_labels(pred, slice_step_mm=STEP, hu=hu, pixel_mm=PX)
+    check = check_spine(
+        clean.labels,
+        (STEP, PX, PX),
+        hu,
+        relabelled_fraction=clean.relabelled_fraction,
+        level_problems=clean.level_problems,
+        levels_confirmed=clean.levels_confirmed,
+    )
+    return clean, check
+
+
 def test_a_count_the_ct_confirms_at_every_boundary_is_trusted_however_much_it_relabelled(studies):
     """The real failure counted again from the dens relabels most pixels. Where the dens, the
     first ribs (C7 just above them) and the top of each body from C3 to C7 agree with the
@@ -167,15 +181,7 @@ def test_a_count_the_ct_confirms_at_every_boundary_is_trusted_however_much_it_re
     confirmed = 0
     for (cov, seed), (_st, hu, lab) in studies.items():
         pred = like_the_real_failure(lab, hu)
-        clean = clean_labels(pred, slice_step_mm=STEP, hu=hu, pixel_mm=PX)
-        check = check_spine(
-            clean.labels,
-            (STEP, PX, PX),
-            hu,
-            relabelled_fraction=clean.relabelled_fraction,
-            level_problems=clean.level_problems,
-            levels_confirmed=clean.levels_confirmed,
-        )
+        clean, check = _count_and_check(pred, hu)
         assert clean.relabelled_fraction > 0.5, (cov, seed)
         relabel_reason = any("had to relabel" in r for r in check.study_reasons)
         if not clean.levels_confirmed:
@@ -215,15 +221,7 @@ def test_c1_labelled_c2_leaves_no_level_assessed_under_another_name(studies):
     assessed with its vertebra mostly under another name."""
     for (cov, seed), (_st, hu, lab) in {**studies, **_c1_named_c2_failures()}.items():
         for shifted in (c1_named_c2(lab, "lost"), c1_named_c2(lab, "merged"), c2_named_c1(lab)):
-            clean = clean_labels(shifted, slice_step_mm=STEP, hu=hu, pixel_mm=PX)
-            check = check_spine(
-                clean.labels,
-                (STEP, PX, PX),
-                hu,
-                relabelled_fraction=clean.relabelled_fraction,
-                level_problems=clean.level_problems,
-                levels_confirmed=clean.levels_confirmed,
-            )
+            clean, check = _count_and_check(shifted, hu)
             for k in range(1, 8):
                 if check.status[f"C{k}"] == "assessed":
                     named = clean.labels[(lab == k) & (clean.labels > 0)]

@@ -26,7 +26,10 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   the levels it counted, ``levels_confirmed``, only C1 and C2 are then left to the reader),
   and, with the thorax in view, C7 lies just above the first ribs (T1's; ``level_problems``
   from :func:`~cspine_desktop.analysis.levels.assign_levels`); C1 or C2 larger than it can be
-  (the count started on the skull base or on C1) makes every level indeterminate;
+  (the count started on the skull base or on C1) makes every level indeterminate, and so do
+  the signs of a naming one level off without the skull: a "C2" that is C1's ring
+  (``C1_RING_MM2``, ``C1_RING_WIDTH_MM``), a C2 shorter than its range, or after heavy
+  relabelling shorter than ``C2_WHOLE_MM`` or with no C1 left, a C1 as narrow as a C2;
 * **coverage** — a level cut by the top or bottom edge of the scan is *partly in view*.
 
 Reasons about the whole study make every vertebra and the patient indeterminate; a reason
