@@ -158,13 +158,13 @@ def smallest_body_section_cm2(volume: Volume, planes: int = 48) -> float | None:
         return None
     px = np.linalg.norm(a[:3, :3], axis=0)[:2]  # x, y pixel size (mm)
     stride = max(1, int(1.0 // max(float(px.min()), 1e-3)))
-    smallest = None
-    for z in np.unique(np.linspace(0, nz - 1, min(nz, planes)).round().astype(int)):
-        plane = np.asarray(hu[z, ::stride, ::stride], dtype=np.float32)
-        mm = float(np.sqrt(px[0] * px[1])) * stride
-        cm2 = float(body_mask(plane, mm).sum()) * float(px[0] * px[1]) * stride**2 / 100.0
-        smallest = cm2 if smallest is None else min(smallest, cm2)
-    return smallest
+    pixel_cm2 = float(px[0] * px[1]) * stride**2 / 100.0
+    pixel_mm = float(np.sqrt(px[0] * px[1])) * stride
+    return min(
+        float(body_mask(np.asarray(hu[z, ::stride, ::stride], np.float32), pixel_mm).sum())
+        * pixel_cm2
+        for z in np.unique(np.linspace(0, nz - 1, min(nz, planes)).round().astype(int))
+    )
 
 
 def _neck_centre_lps(hu: np.ndarray, affine: np.ndarray) -> tuple[float, float]:

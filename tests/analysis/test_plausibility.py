@@ -18,6 +18,7 @@ from cspine_desktop.analysis.plausibility import (
     input_reasons,
 )
 from cspine_desktop.vertebrae import NAMES
+from tests.factories.phantoms import c1_named_c2, c2_named_c1
 
 NO_FRACTURE = dict.fromkeys(NAMES, False)
 
@@ -241,10 +242,7 @@ def test_c1_ring_labelled_c2_makes_every_level_indeterminate(spine):
     is a plausible size for its wrong name, but the "C2" is a ring round a hole as large as
     C1's."""
     labels, hu = spine
-    shifted = np.zeros_like(labels)
-    for k in range(1, 7):
-        shifted[labels == k] = k + 1
-    check = check_spine(shifted, SPACING, hu)
+    check = check_spine(c1_named_c2(labels), SPACING, hu)
     (ring,) = [r for r in check.study_reasons if r.startswith("C2 is a ring ")]
     assert "the size of C1's ring around the dens" in ring
     assert ring.endswith("C1 may be labelled C2, and every level below it named one too high.")
@@ -258,9 +256,7 @@ def test_c2_labelled_c1_makes_every_level_indeterminate(spine):
     """C2 labelled C1, each level below named one too low: "C1" is as narrow as a C2 (the
     toy's C2 is 50 mm across its transverse processes, the phantom's 40–51: here 44)."""
     labels, hu = spine
-    shifted = np.zeros_like(labels)
-    for k in range(2, 8):
-        shifted[labels == k] = k - 1
+    shifted = c2_named_c1(labels)
     half = round(22.0 / SPACING[2])
     c = labels.shape[2] // 2
     outside = np.ones(labels.shape[2], bool)
@@ -277,9 +273,8 @@ def test_heavy_relabelling_that_left_no_c1_is_not_trusted(spine):
     """C1 and C2 labelled C1 together, each level below named one too low: the count clears
     the "C1" and keeps the rest under their wrong names, relabelling about 30 %."""
     labels, hu = spine
-    shifted = np.zeros_like(labels)
-    for k in range(3, 8):
-        shifted[labels == k] = k - 1
+    shifted = c2_named_c1(labels)
+    shifted[shifted == 1] = 0  # the count cleared the tall "C1"
     (reason,) = check_spine(shifted, SPACING, hu, relabelled_fraction=0.30).study_reasons
     assert reason.startswith(
         "The level assignment relabelled 30% of the vertebra pixels and left no C1 above C2:"

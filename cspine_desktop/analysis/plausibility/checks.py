@@ -249,23 +249,8 @@ def _over(m: LevelMeasure) -> bool:
 
 
 def _check_sizes(f: _Findings) -> None:
-    """Each level's size, and what the sizes say about the body part and the count.
-
-    C1 or C2 too large for its name is where a count that started too high shows: the skull
-    base labelled C1 (C1 then holds skull), or C1 labelled C2 (as wide as a C1), and every level
-    below named one too high, with sizes that fit their wrong names. It makes every level
-    indeterminate: on 360 phantom studies whose true labels were so shifted (skull base C1,
-    each level one too high, as stage 1 did on a real head-and-neck CT), the 101 studies left
-    with a level assessed under another's name all had C1 or C2 too large; on stage 1's own
-    labels of the same studies, and on their true labels, C1 and C2 never were.
-
-    A C2 shorter than a C2 can be, or a "C2" that is C1's ring (as wide, round
-    as large a hole), is where labels named one too high with nothing above C1 show (C1
-    labelled C2, each level below one too high; counted again from the dens, C2 keeps only its
-    body). Either makes every level indeterminate (docs/benchmarks.md, "C1 labelled C2 with
-    nothing above it"). So does a C1 narrower than a C1 can be, where the naming went the
-    other way (C2 labelled C1, each level below named one too low): C2 is 40–51 mm wide on
-    360 true phantom maps, C1 at least 50 (on stage 1's labels of them, once: 44 mm)."""
+    """Each level's size, and what the sizes say about the body part and the count
+    (:func:`_check_naming`)."""
     too_large = []
     for n in f.present:
         reasons, large = _size_reasons(f.measures[n])
@@ -274,19 +259,46 @@ def _check_sizes(f: _Findings) -> None:
             f.own[n].extend(reasons)
         if large:
             too_large.append(n)
+    _check_naming(f)
+    uncut = [n for n in f.present if f.measures[n].cut is None] or f.present
+    if len(too_large) >= 2 and len(too_large) * 2 >= len(uncut):
+        f.study.append(
+            f"{len(too_large)} of the {len(f.present)} levels found are larger than cervical "
+            "vertebrae: the images look like a thoracic or lumbar spine, not a neck."
+        )
+
+
+def _check_naming(f: _Findings) -> None:
+    """What C1 and C2 look like when every level is named one off; each makes every level
+    indeterminate.
+
+    C1 or C2 too large for its name is where a count that started too high shows: the skull
+    base labelled C1 (C1 then holds skull), or C1 labelled C2 (as wide as a C1), and every level
+    below named one too high, with sizes that fit their wrong names. On 360 phantom studies
+    whose true labels were so shifted (skull base C1, each level one too high, as stage 1 did
+    on a real head-and-neck CT), the 101 studies left with a level assessed under another's
+    name all had C1 or C2 too large; on stage 1's own labels of the same studies, and on their
+    true labels, C1 and C2 never were. A C2 shorter than a
+    C2 can be, or a "C2" that is C1's ring (as wide, round as large a hole), is where labels
+    named one too high with nothing above C1 show (C1 labelled C2, each level below one too
+    high; counted again from the dens, C2 keeps only its body; docs/benchmarks.md, "C1
+    labelled C2 with nothing above it"). A C1 narrower than a C1 can be is where the naming
+    went the other way (C2 labelled C1, each level below named one too low): C2 is 40–51 mm
+    wide on 360 true phantom maps, C1 at least 50 (on stage 1's labels of them, once: 44 mm).
+    """
     top = next((n for n in ("C1", "C2") if n in f.measures and _over(f.measures[n])), None)
     if top is not None:
         f.study.append(_COUNT_OFF[top])
-    c2 = f.measures.get("C2")
+    c1, c2 = f.measures.get("C1"), f.measures.get("C2")
     least = LEVEL_RANGES["C2"].height_mm[0]
     if c2 is not None and c2.cut is None and c2.height_mm < least:
         f.study.append(_C2_SHORT.format(height=c2.height_mm, least=least))
-    c1 = f.measures.get("C1")
-    if c1 is not None and c1.cut is None and c1.width_mm < LEVEL_RANGES["C1"].width_mm[0]:
+    narrowest = LEVEL_RANGES["C1"].width_mm[0]
+    if c1 is not None and c1.cut is None and c1.width_mm < narrowest:
         f.study.append(
             f"C1 is narrower than a C1 can be ({c1.width_mm:.0f} mm across; C1's ring is at "
-            f"least {LEVEL_RANGES['C1'].width_mm[0]:.0f}): C2 may be labelled C1, and every "
-            "level below it named one too low."
+            f"least {narrowest:.0f}): C2 may be labelled C1, and every level below it named one "
+            "too low."
         )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
@@ -294,12 +306,6 @@ def _check_sizes(f: _Findings) -> None:
             "millimetres, the size of C1's ring around the dens (C2's own canal is at most about "
             f"{C1_RING_MM2:.0f}): C1 may be labelled C2, and every level below it named one too "
             "high."
-        )
-    uncut = [n for n in f.present if f.measures[n].cut is None] or f.present
-    if len(too_large) >= 2 and len(too_large) * 2 >= len(uncut):
-        f.study.append(
-            f"{len(too_large)} of the {len(f.present)} levels found are larger than cervical "
-            "vertebrae: the images look like a thoracic or lumbar spine, not a neck."
         )
 
 
@@ -405,26 +411,20 @@ def _check_assignment(
     C1 that held C2 too (C2 labelled C1 with it, each level below named one too low)."""
     if relabelled_fraction is None:
         return
-    c2 = f.measures.get("C2")
-    if (
-        not confirmed
-        and relabelled_fraction > RELABEL_WARNING_SHARE
-        and c2 is not None
-        and c2.cut is None
-        and c2.height_mm < C2_WHOLE_MM
-    ):
-        f.study.append(
-            f"The level assignment relabelled {relabelled_fraction:.0%} of the vertebra pixels "
-            f"and left C2 {c2.height_mm:.0f} mm tall, shorter than a whole C2 (at least "
-            f"{C2_WHOLE_MM:.0f} mm): C2's body may be labelled C3, and every level below it "
-            "named one too high."
-        )
-    if relabelled_fraction > RELABEL_WARNING_SHARE and f.present and "C1" not in f.measures:
-        f.study.append(
-            f"The level assignment relabelled {relabelled_fraction:.0%} of the vertebra pixels "
-            f"and left no C1 above {f.present[0]}: what was labelled C1 may have been C1 and C2 "
-            "together, and every level below it named one too low."
-        )
+    if relabelled_fraction > RELABEL_WARNING_SHARE:
+        relabelled = f"The level assignment relabelled {relabelled_fraction:.0%} of the vertebra "
+        c2 = f.measures.get("C2")
+        if not confirmed and c2 is not None and c2.cut is None and c2.height_mm < C2_WHOLE_MM:
+            f.study.append(
+                f"{relabelled}pixels and left C2 {c2.height_mm:.0f} mm tall, shorter than a "
+                f"whole C2 (at least {C2_WHOLE_MM:.0f} mm): C2's body may be labelled C3, and "
+                "every level below it named one too high."
+            )
+        if f.present and "C1" not in f.measures:
+            f.study.append(
+                f"{relabelled}pixels and left no C1 above {f.present[0]}: what was labelled C1 "
+                "may have been C1 and C2 together, and every level below it named one too low."
+            )
     if relabelled_fraction <= MAX_RELABELLED_FRACTION:
         return
     if not confirmed:
