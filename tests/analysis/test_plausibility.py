@@ -124,18 +124,31 @@ def test_the_modality_must_be_ct():
 def test_values_must_be_hounsfield_units_whatever_the_header_says():
     _, y, x = np.mgrid[0:20, 0:64, 0:64]
     body = (y - 32) ** 2 + (x - 32) ** 2 < 24**2  # a neck: soft tissue in air
-    ct = np.where(body, 40.0, -1000.0)
+    spine = (y - 36) ** 2 + (x - 32) ** 2 < 6**2  # a vertebra in it
+    ct = np.where(spine, 700.0, np.where(body, 40.0, -1000.0))
     assert input_reasons("CT", 20, 1.0, "nifti", hu=ct) == ()
     (mr,) = input_reasons("CT", 20, 1.0, "nifti", hu=np.where(body, 300.0, 0.0))
     assert mr.startswith("No part of the images is as dark as air (the darkest value is 0;")
     (stored,) = input_reasons("CT", 20, 1.0, "dicom", hu=ct + 1024.0)  # never rescaled
     assert "not rescaled" in stored
     # a little air is enough: a neck filling the field of view still has its airway
-    airway = np.where((y - 20) ** 2 + (x - 32) ** 2 < 3**2, -1000.0, 40.0)
+    airway = np.where((y - 20) ** 2 + (x - 32) ** 2 < 3**2, -1000.0, np.where(spine, 700.0, 40.0))
     assert input_reasons("CT", 20, 1.0, "dicom", hu=airway) == ()
     # an MR header is one reason, the modality's
     (mod,) = input_reasons("MR", 20, 1.0, "dicom", hu=np.where(body, 300.0, 0.0))
     assert mod.startswith("The images are MR, not CT")
+
+
+def test_a_ct_without_bone_shows_no_vertebrae():
+    _, y, x = np.mgrid[0:20, 0:64, 0:64]
+    head = (y - 32) ** 2 + (x - 32) ** 2 < 24**2  # brain alone, or a soft-tissue window
+    (reason,) = input_reasons("CT", 20, 1.0, "dicom", hu=np.where(head, 60.0, -1000.0))
+    assert reason.startswith("Nothing in the images is as dense as bone (the densest value is 60 ")
+    clipped = np.minimum(np.where(head, 700.0, -1000.0), 240.0)  # bone clipped away
+    assert input_reasons("CT", 20, 1.0, "dicom", hu=clipped)[0].startswith("Nothing in the images")
+    # one small bone in view is enough: a neck filling little of the field of view
+    bone = np.where((y - 32) ** 2 + (x - 32) ** 2 < 3**2, 700.0, np.where(head, 60.0, -1000.0))
+    assert input_reasons("CT", 20, 1.0, "dicom", hu=bone) == ()
 
 
 def test_a_volume_whose_every_plane_is_larger_than_a_neck_shows_no_neck():
@@ -173,6 +186,27 @@ def test_a_canal_full_of_bone_is_not_a_canal(spine):
     check = check_spine(labels, SPACING, dense)
     assert any("bone-dense" in r for r in check.reasons["C3"])
     assert any("No vertebral canal runs through" in r for r in check.study_reasons)
+
+
+def test_a_level_on_soft_tissue_is_not_a_vertebra(spine):
+    labels, hu = spine
+    assert check_spine(labels, SPACING, hu).status["C5"] == "assessed"
+    soft = hu.copy()
+    soft[labels == 5] = 55.0  # C5's label lies on muscle
+    check = check_spine(labels, SPACING, soft)
+    assert check.status["C5"] == "indeterminate" and check.status["C4"] == "assessed"
+    assert check.reasons["C5"][0].startswith(
+        "What is labelled C5 is not bone: nine tenths of it is below 55 HU"
+    )
+    assert check.study_reasons == ()
+    everywhere = np.where(labels > 0, 55.0, hu).astype(np.float32)  # nothing labelled is bone
+    assert "7 of the 7 levels found are not bone: what was segmented is not a spine." in (
+        check_spine(labels, SPACING, everywhere).study_reasons
+    )
+    only_c7 = np.where(labels == 7, 7, 0).astype(np.uint8)
+    assert "The only level found is not bone: what was segmented is not a spine." in (
+        check_spine(only_c7, SPACING, everywhere).study_reasons
+    )
 
 
 def test_a_missing_level_between_two_found_ones(spine):

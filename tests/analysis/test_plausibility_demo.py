@@ -112,6 +112,17 @@ def test_values_that_are_not_hounsfield_units_give_no_verdict(demo, study):
     assert all(v.fractured is None for v in r.vertebrae)
 
 
+def test_a_ct_without_bone_gets_no_verdict(demo, study):
+    """The phantom with its values clipped below bone (as a CT of the brain alone shows none):
+    whatever the segmentation finds is not a spine to judge."""
+    volume = study.to_volume()
+    soft = Volume(np.minimum(volume.hu, 120.0), volume.affine, volume.spacing, dict(volume.meta))
+    r = _run(demo, soft).result
+    assert r.patient_overall.status == "indeterminate" and r.patient_overall.fractured is None
+    assert r.patient_overall.reasons[0].startswith("Nothing in the images is as dense as bone")
+    assert all(v.fractured is None for v in r.vertebrae)
+
+
 def test_a_spine_too_large_for_a_neck_gets_no_verdict(demo, study):
     """The phantom blown up 1.8× (lumbar-sized vertebrae, as in an abdominal CT)."""
     volume = study.to_volume()

@@ -6,12 +6,15 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
 
 * **the input** — a CT series (``Modality``) whose values are Hounsfield units (some of it
   as dark as air, ``MIN_AIR_SHARE`` below ``AIR_HU``: judged from the images, as a NIfTI file
-  carries no modality) with a plane through a neck (a body cross-section of at most
+  carries no modality) showing bone (``MIN_BONE_SHARE`` above ``BONE_HU``) with a plane
+  through a neck (a body cross-section of at most
   ``MAX_NECK_SECTION_CM2``, else it shows the chest or abdomen), not a single 2D image, with
   slices at most
   ``MAX_SLICE_MM`` thick: a fracture line is often 1–2 mm wide and is averaged away in a thicker
   slice (the RSNA 2022 challenge used ≤ 1 mm, C-spine protocols 0.5–3 mm);
-* **the levels** — the levels found lie in head-to-feet order without a missing level or a gap
+* **the levels** — each level's label lies on bone (the densest tenth of it at least
+  ``LEVEL_BONE_HU``; when most do not, what was segmented is not a spine); the levels found
+  lie in head-to-feet order without a missing level or a gap
   wider than ``MAX_GAP_MM`` between neighbours; each has a volume, height (head–feet extent),
   width (left–right) and depth (front–back) inside ``LEVEL_RANGES``; when most levels are too
   large for a neck, the images show another part of the spine (judged from the images, never
@@ -48,6 +51,7 @@ from .checks import SpineCheck, check_spine, input_reasons
 from .limits import (
     AIR_HU,
     ASSESSED,
+    BONE_HU,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
@@ -57,6 +61,7 @@ from .limits import (
     CANAL_SLAB_MM,
     EDGE_CUT_FRACTION,
     INDETERMINATE,
+    LEVEL_BONE_HU,
     LEVEL_RANGES,
     MAX_CANAL_STEP_MM,
     MAX_GAP_MM,
@@ -64,6 +69,7 @@ from .limits import (
     MAX_RELABELLED_FRACTION,
     MAX_SLICE_MM,
     MIN_AIR_SHARE,
+    MIN_BONE_SHARE,
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
     PATIENT_STATUSES,
@@ -77,6 +83,7 @@ from .verdicts import FinalVerdicts, final_verdicts
 __all__ = [
     "AIR_HU",
     "ASSESSED",
+    "BONE_HU",
     "C1_RING_MM2",
     "C1_RING_WIDTH_MM",
     "C2_WHOLE_MM",
@@ -86,6 +93,7 @@ __all__ = [
     "CANAL_SLAB_MM",
     "EDGE_CUT_FRACTION",
     "INDETERMINATE",
+    "LEVEL_BONE_HU",
     "LEVEL_RANGES",
     "MAX_CANAL_STEP_MM",
     "MAX_GAP_MM",
@@ -93,6 +101,7 @@ __all__ = [
     "MAX_RELABELLED_FRACTION",
     "MAX_SLICE_MM",
     "MIN_AIR_SHARE",
+    "MIN_BONE_SHARE",
     "NOT_IN_VIEW",
     "PARTLY_IN_VIEW",
     "PATIENT_STATUSES",

@@ -13,6 +13,7 @@ from ..levels import RELABEL_WARNING_SHARE
 from .limits import (
     AIR_HU,
     ASSESSED,
+    BONE_HU,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
@@ -20,6 +21,7 @@ from .limits import (
     CANAL_MAX_MM2,
     CANAL_MIN_MM2,
     INDETERMINATE,
+    LEVEL_BONE_HU,
     LEVEL_RANGES,
     MAX_CANAL_STEP_MM,
     MAX_GAP_MM,
@@ -27,6 +29,7 @@ from .limits import (
     MAX_RELABELLED_FRACTION,
     MAX_SLICE_MM,
     MIN_AIR_SHARE,
+    MIN_BONE_SHARE,
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
     SQUEEZED_SHARE,
@@ -97,17 +100,25 @@ def input_reasons(
 
 
 def _hu_reasons(hu: np.ndarray) -> list[str]:
-    """A CT's values are HU when some of them are air (``MIN_AIR_SHARE``, every 4th row and
-    column is enough to tell)."""
+    """A CT's values are HU when some of them are air (``MIN_AIR_SHARE``), and a CT of the neck
+    shows bone (``MIN_BONE_SHARE``); every 4th row and column is enough to tell."""
     sample = hu[:, ::4, ::4] if hu.ndim == 3 else hu
-    if sample.size == 0 or float((sample < AIR_HU).mean()) >= MIN_AIR_SHARE:
+    if sample.size == 0:
         return []
-    return [
-        f"No part of the images is as dark as air (the darkest value is {float(sample.min()):.0f}"
-        "; air is about -1000 HU): they do not look like a CT in Hounsfield units (an MR, or a "
-        "CT whose stored values were not rescaled), and the model's verdicts mean nothing on "
-        "them."
-    ]
+    if float((sample < AIR_HU).mean()) < MIN_AIR_SHARE:
+        return [
+            f"No part of the images is as dark as air (the darkest value is "
+            f"{float(sample.min()):.0f}; air is about -1000 HU): they do not look like a CT in "
+            "Hounsfield units (an MR, or a CT whose stored values were not rescaled), and the "
+            "model's verdicts mean nothing on them."
+        ]
+    if float((sample > BONE_HU).mean()) < MIN_BONE_SHARE:
+        return [
+            f"Nothing in the images is as dense as bone (the densest value is "
+            f"{float(sample.max()):.0f} HU; bone is {BONE_HU:.0f} HU and more): they show no "
+            "vertebrae to judge (a CT of the brain alone, or values clipped below bone)."
+        ]
+    return []
 
 
 def _fmt(lo_hi: tuple[float, float]) -> str:
@@ -165,6 +176,7 @@ def check_spine(
     only against C1 and C2."""
     found = _Findings.start(measure_levels(labels, spacing, hu, min_voxels), input_problems)
     _check_coverage(found)
+    _check_bone(found)
     _check_sizes(found)
     _check_order(found, float(spacing[0]))
     _check_canal(found)
@@ -228,6 +240,30 @@ def _check_coverage(f: _Findings) -> None:
                 f"{n} is cut by the {f.measures[n].cut} edge of the scan: part of it is outside "
                 "the images."
             )
+
+
+def _check_bone(f: _Findings) -> None:
+    """A level whose label lies on soft tissue (its densest tenth below ``LEVEL_BONE_HU``) is
+    not a vertebra; when most levels are, what was segmented is not a spine."""
+    soft = []
+    for n in f.present:
+        bone_hu = f.measures[n].bone_hu
+        if bone_hu is None or bone_hu >= LEVEL_BONE_HU:
+            continue
+        soft.append(n)
+        f.status[n] = INDETERMINATE
+        f.own[n].append(
+            f"What is labelled {n} is not bone: nine tenths of it is below {bone_hu:.0f} HU, and a "
+            f"vertebra's densest tenth is at least {LEVEL_BONE_HU:.0f} HU. The label lies on soft "
+            "tissue."
+        )
+    if soft and len(soft) * 2 > len(f.present):
+        which = (
+            "The only level found is"
+            if len(f.present) == 1
+            else f"{len(soft)} of the {len(f.present)} levels found are"
+        )
+        f.study.append(f"{which} not bone: what was segmented is not a spine.")
 
 
 _COUNT_OFF = {

@@ -30,11 +30,28 @@ below ``AIR_HU``. Fewer than ``MIN_AIR_SHARE`` of them means the values are not 
 real one, read from NIfTI where no modality is stored, has none below 0), or a CT whose stored
 values were never rescaled."""
 
+BONE_HU = 300.0
+MIN_BONE_SHARE = 0.001
+"""A CT of the neck shows bone: the vertebrae, and the mandible, skull or clavicles beside them.
+On real CTs (a neck slice, the chest, the abdomen, the lower body) 1.0–4.8 % of the voxels lie
+above ``BONE_HU``, on phantom studies at least 1.4 %. Fewer than ``MIN_BONE_SHARE`` of them
+means the images hold no bone to judge: a CT of the brain alone (pydicom's enhanced CT example:
+none above 172 HU), or a CT whose values were clipped below bone."""
+
+LEVEL_BONE_HU = 150.0
+"""Least 90th percentile of the HU inside one level's label. A vertebra is bone: its cortex
+(500–1500 HU, thinner and partial-volumed on the model grid) and cancellous bone (150–400 HU,
+lower with osteoporosis) make the densest tenth of its voxels at least 284 HU on 2,520 true
+levels of phantom studies, 496–709 HU for C6 to T4 on a real chest CT with TotalSegmentator's
+labels. Muscle is 40–60 HU and fat below 0 (ANATOMY); even with the noise of a bone kernel
+(20–60 HU standard deviation) the densest tenth of muscle is at most about 140 HU. A label
+whose densest tenth is below this lies on soft tissue, not on a vertebra."""
+
 MAX_NECK_SECTION_CM2 = 300.0
 """Largest cross-section of the body (cm²) a plane through a neck can have. A neck is 30–55 cm
 round, even in severe obesity (ANATOMY: its soft tissue ≈ 110–130 mm wide), and a circle, the
 largest shape of a given perimeter, 55 cm round holds 241 cm². A CT whose every plane is larger
-shows no neck: on four real CTs of the chest and abdomen the smallest plane holds 461–738 cm²,
+shows no neck: on four real CTs of the chest and abdomen the smallest plane holds 446–738 cm²,
 on 150 phantom necks 62–139 cm² (docs/benchmarks.md)."""
 
 MAX_RELABELLED_FRACTION = 0.35

@@ -33,6 +33,7 @@ class LevelMeasure:
     canal_mm2: float
     canal_centre_mm: tuple[float, float] | None  # (y, x)
     canal_hu: float | None
+    bone_hu: float | None = None  # 90th percentile of the HU inside the level's label
 
 
 _Canal = tuple[float, tuple[float, float] | None, np.ndarray | None]  # area, centre, hole mask
@@ -126,9 +127,12 @@ def measure_levels(
         area, centre, hole, (h0, h1) = _level_canal(
             lab, i + 1, z0, z1, dz, (dy, dx), with_c2, middle
         )
-        canal_hu = None
-        if hu is not None and hole is not None:
-            canal_hu = float(np.median(np.asarray(hu)[h0 : h1 + 1][:, hole]))
+        canal_hu = bone_hu = None
+        if hu is not None:
+            level_hu = np.asarray(hu)[z0 : z1 + 1]
+            bone_hu = float(np.percentile(level_hu[mask], 90))
+            if hole is not None:
+                canal_hu = float(np.median(np.asarray(hu)[h0 : h1 + 1][:, hole]))
         zc = middle * dz
         out[name] = LevelMeasure(
             name=name,
@@ -143,5 +147,6 @@ def measure_levels(
             canal_mm2=area,
             canal_centre_mm=centre,
             canal_hu=canal_hu,
+            bone_hu=bone_hu,
         )
     return out
