@@ -137,6 +137,32 @@ def require_dicom_source(volume: Volume, what: str) -> list[str]:
     return files
 
 
+NO_SOP_UIDS = (
+    "{what} must refer to the original images by their SOP Class and SOP Instance UIDs, and "
+    "some of these images carry none (an anonymiser may have removed them)."
+)
+NO_FRAME_OF_REFERENCE = (
+    "The source images carry no Frame of Reference UID, so a DICOM SEG cannot be placed on them."
+)
+
+
+def unreferenceable_dicom_source(volume: Volume) -> dict[str, str]:
+    """{what DICOM export cannot be made: why}, from the identifiers the loader kept: instances
+    without a SOP Instance UID can be referred to by nothing; without a Frame of Reference UID
+    a segmentation cannot be placed on them (an SR, which refers to the instances only, can
+    still be made)."""
+    meta: dict[str, Any] = volume.meta or {}
+    if not all(str(u or "") for u in meta.get("sop_instance_uids") or [""]):
+        return {
+            "seg": NO_SOP_UIDS.format(what="DICOM SEG"),
+            "fracture_seg": NO_SOP_UIDS.format(what="DICOM SEG"),
+            "sr": NO_SOP_UIDS.format(what="DICOM SR"),
+        }
+    if not meta.get("FrameOfReferenceUID"):
+        return {"seg": NO_FRAME_OF_REFERENCE, "fracture_seg": NO_FRAME_OF_REFERENCE}
+    return {}
+
+
 def missing_dicom_source(volume: Volume) -> str | None:
     """Why the source DICOM files can no longer be read (moved, deleted, the zip gone), or
     None when they are all still there. Checks existence only (cheap), not content."""

@@ -19,7 +19,7 @@ from ..analysis.result import AnalysisResult
 from ..errors import ExportNotAvailableError
 from ..imaging import source_datasets
 from ..imaging.volume import Volume
-from ._common import require_dicom_source
+from ._common import NO_FRAME_OF_REFERENCE, NO_SOP_UIDS, require_dicom_source
 
 MANUFACTURER = "cspine"
 # Series numbers of the derived objects, high so they sort after the scanner's series.
@@ -142,10 +142,7 @@ def read_source_headers(volume: Volume, what: str) -> list[Dataset]:
             "DICOM files and export once more."
         ) from exc
     if any(not str(h.get(k, "") or "") for h in headers for k in ("SOPClassUID", "SOPInstanceUID")):
-        raise ExportNotAvailableError(
-            f"{what} must refer to the original images by their SOP Class and SOP Instance "
-            "UIDs, and some of these images carry none (an anonymiser may have removed them)."
-        )
+        raise ExportNotAvailableError(NO_SOP_UIDS.format(what=what))
     found = {str(h.get("SOPInstanceUID", "")) for h in headers}
     uids = dict.fromkeys(str(u) for u in volume.meta["sop_instance_uids"])
     missing = [u for u in uids if u not in found]
@@ -229,8 +226,5 @@ def frame_of_reference(headers: list[Dataset], volume: Volume) -> str:
     """The FrameOfReferenceUID shared by the source images."""
     uid = headers[0].get("FrameOfReferenceUID") or (volume.meta or {}).get("FrameOfReferenceUID")
     if not uid:
-        raise ExportNotAvailableError(
-            "The source images carry no Frame of Reference UID, so a DICOM SEG cannot be "
-            "placed on them."
-        )
+        raise ExportNotAvailableError(NO_FRAME_OF_REFERENCE)
     return str(uid)

@@ -44,6 +44,7 @@ from ._common import (
     dicom_source_files,
     missing_dicom_source,
     require_dicom_source,
+    unreferenceable_dicom_source,
 )
 
 FORMATS: tuple[str, ...] = ("json", "csv", "nifti", "png", "pdf", "seg", "fracture_seg", "sr")
@@ -65,12 +66,13 @@ def available_formats(outcome: OutcomeLike) -> dict[str, str | None]:
         for f in DICOM_FORMATS:
             out[f] = gone
         return out
+    out.update(unreferenceable_dicom_source(outcome.volume))
     from .dicom_seg import FRACTIONAL_FLOOR, segmented_vertebrae
 
-    if not segmented_vertebrae(outcome):
+    if out["seg"] is None and not segmented_vertebrae(outcome):
         out["seg"] = "No vertebra was found in this study, so there is no segmentation."
     heat = outcome.heatmap
-    if heat is None or float(np.max(heat)) < FRACTIONAL_FLOOR:
+    if out["fracture_seg"] is None and (heat is None or float(np.max(heat)) < FRACTIONAL_FLOOR):
         out["fracture_seg"] = "The fracture heat-map is empty for this study."
     return out
 

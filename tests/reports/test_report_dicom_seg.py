@@ -16,12 +16,14 @@ from report_fakes import make_labels_and_heat, make_result
 from cspine_desktop.analysis.pipeline import AnalysisOutcome
 from cspine_desktop.errors import ExportNotAvailableError
 from cspine_desktop.imaging import load_study
-from cspine_desktop.reports import _dicom
+from cspine_desktop.reports import _dicom, export_all
+from cspine_desktop.reports._common import NO_FRAME_OF_REFERENCE
 from cspine_desktop.reports.dicom_seg import (
     FRACTIONAL_FLOOR,
     write_dicom_seg,
     write_fracture_seg,
 )
+from cspine_desktop.reports.export import DICOM_FORMATS, available_formats
 from cspine_desktop.vertebrae import FRACTURE_CODE, SNOMED_CATEGORY, by_name
 
 
@@ -169,6 +171,42 @@ def test_sources_without_any_sop_uid_are_a_plain_error(ct_series, tmp_path):
     with pytest.raises(ExportNotAvailableError, match="SOP Class and SOP Instance UIDs"):
         write_dicom_seg(outcome, tmp_path / "seg.dcm")
     assert not (tmp_path / "seg.dcm").exists()
+    # every other export is still made; asked for by name, the DICOM ones are refused up front
+    avail = available_formats(outcome)
+    assert all("SOP Class and SOP Instance UIDs" in str(avail[f]) for f in DICOM_FORMATS)
+    written = export_all(outcome, tmp_path / "all")
+    assert {"pdf", "nifti", "json"} <= set(written) and not DICOM_FORMATS & set(written)
+    with pytest.raises(ExportNotAvailableError, match="SOP Class and SOP Instance UIDs"):
+        export_all(outcome, tmp_path / "sr", ["sr"])
+    assert not (tmp_path / "sr").exists() or not any((tmp_path / "sr").iterdir())
+
+
+def test_sources_without_a_frame_of_reference_get_every_export_but_the_segmentations(
+    ct_series, tmp_path
+):
+    """A real CT file without a FrameOfReferenceUID (pydicom-data's bad_sequence.dcm) had made
+    the whole default export fail after the analysis, so the PDF and key images were lost."""
+    for path in ct_series.files:
+        ds = pydicom.dcmread(path)
+        del ds.FrameOfReferenceUID
+        ds.save_as(path)
+    volume = load_study(ct_series.folder)
+    labels, heat = make_labels_and_heat(volume.hu.shape)
+    outcome = AnalysisOutcome(
+        make_result(ct_series.study_uid, ct_series.series_uid), volume, labels, heat
+    )
+    avail = available_formats(outcome)
+    assert avail["seg"] == avail["fracture_seg"] == NO_FRAME_OF_REFERENCE
+    assert avail["sr"] is None  # an SR refers to the instances only
+    written = export_all(outcome, tmp_path / "all")
+    assert {"pdf", "nifti", "sr"} <= set(written) and "seg" not in written
+    sr = pydicom.dcmread(written["sr"])
+    refs = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert {r.ReferencedSOPInstanceUID for r in refs.ReferencedSOPSequence} <= set(
+        ct_series.sop_uids
+    )
+    with pytest.raises(ExportNotAvailableError, match="no Frame of Reference UID"):
+        export_all(outcome, tmp_path / "seg", ["seg"])
 
 
 def test_a_study_loaded_from_a_zip_exports_after_the_unpacked_copy_is_gone(ct_series, tmp_path):
