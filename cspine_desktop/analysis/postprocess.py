@@ -1,9 +1,10 @@
 """Clean the predicted vertebra labels on the model grid and check they make anatomical sense.
 
 Per vertebra, only the largest 3-D connected part is kept (stray islands of a label elsewhere
-in the neck are set to background); the vertebrae are then checked to lie in order, C1 nearest
-the head (smallest grid z) down to C7. Pure numpy/OpenCV; arrays are [Zg, S, S] on the model
-grid (grid z increases toward the feet).
+in the neck are set to background), and for C2 the dens standing on it (:func:`with_dens`);
+the vertebrae are then checked to lie in order, C1 nearest the head (smallest grid z) down to
+C7. Pure numpy/OpenCV; arrays are [Zg, S, S] on the model grid (grid z increases toward the
+feet).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import numpy as np
 
 from ..vertebrae import NAMES
 from .levels import assign_levels
+
+DENS_GAP_MM = 4.0  # widest background gap between C2's body and a part kept as its dens
+DENS_BASE_MM = 6.0  # the top of C2's body the dens stands on
+DENS_OFFSET_MM = 3.0  # how far the dens's centre may lie outside that top's outline
 
 
 @dataclass(frozen=True)
@@ -45,15 +50,14 @@ def enclosed_holes(mask: np.ndarray) -> np.ndarray:
     return holes
 
 
-def largest_component_3d(mask: np.ndarray) -> np.ndarray:
-    """The largest connected component of a boolean [Z, Y, X] mask.
+def components_3d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(component index per voxel, 0 outside the mask; voxel count per index, [0] = 0) of a
+    boolean [Z, Y, X] mask.
 
     Connectivity: 8 within a plane; across planes, two in-plane components belong together
     when they share a pixel position (6-connectivity through planes).
     """
     mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return np.zeros_like(mask)
     comp = np.zeros(mask.shape, dtype=np.int32)
     sizes: list[int] = [0]
     offset = 0
@@ -86,9 +90,50 @@ def largest_component_3d(mask: np.ndarray) -> np.ndarray:
     roots = np.array([find(i) for i in range(offset + 1)])
     total = np.bincount(roots, weights=np.asarray(sizes, dtype=np.float64), minlength=offset + 1)
     total[0] = 0
-    best = int(np.argmax(total))
-    largest: np.ndarray = roots[comp] == best
+    return roots[comp], total.astype(np.int64)
+
+
+def largest_component_3d(mask: np.ndarray) -> np.ndarray:
+    """The largest connected component of a boolean [Z, Y, X] mask (:func:`components_3d`)."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return np.zeros_like(mask)
+    comp, sizes = components_3d(mask)
+    largest: np.ndarray = comp == int(np.argmax(sizes))
     return largest
+
+
+def with_dens(c2: np.ndarray, body: np.ndarray, step_mm: float, pixel_mm: float) -> np.ndarray:
+    """``body`` (C2's largest part) with the parts of ``c2`` that stand on it as the dens does.
+
+    The dens rises 15 mm above C2's body (ANATOMY). Where the segmentation leaves a plane of
+    background at its base (partial volume at 2 mm planes, or a type II fracture line, which
+    runs exactly there) the dens is a part of its own, and keeping only the largest part would
+    drop it: C2's outline, and so the crops stage 2 judges C2 on, would end below the dens.
+    A part of ``c2`` is kept when its lowest plane is within ``DENS_GAP_MM`` above the body's
+    top and its centre lies over the body's top ``DENS_BASE_MM`` (widened by
+    ``DENS_OFFSET_MM``); stray islands elsewhere are still dropped."""
+    rest = np.asarray(c2, dtype=bool) & ~body
+    planes = np.nonzero(body.reshape(body.shape[0], -1).any(axis=1))[0]
+    if planes.size == 0 or not rest.any():
+        return body
+    top = int(planes[0])
+    rest[top:] = False  # only what lies above the body's top plane
+    if not rest.any():
+        return body
+    footprint = np.asarray(body[top : top + max(1, round(DENS_BASE_MM / step_mm))].any(axis=0))
+    r = max(1, round(DENS_OFFSET_MM / pixel_mm))
+    base = cv2.dilate(footprint.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    lowest_ok = top - 1 - round(DENS_GAP_MM / step_mm)
+    comp, sizes = components_3d(rest)
+    out: np.ndarray = body.copy()
+    for i in np.nonzero(sizes)[0]:
+        part = comp == i
+        zs = np.nonzero(part.reshape(part.shape[0], -1).any(axis=1))[0]
+        ys, xs = np.nonzero(part.any(axis=0))
+        if zs[-1] >= lowest_ok and base[round(float(ys.mean())), round(float(xs.mean()))]:
+            out |= part
+    return out
 
 
 def clean_labels(
@@ -129,6 +174,8 @@ def clean_labels(
             removed.append(n)
             continue
         keep = largest_component_3d(mask)
+        if v == 2 and slice_step_mm is not None and pixel_mm is not None:
+            keep = with_dens(mask, keep, slice_step_mm, pixel_mm)
         out[keep] = v
         removed.append(n - int(keep.sum()))
     return CleanLabels(
