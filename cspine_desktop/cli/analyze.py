@@ -56,6 +56,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if bar:
             bar.close()
     written = write_outputs(outcome, Path(args.out), exports=not args.no_exports)
+    if not args.no_exports:
+        for line in missing_dicom_exports(outcome):
+            sys.stderr.write(line + "\n")
     if args.json:
         sys.stdout.write(outcome.result.to_json() + "\n")
     else:
@@ -89,6 +92,19 @@ def write_outputs(outcome, out_dir: Path, exports: bool = True) -> list[Path]:
         formats = [f for f in FORMATS if f not in ("json", "csv") and avail[f] is None]
         written += list(export_all(outcome, out_dir, formats, stem=_stem(outcome)).values())
     return written
+
+
+def missing_dicom_exports(outcome) -> list[str]:
+    """For a study read from DICOM, a line for each of the DICOM SEG and SR that could not be
+    written, with the reason (a NIfTI or PNG study never has them, and says nothing)."""
+    from ..reports._common import dicom_source_files
+    from ..reports.export import available_formats
+
+    if not dicom_source_files(outcome.volume):
+        return []
+    avail = available_formats(outcome)
+    names = {"seg": "DICOM SEG", "sr": "DICOM SR"}
+    return [f"{names[f]} not written: {avail[f]}" for f in names if avail[f] is not None]
 
 
 def _stem(outcome) -> str:

@@ -86,6 +86,24 @@ def test_a_dicom_folder_gives_the_table_and_every_export(capsys, tmp_path, bundl
     assert list(out.glob("*_labels.nii.gz")) and list(out.glob("*_key_C3.png"))
 
 
+def test_a_dicom_series_without_a_frame_of_reference_says_why_it_has_no_seg(
+    capsys, tmp_path, bundle
+):
+    folder = tmp_path / "ct"
+    write_ct_series(folder, n_slices=24, rows=32, cols=32)
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        del ds.FrameOfReferenceUID
+        ds.save_as(path)
+    out = tmp_path / "out"
+    code, _, stderr = _run(capsys, folder, "--model", bundle, "--out", out)
+    assert code == 0
+    assert "DICOM SEG not written: The source images carry no Frame of Reference UID" in stderr
+    assert "DICOM SR not written" not in stderr
+    assert list(out.glob("*_sr.dcm")) and list(out.glob("*_report.pdf"))
+    assert not [p for p in out.glob("*_seg.dcm")]
+
+
 def test_a_zip_gives_the_same_verdicts_as_the_folder(capsys, tmp_path, bundle, series):
     archive = tmp_path / "study.zip"
     with zipfile.ZipFile(archive, "w") as zf:
