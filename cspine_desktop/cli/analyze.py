@@ -55,10 +55,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if bar:
             bar.close()
-    written = write_outputs(outcome, Path(args.out), exports=not args.no_exports)
-    if not args.no_exports:
-        for line in missing_dicom_exports(outcome):
-            sys.stderr.write(line + "\n")
+    written, not_written = write_outputs(outcome, Path(args.out), exports=not args.no_exports)
+    for line in not_written:
+        sys.stderr.write(line + "\n")
     if args.json:
         sys.stdout.write(outcome.result.to_json() + "\n")
     else:
@@ -76,9 +75,14 @@ def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.replace(**changes) if changes else settings
 
 
-def write_outputs(outcome, out_dir: Path, exports: bool = True) -> list[Path]:
-    """result.json and verdicts.csv first (the essentials), then every available export."""
+def write_outputs(outcome, out_dir: Path, exports: bool = True) -> tuple[list[Path], list[str]]:
+    """result.json and verdicts.csv first (the essentials), then every available export.
+
+    Returns the files written, and for a study read from DICOM a line for each of the DICOM
+    SEG and SR that could not be written, with the reason (a NIfTI or PNG study never has
+    them, and says nothing)."""
     from ..reports import export_all, write_result_json, write_rsna_csv
+    from ..reports._common import dicom_source_files
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
@@ -91,20 +95,10 @@ def write_outputs(outcome, out_dir: Path, exports: bool = True) -> list[Path]:
         avail = available_formats(outcome)
         formats = [f for f in FORMATS if f not in ("json", "csv") and avail[f] is None]
         written += list(export_all(outcome, out_dir, formats, stem=_stem(outcome)).values())
-    return written
-
-
-def missing_dicom_exports(outcome) -> list[str]:
-    """For a study read from DICOM, a line for each of the DICOM SEG and SR that could not be
-    written, with the reason (a NIfTI or PNG study never has them, and says nothing)."""
-    from ..reports._common import dicom_source_files
-    from ..reports.export import available_formats
-
-    if not dicom_source_files(outcome.volume):
-        return []
-    avail = available_formats(outcome)
-    names = {"seg": "DICOM SEG", "sr": "DICOM SR"}
-    return [f"{names[f]} not written: {avail[f]}" for f in names if avail[f] is not None]
+        if dicom_source_files(outcome.volume):
+            names = {"seg": "DICOM SEG", "sr": "DICOM SR"}
+            return written, [f"{names[f]} not written: {avail[f]}" for f in names if avail[f]]
+    return written, []
 
 
 def _stem(outcome) -> str:

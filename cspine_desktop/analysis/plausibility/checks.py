@@ -314,9 +314,9 @@ def _check_naming(f: _Findings) -> None:
     whose true labels were so shifted (skull base C1, each level one too high, as stage 1 did
     on a real head-and-neck CT), the 101 studies left with a level assessed under another's
     name all had C1 or C2 too large; on stage 1's own labels of the same studies, and on their
-    true labels, C1 and C2 never were. A C2 shorter than a
-    C2 can be, or a "C2" that is C1's ring (as wide, round as large a hole), is where labels
-    named one too high with nothing above C1 show (C1 labelled C2, each level below one too
+    true labels, C1 and C2 never were. A C2 shorter than a C2 can be, or a "C2" that is C1's
+    ring (as wide, round as large a hole), is where labels named one too high with nothing
+    above C1 show (C1 labelled C2, each level below one too
     high; counted again from the dens, C2 keeps only its body; docs/benchmarks.md, "C1
     labelled C2 with nothing above it"). A C1 narrower than a C1 can be is where the naming
     went the other way (C2 labelled C1, each level below named one too low): C2 is 40–51 mm

@@ -103,6 +103,7 @@ def measure_levels(
     often segmented with gaps.
     """
     lab = np.asarray(labels)
+    hu_arr = None if hu is None else np.asarray(hu)
     dz, dy, dx = (float(s) for s in spacing)
     nz = lab.shape[0]
     flat = lab.reshape(nz, -1)
@@ -128,11 +129,10 @@ def measure_levels(
             lab, i + 1, z0, z1, dz, (dy, dx), with_c2, middle
         )
         canal_hu = bone_hu = None
-        if hu is not None:
-            level_hu = np.asarray(hu)[z0 : z1 + 1]
-            bone_hu = float(np.percentile(level_hu[mask], 90))
+        if hu_arr is not None:
+            bone_hu = float(np.percentile(hu_arr[z0 : z1 + 1][mask], 90))
             if hole is not None:
-                canal_hu = float(np.median(np.asarray(hu)[h0 : h1 + 1][:, hole]))
+                canal_hu = float(np.median(hu_arr[h0 : h1 + 1][:, hole]))
         zc = middle * dz
         out[name] = LevelMeasure(
             name=name,
