@@ -157,12 +157,12 @@ def test_a_substantial_part_far_from_the_rest_stays_in_the_count():
     assert _main_run(np.nonzero(counts.sum(axis=1) >= 10)[0], counts, 2.0)[0] == 40
 
 
-def _count_and_check(pred: np.ndarray, hu: np.ndarray):
+def _count_and_check(pred: np.ndarray, hu: np.ndarray, px: float = PX):
     """(clean labels, checks) of a predicted label map, as an analysis runs them."""
-    clean = clean_labels(pred, slice_step_mm=STEP, hu=hu, pixel_mm=PX)
+    clean = clean_labels(pred, slice_step_mm=STEP, hu=hu, pixel_mm=px)
     check = check_spine(
         clean.labels,
-        (STEP, PX, PX),
+        (STEP, px, px),
         hu,
         relabelled_fraction=clean.relabelled_fraction,
         level_problems=clean.level_problems,
@@ -217,15 +217,46 @@ def test_c1_labelled_c2_leaves_no_level_assessed_under_another_name(studies):
     """C1 labelled C2 and each level below named one too high, nothing labelled above C1 (the
     true C7 lost, or merged into C7): the count from the dens then keeps or squeezes the wrong
     names, but a "C2" that is C1's ring, or C2 left without its dens, says so; and with C2
-    labelled C1 (named one too low, the true C1 lost) a "C1" as narrow as a C2. No level is
-    assessed with its vertebra mostly under another name."""
+    labelled C1 (named one too low, the true C1 lost) a "C1" as narrow as a C2, or (the true
+    C1 labelled C1 with it) a "C1" much larger than its "C2". No level is assessed with its
+    vertebra mostly under another name."""
     for (cov, seed), (_st, hu, lab) in {**studies, **_c1_named_c2_failures()}.items():
-        for shifted in (c1_named_c2(lab, "lost"), c1_named_c2(lab, "merged"), c2_named_c1(lab)):
+        for shifted in (
+            c1_named_c2(lab, "lost"),
+            c1_named_c2(lab, "merged"),
+            c2_named_c1(lab),
+            c2_named_c1(lab, "merged"),
+        ):
             clean, check = _count_and_check(shifted, hu)
             for k in range(1, 8):
                 if check.status[f"C{k}"] == "assessed":
                     named = clean.labels[(lab == k) & (clean.labels > 0)]
                     assert (named == k).mean() >= 0.7, (cov, seed, k)
+
+
+@pytest.mark.parametrize(
+    ("seed", "sign"),
+    [
+        (95000008, "C1 holds 2.4 times the volume of C2"),
+        (97100025, "The images go on 24 mm below C6, the lowest level found, but no C7"),
+    ],
+)
+def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
+    """C1 and C2 labelled C1 together and each level below named one too low (the true C7 left
+    unlabelled), on the demo model's grid (1.25 mm pixels). On phantom 95000008 no count splits
+    them again, every size fits its wrong name, and C2–C6 were assessed each under its upper
+    neighbour's name: a C1 much larger than its C2 says so. On 97100025 the count from the dens
+    puts C1 and C2 back but gives C2 the true C3 as well, and C3–C6 were assessed one level
+    off: no C7 though the images go on below "C6" says so. The true labels stay assessed."""
+    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)
+    st = generate_study(seed)
+    prep = prepare_volume(st.to_volume(), pre)
+    lab = to_grid(st.in_volume_order(st.labels), prep)
+    _clean, check = _count_and_check(c2_named_c1(lab, "merged"), prep.hu, pre.pixel_spacing_mm)
+    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
+    assert "assessed" not in check.status.values()
+    _clean, check = _count_and_check(lab, prep.hu, pre.pixel_spacing_mm)
+    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
 
 
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):

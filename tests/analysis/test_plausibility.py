@@ -221,6 +221,28 @@ def test_a_missing_level_between_two_found_ones(spine):
     )
 
 
+def test_no_c7_where_the_images_go_on_below_the_lowest_level(spine):
+    """The images go on below C6 and no C7 was found there: the vertebra below C6 was missed,
+    or every level is named one too low. Where the images end just below C6, C7 is only not
+    in view."""
+    labels, hu = spine
+    no_c7 = np.where(labels == 7, 0, labels)
+    c6_end = int(_planes(labels, 6)[-1])
+    check = check_spine(no_c7, SPACING, hu)
+    (reason,) = check.study_reasons
+    below = (labels.shape[0] - 1 - c6_end) * DZ
+    assert reason == (
+        f"The images go on {below:.0f} mm below C6, the lowest level found, but no C7 was found "
+        "there: C6 may be C7, with every level above it named one too low, or the vertebrae "
+        "below it were missed."
+    )
+    assert "assessed" not in check.status.values()
+    end = c6_end + 1 + int(10.0 // DZ)
+    check = check_spine(no_c7[:end], SPACING, hu[:end])
+    assert check.study_reasons == ()
+    assert check.status["C7"] == "not_in_view" and check.status["C6"] == "assessed"
+
+
 def test_heavy_relabelling_makes_the_levels_untrusted(spine):
     labels, hu = spine
     fine = check_spine(labels, SPACING, hu, relabelled_fraction=MAX_RELABELLED_FRACTION)
@@ -255,20 +277,25 @@ def test_a_c2_shorter_than_any_c2_makes_every_level_indeterminate(spine):
 def test_heavy_relabelling_that_left_c2_without_its_dens_is_not_trusted(spine):
     """A count from the dens over labels where C1 was labelled C2 relabels a quarter to a third
     of the pixels and leaves C2 its body only; the same C2 after light relabelling (stage 1
-    missed the dens) stands."""
+    missed the dens) does not make the count untrusted. (Here the dens and the top of C2's body
+    went to C1, which then holds more than C2 and is reported for that too.)"""
     labels, hu = spine
     short = _shorten_c2(labels, 20.0)
-    (reason,) = check_spine(short, SPACING, hu, relabelled_fraction=0.30).study_reasons
+
+    def count_reasons(labels: np.ndarray, **kw) -> list[str]:
+        reasons = check_spine(labels, SPACING, hu, **kw).study_reasons
+        return [r for r in reasons if r.startswith("The level assignment")]
+
+    (reason,) = count_reasons(short, relabelled_fraction=0.30)
     assert reason.startswith(
         "The level assignment relabelled 30% of the vertebra pixels and left C2 20 mm tall, "
         "shorter than a whole C2 (at least 25 mm): C2's body may be labelled C3"
     )
-    assert check_spine(short, SPACING, hu, relabelled_fraction=0.05).study_reasons == ()
+    assert count_reasons(short, relabelled_fraction=0.05) == []
     assert check_spine(labels, SPACING, hu, relabelled_fraction=0.30).study_reasons == ()
-    confirmed = check_spine(
-        short, SPACING, hu, relabelled_fraction=0.30, levels_confirmed=True
-    ).study_reasons
-    assert confirmed == ()
+    assert count_reasons(short, relabelled_fraction=0.30, levels_confirmed=True) == []
+    (larger,) = check_spine(short, SPACING, hu, relabelled_fraction=0.05).study_reasons
+    assert larger.startswith("C1 holds 1.8 times the volume of C2")
 
 
 def test_c1_ring_labelled_c2_makes_every_level_indeterminate(spine):

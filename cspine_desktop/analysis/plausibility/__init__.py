@@ -32,7 +32,9 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   (the count started on the skull base or on C1) makes every level indeterminate, and so do
   the signs of a naming one level off without the skull: a "C2" that is C1's ring
   (``C1_RING_MM2``, ``C1_RING_WIDTH_MM``), a C2 shorter than its range, or after heavy
-  relabelling shorter than ``C2_WHOLE_MM`` or with no C1 left, a C1 as narrow as a C2;
+  relabelling shorter than ``C2_WHOLE_MM`` or with no C1 left, a C1 as narrow as a C2, a C1
+  more than ``C1_OVER_C2_MAX`` times C2's volume (C1 and C2 labelled C1 together), no C7
+  though the images go on ``LOWEST_SEEN_BELOW_MM`` below the lowest level found;
 * **coverage** — a level cut by the top or bottom edge of the scan is *partly in view*.
 
 Reasons about the whole study make every vertebra and the patient indeterminate; a reason
@@ -52,6 +54,7 @@ from .limits import (
     AIR_HU,
     ASSESSED,
     BONE_HU,
+    C1_OVER_C2_MAX,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
@@ -84,6 +87,7 @@ __all__ = [
     "AIR_HU",
     "ASSESSED",
     "BONE_HU",
+    "C1_OVER_C2_MAX",
     "C1_RING_MM2",
     "C1_RING_WIDTH_MM",
     "C2_WHOLE_MM",

@@ -14,6 +14,7 @@ from .limits import (
     AIR_HU,
     ASSESSED,
     BONE_HU,
+    C1_OVER_C2_MAX,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
@@ -23,6 +24,7 @@ from .limits import (
     INDETERMINATE,
     LEVEL_BONE_HU,
     LEVEL_RANGES,
+    LOWEST_SEEN_BELOW_MM,
     MAX_CANAL_STEP_MM,
     MAX_GAP_MM,
     MAX_NECK_SECTION_CM2,
@@ -179,6 +181,7 @@ def check_spine(
     _check_bone(found)
     _check_sizes(found)
     _check_order(found, float(spacing[0]))
+    _check_below(found, int(np.asarray(labels).shape[0]), float(spacing[0]))
     _check_canal(found)
     _check_proportions(found)
     _check_assignment(found, relabelled_fraction, levels_confirmed)
@@ -321,6 +324,8 @@ def _check_naming(f: _Findings) -> None:
     labelled C2 with nothing above it"). A C1 narrower than a C1 can be is where the naming
     went the other way (C2 labelled C1, each level below named one too low): C2 is 40–51 mm
     wide on 360 true phantom maps, C1 at least 50 (on stage 1's labels of them, once: 44 mm).
+    A C1 much larger than C2 is that naming with C1 and C2 labelled C1 together
+    (``C1_OVER_C2_MAX``).
     """
     top = next((n for n in ("C1", "C2") if n in f.measures and _over(f.measures[n])), None)
     if top is not None:
@@ -335,6 +340,18 @@ def _check_naming(f: _Findings) -> None:
             f"C1 is narrower than a C1 can be ({c1.width_mm:.0f} mm across; C1's ring is at "
             f"least {narrowest:.0f}): C2 may be labelled C1, and every level below it named one "
             "too low."
+        )
+    if (
+        c1 is not None
+        and c2 is not None
+        and c1.cut is None
+        and c2.cut is None
+        and c1.volume_ml > C1_OVER_C2_MAX * c2.volume_ml
+    ):
+        f.study.append(
+            f"C1 holds {c1.volume_ml / c2.volume_ml:.1f} times the volume of C2 "
+            f"({c1.volume_ml:.1f} against {c2.volume_ml:.1f} ml; C2 is the larger vertebra): C1 "
+            "may hold C2 as well, and every level below it be named one too low."
         )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
@@ -365,6 +382,24 @@ def _check_order(f: _Findings, dz: float) -> None:
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing between "
             f"{present[0]} and {present[-1]}: the levels are not contiguous."
         )
+
+
+def _check_below(f: _Findings, n_planes: int, dz: float) -> None:
+    """C7 found, or the images end within ``LOWEST_SEEN_BELOW_MM`` of the lowest level found:
+    otherwise the vertebra below it is in the images and was not found — missed, or every
+    level was named one too low (the true C7 named C6)."""
+    if not f.present or "C7" in f.measures:
+        return
+    low = f.measures[f.present[-1]]
+    below = (n_planes - 1 - low.last_plane) * dz
+    if low.cut is not None or below < LOWEST_SEEN_BELOW_MM:
+        return
+    nxt = NAMES[NAMES.index(low.name) + 1]
+    f.study.append(
+        f"The images go on {below:.0f} mm below {low.name}, the lowest level found, but no "
+        f"{nxt} was found there: {low.name} may be {nxt}, with every level above it named one "
+        "too low, or the vertebrae below it were missed."
+    )
 
 
 def _check_canal(f: _Findings) -> None:

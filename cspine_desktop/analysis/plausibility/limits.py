@@ -77,6 +77,23 @@ its canal (≈ 150–240 mm², 40–55 mm wide). On 360 true label maps of phant
 67–259 mm² and is 40–51 mm wide, on stage 1's labels of them at most 316 mm² and 69 mm (never
 both above these), and C1 labelled C2 339–806 mm², 69–89 mm wide."""
 
+C1_OVER_C2_MAX = 1.6
+"""A C1 holding more than this many times C2's volume holds C2 as well: C2 is the larger
+vertebra (body, dens and the largest cervical spinous process; ANATOMY: C1, C2). On the true
+label maps of 480 phantom studies C1 holds 0.56–0.91 times C2's volume, on stage 1's labels of
+them (after the level assignment) at most 1.18. The true labels named one too low with C1 and
+C2 labelled C1 together, where the level assignment left them so (6 of 340 studies), give
+2.19–2.39, and all their levels below are then named one too low with sizes that fit."""
+
+LOWEST_SEEN_BELOW_MM = 20.0
+"""Images that go on this far below the lowest level found (not cut by the scan) show the
+vertebra below it: about a C7 body and its disc (ANATOMY: C3–C7 bodies 13–15 mm, discs
+4–6 mm). When that level is not C7, C7 was missed — or every level was named one too low and
+the lowest is the next vertebra down. On stage 1's labels of 360 phantom studies (after the
+level assignment) and on their true labels, C7 was always found; on the true labels named one
+too low with C1 and C2 labelled C1 together, C7 was missing in 28, with 0–82 mm of images
+below the lowest level (at least 20 in 14)."""
+
 MAX_GAP_MM = 12.0
 """Widest head–feet gap between neighbouring levels: a disc is 4–6 mm (ANATOMY: discs),
 doubled for thin segmentations at the end-plates."""
