@@ -7,6 +7,7 @@ thresholds on validation phantoms, and evaluate the bundle end to end — as the
     cspine-evaluate stages test     --bundle BUNDLE --studies 200 --out OUT [--docs docs]
     cspine-evaluate stages masks    --bundle BUNDLE --studies 48 --out S1.npz
     cspine-evaluate stages outline  --bundle BUNDLE [--off]   # shown outlines on the bone edge
+    cspine-evaluate stages levels   --data ROOT --bundle BUNDLE --out OUT  # levels vs reference
 
 ``export`` writes ``classifier.onnx`` (fp32, checked against Keras) and ``classifier.int8.onnx``
 when the int8 model passes the accuracy gate (:func:`model_training.deploy.gate.judge_classifier`
@@ -19,7 +20,9 @@ thresholds for sensitivity ≥ 0.90 (:func:`model_training.model.scoring.choose_
 report and the card's ``metrics``. ``masks`` saves stage 1's label maps of the classifier
 trainer's validation studies (:mod:`.stage1_masks`), for ``cspine-train-classifier
 --stage1-masks``. ``outline`` sets the card's section that moves the outlines the app shows
-onto the bone edge (:mod:`.outline_card`). Phantom seeds:
+onto the bone edge (:mod:`.outline_card`). ``levels`` compares where the app puts each level
+with the reference labels of an RSNA-layout folder, real or phantom (:mod:`.levels`). Phantom
+seeds:
 :mod:`model_training.datasets.crops_stream`.
 
 One module per step (:mod:`.export_classifier`, :mod:`.calibrate`, :mod:`.held_out`); the
@@ -36,6 +39,7 @@ from cspine_desktop.analysis.outline import OutlineConfig
 from .calibrate import calibrate_bundle, fit_platt
 from .export_classifier import GATE_MAX_DROP, GATE_SEED0, QUANT_SEED0, export, quantize_bundle
 from .held_out import test_bundle
+from .levels import evaluate_levels
 from .outcomes import run_bundle, study_planes_eval, truth_mask_outcomes
 from .outline_card import set_outline
 from .stage1_masks import write_masks
@@ -111,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bundle", required=True)
     m.add_argument("--studies", type=int, default=48, help="at least the run's --val-studies")
     m.add_argument("--out", required=True, help="the .npz for --stage1-masks")
+    lv = sub.add_parser("levels", help="where the app puts each level, against reference labels")
+    lv.add_argument("--data", required=True, help="RSNA-layout folder with segmentations/")
+    lv.add_argument("--bundle", required=True)
+    lv.add_argument("--out", required=True, help="folder for levels.json and levels.md")
+    lv.add_argument("--max-studies", type=int, help="only the first N segmented studies")
+    lv.add_argument("--backend", default="auto", help="engine backend (default: auto)")
     o = sub.add_parser("outline", help="move the outlines the app shows onto the bone edge")
     o.add_argument("--bundle", required=True)
     o.add_argument("--off", action="store_true", help="remove the section: outlines as stage 1")
@@ -130,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         "test": test_bundle,
         "masks": write_masks,
         "outline": set_outline,
+        "levels": _levels,
     }[args.step]
     step(args)
     return 0
+
+
+def _levels(args: argparse.Namespace) -> None:
+    s = evaluate_levels(args)
+    print(
+        f"{s['studies']} studies, {s['reference_levels']} reference levels: centre within "
+        f"{s['lands_within_slices']:g} slice {s['lands']}, on its level {s['on_level']}; "
+        f"assessed on the wrong level: {len(s['confident_wrong_levels'])}; report in {args.out}"
+    )
