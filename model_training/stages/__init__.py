@@ -116,7 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--studies", type=int, default=48, help="at least the run's --val-studies")
     m.add_argument("--out", required=True, help="the .npz for --stage1-masks")
     lv = sub.add_parser("levels", help="where the app puts each level, against reference labels")
-    lv.add_argument("--data", required=True, help="RSNA-layout folder with segmentations/")
+    where = lv.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", help="RSNA-layout folder with segmentations/")
+    where.add_argument("--image", help="one CT (DICOM folder, zip or file, NIfTI) with --reference")
+    lv.add_argument("--reference", help="with --image: its level labels (NIfTI)")
+    lv.add_argument(
+        "--label-ids",
+        default="1,2,3,4,5,6,7",
+        help="the reference's values for C1…C7 (TotalSegmentator: 50,49,48,47,46,45,44)",
+    )
     lv.add_argument("--bundle", required=True)
     lv.add_argument("--out", required=True, help="folder for levels.json and levels.md")
     lv.add_argument("--max-studies", type=int, help="only the first N segmented studies")
@@ -147,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _levels(args: argparse.Namespace) -> None:
+    if bool(args.image) != bool(args.reference):
+        raise SystemExit("cspine-evaluate stages levels: --image and --reference go together")
     s = evaluate_levels(args)
     print(
         f"{s['studies']} studies, {s['reference_levels']} reference levels: centre within "

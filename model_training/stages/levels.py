@@ -119,41 +119,74 @@ def summarise(studies: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _studies(args: argparse.Namespace) -> list[tuple[str, Path, Path]]:
+    """(name, images, reference labels) of each study to compare: the segmented studies of an
+    RSNA-layout ``args.data``, or the one ``args.image`` with ``args.reference``."""
+    if args.image:
+        return [(Path(args.image).name, Path(args.image), Path(args.reference))]
+    from ..datasets.rsna import read_rsna
+
+    index = read_rsna(args.data)
+    todo = [(s.study_uid, s.image_dir, s.segmentation) for s in index.studies if s.segmentation]
+    return todo[: args.max_studies] if args.max_studies else todo
+
+
+def _reference(path: Path, ids: list[int], volume: Any, scratch: Path) -> np.ndarray:
+    """The reference label file on ``volume``'s grid, C1–C7 as 1–7: ``ids`` are the file's
+    values for C1 … C7 (TotalSegmentator's are 50 … 44), any other value is background."""
+    from ..datasets.masks import MaskMismatchError, mask_on_volume
+
+    if ids == list(range(1, len(NAMES) + 1)):
+        return mask_on_volume(path, volume, max_label=len(NAMES))
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    if not isinstance(img, nib.spatialimages.SpatialImage):
+        raise MaskMismatchError(f"{path.name} is not an image with a geometry")
+    data = np.asarray(img.dataobj)
+    out = np.zeros(data.shape, np.uint8)
+    for k, v in enumerate(ids, start=1):
+        out[data == v] = k
+    renamed = scratch / f"reference-{path.name.split('.')[0]}.nii.gz"
+    nib.save(nib.Nifti1Image(out, img.affine), str(renamed))
+    return mask_on_volume(renamed, volume, max_label=len(NAMES))
+
+
 def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
-    """Every segmented study of ``args.data`` through ``analyze`` with ``args.bundle``; writes
+    """Every study of :func:`_studies` through ``analyze`` with ``args.bundle``; writes
     ``levels.json`` and ``levels.md`` into ``args.out`` and returns the summary."""
     from cspine_desktop.analysis.pipeline import analyze
     from cspine_desktop.errors import CspineInputError
     from cspine_desktop.imaging import load_study
     from cspine_desktop.inference import load_bundle, open_engine
 
-    from ..datasets.masks import MaskMismatchError, mask_on_volume
-    from ..datasets.rsna import read_rsna
+    from ..datasets.masks import MaskMismatchError
 
-    index = read_rsna(args.data)
-    todo = [s for s in index.studies if s.segmentation is not None]
-    if args.max_studies:
-        todo = todo[: args.max_studies]
+    ids = [int(v) for v in str(args.label_ids).split(",")]
+    if len(ids) != len(NAMES):
+        raise CspineInputError(f"--label-ids needs {len(NAMES)} values (C1 … C7), got {ids}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = _studies(args)
     bundle = load_bundle(Path(args.bundle))
     engine = open_engine(bundle, args.backend, None, measure=False)
     studies: list[dict[str, Any]] = []
     skipped: list[str] = []
     t0 = time.perf_counter()
     try:
-        for n, study in enumerate(todo, start=1):
-            assert study.segmentation is not None  # only segmented studies are in ``todo``
+        for n, (name, images, seg) in enumerate(todo, start=1):
             try:
-                volume = load_study(study.image_dir)
-                ref = mask_on_volume(study.segmentation, volume, max_label=len(NAMES))
+                volume = load_study(images)
+                ref = _reference(seg, ids, volume, out)
             except (CspineInputError, MaskMismatchError) as exc:
-                skipped.append(f"{study.study_uid}: {exc}")
+                skipped.append(f"{name}: {exc}")
                 continue
             res = analyze(volume, engine, bundle.card, explain=False)
             status = {v.name: v.status for v in res.result.vertebrae}
             slice_mm = float(volume.spacing[0])
             studies.append(
                 {
-                    "study": study.study_uid,
+                    "study": name,
                     "slice_mm": round(slice_mm, 3),
                     "patient_status": res.result.patient_overall.status,
                     "levels": compare_levels(res.labels, ref, slice_mm, status),
@@ -164,11 +197,11 @@ def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
         engine.close()
     summary = summarise(studies)
     summary["skipped"] = skipped
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = {"bundle": bundle.card.get("version"), "summary": summary, "studies": studies}
     (out / "levels.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    (out / "levels.md").write_text(_markdown(summary, str(args.data)), encoding="utf-8")
+    (out / "levels.md").write_text(
+        _markdown(summary, str(args.image or args.data)), encoding="utf-8"
+    )
     return summary
 
 

@@ -56,8 +56,9 @@ def test_compare_levels_off_by_one_level_and_missing():
 @pytest.mark.slow
 def test_levels_command_on_phantom_studies_and_on_labels_one_level_off(tmp_path):
     """The demo model on two phantom studies in the RSNA layout: every level on its own level,
-    nearly all within one slice. The same images against reference labels named one level too
-    low: no level on its level, and every assessed level counted as a confident wrong one."""
+    nearly all within one slice; one of them alone, by its images and a reference file with
+    other label values, the same. The same images against reference labels named one level
+    too low: no level on its level, and every assessed level counted as a confident wrong one."""
     root = tmp_path / "rsna"
     write_rsna_dataset(root, 2, 424200, PhantomConfig(fracture_prevalence=0.0))
     bundle = str(demo_model_dir())
@@ -69,6 +70,23 @@ def test_levels_command_on_phantom_studies_and_on_labels_one_level_off(tmp_path)
     assert s["on_level"] == 1.0 and s["lands"] >= 0.85
     assert s["confident_wrong_levels"] == []
     assert "centre within 1 slice of the reference" in (out / "levels.md").read_text("utf-8")
+
+    # one study by its images and a reference with TotalSegmentator's values (C1 50 … C7 44)
+    seg = sorted((root / "segmentations").glob("*.nii"))[0]
+    img = nib.load(str(seg))
+    data = np.asarray(img.dataobj)
+    ts = np.where(data > 0, 51 - data, 0).astype(np.uint8)
+    ts_path = tmp_path / "ts.nii.gz"
+    nib.save(nib.Nifti1Image(ts, img.affine), str(ts_path))
+    images = root / "train_images" / seg.name.removesuffix(".nii")
+    one = tmp_path / "one"
+    args = ["levels", "--image", str(images), "--reference", str(ts_path), "--bundle", bundle]
+    ids = "50,49,48,47,46,45,44"
+    assert stages_main([*args, "--label-ids", ids, "--out", str(one)]) == 0
+    s = json.loads((one / "levels.json").read_text(encoding="utf-8"))["summary"]
+    assert s["studies"] == 1 and s["reference_levels"] >= 6 and s["on_level"] == 1.0
+    with pytest.raises(SystemExit):
+        stages_main(["levels", "--image", str(images), "--bundle", bundle, "--out", str(one)])
 
     for seg in (root / "segmentations").glob("*.nii"):
         img = nib.load(str(seg))
