@@ -237,10 +237,13 @@ def test_no_c7_where_the_images_go_on_below_the_lowest_level(spine):
         "below it were missed."
     )
     assert "assessed" not in check.status.values()
+    assert check.status["C7"] == "not_in_view"
+    assert check.reasons["C7"] == (f"Not found, though the images go on {below:.0f} mm below C6.",)
     end = c6_end + 1 + int(10.0 // DZ)
     check = check_spine(no_c7[:end], SPACING, hu[:end])
     assert check.study_reasons == ()
     assert check.status["C7"] == "not_in_view" and check.status["C6"] == "assessed"
+    assert check.reasons["C7"] == ("Not in the images (outside the scan, or not found).",)
 
 
 def test_heavy_relabelling_makes_the_levels_untrusted(spine):

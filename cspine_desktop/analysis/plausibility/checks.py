@@ -224,7 +224,7 @@ class _Findings:
             status = {n: (INDETERMINATE if s != NOT_IN_VIEW else s) for n, s in status.items()}
         own = dict(self.own)
         for n in NAMES:
-            if status[n] == NOT_IN_VIEW:
+            if status[n] == NOT_IN_VIEW and not own[n]:
                 own[n] = ["Not in the images (outside the scan, or not found)."]
         return SpineCheck(
             study_reasons=study_reasons,
@@ -395,6 +395,8 @@ def _check_below(f: _Findings, n_planes: int, dz: float) -> None:
     if low.cut is not None or below < LOWEST_SEEN_BELOW_MM:
         return
     nxt = NAMES[NAMES.index(low.name) + 1]
+    for n in NAMES[NAMES.index(nxt) :]:
+        f.own[n].append(f"Not found, though the images go on {below:.0f} mm below {low.name}.")
     f.study.append(
         f"The images go on {below:.0f} mm below {low.name}, the lowest level found, but no "
         f"{nxt} was found there: {low.name} may be {nxt}, with every level above it named one "
