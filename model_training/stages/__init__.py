@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from cspine_desktop.analysis.outline import OutlineConfig
+from cspine_desktop.errors import CspineInputError
 
 from .calibrate import calibrate_bundle, fit_platt
 from .export_classifier import GATE_MAX_DROP, GATE_SEED0, QUANT_SEED0, export, quantize_bundle
@@ -150,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         "outline": set_outline,
         "levels": _levels,
     }[args.step]
-    step(args)
+    try:
+        step(args)
+    except CspineInputError as exc:
+        print(f"cspine-evaluate stages {args.step}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

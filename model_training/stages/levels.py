@@ -162,7 +162,10 @@ def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
 
     from ..datasets.masks import MaskMismatchError
 
-    ids = [int(v) for v in str(args.label_ids).split(",")]
+    try:
+        ids = [int(v) for v in str(args.label_ids).split(",")]
+    except ValueError:
+        ids = []
     if len(ids) != len(NAMES):
         raise CspineInputError(f"--label-ids needs {len(NAMES)} values (C1 … C7), got {ids}")
     out = Path(args.out)
@@ -195,6 +198,8 @@ def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
             log.info("%d/%d studies (%.1f s each)", n, len(todo), (time.perf_counter() - t0) / n)
     finally:
         engine.close()
+    if args.image and skipped:
+        raise CspineInputError(f"cannot compare {skipped[0]}")
     summary = summarise(studies)
     summary["skipped"] = skipped
     report = {"bundle": bundle.card.get("version"), "summary": summary, "studies": studies}

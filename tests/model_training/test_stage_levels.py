@@ -53,6 +53,16 @@ def test_compare_levels_off_by_one_level_and_missing():
     assert s["on_level"] == 0.0 and s["confident_wrong_levels"] == ["x C2", "x C3"]
 
 
+def test_levels_command_says_what_is_wrong_with_its_input(tmp_path, capsys):
+    bundle = str(demo_model_dir())
+    out = str(tmp_path / "out")
+    base = ["levels", "--bundle", bundle, "--out", out]
+    assert stages_main([*base, "--data", str(tmp_path / "none")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert stages_main([*base, "--data", str(tmp_path), "--label-ids", "1,2"]) == 2
+    assert "--label-ids needs 7 values (C1 … C7)" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_levels_command_on_phantom_studies_and_on_labels_one_level_off(tmp_path):
     """The demo model on two phantom studies in the RSNA layout: every level on its own level,
