@@ -14,6 +14,7 @@ result is computed exactly by transposing/flipping/slicing; otherwise voxel by v
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -124,17 +125,27 @@ def mask_on_volume(
     max_label: int = 7,
     binary: bool = False,
     min_coverage: float = 0.95,
+    values: Sequence[int] | None = None,
 ) -> np.ndarray:
     """The NIfTI label mask at ``path`` resampled onto ``volume``'s grid: uint8 [z, y, x].
 
     ``binary=True`` → any non-zero value is 1 (fracture masks). Labels above ``max_label``
-    become 0 (RSNA segmentations label thoracic vertebrae 8+). Raises
+    become 0 (RSNA segmentations label thoracic vertebrae 8+). ``values``: the file's value of
+    each label 1, 2, … (TotalSegmentator's C1 … C7 are 50 … 44); any other value becomes 0. Raises
     :class:`MaskMismatchError` when the file cannot be read, its values are not labels, its
     extent covers less than ``min_coverage`` of the volume (shape or affine disagree with the
     images), or labels present in the file all fall outside the images.
     """
     data, affine = _load_nifti(path)
-    labels = (data != 0).astype(np.uint8) if binary else _as_labels(data, max_label)
+    if binary:
+        labels = (data != 0).astype(np.uint8)
+    elif values is None:
+        labels = _as_labels(data, max_label)
+    else:
+        found = _as_labels(data, max(values))
+        labels = np.zeros_like(found)
+        for k, v in enumerate(values, start=1):
+            labels[found == v] = k
     m = np.linalg.inv(RAS_TO_LPS @ affine) @ np.asarray(volume.affine, dtype=np.float64)
     perm = _signed_permutation(m)
     shape = tuple(volume.hu.shape)

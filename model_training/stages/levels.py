@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cspine_desktop.analysis.postprocess import centroids_z
 from cspine_desktop.vertebrae import NAMES
 
 log = logging.getLogger("cspine.stages")
@@ -38,18 +39,11 @@ WITHIN_SLICES = 1.0  # a level lands where the reference puts it within this man
 def level_centres(labels: np.ndarray) -> dict[int, tuple[float, bool]]:
     """Level 1–7 → (centre along axis 0 in slices, cut by the first or last slice)."""
     lab = np.asarray(labels)
-    counts = np.stack(
-        [(lab.reshape(lab.shape[0], -1) == k).sum(axis=1) for k in range(1, len(NAMES) + 1)],
-        axis=1,
-    )  # [z, 7]
-    z = np.arange(lab.shape[0], dtype=np.float64)
-    out: dict[int, tuple[float, bool]] = {}
-    for k in range(1, len(NAMES) + 1):
-        c = counts[:, k - 1]
-        if c.sum() == 0:
-            continue
-        cut = bool(c[0] > 0 or c[-1] > 0)
-        out[k] = (float((z * c).sum() / c.sum()), cut)
+    at_edge = set(np.unique(lab[0]).tolist()) | set(np.unique(lab[-1]).tolist())
+    out = {}
+    for name, z in centroids_z(lab).items():
+        k = NAMES.index(name) + 1
+        out[k] = (z, k in at_edge)
     return out
 
 
@@ -131,25 +125,12 @@ def _studies(args: argparse.Namespace) -> list[tuple[str, Path, Path]]:
     return todo[: args.max_studies] if args.max_studies else todo
 
 
-def _reference(path: Path, ids: list[int], volume: Any, scratch: Path) -> np.ndarray:
+def _reference(path: Path, ids: list[int], volume: Any) -> np.ndarray:
     """The reference label file on ``volume``'s grid, C1–C7 as 1–7: ``ids`` are the file's
     values for C1 … C7 (TotalSegmentator's are 50 … 44), any other value is background."""
-    from ..datasets.masks import MaskMismatchError, mask_on_volume
+    from ..datasets.masks import mask_on_volume
 
-    if ids == list(range(1, len(NAMES) + 1)):
-        return mask_on_volume(path, volume, max_label=len(NAMES))
-    import nibabel as nib
-
-    img = nib.load(str(path))
-    if not isinstance(img, nib.spatialimages.SpatialImage):
-        raise MaskMismatchError(f"{path.name} is not an image with a geometry")
-    data = np.asarray(img.dataobj)
-    out = np.zeros(data.shape, np.uint8)
-    for k, v in enumerate(ids, start=1):
-        out[data == v] = k
-    renamed = scratch / f"reference-{path.name.split('.')[0]}.nii.gz"
-    nib.save(nib.Nifti1Image(out, img.affine), str(renamed))
-    return mask_on_volume(renamed, volume, max_label=len(NAMES))
+    return mask_on_volume(path, volume, max_label=len(NAMES), values=ids)
 
 
 def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
@@ -180,7 +161,7 @@ def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
         for n, (name, images, seg) in enumerate(todo, start=1):
             try:
                 volume = load_study(images)
-                ref = _reference(seg, ids, volume, out)
+                ref = _reference(seg, ids, volume)
             except (CspineInputError, MaskMismatchError) as exc:
                 skipped.append(f"{name}: {exc}")
                 continue
