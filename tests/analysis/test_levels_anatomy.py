@@ -22,7 +22,12 @@ from cspine_desktop.analysis.plausibility import check_spine
 from cspine_desktop.analysis.postprocess import clean_labels
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
 from model_training.phantom import PhantomConfig, generate_study
-from tests.factories.phantoms import c1_named_c2, c2_named_c1, like_the_real_failure
+from tests.factories.phantoms import (
+    ASKEW_POSE,
+    c1_named_c2,
+    c2_named_c1,
+    like_the_real_failure,
+)
 
 PRE = PreprocessConfig()
 STEP, PX = PRE.slice_step_mm, PRE.pixel_spacing_mm
@@ -253,6 +258,36 @@ def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
     prep = prepare_volume(st.to_volume(), pre)
     lab = to_grid(st.in_volume_order(st.labels), prep)
     _clean, check = _count_and_check(c2_named_c1(lab, "merged"), prep.hu, pre.pixel_spacing_mm)
+    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
+    assert "assessed" not in check.status.values()
+    _clean, check = _count_and_check(lab, prep.hu, pre.pixel_spacing_mm)
+    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
+
+
+@pytest.mark.parametrize(
+    ("seed", "naming", "sign"),
+    [
+        (96000123, "skull base C1", "C1 holds 2.1 times the volume of C2"),
+        (96000120, "C1 named C2", "C2 is a ring 59 mm wide around a hole of 544"),
+    ],
+)
+def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sign):
+    """The namings one level off on necks posed beyond the phantom's range (``ASKEW_POSE``):
+    on 96000123 the skull base labelled C1 is cut by the top of the scan, and a cut C1 had been
+    left out of the comparison with C2; on 96000120 C1's ring, turned and nodded, measures 59 mm
+    across where the limit had been 60. Every level below was assessed one level off."""
+    from dataclasses import replace
+
+    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)  # the demo model's grid
+    st = generate_study(seed, replace(PhantomConfig(), **ASKEW_POSE))
+    prep = prepare_volume(st.to_volume(), pre)
+    lab = to_grid(st.in_volume_order(st.labels), prep)
+    named = (
+        like_the_real_failure(lab, prep.hu)
+        if naming == "skull base C1"
+        else c1_named_c2(lab, "merged")
+    )
+    _clean, check = _count_and_check(named, prep.hu, pre.pixel_spacing_mm)
     assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
     assert "assessed" not in check.status.values()
     _clean, check = _count_and_check(lab, prep.hu, pre.pixel_spacing_mm)

@@ -177,7 +177,9 @@ def test_a_level_without_a_canal_is_indeterminate(spine):
         filled[z][hole] = 4
     check = check_spine(filled, SPACING, hu)
     assert "No vertebral canal was found inside the outline of C4." in check.reasons["C4"]
-    assert check.status["C4"] == "indeterminate" and check.status["C5"] == "assessed"
+    assert check.study_reasons == ()
+    # the filled canal also makes C4 much larger than C5 (NEIGHBOUR_SHARE_MIN); C6 stays
+    assert check.status["C4"] == "indeterminate" and check.status["C6"] == "assessed"
 
 
 def test_a_canal_full_of_bone_is_not_a_canal(spine):
@@ -451,11 +453,12 @@ def test_a_level_its_neighbours_took_part_of_is_indeterminate_with_them(spine):
     assert final.patient_status == "indeterminate" and final.patient_fractured is None
     seen = final_verdicts(check, NO_FRACTURE | {"C6": True}, True)
     assert seen.patient_status == "assessed" and seen.patient_fractured is True
-    # a third taken is within what neighbouring vertebrae differ by
-    third = labels.copy()
-    top = planes[: len(planes) // 4]
-    third[top] = np.where(labels[top] == 4, 3, labels[top])
-    assert set(check_spine(third, SPACING, hu).status.values()) == {"assessed"}
+    # two of its 13 planes taken is within what neighbouring vertebrae differ by; three leave
+    # C4 over SQUEEZED_SHARE of C3 and C5's mean, but under NEIGHBOUR_SHARE_MIN of C3 (0.625)
+    for n_top, doubtful in ((2, set()), (3, {"C3", "C4"})):
+        part = labels.copy()
+        part[planes[:n_top]] = np.where(labels[planes[:n_top]] == 4, 3, labels[planes[:n_top]])
+        _only_assessed_but(check_spine(part, SPACING, hu), doubtful)
 
 
 def test_a_spinous_tip_at_the_edge_is_not_a_cut_level(spine):
@@ -539,3 +542,58 @@ def test_a_level_off_the_line_of_the_canal_is_a_jump(spine):
         for r in check.study_reasons
     ), check.study_reasons
     assert set(check.status.values()) == {"indeterminate"}
+
+
+def _only_assessed_but(check, doubtful: set[str]) -> None:
+    assert check.study_reasons == ()
+    assert {n for n, s in check.status.items() if s != "assessed"} == doubtful, check.status
+
+
+def test_a_c7_cut_short_leaves_c7_and_c6_to_the_reader(spine):
+    """Stage 1 found only the top of C7 (its lower planes unlabelled, the scan going on below)."""
+    labels, hu = spine
+    planes = _planes(labels, 7)
+    lost = planes[len(planes) // 2 :]
+    short = labels.copy()
+    short[lost] = np.where(short[lost] == 7, 0, short[lost])
+    check = check_spine(short, SPACING, hu)
+    _only_assessed_but(check, {"C6", "C7"})
+    assert check.reasons["C7"] == (
+        "C7 holds 58% of the mean volume of C4 and C5 (C7 is the largest of them, at least 80%): "
+        "part of C7 may be labelled C6, or was not found.",
+    )
+    assert check.reasons["C6"] == (
+        "C7, below C6, is smaller than a C7 can be: part of it may be labelled C6.",
+    )
+
+
+def test_a_c7_whose_top_is_labelled_c6_leaves_it_and_its_neighbours_to_the_reader(spine):
+    labels, hu = spine
+    planes = _planes(labels, 7)
+    top = planes[: len(planes) // 2]
+    moved = labels.copy()
+    moved[top] = np.where(moved[top] == 7, 6, moved[top])
+    check = check_spine(moved, SPACING, hu)
+    # C6, grown by half of C7, is then much larger than C5 as well (NEIGHBOUR_SHARE_MIN)
+    _only_assessed_but(check, {"C5", "C6", "C7"})
+    assert check.reasons["C5"] == (
+        "C5 holds 63% of the volume of C6 (neighbours from C3 to C6 are alike, at least 65%): "
+        "part of C5 may be labelled C6.",
+    )
+
+
+def test_a_c1_mostly_not_found_leaves_c1_and_c2_to_the_reader(spine):
+    labels, hu = spine
+    planes = _planes(labels, 1)
+    lost = planes[:-2]
+    partial = labels.copy()
+    partial[lost] = np.where(partial[lost] == 1, 0, partial[lost])
+    check = check_spine(partial, SPACING, hu)
+    _only_assessed_but(check, {"C1", "C2"})
+    assert check.reasons["C1"] == (
+        "C1 holds 10% of the volume of C2 (C1's ring holds at least 30%): part of C1 may be "
+        "labelled C2, or was not found.",
+    )
+    assert check.reasons["C2"] == (
+        "C1, above C2, is smaller than a C1 can be: part of it may be labelled C2.",
+    )

@@ -19,7 +19,8 @@ no level may be assessed under another's name.
 
 Run: .venv/bin/python -m pytest tests/perf/test_plausibility_bench.py -m perf -s
 (``CSPINE_BENCH_SEED0`` starts another set of studies: a limit tuned on one set is judged on
-the next).
+the next; ``CSPINE_BENCH_POSE=askew`` poses the same studies beyond the phantom's range, see
+``tests.factories.phantoms.ASKEW_POSE``).
 Results go to the "Plausibility checks" section of docs/benchmarks.md.
 """
 
@@ -48,6 +49,20 @@ SEED0 = int(os.environ.get("CSPINE_BENCH_SEED0", "777000"))  # another set: a fr
 N_TRUTH = int(os.environ.get("CSPINE_BENCH_STUDIES", "50"))
 N_MODEL = int(os.environ.get("CSPINE_BENCH_MODEL_STUDIES", "10"))
 MIN_OWN_SHARE = 0.7  # of a vertebra's labelled voxels under its own name, for an assessed level
+# "askew": the studies posed beyond the phantom's (and the training's) range
+# (``tests.factories.phantoms.ASKEW_POSE``); the same seeds draw the same anatomy and scanner.
+POSE = os.environ.get("CSPINE_BENCH_POSE", "default")
+
+
+def _phantom_config():
+    from dataclasses import replace
+
+    from model_training.phantom.config import PhantomConfig
+    from tests.factories.phantoms import ASKEW_POSE
+
+    if POSE not in ("default", "askew"):
+        raise ValueError(f"CSPINE_BENCH_POSE is 'default' or 'askew', not {POSE!r}")
+    return replace(PhantomConfig(), **ASKEW_POSE) if POSE == "askew" else PhantomConfig()
 
 
 def _first_reason(check) -> str:
@@ -76,7 +91,7 @@ def test_phantom_truth_and_demo_model_assessed_share():
     ]
     t0 = time.perf_counter()
     for seed in range(SEED0, SEED0 + N_TRUTH):
-        study = generate_study(seed)
+        study = generate_study(seed, _phantom_config())
         coverage[str(study.acquisition.extras.get("coverage", "neck"))] += 1
         volume = study.to_volume()
         prepared = prepare_volume(volume, cfg)
@@ -96,7 +111,8 @@ def test_phantom_truth_and_demo_model_assessed_share():
             s.add(seed, labels, prepared, problems)
     truth_share = 1 - len(failed) / N_TRUTH
     print(
-        f"\nphantom truth: {N_TRUTH - len(failed)}/{N_TRUTH} assessed ({truth_share:.0%}), "
+        f"\nphantom truth ({POSE} pose): {N_TRUTH - len(failed)}/{N_TRUTH} assessed "
+        f"({truth_share:.0%}), "
         f"coverage {dict(coverage)}, {time.perf_counter() - t0:.0f} s"
     )
     for seed, reason in failed:
@@ -182,7 +198,7 @@ def _demo_model_share(bundle):
     lines = []
     t0 = time.perf_counter()
     for seed in range(SEED0, SEED0 + N_MODEL):
-        study = generate_study(seed)
+        study = generate_study(seed, _phantom_config())
         outcome = analyze(study.to_volume(), engine, bundle.card, explain=False)
         r = outcome.result
         ok = r.patient_overall.status == "assessed"

@@ -21,7 +21,10 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   from the header's body part); a level between two others (C3–C6) holds at least
   ``SQUEEZED_SHARE`` of their mean volume (neighbouring vertebrae are alike; a level much
   smaller than its neighbours has lost part of itself to them, and it and they are
-  indeterminate);
+  indeterminate), the smaller of two neighbours from C3 to C6 at least ``NEIGHBOUR_SHARE_MIN``
+  of the larger, C1 at least ``C1_OVER_C2_MIN`` of C2's volume and C7 (the largest) at least
+  ``C7_OVER_C4_C5_MIN`` of the mean of C4 and C5 (else the two neighbours, C1 and C2, or C6
+  and C7 are indeterminate);
 * **the canal** — each level's outline (axial footprint) encloses a vertebral canal of at least
   ``CANAL_MIN_MM2`` holding soft tissue, not bone, and the canal runs on from level to level;
 * **the level assignment** — it relabelled at most ``MAX_RELABELLED_FRACTION`` of the pixels
@@ -55,9 +58,11 @@ from .limits import (
     ASSESSED,
     BONE_HU,
     C1_OVER_C2_MAX,
+    C1_OVER_C2_MIN,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
+    C7_OVER_C4_C5_MIN,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
     CANAL_MIN_MM2,
@@ -73,6 +78,7 @@ from .limits import (
     MAX_SLICE_MM,
     MIN_AIR_SHARE,
     MIN_BONE_SHARE,
+    NEIGHBOUR_SHARE_MIN,
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
     PATIENT_STATUSES,
@@ -88,9 +94,11 @@ __all__ = [
     "ASSESSED",
     "BONE_HU",
     "C1_OVER_C2_MAX",
+    "C1_OVER_C2_MIN",
     "C1_RING_MM2",
     "C1_RING_WIDTH_MM",
     "C2_WHOLE_MM",
+    "C7_OVER_C4_C5_MIN",
     "CANAL_MAX_HU",
     "CANAL_MAX_MM2",
     "CANAL_MIN_MM2",
@@ -106,6 +114,7 @@ __all__ = [
     "MAX_SLICE_MM",
     "MIN_AIR_SHARE",
     "MIN_BONE_SHARE",
+    "NEIGHBOUR_SHARE_MIN",
     "NOT_IN_VIEW",
     "PARTLY_IN_VIEW",
     "PATIENT_STATUSES",

@@ -15,9 +15,11 @@ from .limits import (
     ASSESSED,
     BONE_HU,
     C1_OVER_C2_MAX,
+    C1_OVER_C2_MIN,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
     C2_WHOLE_MM,
+    C7_OVER_C4_C5_MIN,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
     CANAL_MIN_MM2,
@@ -32,6 +34,7 @@ from .limits import (
     MAX_SLICE_MM,
     MIN_AIR_SHARE,
     MIN_BONE_SHARE,
+    NEIGHBOUR_SHARE_MIN,
     NOT_IN_VIEW,
     PARTLY_IN_VIEW,
     SQUEEZED_SHARE,
@@ -184,6 +187,7 @@ def check_spine(
     _check_below(found, int(np.asarray(labels).shape[0]), float(spacing[0]))
     _check_canal(found)
     _check_proportions(found)
+    _check_end_levels(found)
     _check_assignment(found, relabelled_fraction, levels_confirmed)
     found.study.extend(level_problems)
     return found.result()
@@ -341,17 +345,18 @@ def _check_naming(f: _Findings) -> None:
             f"least {narrowest:.0f}): C2 may be labelled C1, and every level below it named one "
             "too low."
         )
+    # a C1 cut by the top of the scan holds at least what is in view: compared all the same
     if (
         c1 is not None
         and c2 is not None
-        and c1.cut is None
         and c2.cut is None
         and c1.volume_ml > C1_OVER_C2_MAX * c2.volume_ml
     ):
         f.study.append(
             f"C1 holds {c1.volume_ml / c2.volume_ml:.1f} times the volume of C2 "
             f"({c1.volume_ml:.1f} against {c2.volume_ml:.1f} ml; C2 is the larger vertebra): C1 "
-            "may hold C2 as well, and every level below it be named one too low."
+            "may hold C2 as well (every level below it named one too low), or bone above C1 (the "
+            "skull base; every level below it named one too high)."
         )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
@@ -445,8 +450,10 @@ def _check_canal(f: _Findings) -> None:
 def _check_proportions(f: _Findings) -> None:
     """A level between two others (C3–C6) much smaller than they are has lost part of itself
     to them: it and both neighbours are indeterminate (a fracture in the lost part would be
-    reported at a neighbour's level)."""
+    reported at a neighbour's level). So are two neighbours from C3 to C6 of which the smaller
+    holds under ``NEIGHBOUR_SHARE_MIN`` of the larger: the larger may hold part of the other."""
     measures = f.measures
+    squeezed: set[str] = set()
     for k in range(2, 6):
         upper, name, lower = NAMES[k - 1], NAMES[k], NAMES[k + 1]
         trio = [measures.get(n) for n in (upper, name, lower)]
@@ -468,6 +475,63 @@ def _check_proportions(f: _Findings) -> None:
             )
         for n in (upper, name, lower):
             f.status[n] = INDETERMINATE
+        squeezed |= {upper, name, lower}
+    for upper, lower in pairwise(NAMES[2:6]):
+        pair = [measures.get(n) for n in (upper, lower)]
+        if any(m is None or m.cut is not None for m in pair) or {upper, lower} <= squeezed:
+            continue
+        vu, vl = (m.volume_ml for m in pair if m is not None)
+        if min(vu, vl) >= NEIGHBOUR_SHARE_MIN * max(vu, vl):
+            continue
+        small, large = (upper, lower) if vu < vl else (lower, upper)
+        reason = (
+            f"{small} holds {min(vu, vl) / max(vu, vl):.0%} of the volume of {large} "
+            f"(neighbours from C3 to C6 are alike, at least {NEIGHBOUR_SHARE_MIN:.0%}): part of "
+            f"{small} may be labelled {large}."
+        )
+        for n in (upper, lower):
+            if reason not in f.own[n]:
+                f.own[n].append(reason)
+            f.status[n] = INDETERMINATE
+
+
+def _check_end_levels(f: _Findings) -> None:
+    """The levels at the ends of the spine hold their share: C1 at least ``C1_OVER_C2_MIN`` of
+    C2's volume, C7 (the largest of C3–C7) at least ``C7_OVER_C4_C5_MIN`` of the mean of C4 and
+    C5. A smaller one has lost part of itself to its neighbour, or was not all found: it and
+    that neighbour are indeterminate."""
+    measures = f.measures
+
+    def whole(*names: str) -> list[float] | None:
+        found = [measures.get(n) for n in names]
+        if any(m is None or m.cut is not None for m in found):
+            return None
+        return [m.volume_ml for m in found if m is not None]
+
+    if (c1_c2 := whole("C1", "C2")) and c1_c2[0] < C1_OVER_C2_MIN * c1_c2[1]:
+        f.own["C1"].append(
+            f"C1 holds {c1_c2[0] / c1_c2[1]:.0%} of the volume of C2 (C1's ring holds at least "
+            f"{C1_OVER_C2_MIN:.0%}): part of C1 may be labelled C2, or was not found."
+        )
+        f.own["C2"].append(
+            "C1, above C2, is smaller than a C1 can be: part of it may be labelled C2."
+        )
+        f.status["C1"] = f.status["C2"] = INDETERMINATE
+    if (c4_c5_c7 := whole("C4", "C5", "C7")) is None:
+        return
+    share = c4_c5_c7[2] / ((c4_c5_c7[0] + c4_c5_c7[1]) / 2.0)
+    if share >= C7_OVER_C4_C5_MIN:
+        return
+    f.own["C7"].append(
+        f"C7 holds {share:.0%} of the mean volume of C4 and C5 (C7 is the largest of them, at "
+        f"least {C7_OVER_C4_C5_MIN:.0%}): part of C7 may be labelled C6, or was not found."
+    )
+    f.status["C7"] = INDETERMINATE
+    if "C6" in measures:
+        f.own["C6"].append(
+            "C7, below C6, is smaller than a C7 can be: part of it may be labelled C6."
+        )
+        f.status["C6"] = INDETERMINATE
 
 
 def _check_assignment(

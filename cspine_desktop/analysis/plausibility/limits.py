@@ -70,12 +70,15 @@ relabelled and C2 left 18–22 mm tall, C2's body named C3 and every level below
 (docs/benchmarks.md, "C1 labelled C2 with nothing above it")."""
 
 C1_RING_MM2 = 300.0
-C1_RING_WIDTH_MM = 60.0
+C1_RING_WIDTH_MM = 55.0
 """A "C2" that encloses more than ``C1_RING_MM2`` and is wider than ``C1_RING_WIDTH_MM`` is C1's
 ring: C1 surrounds the dens and the canal (≈ 400–700 mm², 75–80 mm wide, ANATOMY: C1), C2 only
 its canal (≈ 150–240 mm², 40–55 mm wide). On 360 true label maps of phantom studies C2 encloses
-67–259 mm² and is 40–51 mm wide, on stage 1's labels of them at most 316 mm² and 69 mm (never
-both above these), and C1 labelled C2 339–806 mm², 69–89 mm wide."""
+67–259 mm² and is 40–51 mm wide, on stage 1's labels of them at most 316 mm² (49 mm wide) and
+69 mm (never both above these, for 0.7.3 or the fine-tuned stage 1), and C1 labelled C2
+339–806 mm², 69–89 mm wide. With the head turned 30° and nodded 24° on C2 (beyond the
+phantom's range), C1's ring cuts the axial planes at a slant and measures 59 mm across; 60 mm
+let it through."""
 
 C1_OVER_C2_MAX = 1.6
 """A C1 holding more than this many times C2's volume holds C2 as well: C2 is the larger
@@ -84,6 +87,12 @@ label maps of 480 phantom studies C1 holds 0.56–0.91 times C2's volume, on sta
 them (after the level assignment) at most 1.18. The true labels named one too low with C1 and
 C2 labelled C1 together, where the level assignment left them so (6 of 340 studies), give
 2.19–2.39, and all their levels below are then named one too low with sizes that fit."""
+
+C1_OVER_C2_MIN = 0.3
+"""A C1 holding less than this share of C2's volume has lost part of itself: to C2 (the count
+began on bone above C1 and named C1's ring C2), or stage 1 did not find it. On the true level
+maps of 480 phantom studies C1 holds 0.56–0.91 of C2; about half the smallest is allowed. C1
+and C2 are then indeterminate (a fracture of C1's ring would be reported at C2)."""
 
 LOWEST_SEEN_BELOW_MM = 20.0
 """Images that go on this far below the lowest level found (not cut by the scan) show the
@@ -129,6 +138,23 @@ of 200 phantom studies the 16 levels under it had 25–88 % of their vertebra la
 level, where a fracture would be reported at the wrong level (docs/benchmarks.md, "Plausibility
 checks"). A vertebra crushed flat (vertebra plana) can fall under it too, and is then left to
 the reader with the reason."""
+
+C7_OVER_C4_C5_MIN = 0.8
+"""Smallest volume of C7, as a share of the mean of C4 and C5. C7 is the largest of C3–C7 (the
+widest transverse processes and the longest spinous process, ANATOMY: C7): on the true level
+maps of 360 phantom studies C7 holds 1.10–1.62 of that mean. A C7 under this share has lost
+part of itself: to C6 above it, or stage 1 did not find all of it (a posed neck on which stage 1
+split C6 in two, named the lower half C7 and left the true C7 unlabelled; a C7 cut short where
+the level assignment took the first ribs' top for its end). The C6 above it is then in doubt
+too. A collapsed C7 can fall under it as well, and is then left to the reader with the reason."""
+
+NEIGHBOUR_SHARE_MIN = 0.65
+"""Smallest volume of one of two neighbouring levels from C3 to C6, as a share of the other's.
+On the true level maps of 360 phantom studies the smaller of two such neighbours holds at least
+0.79 of the larger. Under 0.65 the larger may hold part of the smaller (a fifth of one vertebra
+labelled as its neighbour leaves 0.67, a quarter 0.6): both are indeterminate. On necks posed
+beyond the phantom's range, stage 1 gave C3 the upper 34–42 % of C4, leaving C4 at 0.56–0.63
+of C3 but over ``SQUEEZED_SHARE`` of its two neighbours' mean."""
 
 EDGE_CUT_FRACTION = 0.2
 """A level touching the first or last plane is cut when that plane still shows at least this
