@@ -45,6 +45,7 @@ from .datasets.grid_stream import (
     study_planes,
 )
 from .model.config import LossConfig, ModelConfig, TrainConfig
+from .phantom.config import POSES
 from .stream_training import (
     Scoring,
     add_precision_argument,
@@ -112,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--pool", type=int, default=2000)
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
+    p.add_argument(
+        "--pose",
+        choices=sorted(POSES),
+        default="default",
+        help="how far the phantom necks are posed: askew turns and bends them further "
+        "(model_training.phantom.config.ASKEW_POSE)",
+    )
     add_precision_argument(p)
     p.add_argument(
         "--run-eagerly",
@@ -153,7 +161,9 @@ def _configs(
     model.update(
         input_size=pre.input_size, channels=pre.n_channels, encoder_weights=args.encoder_weights
     )
-    stream = GridStreamConfig(planes_per_study=args.planes_per_study)
+    stream = GridStreamConfig(
+        planes_per_study=args.planes_per_study, phantom=dict(POSES[args.pose])
+    )
     return pre, ModelConfig.from_dict(model), stream
 
 

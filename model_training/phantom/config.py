@@ -25,6 +25,19 @@ FRACTURE_KINDS: tuple[str, ...] = (
 SEVERITIES: tuple[str, ...] = ("minor", "severe")
 
 
+# PhantomConfig overrides that pose the neck beyond the default range (neck rotation ±8°,
+# lateral bend and flexion ±5°, the head turned ±15° and nodded ±12° on C2), as a patient in a
+# collar, a stooped neck or one turned on the table lies. Drawn uniformly like the defaults, so
+# the range includes theirs; the same seed draws the same anatomy, scanner and fractures.
+ASKEW_POSE: dict[str, float] = {
+    "rotation_deg": 20.0,
+    "tilt_deg": 12.5,
+    "head_rotation_deg": 30.0,
+    "head_flexion_deg": 24.0,
+}
+POSES: dict[str, dict[str, float]] = {"default": {}, "askew": ASKEW_POSE}
+
+
 @dataclass(frozen=True)
 class PhantomConfig:
     """Distribution of phantom studies. Defaults give realistic, varied adult neck CTs.

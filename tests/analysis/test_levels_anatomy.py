@@ -22,12 +22,8 @@ from cspine_desktop.analysis.plausibility import check_spine
 from cspine_desktop.analysis.postprocess import clean_labels
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
 from model_training.phantom import PhantomConfig, generate_study
-from tests.factories.phantoms import (
-    ASKEW_POSE,
-    c1_named_c2,
-    c2_named_c1,
-    like_the_real_failure,
-)
+from model_training.phantom.config import ASKEW_POSE
+from tests.factories.phantoms import c1_named_c2, c2_named_c1, like_the_real_failure
 
 PRE = PreprocessConfig()
 STEP, PX = PRE.slice_step_mm, PRE.pixel_spacing_mm

@@ -8,16 +8,6 @@ from typing import Any
 
 import numpy as np
 
-# The pose of a neck beyond the phantom's range (PhantomConfig: neck rotation ±8°, lateral bend
-# and flexion ±5°, the head turned ±15° and nodded ±12° on C2), as a patient in a collar or
-# turned on the table lies: the same seeds draw the same anatomy and scanner, posed further.
-ASKEW_POSE = {
-    "rotation_deg": 20.0,
-    "tilt_deg": 12.5,
-    "head_rotation_deg": 30.0,
-    "head_flexion_deg": 24.0,
-}
-
 
 def phantom_studies(seed0: int, n: int) -> Iterator[tuple[Any, Any, np.ndarray]]:
     """(study, its volume, its true labels in the volume's order) for seeds ``seed0`` …

@@ -125,3 +125,18 @@ def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
 def test_resume_without_a_run_is_a_plain_error(tmp_path, capsys):
     assert main(["--run", str(tmp_path / "none"), "--resume", *TINY]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_pose_askew_streams_necks_posed_beyond_the_default_range(tmp_path):
+    from model_training.phantom.config import ASKEW_POSE, PhantomConfig
+    from model_training.train_segmenter import _configs, _parser
+
+    args = _parser().parse_args(["--run", str(tmp_path / "r"), "--pose", "askew"])
+    _pre, _model, stream = _configs(args, None)
+    cfg = stream.phantom_config()
+    assert stream.phantom == ASKEW_POSE  # stored with the run (config.json), so a resume keeps it
+    default = PhantomConfig()
+    for key, value in ASKEW_POSE.items():
+        assert getattr(cfg, key) == value > getattr(default, key)
+    plain = _configs(_parser().parse_args(["--run", str(tmp_path / "p")]), None)[2]
+    assert plain.phantom_config() == default

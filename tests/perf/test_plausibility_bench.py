@@ -20,7 +20,7 @@ no level may be assessed under another's name.
 Run: .venv/bin/python -m pytest tests/perf/test_plausibility_bench.py -m perf -s
 (``CSPINE_BENCH_SEED0`` starts another set of studies: a limit tuned on one set is judged on
 the next; ``CSPINE_BENCH_POSE=askew`` poses the same studies beyond the phantom's range, see
-``tests.factories.phantoms.ASKEW_POSE``).
+``model_training.phantom.config.ASKEW_POSE``).
 Results go to the "Plausibility checks" section of docs/benchmarks.md.
 """
 
@@ -50,19 +50,16 @@ N_TRUTH = int(os.environ.get("CSPINE_BENCH_STUDIES", "50"))
 N_MODEL = int(os.environ.get("CSPINE_BENCH_MODEL_STUDIES", "10"))
 MIN_OWN_SHARE = 0.7  # of a vertebra's labelled voxels under its own name, for an assessed level
 # "askew": the studies posed beyond the phantom's (and the training's) range
-# (``tests.factories.phantoms.ASKEW_POSE``); the same seeds draw the same anatomy and scanner.
+# (``model_training.phantom.config.ASKEW_POSE``); the same seeds draw the same anatomy and scanner.
 POSE = os.environ.get("CSPINE_BENCH_POSE", "default")
 
 
 def _phantom_config():
-    from dataclasses import replace
+    from model_training.phantom.config import POSES, PhantomConfig
 
-    from model_training.phantom.config import PhantomConfig
-    from tests.factories.phantoms import ASKEW_POSE
-
-    if POSE not in ("default", "askew"):
-        raise ValueError(f"CSPINE_BENCH_POSE is 'default' or 'askew', not {POSE!r}")
-    return replace(PhantomConfig(), **ASKEW_POSE) if POSE == "askew" else PhantomConfig()
+    if POSE not in POSES:
+        raise ValueError(f"CSPINE_BENCH_POSE is one of {sorted(POSES)}, not {POSE!r}")
+    return PhantomConfig(**POSES[POSE])
 
 
 def _first_reason(check) -> str:
