@@ -456,8 +456,7 @@ def test_a_level_its_neighbours_took_part_of_is_indeterminate_with_them(spine):
     # two of its 13 planes taken is within what neighbouring vertebrae differ by; three leave
     # C4 over SQUEEZED_SHARE of C3 and C5's mean, but under NEIGHBOUR_SHARE_MIN of C3 (0.625)
     for n_top, doubtful in ((2, set()), (3, {"C3", "C4"})):
-        part = labels.copy()
-        part[planes[:n_top]] = np.where(labels[planes[:n_top]] == 4, 3, labels[planes[:n_top]])
+        part = _relabelled(labels, 4, planes[:n_top], 3)
         _only_assessed_but(check_spine(part, SPACING, hu), doubtful)
 
 
@@ -544,6 +543,13 @@ def test_a_level_off_the_line_of_the_canal_is_a_jump(spine):
     assert set(check.status.values()) == {"indeterminate"}
 
 
+def _relabelled(labels: np.ndarray, level: int, planes: np.ndarray, to: int) -> np.ndarray:
+    """A copy of ``labels`` with ``level`` on ``planes`` labelled ``to`` (0: not found)."""
+    out = labels.copy()
+    out[planes] = np.where(labels[planes] == level, to, labels[planes])
+    return out
+
+
 def _only_assessed_but(check, doubtful: set[str]) -> None:
     assert check.study_reasons == ()
     assert {n for n, s in check.status.items() if s != "assessed"} == doubtful, check.status
@@ -553,10 +559,7 @@ def test_a_c7_cut_short_leaves_c7_and_c6_to_the_reader(spine):
     """Stage 1 found only the top of C7 (its lower planes unlabelled, the scan going on below)."""
     labels, hu = spine
     planes = _planes(labels, 7)
-    lost = planes[len(planes) // 2 :]
-    short = labels.copy()
-    short[lost] = np.where(short[lost] == 7, 0, short[lost])
-    check = check_spine(short, SPACING, hu)
+    check = check_spine(_relabelled(labels, 7, planes[len(planes) // 2 :], 0), SPACING, hu)
     _only_assessed_but(check, {"C6", "C7"})
     assert check.reasons["C7"] == (
         "C7 holds 58% of the mean volume of C4 and C5 (C7 is the largest of them, at least 80%): "
@@ -570,10 +573,7 @@ def test_a_c7_cut_short_leaves_c7_and_c6_to_the_reader(spine):
 def test_a_c7_whose_top_is_labelled_c6_leaves_it_and_its_neighbours_to_the_reader(spine):
     labels, hu = spine
     planes = _planes(labels, 7)
-    top = planes[: len(planes) // 2]
-    moved = labels.copy()
-    moved[top] = np.where(moved[top] == 7, 6, moved[top])
-    check = check_spine(moved, SPACING, hu)
+    check = check_spine(_relabelled(labels, 7, planes[: len(planes) // 2], 6), SPACING, hu)
     # C6, grown by half of C7, is then much larger than C5 as well (NEIGHBOUR_SHARE_MIN)
     _only_assessed_but(check, {"C5", "C6", "C7"})
     assert check.reasons["C5"] == (
@@ -585,10 +585,7 @@ def test_a_c7_whose_top_is_labelled_c6_leaves_it_and_its_neighbours_to_the_reade
 def test_a_c1_mostly_not_found_leaves_c1_and_c2_to_the_reader(spine):
     labels, hu = spine
     planes = _planes(labels, 1)
-    lost = planes[:-2]
-    partial = labels.copy()
-    partial[lost] = np.where(partial[lost] == 1, 0, partial[lost])
-    check = check_spine(partial, SPACING, hu)
+    check = check_spine(_relabelled(labels, 1, planes[:-2], 0), SPACING, hu)
     _only_assessed_but(check, {"C1", "C2"})
     assert check.reasons["C1"] == (
         "C1 holds 10% of the volume of C2 (C1's ring holds at least 30%): part of C1 may be "
