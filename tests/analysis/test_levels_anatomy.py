@@ -293,6 +293,33 @@ def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sig
     assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
 
 
+@pytest.mark.parametrize(
+    ("seed", "pose", "sign"),
+    [
+        (98000072, {}, "C2 holds 2.1 times the volume of C3"),
+        (98000081, ASKEW_POSE, "C7 holds 2.1 times the mean volume of C4 and C5"),
+    ],
+)
+def test_two_vertebrae_named_as_one_at_the_ends_are_caught(seed, pose, sign):
+    """Held-out phantoms whose true labels, named one level off, left levels assessed under a
+    neighbour's name: on 98000072 (C2 labelled C1 with C1) the count gave C2 back the dens and
+    C3's body with it, C3–C5 one level low; on 98000081, posed askew and named as the real
+    failure (skull base C1), "C7" held C6 and C7, C5 and C6 one level high. The true labels stay
+    assessed."""
+    from dataclasses import replace
+
+    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)  # the demo model's grid
+    st = generate_study(seed, replace(PhantomConfig(), **pose))
+    prep = prepare_volume(st.to_volume(), pre)
+    lab = to_grid(st.in_volume_order(st.labels), prep)
+    named = c2_named_c1(lab, "merged") if not pose else like_the_real_failure(lab, prep.hu)
+    _clean, check = _count_and_check(named, prep.hu, pre.pixel_spacing_mm)
+    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
+    assert "assessed" not in check.status.values()
+    _clean, check = _count_and_check(lab, prep.hu, pre.pixel_spacing_mm)
+    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
+
+
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):
     near_new = near_old = within2 = total = 0
     for (cov, seed), (_st, hu, lab) in studies.items():

@@ -36,7 +36,9 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   the signs of a naming one level off without the skull: a "C2" that is C1's ring
   (``C1_RING_MM2``, ``C1_RING_WIDTH_MM``), a C2 shorter than its range, or after heavy
   relabelling shorter than ``C2_WHOLE_MM`` or with no C1 left, a C1 as narrow as a C2, a C1
-  more than ``C1_OVER_C2_MAX`` times C2's volume (C1 and C2 labelled C1 together), no C7
+  more than ``C1_OVER_C2_MAX`` times C2's volume (C1 and C2 labelled C1 together), a C2
+  more than ``C2_OVER_C3_MAX`` times C3's or a C7 more than ``C7_OVER_C4_C5_MAX`` times C4 and
+  C5's mean (two vertebrae named as one), no C7
   though the images go on ``LOWEST_SEEN_BELOW_MM`` below the lowest level found;
 * **coverage** — a level cut by the top or bottom edge of the scan is *partly in view*.
 
@@ -61,7 +63,9 @@ from .limits import (
     C1_OVER_C2_MIN,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
+    C2_OVER_C3_MAX,
     C2_WHOLE_MM,
+    C7_OVER_C4_C5_MAX,
     C7_OVER_C4_C5_MIN,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
@@ -97,7 +101,9 @@ __all__ = [
     "C1_OVER_C2_MIN",
     "C1_RING_MM2",
     "C1_RING_WIDTH_MM",
+    "C2_OVER_C3_MAX",
     "C2_WHOLE_MM",
+    "C7_OVER_C4_C5_MAX",
     "C7_OVER_C4_C5_MIN",
     "CANAL_MAX_HU",
     "CANAL_MAX_MM2",

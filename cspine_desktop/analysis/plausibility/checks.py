@@ -18,7 +18,9 @@ from .limits import (
     C1_OVER_C2_MIN,
     C1_RING_MM2,
     C1_RING_WIDTH_MM,
+    C2_OVER_C3_MAX,
     C2_WHOLE_MM,
+    C7_OVER_C4_C5_MAX,
     C7_OVER_C4_C5_MIN,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
@@ -358,6 +360,21 @@ def _check_naming(f: _Findings) -> None:
             "may hold C2 as well (every level below it named one too low), or bone above C1 (the "
             "skull base; every level below it named one too high)."
         )
+    whole = {n: m.volume_ml for n, m in f.measures.items() if m.cut is None}
+    if "C2" in whole and "C3" in whole and whole["C2"] > C2_OVER_C3_MAX * whole["C3"]:
+        f.study.append(
+            f"C2 holds {whole['C2'] / whole['C3']:.1f} times the volume of C3 (C2 is at most "
+            f"about {C2_OVER_C3_MAX:g} times C3): C2 may hold C3 as well, and every level below "
+            "it be named one too low."
+        )
+    if all(n in whole for n in ("C4", "C5", "C7")):
+        share = whole["C7"] / ((whole["C4"] + whole["C5"]) / 2.0)
+        if share > C7_OVER_C4_C5_MAX:
+            f.study.append(
+                f"C7 holds {share:.1f} times the mean volume of C4 and C5 (C7 is at most about "
+                f"{C7_OVER_C4_C5_MAX:g} times their mean): C7 may hold C6 as well, and every "
+                "level above it be named one too high."
+            )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
             f"C2 is a ring {c2.width_mm:.0f} mm wide around a hole of {c2.canal_mm2:.0f} square "
