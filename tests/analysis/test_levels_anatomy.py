@@ -172,6 +172,24 @@ def _count_and_check(pred: np.ndarray, hu: np.ndarray, px: float = PX):
     return clean, check
 
 
+def _demo_grid_study(seed: int, config: PhantomConfig | None = None):
+    """(HU, true labels) of one phantom study on the demo model's grid (1.25 mm pixels)."""
+    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)
+    st = generate_study(seed, config)
+    prep = prepare_volume(st.to_volume(), pre)
+    return prep.hu, to_grid(st.in_volume_order(st.labels), prep)
+
+
+def _caught_and_truth_assessed(named: np.ndarray, truth: np.ndarray, hu: np.ndarray, sign: str):
+    """Labels named one level off leave no level assessed, with a study reason starting with
+    ``sign``; the true labels of the same study stay assessed (demo model's grid)."""
+    _clean, check = _count_and_check(named, hu, 1.25)
+    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
+    assert "assessed" not in check.status.values()
+    _clean, check = _count_and_check(truth, hu, 1.25)
+    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
+
+
 def test_a_count_the_ct_confirms_at_every_boundary_is_trusted_however_much_it_relabelled(studies):
     """The real failure counted again from the dens relabels most pixels. Where the dens, the
     first ribs (C7 just above them) and the top of each body from C3 to C7 agree with the
@@ -249,15 +267,8 @@ def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
     neighbour's name: a C1 much larger than its C2 says so. On 97100025 the count from the dens
     puts C1 and C2 back but gives C2 the true C3 as well, and C3–C6 were assessed one level
     off: no C7 though the images go on below "C6" says so. The true labels stay assessed."""
-    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)
-    st = generate_study(seed)
-    prep = prepare_volume(st.to_volume(), pre)
-    lab = to_grid(st.in_volume_order(st.labels), prep)
-    _clean, check = _count_and_check(c2_named_c1(lab, "merged"), prep.hu, pre.pixel_spacing_mm)
-    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
-    assert "assessed" not in check.status.values()
-    _clean, check = _count_and_check(lab, prep.hu, pre.pixel_spacing_mm)
-    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
+    hu, lab = _demo_grid_study(seed)
+    _caught_and_truth_assessed(c2_named_c1(lab, "merged"), lab, hu, sign)
 
 
 @pytest.mark.parametrize(
@@ -275,22 +286,11 @@ def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sig
     across where the limit had been 60; on 97200035 the count from the dens gave C2 the body of
     C3 too, with every boundary below on a body's top, one body low, and the CT "confirmed" it.
     Every level below was assessed one level off."""
-    from dataclasses import replace
-
-    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)  # the demo model's grid
-    st = generate_study(seed, replace(PhantomConfig(), **ASKEW_POSE))
-    prep = prepare_volume(st.to_volume(), pre)
-    lab = to_grid(st.in_volume_order(st.labels), prep)
+    hu, lab = _demo_grid_study(seed, PhantomConfig(**ASKEW_POSE))
     named = (
-        like_the_real_failure(lab, prep.hu)
-        if naming == "skull base C1"
-        else c1_named_c2(lab, "merged")
+        like_the_real_failure(lab, hu) if naming == "skull base C1" else c1_named_c2(lab, "merged")
     )
-    _clean, check = _count_and_check(named, prep.hu, pre.pixel_spacing_mm)
-    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
-    assert "assessed" not in check.status.values()
-    _clean, check = _count_and_check(lab, prep.hu, pre.pixel_spacing_mm)
-    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
+    _caught_and_truth_assessed(named, lab, hu, sign)
 
 
 @pytest.mark.parametrize(
@@ -306,18 +306,9 @@ def test_two_vertebrae_named_as_one_at_the_ends_are_caught(seed, pose, sign):
     C3's body with it, C3–C5 one level low; on 98000081, posed askew and named as the real
     failure (skull base C1), "C7" held C6 and C7, C5 and C6 one level high. The true labels stay
     assessed."""
-    from dataclasses import replace
-
-    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)  # the demo model's grid
-    st = generate_study(seed, replace(PhantomConfig(), **pose))
-    prep = prepare_volume(st.to_volume(), pre)
-    lab = to_grid(st.in_volume_order(st.labels), prep)
-    named = c2_named_c1(lab, "merged") if not pose else like_the_real_failure(lab, prep.hu)
-    _clean, check = _count_and_check(named, prep.hu, pre.pixel_spacing_mm)
-    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
-    assert "assessed" not in check.status.values()
-    _clean, check = _count_and_check(lab, prep.hu, pre.pixel_spacing_mm)
-    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
+    hu, lab = _demo_grid_study(seed, PhantomConfig(**pose))
+    named = c2_named_c1(lab, "merged") if not pose else like_the_real_failure(lab, hu)
+    _caught_and_truth_assessed(named, lab, hu, sign)
 
 
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):
