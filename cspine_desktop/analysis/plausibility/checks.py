@@ -313,6 +313,18 @@ def _check_sizes(f: _Findings) -> None:
         )
 
 
+def _uncut_ml(measures: dict[str, LevelMeasure]) -> dict[str, float]:
+    """Volume (ml) of each level not cut by the scan's edge: the sizes that can be compared."""
+    return {n: m.volume_ml for n, m in measures.items() if m.cut is None}
+
+
+def _c7_share(whole: dict[str, float]) -> float | None:
+    """C7's volume over the mean of C4's and C5's (uncut volumes), or None without all three."""
+    if any(n not in whole for n in ("C4", "C5", "C7")):
+        return None
+    return whole["C7"] / ((whole["C4"] + whole["C5"]) / 2.0)
+
+
 def _check_naming(f: _Findings) -> None:
     """What C1 and C2 look like when every level is named one off; each makes every level
     indeterminate.
@@ -360,21 +372,19 @@ def _check_naming(f: _Findings) -> None:
             "may hold C2 as well (every level below it named one too low), or bone above C1 (the "
             "skull base; every level below it named one too high)."
         )
-    whole = {n: m.volume_ml for n, m in f.measures.items() if m.cut is None}
+    whole = _uncut_ml(f.measures)
     if "C2" in whole and "C3" in whole and whole["C2"] > C2_OVER_C3_MAX * whole["C3"]:
         f.study.append(
             f"C2 holds {whole['C2'] / whole['C3']:.1f} times the volume of C3 (C2 is at most "
             f"about {C2_OVER_C3_MAX:g} times C3): C2 may hold C3 as well, and every level below "
             "it be named one too low."
         )
-    if all(n in whole for n in ("C4", "C5", "C7")):
-        share = whole["C7"] / ((whole["C4"] + whole["C5"]) / 2.0)
-        if share > C7_OVER_C4_C5_MAX:
-            f.study.append(
-                f"C7 holds {share:.1f} times the mean volume of C4 and C5 (C7 is at most about "
-                f"{C7_OVER_C4_C5_MAX:g} times their mean): C7 may hold C6 as well, and every "
-                "level above it be named one too high."
-            )
+    if (c7 := _c7_share(whole)) is not None and c7 > C7_OVER_C4_C5_MAX:
+        f.study.append(
+            f"C7 holds {c7:.1f} times the mean volume of C4 and C5 (C7 is at most about "
+            f"{C7_OVER_C4_C5_MAX:g} times their mean): C7 may hold C6 as well, and every level "
+            "above it be named one too high."
+        )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
             f"C2 is a ring {c2.width_mm:.0f} mm wide around a hole of {c2.canal_mm2:.0f} square "
@@ -469,15 +479,13 @@ def _check_proportions(f: _Findings) -> None:
     to them: it and both neighbours are indeterminate (a fracture in the lost part would be
     reported at a neighbour's level). So are two neighbours from C3 to C6 of which the smaller
     holds under ``NEIGHBOUR_SHARE_MIN`` of the larger: the larger may hold part of the other."""
-    measures = f.measures
+    whole = _uncut_ml(f.measures)
     squeezed: set[str] = set()
     for k in range(2, 6):
         upper, name, lower = NAMES[k - 1], NAMES[k], NAMES[k + 1]
-        trio = [measures.get(n) for n in (upper, name, lower)]
-        if any(m is None or m.cut is not None for m in trio):
+        if any(n not in whole for n in (upper, name, lower)):
             continue
-        mu, mk, ml = (m.volume_ml for m in trio if m is not None)
-        share = mk / ((mu + ml) / 2.0)
+        share = whole[name] / ((whole[upper] + whole[lower]) / 2.0)
         if share >= SQUEEZED_SHARE:
             continue
         f.own[name].append(
@@ -494,10 +502,9 @@ def _check_proportions(f: _Findings) -> None:
             f.status[n] = INDETERMINATE
         squeezed |= {upper, name, lower}
     for upper, lower in pairwise(NAMES[2:6]):
-        pair = [measures.get(n) for n in (upper, lower)]
-        if any(m is None or m.cut is not None for m in pair) or {upper, lower} <= squeezed:
+        if upper not in whole or lower not in whole or {upper, lower} <= squeezed:
             continue
-        vu, vl = (m.volume_ml for m in pair if m is not None)
+        vu, vl = whole[upper], whole[lower]
         if min(vu, vl) >= NEIGHBOUR_SHARE_MIN * max(vu, vl):
             continue
         small, large = (upper, lower) if vu < vl else (lower, upper)
@@ -517,34 +524,25 @@ def _check_end_levels(f: _Findings) -> None:
     C2's volume, C7 (the largest of C3–C7) at least ``C7_OVER_C4_C5_MIN`` of the mean of C4 and
     C5. A smaller one has lost part of itself to its neighbour, or was not all found: it and
     that neighbour are indeterminate."""
-    measures = f.measures
-
-    def whole(*names: str) -> list[float] | None:
-        found = [measures.get(n) for n in names]
-        if any(m is None or m.cut is not None for m in found):
-            return None
-        return [m.volume_ml for m in found if m is not None]
-
-    if (c1_c2 := whole("C1", "C2")) and c1_c2[0] < C1_OVER_C2_MIN * c1_c2[1]:
+    whole = _uncut_ml(f.measures)
+    if "C1" in whole and "C2" in whole and whole["C1"] < C1_OVER_C2_MIN * whole["C2"]:
         f.own["C1"].append(
-            f"C1 holds {c1_c2[0] / c1_c2[1]:.0%} of the volume of C2 (C1's ring holds at least "
-            f"{C1_OVER_C2_MIN:.0%}): part of C1 may be labelled C2, or was not found."
+            f"C1 holds {whole['C1'] / whole['C2']:.0%} of the volume of C2 (C1's ring holds at "
+            f"least {C1_OVER_C2_MIN:.0%}): part of C1 may be labelled C2, or was not found."
         )
         f.own["C2"].append(
             "C1, above C2, is smaller than a C1 can be: part of it may be labelled C2."
         )
         f.status["C1"] = f.status["C2"] = INDETERMINATE
-    if (c4_c5_c7 := whole("C4", "C5", "C7")) is None:
-        return
-    share = c4_c5_c7[2] / ((c4_c5_c7[0] + c4_c5_c7[1]) / 2.0)
-    if share >= C7_OVER_C4_C5_MIN:
+    share = _c7_share(whole)
+    if share is None or share >= C7_OVER_C4_C5_MIN:
         return
     f.own["C7"].append(
         f"C7 holds {share:.0%} of the mean volume of C4 and C5 (C7 is the largest of them, at "
         f"least {C7_OVER_C4_C5_MIN:.0%}): part of C7 may be labelled C6, or was not found."
     )
     f.status["C7"] = INDETERMINATE
-    if "C6" in measures:
+    if "C6" in f.measures:
         f.own["C6"].append(
             "C7, below C6, is smaller than a C7 can be: part of it may be labelled C6."
         )
