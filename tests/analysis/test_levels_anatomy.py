@@ -180,14 +180,10 @@ def _demo_grid_study(seed: int, config: PhantomConfig | None = None):
     return prep.hu, to_grid(st.in_volume_order(st.labels), prep)
 
 
-def _caught_and_truth_assessed(named: np.ndarray, truth: np.ndarray, hu: np.ndarray, sign: str):
-    """Labels named one level off leave no level assessed, with a study reason starting with
-    ``sign``; the true labels of the same study stay assessed (demo model's grid)."""
-    _clean, check = _count_and_check(named, hu, 1.25)
-    assert any(r.startswith(sign) for r in check.study_reasons), check.study_reasons
-    assert "assessed" not in check.status.values()
-    _clean, check = _count_and_check(truth, hu, 1.25)
-    assert check.study_reasons == () and set(check.status.values()) == {"assessed"}
+def _named_and_true_checks(named: np.ndarray, truth: np.ndarray, hu: np.ndarray):
+    """(checks of labels named one level off, checks of the true labels) of one study on the
+    demo model's grid."""
+    return _count_and_check(named, hu, 1.25)[1], _count_and_check(truth, hu, 1.25)[1]
 
 
 def test_a_count_the_ct_confirms_at_every_boundary_is_trusted_however_much_it_relabelled(studies):
@@ -268,7 +264,10 @@ def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
     puts C1 and C2 back but gives C2 the true C3 as well, and C3–C6 were assessed one level
     off: no C7 though the images go on below "C6" says so. The true labels stay assessed."""
     hu, lab = _demo_grid_study(seed)
-    _caught_and_truth_assessed(c2_named_c1(lab, "merged"), lab, hu, sign)
+    off, true = _named_and_true_checks(c2_named_c1(lab, "merged"), lab, hu)
+    assert any(r.startswith(sign) for r in off.study_reasons), off.study_reasons
+    assert "assessed" not in off.status.values()
+    assert true.study_reasons == () and set(true.status.values()) == {"assessed"}
 
 
 @pytest.mark.parametrize(
@@ -290,7 +289,10 @@ def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sig
     named = (
         like_the_real_failure(lab, hu) if naming == "skull base C1" else c1_named_c2(lab, "merged")
     )
-    _caught_and_truth_assessed(named, lab, hu, sign)
+    off, true = _named_and_true_checks(named, lab, hu)
+    assert any(r.startswith(sign) for r in off.study_reasons), off.study_reasons
+    assert "assessed" not in off.status.values()
+    assert true.study_reasons == () and set(true.status.values()) == {"assessed"}
 
 
 @pytest.mark.parametrize(
@@ -308,7 +310,10 @@ def test_two_vertebrae_named_as_one_at_the_ends_are_caught(seed, pose, sign):
     assessed."""
     hu, lab = _demo_grid_study(seed, PhantomConfig(**pose))
     named = c2_named_c1(lab, "merged") if not pose else like_the_real_failure(lab, hu)
-    _caught_and_truth_assessed(named, lab, hu, sign)
+    off, true = _named_and_true_checks(named, lab, hu)
+    assert any(r.startswith(sign) for r in off.study_reasons), off.study_reasons
+    assert "assessed" not in off.status.values()
+    assert true.study_reasons == () and set(true.status.values()) == {"assessed"}
 
 
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):

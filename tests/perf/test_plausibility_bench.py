@@ -72,6 +72,7 @@ def test_phantom_truth_and_demo_model_assessed_share():
     from model_training.phantom import generate_study
 
     bundle = load_bundle(demo_model_dir())
+    config = _phantom_config()
     cfg = PreprocessConfig.from_dict(bundle.card["preprocessing"])
     spacing = (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm)
     coverage: collections.Counter[str] = collections.Counter()
@@ -88,7 +89,7 @@ def test_phantom_truth_and_demo_model_assessed_share():
     ]
     t0 = time.perf_counter()
     for seed in range(SEED0, SEED0 + N_TRUTH):
-        study = generate_study(seed, _phantom_config())
+        study = generate_study(seed, config)
         coverage[str(study.acquisition.extras.get("coverage", "neck"))] += 1
         volume = study.to_volume()
         prepared = prepare_volume(volume, cfg)
@@ -119,7 +120,7 @@ def test_phantom_truth_and_demo_model_assessed_share():
         if s.misnamed and s is not shifted:
             print("  " + ", ".join(s.misnamed))
 
-    model = _demo_model_share(bundle)
+    model = _demo_model_share(bundle, config)
     assert truth_share >= 0.98, failed
     assert not shifted.misnamed, shifted.misnamed
     for s in lower[2:]:  # named one too low
@@ -180,7 +181,7 @@ class _Shifted:
         )
 
 
-def _demo_model_share(bundle):
+def _demo_model_share(bundle, config):
     from cspine_desktop.analysis.pipeline import analyze
     from cspine_desktop.inference import open_engine
     from model_training.phantom import generate_study
@@ -195,7 +196,7 @@ def _demo_model_share(bundle):
     lines = []
     t0 = time.perf_counter()
     for seed in range(SEED0, SEED0 + N_MODEL):
-        study = generate_study(seed, _phantom_config())
+        study = generate_study(seed, config)
         outcome = analyze(study.to_volume(), engine, bundle.card, explain=False)
         r = outcome.result
         ok = r.patient_overall.status == "assessed"
