@@ -125,14 +125,6 @@ def _studies(args: argparse.Namespace) -> list[tuple[str, Path, Path]]:
     return todo[: args.max_studies] if args.max_studies else todo
 
 
-def _reference(path: Path, ids: list[int], volume: Any) -> np.ndarray:
-    """The reference label file on ``volume``'s grid, C1–C7 as 1–7: ``ids`` are the file's
-    values for C1 … C7 (TotalSegmentator's are 50 … 44), any other value is background."""
-    from ..datasets.masks import mask_on_volume
-
-    return mask_on_volume(path, volume, max_label=len(NAMES), values=ids)
-
-
 def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
     """Every study of :func:`_studies` through ``analyze`` with ``args.bundle``; writes
     ``levels.json`` and ``levels.md`` into ``args.out`` and returns the summary."""
@@ -141,7 +133,7 @@ def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
     from cspine_desktop.imaging import load_study
     from cspine_desktop.inference import load_bundle, open_engine
 
-    from ..datasets.masks import MaskMismatchError
+    from ..datasets.masks import MaskMismatchError, mask_on_volume
 
     try:
         ids = [int(v) for v in str(args.label_ids).split(",")]
@@ -161,7 +153,8 @@ def evaluate_levels(args: argparse.Namespace) -> dict[str, Any]:
         for n, (name, images, seg) in enumerate(todo, start=1):
             try:
                 volume = load_study(images)
-                ref = _reference(seg, ids, volume)
+                # ids: the file's values for C1 … C7 (TotalSegmentator's 50 … 44)
+                ref = mask_on_volume(seg, volume, max_label=len(NAMES), values=ids)
             except (CspineInputError, MaskMismatchError) as exc:
                 skipped.append(f"{name}: {exc}")
                 continue
