@@ -594,3 +594,69 @@ def test_a_c1_mostly_not_found_leaves_c1_and_c2_to_the_reader(spine):
     assert check.reasons["C2"] == (
         "C1, above C2, is smaller than a C1 can be: part of it may be labelled C2.",
     )
+
+
+def _spinous(labels: np.ndarray, level: int, to: int) -> np.ndarray:
+    """A copy of ``labels`` with ``level``'s spinous process (the part behind its ring) labelled
+    ``to`` on every plane: a few pixels of ``to`` in its neighbour's planes."""
+    c = labels.shape[1] // 2
+    out = labels.copy()
+    behind = np.zeros(labels.shape[1:], bool)
+    behind[c + round(21 / SPACING[1]) :, :] = True  # the spinous process past the ring
+    for z in _planes(labels, level):
+        out[z][behind & (labels[z] == level)] = to
+    return out
+
+
+def test_a_few_pixels_in_the_neighbours_planes_do_not_make_a_level_too_tall(spine):
+    """The spinous processes of C4 and C6 labelled C5 stretch C5's label over 80 mm, though
+    they hold under a tenth of its largest plane (``CORE_PLANE_SHARE``); the vertebra under
+    the name C5 is C5's, and C5 stays assessed. Their transverse processes labelled C5 as well
+    (a fifth of C5's largest plane) make a C5 too tall."""
+    from cspine_desktop.analysis.plausibility import CORE_PLANE_SHARE
+
+    labels, hu = spine
+    spread = _spinous(_spinous(labels, 4, 5), 6, 5)
+    m = check_spine(spread, SPACING, hu).measures["C5"]
+    assert m.height_mm > 80.0 and m.core_height_mm == pytest.approx(26.0)
+    stray = (spread[_planes(labels, 4)] == 5).reshape(len(_planes(labels, 4)), -1).sum(axis=1)
+    assert stray.max() < CORE_PLANE_SHARE * (spread == 5).reshape(len(spread), -1).sum(1).max()
+    _only_assessed_but(check_spine(spread, SPACING, hu), set())
+    c = labels.shape[1] // 2
+    lateral = np.abs(np.arange(labels.shape[2]) - c) > 13 / SPACING[2]
+    processes = spread.copy()
+    for level in (4, 6):
+        for z in _planes(labels, level):
+            processes[z][(labels[z] == level) & lateral[None, :]] = 5
+    check = check_spine(processes, SPACING, hu)
+    assert check.measures["C5"].core_height_mm > 80.0
+    assert check.status["C5"] == "indeterminate"
+    assert any(r.startswith("C5 is too large for a C5: height") for r in check.reasons["C5"]), (
+        check.reasons["C5"]
+    )
+
+
+def _ring_cut(labels: np.ndarray, level: int, gap_px: int) -> np.ndarray:
+    """A copy of ``labels`` with ``level``'s ring and spinous process cut through behind the
+    canal, ``gap_px`` pixels wide, on every plane: the laminae's junction not found."""
+    c = labels.shape[1] // 2
+    out = labels.copy()
+    lo = c - gap_px // 2
+    for z in _planes(labels, level):
+        part = out[z, c + round(10 / SPACING[1]) :, lo : lo + gap_px]
+        part[part == level] = 0
+    return out
+
+
+def test_a_ring_open_by_a_few_millimetres_still_encloses_its_canal(spine):
+    """Stage 1 sometimes leaves the laminae's junction out: a gap of 3 pixels (3.75 mm) is
+    bridged (``CANAL_GAP_MM``) and C4's canal found; a gap of 8 (10 mm) is not."""
+    labels, hu = spine
+    narrow = _ring_cut(labels, 4, 3)
+    check = check_spine(narrow, SPACING, hu)
+    _only_assessed_but(check, set())
+    assert check.measures["C4"].canal_mm2 == pytest.approx(
+        check_spine(labels, SPACING, hu).measures["C4"].canal_mm2, rel=0.1
+    )
+    wide = check_spine(_ring_cut(labels, 4, 8), SPACING, hu)
+    assert "No vertebral canal was found inside the outline of C4." in wide.reasons["C4"]

@@ -15,7 +15,8 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
 * **the levels** — each level's label lies on bone (the densest tenth of it at least
   ``LEVEL_BONE_HU``; when most do not, what was segmented is not a spine); the levels found
   lie in head-to-feet order without a missing level or a gap
-  wider than ``MAX_GAP_MM`` between neighbours; each has a volume, height (head–feet extent),
+  wider than ``MAX_GAP_MM`` between neighbours; each has a volume, height (head–feet extent;
+  too tall only by the planes holding at least ``CORE_PLANE_SHARE`` of its largest),
   width (left–right) and depth (front–back) inside ``LEVEL_RANGES``; when most levels are too
   large for a neck, the images show another part of the spine (judged from the images, never
   from the header's body part); a level between two others (C3–C6) holds at least
@@ -26,7 +27,8 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   ``C7_OVER_C4_C5_MIN`` of the mean of C4 and C5 (else the two neighbours, C1 and C2, or C6
   and C7 are indeterminate);
 * **the canal** — each level's outline (axial footprint) encloses a vertebral canal of at least
-  ``CANAL_MIN_MM2`` holding soft tissue, not bone, and the canal runs on from level to level;
+  ``CANAL_MIN_MM2`` holding soft tissue, not bone (a ring nowhere closed is searched again with
+  gaps up to ``CANAL_GAP_MM`` bridged), and the canal runs on from level to level;
 * **the level assignment** — it relabelled at most ``MAX_RELABELLED_FRACTION`` of the pixels
   (where the dens, the first ribs and every vertebral body's top found in the CT agreed with
   the levels it counted, ``levels_confirmed``, only C1 and C2 are then left to the reader),
@@ -67,10 +69,12 @@ from .limits import (
     C2_WHOLE_MM,
     C7_OVER_C4_C5_MAX,
     C7_OVER_C4_C5_MIN,
+    CANAL_GAP_MM,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
     CANAL_MIN_MM2,
     CANAL_SLAB_MM,
+    CORE_PLANE_SHARE,
     EDGE_CUT_FRACTION,
     INDETERMINATE,
     LEVEL_BONE_HU,
@@ -105,10 +109,12 @@ __all__ = [
     "C2_WHOLE_MM",
     "C7_OVER_C4_C5_MAX",
     "C7_OVER_C4_C5_MIN",
+    "CANAL_GAP_MM",
     "CANAL_MAX_HU",
     "CANAL_MAX_MM2",
     "CANAL_MIN_MM2",
     "CANAL_SLAB_MM",
+    "CORE_PLANE_SHARE",
     "EDGE_CUT_FRACTION",
     "INDETERMINATE",
     "LEVEL_BONE_HU",

@@ -132,14 +132,18 @@ def _fmt(lo_hi: tuple[float, float]) -> str:
     return f"{lo_hi[0]:g}–{lo_hi[1]:g}"
 
 
-def _size_measures(m: LevelMeasure) -> tuple[tuple[str, float, tuple[float, float], str], ...]:
-    """(what, value, its range, unit) of each size measure of one level."""
+def _size_measures(
+    m: LevelMeasure,
+) -> tuple[tuple[str, float, float, tuple[float, float], str], ...]:
+    """(what, value against the lower limit, value against the upper, its range, unit) of each
+    size measure of one level. Its height is too tall only by its core planes
+    (``CORE_PLANE_SHARE``)."""
     r = LEVEL_RANGES[m.name]
     return (
-        ("volume", m.volume_ml, r.volume_ml, "ml"),
-        ("height (head to feet)", m.height_mm, r.height_mm, "mm"),
-        ("width", m.width_mm, r.width_mm, "mm"),
-        ("depth (front to back)", m.depth_mm, r.depth_mm, "mm"),
+        ("volume", m.volume_ml, m.volume_ml, r.volume_ml, "ml"),
+        ("height (head to feet)", m.height_mm, m.core_height_mm, r.height_mm, "mm"),
+        ("width", m.width_mm, m.width_mm, r.width_mm, "mm"),
+        ("depth (front to back)", m.depth_mm, m.depth_mm, r.depth_mm, "mm"),
     )
 
 
@@ -148,11 +152,11 @@ def _size_reasons(m: LevelMeasure) -> tuple[list[str], bool]:
     per level keeps the list readable); lower limits only for a level not cut."""
     out: list[str] = []
     large = False
-    for what, value, (lo, hi), unit in _size_measures(m):
-        if value > hi:
+    for what, value, upper_value, (lo, hi), unit in _size_measures(m):
+        if upper_value > hi:
             large = large or what in ("volume", "width", "depth (front to back)")
             out.append(
-                f"{m.name} is too large for a {m.name}: {what} {value:.0f} {unit} "
+                f"{m.name} is too large for a {m.name}: {what} {upper_value:.0f} {unit} "
                 f"(expected {_fmt((lo, hi))} {unit})."
             )
         elif value < lo and m.cut is None:
@@ -290,7 +294,7 @@ _C2_SHORT = (
 
 def _over(m: LevelMeasure) -> bool:
     """Whether any of the level's measures is above its range."""
-    return any(value > hi for _what, value, (_lo, hi), _unit in _size_measures(m))
+    return any(value > hi for _what, _low, value, (_lo, hi), _unit in _size_measures(m))
 
 
 def _check_sizes(f: _Findings) -> None:

@@ -134,6 +134,13 @@ CANAL_MAX_HU = 200.0
 """The canal holds cord and CSF (0–35 HU) and epidural fat; a "hole" whose median is denser than
 this is bone the segmentation left out, not a canal."""
 
+CANAL_GAP_MM = 5.0
+"""Widest gap in a level's ring that the canal search bridges when the ring, as segmented, is
+nowhere closed. Stage 1 sometimes leaves the laminae's junction out for a plane or two: on the
+demo model's labels of 280 phantom studies, one C7 (true canal 163 mm²) had no closed ring
+until gaps of 5 mm were bridged (155 mm² then). The ring is first searched with the gaps of one
+or two pixels closed, and this only where none was found."""
+
 CANAL_SLAB_MM = 10.0
 """Thickness of the slabs whose outline is searched for the canal: the pedicles and laminae
 that close the ring around it are 5–10 mm tall."""
@@ -169,6 +176,15 @@ On the true level maps of 360 phantom studies the smaller of two such neighbours
 labelled as its neighbour leaves 0.67, a quarter 0.6): both are indeterminate. On necks posed
 beyond the phantom's range, stage 1 gave C3 the upper 34–42 % of C4, leaving C4 at 0.56–0.63
 of C3 but over ``SQUEEZED_SHARE`` of its two neighbours' mean."""
+
+CORE_PLANE_SHARE = 0.1
+"""A level is too tall for its range only by the planes where it holds at least this share of
+its largest plane. Stage 1 labels a few pixels of a level in its neighbours' planes (the
+processes of one vertebra beside the body of the next): on the demo model's labels of 280
+phantom studies two levels spread so over 46 and 54 mm, though the vertebra under their name
+was theirs; held to this share they span at most 42 mm (the true maps: at most 34 mm for C3–C6,
+against 40 mm counting every plane with a pixel). A level's lower limits, and C2's own length
+checks, still count every plane it is found on."""
 
 EDGE_CUT_FRACTION = 0.2
 """A level touching the first or last plane is cut when that plane still shows at least this

@@ -14,7 +14,14 @@ import numpy as np
 
 from ...vertebrae import NAMES
 from ..postprocess import enclosed_holes
-from .limits import CANAL_MAX_MM2, CANAL_MIN_MM2, CANAL_SLAB_MM, EDGE_CUT_FRACTION
+from .limits import (
+    CANAL_GAP_MM,
+    CANAL_MAX_MM2,
+    CANAL_MIN_MM2,
+    CANAL_SLAB_MM,
+    CORE_PLANE_SHARE,
+    EDGE_CUT_FRACTION,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,9 @@ class LevelMeasure:
     volume_ml: float
     height_mm: float
     width_mm: float
+    # the head-to-feet extent of the planes holding at least ``CORE_PLANE_SHARE`` of its largest
+    # plane: what a few of its pixels labelled in a neighbour's planes do not stretch
+    core_height_mm: float
     depth_mm: float
     first_plane: int
     last_plane: int
@@ -39,10 +49,11 @@ class LevelMeasure:
 _Canal = tuple[float, tuple[float, float] | None, np.ndarray | None]  # area, centre, hole mask
 
 
-def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float]) -> _Canal:
-    """(area mm², centre (y, x) mm, hole mask) of the largest hole in a level's outline."""
+def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float], close_px: int = 3) -> _Canal:
+    """(area mm², centre (y, x) mm, hole mask) of the largest hole in a level's outline, its
+    gaps narrower than ``close_px`` pixels closed."""
     closed = cv2.morphologyEx(
-        footprint.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)
+        footprint.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((close_px, close_px), np.uint8)
     )
     n, comp, stats, centres = cv2.connectedComponentsWithStats(
         enclosed_holes(closed).astype(np.uint8), connectivity=4
@@ -69,23 +80,39 @@ def _level_canal(
     a plausible size among the whole outline and its slabs, the one measured nearest the
     level's ``middle`` plane (the largest of those equally near), else the whole outline's.
     Every level's canal is so measured at its middle, and the step from one level to the next
-    follows the canal, not which end of a tilted vertebra showed the largest hole."""
+    follows the canal, not which end of a tilted vertebra showed the largest hole. Where no
+    outline closes a ring, gaps up to ``CANAL_GAP_MM`` are bridged and the search repeated."""
     n = max(1, round(CANAL_SLAB_MM / dz))
     windows = [(z0, z1)] + [(a, min(a + n - 1, z1)) for a in range(z0, max(z0, z1 - n + 1) + 1)]
     if with_c2:
         windows.append((0, lab.shape[0] - 1))
-    found: list[tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]] = []
+    footprints = []
     for a, b in windows:
         part = lab[a : b + 1]
         footprint = (part == level).any(axis=0)
         if with_c2:
             footprint |= (part == 2).any(axis=0)
-        area, centre, hole = _canal(footprint, spacing_yx)
-        found.append((area, centre, hole, (a, b)))
-    good = [f for f in found if CANAL_MIN_MM2 <= f[0] <= CANAL_MAX_MM2]
-    if not good:
-        return found[0]
-    return min(good, key=lambda f: (abs((f[3][0] + f[3][1]) / 2.0 - middle), -f[0]))
+        footprints.append(footprint)
+    _Found = tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]
+
+    def measured(close_px: int) -> list[_Found]:
+        return [
+            (*_canal(fp, spacing_yx, close_px), w)
+            for fp, w in zip(footprints, windows, strict=True)
+        ]
+
+    def nearest(found: list[_Found]) -> _Found | None:
+        good = [f for f in found if CANAL_MIN_MM2 <= f[0] <= CANAL_MAX_MM2]
+        if not good:
+            return None
+        return min(good, key=lambda f: (abs((f[3][0] + f[3][1]) / 2.0 - middle), -f[0]))
+
+    found = measured(3)
+    best = nearest(found)
+    wide = 2 * round(CANAL_GAP_MM / (2.0 * min(spacing_yx))) + 1  # odd, in pixels
+    if best is None and wide > 3:
+        best = nearest(measured(wide))
+    return found[0] if best is None else best
 
 
 def measure_levels(
@@ -118,6 +145,7 @@ def measure_levels(
         cols = np.nonzero(mask.any(axis=(0, 1)))[0]
         rows = np.nonzero(mask.any(axis=(0, 2)))[0]
         largest = float(areas[:, i].max())
+        core = np.nonzero(areas[:, i] >= max(min_voxels, CORE_PLANE_SHARE * largest))[0]
         cut = None
         if areas[0, i] >= EDGE_CUT_FRACTION * largest and areas[0, i] > 0:
             cut = "top"
@@ -138,6 +166,7 @@ def measure_levels(
             name=name,
             volume_ml=float(areas[:, i].sum()) * dz * dy * dx / 1000.0,
             height_mm=(z1 - z0 + 1) * dz,
+            core_height_mm=(int(core[-1]) - int(core[0]) + 1) * dz,
             width_mm=(int(cols[-1]) - int(cols[0]) + 1) * dx,
             depth_mm=(int(rows[-1]) - int(rows[0]) + 1) * dy,
             first_plane=z0,
