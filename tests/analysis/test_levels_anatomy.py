@@ -276,6 +276,7 @@ def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
         (96000123, "skull base C1", "C1 holds 2.1 times the volume of C2"),
         (96000120, "C1 named C2", "C2 is a ring 59 mm wide around a hole of 544"),
         (97200035, "skull base C1", "The level assignment had to relabel 96% of the vertebra"),
+        (98000076, "C2 named C1", "C1 is larger than a C1 can be"),
     ],
 )
 def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sign):
@@ -283,12 +284,17 @@ def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sig
     on 96000123 the skull base labelled C1 is cut by the top of the scan, and a cut C1 had been
     left out of the comparison with C2; on 96000120 C1's ring, turned and nodded, measures 59 mm
     across where the limit had been 60; on 97200035 the count from the dens gave C2 the body of
-    C3 too, with every boundary below on a body's top, one body low, and the CT "confirmed" it.
+    C3 too, with every boundary below on a body's top, one body low, and the CT "confirmed" it;
+    on 98000076 (C2 labelled C1, the true C1 lost) only the height of the "C1", dens and body
+    counted plane by plane (42 mm), tells it is a C2: held to its planes of at least a tenth of
+    its largest it is 30 mm, a C1's, so C1 and C2 are measured on every plane.
     Every level below was assessed one level off."""
     hu, lab = _demo_grid_study(seed, PhantomConfig(**ASKEW_POSE))
-    named = (
-        like_the_real_failure(lab, hu) if naming == "skull base C1" else c1_named_c2(lab, "merged")
-    )
+    named = {
+        "skull base C1": lambda: like_the_real_failure(lab, hu),
+        "C1 named C2": lambda: c1_named_c2(lab, "merged"),
+        "C2 named C1": lambda: c2_named_c1(lab),
+    }[naming]()
     off, true = _named_and_true_checks(named, lab, hu)
     assert any(r.startswith(sign) for r in off.study_reasons), off.study_reasons
     assert "assessed" not in off.status.values()

@@ -16,7 +16,7 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   ``LEVEL_BONE_HU``; when most do not, what was segmented is not a spine); the levels found
   lie in head-to-feet order without a missing level or a gap
   wider than ``MAX_GAP_MM`` between neighbours; each has a volume, height (head–feet extent;
-  too tall only by the planes holding at least ``CORE_PLANE_SHARE`` of its largest),
+  C3–C7 too tall only by the planes holding at least ``CORE_PLANE_SHARE`` of their largest),
   width (left–right) and depth (front–back) inside ``LEVEL_RANGES``; when most levels are too
   large for a neck, the images show another part of the spine (judged from the images, never
   from the header's body part); a level between two others (C3–C6) holds at least

@@ -136,12 +136,14 @@ def _size_measures(
     m: LevelMeasure,
 ) -> tuple[tuple[str, float, float, tuple[float, float], str], ...]:
     """(what, value against the lower limit, value against the upper, its range, unit) of each
-    size measure of one level. Its height is too tall only by its core planes
-    (``CORE_PLANE_SHARE``)."""
+    size measure of one level. A level from C3 to C7 is too tall only by its core planes
+    (``CORE_PLANE_SHARE``); C1 and C2 by every plane, as their thin parts (the arches, the
+    dens) are their own and their height tells a count one level off."""
     r = LEVEL_RANGES[m.name]
+    tall = m.height_mm if m.name in ("C1", "C2") else m.core_height_mm
     return (
         ("volume", m.volume_ml, m.volume_ml, r.volume_ml, "ml"),
-        ("height (head to feet)", m.height_mm, m.core_height_mm, r.height_mm, "mm"),
+        ("height (head to feet)", m.height_mm, tall, r.height_mm, "mm"),
         ("width", m.width_mm, m.width_mm, r.width_mm, "mm"),
         ("depth (front to back)", m.depth_mm, m.depth_mm, r.depth_mm, "mm"),
     )

@@ -178,13 +178,14 @@ beyond the phantom's range, stage 1 gave C3 the upper 34–42 % of C4, leaving C
 of C3 but over ``SQUEEZED_SHARE`` of its two neighbours' mean."""
 
 CORE_PLANE_SHARE = 0.1
-"""A level is too tall for its range only by the planes where it holds at least this share of
-its largest plane. Stage 1 labels a few pixels of a level in its neighbours' planes (the
-processes of one vertebra beside the body of the next): on the demo model's labels of 280
-phantom studies two levels spread so over 46 and 54 mm, though the vertebra under their name
-was theirs; held to this share they span at most 42 mm (the true maps: at most 34 mm for C3–C6,
-against 40 mm counting every plane with a pixel). A level's lower limits, and C2's own length
-checks, still count every plane it is found on."""
+"""A level from C3 to C7 is too tall for its range only by the planes where it holds at least
+this share of its largest plane. Stage 1 labels a few pixels of a level in its neighbours'
+planes (the processes of one vertebra beside the body of the next): on the demo model's labels
+of 280 phantom studies two levels spread so over 46 and 54 mm, though the vertebra under their
+name was theirs; held to this share they span at most 42 mm (the true maps: at most 34 mm for
+C3–C6, against 40 mm counting every plane with a pixel). A level's lower limits, C1 and C2
+(whose thin arches and dens are their own: C2, dens and body, labelled C1 is a C1 too tall only
+counting the dens's planes) and C2's own length checks still count every plane it is found on."""
 
 EDGE_CUT_FRACTION = 0.2
 """A level touching the first or last plane is cut when that plane still shows at least this
