@@ -47,6 +47,8 @@ class LevelMeasure:
 
 
 _Canal = tuple[float, tuple[float, float] | None, np.ndarray | None]  # area, centre, hole mask
+# a canal as measured in one window of planes: area, centre, hole mask, (first, last) plane
+_WindowCanal = tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]
 
 
 def _canal(footprint: np.ndarray, spacing_yx: tuple[float, float], close_px: int = 3) -> _Canal:
@@ -75,7 +77,7 @@ def _level_canal(
     spacing_yx: tuple[float, float],
     with_c2: bool,
     middle: float,
-) -> tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]:
+) -> _WindowCanal:
     """(area mm², centre, hole mask, (first, last) plane) of the level's canal: of the holes of
     a plausible size among the whole outline and its slabs, the one measured nearest the
     level's ``middle`` plane (the largest of those equally near), else the whole outline's.
@@ -93,15 +95,14 @@ def _level_canal(
         if with_c2:
             footprint |= (part == 2).any(axis=0)
         footprints.append(footprint)
-    _Found = tuple[float, tuple[float, float] | None, np.ndarray | None, tuple[int, int]]
 
-    def measured(close_px: int) -> list[_Found]:
+    def measured(close_px: int) -> list[_WindowCanal]:
         return [
             (*_canal(fp, spacing_yx, close_px), w)
             for fp, w in zip(footprints, windows, strict=True)
         ]
 
-    def nearest(found: list[_Found]) -> _Found | None:
+    def nearest(found: list[_WindowCanal]) -> _WindowCanal | None:
         good = [f for f in found if CANAL_MIN_MM2 <= f[0] <= CANAL_MAX_MM2]
         if not good:
             return None
