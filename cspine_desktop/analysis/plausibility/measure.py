@@ -110,9 +110,9 @@ def _level_canal(
 
     found = measured(3)
     best = nearest(found)
-    wide = 2 * round(CANAL_GAP_MM / (2.0 * min(spacing_yx))) + 1  # odd, in pixels
-    if best is None and wide > 3:
-        best = nearest(measured(wide))
+    if best is None:  # no ring closed: bridge gaps up to CANAL_GAP_MM (an odd kernel, pixels)
+        wide = 2 * round(CANAL_GAP_MM / (2.0 * min(spacing_yx))) + 1
+        best = nearest(measured(wide)) if wide > 3 else None
     return found[0] if best is None else best
 
 
