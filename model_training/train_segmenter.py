@@ -75,14 +75,26 @@ def dice_by_level(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return out
 
 
+def stray_pixels(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Vertebra pixels ``pred`` puts on the planes where ``truth`` has none (the skull, the
+    chest, air), per such plane; NaN without such planes."""
+    empty = ~truth.reshape(truth.shape[0], -1).any(axis=1)
+    if not empty.any():
+        return float("nan")
+    return float((pred[empty] > 0).sum() / empty.sum())
+
+
 def evaluate(model: Any, planes: GridPlanes, batch: int = 16) -> dict[str, float]:
-    """Per-level Dice of the argmax labels, and the AUC of the per-slice fracture head over the
-    vertebrae each plane shows."""
+    """Per-level Dice of the argmax labels (pooled over every plane given, so labels put
+    outside the spine lower it), the stray vertebra pixels per plane without a true vertebra
+    (:func:`stray_pixels`), and the AUC of the per-slice fracture head over the vertebrae each
+    plane shows."""
     if len(planes) == 0:
         return {"dice_mean": float("nan")}
     pred = model.predict(planes.x.astype(np.float32), batch_size=batch, verbose=0)
     labels = np.asarray(pred["vertebrae"]).argmax(axis=-1).astype(np.uint8)
     out = dice_by_level(planes.labels, labels)
+    out["stray_px"] = stray_pixels(planes.labels, labels)
     cls = np.asarray(pred["fracture_cls"]).reshape(planes.cls.shape)
     shown = planes.cls >= 0
     out["fracture_cls_auc"] = roc_auc(planes.cls[shown] > 0.5, cls[shown])

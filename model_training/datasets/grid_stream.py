@@ -116,7 +116,10 @@ def study_planes(
 ) -> GridPlanes:
     """Planes of one phantom study on the model grid. ``train``: ``planes_per_study`` planes
     (see :class:`GridStreamConfig`), augmented; otherwise every ``plane_stride``-th plane of the
-    spine (± 10 mm), as the segmentation is judged."""
+    whole study, unaugmented, as the segmentation is judged: the app runs stage 1 on every
+    plane, and vertebra labels it puts in the skull or the chest cost it the level count (a
+    fine-tune judged on the spine's planes alone labelled the skull C1 in 36 of 280 studies,
+    docs/training.md)."""
     from model_training.phantom.study import generate_study
 
     st = generate_study(seed, stream.phantom_config())
@@ -130,11 +133,11 @@ def study_planes(
     )
     labels, fracture = sample.labels, sample.fracture
     assert labels is not None and fracture is not None  # the phantom always has both
-    spine = spine_planes(labels, pre.slice_step_mm)
     if rng is None:
-        zs = spine[::plane_stride]
+        zs = np.arange(labels.shape[0])[::plane_stride]
     else:
         shows = np.asarray(sample.flags.any(axis=1), bool)
+        spine = spine_planes(labels, pre.slice_step_mm)
         zs = _draw_planes(rng, spine, shows, labels.shape[0], stream)
     x = model_input(sample.prepared, zs)
     lab = labels[zs].copy()
@@ -231,7 +234,7 @@ def evaluation_planes(
     plane_stride: int = 2,
     workers: int = 1,
 ) -> GridPlanes:
-    """Every ``plane_stride``-th spine plane of the given studies, unaugmented."""
+    """Every ``plane_stride``-th plane of the given studies, unaugmented (:func:`study_planes`)."""
     args = [(s, pre.to_dict(), stream.to_dict(), plane_stride) for s in seeds]
     return GridPlanes.concat(map_seeds(_eval_one, args, workers))
 

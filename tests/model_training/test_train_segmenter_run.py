@@ -20,7 +20,7 @@ from model_training.datasets.grid_stream import (
     spine_planes,
     study_planes,
 )
-from model_training.train_segmenter import dice_by_level, main
+from model_training.train_segmenter import dice_by_level, main, stray_pixels
 
 PRE = PreprocessConfig(input_size=32, pixel_spacing_mm=5.0)
 RUN_ONLY = [
@@ -60,6 +60,31 @@ def test_evaluation_planes_in_worker_processes_are_the_same_planes():
     np.testing.assert_array_equal(one.x, two.x)
     np.testing.assert_array_equal(one.labels, two.labels)
     np.testing.assert_array_equal(one.study, two.study)
+
+
+def test_evaluation_covers_the_whole_study_not_only_the_spine():
+    # stage 1 runs on every plane; labels it puts in the skull or chest must cost it Dice
+    from model_training.phantom.study import generate_study
+
+    stream = GridStreamConfig()
+    prepared = prepare_volume(generate_study(VAL_SEED0, stream.phantom_config()).to_volume(), PRE)
+    planes = study_planes(VAL_SEED0, PRE, stream, train=False)
+    every_other = range(0, prepared.n_slices, 2)
+    assert len(planes) == len(every_other)
+    np.testing.assert_allclose(
+        planes.x.astype(np.float32), model_input(prepared, every_other), atol=1e-2
+    )
+
+
+def test_stray_pixels_are_counted_on_planes_without_a_vertebra_and_lower_the_dice():
+    truth = np.zeros((3, 4, 4), np.uint8)
+    truth[1, :2] = 1  # C1 on the middle plane only
+    pred = truth.copy()
+    assert stray_pixels(truth, pred) == 0.0
+    pred[0, 3, :3] = 1  # 3 px of "C1" in the skull
+    assert stray_pixels(truth, pred) == 1.5  # over the two planes without a vertebra
+    assert dice_by_level(truth, pred)["dice_C1"] == 16 / 19
+    assert np.isnan(stray_pixels(truth[1:2], pred[1:2]))
 
 
 def test_spine_planes_reach_ten_mm_beyond_the_labels():
