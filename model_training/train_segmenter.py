@@ -6,8 +6,13 @@ so nothing can be memorised, and feeds numpy batches to ``train_on_batch``, so t
 trains on Keras' TensorFlow, JAX or PyTorch backend. After every epoch it predicts a fixed set
 of validation studies *and* a probe of training studies plane by plane and records the Dice of
 each level (C1…C7, pooled over the planes) for both; a train − validation gap in mean Dice
-above 0.05 is logged as a defect. ``best.keras`` is the epoch with the best validation mean
-Dice; the learning rate halves when it has not improved for ``--patience`` epochs.
+above 0.05 is logged as a defect. ``--judge-studies N`` validation studies are also labelled
+whole and put through the level assignment and the plausibility checks as an analysis does:
+the share of them with every level assessed (``val_assessed``) and the assessed levels with
+under ``MIN_OWN_SHARE`` of their vertebra under their name (``val_misnamed``) are what the
+app needs of stage 1, which the Dice alone does not show (docs/training.md). ``best.keras`` is
+the epoch with the best validation mean Dice; the learning rate halves when it has not improved
+for ``--patience`` epochs.
 
 Start from a shipped model with ``--like-bundle DIR`` (its preprocessing and architecture)
 and ``--init-weights DIR/model.onnx`` (or a ``.keras`` / ``.weights.h5`` file).
@@ -41,8 +46,10 @@ from .datasets.grid_stream import (
     GridPlanes,
     GridStream,
     GridStreamConfig,
+    WholeStudy,
     evaluation_planes,
     study_planes,
+    whole_studies,
 )
 from .model.config import LossConfig, ModelConfig, TrainConfig
 from .phantom.config import POSES
@@ -60,6 +67,7 @@ from .stream_training import (
 
 log = logging.getLogger("cspine.train_segmenter")
 SELECT_ON = "dice_mean"  # best.keras and the plateau schedule
+MIN_OWN_SHARE = 0.7  # of an assessed level's true vertebra under its name (as the benchmark)
 
 
 def dice_by_level(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -101,6 +109,40 @@ def evaluate(model: Any, planes: GridPlanes, batch: int = 16) -> dict[str, float
     return out
 
 
+def judge_levels(model: Any, studies: list[WholeStudy], batch: int = 16) -> dict[str, float]:
+    """Stage 1 on every plane of each study, its labels through ``clean_labels`` (the level
+    assignment) and ``check_spine`` as :func:`cspine_desktop.analysis.pipeline.analyze` runs
+    them: ``assessed``, the share of studies with every level assessed and no reason against
+    the study; ``misnamed``, the assessed levels whose true vertebra carries their name on
+    under ``MIN_OWN_SHARE`` of its labelled pixels (a verdict that would be about another
+    level). Empty ``studies``: nothing."""
+    from cspine_desktop.analysis.plausibility import check_spine
+    from cspine_desktop.analysis.postprocess import clean_labels
+
+    if not studies:
+        return {}
+    assessed = misnamed = 0
+    for st in studies:
+        pred = model.predict(st.x.astype(np.float32), batch_size=batch, verbose=0)
+        raw = np.asarray(pred["vertebrae"]).argmax(axis=-1).astype(np.uint8)
+        clean = clean_labels(raw, slice_step_mm=st.step_mm, hu=st.hu, pixel_mm=st.pixel_mm)
+        check = check_spine(
+            clean.labels,
+            (st.step_mm, st.pixel_mm, st.pixel_mm),
+            st.hu,
+            relabelled_fraction=clean.relabelled_fraction,
+            input_problems=st.problems,
+            level_problems=clean.level_problems,
+            levels_confirmed=clean.levels_confirmed,
+        )
+        levels = [NAMES.index(n) + 1 for n, v in check.status.items() if v == "assessed"]
+        assessed += not check.study_reasons and len(levels) == len(NAMES)
+        for k in levels:
+            named = np.bincount(clean.labels[st.truth == k].ravel(), minlength=8)[1:8]
+            misnamed += bool(named.sum()) and named[k - 1] < MIN_OWN_SHARE * named.sum()
+    return {"assessed": assessed / len(studies), "misnamed": float(misnamed)}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cspine-train-segmenter", description=__doc__.split("\n")[0])
     p.add_argument("--run", required=True, type=Path, help="run folder (checkpoints, history)")
@@ -122,6 +164,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--planes-per-study", type=int, default=8)
     p.add_argument("--val-studies", type=int, default=24)
     p.add_argument("--probe-studies", type=int, default=8)
+    p.add_argument(
+        "--judge-studies",
+        type=int,
+        default=8,
+        help="validation studies labelled whole and put through the level assignment and the "
+        "plausibility checks every epoch (val_assessed, val_misnamed); 0: none",
+    )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--pool", type=int, default=2000)
     p.add_argument("--max-minutes", type=float, default=120.0, help="stop after this chunk")
@@ -209,6 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args,
             (TRAIN_SEED0, VAL_SEED0),
         )
+        judged = whole_studies(
+            [VAL_SEED0 + i for i in range(max(0, args.judge_studies))],
+            pre,
+            stream_cfg,
+            workers=args.workers,
+        )
         keras = record_keras(run, config, args.precision)
 
         from .model.fit import compile_model, load_init_weights
@@ -238,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.add(study_planes(s, pre, stream_cfg, train=True))
         stream.fill(min(args.pool, 4 * args.batch))
         scoring = Scoring(
-            lambda m: (evaluate(m, val), evaluate(m, probe)),
+            lambda m: ({**evaluate(m, val), **judge_levels(m, judged)}, evaluate(m, probe)),
             select_on=SELECT_ON,
             gap_on="dice_mean",
             words_select="mean Dice",

@@ -239,6 +239,63 @@ def evaluation_planes(
     return GridPlanes.concat(map_seeds(_eval_one, args, workers))
 
 
+@dataclass(frozen=True)
+class WholeStudy:
+    """One phantom study on the model grid, every plane, as an analysis has it: the model's
+    input ``x`` float16 [Z, S, S, C], the grid CT ``hu`` float32 [Z, S, S], the true labels
+    ``truth`` uint8 [Z, S, S], and what the checks of the input say (``input_reasons``)."""
+
+    seed: int
+    x: np.ndarray
+    hu: np.ndarray
+    truth: np.ndarray
+    problems: tuple[str, ...]
+    step_mm: float
+    pixel_mm: float
+
+
+def whole_studies(
+    seeds: list[int], pre: PreprocessConfig, stream: GridStreamConfig, workers: int = 1
+) -> list[WholeStudy]:
+    """The given studies whole (:class:`WholeStudy`), for judging stage 1 as the app runs it:
+    its labels of every plane through the level assignment and the plausibility checks."""
+    return map_seeds(_whole_one, [(s, pre.to_dict(), stream.to_dict()) for s in seeds], workers)
+
+
+def _whole_one(args: tuple) -> WholeStudy:
+    from cspine_desktop.analysis.plausibility import input_reasons
+    from cspine_desktop.imaging.preprocess import (
+        prepare_volume,
+        smallest_body_section_cm2,
+        to_grid,
+    )
+    from model_training.phantom.study import generate_study
+
+    seed, pre_d, stream_d = args
+    pre, stream = PreprocessConfig.from_dict(pre_d), GridStreamConfig.from_dict(stream_d)
+    st = generate_study(seed, stream.phantom_config())
+    volume = st.to_volume()
+    prepared = prepare_volume(volume, pre)
+    thickness = float(volume.meta.get("SliceThickness") or 0.0)
+    problems = input_reasons(
+        volume.meta.get("Modality"),
+        volume.hu.shape[0],
+        max(float(volume.spacing[0]), thickness),
+        "dicom",
+        hu=volume.hu,
+        body_section_cm2=smallest_body_section_cm2(volume),
+    )
+    return WholeStudy(
+        int(seed),
+        model_input(prepared, range(prepared.n_slices)).astype(np.float16),
+        prepared.hu.astype(np.float32),
+        to_grid(st.in_volume_order(st.labels), prepared).astype(np.uint8),
+        tuple(problems),
+        pre.slice_step_mm,
+        pre.pixel_spacing_mm,
+    )
+
+
 def _eval_one(args: tuple) -> GridPlanes:
     seed, pre, stream, stride = args
     return study_planes(

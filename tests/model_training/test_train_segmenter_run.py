@@ -19,13 +19,14 @@ from model_training.datasets.grid_stream import (
     evaluation_planes,
     spine_planes,
     study_planes,
+    whole_studies,
 )
-from model_training.train_segmenter import dice_by_level, main, stray_pixels
+from model_training.train_segmenter import dice_by_level, judge_levels, main, stray_pixels
 
 PRE = PreprocessConfig(input_size=32, pixel_spacing_mm=5.0)
 RUN_ONLY = [
     "--steps", "1", "--batch", "4", "--val-studies", "2", "--probe-studies", "1", "--pool", "64",
-    "--run-eagerly",
+    "--judge-studies", "1", "--run-eagerly",
 ]  # fmt: skip
 TINY = ["--input-size", "32", "--pixel-mm", "5", *RUN_ONLY]
 
@@ -87,6 +88,28 @@ def test_stray_pixels_are_counted_on_planes_without_a_vertebra_and_lower_the_dic
     assert np.isnan(stray_pixels(truth[1:2], pred[1:2]))
 
 
+class _Labels:
+    """A stand-in for stage 1 that labels each plane as ``labels`` says."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+
+    def predict(self, x, batch_size, verbose):
+        assert len(x) == len(self.labels)
+        return {"vertebrae": np.eye(8, dtype=np.float32)[self.labels]}
+
+
+def test_stage_one_is_judged_by_the_checks_an_analysis_runs():
+    (study,) = whole_studies([VAL_SEED0], PreprocessConfig(), GridStreamConfig())
+    assert study.x.shape[0] == study.hu.shape[0] == study.truth.shape[0]
+    assert judge_levels(_Labels(study.truth), [study]) == {"assessed": 1.0, "misnamed": 0.0}
+    swapped = study.truth.copy()
+    swapped[study.truth == 4], swapped[study.truth == 5] = 5, 4  # C4 and C5 swapped
+    judged = judge_levels(_Labels(swapped), [study])
+    assert judged["assessed"] == 0.0 and judged["misnamed"] == 0.0
+    assert judge_levels(_Labels(study.truth), []) == {}
+
+
 def test_spine_planes_reach_ten_mm_beyond_the_labels():
     lab = np.zeros((40, 4, 4), np.uint8)
     lab[10:20, 1, 1] = 3
@@ -117,6 +140,7 @@ def test_a_run_records_its_backend_and_resumes_where_it_stopped(tmp_path):
     history = json.loads((run / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1]
     assert {"val_dice_mean", "train_dice_mean", "val_dice_C7", "gap"} <= set(history[0])
+    assert {"val_stray_px", "val_assessed", "val_misnamed"} <= set(history[0])
     assert np.isfinite(history[0]["loss"])
     state = json.loads((run / "state.json").read_text())
     assert state["epoch"] == 1 and state["seeds_used"] >= 1
