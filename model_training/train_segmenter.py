@@ -9,10 +9,10 @@ each level (C1…C7, pooled over the planes) for both; a train − validation ga
 above 0.05 is logged as a defect. ``--judge-studies N`` validation studies are also labelled
 whole and put through the level assignment and the plausibility checks as an analysis does:
 the share of them with every level assessed (``val_assessed``) and the assessed levels with
-under ``MIN_OWN_SHARE`` of their vertebra under their name (``val_misnamed``) are what the
-app needs of stage 1, which the Dice alone does not show (docs/training.md). ``best.keras`` is
-the epoch with the best validation mean Dice; the learning rate halves when it has not improved
-for ``--patience`` epochs.
+under ``stages.levels.MIN_OWN_SHARE`` of their vertebra under their name (``val_misnamed``)
+are what the app needs of stage 1, which the Dice alone does not show (docs/training.md).
+``best.keras`` is the epoch with the best validation mean Dice; the learning rate halves when
+it has not improved for ``--patience`` epochs.
 
 Start from a shipped model with ``--like-bundle DIR`` (its preprocessing and architecture)
 and ``--init-weights DIR/model.onnx`` (or a ``.keras`` / ``.weights.h5`` file).
@@ -53,6 +53,7 @@ from .datasets.grid_stream import (
 )
 from .model.config import LossConfig, ModelConfig, TrainConfig
 from .phantom.config import POSES
+from .stages.levels import misnamed_levels
 from .stream_training import (
     Scoring,
     add_precision_argument,
@@ -67,7 +68,6 @@ from .stream_training import (
 
 log = logging.getLogger("cspine.train_segmenter")
 SELECT_ON = "dice_mean"  # best.keras and the plateau schedule
-MIN_OWN_SHARE = 0.7  # of an assessed level's true vertebra under its name (as the benchmark)
 
 
 def dice_by_level(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -114,7 +114,7 @@ def judge_levels(model: Any, studies: list[WholeStudy], batch: int = 16) -> dict
     assignment) and ``check_spine`` as :func:`cspine_desktop.analysis.pipeline.analyze` runs
     them: ``assessed``, the share of studies with every level assessed and no reason against
     the study; ``misnamed``, the assessed levels whose true vertebra carries their name on
-    under ``MIN_OWN_SHARE`` of its labelled pixels (a verdict that would be about another
+    under ``stages.levels.MIN_OWN_SHARE`` of its pixels (a verdict that would be about another
     level). Empty ``studies``: nothing."""
     from cspine_desktop.analysis.plausibility import check_spine
     from cspine_desktop.analysis.postprocess import clean_labels
@@ -137,9 +137,7 @@ def judge_levels(model: Any, studies: list[WholeStudy], batch: int = 16) -> dict
         )
         levels = [NAMES.index(n) + 1 for n, v in check.status.items() if v == "assessed"]
         assessed += not check.study_reasons and len(levels) == len(NAMES)
-        for k in levels:
-            named = np.bincount(clean.labels[st.truth == k].ravel(), minlength=8)[1:8]
-            misnamed += bool(named.sum()) and named[k - 1] < MIN_OWN_SHARE * named.sum()
+        misnamed += len(misnamed_levels(clean.labels, st.truth, levels))
     return {"assessed": assessed / len(studies), "misnamed": float(misnamed)}
 
 

@@ -34,6 +34,24 @@ from cspine_desktop.vertebrae import NAMES
 log = logging.getLogger("cspine.stages")
 
 WITHIN_SLICES = 1.0  # a level lands where the reference puts it within this many slices
+MIN_OWN_SHARE = 0.7  # of an assessed level's true vertebra under its own name
+
+
+def misnamed_levels(
+    labels: np.ndarray, truth: np.ndarray, levels: list[int], min_own: float = MIN_OWN_SHARE
+) -> list[tuple[int, float]]:
+    """Of ``levels``, those whose true vertebra carries their name on under ``min_own`` of its
+    labelled voxels (the rest named as another level): a fracture there would be reported at
+    the wrong level. (level, share) each."""
+    out = []
+    for k in levels:
+        named = np.bincount(labels[truth == k].ravel(), minlength=8)[1:8]
+        if named.sum() == 0:
+            continue
+        own = float(named[k - 1] / named.sum())
+        if own < min_own:
+            out.append((k, own))
+    return out
 
 
 def level_centres(labels: np.ndarray) -> dict[int, tuple[float, bool]]:

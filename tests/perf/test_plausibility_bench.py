@@ -42,13 +42,14 @@ from cspine_desktop.imaging.preprocess import (
 )
 from cspine_desktop.inference import demo_model_dir, load_bundle
 from cspine_desktop.vertebrae import NAMES
+from model_training.stages.levels import MIN_OWN_SHARE
+from model_training.stages.levels import misnamed_levels as _misnamed
 
 pytestmark = pytest.mark.perf
 
 SEED0 = int(os.environ.get("CSPINE_BENCH_SEED0", "777000"))  # another set: a fresh range
 N_TRUTH = int(os.environ.get("CSPINE_BENCH_STUDIES", "50"))
 N_MODEL = int(os.environ.get("CSPINE_BENCH_MODEL_STUDIES", "10"))
-MIN_OWN_SHARE = 0.7  # of a vertebra's labelled voxels under its own name, for an assessed level
 # "askew": the studies posed beyond the phantom's (and the training's) range
 # (``model_training.phantom.config.ASKEW_POSE``); the same seeds draw the same anatomy and scanner.
 POSE = os.environ.get("CSPINE_BENCH_POSE", "default")
@@ -230,21 +231,6 @@ def _demo_model_share(bundle, config):
     )
     print("\n".join(lines))
     return patient / N_MODEL
-
-
-def _misnamed(labels: np.ndarray, truth: np.ndarray, levels: list[int]) -> list[tuple[int, float]]:
-    """Of ``levels``, those whose true vertebra carries their name on under ``MIN_OWN_SHARE``
-    of its labelled voxels (the rest named as another level): a fracture there would be
-    reported at the wrong level. (level, share) each."""
-    out = []
-    for k in levels:
-        named = np.bincount(labels[truth == k].ravel(), minlength=8)[1:8]
-        if named.sum() == 0:
-            continue
-        own = float(named[k - 1] / named.sum())
-        if own < MIN_OWN_SHARE:
-            out.append((k, own))
-    return out
 
 
 def _off_level(labels: np.ndarray, truth: np.ndarray, levels: list[int]) -> list[int]:
