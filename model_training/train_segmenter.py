@@ -160,6 +160,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--patience", type=int, default=2, help="epochs without val gain → lr / 2")
     p.add_argument("--planes-per-study", type=int, default=8)
+    p.add_argument(
+        "--spine-share",
+        type=float,
+        default=GridStreamConfig.spine_share,
+        help="share of a study's training planes drawn within the labelled spine (± 10 mm); "
+        "the rest anywhere, the skull and the chest included, as the app runs stage 1",
+    )
     p.add_argument("--val-studies", type=int, default=24)
     p.add_argument("--probe-studies", type=int, default=8)
     p.add_argument(
@@ -177,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(POSES),
         default="default",
         help="how far the phantom necks are posed: askew turns and bends them further "
-        "(model_training.phantom.config.ASKEW_POSE)",
+        "(model_training.phantom.config.ASKEW_POSE), leaning leans most of them forward or "
+        "back against the slices (LEANING_POSE)",
     )
     add_precision_argument(p)
     p.add_argument(
@@ -221,7 +229,9 @@ def _configs(
         input_size=pre.input_size, channels=pre.n_channels, encoder_weights=args.encoder_weights
     )
     stream = GridStreamConfig(
-        planes_per_study=args.planes_per_study, phantom=dict(POSES[args.pose])
+        planes_per_study=args.planes_per_study,
+        spine_share=args.spine_share,
+        phantom=dict(POSES[args.pose]),
     )
     return pre, ModelConfig.from_dict(model), stream
 

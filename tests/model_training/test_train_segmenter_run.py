@@ -189,3 +189,16 @@ def test_pose_askew_streams_necks_posed_beyond_the_default_range(tmp_path):
         assert getattr(cfg, key) == value > getattr(default, key)
     plain = _configs(_parser().parse_args(["--run", str(tmp_path / "p")]), None)[2]
     assert plain.phantom_config() == default
+
+
+def test_pose_leaning_leans_most_necks_and_the_spine_share_is_the_runs(tmp_path):
+    from model_training.phantom.config import LEANING_POSE, PhantomConfig
+    from model_training.train_segmenter import _configs, _parser
+
+    argv = ["--run", str(tmp_path / "r"), "--pose", "leaning", "--spine-share", "0.5"]
+    _pre, _model, stream = _configs(_parser().parse_args(argv), None)
+    cfg = stream.phantom_config()
+    assert stream.phantom == LEANING_POSE and stream.spine_share == 0.5
+    default = PhantomConfig()
+    assert cfg.gantry_tilt_probability == 0.6 > default.gantry_tilt_probability
+    assert cfg.gantry_tilt_deg == default.gantry_tilt_deg  # as far, more often

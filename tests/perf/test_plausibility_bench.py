@@ -20,7 +20,8 @@ no level may be assessed under another's name.
 Run: .venv/bin/python -m pytest tests/perf/test_plausibility_bench.py -m perf -s
 (``CSPINE_BENCH_SEED0`` starts another set of studies: a limit tuned on one set is judged on
 the next; ``CSPINE_BENCH_POSE=askew`` poses the same studies beyond the phantom's range, see
-``model_training.phantom.config.ASKEW_POSE``).
+``model_training.phantom.config.ASKEW_POSE``, ``leaning`` leans most necks against the slices;
+``CSPINE_BENCH_MODEL=DIR`` judges another bundle than the demo model's).
 Results go to the "Plausibility checks" section of docs/benchmarks.md.
 """
 
@@ -53,6 +54,8 @@ N_MODEL = int(os.environ.get("CSPINE_BENCH_MODEL_STUDIES", "10"))
 # "askew": the studies posed beyond the phantom's (and the training's) range
 # (``model_training.phantom.config.ASKEW_POSE``); the same seeds draw the same anatomy and scanner.
 POSE = os.environ.get("CSPINE_BENCH_POSE", "default")
+# another model bundle to judge (a candidate before it ships); the bundled demo model by default
+MODEL = os.environ.get("CSPINE_BENCH_MODEL", "")
 
 
 def _phantom_config():
@@ -72,7 +75,7 @@ def _first_reason(check) -> str:
 def test_phantom_truth_and_demo_model_assessed_share():
     from model_training.phantom import generate_study
 
-    bundle = load_bundle(demo_model_dir())
+    bundle = load_bundle(MODEL or demo_model_dir())
     config = _phantom_config()
     cfg = PreprocessConfig.from_dict(bundle.card["preprocessing"])
     spacing = (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm)
@@ -220,7 +223,7 @@ def _demo_model_share(bundle, config):
         )
     engine.close()
     print(
-        f"demo model: patient assessed {patient}/{N_MODEL}, levels assessed "
+        f"{MODEL or 'demo model'}: patient assessed {patient}/{N_MODEL}, levels assessed "
         f"{levels}/{7 * N_MODEL}, 'no fracture' on a fractured study {wrong_no_fracture}, "
         f"assessed levels off their true level {len(misplaced)}"
         + (f" ({', '.join(misplaced)})" if misplaced else "")
