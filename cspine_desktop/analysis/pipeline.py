@@ -22,7 +22,6 @@ from ..imaging.preprocess import (
     labels_from_grid,
     model_input,
     prepare_volume,
-    smallest_body_section_cm2,
 )
 from ..imaging.volume import Volume
 from ..progress import CancelToken, Progress, ProgressCallback, check_cancelled, reporter, within
@@ -31,7 +30,7 @@ from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_st
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
 from .model_pass import GridOutputs, Predictor, run_model
 from .outline import OutlineConfig, outline_to_bone
-from .plausibility import FinalVerdicts, check_spine, final_verdicts, input_reasons
+from .plausibility import FinalVerdicts, check_spine, final_verdicts, volume_input_reasons
 from .postprocess import CleanLabels, clean_labels
 from .result import (
     AnalysisResult,
@@ -282,18 +281,7 @@ def _plausible_verdicts(
 ) -> FinalVerdicts:
     """The plausibility checks (:mod:`.plausibility`) on the cleaned grid labels, combined with
     the model's verdicts: which of them may be given."""
-    meta = volume.meta or {}
-    thickness = meta.get("SliceThickness")
-    slice_mm = max(float(volume.spacing[0]), float(thickness or 0.0))
-    picture = str(meta.get("source_kind") or "").lower() == "image"
-    problems = input_reasons(
-        meta.get("Modality"),
-        int(volume.hu.shape[0]),
-        slice_mm,
-        meta.get("source_kind"),
-        hu=volume.hu,
-        body_section_cm2=None if picture else smallest_body_section_cm2(volume),
-    )
+    problems = volume_input_reasons(volume)
     cfg = prepared.cfg
     check = check_spine(
         clean.labels,

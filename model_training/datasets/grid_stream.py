@@ -243,7 +243,7 @@ def evaluation_planes(
 class WholeStudy:
     """One phantom study on the model grid, every plane, as an analysis has it: the model's
     input ``x`` float16 [Z, S, S, C], the grid CT ``hu`` float32 [Z, S, S], the true labels
-    ``truth`` uint8 [Z, S, S], and what the checks of the input say (``input_reasons``)."""
+    ``truth`` uint8 [Z, S, S], and what the checks of the input say (``volume_input_reasons``)."""
 
     seed: int
     x: np.ndarray
@@ -263,12 +263,8 @@ def whole_studies(
 
 
 def _whole_one(args: tuple) -> WholeStudy:
-    from cspine_desktop.analysis.plausibility import input_reasons
-    from cspine_desktop.imaging.preprocess import (
-        prepare_volume,
-        smallest_body_section_cm2,
-        to_grid,
-    )
+    from cspine_desktop.analysis.plausibility import volume_input_reasons
+    from cspine_desktop.imaging.preprocess import prepare_volume, to_grid
     from model_training.phantom.study import generate_study
 
     seed, pre_d, stream_d = args
@@ -276,15 +272,7 @@ def _whole_one(args: tuple) -> WholeStudy:
     st = generate_study(seed, stream.phantom_config())
     volume = st.to_volume()
     prepared = prepare_volume(volume, pre)
-    thickness = float(volume.meta.get("SliceThickness") or 0.0)
-    problems = input_reasons(
-        volume.meta.get("Modality"),
-        volume.hu.shape[0],
-        max(float(volume.spacing[0]), thickness),
-        "dicom",
-        hu=volume.hu,
-        body_section_cm2=smallest_body_section_cm2(volume),
-    )
+    problems = volume_input_reasons(volume)
     return WholeStudy(
         int(seed),
         model_input(prepared, range(prepared.n_slices)).astype(np.float16),

@@ -116,6 +116,29 @@ def test_a_picture_or_a_single_slice_needs_a_ct_series():
     assert one.startswith("The input is one slice, not a CT series")
 
 
+def test_a_volume_is_judged_by_its_thickest_reading_and_its_own_values():
+    """``volume_input_reasons``, what every analysis (and the stage-1 trainer's judge and the
+    plausibility benchmark) reads from a loaded volume: slices 2 mm apart but 6 mm thick are
+    too thick, a PNG is a picture, and a chest-sized body shows no neck."""
+    from cspine_desktop.analysis.plausibility import volume_input_reasons
+    from cspine_desktop.imaging.volume import Volume
+
+    _, y, x = np.mgrid[0:20, 0:64, 0:64]
+    neck = np.where((y - 32) ** 2 + (x - 32) ** 2 < 24**2, 40.0, -1000.0)
+    neck[:, 34:38, 30:34] = 700.0
+    ct = {"Modality": "CT", "source_kind": "dicom"}
+    thin = Volume(neck, np.eye(4), (2.0, 2.0, 2.0), {**ct, "SliceThickness": 2.0})
+    assert volume_input_reasons(thin) == ()
+    thick = Volume(neck, np.eye(4), (2.0, 2.0, 2.0), {**ct, "SliceThickness": 6.0})
+    (reason,) = volume_input_reasons(thick)
+    assert reason.startswith("The slices are 6.0 mm thick")
+    png = Volume(neck[:1], np.eye(4), (1.0, 2.0, 2.0), {"Modality": "OT", "source_kind": "image"})
+    assert volume_input_reasons(png)[0].startswith("The input is a picture (PNG/JPEG)")
+    wide = np.diag([8.0, 8.0, 2.0, 1.0])  # the same body at 8 mm pixels: 1,232 cm², a chest
+    chest = Volume(neck, wide, (2.0, 8.0, 8.0), {**ct, "SliceThickness": 2.0})
+    assert any(r.startswith("No slice shows a neck") for r in volume_input_reasons(chest))
+
+
 def test_the_modality_must_be_ct():
     (reason,) = input_reasons("MR", 40, 1.0, "dicom")
     assert reason.startswith("The images are MR, not CT")

@@ -34,11 +34,10 @@ import time
 import numpy as np
 import pytest
 
-from cspine_desktop.analysis.plausibility import check_spine, input_reasons
+from cspine_desktop.analysis.plausibility import check_spine, volume_input_reasons
 from cspine_desktop.imaging.preprocess import (
     PreprocessConfig,
     prepare_volume,
-    smallest_body_section_cm2,
     to_grid,
 )
 from cspine_desktop.inference import demo_model_dir, load_bundle
@@ -98,14 +97,7 @@ def test_phantom_truth_and_demo_model_assessed_share():
         volume = study.to_volume()
         prepared = prepare_volume(volume, cfg)
         labels = to_grid(study.in_volume_order(study.labels), prepared)
-        problems = input_reasons(
-            volume.meta.get("Modality"),
-            volume.hu.shape[0],
-            max(volume.spacing[0], float(volume.meta.get("SliceThickness") or 0.0)),
-            "dicom",
-            hu=volume.hu,
-            body_section_cm2=smallest_body_section_cm2(volume),
-        )
+        problems = volume_input_reasons(volume)
         check = check_spine(labels, spacing, prepared.hu, input_problems=problems)
         if check.study_reasons or set(check.status.values()) != {"assessed"}:
             failed.append((seed, _first_reason(check)))

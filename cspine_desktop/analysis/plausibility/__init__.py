@@ -56,7 +56,7 @@ The limits are in :mod:`.limits`, the measuring in :mod:`.measure`, the checks i
 :mod:`.checks` and the verdicts that may then be given in :mod:`.verdicts`.
 """
 
-from .checks import SpineCheck, check_spine, input_reasons
+from .checks import SpineCheck, check_spine, input_reasons, volume_input_reasons
 from .limits import (
     AIR_HU,
     ASSESSED,
@@ -140,4 +140,5 @@ __all__ = [
     "final_verdicts",
     "input_reasons",
     "measure_levels",
+    "volume_input_reasons",
 ]

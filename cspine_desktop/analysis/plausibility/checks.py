@@ -8,6 +8,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from ...imaging.preprocess import smallest_body_section_cm2
+from ...imaging.volume import Volume
 from ...vertebrae import NAMES
 from ..levels import RELABEL_WARNING_SHARE
 from .limits import (
@@ -58,6 +60,23 @@ class SpineCheck:
     status: dict[str, str]
     reasons: dict[str, tuple[str, ...]]
     measures: dict[str, LevelMeasure] = field(default_factory=dict)
+
+
+def volume_input_reasons(volume: Volume) -> tuple[str, ...]:
+    """:func:`input_reasons` of a loaded volume, read as every analysis reads it: the modality
+    and source kind from its header, the larger of the slice spacing and ``SliceThickness``,
+    its values, and the body's smallest cross-section (not measured on a picture)."""
+    meta = volume.meta or {}
+    kind = meta.get("source_kind")
+    picture = str(kind or "").lower() == "image"
+    return input_reasons(
+        meta.get("Modality"),
+        int(volume.hu.shape[0]),
+        max(float(volume.spacing[0]), float(meta.get("SliceThickness") or 0.0)),
+        kind,
+        hu=volume.hu,
+        body_section_cm2=None if picture else smallest_body_section_cm2(volume),
+    )
 
 
 def input_reasons(
