@@ -116,7 +116,7 @@ def judge_levels(model: Any, studies: list[WholeStudy], batch: int = 16) -> dict
     the study; ``misnamed``, the assessed levels whose true vertebra carries their name on
     under ``stages.levels.MIN_OWN_SHARE`` of its pixels (a verdict that would be about another
     level). Empty ``studies``: nothing."""
-    from cspine_desktop.analysis.plausibility import check_spine
+    from cspine_desktop.analysis.plausibility import check_cleaned
     from cspine_desktop.analysis.postprocess import clean_labels
 
     if not studies:
@@ -126,15 +126,8 @@ def judge_levels(model: Any, studies: list[WholeStudy], batch: int = 16) -> dict
         pred = model.predict(st.x.astype(np.float32), batch_size=batch, verbose=0)
         raw = np.asarray(pred["vertebrae"]).argmax(axis=-1).astype(np.uint8)
         clean = clean_labels(raw, slice_step_mm=st.step_mm, hu=st.hu, pixel_mm=st.pixel_mm)
-        check = check_spine(
-            clean.labels,
-            (st.step_mm, st.pixel_mm, st.pixel_mm),
-            st.hu,
-            relabelled_fraction=clean.relabelled_fraction,
-            input_problems=st.problems,
-            level_problems=clean.level_problems,
-            levels_confirmed=clean.levels_confirmed,
-        )
+        spacing = (st.step_mm, st.pixel_mm, st.pixel_mm)
+        check = check_cleaned(clean, spacing, st.hu, input_problems=st.problems)
         levels = [NAMES.index(n) + 1 for n, v in check.status.items() if v == "assessed"]
         assessed += not check.study_reasons and len(levels) == len(NAMES)
         misnamed += len(misnamed_levels(clean.labels, st.truth, levels))

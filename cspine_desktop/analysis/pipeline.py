@@ -30,7 +30,7 @@ from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_st
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
 from .model_pass import GridOutputs, Predictor, run_model
 from .outline import OutlineConfig, outline_to_bone
-from .plausibility import FinalVerdicts, check_spine, final_verdicts, volume_input_reasons
+from .plausibility import FinalVerdicts, check_cleaned, final_verdicts, volume_input_reasons
 from .postprocess import CleanLabels, clean_labels
 from .result import (
     AnalysisResult,
@@ -283,14 +283,12 @@ def _plausible_verdicts(
     the model's verdicts: which of them may be given."""
     problems = volume_input_reasons(volume)
     cfg = prepared.cfg
-    check = check_spine(
-        clean.labels,
+    check = check_cleaned(
+        clean,
         (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm),
         prepared.hu,
-        relabelled_fraction=clean.relabelled_fraction if aggregation.assign_levels else None,
         input_problems=problems,
-        level_problems=clean.level_problems,
-        levels_confirmed=clean.levels_confirmed,
+        levels_assigned=aggregation.assign_levels,
         min_voxels=aggregation.min_voxels,
     )
     return final_verdicts(check, verdict, verdict[PATIENT_KEY])

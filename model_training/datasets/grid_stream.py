@@ -272,13 +272,12 @@ def _whole_one(args: tuple) -> WholeStudy:
     st = generate_study(seed, stream.phantom_config())
     volume = st.to_volume()
     prepared = prepare_volume(volume, pre)
-    problems = volume_input_reasons(volume)
     return WholeStudy(
         int(seed),
         model_input(prepared, range(prepared.n_slices)).astype(np.float16),
         prepared.hu.astype(np.float32),
         to_grid(st.in_volume_order(st.labels), prepared).astype(np.uint8),
-        tuple(problems),
+        volume_input_reasons(volume),
         pre.slice_step_mm,
         pre.pixel_spacing_mm,
     )

@@ -18,7 +18,7 @@ from cspine_desktop.analysis.levels import (
     _rib_problems,
     assign_levels,
 )
-from cspine_desktop.analysis.plausibility import check_spine
+from cspine_desktop.analysis.plausibility import check_cleaned, check_spine
 from cspine_desktop.analysis.postprocess import clean_labels
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
 from model_training.phantom import PhantomConfig, generate_study
@@ -161,15 +161,7 @@ def test_a_substantial_part_far_from_the_rest_stays_in_the_count():
 def _count_and_check(pred: np.ndarray, hu: np.ndarray, px: float = PX):
     """(clean labels, checks) of a predicted label map, as an analysis runs them."""
     clean = clean_labels(pred, slice_step_mm=STEP, hu=hu, pixel_mm=px)
-    check = check_spine(
-        clean.labels,
-        (STEP, px, px),
-        hu,
-        relabelled_fraction=clean.relabelled_fraction,
-        level_problems=clean.level_problems,
-        levels_confirmed=clean.levels_confirmed,
-    )
-    return clean, check
+    return clean, check_cleaned(clean, (STEP, px, px), hu)
 
 
 def _demo_grid_study(seed: int, config: PhantomConfig | None = None):

@@ -34,7 +34,11 @@ import time
 import numpy as np
 import pytest
 
-from cspine_desktop.analysis.plausibility import check_spine, volume_input_reasons
+from cspine_desktop.analysis.plausibility import (
+    check_cleaned,
+    check_spine,
+    volume_input_reasons,
+)
 from cspine_desktop.imaging.preprocess import (
     PreprocessConfig,
     prepare_volume,
@@ -146,15 +150,7 @@ class _Shifted:
         clean = clean_labels(
             pred, slice_step_mm=cfg.slice_step_mm, hu=prepared.hu, pixel_mm=cfg.pixel_spacing_mm
         )
-        check = check_spine(
-            clean.labels,
-            spacing,
-            prepared.hu,
-            relabelled_fraction=clean.relabelled_fraction,
-            input_problems=problems,
-            level_problems=clean.level_problems,
-            levels_confirmed=clean.levels_confirmed,
-        )
+        check = check_cleaned(clean, spacing, prepared.hu, input_problems=problems)
         assessed = [NAMES.index(n) + 1 for n, s in check.status.items() if s == "assessed"]
         self.n += 1
         self.confirmed += clean.levels_confirmed

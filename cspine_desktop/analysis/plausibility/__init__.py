@@ -56,7 +56,13 @@ The limits are in :mod:`.limits`, the measuring in :mod:`.measure`, the checks i
 :mod:`.checks` and the verdicts that may then be given in :mod:`.verdicts`.
 """
 
-from .checks import SpineCheck, check_spine, input_reasons, volume_input_reasons
+from .checks import (
+    SpineCheck,
+    check_cleaned,
+    check_spine,
+    input_reasons,
+    volume_input_reasons,
+)
 from .limits import (
     AIR_HU,
     ASSESSED,
@@ -136,6 +142,7 @@ __all__ = [
     "LevelMeasure",
     "LevelRange",
     "SpineCheck",
+    "check_cleaned",
     "check_spine",
     "final_verdicts",
     "input_reasons",

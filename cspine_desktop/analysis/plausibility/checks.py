@@ -12,6 +12,7 @@ from ...imaging.preprocess import smallest_body_section_cm2
 from ...imaging.volume import Volume
 from ...vertebrae import NAMES
 from ..levels import RELABEL_WARNING_SHARE
+from ..postprocess import CleanLabels
 from .limits import (
     AIR_HU,
     ASSESSED,
@@ -186,6 +187,30 @@ def _size_reasons(m: LevelMeasure) -> tuple[list[str], bool]:
                 f"(expected {_fmt((lo, hi))} {unit})."
             )
     return out[:1], large
+
+
+def check_cleaned(
+    clean: CleanLabels,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None = None,
+    *,
+    input_problems: tuple[str, ...] = (),
+    levels_assigned: bool = True,
+    min_voxels: int = 10,
+) -> SpineCheck:
+    """:func:`check_spine` on the labels :func:`~..postprocess.clean_labels` gave, with what its
+    level assignment found (the relabelled share, unless ``levels_assigned`` is false; the
+    levels' problems; whether the CT confirmed them), as every analysis runs it."""
+    return check_spine(
+        clean.labels,
+        spacing,
+        hu,
+        relabelled_fraction=clean.relabelled_fraction if levels_assigned else None,
+        input_problems=input_problems,
+        level_problems=clean.level_problems,
+        levels_confirmed=clean.levels_confirmed,
+        min_voxels=min_voxels,
+    )
 
 
 def check_spine(
