@@ -25,8 +25,9 @@ Arrays are on the model grid [Zg, S, S], grid z toward the feet.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, replace
-from itertools import pairwise
+from itertools import combinations, pairwise
 
 import cv2
 import numpy as np
@@ -65,7 +66,7 @@ C2_BELOW_TIP_MM = 15.0
 # A level between two others (C3–C6) holding less than the plausibility checks'
 # ``SQUEEZED_SHARE`` of its neighbours' mean volume has lost part of itself to them (on phantom
 # studies: the model's C3 running on into C4). With the bodies' tops found in the CT the three
-# are split again (:func:`_resplit_squeezed`); a boundary on a body's top earns this many
+# are split again (:func:`_resplit_at_bodies`); a boundary on a body's top earns this many
 # planes' worth of agreeing votes, so the bodies decide between splits the votes rate alike,
 # and no level of the three comes out shorter than ``RESPLIT_MIN_MM`` (the shortest C3–C6 on
 # the true level maps of 324 phantom studies on the 2 mm grid: 12 mm; median 16–18 mm).
@@ -73,6 +74,11 @@ RESPLIT_DISC_BONUS_PLANES = 1.0
 RESPLIT_MIN_MM = 12.0
 # above this share of relabelled pixels the result says so (check the levels on the sagittal view)
 RELABEL_WARNING_SHARE = 0.25
+# Two neighbours are split again (:func:`_resplit_at_bodies`) only on a column leaning at most
+# this far against the slices (:func:`column_lean_deg`): on a neck leaning more, one plane cuts
+# the body of one vertebra and the arch of the next (a vertebra 50 mm deep leaning 15° spans
+# 13 mm of planes), and a split plane by plane gave one level a third of its neighbour.
+PAIR_RESPLIT_MAX_LEAN_DEG = 10.0
 
 
 # The model's labels are kept as they are when they already agree with the anatomy: median
@@ -137,7 +143,7 @@ def assign_levels(
     A C7 that still does not sit above the ribs is reported in ``problems``.
     """
     result = _assign(labels, slice_step_mm, min_voxels, hu, pixel_mm)
-    result = _resplit_squeezed(result, labels, slice_step_mm)
+    result = _resplit_at_bodies(result, labels, slice_step_mm, pixel_mm or 1.0)
     if result.anchors is None or result.anchors.rib_top is None:
         return result
     problems = _rib_problems(result.labels, result.anchors.rib_top, slice_step_mm, min_voxels)
@@ -255,24 +261,51 @@ def _level_counts(lab: np.ndarray) -> np.ndarray:
     return np.stack([(flat == v).sum(axis=1) for v in range(1, len(NAMES) + 1)], axis=1)
 
 
-def _resplit_squeezed(
-    result: LevelAssignment, labels: np.ndarray, step_mm: float
+def column_lean_deg(labels: np.ndarray, step_mm: float, pixel_mm: float) -> float:
+    """How far the labelled column leans front to back against the slices, in degrees: the
+    slope of the labelled pixels' mean row over the planes (a least-squares line, each plane
+    weighted by its pixels; positive: toward the back going down). 0 with fewer than five
+    labelled planes."""
+    flat = np.asarray(labels).reshape(labels.shape[0], labels.shape[1], -1) > 0
+    per_row = flat.sum(axis=2)  # [Zg, rows]
+    held = per_row.sum(axis=1).astype(np.float64)
+    planes = np.flatnonzero(held >= NOISE_LEVEL_VOXELS)
+    if planes.size < 5:
+        return 0.0
+    rows = np.arange(labels.shape[1], dtype=np.float64)
+    mean_row = (per_row[planes] * rows).sum(axis=1) / held[planes]
+    w = held[planes]
+    z = planes * step_mm
+    y = mean_row * pixel_mm
+    zc, yc = np.average(z, weights=w), np.average(y, weights=w)
+    slope = float(np.sum(w * (z - zc) * (y - yc)) / np.sum(w * (z - zc) ** 2))
+    return float(np.degrees(np.arctan(slope)))
+
+
+def _resplit_at_bodies(
+    result: LevelAssignment, labels: np.ndarray, step_mm: float, pixel_mm: float
 ) -> LevelAssignment:
-    """Split a squeezed level and its two neighbours again where the CT shows the bodies.
+    """Split again, where the CT shows the bodies, neighbouring levels whose sizes say one has
+    taken part of another.
 
     A level between two others (C3–C6) with less than ``SQUEEZED_SHARE`` of their mean
-    volume has lost part of itself to them. The planes the three hold are split again into
-    three runs, each boundary on a body's top found in the CT (``Anchors.body_tops``) or where
-    the labels change now, each run at least ``RESPLIT_MIN_MM`` and within its level's height
-    range, the middle one no longer squeezed, choosing the split that agrees with the most
-    predicted pixels, plus ``RESPLIT_DISC_BONUS_PLANES`` for each boundary on a body's top,
-    minus the height prior of the count (:func:`_best_runs`). Without the bodies, or with no
-    such split, the labels stay as they are and the plausibility checks leave the three to
-    the reader.
+    volume has lost part of itself to them: the planes the three hold are split again into
+    three runs. Two neighbours whose volumes break one of the checks' proportions between
+    neighbours (:func:`_proportion_faults`: C2 over ``C2_OVER_C3_MAX`` times C3, one of two
+    neighbours from C3 to C6 under ``NEIGHBOUR_SHARE_MIN`` of the other, C7 under
+    ``C7_OVER_C4_C5_MIN`` or over ``C7_OVER_C4_C5_MAX`` of the mean of C4 and C5) have moved
+    their boundary: the planes the two hold are split again into two runs, unless the column
+    leans more than ``PAIR_RESPLIT_MAX_LEAN_DEG`` against the slices. Each boundary lies on a
+    body's top found in the CT (``Anchors.body_tops``) or where the labels change now, each
+    run at least ``RESPLIT_MIN_MM`` (C3–C6) and within its level's height range; the middle
+    of three runs no longer squeezed, two runs leaving fewer proportion faults and no new one
+    (judged again on the labels as split, which are kept only then). Of the splits that fit,
+    the one that agrees with the most predicted pixels wins, plus
+    ``RESPLIT_DISC_BONUS_PLANES`` for each boundary on a body's top, minus the height prior of
+    the count (:func:`_best_runs`). Levels are never renamed, only their boundaries moved.
+    Without the bodies, or with no such split, the labels stay as they are and the
+    plausibility checks leave the levels to the reader.
     """
-    # imported here: the checks measure with postprocess, which imports this module
-    from .plausibility.limits import SQUEEZED_SHARE
-
     anchors = result.anchors
     if anchors is None or not anchors.body_tops:
         return result
@@ -280,30 +313,44 @@ def _resplit_squeezed(
     plane_level = result.plane_level.copy()
     notes: list[str] = []
     counts = _level_counts(out)
-    for level in range(3, 7):
-        split = _squeezed_split(counts, level, anchors.body_tops, step_mm, SQUEEZED_SHARE)
+    groups: list[tuple[int, ...]] = [(level - 1, level, level + 1) for level in range(3, 7)]
+    if abs(column_lean_deg(out, step_mm, pixel_mm)) <= PAIR_RESPLIT_MAX_LEAN_DEG:
+        groups += [(level, level + 1) for level in range(2, 7)]
+    for group in groups:
+        cut = _cut_levels(counts)
+        split = _split_again(counts, group, anchors.body_tops, step_mm, cut)
         if split is None:
             continue
-        if out is result.labels:
-            out = out.copy()
-        start, b1, b2, stop = split
-        trio = (level - 1, level, level + 1)
-        for z in range(start, stop + 1):
-            new = level - 1 if z < b1 else level if z < b2 else level + 1
-            plane = out[z]
-            mine = np.isin(plane, trio)
-            if mine.any():
-                part = np.where(mine, plane, 0).astype(np.uint8)
-                _relabel_plane(part, new)
-                plane[mine] = part[mine]
-            if plane_level[z] in trio:
-                plane_level[z] = new
-        counts = _level_counts(out)  # the next level is judged on the labels as now split
-        upper, name, lower = NAMES[level - 2], NAMES[level - 1], NAMES[level]
-        notes.append(
-            f"Part of {name} had been labelled {upper} or {lower}; the three were split again "
-            "where the CT shows their vertebral bodies."
-        )
+        new, new_plane_level = out.copy(), plane_level.copy()
+        for (a, b), level in zip(pairwise(split), group, strict=True):
+            for z in range(a, b):
+                plane = new[z]
+                mine = np.isin(plane, group)
+                if mine.any():
+                    part = np.where(mine, plane, 0).astype(np.uint8)
+                    _relabel_plane(part, level)
+                    plane[mine] = part[mine]
+                if new_plane_level[z] in group:
+                    new_plane_level[z] = level
+        new_counts = _level_counts(new)
+        # two neighbours: kept only when the labels as split (a smaller piece the model gave
+        # the level above keeps its label) have lost the pair's fault and gained none
+        if len(group) == 2 and not _proportion_faults(
+            new_counts.sum(axis=0), cut
+        ) < _proportion_faults(counts.sum(axis=0), cut):
+            continue
+        out, plane_level, counts = new, new_plane_level, new_counts
+        names = [NAMES[v - 1] for v in group]
+        if len(group) == 3:
+            notes.append(
+                f"Part of {names[1]} had been labelled {names[0]} or {names[2]}; the three were "
+                "split again where the CT shows their vertebral bodies."
+            )
+        else:
+            notes.append(
+                f"Part of {names[0]} or {names[1]} had been labelled as the other; the two were "
+                "split again where the CT shows their vertebral bodies."
+            )
     if not notes:
         return result
     lab = np.asarray(labels, dtype=np.uint8)
@@ -318,63 +365,128 @@ def _resplit_squeezed(
     )
 
 
-def _squeezed_split(
+def _cut_levels(counts: np.ndarray) -> set[int]:
+    """Levels that hold most of the labels of the first or last plane: cut by the scan's edge,
+    their volume says nothing about their neighbours (the checks compare only whole levels).
+    ``counts``: :func:`_level_counts`."""
+    return {int(c.argmax()) + 1 for c in (counts[0], counts[-1]) if c.any()}
+
+
+def _proportion_faults(volume: np.ndarray, cut: Set[int] = frozenset()) -> set[tuple[str, int]]:
+    """The checks' proportions between neighbouring levels that ``volume`` (pixels of C1–C7,
+    [7]) breaks, levels in ``cut`` not compared: ("squeezed", k) — level k (C3–C6) under
+    ``SQUEEZED_SHARE`` of its neighbours' mean; ("unequal", k) — one of k and k + 1 (C3–C6)
+    under ``NEIGHBOUR_SHARE_MIN`` of the other; ("c2", 2) — C2 over ``C2_OVER_C3_MAX`` times
+    C3; ("c7", 6) — C7 under ``C7_OVER_C4_C5_MIN`` or over ``C7_OVER_C4_C5_MAX`` times the
+    mean of C4 and C5."""
+    # imported here: the checks measure with postprocess, which imports this module
+    from .plausibility.limits import (
+        C2_OVER_C3_MAX,
+        C7_OVER_C4_C5_MAX,
+        C7_OVER_C4_C5_MIN,
+        NEIGHBOUR_SHARE_MIN,
+        SQUEEZED_SHARE,
+    )
+
+    v = {k: float(volume[k - 1]) for k in range(1, 8) if volume[k - 1] > 0 and k not in cut}
+    faults: set[tuple[str, int]] = set()
+    for k in range(3, 7):
+        if {k - 1, k, k + 1} <= v.keys() and _squeezed(v[k], v[k - 1], v[k + 1], SQUEEZED_SHARE):
+            faults.add(("squeezed", k))
+    for k in range(3, 6):
+        if {k, k + 1} <= v.keys() and min(v[k], v[k + 1]) < NEIGHBOUR_SHARE_MIN * max(
+            v[k], v[k + 1]
+        ):
+            faults.add(("unequal", k))
+    if {2, 3} <= v.keys() and v[2] > C2_OVER_C3_MAX * v[3]:
+        faults.add(("c2", 2))
+    if {4, 5, 7} <= v.keys():
+        share = v[7] / ((v[4] + v[5]) / 2.0)
+        if not C7_OVER_C4_C5_MIN <= share <= C7_OVER_C4_C5_MAX:
+            faults.add(("c7", 6))
+    return faults
+
+
+def _group_fault(group: tuple[int, ...]) -> tuple[str, int]:
+    """The proportion fault a group of levels is split again for."""
+    if len(group) == 3:
+        return ("squeezed", group[1])
+    return {2: ("c2", 2), 6: ("c7", 6)}.get(group[0], ("unequal", group[0]))
+
+
+def _split_again(
     counts: np.ndarray,
-    level: int,
+    group: tuple[int, ...],
     body_tops: tuple[int, ...],
     step_mm: float,
-    share: float,
-) -> tuple[int, int, int, int] | None:
-    """(start, first boundary, second boundary, stop) planes of ``level − 1``, ``level`` and
-    ``level + 1`` split again (:func:`_resplit_squeezed`), or None: ``level`` is not
-    squeezed, or no split fits."""
-    upper, lower = level - 1, level + 1
+    cut: Set[int] = frozenset(),
+) -> tuple[int, ...] | None:
+    """(start, boundaries…, stop + 1) planes of the levels of ``group`` (two or three
+    neighbours, head to feet) split again (:func:`_resplit_at_bodies`), or None: the group's
+    proportion fault (:func:`_group_fault`) is not there, or no split fits."""
+    # imported here: the checks measure with postprocess, which imports this module
+    from .plausibility.limits import SQUEEZED_SHARE
+
     volume = counts.sum(axis=0).astype(np.float64)
-    if min(volume[upper - 1], volume[lower - 1]) == 0:
+    before = _proportion_faults(volume, cut)
+    if _group_fault(group) not in before:
         return None
-    if not _squeezed(volume[level - 1], volume[upper - 1], volume[lower - 1], share):
-        return None
+    first, last = group[0], group[-1]
     dominant = np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1) + 1, 0)
-    ups, lows = np.flatnonzero(dominant == upper), np.flatnonzero(dominant == lower)
+    ups, lows = np.flatnonzero(dominant == first), np.flatnonzero(dominant == last)
     if ups.size == 0 or lows.size == 0 or ups[0] >= lows[-1]:
         return None
     start, stop = int(ups[0]), int(lows[-1])
-    trio = counts[:, [upper - 1, level - 1, lower - 1]].astype(np.float64)
-    held = trio.sum(axis=1)
-    votes = np.vstack([np.zeros((1, 3)), np.cumsum(trio / np.maximum(held, 1.0)[:, None], 0)])
+    cols = [v - 1 for v in group]
+    members = counts[:, cols].astype(np.float64)
+    held = members.sum(axis=1)
+    votes = np.vstack(
+        [np.zeros((1, len(group))), np.cumsum(members / np.maximum(held, 1.0)[:, None], 0)]
+    )
     mass = np.concatenate([[0.0], np.cumsum(held)])
-    in_trio = np.isin(dominant, (upper, level, lower))
+    outside = volume[cols] - members[start : stop + 1].sum(axis=0)
+    in_group = np.isin(dominant, group)
     tops = {int(t) for t in body_tops if start < t <= stop}
     now = {
         z
         for z in range(start + 1, stop + 1)
-        if in_trio[z] and in_trio[z - 1] and dominant[z] != dominant[z - 1]
+        if in_group[z] and in_group[z - 1] and dominant[z] != dominant[z - 1]
     }
-    levels = (upper, level, lower)
     ranges = [
-        (max(RESPLIT_MIN_MM, LEVEL_HEIGHT_MM[v - 1][0]), LEVEL_HEIGHT_MM[v - 1][1]) for v in levels
+        (
+            max(RESPLIT_MIN_MM, LEVEL_HEIGHT_MM[v - 1][0])
+            if 3 <= v <= 6
+            else LEVEL_HEIGHT_MM[v - 1][0],
+            LEVEL_HEIGHT_MM[v - 1][1],
+        )
+        for v in group
     ]
-    typical = [LEVEL_TYPICAL_MM[v - 1] / step_mm for v in levels]
-    best: tuple[float, int, int] | None = None
-    candidates = sorted(tops | now)
-    for i, b1 in enumerate(candidates):
-        for b2 in candidates[i + 1 :]:
-            runs = ((start, b1), (b1, b2), (b2, stop + 1))
-            if not all(
-                lo <= (b - a) * step_mm <= hi for (a, b), (lo, hi) in zip(runs, ranges, strict=True)
-            ):
+    typical = [LEVEL_TYPICAL_MM[v - 1] / step_mm for v in group]
+    best: tuple[float, tuple[int, ...]] | None = None
+    for bounds in combinations(sorted(tops | now), len(group) - 1):
+        edges = (start, *bounds, stop + 1)
+        runs = list(pairwise(edges))
+        if not all(
+            lo <= (b - a) * step_mm <= hi for (a, b), (lo, hi) in zip(runs, ranges, strict=True)
+        ):
+            continue
+        held_runs = [mass[b] - mass[a] for a, b in runs]
+        if len(group) == 3:  # the middle run no longer squeezed by the other two
+            if _squeezed(held_runs[1], held_runs[0], held_runs[2], SQUEEZED_SHARE):
                 continue
-            held_runs = [mass[b] - mass[a] for a, b in runs]
-            if _squeezed(held_runs[1], held_runs[0], held_runs[2], share):
+        else:  # the pair's fault gone, and no new one
+            new = volume.copy()
+            new[cols] = outside + np.array(held_runs)
+            if not _proportion_faults(new, cut) < before:
                 continue
-            score = sum(votes[b, j] - votes[a, j] for j, (a, b) in enumerate(runs))
-            score += RESPLIT_DISC_BONUS_PLANES * ((b1 in tops) + (b2 in tops))
-            score -= HEIGHT_PRIOR_PER_PLANE * sum(
-                abs(b - a - t) for (a, b), t in zip(runs, typical, strict=True)
-            )
-            if best is None or score > best[0]:
-                best = (score, b1, b2)
-    return None if best is None else (start, best[1], best[2], stop)
+        score = sum(votes[b, j] - votes[a, j] for j, (a, b) in enumerate(runs))
+        score += RESPLIT_DISC_BONUS_PLANES * sum(b in tops for b in bounds)
+        score -= HEIGHT_PRIOR_PER_PLANE * sum(
+            abs(b - a - t) for (a, b), t in zip(runs, typical, strict=True)
+        )
+        if best is None or score > best[0]:
+            best = (score, edges)
+    return None if best is None else best[1]
 
 
 def _squeezed(middle: float, upper: float, lower: float, share: float) -> bool:
