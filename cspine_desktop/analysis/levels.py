@@ -298,8 +298,8 @@ def _resplit_at_bodies(
     leans more than ``PAIR_RESPLIT_MAX_LEAN_DEG`` against the slices. Each boundary lies on a
     body's top found in the CT (``Anchors.body_tops``) or where the labels change now, each
     run at least ``RESPLIT_MIN_MM`` (C3–C6) and within its level's height range; the middle
-    of three runs no longer squeezed, two runs leaving fewer proportion faults and no new one
-    (judged again on the labels as split, which are kept only then). Of the splits that fit,
+    of three runs no longer squeezed, two runs leaving fewer proportion faults and no new one,
+    judged on the volumes the labels will have once split. Of the splits that fit,
     the one that agrees with the most predicted pixels wins, plus
     ``RESPLIT_DISC_BONUS_PLANES`` for each boundary on a body's top, minus the height prior of
     the count (:func:`_best_runs`). Levels are never renamed, only their boundaries moved.
@@ -318,28 +318,22 @@ def _resplit_at_bodies(
         groups += [(level, level + 1) for level in range(2, 7)]
     for group in groups:
         cut = _cut_levels(counts)
-        split = _split_again(counts, group, anchors.body_tops, step_mm, cut)
+        split = _split_again(out, counts, group, anchors.body_tops, step_mm, cut)
         if split is None:
             continue
-        new, new_plane_level = out.copy(), plane_level.copy()
+        if out is result.labels:
+            out = out.copy()
         for (a, b), level in zip(pairwise(split), group, strict=True):
             for z in range(a, b):
-                plane = new[z]
+                plane = out[z]
                 mine = np.isin(plane, group)
                 if mine.any():
                     part = np.where(mine, plane, 0).astype(np.uint8)
                     _relabel_plane(part, level)
                     plane[mine] = part[mine]
-                if new_plane_level[z] in group:
-                    new_plane_level[z] = level
-        new_counts = _level_counts(new)
-        # two neighbours: kept only when the labels as split (a smaller piece the model gave
-        # the level above keeps its label) have lost the pair's fault and gained none
-        if len(group) == 2 and not _proportion_faults(
-            new_counts.sum(axis=0), cut
-        ) < _proportion_faults(counts.sum(axis=0), cut):
-            continue
-        out, plane_level, counts = new, new_plane_level, new_counts
+                if plane_level[z] in group:
+                    plane_level[z] = level
+        counts = _level_counts(out)  # the next group is judged on the labels as now split
         names = [NAMES[v - 1] for v in group]
         if len(group) == 3:
             notes.append(
@@ -415,6 +409,7 @@ def _group_fault(group: tuple[int, ...]) -> tuple[str, int]:
 
 
 def _split_again(
+    lab: np.ndarray,
     counts: np.ndarray,
     group: tuple[int, ...],
     body_tops: tuple[int, ...],
@@ -422,8 +417,11 @@ def _split_again(
     cut: Set[int] = frozenset(),
 ) -> tuple[int, ...] | None:
     """(start, boundaries…, stop + 1) planes of the levels of ``group`` (two or three
-    neighbours, head to feet) split again (:func:`_resplit_at_bodies`), or None: the group's
-    proportion fault (:func:`_group_fault`) is not there, or no split fits."""
+    neighbours, head to feet) in ``lab`` split again (:func:`_resplit_at_bodies`), or None: the
+    group's proportion fault (:func:`_group_fault`) is not there, or no split fits. Each split
+    is judged on the volumes the labels would have once split (:func:`_relabel_plane` leaves a
+    smaller piece the model gave the level above with it); ``counts``: :func:`_level_counts`
+    of ``lab``."""
     # imported here: the checks measure with postprocess, which imports this module
     from .plausibility.limits import SQUEEZED_SHARE
 
@@ -443,8 +441,11 @@ def _split_again(
     votes = np.vstack(
         [np.zeros((1, len(group))), np.cumsum(members / np.maximum(held, 1.0)[:, None], 0)]
     )
-    mass = np.concatenate([[0.0], np.cumsum(held)])
-    outside = volume[cols] - members[start : stop + 1].sum(axis=0)
+    # volumes without the group's pixels in its planes, and what each plane gives each level
+    # of the group once relabelled as that level
+    outside = volume.copy()
+    outside[cols] -= members[start : stop + 1].sum(axis=0)
+    given = {level: _given_as(lab, start, stop, group, level) for level in group}
     in_group = np.isin(dominant, group)
     tops = {int(t) for t in body_tops if start < t <= stop}
     now = {
@@ -470,15 +471,15 @@ def _split_again(
             lo <= (b - a) * step_mm <= hi for (a, b), (lo, hi) in zip(runs, ranges, strict=True)
         ):
             continue
-        held_runs = [mass[b] - mass[a] for a, b in runs]
-        if len(group) == 3:  # the middle run no longer squeezed by the other two
-            if _squeezed(held_runs[1], held_runs[0], held_runs[2], SQUEEZED_SHARE):
+        new = outside + sum(
+            given[level][b - start] - given[level][a - start]
+            for (a, b), level in zip(runs, group, strict=True)
+        )
+        if len(group) == 3:  # the middle level no longer squeezed by the other two
+            if _squeezed(new[group[1] - 1], new[group[0] - 1], new[group[2] - 1], SQUEEZED_SHARE):
                 continue
-        else:  # the pair's fault gone, and no new one
-            new = volume.copy()
-            new[cols] = outside + np.array(held_runs)
-            if not _proportion_faults(new, cut) < before:
-                continue
+        elif not _proportion_faults(new, cut) < before:  # the pair's fault gone, no new one
+            continue
         score = sum(votes[b, j] - votes[a, j] for j, (a, b) in enumerate(runs))
         score += RESPLIT_DISC_BONUS_PLANES * sum(b in tops for b in bounds)
         score -= HEIGHT_PRIOR_PER_PLANE * sum(
@@ -487,6 +488,21 @@ def _split_again(
         if best is None or score > best[0]:
             best = (score, edges)
     return None if best is None else best[1]
+
+
+def _given_as(
+    lab: np.ndarray, start: int, stop: int, group: tuple[int, ...], level: int
+) -> np.ndarray:
+    """Cumulative pixels of C1–C7 that the planes ``start``…``stop`` of ``lab`` give, their
+    pixels of ``group`` relabelled as ``level`` (:func:`_relabel_plane`): float [n + 1, 7],
+    row i the sum over the first i planes."""
+    rows = np.zeros((stop - start + 2, len(NAMES)))
+    for i, z in enumerate(range(start, stop + 1)):
+        mine = np.isin(lab[z], group)
+        part = np.where(mine, lab[z], 0).astype(np.uint8)
+        _relabel_plane(part, level)
+        rows[i + 1] = np.bincount(part[mine], minlength=len(NAMES) + 1)[1:]
+    return np.cumsum(rows, axis=0)
 
 
 def _squeezed(middle: float, upper: float, lower: float, share: float) -> bool:
