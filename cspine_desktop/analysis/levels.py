@@ -17,8 +17,9 @@ it and C2 below it, anything labelled above it (skull base, clivus) is cleared, 
 below starts preferably where a body starts after a disc. The labels then only say where the
 levels change, not which level is which — so a model that counts one level off, or takes the
 skull base for C1 on a head-and-neck scan, is corrected; the relabelled fraction reports it.
-A level left much smaller than its two neighbours (they took part of it) is then split again
-with them where the CT shows the vertebral bodies' tops, when a split that fits exists.
+A level left much smaller than its two neighbours (they took part of it), or two neighbours
+whose sizes break the checks' proportions (one took part of the other), are then split again
+where the CT shows the vertebral bodies' tops, when a split that fits exists.
 
 Arrays are on the model grid [Zg, S, S], grid z toward the feet.
 """

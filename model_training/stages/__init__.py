@@ -8,6 +8,8 @@ thresholds on validation phantoms, and evaluate the bundle end to end — as the
     cspine-evaluate stages masks    --bundle BUNDLE --studies 48 --out S1.npz
     cspine-evaluate stages outline  --bundle BUNDLE [--off]   # shown outlines on the bone edge
     cspine-evaluate stages levels   --data ROOT --bundle BUNDLE --out OUT  # levels vs reference
+    cspine-evaluate stages grid     --bundle BUNDLE --seeds FIRST:COUNT --out DIR  # stage 1 once
+    cspine-evaluate stages count    --cache DIR      # the level count and checks on it, as now
 
 ``export`` writes ``classifier.onnx`` (fp32, checked against Keras) and ``classifier.int8.onnx``
 when the int8 model passes the accuracy gate (:func:`model_training.deploy.gate.judge_classifier`
@@ -21,7 +23,9 @@ report and the card's ``metrics``. ``masks`` saves stage 1's label maps of the c
 trainer's validation studies (:mod:`.stage1_masks`), for ``cspine-train-classifier
 --stage1-masks``. ``outline`` sets the card's section that moves the outlines the app shows
 onto the bone edge (:mod:`.outline_card`). ``levels`` compares where the app puts each level
-with the reference labels of an RSNA-layout folder, real or phantom (:mod:`.levels`). Phantom
+with the reference labels of an RSNA-layout folder, real or phantom (:mod:`.levels`). ``grid``
+saves stage 1's raw labels of phantom studies on the model grid, and ``count`` judges the level
+count, clean-up and checks of the code as it is on them (:mod:`.grid_labels`). Phantom
 seeds:
 :mod:`model_training.datasets.crops_stream`.
 
@@ -40,6 +44,7 @@ from cspine_desktop.errors import CspineInputError
 
 from .calibrate import calibrate_bundle, fit_platt
 from .export_classifier import GATE_MAX_DROP, GATE_SEED0, QUANT_SEED0, export, quantize_bundle
+from .grid_labels import count_command, grid_command
 from .held_out import test_bundle
 from .levels import evaluate_levels
 from .outcomes import run_bundle, study_planes_eval, truth_mask_outcomes
@@ -131,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--out", required=True, help="folder for levels.json and levels.md")
     lv.add_argument("--max-studies", type=int, help="only the first N segmented studies")
     lv.add_argument("--backend", default="auto", help="engine backend (default: auto)")
+    g = sub.add_parser("grid", help="stage 1's raw labels of phantom studies, saved once")
+    g.add_argument("--bundle", required=True)
+    g.add_argument("--seeds", required=True, help="FIRST:COUNT, e.g. 96000100:100")
+    g.add_argument("--pose", default="default", help="default, askew or leaning")
+    g.add_argument("--out", required=True, help="folder of <seed>.npz (seeds there are skipped)")
+    n = sub.add_parser("count", help="the level count and checks as now, on a grid folder")
+    n.add_argument("--cache", required=True, help="the folder stages grid wrote")
+    n.add_argument("--out", help="write the report here (.json)")
     o = sub.add_parser("outline", help="move the outlines the app shows onto the bone edge")
     o.add_argument("--bundle", required=True)
     o.add_argument("--off", action="store_true", help="remove the section: outlines as stage 1")
@@ -151,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         "masks": write_masks,
         "outline": set_outline,
         "levels": _levels,
+        "grid": grid_command,
+        "count": count_command,
     }[args.step]
     try:
         step(args)

@@ -1,0 +1,209 @@
+"""Stage 1's raw labels of phantom studies on the model grid, saved once per bundle, and the
+level count and plausibility checks judged on them at any revision of the code.
+
+Most of what decides whether a study comes out assessed happens after stage 1: the level
+count (:func:`~cspine_desktop.analysis.levels.assign_levels`), the clean-up and the checks.
+Running the whole analysis again to judge a change there costs 40 minutes for the 280 studies
+of the benchmark sets; stage 1's output does not change with that code. So ``grid`` runs a
+bundle's stage 1 once on a range of phantom seeds, exactly as
+:func:`cspine_desktop.analysis.pipeline.analyze` does (``prepare_volume``, ``run_model``) and
+saves, per study, its raw labels, the CT and the phantom's true labels on the same grid, and
+what the volume itself says against a verdict (``volume_input_reasons``). ``count`` then runs
+``clean_labels`` and ``check_cleaned`` on them as the pipeline calls them, and reports, against
+the true labels, how many studies have every level assessed, how many levels are assessed,
+which assessed levels lie off their level (:func:`.levels.compare_levels`, the app's centre
+nearer another level than its own) and which carry their name on under 70 % of their true
+vertebra (:func:`.levels.misnamed_levels`), by how far the neck leans against the slices.
+
+    cspine-evaluate stages grid  --bundle assets/models/cspine-demo --seeds 96000100:100 \\
+        --out runs/grid/demo [--pose leaning]
+    cspine-evaluate stages count --cache runs/grid/demo [--out count.json]
+
+A study's file is about 3.5 MB (the CT on the grid, float32); a seed already in the folder is
+not run again, so an interrupted ``grid`` resumes, and more seed ranges can be added to one
+folder. The phantom's true labels decide nothing in ``count`` except the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cspine_desktop.errors import CspineInputError
+from cspine_desktop.vertebrae import NAMES
+
+from .levels import MIN_OWN_SHARE, compare_levels, misnamed_levels
+
+log = logging.getLogger("cspine.stages")
+
+# necks leaning more than this against the slices are counted apart (docs/benchmarks.md,
+# "What keeps the share of assessed patients under 98 %"): stage 1 fails them most
+STEEP_LEAN_DEG = 13.0
+
+
+def parse_seeds(text: str) -> range:
+    """``FIRST:COUNT`` → the seeds FIRST … FIRST + COUNT − 1."""
+    try:
+        first, count = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise CspineInputError(
+            f"--seeds is FIRST:COUNT (e.g. 96000100:100), not {text!r}"
+        ) from None
+    if count < 1 or first < 0:
+        raise CspineInputError(f"--seeds needs a first seed ≥ 0 and a count ≥ 1, not {text!r}")
+    return range(first, first + count)
+
+
+def cache_grid_labels(bundle_dir: Path, seeds: range, pose: str, out: Path) -> int:
+    """Stage 1's raw grid labels of the phantom studies ``seeds`` posed as ``pose`` (one of
+    :data:`model_training.phantom.config.POSES`), one ``<seed>.npz`` each in ``out``; seeds
+    already there are skipped. Returns how many were run."""
+    from cspine_desktop.analysis.model_pass import run_model
+    from cspine_desktop.analysis.plausibility import volume_input_reasons
+    from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
+    from cspine_desktop.inference import load_bundle, open_engine
+
+    from ..phantom import generate_study
+    from ..phantom.config import POSES, PhantomConfig
+
+    if pose not in POSES:
+        raise CspineInputError(f"--pose is one of {', '.join(sorted(POSES))}, not {pose!r}")
+    bundle = load_bundle(Path(bundle_dir))
+    cfg = PreprocessConfig.from_dict(bundle.card["preprocessing"])
+    overrides: dict[str, Any] = dict(POSES[pose])
+    config = PhantomConfig(**overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in seeds if not (out / f"{s}.npz").exists()]
+    engine = open_engine(bundle, "onnx", None, measure=False)
+    t0 = time.perf_counter()
+    try:
+        for n, seed in enumerate(todo, start=1):
+            study = generate_study(seed, config)
+            volume = study.to_volume()
+            prepared = prepare_volume(volume, cfg)
+            truth = to_grid(study.in_volume_order(study.labels), prepared)
+            grid = run_model(engine, prepared)
+            extras = study.acquisition.extras
+            np.savez_compressed(
+                out / f"{seed}.npz",
+                raw=grid.labels.astype(np.uint8),
+                hu=prepared.hu.astype(np.float32),
+                truth=truth.astype(np.uint8),
+                step=cfg.slice_step_mm,
+                px=cfg.pixel_spacing_mm,
+                problems=np.array(volume_input_reasons(volume), dtype=str),
+                meta=json.dumps(
+                    {
+                        "seed": seed,
+                        "pose": pose,
+                        "bundle": bundle.card.get("version"),
+                        "lean_deg": float(extras.get("gantry_tilt_deg", 0.0)),
+                        "coverage": str(extras.get("coverage", "neck")),
+                    }
+                ),
+            )
+            log.info("%d/%d studies (%.1f s each)", n, len(todo), (time.perf_counter() - t0) / n)
+    finally:
+        engine.close()
+    return len(todo)
+
+
+def count_study(path: Path) -> dict[str, Any]:
+    """The level count, clean-up and checks of the code as it is now on one cached study, and
+    how its assessed levels compare with the true labels."""
+    from cspine_desktop.analysis.plausibility import check_cleaned
+    from cspine_desktop.analysis.postprocess import clean_labels
+
+    with np.load(path) as d:
+        raw, hu, truth = d["raw"], d["hu"], d["truth"]
+        step, px = float(d["step"]), float(d["px"])
+        problems = tuple(str(p) for p in d["problems"])
+        meta = json.loads(str(d["meta"]))
+    clean = clean_labels(raw, slice_step_mm=step, hu=hu, pixel_mm=px)
+    check = check_cleaned(clean, (step, px, px), hu, input_problems=problems)
+    assessed = [NAMES.index(n) + 1 for n, s in check.status.items() if s == "assessed"]
+    rows = compare_levels(clean.labels, truth, step, dict(check.status))
+    all_assessed = not check.study_reasons and len(assessed) == len(NAMES)
+    reasons = [*check.study_reasons] + [
+        f"{n}: {r[0]}" for n, r in check.reasons.items() if check.status[n] != "assessed" and r
+    ]
+    labelled = clean.labels > 0
+    return {
+        "seed": meta["seed"],
+        "lean_deg": meta["lean_deg"],
+        "coverage": meta["coverage"],
+        "all_assessed": all_assessed,
+        "levels_assessed": len(assessed),
+        "first_reason": "" if all_assessed or not reasons else reasons[0],
+        "off_level": [r["level"] for r in rows if r["confident_wrong_level"]],
+        "misnamed": [
+            f"{NAMES[k - 1]} {own:.0%}" for k, own in misnamed_levels(clean.labels, truth, assessed)
+        ],
+        "at_true_level": [int((clean.labels == truth)[labelled].sum()), int(labelled.sum())],
+    }
+
+
+def count_cache(cache: Path) -> dict[str, Any]:
+    """:func:`count_study` on every study in ``cache``, and the totals."""
+    files = sorted(Path(cache).glob("*.npz"), key=lambda p: p.stem)
+    if not files:
+        raise CspineInputError(
+            f"{cache} holds no studies (cspine-evaluate stages grid writes them)"
+        )
+    studies = [count_study(f) for f in files]
+
+    def total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        right, labelled = (sum(r["at_true_level"][i] for r in rows) for i in (0, 1))
+        return {
+            "studies": len(rows),
+            "all_assessed": sum(r["all_assessed"] for r in rows),
+            "levels_assessed": sum(r["levels_assessed"] for r in rows),
+            "off_level": [f"{r['seed']} {lv}" for r in rows for lv in r["off_level"]],
+            "misnamed": [f"{r['seed']} {m}" for r in rows for m in r["misnamed"]],
+            "labelled_voxels_at_true_level": round(right / labelled, 4) if labelled else None,
+        }
+
+    steep = [r for r in studies if abs(r["lean_deg"]) > STEEP_LEAN_DEG]
+    rest = [r for r in studies if abs(r["lean_deg"]) <= STEEP_LEAN_DEG]
+    return {
+        "total": total(studies),
+        f"leaning_over_{STEEP_LEAN_DEG:g}_deg": total(steep),
+        "the_others": total(rest),
+        "coverage": dict(Counter(r["coverage"] for r in studies)),
+        "studies": studies,
+    }
+
+
+def grid_command(args: argparse.Namespace) -> None:
+    seeds = parse_seeds(args.seeds)
+    n = cache_grid_labels(Path(args.bundle), seeds, args.pose, Path(args.out))
+    print(f"stage 1 run on {n} studies ({len(seeds) - n} already in {args.out})")
+
+
+def count_command(args: argparse.Namespace) -> None:
+    report = count_cache(Path(args.cache))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    for key in ("total", f"leaning_over_{STEEP_LEAN_DEG:g}_deg", "the_others"):
+        t = report[key]
+        print(
+            f"{key}: {t['all_assessed']}/{t['studies']} studies with every level assessed, "
+            f"{t['levels_assessed']}/{len(NAMES) * t['studies']} levels assessed, "
+            f"assessed off their level {_listed(t['off_level'])}, "
+            f"assessed under {MIN_OWN_SHARE:.0%} their own {_listed(t['misnamed'])}, "
+            f"labelled voxels at their true level {t['labelled_voxels_at_true_level']}"
+        )
+    for r in report["studies"]:
+        if not r["all_assessed"]:
+            print(f"  {r['seed']} (lean {r['lean_deg']:+.1f}°): {r['first_reason'][:160]}")
+
+
+def _listed(items: list[str]) -> str:
+    return f"{len(items)} ({', '.join(items)})" if items else "0"
