@@ -33,13 +33,16 @@ PRE = PreprocessConfig()
 STEP, PX = PRE.slice_step_mm, PRE.pixel_spacing_mm
 
 
-def _grid_study(seed: int, coverage: str):
+def _grid_study(
+    seed: int, coverage: str, gantry_tilt_probability: float = PhantomConfig.gantry_tilt_probability
+):
     cfg = PhantomConfig(
         matrix=256,
         pixel_spacing_mm=(0.6, 0.75),
         slice_spacing_mm=(1.0, 2.0),
         head_neck_probability=float(coverage == "head_neck"),
         trauma_probability=float(coverage == "trauma"),
+        gantry_tilt_probability=gantry_tilt_probability,
         fov_circle_probability=0.0,
         fracture_prevalence=0.0,
     )
@@ -572,26 +575,16 @@ def test_on_a_neck_leaning_against_the_slices_two_neighbours_are_left_to_the_rea
     vertebra and the arch of the next: :func:`column_lean_deg` reads the lean from the labels
     (the phantom's upright necks within 8°), and two neighbours are then not split again
     plane by plane, so the checks leave them to the reader."""
-    cfg = PhantomConfig(
-        matrix=256,
-        pixel_spacing_mm=(0.6, 0.75),
-        slice_spacing_mm=(1.0, 2.0),
-        gantry_tilt_probability=1.0,
-        fov_circle_probability=0.0,
-        fracture_prevalence=0.0,
-    )
-    st = generate_study(5, cfg)  # leaning 19°
-    prep = prepare_volume(st.to_volume(), PRE)
-    lab = to_grid(st.in_volume_order(st.labels), prep)
+    st, hu, lab = _grid_study(5, "neck", gantry_tilt_probability=1.0)  # leaning 19°
     tilt = float(st.acquisition.extras["gantry_tilt_deg"])
     assert abs(tilt) >= 15.0
     lean = column_lean_deg(lab, STEP, PX)
     assert np.sign(lean) == np.sign(tilt) and abs(lean) > PAIR_RESPLIT_MAX_LEAN_DEG, (tilt, lean)
     taken = _taken_by(lab, 7, 6, 0.4)
     assert ("c7", 6) in _proportion_faults(_level_counts(taken).sum(axis=0))
-    res = assign_levels(taken, STEP, hu=prep.hu, pixel_mm=PX)
+    res = assign_levels(taken, STEP, hu=hu, pixel_mm=PX)
     assert not any("had been labelled as the other" in w for w in res.warnings)
-    assert check_spine(res.labels, (STEP, PX, PX), prep.hu).status["C7"] != "assessed"
+    assert check_spine(res.labels, (STEP, PX, PX), hu).status["C7"] != "assessed"
 
 
 def test_upright_necks_lean_little(studies):
