@@ -298,7 +298,7 @@ def _resplit_at_bodies(
     their boundary: the planes the two hold are split again into two runs, unless the column
     leans more than ``PAIR_RESPLIT_MAX_LEAN_DEG`` against the slices. Each boundary lies on a
     body's top found in the CT (``Anchors.body_tops``) or where the labels change now, each
-    run at least ``RESPLIT_MIN_MM`` (C3–C6) and within its level's height range; the middle
+    run at least ``RESPLIT_MIN_MM`` and within its level's height range; the middle
     of three runs no longer squeezed, two runs leaving fewer proportion faults and no new one,
     judged on the volumes the labels will have once split. Of the splits that fit,
     the one that agrees with the most predicted pixels wins, plus
@@ -455,13 +455,7 @@ def _split_again(
         if in_group[z] and in_group[z - 1] and dominant[z] != dominant[z - 1]
     }
     ranges = [
-        (
-            max(RESPLIT_MIN_MM, LEVEL_HEIGHT_MM[v - 1][0])
-            if 3 <= v <= 6
-            else LEVEL_HEIGHT_MM[v - 1][0],
-            LEVEL_HEIGHT_MM[v - 1][1],
-        )
-        for v in group
+        (max(RESPLIT_MIN_MM, LEVEL_HEIGHT_MM[v - 1][0]), LEVEL_HEIGHT_MM[v - 1][1]) for v in group
     ]
     typical = [LEVEL_TYPICAL_MM[v - 1] / step_mm for v in group]
     best: tuple[float, tuple[int, ...]] | None = None
