@@ -368,45 +368,29 @@ def _cut_levels(counts: np.ndarray) -> set[int]:
 
 
 def _proportion_faults(volume: np.ndarray, cut: Set[int] = frozenset()) -> set[tuple[str, int]]:
-    """The checks' proportions between neighbouring levels that ``volume`` (pixels of C1–C7,
-    [7]) breaks, levels in ``cut`` not compared: ("squeezed", k) — level k (C3–C6) under
-    ``SQUEEZED_SHARE`` of its neighbours' mean; ("unequal", k) — one of k and k + 1 (C3–C6)
-    under ``NEIGHBOUR_SHARE_MIN`` of the other; ("c2", 2) — C2 over ``C2_OVER_C3_MAX`` times
-    C3; ("c7", 6) — C7 under ``C7_OVER_C4_C5_MIN`` or over ``C7_OVER_C4_C5_MAX`` times the
-    mean of C4 and C5."""
+    """The checks' proportions between neighbouring levels
+    (:func:`~.plausibility.checks.proportion_faults`) that ``volume`` (pixels of C1–C7, [7])
+    breaks, the levels in ``cut`` not compared."""
     # imported here: the checks measure with postprocess, which imports this module
-    from .plausibility.limits import (
-        C2_OVER_C3_MAX,
-        C7_OVER_C4_C5_MAX,
-        C7_OVER_C4_C5_MIN,
-        NEIGHBOUR_SHARE_MIN,
-        SQUEEZED_SHARE,
-    )
+    from .plausibility.checks import proportion_faults
 
-    v = {k: float(volume[k - 1]) for k in range(1, 8) if volume[k - 1] > 0 and k not in cut}
-    faults: set[tuple[str, int]] = set()
-    for k in range(3, 7):
-        if {k - 1, k, k + 1} <= v.keys() and _squeezed(v[k], v[k - 1], v[k + 1], SQUEEZED_SHARE):
-            faults.add(("squeezed", k))
-    for k in range(3, 6):
-        if {k, k + 1} <= v.keys() and min(v[k], v[k + 1]) < NEIGHBOUR_SHARE_MIN * max(
-            v[k], v[k + 1]
-        ):
-            faults.add(("unequal", k))
-    if {2, 3} <= v.keys() and v[2] > C2_OVER_C3_MAX * v[3]:
-        faults.add(("c2", 2))
-    if {4, 5, 7} <= v.keys():
-        share = v[7] / ((v[4] + v[5]) / 2.0)
-        if not C7_OVER_C4_C5_MIN <= share <= C7_OVER_C4_C5_MAX:
-            faults.add(("c7", 6))
-    return faults
+    whole = {
+        name: float(v)
+        for k, (name, v) in enumerate(zip(NAMES, volume, strict=True), start=1)
+        if v > 0 and k not in cut
+    }
+    return proportion_faults(whole)
 
 
-def _group_fault(group: tuple[int, ...]) -> tuple[str, int]:
-    """The proportion fault a group of levels is split again for."""
+def _group_faults(group: tuple[int, ...]) -> set[tuple[str, int]]:
+    """The proportion faults a group of levels is split again for."""
     if len(group) == 3:
-        return ("squeezed", group[1])
-    return {2: ("c2", 2), 6: ("c7", 6)}.get(group[0], ("unequal", group[0]))
+        return {("squeezed", group[1])}
+    if group[0] == 2:
+        return {("c2_over_c3", 2)}
+    if group[0] == 6:
+        return {("c7_over", 7), ("c7_under", 7)}
+    return {("unequal", group[0])}
 
 
 def _split_again(
@@ -419,7 +403,7 @@ def _split_again(
 ) -> tuple[int, ...] | None:
     """(start, boundaries…, stop + 1) planes of the levels of ``group`` (two or three
     neighbours, head to feet) in ``lab`` split again (:func:`_resplit_at_bodies`), or None: the
-    group's proportion fault (:func:`_group_fault`) is not there, or no split fits. Each split
+    group's proportion faults (:func:`_group_faults`) are not there, or no split fits. Each split
     is judged on the volumes the labels would have once split (:func:`_relabel_plane` leaves a
     smaller piece the model gave the level above with it); ``counts``: :func:`_level_counts`
     of ``lab``."""
@@ -428,7 +412,7 @@ def _split_again(
 
     volume = counts.sum(axis=0).astype(np.float64)
     before = _proportion_faults(volume, cut)
-    if _group_fault(group) not in before:
+    if not _group_faults(group) & before:
         return None
     first, last = group[0], group[-1]
     dominant = np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1) + 1, 0)

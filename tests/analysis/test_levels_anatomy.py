@@ -519,7 +519,7 @@ def test_a_split_again_is_never_a_confident_wrong_level(studies):
         (("head_neck", 5), 5, 6, 0.35, ("unequal", 5)),
         (("trauma", 4), 4, 5, 0.4, ("unequal", 4)),
         (("neck", 2), 4, 5, 0.35, ("unequal", 4)),
-        (("head_neck", 1), 7, 6, 0.45, ("c7", 6)),
+        (("head_neck", 1), 7, 6, 0.45, ("c7_under", 7)),
     ],
 )
 def test_two_neighbours_one_took_part_of_the_other_are_split_again_at_the_bodies(
@@ -581,7 +581,7 @@ def test_on_a_neck_leaning_against_the_slices_two_neighbours_are_left_to_the_rea
     lean = column_lean_deg(lab, STEP, PX)
     assert np.sign(lean) == np.sign(tilt) and abs(lean) > PAIR_RESPLIT_MAX_LEAN_DEG, (tilt, lean)
     taken = _taken_by(lab, 7, 6, 0.4)
-    assert ("c7", 6) in _proportion_faults(_level_counts(taken).sum(axis=0))
+    assert ("c7_under", 7) in _proportion_faults(_level_counts(taken).sum(axis=0))
     res = assign_levels(taken, STEP, hu=hu, pixel_mm=PX)
     assert not any("had been labelled as the other" in w for w in res.warnings)
     assert check_spine(res.labels, (STEP, PX, PX), hu).status["C7"] != "assessed"

@@ -3,6 +3,7 @@ level assignment; each failure becomes a reason in plain words (see the package 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -368,11 +369,43 @@ def _uncut_ml(measures: dict[str, LevelMeasure]) -> dict[str, float]:
     return {n: m.volume_ml for n, m in measures.items() if m.cut is None}
 
 
-def _c7_share(whole: dict[str, float]) -> float | None:
+def _c7_share(whole: Mapping[str, float]) -> float | None:
     """C7's volume over the mean of C4's and C5's (uncut volumes), or None without all three."""
     if any(n not in whole for n in ("C4", "C5", "C7")):
         return None
     return whole["C7"] / ((whole["C4"] + whole["C5"]) / 2.0)
+
+
+def proportion_faults(whole: Mapping[str, float]) -> set[tuple[str, int]]:
+    """The proportions between neighbouring levels that the volumes ``whole`` (level name →
+    volume, in any one unit; the whole levels only) break, each as (rule, level number):
+    ("squeezed", k) — k (C3–C6) under ``SQUEEZED_SHARE`` of its two neighbours' mean;
+    ("unequal", k) — the smaller of k and k + 1 (C3–C6) under ``NEIGHBOUR_SHARE_MIN`` of the
+    larger; ("c2_over_c3", 2) — C2 over ``C2_OVER_C3_MAX`` times C3; ("c7_over", 7) and
+    ("c7_under", 7) — C7 over ``C7_OVER_C4_C5_MAX`` or under ``C7_OVER_C4_C5_MIN`` times the
+    mean of C4 and C5. The checks word these; the level count splits levels again to mend
+    them (:func:`~..levels.assign_levels`)."""
+    faults: set[tuple[str, int]] = set()
+    for k in range(3, 7):
+        upper, name, lower = NAMES[k - 2], NAMES[k - 1], NAMES[k]
+        if all(n in whole for n in (upper, name, lower)) and whole[name] < SQUEEZED_SHARE * (
+            (whole[upper] + whole[lower]) / 2.0
+        ):
+            faults.add(("squeezed", k))
+    for k in range(3, 6):
+        upper, lower = NAMES[k - 1], NAMES[k]
+        if upper in whole and lower in whole:
+            vu, vl = whole[upper], whole[lower]
+            if min(vu, vl) < NEIGHBOUR_SHARE_MIN * max(vu, vl):
+                faults.add(("unequal", k))
+    if "C2" in whole and "C3" in whole and whole["C2"] > C2_OVER_C3_MAX * whole["C3"]:
+        faults.add(("c2_over_c3", 2))
+    share = _c7_share(whole)
+    if share is not None and share > C7_OVER_C4_C5_MAX:
+        faults.add(("c7_over", 7))
+    if share is not None and share < C7_OVER_C4_C5_MIN:
+        faults.add(("c7_under", 7))
+    return faults
 
 
 def _check_naming(f: _Findings) -> None:
@@ -423,13 +456,15 @@ def _check_naming(f: _Findings) -> None:
             "skull base; every level below it named one too high)."
         )
     whole = _uncut_ml(f.measures)
-    if "C2" in whole and "C3" in whole and whole["C2"] > C2_OVER_C3_MAX * whole["C3"]:
+    faults = proportion_faults(whole)
+    if ("c2_over_c3", 2) in faults:
         f.study.append(
             f"C2 holds {whole['C2'] / whole['C3']:.1f} times the volume of C3 (C2 is at most "
             f"about {C2_OVER_C3_MAX:g} times C3): C2 may hold C3 as well, and every level below "
             "it be named one too low."
         )
-    if (c7 := _c7_share(whole)) is not None and c7 > C7_OVER_C4_C5_MAX:
+    if ("c7_over", 7) in faults:
+        c7 = _c7_share(whole) or 0.0
         f.study.append(
             f"C7 holds {c7:.1f} times the mean volume of C4 and C5 (C7 is at most about "
             f"{C7_OVER_C4_C5_MAX:g} times their mean): C7 may hold C6 as well, and every level "
@@ -530,14 +565,13 @@ def _check_proportions(f: _Findings) -> None:
     reported at a neighbour's level). So are two neighbours from C3 to C6 of which the smaller
     holds under ``NEIGHBOUR_SHARE_MIN`` of the larger: the larger may hold part of the other."""
     whole = _uncut_ml(f.measures)
+    faults = proportion_faults(whole)
     squeezed: set[str] = set()
     for k in range(2, 6):
         upper, name, lower = NAMES[k - 1], NAMES[k], NAMES[k + 1]
-        if any(n not in whole for n in (upper, name, lower)):
+        if ("squeezed", k + 1) not in faults:
             continue
         share = whole[name] / ((whole[upper] + whole[lower]) / 2.0)
-        if share >= SQUEEZED_SHARE:
-            continue
         f.own[name].append(
             f"{name} holds {share:.0%} of the mean volume of {upper} and {lower} (neighbouring "
             f"levels are alike, at least {SQUEEZED_SHARE:.0%}): part of {name} may be labelled "
@@ -551,12 +585,10 @@ def _check_proportions(f: _Findings) -> None:
         for n in (upper, name, lower):
             f.status[n] = INDETERMINATE
         squeezed |= {upper, name, lower}
-    for upper, lower in pairwise(NAMES[2:6]):
-        if upper not in whole or lower not in whole or {upper, lower} <= squeezed:
+    for k, (upper, lower) in enumerate(pairwise(NAMES[2:6]), start=3):
+        if ("unequal", k) not in faults or {upper, lower} <= squeezed:
             continue
         vu, vl = whole[upper], whole[lower]
-        if min(vu, vl) >= NEIGHBOUR_SHARE_MIN * max(vu, vl):
-            continue
         small, large = (upper, lower) if vu < vl else (lower, upper)
         reason = (
             f"{small} holds {min(vu, vl) / max(vu, vl):.0%} of the volume of {large} "
@@ -584,9 +616,9 @@ def _check_end_levels(f: _Findings) -> None:
             "C1, above C2, is smaller than a C1 can be: part of it may be labelled C2."
         )
         f.status["C1"] = f.status["C2"] = INDETERMINATE
-    share = _c7_share(whole)
-    if share is None or share >= C7_OVER_C4_C5_MIN:
+    if ("c7_under", 7) not in proportion_faults(whole):
         return
+    share = _c7_share(whole) or 0.0
     f.own["C7"].append(
         f"C7 holds {share:.0%} of the mean volume of C4 and C5 (C7 is the largest of them, at "
         f"least {C7_OVER_C4_C5_MIN:.0%}): part of C7 may be labelled C6, or was not found."
