@@ -57,6 +57,8 @@ class GridOutputs:
     seconds      : time spent in ``engine.predict``.
     cam          : float32 [Zg, h, w, 7] class activation (``fracture_cam``) when the engine
                    returns it, else None.
+    probabilities: float16 [Zg, S, S, 8] the ``vertebrae`` output (background, C1–C7) when
+                   asked for, else None.
     """
 
     labels: np.ndarray
@@ -65,6 +67,7 @@ class GridOutputs:
     planes: np.ndarray
     seconds: float
     cam: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
 
 
 def neck_planes(prepared: PreparedVolume, margin: int = 1) -> np.ndarray:
@@ -108,10 +111,13 @@ def run_model(
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken = None,
+    *,
+    probabilities: bool = False,
 ) -> GridOutputs:
     """Run ``engine`` on ``planes`` of ``prepared``; by default on the :func:`neck_planes`,
     coarse to fine on a long scan (see ``COARSE_MIN_PLANES``): every plane near a vertebra the
-    coarse pass found is run, the others (skull, chest) only every ``COARSE_STRIDE``-th."""
+    coarse pass found is run, the others (skull, chest) only every ``COARSE_STRIDE``-th.
+    ``probabilities``: keep the ``vertebrae`` output itself too (planes not run: background)."""
     batch_size = batch_size or choose_batch_size(engine.input_shape)
     zg, s = prepared.n_slices, prepared.cfg.input_size
     out = GridOutputs(
@@ -121,6 +127,9 @@ def run_model(
         planes=np.zeros(0, int),
         seconds=0.0,
     )
+    if probabilities:
+        out.probabilities = np.zeros((zg, s, s, len(NAMES) + 1), np.float16)
+        out.probabilities[..., 0] = 1.0
     if planes is not None:
         given = np.asarray(planes, dtype=int)
         _run_planes(engine, prepared, given, out, batch_size, cancel, _Tally(progress, len(given)))
@@ -187,6 +196,8 @@ def _run_planes(
         y = engine.predict(x)
         out.seconds += time.perf_counter() - t0
         out.labels[idx] = np.argmax(y["vertebrae"], axis=-1).astype(np.uint8)
+        if out.probabilities is not None:
+            out.probabilities[idx] = y["vertebrae"]
         out.fracture_map[idx] = np.clip(y["fracture_map"][..., 0], 0.0, 1.0)
         out.fracture_cls[idx] = y["fracture_cls"]
         if "fracture_cam" in y:

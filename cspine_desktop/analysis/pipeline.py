@@ -30,7 +30,13 @@ from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_st
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
 from .model_pass import GridOutputs, Predictor, run_model
 from .outline import OutlineConfig, outline_to_bone
-from .plausibility import FinalVerdicts, check_cleaned, final_verdicts, volume_input_reasons
+from .plausibility import (
+    FinalVerdicts,
+    SpineCheck,
+    check_cleaned,
+    final_verdicts,
+    volume_input_reasons,
+)
 from .postprocess import CleanLabels, clean_labels
 from .result import (
     AnalysisResult,
@@ -40,6 +46,7 @@ from .result import (
     operating_points,
 )
 from .stage2 import Stage2Config, Stage2Scores, score_vertebrae, with_stage2
+from .upright import leaning_failure, read_upright
 
 # share of the progress bar per stage
 _P_PREP, _P_MODEL = 0.1, 0.85
@@ -125,7 +132,16 @@ def analyze(
     report(Progress(_P_MODEL, "checking the segmentation"))
     t0 = time.perf_counter()
     aggregation = AggregationConfig.from_dict(card.get("aggregation"))
-    clean = _clean_labels(grid, prepared, cfg, aggregation)
+    spine = read_spine(
+        engine,
+        prepared,
+        grid.labels,
+        aggregation,
+        volume_input_reasons(volume),
+        cancel=cancel,
+        progress=within(report, _P_MODEL, 0.86),
+    )
+    clean = spine.clean
     scores = aggregate_study(clean.labels, grid.fracture_cls, grid.fracture_map, aggregation)
     labels = labels_from_grid(clean.labels, prepared)
     classifier: AnalysisEngine | None = getattr(engine, "classifier", None)
@@ -138,7 +154,7 @@ def analyze(
         timings["stage2"] = time.perf_counter() - t2
     thresholds = {k: float(v) for k, v in card["thresholds"].items()}
     verdict = verdicts(scores, thresholds)
-    final = _plausible_verdicts(volume, prepared, clean, aggregation, verdict)
+    final = final_verdicts(spine.check, verdict, verdict[PATIENT_KEY])
     heat_grid = fracture_heatmap(grid.fracture_map, clean.labels, cfg.pixel_spacing_mm)
     cam_grid = None
     if explain and stage2 is None:
@@ -165,27 +181,80 @@ def analyze(
         thresholds,
         backend=_backend_label(engine, classifier if stage2 is not None else None),
         sha256=str(engine.sha256),
-        warnings=[*volume.warnings, *getattr(engine, "warnings", ()), *clean.warnings],
+        warnings=[
+            *volume.warnings,
+            *getattr(engine, "warnings", ()),
+            *clean.warnings,
+            *spine.warnings,
+        ],
         timings=timings,
     )
     report(Progress(1.0, "done"))
     return AnalysisOutcome(result, volume, labels, heatmap, gradcam)
 
 
-def _clean_labels(
-    grid: GridOutputs,
+@dataclass(frozen=True)
+class SpineReading:
+    """Stage 1's labels cleaned, their levels counted and checked (:mod:`.plausibility`):
+    ``clean`` and ``check`` on the model grid, and ``warnings`` on how they were read."""
+
+    clean: CleanLabels
+    check: SpineCheck
+    warnings: tuple[str, ...] = ()
+
+
+def read_spine(
+    engine: Predictor | None,
     prepared: PreparedVolume,
-    cfg: PreprocessConfig,
+    labels: np.ndarray,
     aggregation: AggregationConfig,
-) -> CleanLabels:
-    """The model's labels cleaned up, and their levels assigned when the card asks for it."""
-    return clean_labels(
-        grid.labels,
+    input_problems: tuple[str, ...] = (),
+    *,
+    cancel: CancelToken = None,
+    progress: ProgressCallback | None = None,
+) -> SpineReading:
+    """The model's grid ``labels`` cleaned up, their levels assigned when the card asks for
+    it, and checked; where that leaves a neck leaning against the slices indeterminate, stage
+    1 (``engine``; None: not) reads it again turned upright (:mod:`.upright`), and that
+    reading stands when it passes the checks."""
+    cfg = prepared.cfg
+    step, px = cfg.slice_step_mm, cfg.pixel_spacing_mm
+    clean = clean_labels(
+        labels,
         min_voxels=aggregation.min_voxels,
-        slice_step_mm=cfg.slice_step_mm if aggregation.assign_levels else None,
+        slice_step_mm=step if aggregation.assign_levels else None,
         hu=prepared.hu,
-        pixel_mm=cfg.pixel_spacing_mm,
+        pixel_mm=px,
     )
+    check = check_cleaned(
+        clean,
+        (step, px, px),
+        prepared.hu,
+        input_problems=input_problems,
+        levels_assigned=aggregation.assign_levels,
+        min_voxels=aggregation.min_voxels,
+    )
+    lean = leaning_failure(check, clean.labels, step, px)
+    if engine is None or input_problems or lean is None:
+        return SpineReading(clean, check)
+    if progress is not None:
+        progress(Progress(0.0, "reading the leaning neck again, turned upright"))
+    again = read_upright(
+        engine,
+        prepared,
+        clean,
+        lean,
+        input_problems=input_problems,
+        min_voxels=aggregation.min_voxels,
+        assign_levels=aggregation.assign_levels,
+        cancel=cancel,
+    )
+    leaning = f"The neck leans {abs(lean):.0f}° against the slices"
+    if not again.passed:
+        note = f"{leaning}; read again turned upright, it did not pass the checks either."
+        return SpineReading(clean, check, (note,))
+    note = f"{leaning}: its vertebrae were labelled on the CT turned upright."
+    return SpineReading(again.clean, again.check, (note,))
 
 
 def _stage2_scores(
@@ -270,28 +339,6 @@ def _activation(
         explaining = cast(_Explaining, engine)  # supports_cam promises class_activation
         return lambda planes, k: explaining.class_activation(model_input(prepared, planes), k)
     return None
-
-
-def _plausible_verdicts(
-    volume: Volume,
-    prepared: PreparedVolume,
-    clean: CleanLabels,
-    aggregation: AggregationConfig,
-    verdict: dict[str, bool],
-) -> FinalVerdicts:
-    """The plausibility checks (:mod:`.plausibility`) on the cleaned grid labels, combined with
-    the model's verdicts: which of them may be given."""
-    problems = volume_input_reasons(volume)
-    cfg = prepared.cfg
-    check = check_cleaned(
-        clean,
-        (cfg.slice_step_mm, cfg.pixel_spacing_mm, cfg.pixel_spacing_mm),
-        prepared.hu,
-        input_problems=problems,
-        levels_assigned=aggregation.assign_levels,
-        min_voxels=aggregation.min_voxels,
-    )
-    return final_verdicts(check, verdict, verdict[PATIENT_KEY])
 
 
 def _vertebra_verdicts(

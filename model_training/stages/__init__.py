@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("count", help="the level count and checks as now, on a grid folder")
     n.add_argument("--cache", required=True, help="the folder stages grid wrote")
     n.add_argument("--out", help="write the report here (.json)")
+    n.add_argument(
+        "--bundle",
+        help="the bundle whose stage 1 made the cache: leaning necks left indeterminate are "
+        "read again upright with it, as analyze reads them (without it they are not)",
+    )
     o = sub.add_parser("outline", help="move the outlines the app shows onto the bone edge")
     o.add_argument("--bundle", required=True)
     o.add_argument("--off", action="store_true", help="remove the section: outlines as stage 1")

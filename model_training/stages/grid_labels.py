@@ -31,6 +31,7 @@ import json
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +116,40 @@ def cache_grid_labels(bundle_dir: Path, seeds: range, pose: str, out: Path) -> i
     return len(todo)
 
 
-def count_study(path: Path) -> dict[str, Any]:
+def count_study(path: Path, stage1: Stage1 | None = None) -> dict[str, Any]:
     """The level count, clean-up and checks of the code as it is now on one cached study, and
-    how its assessed levels compare with the true labels."""
-    from cspine_desktop.analysis.plausibility import check_cleaned
-    from cspine_desktop.analysis.postprocess import clean_labels
+    how its assessed levels compare with the true labels. With ``stage1`` (the engine and the
+    card of the bundle that made the cache), a leaning neck the first reading leaves
+    indeterminate is read again upright, as ``analyze`` reads it
+    (:func:`cspine_desktop.analysis.pipeline.read_spine`)."""
+    from cspine_desktop.analysis.aggregate import AggregationConfig
+    from cspine_desktop.analysis.pipeline import read_spine
+    from cspine_desktop.imaging.preprocess import PreparedVolume, PreprocessConfig
 
     with np.load(path) as d:
         raw, hu, truth = d["raw"], d["hu"], d["truth"]
         step, px = float(d["step"]), float(d["px"])
         problems = tuple(str(p) for p in d["problems"])
         meta = json.loads(str(d["meta"]))
-    clean = clean_labels(raw, slice_step_mm=step, hu=hu, pixel_mm=px)
-    check = check_cleaned(clean, (step, px, px), hu, input_problems=problems)
+    if stage1 is not None:
+        cfg = PreprocessConfig.from_dict(dict(stage1.card["preprocessing"]))
+        aggregation = AggregationConfig.from_dict(stage1.card.get("aggregation"))
+    else:  # the grid's spacing is all the count needs of the card
+        cfg = PreprocessConfig(slice_step_mm=step, pixel_spacing_mm=px, input_size=hu.shape[1])
+        aggregation = AggregationConfig()
+    if (cfg.slice_step_mm, cfg.pixel_spacing_mm) != (step, px):
+        raise CspineInputError(f"{path.name} was not made on the grid of the bundle given")
+    prepared = PreparedVolume(
+        hu=hu,
+        affine=np.eye(4),
+        grid_to_voxel=np.eye(4),
+        source_shape=(hu.shape[0], hu.shape[1], hu.shape[2]),
+        source_z=np.arange(hu.shape[0], dtype=np.float64),
+        cfg=cfg,
+    )
+    engine = None if stage1 is None else stage1.engine
+    spine = read_spine(engine, prepared, raw, aggregation, problems)
+    clean, check = spine.clean, spine.check
     assessed = [NAMES.index(n) + 1 for n, s in check.status.items() if s == "assessed"]
     rows = compare_levels(clean.labels, truth, step, dict(check.status))
     all_assessed = not check.study_reasons and len(assessed) == len(NAMES)
@@ -142,6 +164,7 @@ def count_study(path: Path) -> dict[str, Any]:
         "all_assessed": all_assessed,
         "levels_assessed": len(assessed),
         "first_reason": "" if all_assessed or not reasons else reasons[0],
+        "read_upright": bool(spine.warnings),
         "off_level": [r["level"] for r in rows if r["confident_wrong_level"]],
         "misnamed": [
             f"{NAMES[k - 1]} {own:.0%}" for k, own in misnamed_levels(clean.labels, truth, assessed)
@@ -150,14 +173,33 @@ def count_study(path: Path) -> dict[str, Any]:
     }
 
 
-def count_cache(cache: Path) -> dict[str, Any]:
-    """:func:`count_study` on every study in ``cache``, and the totals."""
+@dataclass(frozen=True)
+class Stage1:
+    """A bundle's stage 1 engine and model card, for the second reading of leaning necks."""
+
+    engine: Any
+    card: dict[str, Any]
+
+
+def count_cache(cache: Path, bundle_dir: Path | None = None) -> dict[str, Any]:
+    """:func:`count_study` on every study in ``cache`` (with ``bundle_dir``'s stage 1 for the
+    second reading of leaning necks), and the totals."""
     files = sorted(Path(cache).glob("*.npz"), key=lambda p: p.stem)
     if not files:
         raise CspineInputError(
             f"{cache} holds no studies (cspine-evaluate stages grid writes them)"
         )
-    studies = [count_study(f) for f in files]
+    if bundle_dir is None:
+        studies = [count_study(f) for f in files]
+    else:
+        from cspine_desktop.inference import load_bundle, open_engine
+
+        bundle = load_bundle(Path(bundle_dir))
+        engine = open_engine(bundle, "onnx", None, measure=False)
+        try:
+            studies = [count_study(f, Stage1(engine, dict(bundle.card))) for f in files]
+        finally:
+            engine.close()
 
     def total(rows: list[dict[str, Any]]) -> dict[str, Any]:
         right, labelled = (sum(r["at_true_level"][i] for r in rows) for i in (0, 1))
@@ -168,6 +210,7 @@ def count_cache(cache: Path) -> dict[str, Any]:
             "off_level": [f"{r['seed']} {lv}" for r in rows for lv in r["off_level"]],
             "misnamed": [f"{r['seed']} {m}" for r in rows for m in r["misnamed"]],
             "labelled_voxels_at_true_level": round(right / labelled, 4) if labelled else None,
+            "read_upright": sum(r["read_upright"] for r in rows),
         }
 
     steep = [r for r in studies if abs(r["lean_deg"]) > STEEP_LEAN_DEG]
@@ -188,7 +231,7 @@ def grid_command(args: argparse.Namespace) -> None:
 
 
 def count_command(args: argparse.Namespace) -> None:
-    report = count_cache(Path(args.cache))
+    report = count_cache(Path(args.cache), Path(args.bundle) if args.bundle else None)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
     for key in ("total", f"leaning_over_{STEEP_LEAN_DEG:g}_deg", "the_others"):
@@ -198,7 +241,8 @@ def count_command(args: argparse.Namespace) -> None:
             f"{t['levels_assessed']}/{len(NAMES) * t['studies']} levels assessed, "
             f"assessed off their level {_listed(t['off_level'])}, "
             f"assessed under {MIN_OWN_SHARE:.0%} their own {_listed(t['misnamed'])}, "
-            f"labelled voxels at their true level {t['labelled_voxels_at_true_level']}"
+            f"labelled voxels at their true level {t['labelled_voxels_at_true_level']}, "
+            f"read again upright {t['read_upright']}"
         )
     for r in report["studies"]:
         if not r["all_assessed"]:

@@ -68,3 +68,20 @@ def test_stage_1_saved_once_then_counted_as_the_pipeline_counts(tmp_path, capsys
             assert row["all_assessed"] and row["at_true_level"][0] > 0.98 * row["at_true_level"][1]
     shutil.copy(cache / f"{SEED}.npz", tmp_path / "shifted" / "1.npz")
     assert count_cache(tmp_path / "shifted")["total"]["studies"] == 2
+
+
+def test_count_with_the_bundle_reads_a_leaning_neck_again_as_analyze_does(tmp_path, capsys):
+    """Phantom study 96000132 leans 14.6° against the slices: counted on stage 1's saved labels
+    alone it is left indeterminate; given the bundle that made them, it is read again upright,
+    every level assessed, none under another's name, and the report says so."""
+    cache, bundle = tmp_path / "grid", str(demo_model_dir())
+    args = ["grid", "--bundle", bundle, "--seeds", "96000132:1", "--out", str(cache)]
+    assert stages_main(args) == 0
+    alone = count_cache(cache)["total"]
+    assert alone["all_assessed"] == 0 and alone["read_upright"] == 0
+    out = tmp_path / "count.json"
+    assert stages_main(["count", "--cache", str(cache), "--bundle", bundle, "--out", str(out)]) == 0
+    total = json.loads(out.read_text(encoding="utf-8"))["total"]
+    assert total["all_assessed"] == 1 and total["read_upright"] == 1
+    assert total["off_level"] == [] and total["misnamed"] == []
+    assert "read again upright 1" in capsys.readouterr().out

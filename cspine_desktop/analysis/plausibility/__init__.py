@@ -62,6 +62,7 @@ from .checks import (
     check_spine,
     input_reasons,
     volume_input_reasons,
+    with_scan_edges,
 )
 from .limits import (
     AIR_HU,
@@ -100,7 +101,7 @@ from .limits import (
     VERTEBRA_STATUSES,
     LevelRange,
 )
-from .measure import LevelMeasure, measure_levels
+from .measure import LevelMeasure, edge_cut_levels, measure_levels
 from .verdicts import FinalVerdicts, final_verdicts
 
 __all__ = [
@@ -144,8 +145,10 @@ __all__ = [
     "SpineCheck",
     "check_cleaned",
     "check_spine",
+    "edge_cut_levels",
     "final_verdicts",
     "input_reasons",
     "measure_levels",
     "volume_input_reasons",
+    "with_scan_edges",
 ]

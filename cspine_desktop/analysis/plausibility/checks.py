@@ -45,7 +45,7 @@ from .limits import (
     PARTLY_IN_VIEW,
     SQUEEZED_SHARE,
 )
-from .measure import LevelMeasure, measure_levels
+from .measure import LevelMeasure, edge_cut_levels, measure_levels
 
 
 @dataclass(frozen=True)
@@ -294,12 +294,27 @@ class _Findings:
 def _check_coverage(f: _Findings) -> None:
     """A level cut by the top or bottom edge of the scan is partly in view."""
     for n in f.present:
-        if f.measures[n].cut:
+        cut = f.measures[n].cut
+        if cut:
             f.status[n] = PARTLY_IN_VIEW
-            f.own[n].append(
-                f"{n} is cut by the {f.measures[n].cut} edge of the scan: part of it is outside "
-                "the images."
-            )
+            f.own[n].append(_cut_reason(n, cut))
+
+
+def _cut_reason(name: str, edge: str) -> str:
+    return f"{name} is cut by the {edge} edge of the scan: part of it is outside the images."
+
+
+def with_scan_edges(check: SpineCheck, labels: np.ndarray, min_voxels: int = 10) -> SpineCheck:
+    """``check`` (made on the labels in another frame: the CT turned upright, whose planes
+    reach past the scan's) with the coverage check made on ``labels`` as they lie in the scan:
+    an assessed level the scan's top or bottom edge cuts there is partly in view."""
+    cut = edge_cut_levels(labels, min_voxels)
+    status, reasons = dict(check.status), dict(check.reasons)
+    for n, edge in cut.items():
+        if status[n] == ASSESSED:
+            status[n] = PARTLY_IN_VIEW
+            reasons[n] = (*reasons[n], _cut_reason(n, edge))
+    return SpineCheck(check.study_reasons, status, reasons, check.measures)
 
 
 def _check_bone(f: _Findings) -> None:

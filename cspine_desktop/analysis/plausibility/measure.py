@@ -116,6 +116,30 @@ def _level_canal(
     return found[0] if best is None else best
 
 
+def _edge_cut(area: np.ndarray) -> str | None:
+    """``"top"`` or ``"bottom"`` when a level's pixels per plane ``area`` reach the first or
+    last plane with at least ``EDGE_CUT_FRACTION`` of its largest plane, else None."""
+    largest = float(area.max())
+    if area[0] > 0 and area[0] >= EDGE_CUT_FRACTION * largest:
+        return "top"
+    if area[-1] > 0 and area[-1] >= EDGE_CUT_FRACTION * largest:
+        return "bottom"
+    return None
+
+
+def edge_cut_levels(labels: np.ndarray, min_voxels: int = 10) -> dict[str, str]:
+    """The levels (with at least ``min_voxels`` pixels on some plane) that the top or bottom
+    edge of the scan cuts, as :func:`measure_levels` finds them: name → ``"top"``/``"bottom"``."""
+    flat = np.asarray(labels).reshape(labels.shape[0], -1)
+    out = {}
+    for i, name in enumerate(NAMES):
+        area = (flat == i + 1).sum(axis=1)
+        cut = _edge_cut(area) if area.max() >= min_voxels else None
+        if cut:
+            out[name] = cut
+    return out
+
+
 def measure_levels(
     labels: np.ndarray,
     spacing: tuple[float, float, float],
@@ -147,11 +171,7 @@ def measure_levels(
         rows = np.nonzero(mask.any(axis=(0, 2)))[0]
         largest = float(areas[:, i].max())
         core = np.nonzero(areas[:, i] >= max(min_voxels, CORE_PLANE_SHARE * largest))[0]
-        cut = None
-        if areas[0, i] >= EDGE_CUT_FRACTION * largest and areas[0, i] > 0:
-            cut = "top"
-        elif areas[-1, i] >= EDGE_CUT_FRACTION * largest and areas[-1, i] > 0:
-            cut = "bottom"
+        cut = _edge_cut(areas[:, i])
         with_c2 = name == "C1" and areas[:, 1].max() >= min_voxels
         middle = float((areas[:, i] * np.arange(nz)).sum() / max(areas[:, i].sum(), 1))
         area, centre, hole, (h0, h1) = _level_canal(

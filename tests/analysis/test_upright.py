@@ -1,0 +1,143 @@
+"""A neck leaning against the slices read again on its CT turned upright: the turn itself on a
+drawn column, and the demo model's stage 1 on phantom necks that lean, one it then labels right
+and one it does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cspine_desktop.analysis.aggregate import AggregationConfig
+from cspine_desktop.analysis.levels import column_lean_deg
+from cspine_desktop.analysis.model_pass import run_model
+from cspine_desktop.analysis.pipeline import analyze, read_spine
+from cspine_desktop.analysis.plausibility import ASSESSED, INDETERMINATE
+from cspine_desktop.analysis.upright import UPRIGHT_MIN_LEAN_DEG, Turn, leaning_failure
+from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
+from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
+from cspine_desktop.vertebrae import NAMES
+from model_training.phantom import generate_study
+from model_training.stages.levels import compare_levels, misnamed_levels
+
+STEP, PX = 1.25, 1.0
+
+
+def _leaning_column(lean_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Seven 10-plane blocks stacked into a column whose centre moves back by tan(lean) per
+    millimetre down (labels 1–7), on soft tissue; the first plane is bone across the image."""
+    z, s = 90, 96
+    labels = np.zeros((z, s, s), np.uint8)
+    slope = np.tan(np.radians(lean_deg)) * STEP / PX  # rows per plane
+    for k in range(7):
+        for p in range(8 + 10 * k, 18 + 10 * k):
+            row = round(30 + slope * p)
+            labels[p, row - 6 : row + 6, 42:54] = k + 1
+    hu = np.where(labels > 0, 700.0, 40.0).astype(np.float32)
+    hu[0] = 300.0
+    return labels, hu
+
+
+def _dice(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    x, y = a == k, b == k
+    return 2.0 * float((x & y).sum()) / float(x.sum() + y.sum())
+
+
+def test_the_turn_stands_the_column_upright_and_gives_its_labels_back():
+    labels, hu = _leaning_column(16.0)
+    lean = column_lean_deg(labels, STEP, PX)
+    assert 15.0 < lean < 17.0
+    turn = Turn.upright(labels, lean, STEP, PX, 5.0)
+
+    upright = turn.to_upright(labels, labels=True)
+    assert abs(column_lean_deg(upright, STEP, PX)) < 1.5
+    less = turn.to_upright(labels, 5.0, labels=True)
+    assert 3.5 < column_lean_deg(less, STEP, PX) < 6.5  # still leaning its own way
+    assert upright.shape[0] == labels.shape[0] + 2 * turn.pad
+
+    back = turn.labels_back(upright)
+    assert back.shape == labels.shape
+    assert min(_dice(back, labels, k) for k in range(1, 8)) > 0.9
+
+    # beyond the scan the turned CT repeats the scan's own planes: no air comes in
+    assert turn.to_upright(hu)[: turn.pad].min() >= 40.0 - 1e-3
+
+    # class scores read on the CT left leaning 5° land where the upright ones are
+    onehot = np.eye(8, dtype=np.float32)[less]
+    moved = turn.into_upright(onehot, 5.0)
+    assert np.allclose(moved.sum(axis=-1), 1.0, atol=1e-4)
+    assert min(_dice(moved.argmax(axis=-1), upright, k) for k in range(1, 8)) > 0.85
+
+
+@pytest.fixture(scope="module")
+def demo():
+    bundle = load_bundle(demo_model_dir())
+    engine = open_engine(bundle, "onnx", None, measure=False)
+    yield engine, bundle.card
+    engine.close()
+
+
+def _stage_1(seed: int, engine, card):
+    study = generate_study(seed)
+    volume = study.to_volume()
+    prepared = prepare_volume(volume, PreprocessConfig.from_dict(dict(card["preprocessing"])))
+    truth = to_grid(study.in_volume_order(study.labels), prepared)
+    return study, volume, prepared, truth, run_model(engine, prepared).labels
+
+
+def test_a_leaning_neck_read_upright_is_assessed_with_every_level_in_place(demo):
+    """Phantom study 96000132 leans 14.6° against the slices (its gantry tilt): the demo
+    model's first reading names a C2 part as C1 and the checks leave it indeterminate. Read
+    again upright, every level is assessed on its own vertebra; end to end, so is the
+    patient, and the result says how it was read."""
+    engine, card = demo
+    study, volume, prepared, truth, raw = _stage_1(96000132, engine, card)
+    assert abs(study.acquisition.extras["gantry_tilt_deg"]) > 13.0
+    aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    step, px = prepared.cfg.slice_step_mm, prepared.cfg.pixel_spacing_mm
+
+    first = read_spine(None, prepared, raw, aggregation)
+    assert first.check.study_reasons and first.warnings == ()
+    assert leaning_failure(first.check, first.clean.labels, step, px) > UPRIGHT_MIN_LEAN_DEG
+
+    again = read_spine(engine, prepared, raw, aggregation)
+    assert not again.check.study_reasons
+    assert all(again.check.status[n] == ASSESSED for n in NAMES)
+    assert "turned upright" in again.warnings[0]
+    assert again.clean.labels.shape == raw.shape
+    assert misnamed_levels(again.clean.labels, truth, list(range(1, 8))) == []
+    rows = compare_levels(again.clean.labels, truth, step, dict(again.check.status))
+    assert not any(r["confident_wrong_level"] for r in rows)
+
+    result = analyze(volume, engine, card, explain=False).result
+    assert result.patient_overall.status == ASSESSED
+    assert all(v.status == ASSESSED for v in result.vertebrae)
+    assert any("turned upright" in w for w in result.warnings)
+
+
+def test_an_upright_reading_that_fails_too_leaves_the_first_and_its_reasons(demo):
+    """Phantom study 95000008 leans 17.7°: read upright, stage 1 still names C2 as C1 (its
+    "C1" is 8 mm across). The first reading stands, indeterminate with its own reasons, and
+    the warning says it was read again."""
+    engine, card = demo
+    _, _, prepared, _, raw = _stage_1(95000008, engine, card)
+    aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    first = read_spine(None, prepared, raw, aggregation)
+    again = read_spine(engine, prepared, raw, aggregation)
+    assert again.check == first.check and np.array_equal(again.clean.labels, first.clean.labels)
+    assert again.check.study_reasons
+    assert not any(again.check.status[n] == ASSESSED for n in NAMES)
+    assert "did not pass the checks either" in again.warnings[0]
+
+
+def test_an_upright_neck_is_read_once(demo):
+    """Phantom study 97200062 stands upright and stage 1 leaves C6 and C7 indeterminate: no
+    second reading (its column leans under the limit), the first stands."""
+    engine, card = demo
+    _, _, prepared, _, raw = _stage_1(97200062, engine, card)
+    step, px = prepared.cfg.slice_step_mm, prepared.cfg.pixel_spacing_mm
+    aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    spine = read_spine(engine, prepared, raw, aggregation)
+    assert spine.warnings == ()
+    assert any(spine.check.status[n] == INDETERMINATE for n in NAMES)
+    assert abs(column_lean_deg(spine.clean.labels, step, px)) <= UPRIGHT_MIN_LEAN_DEG
+    assert leaning_failure(spine.check, spine.clean.labels, step, px) is None
