@@ -26,7 +26,7 @@ Arrays are on the model grid [Zg, S, S], grid z toward the feet.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 from itertools import combinations, pairwise
 
@@ -715,6 +715,41 @@ def _agrees_with_anatomy(
         if not C2_BELOW_TIP_RANGE_MM[0] <= c2 <= C2_BELOW_TIP_RANGE_MM[1]:
             return False
     return True
+
+
+def onto_body_tops(
+    labels: np.ndarray, body_tops: Sequence[int], reach: tuple[int, int] = (2, 3)
+) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Labels whose boundaries from C2|C3 to C6|C7 (the plane from which most labelled pixels
+    are the lower level) lie ``reach`` planes (2–3) from a body's top found in the CT are
+    moved onto it: the planes between are given to the level the top begins (bone pieces of
+    the two levels only; :func:`_relabel_plane`). For labels read on planes square to the
+    column only: where a neck leans, a plane holds one body and the next one's arch. Returns
+    the labels and the boundaries moved, (level below, from plane, to plane) each."""
+    lab = np.array(labels, dtype=np.uint8, copy=True)
+    tops = np.asarray(body_tops, dtype=int)
+    if tops.size == 0:
+        return lab, []
+    counts = _level_counts(lab)
+    held = counts.sum(axis=1) >= NOISE_LEVEL_VOXELS
+    most = np.where(held, counts.argmax(axis=1) + 1, 0)
+    moved = []
+    for k in range(3, len(NAMES) + 1):
+        starts = np.flatnonzero((most[1:] == k) & (most[:-1] == k - 1)) + 1
+        if starts.size != 1:
+            continue
+        start = int(starts[0])
+        top = int(tops[np.argmin(np.abs(tops - start))])
+        if not reach[0] <= abs(top - start) <= reach[1]:
+            continue
+        level = k if top < start else k - 1
+        for z in range(min(top, start), max(top, start)):
+            pair = (lab[z] == k - 1) | (lab[z] == k)
+            plane = np.where(pair, lab[z], 0).astype(np.uint8)
+            _relabel_plane(plane, level)
+            lab[z][pair] = plane[pair]
+        moved.append((k, start, top))
+    return lab, moved
 
 
 def _relabel_plane(plane: np.ndarray, level: int) -> None:

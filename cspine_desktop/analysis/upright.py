@@ -39,7 +39,8 @@ import numpy as np
 from ..imaging.preprocess import PreparedVolume
 from ..progress import CancelToken
 from ..vertebrae import NAMES
-from .levels import column_lean_deg
+from .anchors import find_anchors
+from .levels import column_lean_deg, onto_body_tops
 from .model_pass import Predictor, run_model
 from .plausibility import (
     ASSESSED,
@@ -202,6 +203,9 @@ def read_upright(
         hu=upright_hu,
         pixel_mm=px,
     )
+    if assign_levels:  # planes square to the column: the bodies' tops found in the CT hold
+        tops = find_anchors(upright_hu, upright.labels, step, px).body_tops
+        upright = replace(upright, labels=onto_body_tops(upright.labels, tops)[0])
     check = check_cleaned(
         upright,
         (step, px, px),

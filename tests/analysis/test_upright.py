@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cspine_desktop.analysis.aggregate import AggregationConfig
-from cspine_desktop.analysis.levels import column_lean_deg
+from cspine_desktop.analysis.levels import column_lean_deg, onto_body_tops
 from cspine_desktop.analysis.model_pass import run_model
 from cspine_desktop.analysis.pipeline import analyze, read_spine
 from cspine_desktop.analysis.plausibility import ASSESSED, INDETERMINATE
@@ -66,6 +66,25 @@ def test_the_turn_stands_the_column_upright_and_gives_its_labels_back():
     moved = turn.into_upright(onehot, 5.0)
     assert np.allclose(moved.sum(axis=-1), 1.0, atol=1e-4)
     assert min(_dice(moved.argmax(axis=-1), upright, k) for k in range(1, 8)) > 0.85
+
+
+def test_boundaries_move_onto_a_body_top_two_or_three_planes_away_and_no_further():
+    """Upright levels of 10 planes each (C2 from plane 10): C6|C7 at plane 60 with C7's top
+    found at 57 moves there (C6's small arch piece stays C6); C4|C5 at 40 with a top at 39 (as
+    good as on it) and C3|C4 at 30 with one at 25 (another body's) stay."""
+    labels = np.zeros((80, 32, 32), np.uint8)
+    for k in range(2, 8):
+        labels[10 * (k - 1) : 10 * k, 8:24, 8:24] = k
+    labels[57:60, 28:31, 14:17] = 6  # an arch of C6 behind C7's body: its own piece
+    labels[57:60, 26:28, 14:17] = 0
+    moved, which = onto_body_tops(labels, (25, 39, 57))
+    assert which == [(7, 60, 57)]
+    assert (moved[57:60, 8:24, 8:24] == 7).all() and (moved[57:60, 28:31, 14:17] == 6).all()
+    assert np.array_equal(moved[:57], labels[:57]) and np.array_equal(moved[60:], labels[60:])
+    assert onto_body_tops(labels, ())[1] == []
+    # a top below the boundary gives the planes between to the level above
+    down, which = onto_body_tops(labels, (62,))
+    assert which == [(7, 60, 62)] and (down[60:62, 8:24, 8:24] == 6).all()
 
 
 @pytest.fixture(scope="module")
