@@ -11,18 +11,9 @@ from cspine_desktop.analysis.pipeline import analyze
 from cspine_desktop.imaging import load_study
 from cspine_desktop.imaging.volume import Volume
 from cspine_desktop.imaging.windows import BONE, apply_window
-from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 
 pytestmark = pytest.mark.slow
 SEED = 777001  # never used for training (training seeds start at 1000, tests at 0)
-
-
-@pytest.fixture(scope="module")
-def demo():
-    bundle = load_bundle(demo_model_dir())
-    engine = open_engine(bundle, "onnx", None, measure=False)
-    yield engine, bundle.card
-    engine.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from cspine_desktop.analysis.pipeline import analyze, read_spine
 from cspine_desktop.analysis.plausibility import ASSESSED, INDETERMINATE
 from cspine_desktop.analysis.upright import UPRIGHT_MIN_LEAN_DEG, Turn, leaning_failure
 from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
-from cspine_desktop.inference import demo_model_dir, load_bundle, open_engine
 from cspine_desktop.vertebrae import NAMES
 from model_training.phantom import generate_study
 from model_training.stages.levels import compare_levels, misnamed_levels
@@ -87,14 +86,6 @@ def test_boundaries_move_onto_a_body_top_two_or_three_planes_away_and_no_further
     assert which == [(7, 60, 62)] and (down[60:62, 8:24, 8:24] == 6).all()
 
 
-@pytest.fixture(scope="module")
-def demo():
-    bundle = load_bundle(demo_model_dir())
-    engine = open_engine(bundle, "onnx", None, measure=False)
-    yield engine, bundle.card
-    engine.close()
-
-
 def _stage_1(seed: int, engine, card):
     study = generate_study(seed)
     volume = study.to_volume()
@@ -103,6 +94,7 @@ def _stage_1(seed: int, engine, card):
     return study, volume, prepared, truth, run_model(engine, prepared).labels
 
 
+@pytest.mark.slow
 def test_a_leaning_neck_read_upright_is_assessed_with_every_level_in_place(demo):
     """Phantom study 96000132 leans 14.6° against the slices (its gantry tilt): the demo
     model's first reading names a C2 part as C1 and the checks leave it indeterminate. Read
@@ -133,6 +125,7 @@ def test_a_leaning_neck_read_upright_is_assessed_with_every_level_in_place(demo)
     assert any("turned upright" in w for w in result.warnings)
 
 
+@pytest.mark.slow
 def test_an_upright_reading_that_fails_too_leaves_the_first_and_its_reasons(demo):
     """Phantom study 95000008 leans 17.7°: read upright, stage 1 still names C2 as C1 (its
     "C1" is 8 mm across). The first reading stands, indeterminate with its own reasons, and
@@ -148,6 +141,7 @@ def test_an_upright_reading_that_fails_too_leaves_the_first_and_its_reasons(demo
     assert "did not pass the checks either" in again.warnings[0]
 
 
+@pytest.mark.slow
 def test_an_upright_neck_is_read_once(demo):
     """Phantom study 97200062 stands upright and stage 1 leaves C6 and C7 indeterminate: no
     second reading (its column leans under the limit), the first stands."""
