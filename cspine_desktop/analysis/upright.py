@@ -16,10 +16,12 @@ upright, and turned to lean ``UPRIGHT_SECOND_DEG`` still (about the slope an upr
 column shows in the planes). The two outputs are averaged in the upright frame (a prediction
 that holds under a few degrees of turn, not one angle's accident), and the level count, the
 clean-up and every check run there, where the vertebrae lie one above another in the planes as
-the count expects. The reading replaces the first only when it leaves no study reason and no
-level indeterminate; its labels are turned back onto the model grid, and the coverage check is
-made there (the upright frame reaches past the scan's ends). Otherwise the first reading stands,
-with its reasons.
+the count expects; there too a boundary 2–3 planes from a vertebral body's top found in the CT
+is moved onto it (:func:`~.levels.onto_body_tops`: the upright labels had given the top of C7
+to C6 on two phantom necks, with the top found exactly at the true boundary). The reading
+replaces the first only when it leaves no study reason and no level indeterminate; its labels
+are turned back onto the model grid, and the coverage check is made there (the upright frame
+reaches past the scan's ends). Otherwise the first reading stands, with its reasons.
 
 The upright frame is padded with the scan's own first and last planes, repeated: stage 1's input
 holds planes up to 20 mm away, clamped to the scan's ends in training; planes of air added
