@@ -30,14 +30,8 @@ from .aggregate import PATIENT_KEY, AggregationConfig, StudyScores, aggregate_st
 from .explain import class_activation_grid, fracture_heatmap, stored_activation
 from .model_pass import GridOutputs, Predictor, run_model
 from .outline import OutlineConfig, outline_to_bone
-from .plausibility import (
-    FinalVerdicts,
-    SpineCheck,
-    check_cleaned,
-    final_verdicts,
-    volume_input_reasons,
-)
-from .postprocess import CleanLabels, clean_labels
+from .plausibility import FinalVerdicts, SpineCheck, final_verdicts, volume_input_reasons
+from .postprocess import CleanLabels
 from .result import (
     AnalysisResult,
     ModelInfo,
@@ -46,7 +40,7 @@ from .result import (
     operating_points,
 )
 from .stage2 import Stage2Config, Stage2Scores, score_vertebrae, with_stage2
-from .upright import leaning_failure, read_upright
+from .upright import clean_and_check, leaning_failure, read_upright
 
 # share of the progress bar per stage
 _P_PREP, _P_MODEL = 0.1, 0.85
@@ -218,24 +212,18 @@ def read_spine(
     1 (``engine``; None: not) reads it again turned upright (:mod:`.upright`), and that
     reading stands when it passes the checks."""
     cfg = prepared.cfg
-    step, px = cfg.slice_step_mm, cfg.pixel_spacing_mm
-    clean = clean_labels(
+    clean, check = clean_and_check(
         labels,
-        min_voxels=aggregation.min_voxels,
-        slice_step_mm=step if aggregation.assign_levels else None,
-        hu=prepared.hu,
-        pixel_mm=px,
-    )
-    check = check_cleaned(
-        clean,
-        (step, px, px),
         prepared.hu,
+        cfg,
         input_problems=input_problems,
-        levels_assigned=aggregation.assign_levels,
         min_voxels=aggregation.min_voxels,
+        assign_levels=aggregation.assign_levels,
     )
-    lean = leaning_failure(check, clean.labels, step, px)
-    if engine is None or input_problems or lean is None:
+    if engine is None or input_problems:
+        return SpineReading(clean, check)
+    lean = leaning_failure(check, clean.labels, cfg.slice_step_mm, cfg.pixel_spacing_mm)
+    if lean is None:
         return SpineReading(clean, check)
     if progress is not None:
         progress(Progress(0.0, "reading the leaning neck again, turned upright"))

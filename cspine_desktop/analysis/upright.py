@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from ..imaging.preprocess import PreparedVolume
+from ..imaging.preprocess import PreparedVolume, PreprocessConfig
 from ..progress import CancelToken
 from ..vertebrae import NAMES
 from .anchors import find_anchors
@@ -150,14 +150,47 @@ class Turn:
 class UprightReading:
     """Stage 1's second reading of a leaning neck: ``clean`` holds the labels turned back onto
     the model grid (the rest of it is the level count's in the upright frame), ``check`` the
-    checks made upright with the coverage made on the model grid, ``lean_deg`` the lean the CT
-    was turned by, and ``passed`` whether it leaves no study reason and no level
-    indeterminate."""
+    checks made upright with the coverage made on the model grid, and ``passed`` whether it
+    leaves no study reason and no level indeterminate."""
 
     clean: CleanLabels
     check: SpineCheck
-    lean_deg: float
     passed: bool
+
+
+def clean_and_check(
+    labels: np.ndarray,
+    hu: np.ndarray,
+    cfg: PreprocessConfig,
+    *,
+    input_problems: tuple[str, ...] = (),
+    min_voxels: int = 10,
+    assign_levels: bool = True,
+    onto_bodies: bool = False,
+) -> tuple[CleanLabels, SpineCheck]:
+    """Stage 1's grid ``labels`` cleaned up, their levels assigned (``assign_levels``) and,
+    with ``onto_bodies`` (planes square to the column), their boundaries moved onto the bodies'
+    tops found in ``hu`` (:func:`~.levels.onto_body_tops`); then checked, as every reading is."""
+    step, px = cfg.slice_step_mm, cfg.pixel_spacing_mm
+    clean = clean_labels(
+        labels,
+        min_voxels=min_voxels,
+        slice_step_mm=step if assign_levels else None,
+        hu=hu,
+        pixel_mm=px,
+    )
+    if onto_bodies and assign_levels:
+        tops = find_anchors(hu, clean.labels, step, px).body_tops
+        clean = replace(clean, labels=onto_body_tops(clean.labels, tops)[0])
+    check = check_cleaned(
+        clean,
+        (step, px, px),
+        hu,
+        input_problems=input_problems,
+        levels_assigned=assign_levels,
+        min_voxels=min_voxels,
+    )
+    return clean, check
 
 
 def leaning_failure(
@@ -197,29 +230,19 @@ def read_upright(
         p = p if extra == 0.0 else turn.into_upright(p, extra)
         mean = p if mean is None else mean + p
     assert mean is not None
-    labels = np.argmax(mean, axis=-1).astype(np.uint8)
-    upright = clean_labels(
-        labels,
-        min_voxels=min_voxels,
-        slice_step_mm=step if assign_levels else None,
-        hu=upright_hu,
-        pixel_mm=px,
-    )
-    if assign_levels:  # planes square to the column: the bodies' tops found in the CT hold
-        tops = find_anchors(upright_hu, upright.labels, step, px).body_tops
-        upright = replace(upright, labels=onto_body_tops(upright.labels, tops)[0])
-    check = check_cleaned(
-        upright,
-        (step, px, px),
+    upright, check = clean_and_check(
+        np.argmax(mean, axis=-1).astype(np.uint8),
         upright_hu,
+        cfg,
         input_problems=input_problems,
-        levels_assigned=assign_levels,
         min_voxels=min_voxels,
+        assign_levels=assign_levels,
+        onto_bodies=True,
     )
     passed = not _unsure(check)
     back = turn.labels_back(upright.labels)
     check = with_scan_edges(check, back, min_voxels)
-    return UprightReading(replace(upright, labels=back), check, lean_deg, passed)
+    return UprightReading(replace(upright, labels=back), check, passed)
 
 
 def _unsure(check: SpineCheck) -> bool:
