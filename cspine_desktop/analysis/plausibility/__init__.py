@@ -23,7 +23,7 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   ``SQUEEZED_SHARE`` of their mean volume (neighbouring vertebrae are alike; a level much
   smaller than its neighbours has lost part of itself to them, and it and they are
   indeterminate), the smaller of two neighbours from C3 to C6 at least ``NEIGHBOUR_SHARE_MIN``
-  of the larger, C1 at least ``C1_OVER_C2_MIN`` of C2's volume and C7 (the largest) at least
+  of the larger (else both, and the larger's other neighbour, are indeterminate), C1 at least ``C1_OVER_C2_MIN`` of C2's volume and C7 (the largest) at least
   ``C7_OVER_C4_C5_MIN`` of the mean of C4 and C5 (else the two neighbours, C1 and C2, or C6
   and C7 are indeterminate);
 * **the canal** — each level's outline (axial footprint) encloses a vertebral canal of at least
@@ -31,7 +31,9 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   gaps up to ``CANAL_GAP_MM`` bridged), and the canal runs on from level to level;
 * **the level assignment** — it relabelled at most ``MAX_RELABELLED_FRACTION`` of the pixels
   (where the dens, the first ribs and every vertebral body's top found in the CT agreed with
-  the levels it counted, ``levels_confirmed``, only C1 and C2 are then left to the reader),
+  the levels it counted, ``levels_confirmed``, only C1 and C2 are then left to the reader;
+  where they did not, a count that relabelled over ``levels.RELABEL_WARNING_SHARE`` leaves
+  C1 and C2 to the reader too),
   and, with the thorax in view, C7 lies just above the first ribs (T1's; ``level_problems``
   from :func:`~cspine_desktop.analysis.levels.assign_levels`); C1 or C2 larger than it can be
   (the count started on the skull base or on C1) makes every level indeterminate, and so do
