@@ -643,6 +643,24 @@ def test_a_large_c7_whose_top_is_labelled_c6_is_left_to_the_reader_with_c5_and_c
     )
 
 
+def test_a_c7_smaller_than_any_c7_makes_every_level_indeterminate(spine):
+    """Only C7's top 2 planes labelled (the rest unlabelled, the scan going on below): no whole
+    C7 was found, and the levels above may be named one too low (phantom 99000064's true
+    labels so named, held out)."""
+    labels, hu = spine
+    planes = _planes(labels, 7)
+    check = check_spine(_relabelled(labels, 7, planes[2:], 0), SPACING, hu)
+    assert check.study_reasons[0].startswith("C7 is smaller than any C7 (")
+    assert check.study_reasons[0].endswith(
+        "the true C7 may be labelled C6, with every level above it named one too low."
+    )
+    assert "assessed" not in check.status.values()
+    # the same sliver cut by the scan's edge is partly in view, not a naming
+    cut = _relabelled(labels, 7, planes[2:], 0)[: planes[1] + 1]
+    edge = check_spine(cut, SPACING, hu[: planes[1] + 1])
+    assert edge.study_reasons == () and edge.status["C7"] == "partly_in_view"
+
+
 def test_a_c1_mostly_not_found_leaves_c1_and_c2_to_the_reader(spine):
     labels, hu = spine
     planes = _planes(labels, 1)

@@ -43,7 +43,8 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   more than ``C1_OVER_C2_MAX`` times C2's volume (C1 and C2 labelled C1 together), a C2
   more than ``C2_OVER_C3_MAX`` times C3's or a C7 more than ``C7_OVER_C4_C5_MAX`` times C4 and
   C5's mean (two vertebrae named as one), no C7
-  though the images go on ``LOWEST_SEEN_BELOW_MM`` below the lowest level found;
+  though the images go on ``LOWEST_SEEN_BELOW_MM`` below the lowest level found, or a C7 smaller
+  than any C7;
 * **coverage** — a level cut by the top or bottom edge of the scan is *partly in view*.
 
 Reasons about the whole study make every vertebra and the patient indeterminate; a reason

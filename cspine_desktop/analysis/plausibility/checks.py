@@ -519,8 +519,17 @@ def _check_order(f: _Findings, dz: float) -> None:
 def _check_below(f: _Findings, n_planes: int, dz: float) -> None:
     """C7 found, or the images end within ``LOWEST_SEEN_BELOW_MM`` of the lowest level found:
     otherwise the vertebra below it is in the images and was not found — missed, or every
-    level was named one too low (the true C7 named C6)."""
-    if not f.present or "C7" in f.measures:
+    level was named one too low (the true C7 named C6). A C7 found but smaller than any C7 (not
+    cut by the scan) says the same: on a held-out phantom whose true labels were named one too
+    low, the count kept C3–C6's wrong names and left "C7" a 1.3 ml sliver of T1's neighbour."""
+    c7 = f.measures.get("C7")
+    if c7 is not None and c7.cut is None and _too_small(c7):
+        f.study.append(
+            f"C7 is smaller than any C7 ({c7.volume_ml:.1f} ml): the true C7 may be labelled C6, "
+            "with every level above it named one too low."
+        )
+        return
+    if not f.present or c7 is not None:
         return
     low = f.measures[f.present[-1]]
     below = (n_planes - 1 - low.last_plane) * dz
@@ -534,6 +543,11 @@ def _check_below(f: _Findings, n_planes: int, dz: float) -> None:
         f"{nxt} was found there: {low.name} may be {nxt}, with every level above it named one "
         "too low, or the vertebrae below it were missed."
     )
+
+
+def _too_small(m: LevelMeasure) -> bool:
+    """A measure of ``m`` under its level's range."""
+    return any(value < lo for _, value, _, (lo, _), _ in _size_measures(m))
 
 
 def _check_canal(f: _Findings) -> None:
