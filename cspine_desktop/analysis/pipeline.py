@@ -232,7 +232,6 @@ def read_spine(
         prepared,
         clean,
         lean,
-        input_problems=input_problems,
         min_voxels=aggregation.min_voxels,
         assign_levels=aggregation.assign_levels,
         cancel=cancel,

@@ -210,13 +210,13 @@ def read_upright(
     first: CleanLabels,
     lean_deg: float,
     *,
-    input_problems: tuple[str, ...] = (),
     min_voxels: int = 10,
     assign_levels: bool = True,
     cancel: CancelToken = None,
 ) -> UprightReading:
     """Stage 1 on the CT turned upright by ``lean_deg`` and on it left leaning
-    ``UPRIGHT_SECOND_DEG``, averaged, counted, cleaned and checked upright (see the module)."""
+    ``UPRIGHT_SECOND_DEG``, averaged, counted, cleaned and checked upright (see the module).
+    Only a study whose input raised no reason is read again, so none is passed on."""
     cfg = prepared.cfg
     step, px = cfg.slice_step_mm, cfg.pixel_spacing_mm
     turn = Turn.upright(first.labels, lean_deg, step, px, UPRIGHT_SECOND_DEG)
@@ -234,7 +234,6 @@ def read_upright(
         np.argmax(mean, axis=-1).astype(np.uint8),
         upright_hu,
         cfg,
-        input_problems=input_problems,
         min_voxels=min_voxels,
         assign_levels=assign_levels,
         onto_bodies=True,

@@ -709,14 +709,14 @@ def _check_assignment(
                 f"{relabelled}pixels and left no C1 above {f.present[0]}: what was labelled C1 "
                 "may have been C1 and C2 together, and every level below it named one too low."
             )
-    if relabelled_fraction <= MAX_RELABELLED_FRACTION:
-        if not confirmed and relabelled_fraction > RELABEL_WARNING_SHARE:
+        if not confirmed and relabelled_fraction <= MAX_RELABELLED_FRACTION:
             _leave_c1_c2(
                 f,
                 f"The levels were counted again ({relabelled_fraction:.0%} of the labels "
                 "changed) and the anatomy in the CT did not confirm the count: C1 and C2 may be "
                 "named wrong.",
             )
+    if relabelled_fraction <= MAX_RELABELLED_FRACTION:
         return
     if not confirmed:
         f.study.append(
