@@ -24,6 +24,22 @@ DISC_WAIST = 0.6  # bone across a bridged disc's plane, at most this share of th
 DENS_HU = BONE_HU[-1]
 DENS_BONE_MM = 2.0
 DENS_MAX_MM = 20.0
+# C1's anterior arch may touch the dens in the midline (the atlanto-dental joint is 1–3 mm
+# wide, thinner than a pixel where the arch leans on the dens): the two are then one bone
+# component, and the arch is told by a thin run in front of the dens with a gap between over
+# at least FUSED_ARCH_MIN_MM of height, on a block at least FUSED_ARCH_MIN_HEIGHT_MM tall
+# (the dens and C2's body: ≈ 35 mm; a lower body, 13–15 mm, with an osteophyte in front: not)
+FUSED_ARCH_AP_MM = (2.0, 10.0)
+FUSED_ARCH_GAP_MM = 4.0
+FUSED_ARCH_MIN_MM = 4.0
+FUSED_ARCH_MIN_HEIGHT_MM = 22.0
+# ... and with the column of bodies going on at least this far below the tip: C2 and C3–C7
+# below a dens span 120–140 mm (ANATOMY.md). On the truth labels of 560 phantom studies the
+# tips so found had 130–150 mm below them (quartiles); on the same scans cut to start at C3's
+# or C4's top, where no dens is in view, a lower body's top passed the arch test 39 times,
+# with at most 110 mm below it.
+FUSED_ARCH_MIN_COLUMN_MM = 115.0
+DENS_MIN_AP_MM = 5.0
 
 # Ribs beside the spine: bone 45–75 mm to either side of the spine's axis, from 20 mm in front
 # of it to 25 mm behind it (rib necks, tubercles and angles; C7's transverse processes end
@@ -266,6 +282,43 @@ def _dens_tip(
     return tip
 
 
+def _tip_behind_arch(
+    rows: np.ndarray, below: int, slice_step_mm: float, pixel_mm: float
+) -> int | None:
+    """The dens tip, as a row of ``rows``, where C1's anterior arch touches the dens in the
+    midline sagittal image: in the top rows ``rows`` [z, y] of one bone component, a thin run
+    of bone (``FUSED_ARCH_AP_MM``) in front of the rest, a narrow gap (``FUSED_ARCH_GAP_MM``:
+    the atlanto-dental joint) between them, over at least ``FUSED_ARCH_MIN_MM`` of height (a
+    hollow body's front cortex has a wider core behind it). The dens then reads above the
+    threshold up to its tip: the tip is the first row with bone behind the arch. None when no
+    such arch is there, or when the column of bodies ends less than
+    ``FUSED_ARCH_MIN_COLUMN_MM`` below the tip (``below``: rows from the first to the column's
+    last)."""
+    need = max(2, round(FUSED_ARCH_MIN_MM / slice_step_mm))
+    lo, hi = (round(mm / pixel_mm) for mm in FUSED_ARCH_AP_MM)
+    behind = []
+    for row in rows:
+        ys = np.flatnonzero(row)
+        breaks = np.flatnonzero(np.diff(ys) > 1)
+        if breaks.size == 0:
+            continue
+        first, rest = ys[: breaks[0] + 1], ys[breaks[0] + 1 :]
+        gap_mm = (rest[0] - first[-1] - 1) * pixel_mm
+        if (
+            lo <= first.size <= hi
+            and rest.size * pixel_mm >= DENS_MIN_AP_MM
+            and gap_mm <= FUSED_ARCH_GAP_MM
+        ):
+            behind.append((int(rest[0]), int(rest[-1])))
+    if len(behind) < need:
+        return None
+    a, b = (int(v) for v in np.median(np.asarray(behind), axis=0))
+    tip = int(np.flatnonzero(rows[:, a : b + 1].any(axis=1))[0])
+    if (below - tip) * slice_step_mm < FUSED_ARCH_MIN_COLUMN_MM:
+        return None
+    return tip
+
+
 def _column_top(
     sag: np.ndarray, bone_hu: float, ay: float, slice_step_mm: float, pixel_mm: float
 ) -> Anchors:
@@ -331,6 +384,16 @@ def _column_top(
                 and z1 >= top - 4.0 / slice_step_mm
                 for z0, z1, y in small
             )
+            # an arch touching the dens: the two are the top of their bone (a lower body's top
+            # with the lip of the body above reaching down in front of it is not)
+            if not arch and height >= FUSED_ARCH_MIN_HEIGHT_MM:
+                bottom = blocks[best[-1]][1]
+                if stats[ci, cv2.CC_STAT_TOP] == top:
+                    rows = comp[top : top + round(reach) + 1] == ci
+                    tip = _tip_behind_arch(rows, bottom - top, slice_step_mm, pixel_mm)
+                    if tip is not None:
+                        tops = tuple(blocks[k][0] for k in best[pos + 1 :])
+                        return Anchors(top + tip, bottom, tops)
             if not arch:  # no arch in front: not C2 (e.g. a scan starting lower)
                 break
             tops = tuple(blocks[k][0] for k in best[pos + 1 :])

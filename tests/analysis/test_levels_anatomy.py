@@ -121,6 +121,41 @@ def test_a_faint_dens_is_followed_up_from_c2s_body(seed):
     assert abs(a.dens_tip - c2_top) <= 2, (a.dens_tip, c2_top)
 
 
+def _demo_grid(seed: int, cut_at: int = 0):
+    """Phantom study ``seed`` (the generator's default mix) on the demo model's 1.25 mm grid,
+    from the first plane of level ``cut_at`` down when given (a scan starting lower)."""
+    pre = PreprocessConfig(input_size=128, pixel_spacing_mm=1.25)
+    st = generate_study(seed)
+    prep = prepare_volume(st.to_volume(), pre)
+    lab = to_grid(st.in_volume_order(st.labels), prep)
+    z = int(np.nonzero((lab == cut_at).any(axis=(1, 2)))[0][0]) if cut_at else 0
+    return prep.hu[z:], lab[z:], pre.slice_step_mm, pre.pixel_spacing_mm
+
+
+@pytest.mark.parametrize("seed", [777034, 95000041, 96000131])
+def test_an_arch_touching_the_dens_still_marks_c2(seed):
+    """Head-and-neck, neck and trauma phantoms whose C1 anterior arch touches the dens in the
+    midline sagittal plane (one bone component at every threshold): no separate arch was in
+    front of the column's top, so no dens was found, and the levels were not counted from it.
+    On the true labels of 280 unseen phantom studies the dens was found on 197 before, 229
+    with the touching arch recognised, none of them more than 2 planes off."""
+    hu, lab, step, px = _demo_grid(seed)
+    a = find_anchors(hu, lab, step, px)
+    c2_top = int(np.nonzero((lab == 2).any(axis=(1, 2)))[0][0])
+    assert a.dens_tip is not None
+    assert abs(a.dens_tip - c2_top) <= 1, (a.dens_tip, c2_top)
+
+
+@pytest.mark.parametrize("seed", [96000194, 97200013])
+def test_a_scan_starting_at_c3_shows_no_dens(seed):
+    """The same scans cut to start at C3's top: a lower body's top can pass the touching-arch
+    test (a thin run in front, a narrow gap, bone behind: as on these two), but the column
+    below it is too short for C2 and C3–C7 (``FUSED_ARCH_MIN_COLUMN_MM``): no dens is found,
+    so nothing is counted from a wrong one."""
+    hu, lab, step, px = _demo_grid(seed, cut_at=3)
+    assert find_anchors(hu, lab, step, px).dens_tip is None
+
+
 def test_labels_scattered_on_the_skull_far_above_the_spine_do_not_move_the_levels(studies):
     """Right labels, plus "C7" scattered on the skull (a fifth of C7's pixels) with 30 mm of
     unlabelled planes between it and C1 — as stage 1 did on a trauma phantom (96000169): those
@@ -252,7 +287,7 @@ def test_c1_labelled_c2_leaves_no_level_assessed_under_another_name(studies):
     ("seed", "sign"),
     [
         (95000008, "C1 holds 2.4 times the volume of C2"),
-        (97100025, "The images go on 24 mm below C6, the lowest level found, but no C7"),
+        (97100025, "The level assignment relabelled 75% of the vertebra pixels and left C2 24"),
     ],
 )
 def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
@@ -260,8 +295,10 @@ def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
     unlabelled), on the demo model's grid (1.25 mm pixels). On phantom 95000008 no count splits
     them again, every size fits its wrong name, and C2–C6 were assessed each under its upper
     neighbour's name: a C1 much larger than its C2 says so. On 97100025 the count from the dens
-    puts C1 and C2 back but gives C2 the true C3 as well, and C3–C6 were assessed one level
-    off: no C7 though the images go on below "C6" says so. The true labels stay assessed."""
+    put C1 and C2 back but gave C2 the true C3 as well, and C3–C6 were assessed one level
+    off (no C7 though the images go on below "C6" said so); with C2's typical height measured
+    (22 mm, ``LEVEL_TYPICAL_MM``) the count leaves C2 24 mm, shorter than a whole C2 after a
+    heavy recount, which says so. The true labels stay assessed."""
     hu, lab = _demo_grid_study(seed)
     off, true = _named_and_true_checks(c2_named_c1(lab, "merged"), lab, hu)
     assert any(r.startswith(sign) for r in off.study_reasons), off.study_reasons
@@ -274,7 +311,6 @@ def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
     [
         (96000123, "skull base C1", "C1 holds 2.1 times the volume of C2"),
         (96000120, "C1 named C2", "C2 is a ring 59 mm wide around a hole of 544"),
-        (97200035, "skull base C1", "The level assignment had to relabel 96% of the vertebra"),
         (98000076, "C2 named C1", "C1 is larger than a C1 can be"),
     ],
 )
@@ -282,11 +318,10 @@ def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sig
     """The namings one level off on necks posed beyond the phantom's range (``ASKEW_POSE``):
     on 96000123 the skull base labelled C1 is cut by the top of the scan, and a cut C1 had been
     left out of the comparison with C2; on 96000120 C1's ring, turned and nodded, measures 59 mm
-    across where the limit had been 60; on 97200035 the count from the dens gave C2 the body of
-    C3 too, with every boundary below on a body's top, one body low, and the CT "confirmed" it;
-    on 98000076 (C2 labelled C1, the true C1 lost) only the height of the "C1", dens and body
-    counted plane by plane (42 mm), tells it is a C2: held to its planes of at least a tenth of
-    its largest it is 30 mm, a C1's, so C1 and C2 are measured on every plane.
+    across where the limit had been 60; on 98000076 (C2 labelled C1, the true C1 lost) only
+    the height of the "C1", dens and body counted plane by plane (42 mm), tells it is a C2: held
+    to its planes of at least a tenth of its largest it is 30 mm, a C1's, so C1 and C2 are
+    measured on every plane.
     Every level below was assessed one level off."""
     hu, lab = _demo_grid_study(seed, PhantomConfig(**ASKEW_POSE))
     named = {
@@ -300,19 +335,37 @@ def test_a_count_one_level_off_on_a_neck_posed_askew_is_caught(seed, naming, sig
     assert true.study_reasons == () and set(true.status.values()) == {"assessed"}
 
 
+def test_a_count_from_the_dens_on_a_neck_posed_askew_puts_c3_to_c7_right():
+    """97200035 posed askew, the skull base labelled C1 and every level below one too high: the
+    count from the dens gave C2 the body of C3 too while C2's typical height was 30 mm, every
+    boundary below on a body's top one body low, and the CT "confirmed" it. With C2's typical
+    height measured on the true labels (20–24 mm, ``LEVEL_TYPICAL_MM``) the count puts C3–C7
+    where they are: each assessed one holds at least 70 % of its vertebra under its own name,
+    and C1 and C2, split plane by plane after a heavy recount, are left to the reader."""
+    hu, lab = _demo_grid_study(97200035, PhantomConfig(**ASKEW_POSE))
+    named = like_the_real_failure(lab, hu)
+    clean, off = _count_and_check(named, hu, 1.25)
+    assessed = [k for k in range(1, 8) if off.status[f"C{k}"] == "assessed"]
+    assert assessed == [3, 4, 5, 6, 7], off.status
+    for k in assessed:
+        named_k = clean.labels[(lab == k) & (clean.labels > 0)]
+        assert (named_k == k).mean() >= 0.7, k
+
+
 @pytest.mark.parametrize(
     ("seed", "pose", "sign"),
     [
-        (98000072, {}, "C2 holds 2.1 times the volume of C3"),
+        (98000072, {}, "The level assignment relabelled 75% of the vertebra pixels and left C2 24"),
         (98000081, ASKEW_POSE, "C7 holds 2.1 times the mean volume of C4 and C5"),
     ],
 )
 def test_two_vertebrae_named_as_one_at_the_ends_are_caught(seed, pose, sign):
     """Held-out phantoms whose true labels, named one level off, left levels assessed under a
     neighbour's name: on 98000072 (C2 labelled C1 with C1) the count gave C2 back the dens and
-    C3's body with it, C3–C5 one level low; on 98000081, posed askew and named as the real
-    failure (skull base C1), "C7" held C6 and C7, C5 and C6 one level high. The true labels stay
-    assessed."""
+    C3's body with it, C3–C5 one level low (C2 then held 2.1 times C3's volume; with C2's
+    typical height measured, 22 mm, it is left 24 mm, shorter than a whole C2); on 98000081,
+    posed askew and named as the real failure (skull base C1), "C7" held C6 and C7, C5 and C6
+    one level high. The true labels stay assessed."""
     hu, lab = _demo_grid_study(seed, PhantomConfig(**pose))
     named = c2_named_c1(lab, "merged") if not pose else like_the_real_failure(lab, hu)
     off, true = _named_and_true_checks(named, lab, hu)
