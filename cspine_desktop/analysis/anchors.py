@@ -33,13 +33,13 @@ FUSED_ARCH_AP_MM = (2.0, 10.0)
 FUSED_ARCH_GAP_MM = 4.0
 FUSED_ARCH_MIN_MM = 4.0
 FUSED_ARCH_MIN_HEIGHT_MM = 22.0
+DENS_MIN_AP_MM = 5.0  # bone behind the arch, at least
 # ... and with the column of bodies going on at least this far below the tip: C2 and C3–C7
 # below a dens span 120–140 mm (ANATOMY.md). On the truth labels of 560 phantom studies the
 # tips so found had 130–150 mm below them (quartiles); on the same scans cut to start at C3's
 # or C4's top, where no dens is in view, a lower body's top passed the arch test 39 times,
 # with at most 110 mm below it.
 FUSED_ARCH_MIN_COLUMN_MM = 115.0
-DENS_MIN_AP_MM = 5.0
 
 # Ribs beside the spine: bone 45–75 mm to either side of the spine's axis, from 20 mm in front
 # of it to 25 mm behind it (rib necks, tubercles and angles; C7's transverse processes end
@@ -384,20 +384,18 @@ def _column_top(
                 and z1 >= top - 4.0 / slice_step_mm
                 for z0, z1, y in small
             )
+            bottom = blocks[best[-1]][1]
+            tops = tuple(blocks[k][0] for k in best[pos + 1 :])
+            if arch:
+                tip = _dens_tip(sag, top, (int(cols[0]), int(cols[-1])), slice_step_mm, pixel_mm)
+                return Anchors(tip, bottom, tops)
             # an arch touching the dens: the two are the top of their bone (a lower body's top
             # with the lip of the body above reaching down in front of it is not)
-            if not arch and height >= FUSED_ARCH_MIN_HEIGHT_MM:
-                bottom = blocks[best[-1]][1]
-                if stats[ci, cv2.CC_STAT_TOP] == top:
-                    rows = comp[top : top + round(reach) + 1] == ci
-                    tip = _tip_behind_arch(rows, bottom - top, slice_step_mm, pixel_mm)
-                    if tip is not None:
-                        tops = tuple(blocks[k][0] for k in best[pos + 1 :])
-                        return Anchors(top + tip, bottom, tops)
-            if not arch:  # no arch in front: not C2 (e.g. a scan starting lower)
-                break
-            tops = tuple(blocks[k][0] for k in best[pos + 1 :])
-            tip = _dens_tip(sag, top, (int(cols[0]), int(cols[-1])), slice_step_mm, pixel_mm)
-            return Anchors(tip, blocks[best[-1]][1], tops)
+            if height >= FUSED_ARCH_MIN_HEIGHT_MM and stats[ci, cv2.CC_STAT_TOP] == top:
+                rows = comp[top : top + round(reach) + 1] == ci
+                below_arch = _tip_behind_arch(rows, bottom - top, slice_step_mm, pixel_mm)
+                if below_arch is not None:
+                    return Anchors(top + below_arch, bottom, tops)
+            break  # no arch in front: not C2 (e.g. a scan starting lower)
     # no C2 in the column: its bodies' tops still tell where levels meet
     return Anchors(body_tops=tuple(blocks[k][0] for k in best if blocks[k][0] > 0))
