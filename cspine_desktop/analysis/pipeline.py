@@ -40,7 +40,14 @@ from .result import (
     operating_points,
 )
 from .stage2 import Stage2Config, Stage2Scores, score_vertebrae, with_stage2
-from .upright import clean_and_check, leaning_failure, read_upright
+from .upright import (
+    LEANING_DEG,
+    UprightReading,
+    clean_and_check,
+    read_upright,
+    second_reading_lean,
+    turned_deg,
+)
 
 # share of the progress bar per stage
 _P_PREP, _P_MODEL = 0.1, 0.85
@@ -208,9 +215,9 @@ def read_spine(
     progress: ProgressCallback | None = None,
 ) -> SpineReading:
     """The model's grid ``labels`` cleaned up, their levels assigned when the card asks for
-    it, and checked; where that leaves a neck leaning against the slices indeterminate, stage
-    1 (``engine``; None: not) reads it again turned upright (:mod:`.upright`), and that
-    reading stands when it passes the checks."""
+    it, and checked; where that leaves the study or a level indeterminate, stage 1
+    (``engine``; None: not) reads it again on the CT turned to stand the column upright
+    (:mod:`.upright`), and that reading stands when it passes the checks."""
     cfg = prepared.cfg
     clean, check = clean_and_check(
         labels,
@@ -222,11 +229,11 @@ def read_spine(
     )
     if engine is None or input_problems:
         return SpineReading(clean, check)
-    lean = leaning_failure(check, clean.labels, cfg.slice_step_mm, cfg.pixel_spacing_mm)
+    lean = second_reading_lean(check, clean.labels, cfg.slice_step_mm, cfg.pixel_spacing_mm)
     if lean is None:
         return SpineReading(clean, check)
     if progress is not None:
-        progress(Progress(0.0, "reading the leaning neck again, turned upright"))
+        progress(Progress(0.0, "reading the neck again, turned upright"))
     again = read_upright(
         engine,
         prepared,
@@ -236,11 +243,29 @@ def read_spine(
         assign_levels=aggregation.assign_levels,
         cancel=cancel,
     )
-    leaning = f"The neck leans {abs(lean):.0f}° against the slices"
+    return _second_reading(clean, check, again, lean)
+
+
+def _second_reading(
+    clean: CleanLabels, check: SpineCheck, again: UprightReading, lean: float
+) -> SpineReading:
+    """The reading that stands, and the warning that says how it was read."""
+    if abs(lean) > LEANING_DEG:
+        leaning = f"The neck leans {abs(lean):.0f}° against the slices"
+        if not again.passed:
+            note = f"{leaning}; read again turned upright, it did not pass the checks either."
+            return SpineReading(clean, check, (note,))
+        note = f"{leaning}: its vertebrae were labelled on the CT turned upright."
+        return SpineReading(again.clean, again.check, (note,))
+    turns = " and ".join(f"{abs(d):.0f}°" for d in turned_deg(lean))
+    second = f"a second pass of the model on the CT turned {turns} about the left–right axis"
     if not again.passed:
-        note = f"{leaning}; read again turned upright, it did not pass the checks either."
+        note = f"The first pass of the model did not pass the checks, nor did {second}."
         return SpineReading(clean, check, (note,))
-    note = f"{leaning}: its vertebrae were labelled on the CT turned upright."
+    note = (
+        f"The vertebrae were labelled by {second}: the first pass of the model did not pass "
+        "the checks."
+    )
     return SpineReading(again.clean, again.check, (note,))
 
 

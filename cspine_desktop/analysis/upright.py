@@ -8,10 +8,10 @@ leaning against the slices"). The level count, which splits the column at planes
 them, and the checks leave the patient indeterminate: rightly, but for a cause that lies in the
 pose, not in the spine.
 
-So when the first reading leaves the study or a level indeterminate and its labelled column
-leans more than ``UPRIGHT_MIN_LEAN_DEG`` against the slices
-(:func:`~cspine_desktop.analysis.levels.column_lean_deg`), the CT on the model grid is turned
-about the left–right axis through the column's centre, and stage 1 reads it twice: turned fully
+So when the first reading leaves the study or a level indeterminate, the CT on the model grid is
+turned about the left–right axis through the labelled column's centre by the column's lean
+against the slices (:func:`~cspine_desktop.analysis.levels.column_lean_deg`), and stage 1 reads
+it twice: turned fully
 upright, and turned to lean ``UPRIGHT_SECOND_DEG`` still (about the slope an upright neck's
 column shows in the planes). The two outputs are averaged in the upright frame (a prediction
 that holds under a few degrees of turn, not one angle's accident), and the level count, the
@@ -22,6 +22,14 @@ to C6 on two phantom necks, with the top found exactly at the true boundary). Th
 replaces the first only when it leaves no study reason and no level indeterminate; its labels
 are turned back onto the model grid, and the coverage check is made there (the upright frame
 reaches past the scan's ends). Otherwise the first reading stands, with its reasons.
+
+This second reading was first made only for necks leaning more than 8°, where the first fails
+for the pose. On an upright neck the turn is a few degrees, and the two readings averaged still
+mend what one reading left unsure: on the third unseen phantom set (docs/benchmarks.md, "A
+second reading for every unsure first reading") it made three of four upright studies the
+first reading had left indeterminate wholly assessed, each level on its own vertebra. So every
+unsure first reading is read again; ``LEANING_DEG`` only decides whether the warning speaks of
+a leaning neck.
 
 The upright frame is padded with the scan's own first and last planes, repeated: stage 1's input
 holds planes up to 20 mm away, clamped to the scan's ends in training; planes of air added
@@ -54,7 +62,7 @@ from .plausibility import (
 )
 from .postprocess import CleanLabels, clean_labels
 
-UPRIGHT_MIN_LEAN_DEG = 8.0  # a failed first reading of a column leaning more is read upright
+LEANING_DEG = 8.0  # a column leaning more is "a neck leaning against the slices" in the warning
 UPRIGHT_SECOND_DEG = 5.0  # the second turned reading leaves the column leaning this much
 
 
@@ -193,15 +201,20 @@ def clean_and_check(
     return clean, check
 
 
-def leaning_failure(
+def second_reading_lean(
     check: SpineCheck, labels: np.ndarray, step_mm: float, pixel_mm: float
 ) -> float | None:
-    """The column's lean when a reading of it left the study or a level indeterminate and it
-    leans more than ``UPRIGHT_MIN_LEAN_DEG`` against the slices, else None."""
-    if not _unsure(check):
+    """The lean to turn by (the labelled column's, in degrees) when a reading left the study or
+    a level indeterminate and labelled something to turn about, else None."""
+    if not _unsure(check) or not np.any(labels):
         return None
-    lean = column_lean_deg(labels, step_mm, pixel_mm)
-    return lean if abs(lean) > UPRIGHT_MIN_LEAN_DEG else None
+    return column_lean_deg(labels, step_mm, pixel_mm)
+
+
+def turned_deg(lean_deg: float) -> tuple[float, float]:
+    """The two turns :func:`read_upright` reads the CT at, in degrees (the column upright, and
+    left leaning ``UPRIGHT_SECOND_DEG`` its own way)."""
+    return lean_deg, lean_deg - math.copysign(UPRIGHT_SECOND_DEG, lean_deg)
 
 
 def read_upright(

@@ -119,8 +119,8 @@ def cache_grid_labels(bundle_dir: Path, seeds: range, pose: str, out: Path) -> i
 def count_study(path: Path, stage1: Stage1 | None = None) -> dict[str, Any]:
     """The level count, clean-up and checks of the code as it is now on one cached study, and
     how its assessed levels compare with the true labels. With ``stage1`` (the engine and the
-    card of the bundle that made the cache), a leaning neck the first reading leaves
-    indeterminate is read again upright, as ``analyze`` reads it
+    card of the bundle that made the cache), a study the first reading leaves indeterminate is
+    read again on its CT turned upright, as ``analyze`` reads it
     (:func:`cspine_desktop.analysis.pipeline.read_spine`)."""
     from cspine_desktop.analysis.aggregate import AggregationConfig
     from cspine_desktop.analysis.pipeline import read_spine
@@ -164,7 +164,7 @@ def count_study(path: Path, stage1: Stage1 | None = None) -> dict[str, Any]:
         "all_assessed": all_assessed,
         "levels_assessed": len(assessed),
         "first_reason": "" if all_assessed or not reasons else reasons[0],
-        "read_upright": bool(spine.warnings),
+        "read_again": bool(spine.warnings),
         "off_level": [r["level"] for r in rows if r["confident_wrong_level"]],
         "misnamed": [
             f"{NAMES[k - 1]} {own:.0%}" for k, own in misnamed_levels(clean.labels, truth, assessed)
@@ -175,7 +175,7 @@ def count_study(path: Path, stage1: Stage1 | None = None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Stage1:
-    """A bundle's stage 1 engine and model card, for the second reading of leaning necks."""
+    """A bundle's stage 1 engine and model card, to read unsure first readings again."""
 
     engine: Any
     card: dict[str, Any]
@@ -183,7 +183,7 @@ class Stage1:
 
 def count_cache(cache: Path, bundle_dir: Path | None = None) -> dict[str, Any]:
     """:func:`count_study` on every study in ``cache`` (with ``bundle_dir``'s stage 1 for the
-    second reading of leaning necks), and the totals."""
+    second reading of unsure first readings), and the totals."""
     files = sorted(Path(cache).glob("*.npz"), key=lambda p: p.stem)
     if not files:
         raise CspineInputError(
@@ -210,7 +210,7 @@ def count_cache(cache: Path, bundle_dir: Path | None = None) -> dict[str, Any]:
             "off_level": [f"{r['seed']} {lv}" for r in rows for lv in r["off_level"]],
             "misnamed": [f"{r['seed']} {m}" for r in rows for m in r["misnamed"]],
             "labelled_voxels_at_true_level": round(right / labelled, 4) if labelled else None,
-            "read_upright": sum(r["read_upright"] for r in rows),
+            "read_again": sum(r["read_again"] for r in rows),
         }
 
     steep = [r for r in studies if abs(r["lean_deg"]) > STEEP_LEAN_DEG]
@@ -242,7 +242,7 @@ def count_command(args: argparse.Namespace) -> None:
             f"assessed off their level {_listed(t['off_level'])}, "
             f"assessed under {MIN_OWN_SHARE:.0%} their own {_listed(t['misnamed'])}, "
             f"labelled voxels at their true level {t['labelled_voxels_at_true_level']}, "
-            f"read again upright {t['read_upright']}"
+            f"read again {t['read_again']}"
         )
     for r in report["studies"]:
         if not r["all_assessed"]:

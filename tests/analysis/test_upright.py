@@ -1,6 +1,6 @@
-"""A neck leaning against the slices read again on its CT turned upright: the turn itself on a
-drawn column, and the demo model's stage 1 on phantom necks that lean, one it then labels right
-and one it does not."""
+"""A first reading left unsure read again on the CT turned upright: the turn itself on a drawn
+column, and the demo model's stage 1 on phantom necks that lean, one it then labels right and
+one it does not, and on upright necks, one it then labels right and one it does not."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ from cspine_desktop.analysis.levels import column_lean_deg, onto_body_tops
 from cspine_desktop.analysis.model_pass import run_model
 from cspine_desktop.analysis.pipeline import analyze, read_spine
 from cspine_desktop.analysis.plausibility import ASSESSED, INDETERMINATE
-from cspine_desktop.analysis.upright import UPRIGHT_MIN_LEAN_DEG, Turn, leaning_failure
-from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
+from cspine_desktop.analysis.upright import LEANING_DEG, Turn, second_reading_lean, turned_deg
+from cspine_desktop.imaging.preprocess import (
+    PreparedVolume,
+    PreprocessConfig,
+    prepare_volume,
+    to_grid,
+)
 from cspine_desktop.vertebrae import NAMES
 from model_training.phantom import generate_study
 from model_training.stages.levels import compare_levels, misnamed_levels
@@ -108,7 +113,7 @@ def test_a_leaning_neck_read_upright_is_assessed_with_every_level_in_place(demo)
 
     first = read_spine(None, prepared, raw, aggregation)
     assert first.check.study_reasons and first.warnings == ()
-    assert leaning_failure(first.check, first.clean.labels, step, px) > UPRIGHT_MIN_LEAN_DEG
+    assert abs(second_reading_lean(first.check, first.clean.labels, step, px)) > LEANING_DEG
 
     again = read_spine(engine, prepared, raw, aggregation)
     assert not again.check.study_reasons
@@ -118,6 +123,8 @@ def test_a_leaning_neck_read_upright_is_assessed_with_every_level_in_place(demo)
     assert misnamed_levels(again.clean.labels, truth, list(range(1, 8))) == []
     rows = compare_levels(again.clean.labels, truth, step, dict(again.check.status))
     assert not any(r["confident_wrong_level"] for r in rows)
+    # a reading that passes is not read again
+    assert second_reading_lean(again.check, again.clean.labels, step, px) is None
 
     result = analyze(volume, engine, card, explain=False).result
     assert result.patient_overall.status == ASSESSED
@@ -141,16 +148,57 @@ def test_an_upright_reading_that_fails_too_leaves_the_first_and_its_reasons(demo
     assert "did not pass the checks either" in again.warnings[0]
 
 
+def test_nothing_labelled_is_not_read_again():
+    labels, hu = _leaning_column(0.0)
+    first = read_spine(None, _prepared(hu), np.zeros_like(labels), AggregationConfig())
+    assert first.check.study_reasons  # no vertebra found: unsure
+    assert second_reading_lean(first.check, np.zeros_like(labels), STEP, PX) is None
+    assert turned_deg(12.0) == (12.0, 7.0) and turned_deg(-3.0) == (-3.0, 2.0)
+
+
+def _prepared(hu: np.ndarray):
+    cfg = PreprocessConfig(slice_step_mm=STEP, pixel_spacing_mm=PX, input_size=hu.shape[1])
+    return PreparedVolume(
+        hu=hu,
+        affine=np.eye(4),
+        grid_to_voxel=np.eye(4),
+        source_shape=hu.shape,
+        source_z=np.arange(hu.shape[0], dtype=np.float64),
+        cfg=cfg,
+    )
+
+
 @pytest.mark.slow
-def test_an_upright_neck_is_read_once(demo):
-    """Phantom study 97200062 stands upright and stage 1 leaves C6 and C7 indeterminate: no
-    second reading (its column leans under the limit), the first stands."""
+def test_an_upright_neck_left_unsure_is_read_again_and_assessed(demo):
+    """Phantom study 97200062 stands upright and the demo model's first reading leaves C6 and
+    C7 indeterminate (C7 labelled in part C6). Its column leans a few degrees in the planes;
+    read again on the CT turned by that and by 5° more, averaged, every level is assessed on
+    its own vertebra, and the warning says a second pass of the model labelled them."""
     engine, card = demo
-    _, _, prepared, _, raw = _stage_1(97200062, engine, card)
+    _, _, prepared, truth, raw = _stage_1(97200062, engine, card)
     step, px = prepared.cfg.slice_step_mm, prepared.cfg.pixel_spacing_mm
     aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    first = read_spine(None, prepared, raw, aggregation)
+    assert any(first.check.status[n] == INDETERMINATE for n in NAMES)
+    lean = second_reading_lean(first.check, first.clean.labels, step, px)
+    assert lean is not None and abs(lean) <= LEANING_DEG
+
     spine = read_spine(engine, prepared, raw, aggregation)
-    assert spine.warnings == ()
-    assert any(spine.check.status[n] == INDETERMINATE for n in NAMES)
-    assert abs(column_lean_deg(spine.clean.labels, step, px)) <= UPRIGHT_MIN_LEAN_DEG
-    assert leaning_failure(spine.check, spine.clean.labels, step, px) is None
+    assert not spine.check.study_reasons
+    assert all(spine.check.status[n] == ASSESSED for n in NAMES)
+    assert misnamed_levels(spine.clean.labels, truth, list(range(1, 8))) == []
+    assert spine.warnings[0].startswith("The vertebrae were labelled by a second pass")
+
+
+@pytest.mark.slow
+def test_an_upright_neck_whose_second_pass_fails_too_keeps_the_first(demo):
+    """Phantom study 97200043 stands upright; stage 1 leaves C5–C7 indeterminate on both
+    passes. The first reading stands with its reasons, and the warning says so."""
+    engine, card = demo
+    _, _, prepared, _, raw = _stage_1(97200043, engine, card)
+    aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    first = read_spine(None, prepared, raw, aggregation)
+    again = read_spine(engine, prepared, raw, aggregation)
+    assert again.check == first.check and np.array_equal(again.clean.labels, first.clean.labels)
+    assert any(again.check.status[n] == INDETERMINATE for n in NAMES)
+    assert again.warnings[0].startswith("The first pass of the model did not pass the checks")

@@ -78,10 +78,10 @@ def test_count_with_the_bundle_reads_a_leaning_neck_again_as_analyze_does(tmp_pa
     args = ["grid", "--bundle", bundle, "--seeds", "96000132:1", "--out", str(cache)]
     assert stages_main(args) == 0
     alone = count_cache(cache)["total"]
-    assert alone["all_assessed"] == 0 and alone["read_upright"] == 0
+    assert alone["all_assessed"] == 0 and alone["read_again"] == 0
     out = tmp_path / "count.json"
     assert stages_main(["count", "--cache", str(cache), "--bundle", bundle, "--out", str(out)]) == 0
     total = json.loads(out.read_text(encoding="utf-8"))["total"]
-    assert total["all_assessed"] == 1 and total["read_upright"] == 1
+    assert total["all_assessed"] == 1 and total["read_again"] == 1
     assert total["off_level"] == [] and total["misnamed"] == []
-    assert "read again upright 1" in capsys.readouterr().out
+    assert "read again 1" in capsys.readouterr().out
