@@ -249,24 +249,23 @@ def read_spine(
 def _second_reading(
     clean: CleanLabels, check: SpineCheck, again: UprightReading, lean: float
 ) -> SpineReading:
-    """The reading that stands, and the warning that says how it was read."""
+    """The reading that stands (the second where it passed the checks, else the first), and
+    the warning that says how it was read."""
     if abs(lean) > LEANING_DEG:
         leaning = f"The neck leans {abs(lean):.0f}° against the slices"
-        if not again.passed:
-            note = f"{leaning}; read again turned upright, it did not pass the checks either."
-            return SpineReading(clean, check, (note,))
-        note = f"{leaning}: its vertebrae were labelled on the CT turned upright."
-        return SpineReading(again.clean, again.check, (note,))
-    turns = " and ".join(f"{abs(d):.0f}°" for d in turned_deg(lean))
-    second = f"a second pass of the model on the CT turned {turns} about the left–right axis"
-    if not again.passed:
-        note = f"The first pass of the model did not pass the checks, nor did {second}."
-        return SpineReading(clean, check, (note,))
-    note = (
-        f"The vertebrae were labelled by {second}: the first pass of the model did not pass "
-        "the checks."
-    )
-    return SpineReading(again.clean, again.check, (note,))
+        passed = f"{leaning}: its vertebrae were labelled on the CT turned upright."
+        failed = f"{leaning}; read again turned upright, it did not pass the checks either."
+    else:
+        turns = " and ".join(f"{abs(d):.0f}°" for d in turned_deg(lean))
+        second = f"a second pass of the model on the CT turned {turns} about the left–right axis"
+        passed = (
+            f"The vertebrae were labelled by {second}: the first pass of the model did not "
+            "pass the checks."
+        )
+        failed = f"The first pass of the model did not pass the checks, nor did {second}."
+    if again.passed:
+        return SpineReading(again.clean, again.check, (passed,))
+    return SpineReading(clean, check, (failed,))
 
 
 def _stage2_scores(

@@ -130,7 +130,7 @@ class Turn:
         that much its own way). The CT (linear) gets its first and last planes repeated beyond
         the scan; ``labels`` (nearest) get background there."""
         pad = ((self.pad, self.pad), (0, 0), (0, 0))
-        deg = self.deg - math.copysign(extra_deg, self.deg) if extra_deg else self.deg
+        deg = _leaning_less(self.deg, extra_deg) if extra_deg else self.deg
         if labels:
             return self._warp(np.pad(np.asarray(vol, np.uint8), pad), deg, True, False)
         padded = np.pad(np.asarray(vol, np.float32), pad, "edge")
@@ -214,7 +214,12 @@ def second_reading_lean(
 def turned_deg(lean_deg: float) -> tuple[float, float]:
     """The two turns :func:`read_upright` reads the CT at, in degrees (the column upright, and
     left leaning ``UPRIGHT_SECOND_DEG`` its own way)."""
-    return lean_deg, lean_deg - math.copysign(UPRIGHT_SECOND_DEG, lean_deg)
+    return lean_deg, _leaning_less(lean_deg, UPRIGHT_SECOND_DEG)
+
+
+def _leaning_less(deg: float, extra_deg: float) -> float:
+    """A turn by ``deg`` less ``extra_deg``: the column left leaning that much its own way."""
+    return deg - math.copysign(extra_deg, deg)
 
 
 def read_upright(

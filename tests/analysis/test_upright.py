@@ -12,13 +12,14 @@ from cspine_desktop.analysis.levels import column_lean_deg, onto_body_tops
 from cspine_desktop.analysis.model_pass import run_model
 from cspine_desktop.analysis.pipeline import analyze, read_spine
 from cspine_desktop.analysis.plausibility import ASSESSED, INDETERMINATE
-from cspine_desktop.analysis.upright import LEANING_DEG, Turn, second_reading_lean, turned_deg
-from cspine_desktop.imaging.preprocess import (
-    PreparedVolume,
-    PreprocessConfig,
-    prepare_volume,
-    to_grid,
+from cspine_desktop.analysis.upright import (
+    LEANING_DEG,
+    Turn,
+    clean_and_check,
+    second_reading_lean,
+    turned_deg,
 )
+from cspine_desktop.imaging.preprocess import PreprocessConfig, prepare_volume, to_grid
 from cspine_desktop.vertebrae import NAMES
 from model_training.phantom import generate_study
 from model_training.stages.levels import compare_levels, misnamed_levels
@@ -157,22 +158,11 @@ def test_a_second_reading_that_fails_too_leaves_the_first_and_its_reasons(demo, 
 
 def test_nothing_labelled_is_not_read_again():
     labels, hu = _leaning_column(0.0)
-    first = read_spine(None, _prepared(hu), np.zeros_like(labels), AggregationConfig())
-    assert first.check.study_reasons  # no vertebra found: unsure
-    assert second_reading_lean(first.check, np.zeros_like(labels), STEP, PX) is None
-    assert turned_deg(12.0) == (12.0, 7.0) and turned_deg(-3.0) == (-3.0, 2.0)
-
-
-def _prepared(hu: np.ndarray):
     cfg = PreprocessConfig(slice_step_mm=STEP, pixel_spacing_mm=PX, input_size=hu.shape[1])
-    return PreparedVolume(
-        hu=hu,
-        affine=np.eye(4),
-        grid_to_voxel=np.eye(4),
-        source_shape=hu.shape,
-        source_z=np.arange(hu.shape[0], dtype=np.float64),
-        cfg=cfg,
-    )
+    _, check = clean_and_check(np.zeros_like(labels), hu, cfg)
+    assert check.study_reasons  # no vertebra found: unsure
+    assert second_reading_lean(check, np.zeros_like(labels), STEP, PX) is None
+    assert turned_deg(12.0) == (12.0, 7.0) and turned_deg(-3.0) == (-3.0, 2.0)
 
 
 @pytest.mark.slow
