@@ -75,6 +75,52 @@ class Anchors:
     rib_top: int | None = None  # the first plane with ribs beside the spine: T1's top
 
 
+ENDPLATE_BAND_MM = 14.0  # the front of the column read for the bodies' endplates
+ENDPLATE_RISE = 1.15  # an endplate's plane reads this much above the median of its neighbours
+ENDPLATE_REACH_MM = 8.0  # its neighbours: the planes this far above and below it
+
+
+def endplate_planes(
+    hu: np.ndarray, labels: np.ndarray, slice_step_mm: float, pixel_mm: float
+) -> tuple[int, ...]:
+    """Grid planes where the CT shows a vertebral body's endplate, for splitting a squeezed
+    level again where :func:`find_anchors` finds no body's top.
+
+    In the midline sagittal image each plane is read over the first ``ENDPLATE_BAND_MM`` behind
+    the front of the labelled column (the body); an endplate's plane is a local maximum of that
+    mean HU, at least ``ENDPLATE_RISE`` times the median within ``ENDPLATE_REACH_MM``. At a
+    disc the endplates of the bodies above and below meet within a plane or two of the lower
+    body's top. Where osteoporotic cores read under every bone threshold and a narrow disc's
+    plane over it (partial volume), the bodies form one block of bone with no top to find, and
+    the endplates still show. Each disc gives up to two planes (both endplates) and a sclerotic
+    core may give one: candidates, not a count."""
+    axis = _axis_xy(labels)
+    if axis is None:
+        return ()
+    ax, ay = axis
+    half = max(1, round(2.0 / pixel_mm))
+    x0 = int(np.clip(round(ax) - half, 0, hu.shape[2] - 1))
+    sag = np.asarray(hu[:, :, x0 : x0 + 2 * half + 1], np.float32).mean(axis=2)  # [Zg, S]
+    midline = np.asarray(labels)[:, :, x0 : x0 + 2 * half + 1] > 0
+    column = np.asarray(midline.any(axis=2))[:, : int(ay)]  # [Zg, S] in front of the axis
+    band = max(1, round(ENDPLATE_BAND_MM / pixel_mm))
+    front = np.full(sag.shape[0], np.nan)
+    for z in np.flatnonzero(column.any(axis=1)):
+        y = int(np.argmax(column[z]))
+        front[z] = float(sag[z, y : y + band].mean())
+    reach = max(2, round(ENDPLATE_REACH_MM / slice_step_mm))
+    planes = []
+    for z in np.flatnonzero(~np.isnan(front)):
+        near = front[max(0, z - reach) : z + reach + 1]
+        near = near[~np.isnan(near)]
+        if near.size < 3:
+            continue
+        peak = front[z] >= np.nanmax(front[max(0, z - 1) : z + 2])
+        if peak and front[z] >= ENDPLATE_RISE * float(np.median(near)):
+            planes.append(int(z))
+    return tuple(planes)
+
+
 def _axis_xy(labels: np.ndarray) -> tuple[float, float] | None:
     """Median in-plane position (x, y) of the predicted vertebra pixels."""
     _, yy, xx = np.nonzero(labels)

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from ..vertebrae import NAMES
-from .anchors import Anchors, find_anchors
+from .anchors import Anchors, endplate_planes, find_anchors
 
 # Height range (mm) of the planes in which a level dominates: vertebra + the disc below it.
 # C1 is a thin ring; C2 includes the dens; C3–C7 ≈ 13–15 mm body + 4–6 mm disc (ANATOMY.md),
@@ -149,7 +149,7 @@ def assign_levels(
     A C7 that still does not sit above the ribs is reported in ``problems``.
     """
     result = _assign(labels, slice_step_mm, min_voxels, hu, pixel_mm)
-    result = _resplit_at_bodies(result, labels, slice_step_mm, pixel_mm or 1.0)
+    result = _resplit_at_bodies(result, labels, slice_step_mm, pixel_mm or 1.0, hu)
     if result.anchors is None or result.anchors.rib_top is None:
         return result
     problems = _rib_problems(result.labels, result.anchors.rib_top, slice_step_mm, min_voxels)
@@ -289,7 +289,11 @@ def column_lean_deg(labels: np.ndarray, step_mm: float, pixel_mm: float) -> floa
 
 
 def _resplit_at_bodies(
-    result: LevelAssignment, labels: np.ndarray, step_mm: float, pixel_mm: float
+    result: LevelAssignment,
+    labels: np.ndarray,
+    step_mm: float,
+    pixel_mm: float,
+    hu: np.ndarray | None = None,
 ) -> LevelAssignment:
     """Split again, where the CT shows the bodies, neighbouring levels whose sizes say one has
     taken part of another.
@@ -302,29 +306,35 @@ def _resplit_at_bodies(
     ``C7_OVER_C4_C5_MIN`` or over ``C7_OVER_C4_C5_MAX`` of the mean of C4 and C5) have moved
     their boundary: the planes the two hold are split again into two runs, unless the column
     leans more than ``PAIR_RESPLIT_MAX_LEAN_DEG`` against the slices. Each boundary lies on a
-    body's top found in the CT (``Anchors.body_tops``) or where the labels change now, each
-    run at least ``RESPLIT_MIN_MM`` and within its level's height range; the middle
-    of three runs no longer squeezed, two runs leaving fewer proportion faults and no new one,
-    judged on the volumes the labels will have once split. Of the splits that fit,
-    the one that agrees with the most predicted pixels wins, plus
-    ``RESPLIT_DISC_BONUS_PLANES`` for each boundary on a body's top, minus the height prior of
-    the count (:func:`_best_runs`). Levels are never renamed, only their boundaries moved.
-    Without the bodies, or with no such split, the labels stay as they are and the
-    plausibility checks leave the levels to the reader.
+    body's top found in the CT (``Anchors.body_tops``), on an endplate's plane
+    (:func:`~.anchors.endplate_planes`; ``hu`` given, the column leaning at most
+    ``PAIR_RESPLIT_MAX_LEAN_DEG``: on a leaning neck a plane's front cuts a body and a disc at
+    once, and endplates there gave C4's planes to C3 and C5 on phantom studies) or where the
+    labels change now, each run at least ``RESPLIT_MIN_MM`` and within its level's height
+    range; the middle of three runs no longer squeezed, two runs leaving fewer proportion
+    faults and no new one, judged on the volumes the labels will have once split. Of the splits
+    that fit, the one that agrees with the most predicted pixels wins, plus
+    ``RESPLIT_DISC_BONUS_PLANES`` for each boundary on a body's top or an endplate, minus the
+    height prior of the count (:func:`_best_runs`). Levels are never renamed, only their
+    boundaries moved. Without the bodies, or with no such split, the labels stay as they are
+    and the plausibility checks leave the levels to the reader.
     """
-    anchors = result.anchors
-    if anchors is None or not anchors.body_tops:
-        return result
     out = result.labels
+    upright = abs(column_lean_deg(out, step_mm, pixel_mm)) <= PAIR_RESPLIT_MAX_LEAN_DEG
+    tops = set(result.anchors.body_tops) if result.anchors is not None else set()
+    if upright and hu is not None:
+        tops |= set(endplate_planes(hu, out, step_mm, pixel_mm))
+    if not tops:
+        return result
     plane_level = result.plane_level.copy()
     notes: list[str] = []
     counts = _level_counts(out)
     groups: list[tuple[int, ...]] = [(level - 1, level, level + 1) for level in range(3, 7)]
-    if abs(column_lean_deg(out, step_mm, pixel_mm)) <= PAIR_RESPLIT_MAX_LEAN_DEG:
+    if upright:
         groups += [(level, level + 1) for level in range(2, 7)]
     for group in groups:
         cut = _cut_levels(counts)
-        split = _split_again(out, counts, group, anchors.body_tops, step_mm, cut)
+        split = _split_again(out, counts, group, tuple(sorted(tops)), step_mm, cut)
         if split is None:
             continue
         if out is result.labels:

@@ -138,14 +138,14 @@ def test_a_leaning_neck_read_upright_is_assessed_with_every_level_in_place(demo)
     ("seed", "warning"),
     [
         (95000008, "against the slices; read again turned upright, it did not pass the checks"),
-        (97200043, "The first pass of the model did not pass the checks, nor did a second pass"),
+        (91000088, "The first pass of the model did not pass the checks, nor did a second pass"),
     ],
 )
 def test_a_second_reading_that_fails_too_leaves_the_first_and_its_reasons(demo, seed, warning):
     """Phantom study 95000008 leans 17.7°: read upright, stage 1 still names C2 as C1 (its
-    "C1" is 8 mm across). 97200043 stands upright; stage 1 leaves C5–C7 indeterminate on both
-    passes. The first reading stands, indeterminate with its own reasons, and the warning says
-    how it was read again."""
+    "C1" is 8 mm across). 91000088 stands upright; on both passes stage 1 gives part of C5 to
+    C4 and the checks leave C4–C6 indeterminate. The first reading stands, indeterminate with
+    its own reasons, and the warning says how it was read again."""
     engine, card = demo
     _, _, prepared, _, raw = _stage_1(seed, engine, card)
     aggregation = AggregationConfig.from_dict(card.get("aggregation"))
@@ -185,3 +185,24 @@ def test_an_upright_neck_left_unsure_is_read_again_and_assessed(demo):
     assert all(spine.check.status[n] == ASSESSED for n in NAMES)
     assert misnamed_levels(spine.clean.labels, truth, list(range(1, 8))) == []
     assert spine.warnings[0].startswith("The vertebrae were labelled by a second pass")
+
+
+@pytest.mark.slow
+def test_an_upright_neck_whose_c6_stage_1_squeezes_is_split_again_at_the_endplates(demo):
+    """Phantom study 97200043 stands upright; stage 1 gives half of C6's body to C7 on both
+    passes, and the bodies run together at every bone threshold, so no body's top is found
+    between them. The endplates show where they meet (:func:`~cspine_desktop.analysis.anchors.
+    endplate_planes`): the first reading splits C5–C7 again, every level is assessed on its own
+    vertebra, and it is not read again."""
+    engine, card = demo
+    _, _, prepared, truth, raw = _stage_1(97200043, engine, card)
+    aggregation = AggregationConfig.from_dict(card.get("aggregation"))
+    step, px = prepared.cfg.slice_step_mm, prepared.cfg.pixel_spacing_mm
+    first = read_spine(None, prepared, raw, aggregation)
+    assert not first.check.study_reasons
+    assert all(first.check.status[n] == ASSESSED for n in NAMES)
+    assert any("Part of C6 had been labelled C5 or C7" in w for w in first.clean.warnings)
+    assert misnamed_levels(first.clean.labels, truth, list(range(1, 8))) == []
+    rows = compare_levels(first.clean.labels, truth, step, dict(first.check.status))
+    assert not any(r["confident_wrong_level"] for r in rows)
+    assert second_reading_lean(first.check, first.clean.labels, step, px) is None
