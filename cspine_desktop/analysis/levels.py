@@ -78,10 +78,11 @@ RESPLIT_DISC_BONUS_PLANES = 1.0
 RESPLIT_MIN_MM = 12.0
 # above this share of relabelled pixels the result says so (check the levels on the sagittal view)
 RELABEL_WARNING_SHARE = 0.25
-# Two neighbours are split again (:func:`_resplit_at_bodies`) only on a column leaning at most
-# this far against the slices (:func:`column_lean_deg`): on a neck leaning more, one plane cuts
-# the body of one vertebra and the arch of the next (a vertebra 50 mm deep leaning 15° spans
-# 13 mm of planes), and a split plane by plane gave one level a third of its neighbour.
+# Two neighbours are split again (:func:`_resplit_at_bodies`), and the endplates are places to
+# split at, only on a column leaning at most this far against the slices
+# (:func:`column_lean_deg`): on a neck leaning more, one plane cuts the body of one vertebra
+# and the arch of the next (a vertebra 50 mm deep leaning 15° spans 13 mm of planes), and a
+# split plane by plane gave one level a third of its neighbour.
 PAIR_RESPLIT_MAX_LEAN_DEG = 10.0
 
 
