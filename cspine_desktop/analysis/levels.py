@@ -310,7 +310,8 @@ def _resplit_at_bodies(
     body's top found in the CT (``Anchors.body_tops``), on an endplate's plane
     (:func:`~.anchors.endplate_planes`; ``hu`` given, the column leaning at most
     ``PAIR_RESPLIT_MAX_LEAN_DEG``: on a leaning neck a plane's front cuts a body and a disc at
-    once, and endplates there gave C4's planes to C3 and C5 on phantom studies) or where the
+    once, and endplates there gave C4's planes to C3 and C5 on phantom studies; and the count
+    relabelled at most ``RELABEL_WARNING_SHARE`` of the pixels) or where the
     labels change now, each run at least ``RESPLIT_MIN_MM`` and within its level's height
     range; the middle of three runs no longer squeezed, two runs leaving fewer proportion
     faults and no new one, judged on the volumes the labels will have once split. Of the splits
@@ -323,7 +324,9 @@ def _resplit_at_bodies(
     out = result.labels
     upright = abs(column_lean_deg(out, step_mm, pixel_mm)) <= PAIR_RESPLIT_MAX_LEAN_DEG
     tops = set(result.anchors.body_tops) if result.anchors is not None else set()
-    if upright and hu is not None:
+    # endplates only where the count kept the model's levels: after a heavy recount (the skull
+    # base labelled C1, every level one too high) a split at them gave C3's planes to C2
+    if upright and hu is not None and result.relabelled_fraction <= RELABEL_WARNING_SHARE:
         tops |= set(endplate_planes(hu, out, step_mm, pixel_mm))
     if not tops:
         return result
