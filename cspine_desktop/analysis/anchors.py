@@ -94,14 +94,11 @@ def endplate_planes(
     plane over it (partial volume), the bodies form one block of bone with no top to find, and
     the endplates still show. Each disc gives up to two planes (both endplates) and a sclerotic
     core may give one: candidates, not a count."""
-    axis = _axis_xy(labels)
-    if axis is None:
+    mid = _midline(hu, labels, pixel_mm)
+    if mid is None:
         return ()
-    ax, ay = axis
-    half = max(1, round(2.0 / pixel_mm))
-    x0 = int(np.clip(round(ax) - half, 0, hu.shape[2] - 1))
-    sag = np.asarray(hu[:, :, x0 : x0 + 2 * half + 1], np.float32).mean(axis=2)  # [Zg, S]
-    midline = np.asarray(labels)[:, :, x0 : x0 + 2 * half + 1] > 0
+    sag, xs, ay = mid
+    midline = np.asarray(labels)[:, :, xs] > 0
     column = np.asarray(midline.any(axis=2))[:, : int(ay)]  # [Zg, S] in front of the axis
     band = max(1, round(ENDPLATE_BAND_MM / pixel_mm))
     front = np.full(sag.shape[0], np.nan)
@@ -119,6 +116,22 @@ def endplate_planes(
         if peak and front[z] >= ENDPLATE_RISE * float(np.median(near)):
             planes.append(int(z))
     return tuple(planes)
+
+
+def _midline(
+    hu: np.ndarray, labels: np.ndarray, pixel_mm: float
+) -> tuple[np.ndarray, slice, float] | None:
+    """The midline sagittal image [Zg, S] (the HU averaged over the 4 mm-wide slab of columns
+    ``xs`` through the labelled vertebrae's median left–right position), ``xs``, and the
+    vertebrae's median front-to-back row; None with nothing labelled."""
+    axis = _axis_xy(labels)
+    if axis is None:
+        return None
+    ax, ay = axis
+    half = max(1, round(2.0 / pixel_mm))
+    x0 = int(np.clip(round(ax) - half, 0, hu.shape[2] - 1))
+    xs = slice(x0, x0 + 2 * half + 1)
+    return np.asarray(hu[:, :, xs], np.float32).mean(axis=2), xs, ay
 
 
 def _axis_xy(labels: np.ndarray) -> tuple[float, float] | None:
@@ -141,13 +154,10 @@ def find_anchors(
     The midline is the in-plane median of the predicted vertebrae, so a skull or thorax in
     view, or labels wrongly put on them, move it little. A tip far from where the predicted
     vertebrae start (more than 50 mm above or 70 mm below) is not trusted."""
-    axis = _axis_xy(labels)
-    if axis is None:
+    mid = _midline(hu, labels, pixel_mm)
+    if mid is None:
         return Anchors()
-    ax, ay = axis
-    half = max(1, round(2.0 / pixel_mm))
-    x0 = int(np.clip(round(ax) - half, 0, hu.shape[2] - 1))
-    sag = np.asarray(hu[:, :, x0 : x0 + 2 * half + 1], np.float32).mean(axis=2)  # [Zg, S]
+    sag, _, ay = mid
     sag = cv2.GaussianBlur(sag, (0, 0), sigmaX=0.8, sigmaY=0.3)
     first = int(np.nonzero(labels.reshape(labels.shape[0], -1).any(axis=1))[0][0])
     lo = first - 50.0 / slice_step_mm

@@ -330,6 +330,7 @@ def _resplit_at_bodies(
         tops |= set(endplate_planes(hu, out, step_mm, pixel_mm))
     if not tops:
         return result
+    places = tuple(sorted(tops))
     plane_level = result.plane_level.copy()
     notes: list[str] = []
     counts = _level_counts(out)
@@ -338,7 +339,7 @@ def _resplit_at_bodies(
         groups += [(level, level + 1) for level in range(2, 7)]
     for group in groups:
         cut = _cut_levels(counts)
-        split = _split_again(out, counts, group, tuple(sorted(tops)), step_mm, cut)
+        split = _split_again(out, counts, group, places, step_mm, cut)
         if split is None:
             continue
         if out is result.labels:

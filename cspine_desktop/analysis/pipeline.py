@@ -253,9 +253,9 @@ def _second_reading(
 ) -> SpineReading:
     """The reading that stands (the second where it passed the checks, else the first), and
     the warning that says how it was read (:func:`.upright.second_stands`)."""
+    turns = " and ".join(f"{abs(d):.0f}°" for d in turned_deg(lean))
+    second = f"a second pass of the model on the CT turned {turns} about the left–right axis"
     if only_c1_unfound(check):
-        turns = " and ".join(f"{abs(d):.0f}°" for d in turned_deg(lean))
-        second = f"a second pass of the model on the CT turned {turns} about the left–right axis"
         passed = (
             f"The vertebrae were labelled by {second}: the first pass of the model found no C1 "
             "above C2."
@@ -269,8 +269,6 @@ def _second_reading(
         passed = f"{leaning}: its vertebrae were labelled on the CT turned upright."
         failed = f"{leaning}; read again turned upright, it did not pass the checks either."
     else:
-        turns = " and ".join(f"{abs(d):.0f}°" for d in turned_deg(lean))
-        second = f"a second pass of the model on the CT turned {turns} about the left–right axis"
         passed = (
             f"The vertebrae were labelled by {second}: the first pass of the model did not "
             "pass the checks."
