@@ -304,7 +304,8 @@ def _resplit_at_bodies(
     three runs. Two neighbours whose volumes break one of the checks' proportions between
     neighbours (:func:`_proportion_faults`: C2 over ``C2_OVER_C3_MAX`` times C3, one of two
     neighbours from C3 to C6 under ``NEIGHBOUR_SHARE_MIN`` of the other, C7 under
-    ``C7_OVER_C4_C5_MIN`` or over ``C7_OVER_C4_C5_MAX`` of the mean of C4 and C5) have moved
+    ``C7_OVER_C4_C5_MIN`` or over ``C7_OVER_C4_C5_MAX`` of the mean of C4 and C5 or under
+    ``C7_OVER_C6_MIN`` of C6) have moved
     their boundary: the planes the two hold are split again into two runs, unless the column
     leans more than ``PAIR_RESPLIT_MAX_LEAN_DEG`` against the slices. Each boundary lies on a
     body's top found in the CT (``Anchors.body_tops``), on an endplate's plane
@@ -409,7 +410,7 @@ def _group_faults(group: tuple[int, ...]) -> set[tuple[str, int]]:
     if group[0] == 2:
         return {("c2_over_c3", 2)}
     if group[0] == 6:
-        return {("c7_over", 7), ("c7_under", 7)}
+        return {("c7_over", 7), ("c7_under", 7), ("c7_under_c6", 7)}
     return {("unequal", group[0])}
 
 

@@ -643,6 +643,53 @@ def test_a_large_c7_whose_top_is_labelled_c6_is_left_to_the_reader_with_c5_and_c
     )
 
 
+def test_a_c7_whose_lower_part_is_labelled_c6_is_left_to_the_reader(spine):
+    """A C7 as much larger than C6 as the phantom's (the toy's widened by a pixel) whose lower
+    planes stage 1 gave to C6 and left unlabelled below (phantom 88000097, a trauma scan of a
+    neck leaning 19°): C7 still holds over 80 % of the mean of C4 and C5 and C5 is not much
+    smaller than C6, so only C7 against C6 shows it; without that C7 was assessed."""
+    labels, hu = spine
+    wide = labels.copy()
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    for z in _planes(labels, 7):
+        grown = cv2.dilate((labels[z] == 7).astype(np.uint8), disc).astype(bool)
+        wide[z][grown & (labels[z] == 0)] = 7
+    planes = _planes(wide, 7)
+    taken = _relabelled(wide, 7, planes[-7:-3], 6)
+    check = check_spine(_relabelled(taken, 7, planes[-3:], 0), SPACING, hu)
+    _only_assessed_but(check, {"C6", "C7"})
+    assert check.reasons["C7"] == (
+        "C7 holds 55% of the volume of C6 (C7 is the larger of the two, at least 65%): part of "
+        "C7 may be labelled C6, or was not found.",
+    )
+    assert check.reasons["C6"][-1] == (
+        "C7, below C6, is smaller than a C7 can be: part of it may be labelled C6."
+    )
+
+
+def test_a_c7_large_against_a_squeezed_c4_names_c4_as_a_cause_too(spine):
+    """C7 over 1.8 times the mean of C4 and C5 where C4 gave most of itself to C3 and C5 (as
+    stage 1 did on necks leaning 15–20°, C6 of a normal size): the reason names C4 as well as
+    a C7 holding C6."""
+    labels, hu = spine
+    wide = labels.copy()
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    for z in _planes(labels, 7):
+        grown = cv2.dilate((labels[z] == 7).astype(np.uint8), disc).astype(bool)
+        wide[z][grown & (labels[z] == 0)] = 7
+    planes = _planes(wide, 4)
+    squeezed = _relabelled(_relabelled(wide, 4, planes[:5], 3), 4, planes[-6:], 5)
+    check = check_spine(squeezed, SPACING, hu)
+    assert check.study_reasons[0].startswith("C7 holds "), check.study_reasons
+    assert check.study_reasons[0].endswith(
+        "C7 may hold C6 as well, and every level above it be named one too high; or C4, much "
+        "smaller than its neighbours, lost part of itself to them."
+    )
+    # C7 as large with every level whole: no other cause to name
+    alone = check_spine(wide, SPACING, hu).study_reasons[0]
+    assert alone.endswith("every level above it be named one too high."), alone
+
+
 def test_a_c7_smaller_than_any_c7_makes_every_level_indeterminate(spine):
     """Only C7's top 2 planes labelled (the rest unlabelled, the scan going on below): no whole
     C7 was found, and the levels above may be named one too low (phantom 99000064's true

@@ -25,7 +25,8 @@ analysis is checked, and whatever fails becomes a *reason* in plain words:
   indeterminate), the smaller of two neighbours from C3 to C6 at least ``NEIGHBOUR_SHARE_MIN``
   of the larger (else both, and the larger's other neighbour, are indeterminate), C1 at least
   ``C1_OVER_C2_MIN`` of C2's volume and C7 (the largest) at least ``C7_OVER_C4_C5_MIN`` of the
-  mean of C4 and C5 (else the two neighbours, C1 and C2, or C6 and C7 are indeterminate);
+  mean of C4 and C5 and ``C7_OVER_C6_MIN`` of C6 (else the two neighbours, C1 and C2, or C6
+  and C7 are indeterminate);
 * **the canal** — each level's outline (axial footprint) encloses a vertebral canal of at least
   ``CANAL_MIN_MM2`` holding soft tissue, not bone (a ring nowhere closed is searched again with
   gaps up to ``CANAL_GAP_MM`` bridged), and the canal runs on from level to level;
@@ -79,6 +80,7 @@ from .limits import (
     C2_WHOLE_MM,
     C7_OVER_C4_C5_MAX,
     C7_OVER_C4_C5_MIN,
+    C7_OVER_C6_MIN,
     CANAL_GAP_MM,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
@@ -119,6 +121,7 @@ __all__ = [
     "C2_WHOLE_MM",
     "C7_OVER_C4_C5_MAX",
     "C7_OVER_C4_C5_MIN",
+    "C7_OVER_C6_MIN",
     "CANAL_GAP_MM",
     "CANAL_MAX_HU",
     "CANAL_MAX_MM2",

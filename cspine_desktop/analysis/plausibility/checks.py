@@ -26,6 +26,7 @@ from .limits import (
     C2_WHOLE_MM,
     C7_OVER_C4_C5_MAX,
     C7_OVER_C4_C5_MIN,
+    C7_OVER_C6_MIN,
     CANAL_MAX_HU,
     CANAL_MAX_MM2,
     CANAL_MIN_MM2,
@@ -398,8 +399,9 @@ def proportion_faults(whole: Mapping[str, float]) -> set[tuple[str, int]]:
     ("unequal", k) — the smaller of k and k + 1 (C3–C6) under ``NEIGHBOUR_SHARE_MIN`` of the
     larger; ("c2_over_c3", 2) — C2 over ``C2_OVER_C3_MAX`` times C3; ("c7_over", 7) and
     ("c7_under", 7) — C7 over ``C7_OVER_C4_C5_MAX`` or under ``C7_OVER_C4_C5_MIN`` times the
-    mean of C4 and C5. The checks word these; the level count splits levels again to mend
-    them (:func:`~..levels.assign_levels`)."""
+    mean of C4 and C5; ("c7_under_c6", 7) — C7 under ``C7_OVER_C6_MIN`` of C6. The checks word
+    these; the level count splits levels again to mend them
+    (:func:`~..levels.assign_levels`)."""
     faults: set[tuple[str, int]] = set()
     for k in range(3, 7):
         upper, name, lower = NAMES[k - 2], NAMES[k - 1], NAMES[k]
@@ -420,6 +422,8 @@ def proportion_faults(whole: Mapping[str, float]) -> set[tuple[str, int]]:
         faults.add(("c7_over", 7))
     if share is not None and share < C7_OVER_C4_C5_MIN:
         faults.add(("c7_under", 7))
+    if "C6" in whole and "C7" in whole and whole["C7"] < C7_OVER_C6_MIN * whole["C6"]:
+        faults.add(("c7_under_c6", 7))
     return faults
 
 
@@ -480,10 +484,19 @@ def _check_naming(f: _Findings) -> None:
         )
     if ("c7_over", 7) in faults:
         c7 = _c7_share(whole) or 0.0
+        # a C4 or C5 that lost part of itself to its neighbours makes the mean small as well
+        small = [n for k, n in ((4, "C4"), (5, "C5")) if ("squeezed", k) in faults]
         f.study.append(
             f"C7 holds {c7:.1f} times the mean volume of C4 and C5 (C7 is at most about "
             f"{C7_OVER_C4_C5_MAX:g} times their mean): C7 may hold C6 as well, and every level "
-            "above it be named one too high."
+            "above it be named one too high"
+            + (
+                f"; or {' and '.join(small)}, much smaller than "
+                f"{'its' if len(small) == 1 else 'their'} neighbours, lost part of "
+                f"{'itself' if len(small) == 1 else 'themselves'} to them."
+                if small
+                else "."
+            )
         )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
@@ -646,8 +659,8 @@ def _check_proportions(f: _Findings) -> None:
 def _check_end_levels(f: _Findings) -> None:
     """The levels at the ends of the spine hold their share: C1 at least ``C1_OVER_C2_MIN`` of
     C2's volume, C7 (the largest of C3–C7) at least ``C7_OVER_C4_C5_MIN`` of the mean of C4 and
-    C5. A smaller one has lost part of itself to its neighbour, or was not all found: it and
-    that neighbour are indeterminate."""
+    C5 and ``C7_OVER_C6_MIN`` of C6. A smaller one has lost part of itself to its neighbour, or
+    was not all found: it and that neighbour are indeterminate."""
     whole = _uncut_ml(f.measures)
     if "C1" in whole and "C2" in whole and whole["C1"] < C1_OVER_C2_MIN * whole["C2"]:
         f.own["C1"].append(
@@ -658,13 +671,22 @@ def _check_end_levels(f: _Findings) -> None:
             "C1, above C2, is smaller than a C1 can be: part of it may be labelled C2."
         )
         f.status["C1"] = f.status["C2"] = INDETERMINATE
-    if ("c7_under", 7) not in proportion_faults(whole):
+    faults = proportion_faults(whole)
+    if ("c7_under", 7) in faults:
+        share = _c7_share(whole) or 0.0
+        f.own["C7"].append(
+            f"C7 holds {share:.0%} of the mean volume of C4 and C5 (C7 is the largest of them, "
+            f"at least {C7_OVER_C4_C5_MIN:.0%}): part of C7 may be labelled C6, or was not "
+            "found."
+        )
+    elif ("c7_under_c6", 7) in faults:
+        f.own["C7"].append(
+            f"C7 holds {whole['C7'] / whole['C6']:.0%} of the volume of C6 (C7 is the larger "
+            f"of the two, at least {C7_OVER_C6_MIN:.0%}): part of C7 may be labelled C6, or was "
+            "not found."
+        )
+    else:
         return
-    share = _c7_share(whole) or 0.0
-    f.own["C7"].append(
-        f"C7 holds {share:.0%} of the mean volume of C4 and C5 (C7 is the largest of them, at "
-        f"least {C7_OVER_C4_C5_MIN:.0%}): part of C7 may be labelled C6, or was not found."
-    )
     f.status["C7"] = INDETERMINATE
     if "C6" in f.measures:
         f.own["C6"].append(
