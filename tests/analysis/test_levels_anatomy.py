@@ -381,6 +381,28 @@ def test_after_a_heavy_recount_no_level_is_split_again_at_the_endplates():
     assert not any("had been labelled" in w for w in clean.warnings)
 
 
+def test_after_a_heavy_recount_no_level_below_one_the_wrong_size_is_assessed():
+    """Phantom 87000024 (sixth unseen set), its true labels named one too high with nothing
+    above C1 and the true C7 unlabelled, is recounted from the dens (74 % relabelled, confirmed
+    by the CT): C1–C4 are put right, C5 is left 8 mm tall, and C6 and C7 lay on the true C5 and
+    C6 (C6 with 3 % of its vertebra under its name) and passed every check of their own. Below a
+    level too short for its name the count may have gone wrong, so they are left to the
+    reader; the levels above stay as the count left them."""
+    hu, lab = _demo_grid_study(87000024)
+    clean, off = _count_and_check(c1_named_c2(lab, "lost"), hu, 1.25)
+    assert clean.relabelled_fraction > 0.7 and clean.levels_confirmed
+    assert off.reasons["C5"][0].startswith("C5 is too small for a C5: height")
+    for n in ("C6", "C7"):
+        assert off.status[n] == "indeterminate"
+        assert off.reasons[n] == (
+            f"The levels were counted again (74% of the labels changed) and C5, above {n}, is "
+            f"not the size of a C5: the count may have gone wrong there, and {n} be named "
+            "wrong.",
+        )
+    assessed = [k for k in range(1, 8) if off.status[f"C{k}"] == "assessed"]
+    assert misnamed_levels(clean.labels, lab, assessed) == []
+
+
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):
     near_new = near_old = within2 = total = 0
     for (cov, seed), (_st, hu, lab) in studies.items():

@@ -718,6 +718,7 @@ def _check_assignment(
     if relabelled_fraction is None:
         return
     if relabelled_fraction > RELABEL_WARNING_SHARE:
+        _leave_below_a_misfit(f, relabelled_fraction)
         relabelled = f"The level assignment relabelled {relabelled_fraction:.0%} of the vertebra "
         c2 = f.measures.get("C2")
         if not confirmed and c2 is not None and c2.cut is None and c2.height_mm < C2_WHOLE_MM:
@@ -752,6 +753,33 @@ def _check_assignment(
         "changed): where C1's ring surrounds the dens, the split between C1 and C2 is only "
         "approximate.",
     )
+
+
+def _leave_below_a_misfit(f: _Findings, relabelled_fraction: float) -> None:
+    """After a count that relabelled over ``RELABEL_WARNING_SHARE``, the levels below the
+    highest of C3–C6 whose size is outside its name's range are indeterminate too. Such a
+    count names the levels head to feet from where it starts, each plane once, so a level too
+    short or too large for its name is where it went wrong by most of a level, and every level
+    below may inherit it (stage 1's own levels do not depend on one another so). On the true
+    labels of an unseen phantom study named one too high with the true C7 unlabelled (seed
+    87000024), the count from the dens put C1–C4 right (74 % relabelled, confirmed by the CT),
+    left C5 8 mm tall, and assessed C6 on the true C5 (3 % of C6 under its name) and C7 on the
+    true C6. A level only out of proportion with its neighbours is left alone: that moved a
+    boundary by part of a level (phantom 88000004, shifted as the real head-and-neck CT: C3 58 %
+    of its neighbours' mean, C5–C7 right)."""
+    misfit = next(
+        (n for n in NAMES[2:6] if n in f.measures and _size_reasons(f.measures[n])[0]), None
+    )
+    if misfit is None:
+        return
+    for n in NAMES[NAMES.index(misfit) + 1 :]:
+        if f.status[n] == ASSESSED:
+            f.status[n] = INDETERMINATE
+            f.own[n].append(
+                f"The levels were counted again ({relabelled_fraction:.0%} of the labels "
+                f"changed) and {misfit}, above {n}, is not the size of a {misfit}: the count may "
+                f"have gone wrong there, and {n} be named wrong."
+            )
 
 
 def _leave_c1_c2(f: _Findings, reason: str) -> None:
