@@ -44,10 +44,8 @@ from .upright import (
     LEANING_DEG,
     UprightReading,
     clean_and_check,
-    only_c1_unfound,
     read_upright,
     second_reading_lean,
-    second_stands,
     turned_deg,
 )
 
@@ -252,19 +250,10 @@ def _second_reading(
     clean: CleanLabels, check: SpineCheck, again: UprightReading, lean: float
 ) -> SpineReading:
     """The reading that stands (the second where it passed the checks, else the first), and
-    the warning that says how it was read (:func:`.upright.second_stands`)."""
+    the warning that says how it was read."""
     turns = " and ".join(f"{abs(d):.0f}°" for d in turned_deg(lean))
     second = f"a second pass of the model on the CT turned {turns} about the left–right axis"
-    if only_c1_unfound(check):
-        passed = (
-            f"The vertebrae were labelled by {second}: the first pass of the model found no C1 "
-            "above C2."
-        )
-        failed = (
-            f"The first pass of the model found no C1 above C2, which is in view; {second} "
-            "found none that passes the checks."
-        )
-    elif abs(lean) > LEANING_DEG:
+    if abs(lean) > LEANING_DEG:
         leaning = f"The neck leans {abs(lean):.0f}° against the slices"
         passed = f"{leaning}: its vertebrae were labelled on the CT turned upright."
         failed = f"{leaning}; read again turned upright, it did not pass the checks either."
@@ -274,7 +263,7 @@ def _second_reading(
             "pass the checks."
         )
         failed = f"The first pass of the model did not pass the checks, nor did {second}."
-    if second_stands(check, again):
+    if again.passed:
         return SpineReading(again.clean, again.check, (passed,))
     return SpineReading(clean, check, (failed,))
 

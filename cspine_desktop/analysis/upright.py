@@ -205,22 +205,11 @@ def second_reading_lean(
     check: SpineCheck, labels: np.ndarray, step_mm: float, pixel_mm: float
 ) -> float | None:
     """The lean to turn by (the labelled column's, in degrees) when a reading left the study or
-    a level indeterminate, or found no C1 above a whole C2 (:func:`c1_unfound`), and labelled
-    something to turn about, else None."""
-    if not (_unsure(check) or c1_unfound(check)) or not np.any(labels):
+    a level indeterminate (no C1 found above a whole C2 among the reasons: the checks'
+    "No C1 was found above C2") and labelled something to turn about, else None."""
+    if not _unsure(check) or not np.any(labels):
         return None
     return column_lean_deg(labels, step_mm, pixel_mm)
-
-
-def second_stands(first: SpineCheck, again: UprightReading) -> bool:
-    """Whether the second reading stands over the first: it passed the checks, and where the
-    first was read again only because it found no C1 above a whole C2, it found one."""
-    return again.passed and not (only_c1_unfound(first) and c1_unfound(again.check))
-
-
-def only_c1_unfound(check: SpineCheck) -> bool:
-    """A reading that passed every check but found no C1 above a whole C2."""
-    return c1_unfound(check) and not _unsure(check)
 
 
 def turned_deg(lean_deg: float) -> tuple[float, float]:
@@ -279,12 +268,6 @@ def _unsure(check: SpineCheck) -> bool:
     return bool(check.study_reasons) or any(
         check.status[n] not in (ASSESSED, PARTLY_IN_VIEW, NOT_IN_VIEW) for n in NAMES
     )
-
-
-def c1_unfound(check: SpineCheck) -> bool:
-    """No C1 was found above a C2 wholly in view: C2's dens rises into C1's ring, so that C1
-    is in the images and the model missed it."""
-    return check.status["C1"] == NOT_IN_VIEW and check.status["C2"] == ASSESSED
 
 
 def _on(prepared: PreparedVolume, hu: np.ndarray) -> PreparedVolume:

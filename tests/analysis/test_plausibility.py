@@ -364,12 +364,35 @@ def test_heavy_relabelling_that_left_no_c1_is_not_trusted(spine):
     labels, hu = spine
     shifted = c2_named_c1(labels)
     shifted[shifted == 1] = 0  # the count cleared the tall "C1"
-    (reason,) = check_spine(shifted, SPACING, hu, relabelled_fraction=0.30).study_reasons
+    no_c1, reason = check_spine(shifted, SPACING, hu, relabelled_fraction=0.30).study_reasons
     assert reason.startswith(
         "The level assignment relabelled 30% of the vertebra pixels and left no C1 above C2:"
     )
     assert reason.endswith("every level below it named one too low.")
-    assert check_spine(shifted, SPACING, hu, relabelled_fraction=0.05).study_reasons == ()
+    # relabelled little, no C1 above a whole C2 still leaves every level to the reader
+    assert check_spine(shifted, SPACING, hu, relabelled_fraction=0.05).study_reasons == (no_c1,)
+
+
+def test_no_c1_above_a_whole_c2_leaves_every_level_to_the_reader(spine):
+    """C2's dens rises into C1's ring: a C2 wholly in view with no C1 found above it is a C1
+    missed, or labels named one too high with nothing above C1 (C1 labelled C2, …) whose "C2"
+    passes for a C2 (phantom 777077 posed askew, its true C7 unlabelled). With C2 cut by the
+    top of the scan, C1 may lie outside it: C2 is partly in view, the rest assessed."""
+    labels, hu = spine
+    missed = _relabelled(labels, 1, _planes(labels, 1), 0)
+    check = check_spine(missed, SPACING, hu)
+    assert check.study_reasons == (
+        "No C1 was found above C2, which is wholly in view (C2's dens rises into C1's ring, so "
+        "C1 is in the images): C1 may have been missed, or what is labelled C2 be C1, and "
+        "every level below it named one too high.",
+    )
+    assert check.status["C1"] == "not_in_view"
+    assert {check.status[n] for n in NAMES[1:]} == {"indeterminate"}
+    top = _planes(labels, 2)[len(_planes(labels, 2)) // 3]
+    cut = check_spine(missed[top:], SPACING, hu[top:])
+    assert cut.study_reasons == ()
+    assert cut.status["C2"] == "partly_in_view"
+    assert {cut.status[n] for n in NAMES[2:]} == {"assessed"}
 
 
 def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):
