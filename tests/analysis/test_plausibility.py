@@ -622,6 +622,17 @@ def _only_assessed_but(check, doubtful: set[str]) -> None:
     assert {n for n, s in check.status.items() if s != "assessed"} == doubtful, check.status
 
 
+def _widened_c7(labels: np.ndarray, disc_px: int) -> np.ndarray:
+    """A copy of ``labels`` with C7 grown in each plane by a ``disc_px`` disc (the phantom's C7
+    is larger against C6 than the toy's)."""
+    wide = labels.copy()
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc_px, disc_px))
+    for z in _planes(labels, 7):
+        grown = cv2.dilate((labels[z] == 7).astype(np.uint8), disc).astype(bool)
+        wide[z][grown & (labels[z] == 0)] = 7
+    return wide
+
+
 def test_a_c7_cut_short_leaves_c7_and_c6_to_the_reader(spine):
     """Stage 1 found only the top of C7 (its lower planes unlabelled, the scan going on below)."""
     labels, hu = spine
@@ -654,11 +665,7 @@ def test_a_large_c7_whose_top_is_labelled_c6_is_left_to_the_reader_with_c5_and_c
     top 4 planes labelled C6: C7 keeps enough volume for its own checks, but C6 is then much
     larger than C5, and what makes it so may be C7's (phantom 99000064, held out)."""
     labels, hu = spine
-    wide = labels.copy()
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    for z in _planes(labels, 7):
-        grown = cv2.dilate((labels[z] == 7).astype(np.uint8), disc).astype(bool)
-        wide[z][grown & (labels[z] == 0)] = 7
+    wide = _widened_c7(labels, 5)
     check = check_spine(_relabelled(wide, 7, _planes(wide, 7)[:4], 6), SPACING, hu)
     _only_assessed_but(check, {"C5", "C6", "C7"})
     assert check.reasons["C7"] == (
@@ -672,11 +679,7 @@ def test_a_c7_whose_lower_part_is_labelled_c6_is_left_to_the_reader(spine):
     neck leaning 19°): C7 still holds over 80 % of the mean of C4 and C5 and C5 is not much
     smaller than C6, so only C7 against C6 shows it; without that C7 was assessed."""
     labels, hu = spine
-    wide = labels.copy()
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    for z in _planes(labels, 7):
-        grown = cv2.dilate((labels[z] == 7).astype(np.uint8), disc).astype(bool)
-        wide[z][grown & (labels[z] == 0)] = 7
+    wide = _widened_c7(labels, 3)
     planes = _planes(wide, 7)
     taken = _relabelled(wide, 7, planes[-7:-3], 6)
     check = check_spine(_relabelled(taken, 7, planes[-3:], 0), SPACING, hu)
@@ -695,11 +698,7 @@ def test_a_c7_large_against_a_squeezed_c4_names_c4_as_a_cause_too(spine):
     stage 1 did on necks leaning 15–20°, C6 of a normal size): the reason names C4 as well as
     a C7 holding C6."""
     labels, hu = spine
-    wide = labels.copy()
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    for z in _planes(labels, 7):
-        grown = cv2.dilate((labels[z] == 7).astype(np.uint8), disc).astype(bool)
-        wide[z][grown & (labels[z] == 0)] = 7
+    wide = _widened_c7(labels, 5)
     planes = _planes(wide, 4)
     squeezed = _relabelled(_relabelled(wide, 4, planes[:5], 3), 4, planes[-6:], 5)
     check = check_spine(squeezed, SPACING, hu)
