@@ -305,15 +305,15 @@ def _resplit_at_bodies(
     neighbours (:func:`_proportion_faults`: C2 over ``C2_OVER_C3_MAX`` times C3, one of two
     neighbours from C3 to C6 under ``NEIGHBOUR_SHARE_MIN`` of the other, C7 under
     ``C7_OVER_C4_C5_MIN`` or over ``C7_OVER_C4_C5_MAX`` of the mean of C4 and C5 or under
-    ``C7_OVER_C6_MIN`` of C6) have moved
-    their boundary: the planes the two hold are split again into two runs, unless the column
+    ``C7_OVER_C6_MIN`` of C6) have moved their boundary: the planes the two hold are split
+    again into two runs, unless the column
     leans more than ``PAIR_RESPLIT_MAX_LEAN_DEG`` against the slices. Each boundary lies on a
     body's top found in the CT (``Anchors.body_tops``), on an endplate's plane
     (:func:`~.anchors.endplate_planes`; ``hu`` given, the column leaning at most
     ``PAIR_RESPLIT_MAX_LEAN_DEG``: on a leaning neck a plane's front cuts a body and a disc at
     once, and endplates there gave C4's planes to C3 and C5 on phantom studies; and the count
-    relabelled at most ``RELABEL_WARNING_SHARE`` of the pixels) or where the
-    labels change now, each run at least ``RESPLIT_MIN_MM`` and within its level's height
+    relabelled at most ``RELABEL_WARNING_SHARE`` of the pixels) or where the labels change
+    now, each run at least ``RESPLIT_MIN_MM`` and within its level's height
     range; the middle of three runs no longer squeezed, two runs leaving fewer proportion
     faults and no new one, judged on the volumes the labels will have once split. Of the splits
     that fit, the one that agrees with the most predicted pixels wins, plus

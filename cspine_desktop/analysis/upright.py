@@ -205,8 +205,8 @@ def second_reading_lean(
     check: SpineCheck, labels: np.ndarray, step_mm: float, pixel_mm: float
 ) -> float | None:
     """The lean to turn by (the labelled column's, in degrees) when a reading left the study or
-    a level indeterminate (no C1 found above a whole C2 among the reasons: the checks'
-    "No C1 was found above C2") and labelled something to turn about, else None."""
+    a level indeterminate (among the study reasons: no C1 found above a whole C2) and labelled
+    something to turn about, else None."""
     if not _unsure(check) or not np.any(labels):
         return None
     return column_lean_deg(labels, step_mm, pixel_mm)

@@ -498,18 +498,20 @@ def _check_naming(f: _Findings) -> None:
     if ("c7_over", 7) in faults:
         c7 = _c7_share(whole) or 0.0
         # a C4 or C5 that lost part of itself to its neighbours makes the mean small as well
-        small = [n for k, n in ((4, "C4"), (5, "C5")) if ("squeezed", k) in faults]
+        small = " and ".join(n for k, n in ((4, "C4"), (5, "C5")) if ("squeezed", k) in faults)
+        if not small:
+            also = "."
+        elif " and " in small:
+            also = (
+                f"; or {small}, much smaller than their neighbours, lost part of themselves to "
+                "them."
+            )
+        else:
+            also = f"; or {small}, much smaller than its neighbours, lost part of itself to them."
         f.study.append(
             f"C7 holds {c7:.1f} times the mean volume of C4 and C5 (C7 is at most about "
             f"{C7_OVER_C4_C5_MAX:g} times their mean): C7 may hold C6 as well, and every level "
-            "above it be named one too high"
-            + (
-                f"; or {' and '.join(small)}, much smaller than "
-                f"{'its' if len(small) == 1 else 'their'} neighbours, lost part of "
-                f"{'itself' if len(small) == 1 else 'themselves'} to them."
-                if small
-                else "."
-            )
+            f"above it be named one too high{also}"
         )
     if c2 is not None and c2.canal_mm2 > C1_RING_MM2 and c2.width_mm > C1_RING_WIDTH_MM:
         f.study.append(
