@@ -418,7 +418,7 @@ def _split_again(
     lab: np.ndarray,
     counts: np.ndarray,
     group: tuple[int, ...],
-    body_tops: tuple[int, ...],
+    places: tuple[int, ...],
     step_mm: float,
     cut: Set[int] = frozenset(),
 ) -> tuple[int, ...] | None:
@@ -427,7 +427,8 @@ def _split_again(
     group's proportion faults (:func:`_group_faults`) are not there, or no split fits. Each split
     is judged on the volumes the labels would have once split (:func:`_relabel_plane` leaves a
     smaller piece the model gave the level above with it); ``counts``: :func:`_level_counts`
-    of ``lab``."""
+    of ``lab``; ``places``: the planes a boundary may move to beside those where the labels
+    change now (bodies' tops found in the CT, and endplates)."""
     # imported here: the checks measure with postprocess, which imports this module
     from .plausibility.limits import SQUEEZED_SHARE
 
@@ -453,7 +454,7 @@ def _split_again(
     outside[cols] -= members[start : stop + 1].sum(axis=0)
     given = {level: _given_as(lab, start, stop, group, level) for level in group}
     in_group = np.isin(dominant, group)
-    tops = {int(t) for t in body_tops if start < t <= stop}
+    tops = {int(t) for t in places if start < t <= stop}
     now = {
         z
         for z in range(start + 1, stop + 1)

@@ -256,6 +256,8 @@ class _Findings:
     study: list[str]
     own: dict[str, list[str]]
     status: dict[str, str]
+    whole: dict[str, float]  # volume (ml) of each level not cut by the scan's edge
+    faults: set[tuple[str, int]]  # the proportions ``whole`` breaks (:func:`proportion_faults`)
 
     @classmethod
     def start(cls, measures: dict[str, LevelMeasure], input_problems: tuple[str, ...]) -> _Findings:
@@ -266,12 +268,15 @@ class _Findings:
         study = list(input_problems)
         if not measures:
             study.append("No cervical vertebra was found in the images.")
+        whole = _uncut_ml(measures)
         return cls(
             measures=measures,
             present=[n for n in NAMES if n in measures],
             study=study,
             own={n: [] for n in NAMES},
             status=status,
+            whole=whole,
+            faults=proportion_faults(whole),
         )
 
     def result(self) -> SpineCheck:
@@ -487,8 +492,7 @@ def _check_naming(f: _Findings) -> None:
             "may hold C2 as well (every level below it named one too low), or bone above C1 (the "
             "skull base; every level below it named one too high)."
         )
-    whole = _uncut_ml(f.measures)
-    faults = proportion_faults(whole)
+    whole, faults = f.whole, f.faults
     if ("c2_over_c3", 2) in faults:
         f.study.append(
             f"C2 holds {whole['C2'] / whole['C3']:.1f} times the volume of C3 (C2 is at most "
@@ -625,8 +629,7 @@ def _check_proportions(f: _Findings) -> None:
     too large may as well be part of that one. On a held-out phantom (seed 99000064) stage 1
     gave the top of C7 to C6; the check named C5 as the smaller, and C7 stayed assessed with a
     third of its vertebra under the name C6."""
-    whole = _uncut_ml(f.measures)
-    faults = proportion_faults(whole)
+    whole, faults = f.whole, f.faults
     squeezed: set[str] = set()
     for k in range(2, 6):
         upper, name, lower = NAMES[k - 1], NAMES[k], NAMES[k + 1]
@@ -676,7 +679,7 @@ def _check_end_levels(f: _Findings) -> None:
     C2's volume, C7 (the largest of C3–C7) at least ``C7_OVER_C4_C5_MIN`` of the mean of C4 and
     C5 and ``C7_OVER_C6_MIN`` of C6. A smaller one has lost part of itself to its neighbour, or
     was not all found: it and that neighbour are indeterminate."""
-    whole = _uncut_ml(f.measures)
+    whole, faults = f.whole, f.faults
     if "C1" in whole and "C2" in whole and whole["C1"] < C1_OVER_C2_MIN * whole["C2"]:
         f.own["C1"].append(
             f"C1 holds {whole['C1'] / whole['C2']:.0%} of the volume of C2 (C1's ring holds at "
@@ -686,7 +689,6 @@ def _check_end_levels(f: _Findings) -> None:
             "C1, above C2, is smaller than a C1 can be: part of it may be labelled C2."
         )
         f.status["C1"] = f.status["C2"] = INDETERMINATE
-    faults = proportion_faults(whole)
     if ("c7_under", 7) in faults:
         share = _c7_share(whole) or 0.0
         f.own["C7"].append(
