@@ -655,8 +655,9 @@ def _counted_levels(
         plane_level[z0 + start : z0 + stop] = level
     out = lab.copy()
     out[:z0] = 0  # above C1's ring when anchored (skull base); nothing otherwise
+    shift = _naming_shift(counts, plane_level)
     for z in range(z0, z1 + 1):
-        _relabel_plane(out[z], int(plane_level[z]) if z <= end else T1)
+        _relabel_plane(out[z], int(plane_level[z]) if z <= end else T1, shift)
     out[out == T1] = 0
     n_fg = int((lab > 0).sum())
     changed = float((out != lab).sum() / n_fg) if n_fg else 0.0
@@ -667,6 +668,19 @@ def _counted_levels(
             "order; check the level labels on the sagittal view.",
         )
     return LevelAssignment(out, plane_level, changed, warnings, anchors)
+
+
+def _naming_shift(counts: np.ndarray, plane_level: np.ndarray) -> int:
+    """The count's level less the model's label for the same vertebra (``plane_level``, 0 where
+    none; ``counts``: :func:`_level_counts`): the commonest difference between a plane's
+    counted level and the label most of its pixels hold, over the planes counted; 0 where the
+    count kept the model's names."""
+    held = (plane_level > 0) & (counts.sum(axis=1) > 0)
+    if not held.any():
+        return 0
+    diff = plane_level[held].astype(np.int64) - (counts[held].argmax(axis=1) + 1)
+    values, n = np.unique(diff, return_counts=True)
+    return int(values[np.argmax(n)])
 
 
 def _anchored_priors(
@@ -774,21 +788,35 @@ def onto_body_tops(
     return lab, moved
 
 
-def _relabel_plane(plane: np.ndarray, level: int) -> None:
+def _relabel_plane(plane: np.ndarray, level: int, shift: int = 0) -> None:
     """In place: bone pieces of one plane take ``level`` unless they are a smaller piece the
-    model gave to ``level − 1`` (the spinous process of the vertebra above)."""
+    model gave to the level above (the spinous process of the vertebra above), which take
+    ``level − 1``. ``shift``: the count's level less the model's label for the same vertebra
+    (−1 where the model named each level one too high, +1 one too low); the level above is
+    then the model's ``level − 1 − shift`` (at the ends, the model's first or last level), and
+    with a shift a smaller piece the model gave the level below (an articular process rising
+    beside the body above) takes ``level + 1``. Compared with the model's names as they stood,
+    a recount by one level renamed the arch of the vertebra above as the plane's own level: on
+    phantom 85000093's true labels named one too low, C3's arch in C4's planes became C4, and
+    C3 was assessed with under 70 % of itself."""
     n, comp, stats, _ = cv2.connectedComponentsWithStats(
         (plane > 0).astype(np.uint8), connectivity=8
     )
     if n <= 1:
         return
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    # the model's name for the level above; at the ends the level the model ran out of
+    above = min(max(level - 1 - shift, 1), len(NAMES))
+    below = level + 1 - shift
     for c in range(1, n):
         piece = comp == c
-        if c != largest and level > 1:
+        if c != largest:
             majority = int(np.bincount(plane[piece], minlength=len(NAMES) + 1).argmax())
-            if majority == level - 1:
+            if majority == above and level > 1:
                 plane[piece] = level - 1
+                continue
+            if majority == below and shift != 0 and 1 < level < len(NAMES):
+                plane[piece] = level + 1
                 continue
         plane[piece] = level
 

@@ -278,7 +278,7 @@ def test_c1_labelled_c2_leaves_no_level_assessed_under_another_name(studies):
     ("seed", "sign"),
     [
         (95000008, "C1 holds 2.4 times the volume of C2"),
-        (97100025, "The level assignment relabelled 75% of the vertebra pixels and left C2 24"),
+        (97100025, "The level assignment had to relabel 84% of the vertebra pixels"),
     ],
 )
 def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
@@ -288,8 +288,11 @@ def test_c1_and_c2_labelled_c1_together_leave_no_level_assessed(seed, sign):
     neighbour's name: a C1 much larger than its C2 says so. On 97100025 the count from the dens
     put C1 and C2 back but gave C2 the true C3 as well, and C3–C6 were assessed one level
     off (no C7 though the images go on below "C6" said so); with C2's typical height measured
-    (22 mm, ``LEVEL_TYPICAL_MM``) the count leaves C2 24 mm, shorter than a whole C2 after a
-    heavy recount, which says so. The true labels stay assessed."""
+    (22 mm, ``LEVEL_TYPICAL_MM``) the count left C2 24 mm, shorter than a whole C2 after a
+    heavy recount, which said so. Since the recount keeps the arch of the vertebra above with
+    it however the model named it, C2 keeps its spinous process (34 mm), the count relabels
+    84 %, and the CT does not confirm it: more than a count may relabel. The true labels stay
+    assessed."""
     hu, lab = _demo_grid_study(seed)
     off, true = _named_and_true_checks(c2_named_c1(lab, "merged"), lab, hu)
     assert any(r.startswith(sign) for r in off.study_reasons), off.study_reasons
@@ -346,7 +349,7 @@ def test_a_count_from_the_dens_on_a_neck_posed_askew_puts_c3_to_c7_right():
 @pytest.mark.parametrize(
     ("seed", "pose", "sign"),
     [
-        (98000072, {}, "The level assignment relabelled 75% of the vertebra pixels and left C2 24"),
+        (98000072, {}, "The level assignment relabelled 84% of the vertebra pixels and left C2 24"),
         (98000081, ASKEW_POSE, "times the mean volume of C4 and C5 (C7 is at most"),
     ],
 )
@@ -383,22 +386,16 @@ def test_after_a_heavy_recount_no_level_is_split_again_at_the_endplates():
 
 def test_after_a_heavy_recount_no_level_below_one_the_wrong_size_is_assessed():
     """Phantom 87000024 (sixth unseen set), its true labels named one too high with nothing
-    above C1 and the true C7 unlabelled, is recounted from the dens (74 % relabelled, confirmed
-    by the CT): C1–C4 are put right, C5 is left 8 mm tall, and C6 and C7 lay on the true C5 and
-    C6 (C6 with 3 % of its vertebra under its name) and passed every check of their own. Below a
-    level too short for its name the count may have gone wrong, so they are left to the
-    reader; the levels above stay as the count left them."""
+    above C1 and the true C7 unlabelled, is recounted from the dens (confirmed by the CT): the
+    count fits C1–C7 into the planes of the true C1–C6 and puts C1–C4 right; C6 and C7 lay on
+    the true C5 and C6 and once passed every check of their own (C6 with 3 % of its vertebra
+    under its name, below a C5 left 8 mm tall). Where the count may have gone wrong — a level
+    too short for its name, or much smaller than its neighbours (C5 and C6 now) — the levels
+    below are left to the reader."""
     hu, lab = _demo_grid_study(87000024)
     clean, off = _count_and_check(c1_named_c2(lab, "lost"), hu, 1.25)
     assert clean.relabelled_fraction > 0.7 and clean.levels_confirmed
-    assert off.reasons["C5"][0].startswith("C5 is too small for a C5: height")
-    for n in ("C6", "C7"):
-        assert off.status[n] == "indeterminate"
-        assert off.reasons[n] == (
-            f"The levels were counted again (74% of the labels changed) and C5, above {n}, is "
-            f"not the size of a C5: the count may have gone wrong there, and {n} be named "
-            "wrong.",
-        )
+    assert [off.status[f"C{k}"] for k in (5, 6, 7)] == ["indeterminate"] * 3
     assessed = [k for k in range(1, 8) if off.status[f"C{k}"] == "assessed"]
     assert misnamed_levels(clean.labels, lab, assessed) == []
 

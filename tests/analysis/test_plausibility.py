@@ -409,6 +409,41 @@ def test_heavy_relabelling_is_trusted_where_the_ct_confirmed_every_level(spine):
     assert set(fine.status.values()) == {"assessed"}
 
 
+def test_after_a_heavy_recount_the_levels_below_one_the_wrong_size_are_left_to_the_reader(spine):
+    """A count that relabelled much names the levels head to feet from where it starts: below a
+    level too short for its name (C5, most of its planes labelled C4 and C6), or much smaller
+    than its neighbours (C5 still 10 mm tall), the count may have gone wrong, so C7 — in
+    proportion with its neighbours, and assessed after a light count — is left to the reader
+    too."""
+    labels, hu = spine
+    planes = _planes(labels, 5)
+
+    def c5_given_away(above: int, below: int) -> np.ndarray:
+        out = _relabelled(labels, 5, planes[:above], 4)
+        return _relabelled(out, 5, planes[len(planes) - below :], 6)
+
+    short = c5_given_away(5, 4)
+    light = check_spine(short, SPACING, hu, relabelled_fraction=0.1, levels_confirmed=True)
+    assert light.reasons["C5"][0].startswith("C5 is too small for a C5: height (head to feet) 8")
+    assert light.status["C7"] == "assessed"
+    heavy = check_spine(short, SPACING, hu, relabelled_fraction=0.74, levels_confirmed=True)
+    assert heavy.status["C7"] == "indeterminate"
+    assert heavy.reasons["C7"] == (
+        "The levels were counted again (74% of the labels changed) and C5, above C7, is not the "
+        "size of a C5: the count may have gone wrong there, and C7 be named wrong.",
+    )
+    assert heavy.status["C3"] == "assessed"
+    lopsided = c5_given_away(4, 4)
+    light = check_spine(lopsided, SPACING, hu, relabelled_fraction=0.1, levels_confirmed=True)
+    assert not light.reasons["C5"][0].startswith("C5 is too small")
+    assert light.status["C5"] == "indeterminate" and light.status["C7"] == "assessed"
+    check = check_spine(lopsided, SPACING, hu, relabelled_fraction=0.74, levels_confirmed=True)
+    assert check.reasons["C7"] == (
+        "The levels were counted again (74% of the labels changed) and C5, above C7, is much "
+        "smaller than its neighbours: the count may have gone wrong there, and C7 be named wrong.",
+    )
+
+
 def test_a_count_the_ct_did_not_confirm_that_relabelled_much_leaves_c1_and_c2_to_the_reader(
     spine,
 ):
