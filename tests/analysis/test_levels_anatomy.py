@@ -400,6 +400,22 @@ def test_after_a_heavy_recount_no_level_below_one_the_wrong_size_is_assessed():
     assert misnamed_levels(clean.labels, lab, assessed) == []
 
 
+def test_a_recount_keeps_the_arch_of_the_vertebra_above_with_it():
+    """Phantom 85000093 (seventh unseen set), its true labels named one too low with C1 and C2
+    labelled C1 together, is recounted from the dens (confirmed by the CT). A plane's smaller
+    bone piece that the model labelled as the vertebra above (a spinous process or inferior
+    articular process reaching down beside the next body) keeps that vertebra's level; the
+    count compared it with the model's names as if they were right, so under a renaming by one
+    C3's arch in C4's planes was renamed C4, and C3 was assessed with under 70 % of itself.
+    Every level assessed now holds at least three quarters of its vertebra."""
+    hu, lab = _demo_grid_study(85000093)
+    clean, check = _count_and_check(c2_named_c1(lab, "merged"), hu, 1.25)
+    assert clean.levels_confirmed and clean.relabelled_fraction > 0.7
+    assessed = [k for k in range(1, 8) if check.status[f"C{k}"] == "assessed"]
+    assert assessed == [3, 4, 5, 6, 7]
+    assert misnamed_levels(clean.labels, lab, assessed, min_own=0.75) == []
+
+
 def test_levels_counted_from_the_dens_with_skull_or_thorax_in_view(studies):
     near_new = near_old = within2 = total = 0
     for (cov, seed), (_st, hu, lab) in studies.items():
