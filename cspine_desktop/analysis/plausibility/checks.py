@@ -653,7 +653,7 @@ def _check_proportions(f: _Findings) -> None:
         if ("unequal", k) not in faults or {upper, lower} <= squeezed:
             continue
         vu, vl = whole[upper], whole[lower]
-        small, large = (upper, lower) if vu < vl else (lower, upper)
+        small, large = _unequal_pair(whole, k)
         reason = (
             f"{small} holds {min(vu, vl) / max(vu, vl):.0%} of the volume of {large} "
             f"(neighbours from C3 to C6 are alike, at least {NEIGHBOUR_SHARE_MIN:.0%}): part of "
@@ -672,6 +672,12 @@ def _check_proportions(f: _Findings) -> None:
                 f"be labelled {large}."
             )
             f.status[other] = INDETERMINATE
+
+
+def _unequal_pair(whole: Mapping[str, float], k: int) -> tuple[str, str]:
+    """(smaller, larger) of the neighbours C``k`` and C``k + 1`` by their volumes ``whole``."""
+    upper, lower = NAMES[k - 1], NAMES[k]
+    return (upper, lower) if whole[upper] < whole[lower] else (lower, upper)
 
 
 def _check_end_levels(f: _Findings) -> None:
@@ -787,11 +793,11 @@ def _leave_below_a_misfit(f: _Findings, relabelled_fraction: float) -> None:
     the lower half of the true C5 and on the true C6 (2–4 % of the true C6 its own) once the
     count kept the arch of the vertebra above with it."""
     sized = {n for n in NAMES[2:6] if n in f.measures and _size_reasons(f.measures[n])[0]}
-    small = {NAMES[k - 1] for rule, k in f.faults if rule == "squeezed"}
-    for rule, k in f.faults:
-        if rule == "unequal":
-            upper, lower = NAMES[k - 1], NAMES[k]
-            small.add(upper if f.whole[upper] < f.whole[lower] else lower)
+    small = {
+        NAMES[k - 1] if rule == "squeezed" else _unequal_pair(f.whole, k)[0]
+        for rule, k in f.faults
+        if rule in ("squeezed", "unequal")
+    }
     misfit = next((n for n in NAMES[2:6] if n in sized | small), None)
     if misfit is None:
         return
